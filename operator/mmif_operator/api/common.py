@@ -1,0 +1,190 @@
+"""Pieces shared by the Pipeline and PipelineRun models: base classes, field types, conditions."""
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from typing_extensions import Self
+
+from .cel import Rule, add_rules
+
+GROUP = "mmif.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+QUANTITY = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]"
+    r"|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+# A ".." path segment, in RE2 (CEL) and Python syntax alike.
+_DOTDOT_SEGMENT = "(^|/)[.][.](/|$)"
+
+
+def _add_model_rules(schema: dict[str, Any], cls: type[ApiModel]) -> None:
+    add_rules(schema, cls.cel_rules)
+
+
+class ApiModel(BaseModel):
+    """Base of every custom-resource model: camelCase aliases, CEL rules checked in Python too."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        json_schema_extra=_add_model_rules,
+    )
+    cel_rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_cel_rules(self) -> Self:
+        for rule in self.cel_rules:
+            rule.validate(self)
+        return self
+
+    @classmethod
+    def from_obj(cls, data: Mapping[str, Any] | None) -> Self:
+        """Parse the `spec` or `status` dict of a custom object (camelCase keys); None is `{}`."""
+        return cls.model_validate(dict(data or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The object as Kubernetes stores it: camelCase keys, JSON values, no None fields."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class SpecModel(ApiModel):
+    """A part of a `spec`: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StatusModel(ApiModel):
+    """A part of a `status`: written by the operator; unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    def to_status_patch(self) -> dict[str, Any]:
+        """The body to merge into `.status` (camelCase keys, JSON values, no None fields)."""
+        return self.to_dict()
+
+
+def list_map(*keys: str) -> dict[str, Any]:
+    """Schema markers of a list whose entries are identified by `keys` (merged by server-side apply)."""
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
+
+
+def _rfc3339(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+Timestamp = Annotated[AwareDatetime, PlainSerializer(_rfc3339, return_type=str, when_used="json")]
+"""A point in time, written as Kubernetes does: RFC 3339 in UTC, whole seconds."""
+
+Quantity = Annotated[
+    int | Annotated[str, StringConstraints(pattern=QUANTITY)],
+    WithJsonSchema({
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "pattern": QUANTITY,
+        "x-kubernetes-int-or-string": True,
+    }),
+]
+"""A Kubernetes resource quantity: an integer or a string such as `500m`, `2Gi`."""
+
+RelativePath = Annotated[
+    str,
+    Field(min_length=1, max_length=1024),
+    Rule(
+        f"!self.startsWith('/') && !self.matches('{_DOTDOT_SEGMENT}')",
+        "must be a relative path (no leading '/') without '..' segments",
+        check=lambda p: not p.startswith("/") and re.search(_DOTDOT_SEGMENT, p) is None,
+    ),
+]
+"""A path relative to the workspace's mount path that cannot leave it."""
+
+AbsolutePath = Annotated[
+    str,
+    Field(min_length=1, max_length=1024),
+    Rule(
+        f"self.startsWith('/') && !self.matches('{_DOTDOT_SEGMENT}')",
+        "must be an absolute path (leading '/') without '..' segments",
+        check=lambda p: p.startswith("/") and re.search(_DOTDOT_SEGMENT, p) is None,
+    ),
+]
+"""An absolute path inside a container."""
+
+ShortString = Annotated[str, Field(max_length=1024)]
+"""A string value of a map (parameters, node selector): at most 1024 characters."""
+
+
+class ConditionStatus(str, enum.Enum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(StatusModel):
+    """The state of one aspect of a resource, as in `metav1.Condition`."""
+
+    type: str = Field(
+        description="The aspect this condition is about, e.g. `Ready` or `Succeeded`.",
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+        max_length=316,
+    )
+    status: ConditionStatus = Field(description="`True`, `False` or `Unknown` (still undecided).")
+    reason: str = Field(
+        description="A CamelCase word saying why the condition has this status, "
+        "e.g. `PipelineNotFound`.",
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        min_length=1,
+        max_length=1024,
+    )
+    message: str = Field(
+        "", description="A human-readable explanation of the reason.", max_length=32768
+    )
+    last_transition_time: Timestamp = Field(
+        description="When the status last changed (not when the reason or message changed)."
+    )
+    observed_generation: int | None = Field(
+        None, description="The `metadata.generation` the condition was computed from.", ge=0
+    )
+
+
+class EnvVar(SpecModel):
+    """An environment variable of a container."""
+
+    name: str = Field(
+        description="The variable's name.",
+        pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$",
+        max_length=256,
+    )
+    value: str = Field("", description="The variable's value.", max_length=32768)
+
+
+class ResourceRequirements(SpecModel):
+    """Compute resources of a container, as in a Pod's `resources`."""
+
+    requests: dict[str, Quantity] | None = Field(
+        None,
+        description="The resources the scheduler reserves for the container, "
+        "e.g. `{cpu: 500m, memory: 2Gi}`.",
+        max_length=16,
+    )
+    limits: dict[str, Quantity] | None = Field(
+        None,
+        description="The most the container may use, e.g. `{memory: 4Gi, nvidia.com/gpu: 1}`.",
+        max_length=16,
+    )

@@ -1,0 +1,326 @@
+"""The PipelineRun custom resource: one batch of media sent through a Pipeline."""
+from __future__ import annotations
+
+import enum
+
+from pydantic import Field
+
+from .cel import Rule
+from .common import (
+    DNS_SUBDOMAIN,
+    AbsolutePath,
+    Condition,
+    RelativePath,
+    ShortString,
+    SpecModel,
+    StatusModel,
+    Timestamp,
+    list_map,
+)
+from .pipeline import MAX_STEPS, PipelineSpec
+
+KIND = "PipelineRun"
+PLURAL = "pipelineruns"
+MAX_INLINE_ITEMS = 1000
+MAX_FAILURES = 20
+MAX_HISTORY = 20
+MAX_FAILURE_MESSAGE = 512
+
+
+class RunPhase(str, enum.Enum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+class OnItemFailure(str, enum.Enum):
+    STOP = "Stop"
+    CONTINUE = "Continue"
+
+
+class RunSpecStatus(str, enum.Enum):
+    """What a user may set in `spec.status`."""
+
+    CANCELLED = "Cancelled"
+
+
+class PipelineRef(SpecModel):
+    """Names the Pipeline a run follows."""
+
+    name: str = Field(
+        description="The name of a Pipeline in the run's namespace.",
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
+    )
+
+
+class RunWorkspace(SpecModel):
+    """The volume holding the run's media and receiving its outputs."""
+
+    claim_name: str = Field(
+        description="The name of a PersistentVolumeClaim in the run's namespace.",
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
+    )
+    mount_path: AbsolutePath = Field(
+        "/data",
+        description="Where the claim is mounted in the step pods. Documents' locations are "
+        "relative to it.",
+    )
+    output_dir: RelativePath = Field(
+        "mmif-runs",
+        description="The folder, relative to `mountPath`, under which the run writes "
+        "`<outputDir>/<run name>/`.",
+    )
+
+
+class Document(SpecModel):
+    """One media file of an item."""
+
+    location: RelativePath = Field(
+        description="The file's path relative to the workspace's `mountPath`, e.g. "
+        "`videos/news-1.mp4`."
+    )
+    mime_type: str = Field(
+        description="The file's MIME type; its top-level type (`video`, `audio`, `image` or "
+        "`text`) sets the MMIF document type, e.g. `video/mp4`.",
+        pattern=r"^(video|audio|image|text)/[-+.a-zA-Z0-9]+$",
+        max_length=127,
+    )
+
+
+class Item(SpecModel):
+    """One unit of work: its documents, or an MMIF file to continue from."""
+
+    name: str | None = Field(
+        None, description="A label for the item in status and manifest.", max_length=63
+    )
+    documents: list[Document] | None = Field(
+        None,
+        description="The media files the item's source MMIF is built from.",
+        min_length=1,
+        max_length=10,
+    )
+    mmif: RelativePath | None = Field(
+        None,
+        description="The path, relative to the workspace's `mountPath`, of an existing MMIF file "
+        "to send through the pipeline instead of building one from documents.",
+    )
+
+    cel_rules = (
+        Rule(
+            "has(self.documents) != has(self.mmif)",
+            "an item needs exactly one of documents or mmif",
+            check=lambda i: (i.documents is None) != (i.mmif is None),
+        ),
+    )
+
+
+class ItemsFrom(SpecModel):
+    """A batch stored on the workspace."""
+
+    path: RelativePath = Field(
+        description="A JSON Lines file, relative to the workspace's `mountPath`, holding one "
+        "item per line in the same shape as `items` entries."
+    )
+
+
+IMMUTABLE_SPEC_FIELDS = (
+    "pipelineRef",
+    "workspace",
+    "items",
+    "itemsFrom",
+    "parallelism",
+    "params",
+    "timeoutSeconds",
+    "onItemFailure",
+)
+"""Every spec field but `status` and `ttlSecondsAfterFinished`: set once, at creation."""
+
+
+def _immutable(field: str) -> Rule:
+    return Rule(
+        f"has(self.{field}) == has(oldSelf.{field})"
+        f" && (!has(self.{field}) || self.{field} == oldSelf.{field})",
+        f"spec.{field} is immutable",
+        field_path=f".{field}",
+    )
+
+
+class PipelineRunSpec(SpecModel):
+    """The desired state of a PipelineRun. Only `status` and `ttlSecondsAfterFinished` may change
+    after creation."""
+
+    pipeline_ref: PipelineRef = Field(description="The Pipeline the run follows.")
+    workspace: RunWorkspace = Field(
+        description="The volume holding the media and receiving the outputs."
+    )
+    items: list[Item] | None = Field(
+        None,
+        description="The batch, inline. Exactly one of `items` and `itemsFrom` is set.",
+        min_length=1,
+        max_length=MAX_INLINE_ITEMS,
+    )
+    items_from: ItemsFrom | None = Field(
+        None,
+        description="The batch, from a file on the workspace (for batches too large to list "
+        "inline). Exactly one of `items` and `itemsFrom` is set.",
+    )
+    parallelism: int = Field(
+        4, description="How many items are in flight at once.", ge=1, le=1000
+    )
+    params: dict[str, dict[str, ShortString]] = Field(
+        default_factory=dict,
+        description="Per-step parameter overrides: step name -> CLAMS runtime parameter -> "
+        "value. They replace the Pipeline step's `parameters` of the same name.",
+        max_length=MAX_STEPS,
+        json_schema_extra={"additionalProperties": {"maxProperties": 50}},
+    )
+    timeout_seconds: int | None = Field(
+        None,
+        description="The whole run's deadline; items still in flight then are cancelled and the "
+        "run fails with reason `Timeout`. No deadline when unset.",
+        ge=1,
+    )
+    on_item_failure: OnItemFailure = Field(
+        OnItemFailure.STOP,
+        description="What happens to an item whose step fails. `Stop`: the item stops there. "
+        "`Continue`: the failed step's MMIF goes on to the next step (the item still counts as "
+        "failed).",
+    )
+    status: RunSpecStatus | None = Field(
+        None,
+        description="Set to `Cancelled` to cancel the run: the operator deletes the Jobs in "
+        "flight and the run ends `Cancelled`. A cancellation cannot be withdrawn.",
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        None,
+        description="Delete the run (and its Jobs) this many seconds after it ends. Kept "
+        "forever when unset. The outputs on the volume are never deleted.",
+        ge=0,
+    )
+
+    cel_rules = (
+        Rule(
+            "has(self.items) != has(self.itemsFrom)",
+            "spec: exactly one of items or itemsFrom must be set",
+            check=lambda r: (r.items is None) != (r.items_from is None),
+        ),
+        Rule(
+            "has(self.status) || !has(oldSelf.status)",
+            "spec.status: a cancelled run cannot be resumed",
+            field_path=".status",
+        ),
+        *map(_immutable, IMMUTABLE_SPEC_FIELDS),
+    )
+
+
+class StepCounts(StatusModel):
+    """How many items are at each phase of one step."""
+
+    name: str = Field(description="The step's name.", max_length=30)
+    pending: int = Field(0, description="Items that have not reached the step yet.", ge=0)
+    running: int = Field(0, description="Items whose Job for this step is in flight.", ge=0)
+    succeeded: int = Field(0, description="Items that passed the step.", ge=0)
+    failed: int = Field(0, description="Items that failed at the step.", ge=0)
+
+
+class Failure(StatusModel):
+    """One item that failed at one step."""
+
+    item: str | None = Field(None, description="The item's name, if it has one.", max_length=63)
+    index: int = Field(description="The item's position in the batch, from 0.", ge=0)
+    step: str = Field(description="The step that failed.", max_length=30)
+    reason: str = Field(
+        description="A CamelCase word, e.g. `AppError`, `InvalidOutput`, `Timeout`.",
+        max_length=128,
+    )
+    message: str = Field(
+        "",
+        description=f"What went wrong (at most {MAX_FAILURE_MESSAGE} characters).",
+        max_length=MAX_FAILURE_MESSAGE,
+    )
+    time: Timestamp = Field(description="When the failure was recorded.")
+
+
+class Transition(StatusModel):
+    """One change of the run's phase."""
+
+    from_: RunPhase | None = Field(
+        None, alias="from", description="The phase before (none for the first entry)."
+    )
+    to: RunPhase = Field(description="The phase after.")
+    reason: str = Field(description="Why the phase changed, e.g. `Running`.", max_length=128)
+    time: Timestamp = Field(description="When the phase changed.")
+
+
+class PipelineRunStatus(StatusModel):
+    """The observed state of a PipelineRun."""
+
+    observed_generation: int | None = Field(
+        None, description="The `metadata.generation` this status describes.", ge=0
+    )
+    phase: RunPhase | None = Field(
+        None, description="Pending, Running, Succeeded, Failed or Cancelled."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="`Succeeded`: `Unknown` while the run is pending or running, then `True` or "
+        "`False`; its reason says why (e.g. `PipelineNotFound`, `ItemsFailed`, `Timeout`).",
+        max_length=8,
+        json_schema_extra=list_map("type"),
+    )
+    start_time: Timestamp | None = Field(None, description="When the run started running.")
+    completion_time: Timestamp | None = Field(None, description="When the run ended.")
+    progress: str | None = Field(
+        None,
+        description="Items done (succeeded, failed or cancelled) over items in the batch, "
+        "e.g. `120/500`.",
+        pattern=r"^[0-9]+/[0-9]+$",
+        max_length=32,
+    )
+    item_count: int | None = Field(
+        None, description="How many items the batch holds (known once prepared).", ge=0
+    )
+    items_succeeded: int = Field(0, description="Items that passed every step.", ge=0)
+    items_failed: int = Field(0, description="Items that failed at a step.", ge=0)
+    items_cancelled: int = Field(
+        0, description="Items stopped by cancellation or the run's timeout.", ge=0
+    )
+    steps: list[StepCounts] = Field(
+        default_factory=list,
+        description="Item counts per step, in the pipeline's order.",
+        max_length=MAX_STEPS,
+        json_schema_extra=list_map("name"),
+    )
+    failures: list[Failure] = Field(
+        default_factory=list,
+        description=f"The {MAX_FAILURES} latest item failures, oldest first; the manifest lists "
+        "them all.",
+        max_length=MAX_FAILURES,
+    )
+    history: list[Transition] = Field(
+        default_factory=list,
+        description=f"The {MAX_HISTORY} latest phase changes, oldest first.",
+        max_length=MAX_HISTORY,
+    )
+    item_states: str | None = Field(
+        None,
+        description="The state of every item, compressed (one byte per item, zlib, base64); "
+        "read it with `mmif_operator.itemstates`.",
+    )
+    pipeline_spec: PipelineSpec | None = Field(
+        None,
+        description="The Pipeline's spec as it was when the run started; the run follows this "
+        "copy, so editing the Pipeline does not change runs already started.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    output_path: AbsolutePath | None = Field(
+        None,
+        description="The run's output folder as seen in pods, e.g. `/data/mmif-runs/run-1`.",
+    )
+    manifest_path: AbsolutePath | None = Field(
+        None, description="The run's manifest, `<outputPath>/manifest.json`."
+    )
