@@ -1,0 +1,1 @@
+"""Pure builders: names, labels, pod security, Job / Deployment / Service dicts (no API calls)."""

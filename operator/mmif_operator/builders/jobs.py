@@ -1,0 +1,276 @@
+"""batch/v1 Job dicts for a PipelineRun: prepare, one (item, step), manifest.
+
+Plain dicts, ready for `BatchV1Api.create_namespaced_job(namespace, body)`. Nothing here talks
+to Kubernetes. See docs/design.md ("Execution model") for the pod layout.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import labels as L
+from . import names, security
+from .specs import (
+    API_VERSION, KIND_RUN, merged_parameters, plain, run_output_path,
+    step_port, step_retries, step_uses_sidecar, workspace_mount_path,
+)
+from ..runner import env as E
+from ..runner.exitcodes import FAIL_JOB
+
+RUNNER_CONTAINER = "runner"
+APP_CONTAINER = "app"
+WORKSPACE_VOLUME = "workspace"
+TMP_VOLUME = "tmp"
+
+# Runner exit codes that are final: never retried by the Job (runner/exitcodes.py):
+# 1 app error, 3 invalid output, 4 invalid items/input, 5 output conflict, 6 invalid config.
+FINAL_EXIT_CODES = tuple(int(c) for c in FAIL_JOB)
+
+RUNNER_RESOURCES = {
+    "requests": {"cpu": "50m", "memory": "128Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
+}
+APP_STARTUP_PERIOD_SECONDS = 1
+APP_STARTUP_FAILURE_THRESHOLD = 900      # 15 minutes to load a model and listen
+PREPARE_RETRIES = 2
+MANIFEST_RETRIES = 2
+PREPARE_DEADLINE_SECONDS = 3600
+MANIFEST_DEADLINE_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every Job of a run needs to know about the PipelineRun (plain values)."""
+
+    name: str
+    namespace: str
+    uid: str
+    pipeline: str
+    claim_name: str
+    mount_path: str = "/data"
+    output_path: str = ""          # `<mountPath>/<outputDir>/<run>`; computed when empty
+
+    @classmethod
+    def from_run(cls, body: Mapping[str, Any]) -> "RunContext":
+        """From a PipelineRun object (dict with metadata and spec)."""
+        meta = body.get("metadata") or {}
+        spec = plain(body.get("spec"))
+        ws = spec.get("workspace") or {}
+        return cls(
+            name=meta["name"],
+            namespace=meta.get("namespace") or "default",
+            uid=meta.get("uid") or "",
+            pipeline=(spec.get("pipelineRef") or {}).get("name", ""),
+            claim_name=ws.get("claimName", ""),
+            mount_path=workspace_mount_path(ws),
+            output_path=run_output_path(meta["name"], ws),
+        )
+
+    @property
+    def run_dir(self) -> str:
+        return self.output_path or f"{self.mount_path.rstrip('/')}/mmif-runs/{self.name}"
+
+    def owner_reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND_RUN,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def _env(pairs: Mapping[str, Any]) -> list[dict[str, str]]:
+    return [{"name": k, "value": str(v)} for k, v in pairs.items() if v is not None]
+
+
+def _runner_base_env(ctx: RunContext) -> dict[str, Any]:
+    return {
+        E.RUN_DIR: ctx.run_dir,
+        E.WORKSPACE: ctx.mount_path,
+        E.RUN_UID: ctx.uid or None,
+    }
+
+
+def _step_names(pipeline_spec: Mapping[str, Any]) -> str:
+    return ",".join(s["name"] for s in pipeline_spec.get("steps") or [])
+
+
+def _runner_container(image: str, command: str, env: Mapping[str, Any], mount_path: str) -> dict[str, Any]:
+    return {
+        "name": RUNNER_CONTAINER,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["mmif-runner", command],
+        "env": _env(env),
+        "resources": json.loads(json.dumps(RUNNER_RESOURCES)),
+        "securityContext": security.runner_security_context(),
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [
+            {"name": WORKSPACE_VOLUME, "mountPath": mount_path},
+            {"name": TMP_VOLUME, "mountPath": "/tmp"},
+        ],
+    }
+
+
+def _volumes(ctx: RunContext) -> list[dict[str, Any]]:
+    return [
+        {"name": WORKSPACE_VOLUME, "persistentVolumeClaim": {"claimName": ctx.claim_name}},
+        {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+
+
+def pod_failure_policy() -> dict[str, Any]:
+    """App errors, invalid output/items and output conflicts fail the Job at once; evictions
+    and other disruptions do not count against `backoffLimit`."""
+    return {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": RUNNER_CONTAINER,
+                    "operator": "In",
+                    "values": list(FINAL_EXIT_CODES),
+                },
+            },
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]
+    }
+
+
+def _job(ctx: RunContext, name: str, labels: dict[str, str], pod_spec: dict[str, Any],
+         *, retries: int, deadline: int | None) -> dict[str, Any]:
+    security.secure_pod_spec(pod_spec)
+    pod_spec["restartPolicy"] = "Never"
+    spec: dict[str, Any] = {
+        "backoffLimit": int(retries),
+        "podFailurePolicy": pod_failure_policy(),
+        "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+    }
+    if deadline:
+        spec["activeDeadlineSeconds"] = int(deadline)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": ctx.namespace,
+            "labels": dict(labels),
+            "ownerReferences": [ctx.owner_reference()],
+        },
+        "spec": spec,
+    }
+
+
+def app_url(step: Mapping[str, Any], *, pipeline: str, namespace: str) -> str:
+    """Where the runner POSTs: the sidecar, the step's Service, or the step's `url`."""
+    if step.get("url"):
+        return str(step["url"])
+    if step_uses_sidecar(step):
+        return f"http://127.0.0.1:{step_port(step)}"
+    svc = names.app_service_name(pipeline, step["name"])
+    return f"http://{svc}.{namespace}.svc:{step_port(step)}"
+
+
+def app_sidecar(step: Mapping[str, Any], mount_path: str) -> dict[str, Any]:
+    """The CLAMS app as a native sidecar: starts first, the runner waits for its port."""
+    port = step_port(step)
+    container: dict[str, Any] = {
+        "name": APP_CONTAINER,
+        "image": step["image"],
+        "restartPolicy": "Always",
+        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "startupProbe": {
+            "tcpSocket": {"port": port},
+            "periodSeconds": APP_STARTUP_PERIOD_SECONDS,
+            "failureThreshold": APP_STARTUP_FAILURE_THRESHOLD,
+        },
+        "env": [{"name": e["name"], "value": str(e.get("value", ""))} for e in step.get("env") or []],
+        "securityContext": security.app_security_context(step.get("runAsUser"), step.get("runAsNonRoot")),
+        "volumeMounts": [{"name": WORKSPACE_VOLUME, "mountPath": mount_path, "readOnly": True}],
+    }
+    if not any(e["name"] == "CLAMS_GUNICORN_WORKERS" for e in container["env"]):
+        # One request at a time reaches this app: one worker, one copy of the model in memory.
+        container["env"].append({"name": "CLAMS_GUNICORN_WORKERS", "value": "1"})
+    resources = plain(step.get("resources"))
+    if resources:
+        container["resources"] = resources
+    return container
+
+
+def step_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, pipeline_spec: Mapping[str, Any] | Any,
+             item_index: int, step_index: int, operator_image: str) -> dict[str, Any]:
+    """The Job running step `step_index` of item `item_index`."""
+    run_spec = plain(run_spec)
+    pipeline_spec = plain(pipeline_spec)
+    steps = pipeline_spec["steps"]
+    step = plain(steps[step_index])
+    name = names.step_job_name(ctx.name, item_index, step_index)
+    labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_STEP, step=step["name"],
+                              step_index=step_index, item_index=item_index)
+    env = _runner_base_env(ctx)
+    env.update({
+        E.ITEM_INDEX: item_index,
+        E.STEP_INDEX: step_index,
+        E.STEPS: _step_names(pipeline_spec),
+        E.APP_URL: app_url(step, pipeline=ctx.pipeline, namespace=ctx.namespace),
+        E.APP_PARAMS: json.dumps(merged_parameters(step, run_spec), sort_keys=True),
+    })
+    if step.get("timeoutSeconds"):
+        # Answer within the step's deadline or count as timed out (the Job's deadline kills anyway).
+        env[E.HTTP_TIMEOUT] = int(step["timeoutSeconds"])
+    pod_spec: dict[str, Any] = {
+        "containers": [_runner_container(operator_image, "step", env, ctx.mount_path)],
+        "volumes": _volumes(ctx),
+    }
+    if step_uses_sidecar(step):
+        pod_spec["initContainers"] = [app_sidecar(step, ctx.mount_path)]
+        if step.get("nodeSelector"):
+            pod_spec["nodeSelector"] = dict(step["nodeSelector"])
+    return _job(ctx, name, labels, pod_spec, retries=step_retries(step), deadline=step.get("timeoutSeconds"))
+
+
+def prepare_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, operator_image: str) -> dict[str, Any]:
+    """The Job that normalises the batch into `<runDir>/items.jsonl` and claims `<runDir>`."""
+    run_spec = plain(run_spec)
+    labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PREPARE)
+    env = _runner_base_env(ctx)
+    if run_spec.get("items") is not None:
+        env[E.ITEMS_INLINE] = json.dumps(run_spec["items"], separators=(",", ":"))
+    if run_spec.get("itemsFrom"):
+        env[E.ITEMS_FROM] = run_spec["itemsFrom"]["path"]
+    pod_spec = {
+        "containers": [_runner_container(operator_image, "prepare", env, ctx.mount_path)],
+        "volumes": _volumes(ctx),
+    }
+    return _job(ctx, names.prepare_job_name(ctx.name), labels, pod_spec,
+                retries=PREPARE_RETRIES, deadline=PREPARE_DEADLINE_SECONDS)
+
+
+def manifest_job(ctx: RunContext, pipeline_spec: Mapping[str, Any] | Any, item_states: str,
+                 operator_image: str, run_phase: str) -> dict[str, Any]:
+    """The Job writing `<runDir>/manifest.json` from the final item states.
+
+    `item_states` is `status.itemStates` once every item is terminal; an item that failed a step
+    and went on (onItemFailure Continue) is FAILED at its first failing step there.
+    `run_phase` is the phase the run will end in (Succeeded, Failed, Cancelled).
+    """
+    pipeline_spec = plain(pipeline_spec)
+    labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_MANIFEST)
+    env = {
+        E.RUN_DIR: ctx.run_dir,
+        E.RUN_NAME: ctx.name,
+        E.STEPS: _step_names(pipeline_spec),
+        E.ITEM_STATES: item_states,
+        E.RUN_PHASE: run_phase,
+    }
+    pod_spec = {
+        "containers": [_runner_container(operator_image, "manifest", env, ctx.mount_path)],
+        "volumes": _volumes(ctx),
+    }
+    return _job(ctx, names.manifest_job_name(ctx.name), labels, pod_spec,
+                retries=MANIFEST_RETRIES, deadline=MANIFEST_DEADLINE_SECONDS)

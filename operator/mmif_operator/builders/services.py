@@ -1,0 +1,114 @@
+"""Deployment + Service of a Service-mode step (no `url`), owned by the Pipeline.
+
+Name `<pipeline>-<step>` (see names.app_service_name); the app pods mount the Pipeline's
+`spec.workspace` claim read-only at its mountPath, the same path runs use, so the file paths in
+MMIF documents resolve in both.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import labels as L
+from . import names, security
+from .specs import API_VERSION, KIND_PIPELINE, plain, step_port, step_replicas, workspace_mount_path
+
+APP_CONTAINER = "app"
+WORKSPACE_VOLUME = "workspace"
+READINESS_PERIOD_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class PipelineContext:
+    name: str
+    namespace: str
+    uid: str
+
+    @classmethod
+    def from_pipeline(cls, body: Mapping[str, Any]) -> "PipelineContext":
+        meta = body.get("metadata") or {}
+        return cls(name=meta["name"], namespace=meta.get("namespace") or "default", uid=meta.get("uid") or "")
+
+    def owner_reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND_PIPELINE,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def _metadata(ctx: PipelineContext, step: Mapping[str, Any]) -> dict[str, Any]:
+    name = names.app_service_name(ctx.name, step["name"])
+    return {
+        "name": name,
+        "namespace": ctx.namespace,
+        "labels": L.app_service_labels(ctx.name, step["name"], instance=name),
+        "ownerReferences": [ctx.owner_reference()],
+    }
+
+
+def app_deployment(ctx: PipelineContext, pipeline_spec: Mapping[str, Any] | Any,
+                   step: Mapping[str, Any] | Any) -> dict[str, Any]:
+    pipeline_spec = plain(pipeline_spec)
+    step = plain(step)
+    workspace = pipeline_spec.get("workspace")
+    if not workspace or not workspace.get("claimName"):
+        raise ValueError("a Service-mode step needs the Pipeline's spec.workspace")
+    mount_path = workspace_mount_path(workspace)
+    port = step_port(step)
+    meta = _metadata(ctx, step)
+    selector = L.app_service_selector(ctx.name, step["name"])
+    env = [{"name": e["name"], "value": str(e.get("value", ""))} for e in step.get("env") or []]
+    if not any(e["name"] == "CLAMS_GUNICORN_WORKERS" for e in env):
+        env.append({"name": "CLAMS_GUNICORN_WORKERS", "value": "1"})
+    container: dict[str, Any] = {
+        "name": APP_CONTAINER,
+        "image": step["image"],
+        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": READINESS_PERIOD_SECONDS},
+        "env": env,
+        "securityContext": security.app_security_context(step.get("runAsUser"), step.get("runAsNonRoot")),
+        "volumeMounts": [{"name": WORKSPACE_VOLUME, "mountPath": mount_path, "readOnly": True}],
+    }
+    resources = plain(step.get("resources"))
+    if resources:
+        container["resources"] = resources
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "volumes": [{
+            "name": WORKSPACE_VOLUME,
+            "persistentVolumeClaim": {"claimName": workspace["claimName"], "readOnly": True},
+        }],
+    }
+    if step.get("nodeSelector"):
+        pod_spec["nodeSelector"] = dict(step["nodeSelector"])
+    security.secure_pod_spec(pod_spec)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": step_replicas(step),
+            "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": dict(meta["labels"])}, "spec": pod_spec},
+        },
+    }
+
+
+def app_service(ctx: PipelineContext, step: Mapping[str, Any] | Any) -> dict[str, Any]:
+    step = plain(step)
+    port = step_port(step)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(ctx, step),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": L.app_service_selector(ctx.name, step["name"]),
+            "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }

@@ -1,0 +1,97 @@
+"""Plain-value views of the API objects the builders read.
+
+The builders and the reconciler work on plain camelCase dicts, as kopf hands them over (and as
+`status.pipelineSpec` stores the snapshot). A pydantic model of `mmif_operator.api` is accepted
+too and dumped by alias. Defaults mirror docs/api-draft.md, so a dict written by hand (a test,
+an object created before a default existed) reads the same as a defaulted one.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULT_PORT = 5000
+DEFAULT_RETRIES = 2
+DEFAULT_REPLICAS = 1
+DEFAULT_MOUNT_PATH = "/data"
+DEFAULT_OUTPUT_DIR = "mmif-runs"
+DEFAULT_PARALLELISM = 4
+MODE_JOB = "Job"
+MODE_SERVICE = "Service"
+ON_FAILURE_STOP = "Stop"
+ON_FAILURE_CONTINUE = "Continue"
+
+API_GROUP = "mmif.dev"
+API_VERSION = "mmif.dev/v1alpha1"
+KIND_PIPELINE = "Pipeline"
+KIND_RUN = "PipelineRun"
+
+
+def plain(obj: Any) -> dict[str, Any]:
+    """A camelCase dict of `obj` (a Mapping, a pydantic model, or None → {})."""
+    if obj is None:
+        return {}
+    dump = getattr(obj, "model_dump", None)
+    if dump is not None:
+        return dump(by_alias=True, exclude_none=True, mode="json")
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    raise TypeError(f"expected a mapping or a pydantic model, got {type(obj).__name__}")
+
+
+def step_mode(step: Mapping[str, Any]) -> str:
+    return step.get("mode") or MODE_JOB
+
+
+def step_port(step: Mapping[str, Any]) -> int:
+    return int(step.get("port") or DEFAULT_PORT)
+
+
+def step_retries(step: Mapping[str, Any]) -> int:
+    value = step.get("retries")
+    return DEFAULT_RETRIES if value is None else int(value)
+
+
+def step_replicas(step: Mapping[str, Any]) -> int:
+    return int(step.get("replicas") or DEFAULT_REPLICAS)
+
+
+def step_uses_sidecar(step: Mapping[str, Any]) -> bool:
+    """Job mode: the app runs in the step pod as a native sidecar."""
+    return step_mode(step) != MODE_SERVICE and not step.get("url")
+
+
+def step_needs_deployment(step: Mapping[str, Any]) -> bool:
+    """Service mode without url: the operator keeps a Deployment + Service."""
+    return step_mode(step) == MODE_SERVICE and not step.get("url")
+
+
+def workspace_mount_path(workspace: Mapping[str, Any] | None) -> str:
+    return (workspace or {}).get("mountPath") or DEFAULT_MOUNT_PATH
+
+
+def workspace_output_dir(workspace: Mapping[str, Any] | None) -> str:
+    return (workspace or {}).get("outputDir") or DEFAULT_OUTPUT_DIR
+
+
+def run_output_path(run_name: str, workspace: Mapping[str, Any] | None) -> str:
+    """The run's folder as seen in pods, e.g. `/data/mmif-runs/run-1` (docs/design.md)."""
+    mount = workspace_mount_path(workspace).rstrip("/") or "/"
+    out = workspace_output_dir(workspace).strip("/")
+    return f"{mount.rstrip('/')}/{out}/{run_name}"
+
+
+def run_parallelism(spec: Mapping[str, Any]) -> int:
+    return int(spec.get("parallelism") or DEFAULT_PARALLELISM)
+
+
+def run_on_item_failure(spec: Mapping[str, Any]) -> str:
+    return spec.get("onItemFailure") or ON_FAILURE_STOP
+
+
+def merged_parameters(step: Mapping[str, Any], run_spec: Mapping[str, Any]) -> dict[str, str]:
+    """The step's `parameters`, overridden by the run's `params[<step name>]`."""
+    params = {str(k): str(v) for k, v in (step.get("parameters") or {}).items()}
+    overrides = (run_spec.get("params") or {}).get(step.get("name"), {}) or {}
+    params.update({str(k): str(v) for k, v in overrides.items()})
+    return params

@@ -1,0 +1,174 @@
+"""builders/jobs.py, services.py, security.py: the dicts the operator sends to the API."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mmif_operator.builders import jobs, labels as L, names, services
+from mmif_operator.runner import env as E
+
+RUN = {
+    "metadata": {"name": "run-1", "namespace": "ns", "uid": "uid-1"},
+    "spec": {
+        "pipelineRef": {"name": "pipe"},
+        "workspace": {"claimName": "media", "mountPath": "/data"},
+        "items": [{"documents": [{"location": "a.mp4", "mimeType": "video/mp4"}]}],
+        "params": {"asr": {"model": "large", "pretty": "false"}},
+    },
+}
+PIPELINE = {
+    "steps": [
+        {"name": "asr", "image": "asr:1", "port": 5000, "parameters": {"model": "small", "pretty": "true"},
+         "resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"nvidia.com/gpu": 1}},
+         "nodeSelector": {"gpu": "yes"}, "env": [{"name": "A", "value": "1"}], "timeoutSeconds": 600,
+         "retries": 3, "runAsUser": 1000, "runAsNonRoot": True},
+        {"name": "ner", "image": "ner:1", "mode": "Service", "port": 8080, "replicas": 2},
+        {"name": "ext", "mode": "Service", "url": "https://apps.example.org/ext"},
+    ],
+    "workspace": {"claimName": "media", "mountPath": "/data"},
+}
+CTX = jobs.RunContext.from_run(RUN)
+
+
+def env_of(container):
+    return {e["name"]: e["value"] for e in container.get("env", [])}
+
+
+def check_restricted(pod_spec):
+    """The `restricted` Pod Security Standard (v1.33), as far as our pods can break it."""
+    assert pod_spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod_spec.get("automountServiceAccountToken") is False
+    pod_non_root = pod_spec["securityContext"].get("runAsNonRoot")
+    for c in pod_spec.get("initContainers", []) + pod_spec["containers"]:
+        sc = c["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False, c["name"]
+        assert sc["capabilities"]["drop"] == ["ALL"], c["name"]
+        assert not sc["capabilities"].get("add"), c["name"]
+        assert sc.get("runAsNonRoot", pod_non_root) is True, c["name"]
+        assert sc.get("runAsUser", 1) != 0, c["name"]
+        assert not sc.get("privileged"), c["name"]
+    for v in pod_spec["volumes"]:
+        assert set(v) - {"name"} <= {"persistentVolumeClaim", "emptyDir", "configMap", "secret", "projected"}
+    assert not pod_spec.get("hostNetwork") and not pod_spec.get("hostPID")
+
+
+def test_step_job_mode_layout():
+    job = jobs.step_job(CTX, RUN["spec"], PIPELINE, 7, 0, "mmif-operator:dev")
+    assert job["metadata"]["name"] == names.step_job_name("run-1", 7, 0)
+    assert job["metadata"]["namespace"] == "ns"
+    owner, = job["metadata"]["ownerReferences"]
+    assert owner == {"apiVersion": "mmif.dev/v1alpha1", "kind": "PipelineRun", "name": "run-1",
+                     "uid": "uid-1", "controller": True, "blockOwnerDeletion": True}
+    labels = job["metadata"]["labels"]
+    assert labels[L.RUN] == "run-1" and labels[L.PIPELINE] == "pipe" and labels[L.STEP] == "asr"
+    assert labels[L.ITEM_INDEX] == "7" and labels[L.STEP_INDEX] == "0" and labels[L.COMPONENT] == "step"
+    assert job["spec"]["template"]["metadata"]["labels"] == labels
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 3
+    assert spec["activeDeadlineSeconds"] == 600
+    rules = spec["podFailurePolicy"]["rules"]
+    assert rules[0]["action"] == "FailJob"
+    assert rules[0]["onExitCodes"]["containerName"] == "runner"
+    assert {1, 3, 4, 5} <= set(rules[0]["onExitCodes"]["values"]) and 2 not in rules[0]["onExitCodes"]["values"]
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["nodeSelector"] == {"gpu": "yes"}
+    assert pod["volumes"][0] == {"name": "workspace", "persistentVolumeClaim": {"claimName": "media"}}
+    app, = pod["initContainers"]
+    assert app["restartPolicy"] == "Always" and app["image"] == "asr:1"
+    assert app["startupProbe"]["tcpSocket"]["port"] == 5000
+    assert app["startupProbe"]["periodSeconds"] == 1 and app["startupProbe"]["failureThreshold"] >= 120
+    assert app["resources"] == PIPELINE["steps"][0]["resources"]
+    assert {"name": "workspace", "mountPath": "/data", "readOnly": True} in app["volumeMounts"]
+    assert env_of(app) == {"A": "1", "CLAMS_GUNICORN_WORKERS": "1"}
+    assert app["securityContext"]["runAsUser"] == 1000 and app["securityContext"]["runAsNonRoot"] is True
+    runner, = pod["containers"]
+    assert runner["name"] == "runner" and runner["image"] == "mmif-operator:dev"
+    assert runner["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert runner["resources"]["limits"]["memory"]
+    assert {"name": "workspace", "mountPath": "/data"} in runner["volumeMounts"]
+    assert runner["securityContext"]["runAsUser"] == 65532 and runner["securityContext"]["runAsNonRoot"]
+    env = env_of(runner)
+    assert env[E.APP_URL] == "http://127.0.0.1:5000"
+    assert json.loads(env[E.APP_PARAMS]) == {"model": "large", "pretty": "false"}
+    assert env[E.ITEM_INDEX] == "7" and env[E.STEP_INDEX] == "0"
+    assert env[E.STEPS] == "asr,ner,ext"
+    assert env[E.RUN_DIR] == "/data/mmif-runs/run-1" and env[E.WORKSPACE] == "/data"
+    assert env[E.RUN_UID] == "uid-1"
+    check_restricted(pod)
+
+
+def test_job_is_json_serialisable():
+    for job in (jobs.step_job(CTX, RUN["spec"], PIPELINE, 0, k, "img") for k in range(3)):
+        json.dumps(job)
+
+
+def test_step_job_service_mode_and_url():
+    svc_job = jobs.step_job(CTX, RUN["spec"], PIPELINE, 0, 1, "img")
+    pod = svc_job["spec"]["template"]["spec"]
+    assert "initContainers" not in pod and len(pod["containers"]) == 1
+    assert env_of(pod["containers"][0])[E.APP_URL] == "http://pipe-ner.ns.svc:8080"
+    assert svc_job["spec"]["backoffLimit"] == 2 and "activeDeadlineSeconds" not in svc_job["spec"]
+    check_restricted(pod)
+    url_job = jobs.step_job(CTX, RUN["spec"], PIPELINE, 0, 2, "img")
+    assert env_of(url_job["spec"]["template"]["spec"]["containers"][0])[E.APP_URL] == "https://apps.example.org/ext"
+
+
+def test_root_app_is_not_forced_non_root():
+    spec = {"steps": [{"name": "a", "image": "a:1"}]}
+    pod = jobs.step_job(CTX, RUN["spec"], spec, 0, 0, "img")["spec"]["template"]["spec"]
+    sc = pod["initContainers"][0]["securityContext"]
+    assert "runAsUser" not in sc and "runAsNonRoot" not in sc
+    assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
+    with pytest.raises(AssertionError):
+        check_restricted(pod)
+
+
+def test_prepare_and_manifest_jobs():
+    prep = jobs.prepare_job(CTX, RUN["spec"], "img")
+    assert prep["metadata"]["name"] == "run-1-prepare"
+    assert prep["metadata"]["labels"][L.COMPONENT] == "prepare"
+    runner = prep["spec"]["template"]["spec"]["containers"][0]
+    assert runner["command"] == ["mmif-runner", "prepare"]
+    assert json.loads(env_of(runner)[E.ITEMS_INLINE]) == RUN["spec"]["items"]
+    check_restricted(prep["spec"]["template"]["spec"])
+    from_file = jobs.prepare_job(CTX, {**RUN["spec"], "items": None, "itemsFrom": {"path": "b.jsonl"}}, "img")
+    env = env_of(from_file["spec"]["template"]["spec"]["containers"][0])
+    assert env[E.ITEMS_FROM] == "b.jsonl" and E.ITEMS_INLINE not in env
+
+    man = jobs.manifest_job(CTX, PIPELINE, "eJwDAAAAAAE=", "img", "Succeeded")
+    assert man["metadata"]["name"] == "run-1-manifest"
+    assert man["metadata"]["labels"][L.COMPONENT] == "manifest"
+    env = env_of(man["spec"]["template"]["spec"]["containers"][0])
+    assert env[E.ITEM_STATES] == "eJwDAAAAAAE=" and env[E.RUN_PHASE] == "Succeeded"
+    assert env[E.STEPS] == "asr,ner,ext"
+    check_restricted(man["spec"]["template"]["spec"])
+
+
+def test_app_deployment_and_service():
+    ctx = services.PipelineContext(name="pipe", namespace="ns", uid="p-uid")
+    step = PIPELINE["steps"][1]
+    dep = services.app_deployment(ctx, PIPELINE, step)
+    assert dep["metadata"]["name"] == "pipe-ner"
+    assert dep["metadata"]["ownerReferences"][0]["kind"] == "Pipeline"
+    assert dep["metadata"]["ownerReferences"][0]["controller"] is True
+    assert dep["spec"]["replicas"] == 2
+    sel = dep["spec"]["selector"]["matchLabels"]
+    assert sel.items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert dep["metadata"]["labels"][L.PIPELINE] == "pipe" and dep["metadata"]["labels"][L.STEP] == "ner"
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["readinessProbe"]["tcpSocket"]["port"] == 8080
+    assert env_of(c)["CLAMS_GUNICORN_WORKERS"] == "1"
+    assert {"name": "workspace", "mountPath": "/data", "readOnly": True} in c["volumeMounts"]
+    assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": "media", "readOnly": True}
+    assert pod["automountServiceAccountToken"] is False
+    svc = services.app_service(ctx, step)
+    assert svc["metadata"]["name"] == "pipe-ner"
+    assert svc["spec"]["selector"] == sel
+    assert svc["spec"]["ports"][0]["port"] == 8080
+    custom = services.app_deployment(ctx, PIPELINE, {**step, "env": [{"name": "CLAMS_GUNICORN_WORKERS", "value": "4"}]})
+    assert env_of(custom["spec"]["template"]["spec"]["containers"][0]) == {"CLAMS_GUNICORN_WORKERS": "4"}
+    with pytest.raises(ValueError):
+        services.app_deployment(ctx, {"steps": [step]}, step)
