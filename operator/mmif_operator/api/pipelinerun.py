@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Annotated
 
 from pydantic import Field
 
@@ -25,6 +26,10 @@ MAX_INLINE_ITEMS = 1000
 MAX_FAILURES = 20
 MAX_HISTORY = 20
 MAX_FAILURE_MESSAGE = 512
+
+
+StepParams = Annotated[dict[str, ShortString], Field(max_length=50)]
+"""CLAMS runtime parameters of one step: name -> value."""
 
 
 class RunPhase(str, enum.Enum):
@@ -171,12 +176,11 @@ class PipelineRunSpec(SpecModel):
     parallelism: int = Field(
         4, description="How many items are in flight at once.", ge=1, le=1000
     )
-    params: dict[str, dict[str, ShortString]] = Field(
+    params: dict[str, StepParams] = Field(
         default_factory=dict,
         description="Per-step parameter overrides: step name -> CLAMS runtime parameter -> "
         "value. They replace the Pipeline step's `parameters` of the same name.",
         max_length=MAX_STEPS,
-        json_schema_extra={"additionalProperties": {"maxProperties": 50}},
     )
     timeout_seconds: int | None = Field(
         None,
