@@ -1,0 +1,51 @@
+"""Names (and defaults) of the environment variables that configure `mmif-runner`.
+
+The operator's Job builder imports these, so the names live in one place.
+"""
+from __future__ import annotations
+
+# -- every subcommand ---------------------------------------------------------------------------
+#: absolute run folder, e.g. /data/mmif-runs/run-1 (see paths.run_dir)
+RUN_DIR = "MMIF_RUN_DIR"
+#: where the one-line JSON summary goes (the pod's terminationMessagePath)
+TERMINATION_LOG = "MMIF_TERMINATION_LOG"
+DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+
+# -- prepare and step ---------------------------------------------------------------------------
+#: the workspace mount path, e.g. /data; item locations are relative to it
+WORKSPACE = "MMIF_WORKSPACE"
+#: the run's UID, written to <run dir>/.run-uid by prepare; optional for step (checked when set)
+RUN_UID = "MMIF_RUN_UID"
+
+# -- prepare ------------------------------------------------------------------------------------
+#: JSON list of items (spec.items); exactly one of ITEMS_INLINE / ITEMS_FROM
+ITEMS_INLINE = "MMIF_ITEMS_INLINE"
+#: path, relative to the workspace, of a JSON Lines file with one item a line (spec.itemsFrom.path)
+ITEMS_FROM = "MMIF_ITEMS_FROM"
+
+# -- step ---------------------------------------------------------------------------------------
+ITEM_INDEX = "MMIF_ITEM_INDEX"
+STEP_INDEX = "MMIF_STEP_INDEX"
+#: comma-separated step names, in order (also used by manifest)
+STEPS = "MMIF_STEPS"
+#: base URL of the CLAMS app, e.g. http://127.0.0.1:5000
+APP_URL = "MMIF_APP_URL"
+#: JSON object string -> string, sent as the query string of the POST
+APP_PARAMS = "MMIF_APP_PARAMS"
+#: seconds without an answer before a request counts as timed out
+HTTP_TIMEOUT = "MMIF_HTTP_TIMEOUT"
+DEFAULT_HTTP_TIMEOUT = 3600.0
+#: seconds to wait for the app to accept TCP connections
+APP_WAIT = "MMIF_APP_WAIT"
+DEFAULT_APP_WAIT = 300.0
+
+# -- manifest -----------------------------------------------------------------------------------
+#: status.itemStates (mmif_operator.itemstates.encode)
+ITEM_STATES = "MMIF_ITEM_STATES"
+RUN_NAME = "MMIF_RUN_NAME"
+RUN_PHASE = "MMIF_RUN_PHASE"
+
+PREPARE = (WORKSPACE, RUN_DIR, RUN_UID, ITEMS_INLINE, ITEMS_FROM, TERMINATION_LOG)
+STEP = (WORKSPACE, RUN_DIR, RUN_UID, ITEM_INDEX, STEP_INDEX, STEPS, APP_URL, APP_PARAMS,
+        HTTP_TIMEOUT, APP_WAIT, TERMINATION_LOG)
+MANIFEST = (RUN_DIR, STEPS, ITEM_STATES, RUN_NAME, RUN_PHASE, TERMINATION_LOG)
