@@ -1,0 +1,144 @@
+"""`mmif-runner prepare|step|manifest`: configured by environment variables (see `env`), it exits
+with the codes of `exitcodes` (docs/design.md, "Runner exit codes")."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import traceback
+
+from . import env, files
+from .exitcodes import (APP_ERROR, FAIL_JOB, INFRA, INVALID_CONFIG, INVALID_INPUT,  # noqa: F401
+                        INVALID_OUTPUT, OK, OUTPUT_CONFLICT, ExitCode, Reason)
+
+log = logging.getLogger("mmif-runner")
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _get(name: str, default: str | None = None, required: bool = True) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        if default is None and required:
+            raise ConfigError(f"environment variable {name} is not set")
+        return default
+    return value
+
+
+def _int(name: str) -> int:
+    value = _get(name)
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not an integer") from None
+    if number < 0:
+        raise ConfigError(f"{name}={value!r} is negative")
+    return number
+
+
+def _float(name: str, default: float) -> float:
+    value = _get(name, required=False)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a number") from None
+
+
+def _abs(name: str) -> str:
+    value = _get(name)
+    if not os.path.isabs(value):
+        raise ConfigError(f"{name}={value!r} is not an absolute path")
+    return os.path.normpath(value)
+
+
+def _steps() -> list[str]:
+    steps = [s.strip() for s in (_get(env.STEPS) or "").split(",")]
+    if not all(steps):
+        raise ConfigError(f"{env.STEPS} must be comma-separated step names")
+    return steps
+
+
+def cmd_prepare() -> int:
+    from .prepare import run_prepare
+    inline, items_from = _get(env.ITEMS_INLINE, required=False), _get(env.ITEMS_FROM, required=False)
+    if (inline is None) == (items_from is None):
+        raise ConfigError(f"set exactly one of {env.ITEMS_INLINE} and {env.ITEMS_FROM}")
+    return run_prepare(_abs(env.WORKSPACE), _abs(env.RUN_DIR), _get(env.RUN_UID), inline, items_from,
+                       _termination_log())
+
+
+def cmd_step() -> int:
+    from .step import StepConfig, parse_params, run_step
+    steps = _steps()
+    step_index = _int(env.STEP_INDEX)
+    if step_index >= len(steps):
+        raise ConfigError(f"{env.STEP_INDEX}={step_index} but {env.STEPS} has {len(steps)} step(s)")
+    try:
+        params = parse_params(_get(env.APP_PARAMS, required=False))
+    except ValueError as e:
+        raise ConfigError(f"{env.APP_PARAMS}: {e}") from None
+    url = _get(env.APP_URL)
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{env.APP_URL}={url!r} is not an http(s) URL")
+    cfg = StepConfig(workspace=_abs(env.WORKSPACE), run_dir=_abs(env.RUN_DIR),
+                     item_index=_int(env.ITEM_INDEX), step_index=step_index, steps=tuple(steps),
+                     app_url=url, params=params,
+                     http_timeout=_float(env.HTTP_TIMEOUT, env.DEFAULT_HTTP_TIMEOUT),
+                     app_wait=_float(env.APP_WAIT, env.DEFAULT_APP_WAIT),
+                     termination_log=_termination_log(), run_uid=_get(env.RUN_UID, required=False))
+    return run_step(cfg)
+
+
+def cmd_manifest() -> int:
+    from .manifest import run_manifest
+    return run_manifest(_abs(env.RUN_DIR), _get(env.RUN_NAME, ""), _get(env.RUN_PHASE, ""), _steps(),
+                        _get(env.ITEM_STATES, required=False), _termination_log())
+
+
+COMMANDS = {"prepare": cmd_prepare, "step": cmd_step, "manifest": cmd_manifest}
+
+
+def _termination_log() -> str:
+    return os.environ.get(env.TERMINATION_LOG) or env.DEFAULT_TERMINATION_LOG
+
+
+def _on_sigterm(signum, frame):  # the Job is being deleted (cancel, timeout): clean up and go
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mmif-runner", description=__doc__)
+    parser.add_argument("command", choices=sorted(COMMANDS))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits 2, which would read as "infrastructure, retry"
+        return int(ExitCode.INVALID_CONFIG) if e.code else int(ExitCode.OK)
+    logging.basicConfig(level=os.environ.get("MMIF_LOG_LEVEL", "INFO"), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return COMMANDS[args.command]()
+    except ConfigError as e:
+        files.write_termination(_termination_log(), {"reason": Reason.INVALID_CONFIG, "message": str(e)})
+        return int(ExitCode.INVALID_CONFIG)
+    except Exception as e:  # noqa: BLE001 - never exit 1 (= app error) by accident
+        log.error("unexpected error: %s", traceback.format_exc())
+        files.write_termination(_termination_log(), {"reason": Reason.RUNNER_ERROR,
+                                                      "message": f"{type(e).__name__}: {e}"})
+        return int(ExitCode.INFRA)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

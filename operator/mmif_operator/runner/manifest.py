@@ -1,0 +1,93 @@
+"""`mmif-runner manifest`: `<run dir>/manifest.json`, every item's outcome, from the item states the
+operator passes (status.itemStates) and the step result records on the volume."""
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+
+from .. import itemstates
+from ..itemstates import ItemPhase
+from . import files
+from .exitcodes import ExitCode, Reason
+from .items import Item, read_items
+from .paths import RunLayout
+
+log = logging.getLogger("mmif-runner")
+
+STATE_NAMES = {
+    ItemPhase.PENDING: "Pending",
+    ItemPhase.RUNNING: "Running",   # should not happen once a run is finished
+    ItemPhase.SUCCEEDED: "Succeeded",
+    ItemPhase.FAILED: "Failed",
+    ItemPhase.CANCELLED: "Cancelled",
+}
+
+
+def item_entry(layout: RunLayout, item: Item, state: itemstates.ItemState, steps: list[str]) -> dict:
+    records = [files.read_json(layout.step_record(item.index, k, s)) for k, s in enumerate(steps)]
+    records = [r if isinstance(r, dict) else None for r in records]
+    name = STATE_NAMES[state.phase]
+    entry: dict = {"index": item.index, "name": item.name, "state": name,
+                   "failedStep": None, "reason": None, "message": None,
+                   "output": None, "sha256": None, "finishedAt": None}
+    at = state.step
+    if state.phase is ItemPhase.FAILED:  # with onItemFailure=Continue the item went on: first failure
+        at = next((k for k, r in enumerate(records) if r is not None and r.get("state") == "Failed"), at)
+    if state.phase in (ItemPhase.FAILED, ItemPhase.CANCELLED) and at < len(steps):
+        rec = records[at]
+        entry["failedStep"] = steps[at]
+        if rec is not None:
+            entry["reason"], entry["message"] = rec.get("reason"), rec.get("message")
+        if state.phase is ItemPhase.CANCELLED and entry["reason"] in (None, Reason.SUCCEEDED):
+            entry["reason"], entry["message"] = "Cancelled", "cancelled before this step finished"
+    elif state.phase is ItemPhase.FAILED:
+        entry["reason"] = "Failed"
+    # the output: final.mmif, else the newest step MMIF written, else the source MMIF
+    final = layout.final_mmif(item.index)
+    if os.path.isfile(final) and records[-1] is not None:
+        entry.update(output=layout.relative(final), sha256=records[-1].get("sha256"),
+                     finishedAt=records[-1].get("finishedAt"))
+    else:
+        for k in range(len(steps) - 1, -1, -1):
+            path = layout.step_mmif(item.index, k, steps[k])
+            if os.path.isfile(path):
+                rec = records[k] or {}
+                entry.update(output=layout.relative(path),
+                             sha256=rec.get("sha256") or files.sha256_file(path),
+                             finishedAt=rec.get("finishedAt"))
+                break
+        else:
+            if os.path.isfile(layout.source_mmif(item.index)):
+                entry["output"] = layout.relative(layout.source_mmif(item.index))
+    if entry["finishedAt"] is None:  # e.g. failed without an output: when the failing step ended
+        done = [r.get("finishedAt") for r in records if r is not None and r.get("finishedAt")]
+        entry["finishedAt"] = max(done) if done else None
+    return entry
+
+
+def build_manifest(run_dir: str, run_name: str, phase: str, steps: list[str],
+                   states_text: str | None) -> dict:
+    layout = RunLayout(run_dir)
+    items = read_items(layout.items) if os.path.isfile(layout.items) else []
+    states = itemstates.decode(states_text, count=len(items))
+    entries = [item_entry(layout, item, st, steps) for item, st in zip(items, states)]
+    counts = {"total": len(entries)}
+    for state_name in STATE_NAMES.values():
+        counts[state_name[0].lower() + state_name[1:]] = sum(e["state"] == state_name for e in entries)
+    return {"run": run_name, "phase": phase, "generatedAt": files.utcnow(), "runDir": run_dir,
+            "steps": steps, "counts": counts, "items": entries}
+
+
+def run_manifest(run_dir: str, run_name: str, phase: str, steps: list[str], states_text: str | None,
+                 termination_log: str) -> int:
+    layout = RunLayout(run_dir)
+    try:
+        manifest = build_manifest(run_dir, run_name, phase, steps, states_text)
+    except (ValueError, zlib.error) as e:   # item states unreadable or not matching items.jsonl
+        files.write_termination(termination_log, {"reason": Reason.INVALID_CONFIG, "message": str(e)})
+        return int(ExitCode.INVALID_CONFIG)
+    files.atomic_write_json(layout.manifest, manifest)
+    log.info("wrote %s (%d items)", layout.manifest, manifest["counts"]["total"])
+    files.write_termination(termination_log, {"manifest": layout.manifest, **manifest["counts"]})
+    return int(ExitCode.OK)

@@ -1,0 +1,40 @@
+"""The source MMIF of an item: its documents, no views, built with mmif-python (as `clams source`
+does). Locations are absolute `file://` URIs under the workspace mount path, which every pod
+mounts at the same path."""
+from __future__ import annotations
+
+from mmif import Document, DocumentTypes, Mmif
+
+from .items import Item, resolve_in_workspace
+
+DOCUMENT_TYPES = {
+    "video": DocumentTypes.VideoDocument,
+    "audio": DocumentTypes.AudioDocument,
+    "text": DocumentTypes.TextDocument,
+    "image": DocumentTypes.ImageDocument,
+}
+
+
+def file_uri(path: str) -> str:
+    # Not pathlib's as_uri(): it percent-encodes (a space becomes %20), and mmif-python's
+    # Document.location_path() does not decode, so apps would look for the wrong file. The
+    # `clams source` command writes the path verbatim as well.
+    return "file://" + path
+
+
+def build_source(item: Item, workspace: str) -> Mmif:
+    """A validated source MMIF for an item given by documents (ids d1, d2, ...)."""
+    mmif = Mmif(validate=False)
+    for n, spec in enumerate(item.documents, start=1):
+        doc = Document()
+        doc.at_type = DOCUMENT_TYPES[spec.mime_type.split("/", 1)[0]]
+        doc.properties.id = f"d{n}"
+        doc.properties.mime = spec.mime_type
+        doc.location = file_uri(resolve_in_workspace(workspace, spec.location))
+        mmif.add_document(doc)
+    Mmif.validate(mmif.serialize())
+    return mmif
+
+
+def serialize(mmif: Mmif) -> bytes:
+    return mmif.serialize(pretty=True).encode("utf-8")
