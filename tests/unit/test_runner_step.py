@@ -1,0 +1,321 @@
+"""mmif-runner step and manifest against real CLAMS test apps (tests/apps) served in-process, and
+against fake servers for the answers a real app does not give."""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import pathlib
+import socket
+import sys
+
+import pytest
+from mmif import Mmif
+
+from mmif_operator import itemstates
+from mmif_operator.itemstates import ItemPhase, ItemState
+from mmif_operator.runner import cli, env as E
+from mmif_operator.runner.exitcodes import ExitCode
+from mmif_operator.runner.files import sha256_file
+from mmif_operator.runner.paths import RunLayout, run_dir
+
+
+def _load_harness():
+    path = pathlib.Path(__file__).resolve().parents[1] / "apps" / "harness.py"
+    spec = importlib.util.spec_from_file_location("mmif_test_apps_harness", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+harness = _load_harness()
+TEXTGEN = "http://apps.mmif.dev/textgen/v1"
+TIMEFRAMES = "http://apps.mmif.dev/timeframes/v1"
+FAILER = "http://apps.mmif.dev/failer/v1"
+
+
+class Counting:
+    """Wraps a WSGI app, counting POSTs."""
+
+    def __init__(self, app):
+        self.app, self.posts = app, 0
+
+    def __call__(self, environ, start_response):
+        if environ["REQUEST_METHOD"] == "POST":
+            self.posts += 1
+        return self.app(environ, start_response)
+
+
+@pytest.fixture(scope="module")
+def apps():
+    """One in-process server per test app: name -> (url, counting wrapper)."""
+    with contextlib.ExitStack() as stack:
+        out = {}
+        for name in ("textgen", "timeframes", "failer", "sleeper"):
+            wrapped = Counting(harness.wsgi_app(name))
+            out[name] = (stack.enter_context(harness.serve(wrapped)), wrapped)
+        yield out
+
+
+def fake_app(identifier, post):
+    """A WSGI app that answers GET / with metadata and POST with `post(body) -> (status, type, bytes)`."""
+    def wsgi(environ, start_response):
+        if environ["REQUEST_METHOD"] == "GET":
+            status, ctype, body = 200, "application/json", json.dumps({"identifier": identifier}).encode()
+        else:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            status, ctype, body = post(environ["wsgi.input"].read(length))
+        start_response(f"{status} X", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+        return [body]
+    return wsgi
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Run:
+    """A prepared run in a temporary workspace; `.step()` and `.manifest()` call the runner."""
+
+    def __init__(self, root, monkeypatch, steps, items, files=None):
+        self.ws = root / "data"
+        (self.ws / "media").mkdir(parents=True)
+        for name in ("a.mp4", "b.mp4", "boom.mp4"):
+            (self.ws / "media" / name).write_bytes(b"x")
+        for name, data in (files or {}).items():
+            (self.ws / name).write_bytes(data)
+        self.mp, self.steps = monkeypatch, steps
+        self.term = root / "termination-log"
+        self.layout = RunLayout(run_dir("run-1", str(self.ws)))
+        code, _ = self._main("prepare", {E.WORKSPACE: str(self.ws), E.RUN_DIR: self.layout.root,
+                                         E.RUN_UID: "uid-1", E.ITEMS_INLINE: json.dumps(items)})
+        assert code == ExitCode.OK
+
+    def _main(self, command, values):
+        for name in set(E.PREPARE + E.STEP + E.MANIFEST):
+            self.mp.delenv(name, raising=False)
+        for k, v in values.items():
+            self.mp.setenv(k, v)
+        self.mp.setenv(E.TERMINATION_LOG, str(self.term))
+        if self.term.exists():
+            self.term.unlink()
+        code = cli.main([command])
+        lines = self.term.read_text().splitlines()
+        assert len(lines) == 1
+        return code, json.loads(lines[0])
+
+    def step(self, item, k, url, params=None, **more):
+        values = {E.WORKSPACE: str(self.ws), E.RUN_DIR: self.layout.root, E.RUN_UID: "uid-1",
+                  E.ITEM_INDEX: str(item), E.STEP_INDEX: str(k), E.STEPS: ",".join(self.steps),
+                  E.APP_URL: url, E.APP_PARAMS: json.dumps(params or {}), E.APP_WAIT: "2"}
+        values.update(more)
+        return self._main("step", values)
+
+    def manifest(self, states, phase="Failed"):
+        code, term = self._main("manifest", {
+            E.RUN_DIR: self.layout.root, E.STEPS: ",".join(self.steps), E.RUN_NAME: "run-1",
+            E.RUN_PHASE: phase, E.ITEM_STATES: itemstates.encode(states)})
+        assert code == ExitCode.OK, term
+        return json.load(open(self.layout.manifest))
+
+    def out(self, item, k):
+        return self.layout.step_mmif(item, k, self.steps[k])
+
+    def record(self, item, k):
+        return json.load(open(self.layout.step_record(item, k, self.steps[k])))
+
+
+VIDEO = {"documents": [{"location": "media/a.mp4", "mimeType": "video/mp4"}]}
+BOOM = {"name": "boom", "documents": [{"location": "media/boom.mp4", "mimeType": "video/mp4"}]}
+
+
+def test_two_steps_chain_into_a_final_mmif_with_both_apps_views_in_order(tmp_path, monkeypatch, apps):
+    run = Run(tmp_path, monkeypatch, ["asr", "seg"], [VIDEO])
+    code, term = run.step(0, 0, apps["textgen"][0])
+    assert code == ExitCode.OK, term
+    assert term == {"item": 0, "name": "item-00000", "step": "asr", "reason": "Succeeded",
+                    "message": f"new view(s) v_0 from {TEXTGEN}"}
+    code, term = run.step(0, 1, apps["timeframes"][0], {"count": "2"})
+    assert code == ExitCode.OK, term
+
+    source = Mmif(open(run.layout.source_mmif(0)).read())
+    assert source.documents[0].location == f"file://{run.ws}/media/a.mp4"
+    final = open(run.layout.final_mmif(0), "rb").read()
+    assert final == open(run.out(0, 1), "rb").read()
+    Mmif.validate(final.decode())
+    mmif = Mmif(final.decode())
+    assert [v.metadata.app for v in mmif.views] == [TEXTGEN, TIMEFRAMES]
+    assert len(list(mmif.views[1].get_annotations())) == 2
+    assert mmif.views[0].get_documents()[0].text_value == f"transcript of file://{run.ws}/media/a.mp4"
+    rec = run.record(0, 1)
+    assert rec["state"] == "Succeeded" and rec["reason"] == "Succeeded" and rec["attempt"] == 1
+    assert rec["sha256"] == sha256_file(run.layout.final_mmif(0))
+    assert rec["app"] == TIMEFRAMES and rec["input"] == run.out(0, 0)
+    assert rec["startedAt"] <= rec["finishedAt"]
+    assert not [n for n in os.listdir(run.layout.item_dir(0)) if ".tmp-" in n]
+
+
+def test_app_error_keeps_the_failed_mmif_and_reports_the_apps_message(tmp_path, monkeypatch, apps):
+    run = Run(tmp_path, monkeypatch, ["fail"], [BOOM])
+    code, term = run.step(0, 0, apps["failer"][0], {"failOn": "boom"})
+    assert code == ExitCode.APP_ERROR == 1
+    assert term["reason"] == "AppError" and term["name"] == "boom" and term["step"] == "fail"
+    assert "failOn 'boom' matched document d1" in term["message"]
+    kept = Mmif(open(run.out(0, 0)).read())
+    assert kept.views[-1].metadata.app == FAILER and kept.views[-1].has_error()
+    assert not os.path.exists(run.layout.final_mmif(0))
+    rec = run.record(0, 0)
+    assert rec["state"] == "Failed" and rec["httpStatus"] == 500 and rec["retriable"] is False
+    assert rec["sha256"] == sha256_file(run.out(0, 0))
+
+
+def test_a_second_failure_of_the_same_app_is_found_although_the_sdk_reuses_its_view(
+        tmp_path, monkeypatch, apps):
+    # the SDK writes the error into the app's latest view instead of adding one
+    run = Run(tmp_path, monkeypatch, ["first", "second"], [BOOM])
+    assert run.step(0, 0, apps["failer"][0])[0] == ExitCode.OK
+    code, term = run.step(0, 1, apps["failer"][0], {"failOn": "boom"})
+    assert code == ExitCode.APP_ERROR and "failOn 'boom'" in term["message"]
+    assert len(Mmif(open(run.out(0, 1)).read()).views) == 1
+
+
+def test_an_error_view_in_a_200_answer_is_an_app_error(tmp_path, monkeypatch):
+    def post(body):
+        mmif = Mmif(body.decode())
+        view = mmif.new_view()
+        view.metadata.app = "http://apps.mmif.dev/fake/v1"
+        view.set_error("model exploded", "trace")
+        return 200, "application/json", mmif.serialize().encode()
+    run = Run(tmp_path, monkeypatch, ["fake"], [VIDEO])
+    with harness.serve(fake_app("http://apps.mmif.dev/fake/v1", post)) as url:
+        code, term = run.step(0, 0, url)
+    assert (code, term["reason"], term["message"]) == (ExitCode.APP_ERROR, "AppError", "model exploded")
+    assert os.path.exists(run.out(0, 0))
+
+
+@pytest.mark.parametrize("status, ctype, body, expected", [
+    (200, "text/html", b"<html>hello</html>", "not JSON"),
+    (200, "application/json", b'{"metadata": {}}', "not valid MMIF"),
+    (500, "text/plain", b"Invalid input data. See below for validation error.", "rejected its input"),
+    (404, "text/html", b"not found", "HTTP 404"),
+])
+def test_answers_that_are_not_mmif_are_invalid_output(tmp_path, monkeypatch, status, ctype, body, expected):
+    run = Run(tmp_path, monkeypatch, ["fake"], [VIDEO])
+    with harness.serve(fake_app("http://apps.mmif.dev/fake/v1", lambda _: (status, ctype, body))) as url:
+        code, term = run.step(0, 0, url)
+    assert code == ExitCode.INVALID_OUTPUT == 3
+    assert term["reason"] == "InvalidOutput" and expected in term["message"]
+    assert not os.path.exists(run.out(0, 0))
+    assert run.record(0, 0)["state"] == "Failed"
+
+
+def test_an_answer_without_a_new_view_signed_by_the_app_is_invalid_output(tmp_path, monkeypatch, apps):
+    run = Run(tmp_path, monkeypatch, ["echo"], [VIDEO])
+    with harness.serve(fake_app("http://apps.mmif.dev/echo/v1", lambda b: (200, "application/json", b))) as url:
+        code, term = run.step(0, 0, url)
+    assert code == ExitCode.INVALID_OUTPUT
+    assert "no new view signed by http://apps.mmif.dev/echo/v1" in term["message"]
+    # a proxy that claims another identity than the app that signs the views
+    textgen = harness.wsgi_app("textgen")
+
+    def impostor(environ, start_response):
+        if environ["REQUEST_METHOD"] == "GET":
+            return fake_app("http://apps.mmif.dev/other/v1", None)(environ, start_response)
+        return textgen(environ, start_response)
+    with harness.serve(impostor) as url:
+        code, term = run.step(0, 0, url)
+    assert code == ExitCode.INVALID_OUTPUT and f"signed by {TEXTGEN}" in term["message"]
+
+
+def test_connection_refused_is_an_infrastructure_failure(tmp_path, monkeypatch):
+    run = Run(tmp_path, monkeypatch, ["asr"], [VIDEO])
+    code, term = run.step(0, 0, f"http://127.0.0.1:{free_port()}", **{E.APP_WAIT: "0.3"})
+    assert code == ExitCode.INFRA == 2
+    assert term["reason"] == "AppUnreachable" and "did not accept connections within 0.3s" in term["message"]
+    rec = run.record(0, 0)
+    assert rec["retriable"] is True and rec["attempt"] == 1
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_errors_are_infrastructure_failures(tmp_path, monkeypatch, status):
+    run = Run(tmp_path, monkeypatch, ["asr"], [VIDEO])
+    with harness.serve(fake_app(TEXTGEN, lambda _: (status, "text/plain", b"busy"))) as url:
+        code, term = run.step(0, 0, url)
+    assert (code, term["reason"]) == (ExitCode.INFRA, "AppUnavailable")
+
+
+def test_a_read_timeout_is_an_infrastructure_failure(tmp_path, monkeypatch, apps):
+    run = Run(tmp_path, monkeypatch, ["sleep"], [VIDEO])
+    code, term = run.step(0, 0, apps["sleeper"][0], {"seconds": "1.5"}, **{E.HTTP_TIMEOUT: "0.3"})
+    assert (code, term["reason"]) == (ExitCode.INFRA, "AppTimeout")
+
+
+def test_a_rerun_of_a_succeeded_step_does_not_call_the_app_again(tmp_path, monkeypatch, apps):
+    url, counter = apps["textgen"]
+    run = Run(tmp_path, monkeypatch, ["asr"], [VIDEO])
+    assert run.step(0, 0, url)[0] == ExitCode.OK
+    posts, digest = counter.posts, sha256_file(run.layout.final_mmif(0))
+    os.unlink(run.layout.final_mmif(0))          # killed between the writes: repaired, not re-run
+    code, term = run.step(0, 0, url)
+    assert (code, term["reason"], counter.posts) == (ExitCode.OK, "Succeeded", posts)
+    assert sha256_file(run.layout.final_mmif(0)) == digest
+    with open(run.out(0, 0), "ab") as f:          # an output that does not match its record: redo
+        f.write(b" ")
+    assert run.step(0, 0, url)[0] == ExitCode.OK
+    assert counter.posts == posts + 1 and run.record(0, 0)["attempt"] == 2
+
+
+def test_a_retry_after_an_infrastructure_failure_succeeds_and_counts_the_attempt(tmp_path, monkeypatch, apps):
+    run = Run(tmp_path, monkeypatch, ["asr"], [VIDEO])
+    assert run.step(0, 0, f"http://127.0.0.1:{free_port()}", **{E.APP_WAIT: "0"})[0] == ExitCode.INFRA
+    assert run.step(0, 0, apps["textgen"][0])[0] == ExitCode.OK
+    assert run.record(0, 0)["attempt"] == 2
+
+
+def test_an_item_given_as_mmif_continues_from_that_file(tmp_path, monkeypatch, apps):
+    first = Run(tmp_path / "one", monkeypatch, ["asr"], [VIDEO])
+    assert first.step(0, 0, apps["textgen"][0])[0] == ExitCode.OK
+    previous = open(first.layout.final_mmif(0), "rb").read()
+    run = Run(tmp_path / "two", monkeypatch, ["seg"], [{"mmif": "prev.mmif"}], {"prev.mmif": previous})
+    assert run.step(0, 0, apps["timeframes"][0])[0] == ExitCode.OK
+    final = Mmif(open(run.layout.final_mmif(0)).read())
+    assert [v.metadata.app for v in final.views] == [TEXTGEN, TIMEFRAMES]
+    assert not os.path.exists(run.layout.source_mmif(0))
+
+
+def test_step_refuses_a_folder_claimed_by_another_run_and_a_missing_item(tmp_path, monkeypatch, apps):
+    run = Run(tmp_path, monkeypatch, ["asr"], [VIDEO])
+    code, term = run.step(0, 0, apps["textgen"][0], **{E.RUN_UID: "uid-2"})
+    assert (code, term["reason"]) == (ExitCode.OUTPUT_CONFLICT, "OutputConflict")
+    code, term = run.step(7, 0, apps["textgen"][0])
+    assert (code, term["reason"]) == (ExitCode.INVALID_INPUT, "InvalidInput")
+    code, term = run.step(0, 3, apps["textgen"][0])
+    assert (code, term["reason"]) == (ExitCode.INVALID_CONFIG, "InvalidConfig")
+
+
+def test_manifest_lists_every_item_with_state_failing_step_output_and_digest(tmp_path, monkeypatch, apps):
+    b = {"name": "b", "documents": [{"location": "media/b.mp4", "mimeType": "video/mp4"}]}
+    run = Run(tmp_path, monkeypatch, ["asr", "fail"], [VIDEO, BOOM, b])
+    for i in (0, 1):
+        assert run.step(i, 0, apps["textgen"][0])[0] == ExitCode.OK
+    assert run.step(0, 1, apps["failer"][0], {"failOn": "boom"})[0] == ExitCode.OK
+    assert run.step(1, 1, apps["failer"][0], {"failOn": "boom"})[0] == ExitCode.APP_ERROR
+    states = [ItemState(1, ItemPhase.SUCCEEDED), ItemState(1, ItemPhase.FAILED), ItemState(0, ItemPhase.CANCELLED)]
+    manifest = run.manifest(states)
+    assert manifest["run"] == "run-1" and manifest["phase"] == "Failed"
+    assert manifest["steps"] == ["asr", "fail"]
+    assert manifest["counts"] == {"total": 3, "pending": 0, "running": 0, "succeeded": 1, "failed": 1,
+                                  "cancelled": 1}
+    ok, failed, cancelled = manifest["items"]
+    assert ok["state"] == "Succeeded" and ok["output"] == "items/00000/final.mmif"
+    assert ok["sha256"] == sha256_file(run.layout.final_mmif(0)) and ok["finishedAt"]
+    assert failed["state"] == "Failed" and failed["name"] == "boom" and failed["failedStep"] == "fail"
+    assert failed["reason"] == "AppError" and "failOn 'boom'" in failed["message"]
+    assert failed["output"] == "items/00001/01-fail.mmif"
+    assert failed["sha256"] == sha256_file(run.out(1, 1))
+    assert cancelled["state"] == "Cancelled" and cancelled["failedStep"] == "asr"
+    assert cancelled["output"] is None and cancelled["sha256"] is None
