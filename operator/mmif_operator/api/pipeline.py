@@ -23,7 +23,7 @@ PLURAL = "pipelines"
 MAX_STEPS = 20
 
 
-class StepMode(str, enum.Enum):
+class StepMode(enum.StrEnum):
     JOB = "Job"
     SERVICE = "Service"
 

@@ -32,7 +32,7 @@ StepParams = Annotated[dict[str, ShortString], Field(max_length=50)]
 """CLAMS runtime parameters of one step: name -> value."""
 
 
-class RunPhase(str, enum.Enum):
+class RunPhase(enum.StrEnum):
     PENDING = "Pending"
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
@@ -40,12 +40,12 @@ class RunPhase(str, enum.Enum):
     CANCELLED = "Cancelled"
 
 
-class OnItemFailure(str, enum.Enum):
+class OnItemFailure(enum.StrEnum):
     STOP = "Stop"
     CONTINUE = "Continue"
 
 
-class RunSpecStatus(str, enum.Enum):
+class RunSpecStatus(enum.StrEnum):
     """What a user may set in `spec.status`."""
 
     CANCELLED = "Cancelled"
