@@ -319,3 +319,17 @@ def test_manifest_lists_every_item_with_state_failing_step_output_and_digest(tmp
     assert failed["sha256"] == sha256_file(run.out(1, 1))
     assert cancelled["state"] == "Cancelled" and cancelled["failedStep"] == "asr"
     assert cancelled["output"] is None and cancelled["sha256"] is None
+
+
+def test_spy_app_records_which_file_accesses_were_allowed_or_denied(tmp_path, monkeypatch):
+    run = Run(tmp_path, monkeypatch, ["spy"], [VIDEO])
+    target = tmp_path / "written-by-spy"
+    with harness.serve_app("spy") as url:
+        code, term = run.step(0, 0, url, {"readPath": str(tmp_path / "no-such-file"), "writePath": str(target)})
+    assert code == ExitCode.OK, term
+    view = Mmif(open(run.layout.final_mmif(0)).read()).views[-1]
+    found = {a.get_property("op"): a for a in view.get_annotations()}
+    assert found["identity"].get_property("uid") == os.getuid()
+    assert found["read"].get_property("outcome") == "denied"
+    assert found["read"].get_property("errnoName") == "ENOENT"
+    assert found["write"].get_property("outcome") == "allowed" and target.exists()
