@@ -23,7 +23,7 @@ def ws(tmp_path):
     return root
 
 
-def prepare(monkeypatch, ws, *, items=None, items_from=None, uid=UID, run="run-1"):
+def prepare(monkeypatch, ws, *, items=None, items_from=None, raw_inline=None, uid=UID, run="run-1"):
     term = ws.parent / "termination-log"
     for name in E.PREPARE:
         monkeypatch.delenv(name, raising=False)
@@ -31,8 +31,8 @@ def prepare(monkeypatch, ws, *, items=None, items_from=None, uid=UID, run="run-1
     monkeypatch.setenv(E.RUN_DIR, run_dir(run, str(ws)))
     monkeypatch.setenv(E.RUN_UID, uid)
     monkeypatch.setenv(E.TERMINATION_LOG, str(term))
-    if items is not None:
-        monkeypatch.setenv(E.ITEMS_INLINE, json.dumps(items))
+    if items is not None or raw_inline is not None:
+        monkeypatch.setenv(E.ITEMS_INLINE, raw_inline if raw_inline is not None else json.dumps(items))
     if items_from is not None:
         monkeypatch.setenv(E.ITEMS_FROM, items_from)
     code = cli.main(["prepare"])
@@ -176,3 +176,15 @@ def test_prepare_refuses_a_non_empty_folder_without_a_marker(monkeypatch, ws):
 def test_prepare_without_items_is_a_configuration_error(monkeypatch, ws):
     code, term = prepare(monkeypatch, ws)
     assert code == ExitCode.INVALID_CONFIG and term["reason"] == "InvalidConfig"
+
+
+def test_prepare_accepts_a_large_batch_compressed_in_the_environment(monkeypatch, ws):
+    from mmif_operator.runner.items import COMPRESSED_PREFIX, encode_inline
+    items = [{"name": f"clip-{n}", "documents": [{"location": "media/a.mp4", "mimeType": "video/mp4"}] * 10}
+             for n in range(1000)]
+    value = encode_inline(items)
+    assert value.startswith(COMPRESSED_PREFIX) and len(value) < 128 * 1024
+    assert prepare(monkeypatch, ws, raw_inline=value) == (ExitCode.OK, {"items": 1000})
+    assert encode_inline(items[:1]).startswith("[")
+    code, term = prepare(monkeypatch, ws, raw_inline=COMPRESSED_PREFIX + "@@@")
+    assert code == ExitCode.INVALID_INPUT and "cannot be decoded" in term["message"]

@@ -41,14 +41,17 @@ def _int(name: str) -> int:
     return number
 
 
-def _float(name: str, default: float) -> float:
+def _float(name: str, default: float, positive: bool = False) -> float:
     value = _get(name, required=False)
     if value is None:
         return default
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise ConfigError(f"{name}={value!r} is not a number") from None
+    if number < 0 or (positive and number == 0):
+        raise ConfigError(f"{name}={value!r} must be {'> 0' if positive else '>= 0'}")
+    return number
 
 
 def _abs(name: str) -> str:
@@ -90,7 +93,7 @@ def cmd_step() -> int:
     cfg = StepConfig(workspace=_abs(env.WORKSPACE), run_dir=_abs(env.RUN_DIR),
                      item_index=_int(env.ITEM_INDEX), step_index=step_index, steps=tuple(steps),
                      app_url=url, params=params,
-                     http_timeout=_float(env.HTTP_TIMEOUT, env.DEFAULT_HTTP_TIMEOUT),
+                     http_timeout=_float(env.HTTP_TIMEOUT, env.DEFAULT_HTTP_TIMEOUT, positive=True),
                      app_wait=_float(env.APP_WAIT, env.DEFAULT_APP_WAIT),
                      termination_log=_termination_log(), run_uid=_get(env.RUN_UID, required=False))
     return run_step(cfg)

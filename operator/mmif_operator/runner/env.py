@@ -18,7 +18,8 @@ WORKSPACE = "MMIF_WORKSPACE"
 RUN_UID = "MMIF_RUN_UID"
 
 # -- prepare ------------------------------------------------------------------------------------
-#: JSON list of items (spec.items); exactly one of ITEMS_INLINE / ITEMS_FROM
+#: JSON list of items (spec.items), or its compressed form: build the value with
+#: runner.items.encode_inline. Exactly one of ITEMS_INLINE / ITEMS_FROM
 ITEMS_INLINE = "MMIF_ITEMS_INLINE"
 #: path, relative to the workspace, of a JSON Lines file with one item a line (spec.itemsFrom.path)
 ITEMS_FROM = "MMIF_ITEMS_FROM"
