@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..runner.paths import run_dir
+
 DEFAULT_PORT = 5000
 DEFAULT_RETRIES = 2
 DEFAULT_REPLICAS = 1
@@ -75,10 +77,8 @@ def workspace_output_dir(workspace: Mapping[str, Any] | None) -> str:
 
 
 def run_output_path(run_name: str, workspace: Mapping[str, Any] | None) -> str:
-    """The run's folder as seen in pods, e.g. `/data/mmif-runs/run-1` (docs/design.md)."""
-    mount = workspace_mount_path(workspace).rstrip("/") or "/"
-    out = workspace_output_dir(workspace).strip("/")
-    return f"{mount.rstrip('/')}/{out}/{run_name}"
+    """The run's folder as seen in pods, e.g. `/data/mmif-runs/run-1` (runner/paths.py)."""
+    return run_dir(run_name, workspace_mount_path(workspace), workspace_output_dir(workspace))
 
 
 def run_parallelism(spec: Mapping[str, Any]) -> int:

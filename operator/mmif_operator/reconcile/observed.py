@@ -1,0 +1,122 @@
+"""A small, hashable summary of an observed child Job: what a kopf index stores."""
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..builders import labels as L
+
+MAX_MESSAGE = 256
+
+
+class JobKind(str, enum.Enum):
+    PREPARE = "prepare"
+    STEP = "step"
+    MANIFEST = "manifest"
+
+
+class JobState(str, enum.Enum):
+    ACTIVE = "active"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self is not JobState.ACTIVE
+
+
+def _true(cond: Mapping[str, Any]) -> bool:
+    return str(cond.get("status")) == "True"
+
+
+def job_state(job: Mapping[str, Any]) -> tuple[JobState, str | None, str | None]:
+    """(state, reason, message) from the Job's conditions.
+
+    `SuccessCriteriaMet` / `FailureTarget` come first (Kubernetes >= 1.31) while the last pods
+    terminate; `Complete` / `Failed` follow. Either means the outcome is decided.
+    """
+    conditions = ((job.get("status") or {}).get("conditions")) or []
+    for cond in conditions:
+        if cond.get("type") in ("Failed", "FailureTarget") and _true(cond):
+            return JobState.FAILED, cond.get("reason") or "Failed", _cut(cond.get("message"))
+    for cond in conditions:
+        if cond.get("type") in ("Complete", "SuccessCriteriaMet") and _true(cond):
+            return JobState.SUCCEEDED, None, None
+    return JobState.ACTIVE, None, None
+
+
+def _cut(text: Any) -> str | None:
+    if text is None:
+        return None
+    text = str(text)
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
+
+def _controller_uid(meta: Mapping[str, Any]) -> str | None:
+    for ref in meta.get("ownerReferences") or ():
+        if ref.get("controller"):
+            return ref.get("uid")
+    return None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedJob:
+    """One child Job of a run, as the reconciler needs it."""
+
+    name: str
+    kind: JobKind
+    state: JobState = JobState.ACTIVE
+    item: int | None = None           # step Jobs only
+    step: int | None = None           # step Jobs only
+    reason: str | None = None         # Job condition reason when failed (BackoffLimitExceeded, ...)
+    message: str | None = None        # Job condition message when failed (cut)
+    run: str | None = None            # the `mmif.dev/run` label (for the index key)
+    namespace: str | None = None
+    owner_uid: str | None = None      # the controlling PipelineRun's uid (a same-named older run
+                                      # may leave Jobs behind for a moment: they are not ours)
+
+    @property
+    def finished(self) -> bool:
+        return self.state.finished
+
+    @classmethod
+    def from_job(cls, job: Mapping[str, Any]) -> "ObservedJob | None":
+        """Summarise a Job dict; None when it is not one of ours (unknown component label)."""
+        meta = job.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        try:
+            kind = JobKind(labels.get(L.COMPONENT))
+        except ValueError:
+            return None
+        state, reason, message = job_state(job)
+        item = _int(labels.get(L.ITEM_INDEX))
+        step = _int(labels.get(L.STEP_INDEX))
+        if kind is JobKind.STEP and (item is None or step is None):
+            return None
+        return cls(
+            name=meta.get("name", ""),
+            kind=kind,
+            state=state,
+            item=item if kind is JobKind.STEP else None,
+            step=step if kind is JobKind.STEP else None,
+            reason=reason,
+            message=message,
+            run=labels.get(L.RUN),
+            namespace=meta.get("namespace"),
+            owner_uid=_controller_uid(meta),
+        )
+
+
+def needs_termination_message(job: ObservedJob) -> bool:
+    """Whether the handler should read the Job's pod termination message for `plan_run`:
+    a failed Job (why it failed) or a finished prepare Job (the item count)."""
+    return job.state is JobState.FAILED or (job.kind is JobKind.PREPARE and job.finished)

@@ -1,0 +1,695 @@
+"""The PipelineRun reconciler, as a pure function: `plan_run(...) -> RunPlan`.
+
+Everything is recomputed from the run (spec + status) and the child Jobs that exist; the plan
+says which Jobs to create and delete, the new status, the Events to emit and the phase event.
+The handler applies it in this order:
+
+1. create `plan.create` (409 AlreadyExists counts as success: names are deterministic);
+2. merge-patch `.status` with `plan.status_patch`;
+3. only then delete `plan.delete` (propagationPolicy Background; 404 counts as success):
+   a finished Job is deleted only once its outcome is in the status, so no outcome is lost,
+   and a Job the status already accounts for is simply deleted again (no double counting);
+4. emit `plan.events`; requeue after `plan.requeue_after` seconds when set; delete the run when
+   `plan.delete_run` (ttlSecondsAfterFinished).
+
+`plan_run` must be given a status at least as new as the last one patched, and the Jobs as
+observed after that (a kopf index is fine: a Job created but not yet observed is created again,
+which is a harmless 409).
+
+Per-item progress lives in `status.itemStates` (mmif_operator.itemstates). An item whose step
+failed under `onItemFailure: Continue` goes on RUNNING at the next step, and its failed steps
+are remembered in `status.itemFailedSteps`: one 32-bit mask per item (bit k = step k failed),
+little-endian, zlib-compressed, base64 (see `encode_failed_steps`). When such an item ends it is
+FAILED at its first failing step in `itemStates`, as a Stop-mode failure would be, so readers of
+`itemStates` alone (the manifest) see the same meaning in both modes.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .. import itemstates
+from ..builders import jobs as J
+from ..builders.specs import (
+    ON_FAILURE_CONTINUE, plain, run_on_item_failure, run_output_path, run_parallelism,
+    step_needs_deployment, workspace_mount_path,
+)
+from ..itemstates import ItemPhase, ItemState
+from .observed import JobKind, JobState, ObservedJob
+from .status import FALSE, TRUE, UNKNOWN, capped, cut, find_condition, parse_time, rfc3339, set_condition
+
+# Run phases.
+PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = "Pending", "Running", "Succeeded", "Failed", "Cancelled"
+TERMINAL_PHASES = (SUCCEEDED, FAILED, CANCELLED)
+
+# Phase events fed to the state machine.
+EV_START, EV_COMPLETE, EV_FAIL, EV_CANCEL, EV_TIMEOUT = "start", "complete", "fail", "cancel", "timeout"
+
+CONDITION_SUCCEEDED = "Succeeded"
+
+# Condition reasons (CamelCase).
+R_PENDING = "Pending"
+R_PIPELINE_NOT_FOUND = "PipelineNotFound"
+R_WORKSPACE_NOT_FOUND = "WorkspaceNotFound"
+R_RUNNING = "Running"
+R_FINALIZING = "Finalizing"          # every item is terminal; the manifest Job runs
+R_CANCELLING = "Cancelling"          # items were cancelled by spec.status; the manifest Job runs
+R_TIMING_OUT = "TimingOut"           # items were cancelled by the run's timeout; the manifest Job runs
+R_SUCCEEDED = "Succeeded"
+R_ITEMS_FAILED = "ItemsFailed"
+R_CANCELLED = "Cancelled"
+R_TIMEOUT = "Timeout"
+R_INVALID_SPEC = "InvalidSpec"
+R_PREPARE_FAILED = "PrepareFailed"
+R_OUTPUT_CONFLICT = "OutputConflict"
+R_MANIFEST_FAILED = "ManifestFailed"
+
+MAX_FAILURES = 20
+MAX_HISTORY = 20
+MAX_FAILURE_MESSAGE = 512
+MAX_EVENT_MESSAGE = 1024
+PENDING_REQUEUE_SECONDS = 30.0
+
+# Job condition reasons → failure reasons, when the runner left no termination message.
+_JOB_REASONS = {"DeadlineExceeded": "Timeout", "BackoffLimitExceeded": "BackoffLimitExceeded",
+                "PodFailurePolicy": "PodFailurePolicy"}
+
+# Phase table used when the state machine package is not importable (same transitions).
+_FALLBACK_TABLE = {
+    (PENDING, EV_START): RUNNING,
+    (PENDING, EV_FAIL): FAILED,
+    (PENDING, EV_CANCEL): CANCELLED,
+    (RUNNING, EV_COMPLETE): SUCCEEDED,
+    (RUNNING, EV_FAIL): FAILED,
+    (RUNNING, EV_CANCEL): CANCELLED,
+    (RUNNING, EV_TIMEOUT): FAILED,
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to emit on the PipelineRun."""
+
+    type: str        # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class RunPlan:
+    phase: str                                            # the phase after this plan
+    phase_event: str | None = None                        # start/complete/fail/cancel/timeout
+    create: list[dict[str, Any]] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)       # Job names, after the status patch
+    status: dict[str, Any] = field(default_factory=dict)  # the whole new status
+    status_patch: dict[str, Any] = field(default_factory=dict)  # the top-level keys that changed
+    item_states: list[ItemState] | None = None
+    events: list[Event] = field(default_factory=list)
+    requeue_after: float | None = None
+    delete_run: bool = False
+
+
+# -- Continue-mode failures ------------------------------------------------------------------
+
+def encode_failed_steps(masks: list[int]) -> str:
+    """Per-item masks of failed steps (bit k = step k failed) → compact text."""
+    raw = b"".join(int(m).to_bytes(4, "little") for m in masks)
+    return base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
+
+
+def decode_failed_steps(text: str | None, count: int) -> list[int]:
+    if not text:
+        return [0] * count
+    raw = zlib.decompress(base64.b64decode(text))
+    masks = [int.from_bytes(raw[i:i + 4], "little") for i in range(0, len(raw), 4)]
+    if len(masks) != count:
+        raise ValueError(f"itemFailedSteps holds {len(masks)} items, expected {count}")
+    return masks
+
+
+def first_failed_step(mask: int) -> int:
+    return (mask & -mask).bit_length() - 1
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def _transition(phase: str, event: str) -> str:
+    try:
+        from ..statemachine import transition  # type: ignore[attr-defined]
+    except ImportError:
+        transition = None
+    if transition is not None:
+        try:
+            new = transition("run", phase, event)
+        except Exception:  # noqa: BLE001 - unknown signature/table: use the local table
+            new = None
+        if new is not None:
+            return getattr(new, "value", new)
+    return _FALLBACK_TABLE.get((phase, event), phase)
+
+
+def parse_termination_message(value: Any) -> dict[str, Any]:
+    """A termination message as a dict: the runner's one-line JSON summary; with
+    `FallbackToLogsOnError` it may be the log tail instead, whose last JSON line is used."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    text = str(value).strip()
+    if not text:
+        return {}
+    for candidate in (text, *reversed(text.splitlines())):
+        candidate = candidate.strip()
+        if not candidate.startswith("{"):
+            continue
+        try:
+            parsed = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict):
+            return parsed
+    return {"message": text[-MAX_FAILURE_MESSAGE:]}
+
+
+def _prepared_count(msg: Mapping[str, Any]) -> int | None:
+    for key in ("itemCount", "items", "count"):
+        value = msg.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+    return None
+
+
+def validate_run(spec: Mapping[str, Any], pipeline_spec: Mapping[str, Any]) -> str | None:
+    """Why the run cannot start with this pipeline (an InvalidSpec message), or None."""
+    steps = pipeline_spec.get("steps") or []
+    if not steps:
+        return "the pipeline has no steps"
+    if len(steps) > itemstates.MAX_STEPS:
+        return f"the pipeline has {len(steps)} steps; at most {itemstates.MAX_STEPS} are supported"
+    names = [s.get("name") for s in steps]
+    unknown = sorted(set((spec.get("params") or {})) - set(names))
+    if unknown:
+        return f"spec.params names steps the pipeline does not have: {', '.join(unknown)}"
+    run_ws = spec.get("workspace") or {}
+    pipe_ws = pipeline_spec.get("workspace") or {}
+    for step in steps:
+        if step_needs_deployment(step):
+            if (pipe_ws.get("claimName") != run_ws.get("claimName")
+                    or workspace_mount_path(pipe_ws) != workspace_mount_path(run_ws)):
+                return (f"step {step.get('name')} runs as a Service that mounts claim "
+                        f"{pipe_ws.get('claimName')!r} at {workspace_mount_path(pipe_ws)}, but the run "
+                        f"uses claim {run_ws.get('claimName')!r} at {workspace_mount_path(run_ws)}: "
+                        "they must be the same")
+    return None
+
+
+@dataclass(frozen=True)
+class Counts:
+    total: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    running: int
+    pending: int
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed + self.cancelled
+
+
+def count_items(states: list[ItemState]) -> Counts:
+    by = [0] * 8
+    for s in states:
+        by[s.phase] += 1
+    return Counts(total=len(states), succeeded=by[ItemPhase.SUCCEEDED], failed=by[ItemPhase.FAILED],
+                  cancelled=by[ItemPhase.CANCELLED], running=by[ItemPhase.RUNNING],
+                  pending=by[ItemPhase.PENDING])
+
+
+def step_counts(states: list[ItemState], masks: list[int], step_names: list[str]) -> list[dict[str, Any]]:
+    """`status.steps`: per step, items pending (still to reach it), running, succeeded, failed."""
+    n = len(step_names)
+    pending, running, succeeded, failed = ([0] * n for _ in range(4))
+    for st, mask in zip(states, masks):
+        k, ph = st.step, st.phase
+        if ph is ItemPhase.PENDING:
+            for s in range(n):
+                pending[s] += 1
+            continue
+        if ph is ItemPhase.SUCCEEDED or (ph is ItemPhase.FAILED and mask):
+            # Went through every step (a Continue-mode failure is FAILED at its first failed step).
+            for s in range(n):
+                if mask >> s & 1:
+                    failed[s] += 1
+                else:
+                    succeeded[s] += 1
+            continue
+        for s in range(min(k, n)):
+            if mask >> s & 1:
+                failed[s] += 1
+            else:
+                succeeded[s] += 1
+        if k < n:
+            if ph is ItemPhase.RUNNING:
+                running[k] += 1
+                for s in range(k + 1, n):
+                    pending[s] += 1
+            elif ph is ItemPhase.FAILED:
+                failed[k] += 1
+            # CANCELLED: stopped before finishing step k; nothing counted from k on.
+    return [{"name": name, "pending": pending[s], "running": running[s], "succeeded": succeeded[s],
+             "failed": failed[s]} for s, name in enumerate(step_names)]
+
+
+def failed_at_summary(states: list[ItemState], step_names: list[str]) -> str:
+    """e.g. "3 of 5 items failed: 2 at step asr, 1 at step ner"."""
+    per_step: dict[int, int] = defaultdict(int)
+    for s in states:
+        if s.phase is ItemPhase.FAILED:
+            per_step[s.step] += 1
+    total = sum(per_step.values())
+    parts = [f"{c} at step {step_names[k] if k < len(step_names) else k}" for k, c in sorted(per_step.items())]
+    text = f"{total} of {len(states)} items failed"
+    return f"{text}: {', '.join(parts)}" if parts else text
+
+
+# -- the planner -----------------------------------------------------------------------------
+
+class _Planner:
+    def __init__(self, run: Mapping[str, Any], pipeline_spec: Any, observed: Iterable[ObservedJob],
+                 now: datetime, operator_image: str, termination_messages: Mapping[str, Any],
+                 item_count: int | None, workspace_found: bool):
+        self.meta = dict(run.get("metadata") or {})
+        self.spec = plain(run.get("spec"))
+        self.old = copy.deepcopy(plain(run.get("status")))
+        self.status = copy.deepcopy(self.old)
+        self.run = {"metadata": self.meta, "spec": self.spec}
+        self.name = self.meta["name"]
+        self.uid = self.meta.get("uid") or ""
+        self.now = now
+        self.image = operator_image
+        self.tms = termination_messages or {}
+        self.item_count_arg = item_count
+        self.workspace_found = workspace_found
+        self.pipeline_arg = plain(pipeline_spec) if pipeline_spec is not None else None
+        self.observed = [j for j in observed
+                         if not (self.uid and j.owner_uid and j.owner_uid != self.uid)]
+        self.phase = self.old.get("phase") or PENDING
+        self.plan = RunPlan(phase=self.phase)
+        self.new_failures: list[dict[str, Any]] = []
+
+    # -- small pieces ---------------------------------------------------------------------
+    def _event(self, type_: str, reason: str, message: str) -> None:
+        self.plan.events.append(Event(type_, reason, cut(message, MAX_EVENT_MESSAGE)))
+
+    def _condition(self, status: str, reason: str, message: str) -> None:
+        self.status["conditions"] = set_condition(
+            self.status.get("conditions"), CONDITION_SUCCEEDED, status, reason, message, self.now,
+            self.meta.get("generation"))
+
+    def _cond_reason(self) -> str | None:
+        cond = find_condition(self.old.get("conditions"), CONDITION_SUCCEEDED)
+        return cond.get("reason") if cond else None
+
+    def _set_phase(self, new: str, reason: str, event: str | None) -> None:
+        current = self.status.get("phase")
+        if event is not None and current:
+            new = _transition(current, event)
+        if current == new:
+            return
+        entry: dict[str, Any] = {"to": new, "reason": reason, "time": rfc3339(self.now)}
+        if current:
+            entry["from"] = current
+        self.status["history"] = capped([*(self.status.get("history") or []), entry], MAX_HISTORY)
+        if event is not None:
+            self.plan.phase_event = event
+        self.phase = new
+        self.status["phase"] = new
+
+    def _finish(self, phase: str, reason: str, message: str, event: str) -> None:
+        self._set_phase(phase, reason, event)
+        self._condition(TRUE if self.phase == SUCCEEDED else FALSE, reason, message)
+        self.status["completionTime"] = rfc3339(self.now)
+        self._event("Normal" if self.phase in (SUCCEEDED, CANCELLED) else "Warning", reason, message)
+        self._ttl()
+
+    def _ttl(self) -> None:
+        ttl = self.spec.get("ttlSecondsAfterFinished")
+        done = parse_time(self.status.get("completionTime"))
+        if ttl is None or done is None:
+            return
+        remaining = (done + timedelta(seconds=int(ttl)) - self.now).total_seconds()
+        if remaining <= 0:
+            self.plan.delete_run = True
+        else:
+            self.plan.requeue_after = remaining
+
+    def _tm(self, job: ObservedJob) -> dict[str, Any]:
+        return parse_termination_message(self.tms.get(job.name))
+
+    def _delete(self, job: ObservedJob) -> None:
+        if job.name not in self.plan.delete:
+            self.plan.delete.append(job.name)
+
+    def _pipeline(self) -> dict[str, Any] | None:
+        return plain(self.old.get("pipelineSpec")) or self.pipeline_arg or None
+
+    # -- phases ---------------------------------------------------------------------------
+    def run_plan(self) -> RunPlan:
+        if not self.old.get("phase"):
+            self._set_phase(PENDING, R_PENDING, None)
+        if self.phase in TERMINAL_PHASES:
+            self._terminal()
+        elif self.phase == PENDING:
+            self._pending()
+        else:
+            self._running()
+        if self.meta.get("generation") is not None:
+            self.status["observedGeneration"] = self.meta["generation"]
+        self.plan.phase = self.phase
+        self.plan.status = self.status
+        self.plan.status_patch = {k: v for k, v in self.status.items() if self.old.get(k) != v}
+        return self.plan
+
+    def _terminal(self) -> None:
+        for job in self.observed:
+            keep = job.kind is not JobKind.STEP and job.state is JobState.FAILED
+            if not keep:
+                self._delete(job)
+        self._ttl()
+
+    def _pending(self) -> None:
+        if self.spec.get("status") == CANCELLED:
+            self._finish(CANCELLED, R_CANCELLED, "the run was cancelled before it started", EV_CANCEL)
+            return
+        pipeline = self._pipeline()
+        ref = (self.spec.get("pipelineRef") or {}).get("name")
+        ns = self.meta.get("namespace")
+        if not pipeline:
+            self._waiting(R_PIPELINE_NOT_FOUND, f"Pipeline {ref!r} not found in namespace {ns!r}")
+            return
+        if not self.workspace_found:
+            claim = (self.spec.get("workspace") or {}).get("claimName")
+            self._waiting(R_WORKSPACE_NOT_FOUND,
+                          f"PersistentVolumeClaim {claim!r} not found in namespace {ns!r}")
+            return
+        problem = validate_run(self.spec, pipeline)
+        if problem:
+            self._finish(FAILED, R_INVALID_SPEC, problem, EV_FAIL)
+            return
+        ctx = J.RunContext.from_run(self.run)
+        self.status["pipelineSpec"] = pipeline
+        self.status["startTime"] = rfc3339(self.now)
+        self.status["outputPath"] = ctx.run_dir
+        self.status["manifestPath"] = f"{ctx.run_dir}/manifest.json"
+        self.status["steps"] = [{"name": s["name"], "pending": 0, "running": 0, "succeeded": 0, "failed": 0}
+                                for s in pipeline["steps"]]
+        self._set_phase(RUNNING, R_RUNNING, EV_START)
+        self._condition(UNKNOWN, R_RUNNING, "preparing the batch")
+        self._event("Normal", "Started", f"following Pipeline {ref!r}; preparing the batch")
+        self.plan.create.append(J.prepare_job(ctx, self.spec, self.image))
+        self._deadline_requeue()
+
+    def _waiting(self, reason: str, message: str) -> None:
+        if self._cond_reason() != reason:
+            self._event("Warning", reason, message)
+        self._condition(UNKNOWN, reason, message)
+        self.plan.requeue_after = PENDING_REQUEUE_SECONDS
+
+    def _deadline(self) -> datetime | None:
+        timeout = self.spec.get("timeoutSeconds")
+        start = parse_time(self.status.get("startTime"))
+        if not timeout or start is None:
+            return None
+        return start + timedelta(seconds=int(timeout))
+
+    def _deadline_requeue(self) -> None:
+        """Come back at the run's deadline (nothing else would wake the operator then)."""
+        deadline = self._deadline()
+        if deadline is None:
+            return
+        self.plan.requeue_after = max(1.0, (deadline - self.now).total_seconds())
+
+    def _running(self) -> None:
+        pipeline = self._pipeline()
+        if not pipeline or not pipeline.get("steps"):
+            self._finish(FAILED, R_INVALID_SPEC, "the run has no pipeline snapshot (status.pipelineSpec)", EV_FAIL)
+            return
+        self.pipeline = pipeline
+        self.step_names = [s["name"] for s in pipeline["steps"]]
+        self.ctx = J.RunContext.from_run(self.run)
+        deadline = self._deadline()
+        timed_out = deadline is not None and self.now >= deadline
+        cancel = self.spec.get("status") == CANCELLED
+        if self.status.get("itemCount") is None and not self._prepare(cancel, timed_out):
+            return
+        self._items(cancel, timed_out)
+
+    # -- prepare --------------------------------------------------------------------------
+    def _prepare(self, cancel: bool, timed_out: bool) -> bool:
+        job = next((j for j in self.observed if j.kind is JobKind.PREPARE), None)
+        if job is not None and job.state is JobState.SUCCEEDED:
+            msg = self._tm(job)
+            count = self.item_count_arg
+            if count is None:
+                count = _prepared_count(msg)
+            if count is None and self.spec.get("items") is not None:
+                count = len(self.spec["items"])
+            if count is None:
+                self._finish(FAILED, R_PREPARE_FAILED, "the prepare Job reported no item count", EV_FAIL)
+                return False
+            self.status["itemCount"] = int(count)
+            self.status["itemStates"] = itemstates.encode([ItemState()] * int(count))
+            self._delete(job)
+            self._event("Normal", "Prepared", f"{count} items")
+            return True
+        if job is not None and job.state is JobState.FAILED:
+            msg = self._tm(job)
+            reason = R_OUTPUT_CONFLICT if msg.get("reason") == R_OUTPUT_CONFLICT else R_PREPARE_FAILED
+            detail = msg.get("message") or job.message or job.reason or "the prepare Job failed"
+            self._finish(FAILED, reason, cut(detail, MAX_FAILURE_MESSAGE), EV_FAIL)
+            return False
+        if cancel:
+            if job is not None:
+                self._delete(job)
+            self._finish(CANCELLED, R_CANCELLED, "the run was cancelled while preparing the batch", EV_CANCEL)
+            return False
+        if timed_out:
+            if job is not None:
+                self._delete(job)
+            self._finish(FAILED, R_TIMEOUT,
+                         f"the run exceeded its timeout of {self.spec.get('timeoutSeconds')}s while "
+                         "preparing the batch", EV_TIMEOUT)
+            return False
+        if job is None:
+            self.plan.create.append(J.prepare_job(self.ctx, self.spec, self.image))
+        self._condition(UNKNOWN, R_RUNNING, "preparing the batch")
+        self._deadline_requeue()
+        return False
+
+    # -- items ----------------------------------------------------------------------------
+    def _item_name(self, index: int, msg: Mapping[str, Any]) -> str | None:
+        items = self.spec.get("items")
+        if items and index < len(items) and items[index].get("name"):
+            return items[index]["name"]
+        name = msg.get("item")
+        return str(name)[:63] if isinstance(name, str) and name else None
+
+    def _outcome(self, index: int, k: int, job: ObservedJob, masks: list[int]) -> ItemState:
+        nsteps = len(self.step_names)
+        if job.state is JobState.SUCCEEDED:
+            if k + 1 < nsteps:
+                return ItemState(k + 1, ItemPhase.RUNNING)
+            if masks[index]:
+                return ItemState(first_failed_step(masks[index]), ItemPhase.FAILED)
+            return ItemState(k, ItemPhase.SUCCEEDED)
+        msg = self._tm(job)
+        reason = msg.get("reason") if isinstance(msg.get("reason"), str) and msg.get("reason") else None
+        reason = reason or _JOB_REASONS.get(job.reason or "", job.reason or "Failed")
+        message = msg.get("message") or job.message or ""
+        failure: dict[str, Any] = {"index": index, "step": self.step_names[k], "reason": cut(reason, 128),
+                                   "message": cut(message, MAX_FAILURE_MESSAGE), "time": rfc3339(self.now)}
+        item_name = self._item_name(index, msg)
+        if item_name:
+            failure = {"item": item_name, **failure}
+        self.new_failures.append(failure)
+        label = f"item {index}" + (f" ({item_name})" if item_name else "")
+        self._event("Warning", "StepFailed", f"{label} failed at step {self.step_names[k]}: {reason}: {message}")
+        if run_on_item_failure(self.spec) == ON_FAILURE_CONTINUE:
+            masks[index] |= 1 << k
+            if k + 1 < nsteps:
+                return ItemState(k + 1, ItemPhase.RUNNING)
+            return ItemState(first_failed_step(masks[index]), ItemPhase.FAILED)
+        return ItemState(k, ItemPhase.FAILED)
+
+    def _items(self, cancel: bool, timed_out: bool) -> None:
+        n = int(self.status["itemCount"])
+        nsteps = len(self.step_names)
+        states = itemstates.decode(self.status.get("itemStates"), n)
+        masks = decode_failed_steps(self.status.get("itemFailedSteps"), n)
+        jobs_by_item: dict[int, dict[int, ObservedJob]] = defaultdict(dict)
+        manifest: ObservedJob | None = None
+        for job in self.observed:
+            if job.kind is JobKind.STEP:
+                if 0 <= job.item < n and 0 <= job.step < nsteps:
+                    jobs_by_item[job.item][job.step] = job
+                elif job.finished:
+                    self._delete(job)
+            elif job.kind is JobKind.MANIFEST:
+                manifest = job
+            elif job.kind is JobKind.PREPARE:
+                self._delete(job)  # its outcome (itemCount) is recorded
+
+        # 1. Record the outcome of every finished Job at an item's current step.
+        for i, by_step in jobs_by_item.items():
+            st = states[i]
+            while True:
+                if st.phase is ItemPhase.PENDING and 0 in by_step:
+                    st = ItemState(0, ItemPhase.RUNNING)   # created, status patch lost: in flight
+                job = by_step.get(st.step)
+                if st.phase is ItemPhase.RUNNING and job is not None and job.finished:
+                    st = self._outcome(i, st.step, job, masks)
+                    self._delete(job)
+                    continue
+                break
+            states[i] = st
+            for step, job in by_step.items():
+                if st.phase.terminal or step < st.step:
+                    self._delete(job)   # accounted for (or the Job of a cancelled item)
+
+        # 2. Cancel or time out: items not terminal become Cancelled, their Jobs go.
+        stop = self._cond_reason() if self._cond_reason() in (R_CANCELLING, R_TIMING_OUT) else None
+        all_terminal = all(s.phase.terminal for s in states)
+        if stop is None and not all_terminal and manifest is None and (cancel or timed_out):
+            stop = R_CANCELLING if cancel else R_TIMING_OUT
+            stopped = 0
+            for i, st in enumerate(states):
+                if not st.phase.terminal:
+                    if st.phase is ItemPhase.RUNNING:
+                        stopped += 1
+                    states[i] = ItemState(st.step, ItemPhase.CANCELLED)
+                    for job in jobs_by_item.get(i, {}).values():
+                        self._delete(job)
+            if stop == R_CANCELLING:
+                self._event("Normal", "Cancelling", f"cancelled: {stopped} items in flight stopped")
+            else:
+                self._event("Warning", "TimedOut", f"the run exceeded its timeout of "
+                            f"{self.spec.get('timeoutSeconds')}s: {stopped} items in flight stopped")
+            all_terminal = True
+
+        # 3. Start pending items up to `parallelism`, and create the Job of every item in flight.
+        if not all_terminal:
+            limit = run_parallelism(self.spec)
+            in_flight = sum(1 for s in states if s.phase is ItemPhase.RUNNING)
+            if in_flight < limit:
+                for i, st in enumerate(states):
+                    if in_flight >= limit:
+                        break
+                    if st.phase is ItemPhase.PENDING:
+                        states[i] = ItemState(0, ItemPhase.RUNNING)
+                        in_flight += 1
+            for i, st in enumerate(states):
+                if st.phase is ItemPhase.RUNNING and st.step not in jobs_by_item.get(i, {}):
+                    self.plan.create.append(J.step_job(self.ctx, self.spec, self.pipeline, i, st.step, self.image))
+
+        # 4. The status.
+        counts = count_items(states)
+        encoded = itemstates.encode(states)
+        self.status["itemStates"] = encoded
+        if any(masks) or self.old.get("itemFailedSteps"):
+            self.status["itemFailedSteps"] = encode_failed_steps(masks)
+        self.status["itemCount"] = n
+        self.status["progress"] = f"{counts.done}/{n}"
+        self.status["itemsSucceeded"] = counts.succeeded
+        self.status["itemsFailed"] = counts.failed
+        self.status["itemsCancelled"] = counts.cancelled
+        self.status["steps"] = step_counts(states, masks, self.step_names)
+        if self.new_failures:
+            self.status["failures"] = capped([*(self.status.get("failures") or []), *self.new_failures],
+                                             MAX_FAILURES)
+        self.plan.item_states = states
+
+        # 5. Finalize: the manifest Job once every item is terminal, then the final phase.
+        if all_terminal:
+            phase, reason, message, event = self._final_outcome(states, stop, cancel, counts)
+            if manifest is None:
+                self.plan.create.append(J.manifest_job(self.ctx, self.pipeline, encoded, self.image, phase))
+                self._condition(UNKNOWN, stop or R_FINALIZING, f"{message}; writing the manifest")
+            elif manifest.state is JobState.SUCCEEDED:
+                self._delete(manifest)
+                self._finish(phase, reason, message, event)
+            elif manifest.state is JobState.FAILED:
+                msg = self._tm(manifest)
+                detail = msg.get("message") or manifest.message or manifest.reason or "the manifest Job failed"
+                self._finish(FAILED, R_MANIFEST_FAILED, f"{message}; the manifest Job failed: {detail}", EV_FAIL)
+            else:
+                self._condition(UNKNOWN, stop or R_FINALIZING, f"{message}; writing the manifest")
+        else:
+            self._condition(UNKNOWN, R_RUNNING, f"{counts.done}/{n} items done, {counts.running} in flight")
+            self._deadline_requeue()
+
+    def _final_outcome(self, states: list[ItemState], stop: str | None, cancel: bool,
+                       counts: Counts) -> tuple[str, str, str, str]:
+        summary = (f"{counts.succeeded} succeeded, {counts.failed} failed, {counts.cancelled} cancelled"
+                   f" of {counts.total} items")
+        if stop == R_CANCELLING or (stop is None and counts.cancelled and cancel):
+            return CANCELLED, R_CANCELLED, f"cancelled: {summary}", EV_CANCEL
+        if stop == R_TIMING_OUT or (stop is None and counts.cancelled):
+            return (FAILED, R_TIMEOUT,
+                    f"the run exceeded its timeout of {self.spec.get('timeoutSeconds')}s: {summary}", EV_TIMEOUT)
+        if counts.failed:
+            return FAILED, R_ITEMS_FAILED, failed_at_summary(states, self.step_names), EV_FAIL
+        return SUCCEEDED, R_SUCCEEDED, f"{counts.succeeded} of {counts.total} items succeeded", EV_COMPLETE
+
+
+def plan_run(run: Mapping[str, Any], pipeline_spec: Mapping[str, Any] | Any | None,
+             observed: Iterable[ObservedJob], now: datetime, *, operator_image: str,
+             termination_messages: Mapping[str, Any] | None = None, item_count: int | None = None,
+             workspace_found: bool = True) -> RunPlan:
+    """Decide what to do for one PipelineRun.
+
+    run: the PipelineRun object (`metadata` with name/namespace/uid/generation, `spec`, `status`).
+    pipeline_spec: the referenced Pipeline's spec when it exists (None when not found); once the
+        run started, its snapshot `status.pipelineSpec` is used instead.
+    observed: the run's child Jobs (`ObservedJob.from_job`); Jobs of another run uid are ignored.
+    now: the current time (timezone-aware).
+    termination_messages: Job name → the runner's termination message (dict or JSON text) of the
+        Jobs `termination_messages_needed` names; missing ones fall back to the Job's condition.
+    item_count: the batch size, if the handler already knows it; otherwise the prepare Job's
+        termination message (`itemCount`) or the inline items give it.
+    workspace_found: False when `spec.workspace.claimName` does not exist (the run waits).
+    """
+    return _Planner(run, pipeline_spec, observed, now, operator_image, termination_messages or {},
+                    item_count, workspace_found).run_plan()
+
+
+def termination_messages_needed(run: Mapping[str, Any], observed: Iterable[ObservedJob]) -> list[str]:
+    """Names of the Jobs whose pod termination message `plan_run` will read: the finished
+    prepare Job while the item count is unknown, the failed step Jobs whose outcome is not yet
+    recorded, and a failed manifest Job. Jobs already accounted for are skipped (no reads)."""
+    status = plain(run.get("status"))
+    if status.get("phase") in TERMINAL_PHASES:
+        return []
+    out: list[str] = []
+    count = status.get("itemCount")
+    states = itemstates.decode(status.get("itemStates"), count) if count is not None else None
+    for job in observed:
+        if job.kind is JobKind.PREPARE and job.finished and count is None:
+            out.append(job.name)
+        elif job.kind is JobKind.MANIFEST and job.state is JobState.FAILED:
+            out.append(job.name)
+        elif job.kind is JobKind.STEP and job.state is JobState.FAILED and states is not None:
+            if job.item is not None and 0 <= job.item < len(states):
+                st = states[job.item]
+                if not st.phase.terminal and job.step >= st.step:
+                    out.append(job.name)
+    return out
