@@ -333,3 +333,13 @@ def test_spy_app_records_which_file_accesses_were_allowed_or_denied(tmp_path, mo
     assert found["read"].get_property("outcome") == "denied"
     assert found["read"].get_property("errnoName") == "ENOENT"
     assert found["write"].get_property("outcome") == "allowed" and target.exists()
+
+
+def test_after_an_invalid_output_the_next_step_reads_the_newest_earlier_mmif(tmp_path, monkeypatch, apps):
+    # onItemFailure=Continue: step 0 left no MMIF, so step 1 starts from the source MMIF
+    run = Run(tmp_path, monkeypatch, ["broken", "asr"], [VIDEO])
+    with harness.serve(fake_app("http://apps.mmif.dev/fake/v1", lambda _: (200, "text/plain", b"oops"))) as url:
+        assert run.step(0, 0, url)[0] == ExitCode.INVALID_OUTPUT
+    assert run.step(0, 1, apps["textgen"][0])[0] == ExitCode.OK
+    assert run.record(0, 1)["input"] == run.layout.source_mmif(0)
+    assert [v.metadata.app for v in Mmif(open(run.layout.final_mmif(0)).read()).views] == [TEXTGEN]

@@ -32,7 +32,10 @@ def build_source(item: Item, workspace: str) -> Mmif:
         doc.properties.mime = spec.mime_type
         doc.location = file_uri(resolve_in_workspace(workspace, spec.location))
         mmif.add_document(doc)
-    Mmif.validate(mmif.serialize())
+    try:
+        Mmif.validate(mmif.serialize())
+    except Exception as e:  # jsonschema's ValidationError is no ValueError
+        raise ValueError(f"the source MMIF does not validate: {getattr(e, 'message', e)}") from None
     return mmif
 
 

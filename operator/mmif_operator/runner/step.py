@@ -144,7 +144,8 @@ def run_step(cfg: StepConfig) -> int:
         record["input"] = in_path
         in_bytes = _read(in_path)
         in_mmif = parse_mmif(in_bytes)
-    except (OSError, ValueError) as e:
+    except (FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as e:
+        # other OSErrors (EIO, ENOSPC...) are the volume's: RunnerError, exit 2, retried
         return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"cannot use the input MMIF: {e}")
 
     try:
