@@ -80,7 +80,8 @@ class StatusModel(ApiModel):
 
 
 def list_map(*keys: str) -> dict[str, Any]:
-    """Schema markers of a list whose entries are identified by `keys` (merged by server-side apply)."""
+    """Schema markers of a list whose entries are identified by `keys` (server-side apply merges
+    them by key)."""
     return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
 
 

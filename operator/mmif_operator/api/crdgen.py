@@ -106,7 +106,8 @@ def structural_schema(model: type[SpecModel] | type[StatusModel]) -> dict[str, A
 def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     node = _inline(node, defs)
     if node.get(PRESERVE_UNKNOWN):
-        return _ordered({"description": node.get("description"), "type": "object", PRESERVE_UNKNOWN: True})
+        kept = {"description": node.get("description"), "type": "object", PRESERVE_UNKNOWN: True}
+        return _ordered(kept)
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROPPED_KEYS or (key == "additionalProperties" and value is False):

@@ -179,7 +179,8 @@ class PipelineSpec(SpecModel):
         Rule(
             "has(self.workspace) || self.steps.all(s, s.mode != 'Service' || has(s.url))",
             "spec.workspace is required when a step has mode Service and no url",
-            check=lambda p: p.workspace is not None or not any(map(_is_service_without_url, p.steps)),
+            check=lambda p: p.workspace is not None
+            or not any(map(_is_service_without_url, p.steps)),
             field_path=".workspace",
         ),
     )

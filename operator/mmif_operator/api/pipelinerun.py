@@ -321,10 +321,10 @@ class PipelineRunStatus(StatusModel):
         "copy, so editing the Pipeline does not change runs already started.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
-    output_path: AbsolutePath | None = Field(
+    output_path: str | None = Field(
         None,
         description="The run's output folder as seen in pods, e.g. `/data/mmif-runs/run-1`.",
     )
-    manifest_path: AbsolutePath | None = Field(
+    manifest_path: str | None = Field(
         None, description="The run's manifest, `<outputPath>/manifest.json`."
     )

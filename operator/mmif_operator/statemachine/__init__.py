@@ -1,1 +1,1 @@
-"""The run phases and their transitions, declared as tables (`table.py`) and documented (`docs.py`)."""
+"""Run phases and their transitions: the tables (`table.py`) and their docs (`docs.py`)."""

@@ -156,19 +156,19 @@ RUN_WORKFLOW = Template(
     "batch, runs every item through the steps, writes the manifest and ends.",
     states=(PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED),
     transitions=(
-        #          from      event                      to         Succeeded  reason               terminal
-        Transition(None,     Event.CREATED,             PENDING,   UNKNOWN,   "Pending",           False),
-        Transition(PENDING,  Event.PIPELINE_NOT_FOUND,  PENDING,   UNKNOWN,   "PipelineNotFound",  False),
-        Transition(PENDING,  Event.WORKSPACE_NOT_FOUND, PENDING,   UNKNOWN,   "WorkspaceNotFound", False),
-        Transition(PENDING,  Event.INVALID_SPEC,        FAILED,    FALSE,     "InvalidSpec",       True),
-        Transition(PENDING,  Event.STARTED,             RUNNING,   UNKNOWN,   "Running",           False),
-        Transition(PENDING,  Event.CANCELLED,           CANCELLED, FALSE,     "Cancelled",         True),
-        Transition(RUNNING,  Event.PREPARE_FAILED,      FAILED,    FALSE,     "PrepareFailed",     True),
-        Transition(RUNNING,  Event.OUTPUT_CONFLICT,     FAILED,    FALSE,     "OutputConflict",    True),
-        Transition(RUNNING,  Event.ALL_ITEMS_SUCCEEDED, SUCCEEDED, TRUE,      "Succeeded",         True),
-        Transition(RUNNING,  Event.ITEMS_FAILED,        FAILED,    FALSE,     "ItemsFailed",       True),
-        Transition(RUNNING,  Event.TIMED_OUT,           FAILED,    FALSE,     "Timeout",           True),
-        Transition(RUNNING,  Event.CANCELLED,           CANCELLED, FALSE,     "Cancelled",         True),
+        #          from     event                      to         status   reason              terminal
+        Transition(None,    Event.CREATED,             PENDING,   UNKNOWN, "Pending",           False),
+        Transition(PENDING, Event.PIPELINE_NOT_FOUND,  PENDING,   UNKNOWN, "PipelineNotFound",  False),
+        Transition(PENDING, Event.WORKSPACE_NOT_FOUND, PENDING,   UNKNOWN, "WorkspaceNotFound", False),
+        Transition(PENDING, Event.INVALID_SPEC,        FAILED,    FALSE,   "InvalidSpec",       True),
+        Transition(PENDING, Event.STARTED,             RUNNING,   UNKNOWN, "Running",           False),
+        Transition(PENDING, Event.CANCELLED,           CANCELLED, FALSE,   "Cancelled",         True),
+        Transition(RUNNING, Event.PREPARE_FAILED,      FAILED,    FALSE,   "PrepareFailed",     True),
+        Transition(RUNNING, Event.OUTPUT_CONFLICT,     FAILED,    FALSE,   "OutputConflict",    True),
+        Transition(RUNNING, Event.ALL_ITEMS_SUCCEEDED, SUCCEEDED, TRUE,    "Succeeded",         True),
+        Transition(RUNNING, Event.ITEMS_FAILED,        FAILED,    FALSE,   "ItemsFailed",       True),
+        Transition(RUNNING, Event.TIMED_OUT,           FAILED,    FALSE,   "Timeout",           True),
+        Transition(RUNNING, Event.CANCELLED,           CANCELLED, FALSE,   "Cancelled",         True),
     ),
 )
 # fmt: on
