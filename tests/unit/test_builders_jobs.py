@@ -7,6 +7,7 @@ import pytest
 
 from mmif_operator.builders import jobs, labels as L, names, services
 from mmif_operator.runner import env as E
+from mmif_operator.runner.items import parse_inline
 
 RUN = {
     "metadata": {"name": "run-1", "namespace": "ns", "uid": "uid-1"},
@@ -133,6 +134,12 @@ def test_prepare_and_manifest_jobs():
     assert runner["command"] == ["mmif-runner", "prepare"]
     assert json.loads(env_of(runner)[E.ITEMS_INLINE]) == RUN["spec"]["items"]
     check_restricted(prep["spec"]["template"]["spec"])
+    big = [{"name": f"item-{i}", "documents": [{"location": f"videos/{i:05d}.mp4", "mimeType": "video/mp4"}]}
+           for i in range(1000)]
+    big_job = jobs.prepare_job(CTX, {**RUN["spec"], "items": big}, "img")
+    value = env_of(big_job["spec"]["template"]["spec"]["containers"][0])[E.ITEMS_INLINE]
+    assert len(value) < 128 * 1024                    # Linux refuses longer env strings
+    assert [raw for _, raw in parse_inline(value)] == big
     from_file = jobs.prepare_job(CTX, {**RUN["spec"], "items": None, "itemsFrom": {"path": "b.jsonl"}}, "img")
     env = env_of(from_file["spec"]["template"]["spec"]["containers"][0])
     assert env[E.ITEMS_FROM] == "b.jsonl" and E.ITEMS_INLINE not in env

@@ -114,7 +114,7 @@ def check_schema(status):
 def test_start_creates_prepare_and_waits_for_the_count():
     sim = Sim(make_run())
     plan = sim.step()
-    assert plan.phase == "Running" and plan.phase_event == "start"
+    assert plan.phase == "Running" and plan.phase_event == "Started"
     assert [j["metadata"]["name"] for j in plan.create] == ["run-1-prepare"]
     st = sim.run["status"]
     assert st["pipelineSpec"] == PIPELINE and st["startTime"] == "2025-01-01T12:00:00Z"
@@ -173,7 +173,7 @@ def test_success_then_manifest_then_succeeded():
     sim.finish("run-1-manifest")
     plan = sim.step()
     st = sim.run["status"]
-    assert plan.phase == "Succeeded" and plan.phase_event == "complete"
+    assert plan.phase == "Succeeded" and plan.phase_event == "AllItemsSucceeded"
     assert cond(st)["status"] == "True" and cond(st)["reason"] == "Succeeded"
     assert st["completionTime"] and st["progress"] == "3/3"
     assert "run-1-manifest" in plan.delete
@@ -300,7 +300,7 @@ def test_cancel_deletes_active_jobs_then_manifest_then_cancelled():
     assert sim.run["status"]["phase"] == "Running"
     sim.finish("run-1-manifest")
     plan = sim.step()
-    assert plan.phase == "Cancelled" and plan.phase_event == "cancel"
+    assert plan.phase == "Cancelled" and plan.phase_event == "Cancelled"
     assert cond(sim.run["status"])["status"] == "False" and cond(sim.run["status"])["reason"] == "Cancelled"
     check_schema(sim.run["status"])
 
@@ -334,7 +334,7 @@ def test_timeout_cancels_items_and_fails_with_timeout():
     sim.finish("run-1-manifest")
     plan = sim.step()
     st = sim.run["status"]
-    assert plan.phase == "Failed" and plan.phase_event == "timeout"
+    assert plan.phase == "Failed" and plan.phase_event == "TimedOut"
     assert cond(st)["reason"] == "Timeout" and "600s" in cond(st)["message"]
 
 
@@ -343,7 +343,7 @@ def test_timeout_while_preparing():
     sim.step()
     sim.now = T0 + timedelta(seconds=11)
     plan = sim.step()
-    assert plan.phase == "Failed" and plan.phase_event == "timeout" and plan.delete == ["run-1-prepare"]
+    assert plan.phase == "Failed" and plan.phase_event == "TimedOut" and plan.delete == ["run-1-prepare"]
 
 
 def test_prepare_failures():

@@ -6,7 +6,7 @@ to Kubernetes. See docs/design.md ("Execution model") for the pod layout.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from .specs import (
 )
 from ..runner import env as E
 from ..runner.exitcodes import FAIL_JOB
+from ..runner.items import encode_inline
 
 RUNNER_CONTAINER = "runner"
 APP_CONTAINER = "app"
@@ -240,7 +241,7 @@ def prepare_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, operator_ima
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PREPARE)
     env = _runner_base_env(ctx)
     if run_spec.get("items") is not None:
-        env[E.ITEMS_INLINE] = json.dumps(run_spec["items"], separators=(",", ":"))
+        env[E.ITEMS_INLINE] = encode_inline(run_spec["items"])
     if run_spec.get("itemsFrom"):
         env[E.ITEMS_FROM] = run_spec["itemsFrom"]["path"]
     pod_spec = {

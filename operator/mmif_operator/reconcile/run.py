@@ -38,19 +38,33 @@ from typing import Any
 from .. import itemstates
 from ..builders import jobs as J
 from ..builders.specs import (
-    ON_FAILURE_CONTINUE, plain, run_on_item_failure, run_output_path, run_parallelism,
+    ON_FAILURE_CONTINUE, plain, run_on_item_failure, run_parallelism,
     step_needs_deployment, workspace_mount_path,
 )
 from ..itemstates import ItemPhase, ItemState
+from ..statemachine.table import RUN_WORKFLOW, Event as PhaseEvent, Template, TransitionError, transition
 from .observed import JobKind, JobState, ObservedJob
-from .status import FALSE, TRUE, UNKNOWN, capped, cut, find_condition, parse_time, rfc3339, set_condition
+from .status import FALSE, UNKNOWN, capped, cut, find_condition, parse_time, rfc3339, set_condition
 
 # Run phases.
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = "Pending", "Running", "Succeeded", "Failed", "Cancelled"
 TERMINAL_PHASES = (SUCCEEDED, FAILED, CANCELLED)
 
-# Phase events fed to the state machine.
-EV_START, EV_COMPLETE, EV_FAIL, EV_CANCEL, EV_TIMEOUT = "start", "complete", "fail", "cancel", "timeout"
+# Phase events: the events of the state machine (statemachine/table.py, `run-workflow`).
+EV_CREATED = PhaseEvent.CREATED.value
+EV_PIPELINE_NOT_FOUND = PhaseEvent.PIPELINE_NOT_FOUND.value
+EV_WORKSPACE_NOT_FOUND = PhaseEvent.WORKSPACE_NOT_FOUND.value
+EV_INVALID_SPEC = PhaseEvent.INVALID_SPEC.value
+EV_STARTED = PhaseEvent.STARTED.value
+EV_PREPARE_FAILED = PhaseEvent.PREPARE_FAILED.value
+EV_OUTPUT_CONFLICT = PhaseEvent.OUTPUT_CONFLICT.value
+EV_ALL_ITEMS_SUCCEEDED = PhaseEvent.ALL_ITEMS_SUCCEEDED.value
+EV_ITEMS_FAILED = PhaseEvent.ITEMS_FAILED.value
+EV_TIMED_OUT = PhaseEvent.TIMED_OUT.value
+EV_CANCELLED = PhaseEvent.CANCELLED.value
+# Not (yet) rows of the table: used through _FALLBACK_ROWS when the table has no row for them.
+EV_MANIFEST_FAILED = getattr(PhaseEvent, "MANIFEST_FAILED", "ManifestFailed")
+EV_SNAPSHOT_LOST = "SnapshotLost"
 
 CONDITION_SUCCEEDED = "Succeeded"
 
@@ -81,15 +95,10 @@ PENDING_REQUEUE_SECONDS = 30.0
 _JOB_REASONS = {"DeadlineExceeded": "Timeout", "BackoffLimitExceeded": "BackoffLimitExceeded",
                 "PodFailurePolicy": "PodFailurePolicy"}
 
-# Phase table used when the state machine package is not importable (same transitions).
-_FALLBACK_TABLE = {
-    (PENDING, EV_START): RUNNING,
-    (PENDING, EV_FAIL): FAILED,
-    (PENDING, EV_CANCEL): CANCELLED,
-    (RUNNING, EV_COMPLETE): SUCCEEDED,
-    (RUNNING, EV_FAIL): FAILED,
-    (RUNNING, EV_CANCEL): CANCELLED,
-    (RUNNING, EV_TIMEOUT): FAILED,
+# (target phase, condition status, reason) for events the template may lack in some phase.
+_FALLBACK_ROWS = {
+    EV_MANIFEST_FAILED: (FAILED, FALSE, R_MANIFEST_FAILED),
+    EV_SNAPSHOT_LOST: (FAILED, FALSE, R_INVALID_SPEC),
 }
 
 
@@ -105,7 +114,7 @@ class Event:
 @dataclass
 class RunPlan:
     phase: str                                            # the phase after this plan
-    phase_event: str | None = None                        # start/complete/fail/cancel/timeout
+    phase_events: list[str] = field(default_factory=list)  # state-machine events fired, in order
     create: list[dict[str, Any]] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)       # Job names, after the status patch
     status: dict[str, Any] = field(default_factory=dict)  # the whole new status
@@ -114,6 +123,11 @@ class RunPlan:
     events: list[Event] = field(default_factory=list)
     requeue_after: float | None = None
     delete_run: bool = False
+
+    @property
+    def phase_event(self) -> str | None:
+        """The last state-machine event of this plan (e.g. `Started`, `ItemsFailed`), or None."""
+        return self.phase_events[-1] if self.phase_events else None
 
 
 # -- Continue-mode failures ------------------------------------------------------------------
@@ -140,19 +154,8 @@ def first_failed_step(mask: int) -> int:
 
 # -- helpers ---------------------------------------------------------------------------------
 
-def _transition(phase: str, event: str) -> str:
-    try:
-        from ..statemachine import transition  # type: ignore[attr-defined]
-    except ImportError:
-        transition = None
-    if transition is not None:
-        try:
-            new = transition("run", phase, event)
-        except Exception:  # noqa: BLE001 - unknown signature/table: use the local table
-            new = None
-        if new is not None:
-            return getattr(new, "value", new)
-    return _FALLBACK_TABLE.get((phase, event), phase)
+def _value(x: Any) -> str:
+    return getattr(x, "value", x)
 
 
 def parse_termination_message(value: Any) -> dict[str, Any]:
@@ -287,7 +290,8 @@ def failed_at_summary(states: list[ItemState], step_names: list[str]) -> str:
 class _Planner:
     def __init__(self, run: Mapping[str, Any], pipeline_spec: Any, observed: Iterable[ObservedJob],
                  now: datetime, operator_image: str, termination_messages: Mapping[str, Any],
-                 item_count: int | None, workspace_found: bool):
+                 item_count: int | None, workspace_found: bool, template: Template):
+        self.template = template
         self.meta = dict(run.get("metadata") or {})
         self.spec = plain(run.get("spec"))
         self.old = copy.deepcopy(plain(run.get("status")))
@@ -320,27 +324,32 @@ class _Planner:
         cond = find_condition(self.old.get("conditions"), CONDITION_SUCCEEDED)
         return cond.get("reason") if cond else None
 
-    def _set_phase(self, new: str, reason: str, event: str | None) -> None:
+    def _fire(self, event: str, message: str) -> str:
+        """Apply a state-machine event: phase, history, the Succeeded condition, and on a
+        terminal phase completionTime, an Event and the TTL. Returns the new phase."""
         current = self.status.get("phase")
-        if event is not None and current:
-            new = _transition(current, event)
-        if current == new:
-            return
-        entry: dict[str, Any] = {"to": new, "reason": reason, "time": rfc3339(self.now)}
-        if current:
-            entry["from"] = current
-        self.status["history"] = capped([*(self.status.get("history") or []), entry], MAX_HISTORY)
-        if event is not None:
-            self.plan.phase_event = event
-        self.phase = new
-        self.status["phase"] = new
-
-    def _finish(self, phase: str, reason: str, message: str, event: str) -> None:
-        self._set_phase(phase, reason, event)
-        self._condition(TRUE if self.phase == SUCCEEDED else FALSE, reason, message)
-        self.status["completionTime"] = rfc3339(self.now)
-        self._event("Normal" if self.phase in (SUCCEEDED, CANCELLED) else "Warning", reason, message)
-        self._ttl()
+        try:
+            row = transition(self.template, current, event)
+            target, cstatus, reason, terminal = _value(row.target), _value(row.status), row.reason, row.terminal
+        except TransitionError:
+            if event not in _FALLBACK_ROWS:
+                raise
+            target, cstatus, reason = _FALLBACK_ROWS[event]
+            terminal = target in TERMINAL_PHASES
+        self.plan.phase_events.append(event)
+        if target != current:
+            entry: dict[str, Any] = {"to": target, "reason": reason, "time": rfc3339(self.now)}
+            if current:
+                entry["from"] = current
+            self.status["history"] = capped([*(self.status.get("history") or []), entry], MAX_HISTORY)
+            self.status["phase"] = target
+            self.phase = target
+        self._condition(cstatus, reason, message)
+        if terminal:
+            self.status["completionTime"] = rfc3339(self.now)
+            self._event("Normal" if target in (SUCCEEDED, CANCELLED) else "Warning", reason, message)
+            self._ttl()
+        return target
 
     def _ttl(self) -> None:
         ttl = self.spec.get("ttlSecondsAfterFinished")
@@ -366,7 +375,7 @@ class _Planner:
     # -- phases ---------------------------------------------------------------------------
     def run_plan(self) -> RunPlan:
         if not self.old.get("phase"):
-            self._set_phase(PENDING, R_PENDING, None)
+            self._fire(EV_CREATED, "waiting for the Pipeline and the workspace")
         if self.phase in TERMINAL_PHASES:
             self._terminal()
         elif self.phase == PENDING:
@@ -389,22 +398,22 @@ class _Planner:
 
     def _pending(self) -> None:
         if self.spec.get("status") == CANCELLED:
-            self._finish(CANCELLED, R_CANCELLED, "the run was cancelled before it started", EV_CANCEL)
+            self._fire(EV_CANCELLED, "the run was cancelled before it started")
             return
         pipeline = self._pipeline()
         ref = (self.spec.get("pipelineRef") or {}).get("name")
         ns = self.meta.get("namespace")
         if not pipeline:
-            self._waiting(R_PIPELINE_NOT_FOUND, f"Pipeline {ref!r} not found in namespace {ns!r}")
+            self._waiting(EV_PIPELINE_NOT_FOUND, f"Pipeline {ref!r} not found in namespace {ns!r}")
             return
         if not self.workspace_found:
             claim = (self.spec.get("workspace") or {}).get("claimName")
-            self._waiting(R_WORKSPACE_NOT_FOUND,
+            self._waiting(EV_WORKSPACE_NOT_FOUND,
                           f"PersistentVolumeClaim {claim!r} not found in namespace {ns!r}")
             return
         problem = validate_run(self.spec, pipeline)
         if problem:
-            self._finish(FAILED, R_INVALID_SPEC, problem, EV_FAIL)
+            self._fire(EV_INVALID_SPEC, problem)
             return
         ctx = J.RunContext.from_run(self.run)
         self.status["pipelineSpec"] = pipeline
@@ -413,16 +422,19 @@ class _Planner:
         self.status["manifestPath"] = f"{ctx.run_dir}/manifest.json"
         self.status["steps"] = [{"name": s["name"], "pending": 0, "running": 0, "succeeded": 0, "failed": 0}
                                 for s in pipeline["steps"]]
-        self._set_phase(RUNNING, R_RUNNING, EV_START)
-        self._condition(UNKNOWN, R_RUNNING, "preparing the batch")
+        self._fire(EV_STARTED, "preparing the batch")
         self._event("Normal", "Started", f"following Pipeline {ref!r}; preparing the batch")
         self.plan.create.append(J.prepare_job(ctx, self.spec, self.image))
         self._deadline_requeue()
 
-    def _waiting(self, reason: str, message: str) -> None:
-        if self._cond_reason() != reason:
-            self._event("Warning", reason, message)
-        self._condition(UNKNOWN, reason, message)
+    def _waiting(self, event: str, message: str) -> None:
+        """Stay Pending; fire the event (and emit an Event) only when the reason changes."""
+        row = transition(self.template, self.status.get("phase"), event)
+        if self._cond_reason() != row.reason:
+            self._fire(event, message)
+            self._event("Warning", row.reason, message)
+        else:
+            self._condition(_value(row.status), row.reason, message)
         self.plan.requeue_after = PENDING_REQUEUE_SECONDS
 
     def _deadline(self) -> datetime | None:
@@ -442,7 +454,7 @@ class _Planner:
     def _running(self) -> None:
         pipeline = self._pipeline()
         if not pipeline or not pipeline.get("steps"):
-            self._finish(FAILED, R_INVALID_SPEC, "the run has no pipeline snapshot (status.pipelineSpec)", EV_FAIL)
+            self._fire(EV_SNAPSHOT_LOST, "the run has no pipeline snapshot (status.pipelineSpec)")
             return
         self.pipeline = pipeline
         self.step_names = [s["name"] for s in pipeline["steps"]]
@@ -465,7 +477,7 @@ class _Planner:
             if count is None and self.spec.get("items") is not None:
                 count = len(self.spec["items"])
             if count is None:
-                self._finish(FAILED, R_PREPARE_FAILED, "the prepare Job reported no item count", EV_FAIL)
+                self._fire(EV_PREPARE_FAILED, "the prepare Job reported no item count")
                 return False
             self.status["itemCount"] = int(count)
             self.status["itemStates"] = itemstates.encode([ItemState()] * int(count))
@@ -474,21 +486,20 @@ class _Planner:
             return True
         if job is not None and job.state is JobState.FAILED:
             msg = self._tm(job)
-            reason = R_OUTPUT_CONFLICT if msg.get("reason") == R_OUTPUT_CONFLICT else R_PREPARE_FAILED
+            event = EV_OUTPUT_CONFLICT if msg.get("reason") == R_OUTPUT_CONFLICT else EV_PREPARE_FAILED
             detail = msg.get("message") or job.message or job.reason or "the prepare Job failed"
-            self._finish(FAILED, reason, cut(detail, MAX_FAILURE_MESSAGE), EV_FAIL)
+            self._fire(event, cut(detail, MAX_FAILURE_MESSAGE))
             return False
         if cancel:
             if job is not None:
                 self._delete(job)
-            self._finish(CANCELLED, R_CANCELLED, "the run was cancelled while preparing the batch", EV_CANCEL)
+            self._fire(EV_CANCELLED, "the run was cancelled while preparing the batch")
             return False
         if timed_out:
             if job is not None:
                 self._delete(job)
-            self._finish(FAILED, R_TIMEOUT,
-                         f"the run exceeded its timeout of {self.spec.get('timeoutSeconds')}s while "
-                         "preparing the batch", EV_TIMEOUT)
+            self._fire(EV_TIMED_OUT, f"the run exceeded its timeout of {self.spec.get('timeoutSeconds')}s "
+                       "while preparing the batch")
             return False
         if job is None:
             self.plan.create.append(J.prepare_job(self.ctx, self.spec, self.image))
@@ -620,17 +631,17 @@ class _Planner:
 
         # 5. Finalize: the manifest Job once every item is terminal, then the final phase.
         if all_terminal:
-            phase, reason, message, event = self._final_outcome(states, stop, cancel, counts)
+            phase, message, event = self._final_outcome(states, stop, cancel, counts)
             if manifest is None:
                 self.plan.create.append(J.manifest_job(self.ctx, self.pipeline, encoded, self.image, phase))
                 self._condition(UNKNOWN, stop or R_FINALIZING, f"{message}; writing the manifest")
             elif manifest.state is JobState.SUCCEEDED:
                 self._delete(manifest)
-                self._finish(phase, reason, message, event)
+                self._fire(event, message)
             elif manifest.state is JobState.FAILED:
                 msg = self._tm(manifest)
                 detail = msg.get("message") or manifest.message or manifest.reason or "the manifest Job failed"
-                self._finish(FAILED, R_MANIFEST_FAILED, f"{message}; the manifest Job failed: {detail}", EV_FAIL)
+                self._fire(EV_MANIFEST_FAILED, f"{message}; the manifest Job failed: {detail}")
             else:
                 self._condition(UNKNOWN, stop or R_FINALIZING, f"{message}; writing the manifest")
         else:
@@ -638,23 +649,23 @@ class _Planner:
             self._deadline_requeue()
 
     def _final_outcome(self, states: list[ItemState], stop: str | None, cancel: bool,
-                       counts: Counts) -> tuple[str, str, str, str]:
+                       counts: Counts) -> tuple[str, str, str]:
         summary = (f"{counts.succeeded} succeeded, {counts.failed} failed, {counts.cancelled} cancelled"
                    f" of {counts.total} items")
         if stop == R_CANCELLING or (stop is None and counts.cancelled and cancel):
-            return CANCELLED, R_CANCELLED, f"cancelled: {summary}", EV_CANCEL
+            return CANCELLED, f"cancelled: {summary}", EV_CANCELLED
         if stop == R_TIMING_OUT or (stop is None and counts.cancelled):
-            return (FAILED, R_TIMEOUT,
-                    f"the run exceeded its timeout of {self.spec.get('timeoutSeconds')}s: {summary}", EV_TIMEOUT)
+            return (FAILED, f"the run exceeded its timeout of {self.spec.get('timeoutSeconds')}s: {summary}",
+                    EV_TIMED_OUT)
         if counts.failed:
-            return FAILED, R_ITEMS_FAILED, failed_at_summary(states, self.step_names), EV_FAIL
-        return SUCCEEDED, R_SUCCEEDED, f"{counts.succeeded} of {counts.total} items succeeded", EV_COMPLETE
+            return FAILED, failed_at_summary(states, self.step_names), EV_ITEMS_FAILED
+        return SUCCEEDED, f"{counts.succeeded} of {counts.total} items succeeded", EV_ALL_ITEMS_SUCCEEDED
 
 
 def plan_run(run: Mapping[str, Any], pipeline_spec: Mapping[str, Any] | Any | None,
              observed: Iterable[ObservedJob], now: datetime, *, operator_image: str,
              termination_messages: Mapping[str, Any] | None = None, item_count: int | None = None,
-             workspace_found: bool = True) -> RunPlan:
+             workspace_found: bool = True, template: Template = RUN_WORKFLOW) -> RunPlan:
     """Decide what to do for one PipelineRun.
 
     run: the PipelineRun object (`metadata` with name/namespace/uid/generation, `spec`, `status`).
@@ -667,9 +678,10 @@ def plan_run(run: Mapping[str, Any], pipeline_spec: Mapping[str, Any] | Any | No
     item_count: the batch size, if the handler already knows it; otherwise the prepare Job's
         termination message (`itemCount`) or the inline items give it.
     workspace_found: False when `spec.workspace.claimName` does not exist (the run waits).
+    template: the state machine whose transitions the phase follows (statemachine/table.py).
     """
     return _Planner(run, pipeline_spec, observed, now, operator_image, termination_messages or {},
-                    item_count, workspace_found).run_plan()
+                    item_count, workspace_found, template).run_plan()
 
 
 def termination_messages_needed(run: Mapping[str, Any], observed: Iterable[ObservedJob]) -> list[str]:
