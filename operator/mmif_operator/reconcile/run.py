@@ -512,8 +512,8 @@ class _Planner:
         items = self.spec.get("items")
         if items and index < len(items) and items[index].get("name"):
             return items[index]["name"]
-        name = msg.get("item")
-        return str(name)[:63] if isinstance(name, str) and name else None
+        name = msg.get("name")   # the runner's summary: {"item": <index>, "name": <item name>, ...}
+        return name[:63] if isinstance(name, str) and name else None
 
     def _outcome(self, index: int, k: int, job: ObservedJob, masks: list[int]) -> ItemState:
         nsteps = len(self.step_names)
