@@ -60,3 +60,11 @@ wait_for() {
   for _ in $(seq "$secs"); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
   die "timed out after ${secs}s waiting for $what"
 }
+
+# write_if_changed FILE < CONTENT : replace FILE only when CONTENT differs (kube-proxy, for one,
+# exits when its configuration file is written to).
+write_if_changed() {
+  local tmp; tmp=$(mktemp "$1.XXXX")
+  cat > "$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}

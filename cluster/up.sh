@@ -38,7 +38,7 @@ bash "$here/pki.sh"
 ip=$(host_ip)
 mkdir -p "$MMIF_CLUSTER_STATE"/{etcd,kubelet,containerd,cni/net.d,cni/ipam,volumes} "$RUN_DIR" "$LOGS"
 
-cat > "$MMIF_CLUSTER_STATE/containerd/config.toml" <<TOML
+write_if_changed "$MMIF_CLUSTER_STATE/containerd/config.toml" <<TOML
 version = 2
 root = "$MMIF_CLUSTER_STATE/containerd/root"
 state = "$RUN_DIR/containerd"
@@ -60,7 +60,7 @@ state = "$RUN_DIR/containerd"
     conf_dir = "$MMIF_CLUSTER_STATE/cni/net.d"
 TOML
 
-cat > "$MMIF_CLUSTER_STATE/cni/net.d/10-mmif.conflist" <<JSON
+write_if_changed "$MMIF_CLUSTER_STATE/cni/net.d/10-mmif.conflist" <<JSON
 {
   "cniVersion": "1.0.0",
   "name": "mmif-local",
@@ -74,7 +74,7 @@ cat > "$MMIF_CLUSTER_STATE/cni/net.d/10-mmif.conflist" <<JSON
 }
 JSON
 
-cat > "$MMIF_CLUSTER_STATE/kubelet/config.yaml" <<YAML
+write_if_changed "$MMIF_CLUSTER_STATE/kubelet/config.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 authentication:
@@ -101,7 +101,7 @@ maxPods: 250
 serializeImagePulls: false
 YAML
 
-cat > "$MMIF_CLUSTER_STATE/kube-proxy.yaml" <<YAML
+write_if_changed "$MMIF_CLUSTER_STATE/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $PKI/kube-proxy.kubeconfig}
@@ -132,7 +132,7 @@ start_daemon kube-apiserver "$K8S_BIN/kube-apiserver" --etcd-servers=http://127.
   --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
   --service-account-issuer="https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
   --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
-  --profiling=false --v=1
+  --kubelet-preferred-address-types=InternalIP,Hostname --profiling=false --v=1
 wait_for kube-apiserver 90 kc get --raw /readyz
 
 start_daemon kube-controller-manager "$K8S_BIN/kube-controller-manager" \
