@@ -49,7 +49,7 @@ printf '#!/bin/sh\nexec /opt/venv/bin/python -m mmif_operator.runner.cli "$@"\n'
 chmod 0755 "$code"/usr/local/bin/*; chmod -R a+rX "$code"
 log "building mmif.local/mmif-operator:dev"
 mk --tag mmif.local/mmif-operator:dev --out "$IMAGES/mmif-operator-dev.tar" --base "$IMAGES/debian-python-bookworm.tar" \
-  --layer-dir "$deps_layer" --layer-dir "$code" --env PYTHONPATH=/opt/app --env PYTHONUNBUFFERED=1 \
+  --layer-dir "$deps_layer" --code-dir "$code" --env PYTHONPATH=/opt/app --env PYTHONUNBUFFERED=1 \
   --env PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin --user 65532:65532 --workdir /opt/app \
   --entrypoint '["/usr/local/bin/mmif-operator"]'
 archives=("$IMAGES/mmif-operator-dev.tar")
@@ -65,7 +65,7 @@ if [ -f "$repo/tests/apps/requirements.txt" ]; then
     app=$(basename "$d")
     log "building mmif.local/clams-$app:dev"
     mk --tag "mmif.local/clams-$app:dev" --out "$IMAGES/clams-$app-dev.tar" --base "$IMAGES/debian-python-bookworm.tar" \
-      --layer-dir "$apps_layer" --layer-dir "$appcode" --env PYTHONUNBUFFERED=1 --env PATH=/opt/venv/bin:/usr/bin:/bin \
+      --layer-dir "$apps_layer" --code-dir "$appcode" --env PYTHONUNBUFFERED=1 --env PATH=/opt/venv/bin:/usr/bin:/bin \
       --workdir "/apps/$app" --entrypoint "[\"/opt/venv/bin/python\", \"/apps/$app/app.py\", \"--port\", \"5000\", \"--production\"]"
     archives+=("$IMAGES/clams-$app-dev.tar")
   done

@@ -6,7 +6,7 @@ an optional base archive plus new layers made from directories or single files, 
 config. Used by build-images.sh; standard library only, so it runs before any venv exists.
 
   mkimage.py --tag NAME:TAG --out OUT.tar [--base BASE.tar] [--layer-dir DIR]...
-             [--file SRC:DEST[:MODE]]... [--entrypoint JSON] [--cmd JSON] [--env K=V]...
+             [--code-dir DIR]... [--file SRC:DEST[:MODE]]... [--entrypoint JSON] [--cmd JSON] [--env K=V]...
              [--user USER] [--workdir DIR] [--label K=V]...
 """
 from __future__ import annotations
@@ -42,10 +42,14 @@ def overlay_whiteouts_to_oci(root: str) -> None:
                 open(os.path.join(dirpath, ".wh." + name), "w").close()
 
 
-def layer_from_dir(src: str, workdir: str) -> str:
+def layer_from_dir(src: str, workdir: str, reproducible: bool = False) -> str:
+    """A layer of everything under `src`. `reproducible` zeroes owners and times, so that the
+    same files give the same layer digest (and an unchanged image is not imported again)."""
     overlay_whiteouts_to_oci(src)
     out = os.path.join(workdir, "layer-%d.tar" % len(os.listdir(workdir)))
-    subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", src, "-cf", out, "."], check=True)
+    flags = (["--format=gnu", "--owner=0", "--group=0", "--mtime=@0"] if reproducible
+             else ["--xattrs"])
+    subprocess.run(["tar", "--numeric-owner", "--sort=name", *flags, "-C", src, "-cf", out, "."], check=True)
     return out
 
 
@@ -88,6 +92,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--base")
     ap.add_argument("--layer-dir", action="append", default=[])
+    ap.add_argument("--code-dir", action="append", default=[], help="a layer from a directory, reproducibly (no times)")
     ap.add_argument("--file", action="append", default=[])
     ap.add_argument("--entrypoint")
     ap.add_argument("--cmd")
@@ -107,6 +112,8 @@ def main() -> None:
                                   "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
         for d in args.layer_dir:
             layers.append(layer_from_dir(d, layerdir))
+        for d in args.code_dir:
+            layers.append(layer_from_dir(d, layerdir, reproducible=True))
         if args.file:
             layers.append(layer_from_files(args.file, layerdir))
 
