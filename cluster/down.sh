@@ -4,7 +4,7 @@
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
-for c in kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_daemon $c; done
+for c in kwok kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_daemon $c; done
 
 # Containers outlive containerd in their shims: kill them while containerd still answers.
 if pid_alive containerd; then
