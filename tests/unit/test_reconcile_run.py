@@ -182,6 +182,24 @@ def test_success_then_manifest_then_succeeded():
     assert sim.step().create == []
 
 
+def test_manifest_failure_fails_the_run_through_the_table():
+    sim = Sim(make_run(n_items=2, parallelism=2))
+    sim.started(2)
+    for _ in range(2):
+        for job in list(sim.jobs.values()):
+            sim.finish(job.name)
+        sim.step()
+    sim.finish("run-1-manifest", ok=False, tm={"reason": "ManifestError", "message": "disk full"})
+    assert "run-1-manifest" in R.termination_messages_needed(sim.run, sim.jobs.values())
+    plan = sim.step()
+    st = sim.run["status"]
+    assert plan.phase == "Failed" and plan.phase_event == "ManifestFailed"
+    assert cond(st)["status"] == "False" and cond(st)["reason"] == "ManifestFailed"
+    assert "disk full" in cond(st)["message"]
+    assert st["history"][-1]["from"] == "Running" and st["history"][-1]["reason"] == "ManifestFailed"
+    check_schema(st)
+
+
 def test_stop_failure_and_items_failed_message():
     sim = Sim(make_run(n_items=5, parallelism=5))
     sim.started(5)
@@ -526,9 +544,6 @@ def test_failed_steps_encoding_roundtrip():
         R.decode_failed_steps(R.encode_failed_steps(masks), 5)
 
 
-@pytest.mark.xfail(reason="api/pipelinerun.py has no status.itemFailedSteps yet: the API server "
-                          "would prune it, losing Continue-mode failures across reconciles",
-                   strict=False)
 def test_item_failed_steps_is_part_of_the_status_schema():
     from pathlib import Path
 

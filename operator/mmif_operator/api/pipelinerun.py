@@ -315,6 +315,12 @@ class PipelineRunStatus(StatusModel):
         description="The state of every item, compressed (one byte per item, zlib, base64); "
         "read it with `mmif_operator.itemstates`.",
     )
+    item_failed_steps: str | None = Field(
+        None,
+        description="The failed steps of every item, compressed (one 32-bit mask per item, bit k "
+        "set when step k failed; little-endian, zlib, base64); used with `onItemFailure: "
+        "Continue`, where an item goes on after a failed step.",
+    )
     pipeline_spec: PipelineSpec | None = Field(
         None,
         description="The Pipeline's spec as it was when the run started; the run follows this "
