@@ -62,8 +62,8 @@ EV_ALL_ITEMS_SUCCEEDED = PhaseEvent.ALL_ITEMS_SUCCEEDED.value
 EV_ITEMS_FAILED = PhaseEvent.ITEMS_FAILED.value
 EV_TIMED_OUT = PhaseEvent.TIMED_OUT.value
 EV_CANCELLED = PhaseEvent.CANCELLED.value
-# Not (yet) rows of the table: used through _FALLBACK_ROWS when the table has no row for them.
-EV_MANIFEST_FAILED = getattr(PhaseEvent, "MANIFEST_FAILED", "ManifestFailed")
+EV_MANIFEST_FAILED = PhaseEvent.MANIFEST_FAILED.value
+# Not (yet) a row of the table: used through _FALLBACK_ROWS when the table has no row for it.
 EV_SNAPSHOT_LOST = "SnapshotLost"
 
 CONDITION_SUCCEEDED = "Succeeded"
@@ -97,7 +97,6 @@ _JOB_REASONS = {"DeadlineExceeded": "Timeout", "BackoffLimitExceeded": "BackoffL
 
 # (target phase, condition status, reason) for events the template may lack in some phase.
 _FALLBACK_ROWS = {
-    EV_MANIFEST_FAILED: (FAILED, FALSE, R_MANIFEST_FAILED),
     EV_SNAPSHOT_LOST: (FAILED, FALSE, R_INVALID_SPEC),
 }
 

@@ -35,6 +35,7 @@ class Event(enum.StrEnum):
     ITEMS_FAILED = "ItemsFailed"
     TIMED_OUT = "TimedOut"
     CANCELLED = "Cancelled"
+    MANIFEST_FAILED = "ManifestFailed"
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,7 @@ RUN_WORKFLOW = Template(
         Transition(RUNNING, Event.ITEMS_FAILED,        FAILED,    FALSE,   "ItemsFailed",       True),
         Transition(RUNNING, Event.TIMED_OUT,           FAILED,    FALSE,   "Timeout",           True),
         Transition(RUNNING, Event.CANCELLED,           CANCELLED, FALSE,   "Cancelled",         True),
+        Transition(RUNNING, Event.MANIFEST_FAILED,     FAILED,    FALSE,   "ManifestFailed",    True),
     ),
 )
 # fmt: on
