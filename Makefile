@@ -51,6 +51,35 @@ else
 	kubectl get --raw /readyz >/dev/null
 endif
 
+OPERATOR_NS := mmif-system
+OPERATOR_IMAGE := mmif.local/mmif-operator:dev
+
+# On the local cluster the operator's pods restart only when the image in containerd changed: its
+# config digest goes into a pod-template annotation (an unchanged digest patches nothing).
+# Elsewhere the image cannot be inspected, so an existing Deployment is simply restarted.
+deploy: ensure-cluster ## install the CRDs and the operator (restarted when its image changed)
+	kubectl apply -f crds/
+	kubectl wait --for=condition=Established --timeout=60s -f crds/
+	@set -e; existed=$$(kubectl -n $(OPERATOR_NS) get deployment mmif-operator -o name --ignore-not-found); \
+	kubectl apply -k manifests/; \
+	if [ "$(KUBECONFIG)" = "$(LOCAL_KUBECONFIG)" ]; then \
+	  source cluster/lib.sh; \
+	  ref=$$(ctr --address "$$CONTAINERD_SOCK" -n k8s.io images ls "name==$(OPERATOR_IMAGE)" "name==docker.io/$(OPERATOR_IMAGE)" | awk 'NR>1 {print $$3; exit}'); \
+	  [ -n "$$ref" ] || { echo "$(OPERATOR_IMAGE) is not in the local cluster: run make images" >&2; exit 1; }; \
+	  digest=$$(ctr --address "$$CONTAINERD_SOCK" -n k8s.io content get "$$ref" | python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["digest"])'); \
+	  kubectl -n $(OPERATOR_NS) patch deployment mmif-operator --type=merge \
+	    -p "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"mmif.dev/image-config-digest\":\"$$digest\"}}}}}"; \
+	elif [ -n "$$existed" ]; then \
+	  kubectl -n $(OPERATOR_NS) rollout restart deployment/mmif-operator; \
+	fi
+	kubectl -n $(OPERATOR_NS) rollout status deployment/mmif-operator --timeout=180s || { \
+	  kubectl -n $(OPERATOR_NS) get pods -o wide; \
+	  kubectl -n $(OPERATOR_NS) logs deployment/mmif-operator --tail=30; exit 1; }
+
+undeploy: ## remove the operator (namespace mmif-system, RBAC); the CRDs, Pipelines and runs stay
+	kubectl delete -k manifests/ --ignore-not-found
+	@echo "CRDs kept; \`kubectl delete -f crds/\` deletes them with every Pipeline and PipelineRun"
+
 test-unit: venv ## the fast tests: no cluster
 	.venv/bin/pytest -q tests/unit
 
