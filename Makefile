@@ -78,7 +78,8 @@ deploy: ensure-cluster ## install the CRDs and the operator (restarted when its 
 
 undeploy: ## remove the operator (namespace mmif-system, RBAC); the CRDs, Pipelines and runs stay
 	kubectl delete -k manifests/ --ignore-not-found
-	@echo "CRDs kept; \`kubectl delete -f crds/\` deletes them with every Pipeline and PipelineRun"
+	@echo "CRDs kept. Pipelines and runs carry the finalizer mmif.dev/finalizer, which only the operator"
+	@echo "removes: delete them (and \`kubectl delete -f crds/\`) before undeploying to remove everything."
 
 test-unit: venv ## the fast tests: no cluster
 	.venv/bin/pytest -q tests/unit
