@@ -9,7 +9,6 @@ import subprocess
 import time
 from typing import Any, Callable
 
-import yaml
 
 
 class KubectlError(RuntimeError):
@@ -26,14 +25,16 @@ def kubectl(*args: str, input: str | None = None, check: bool = True, timeout: f
 
 
 def apply(obj: dict | list[dict] | str, namespace: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    text = obj if isinstance(obj, str) else yaml.safe_dump_all(obj if isinstance(obj, list) else [obj])
+    # JSON, not YAML: PyYAML writes strings such as "y" unquoted, which kubectl reads as booleans.
+    text = obj if isinstance(obj, str) else json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": obj} if isinstance(obj, list) else obj)
     ns = ["-n", namespace] if namespace else []
     return kubectl("apply", *ns, "-f", "-", input=text, check=check)
 
 
 def create(obj: dict, namespace: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     ns = ["-n", namespace] if namespace else []
-    return kubectl("create", *ns, "-f", "-", input=yaml.safe_dump(obj), check=check)
+    return kubectl("create", *ns, "-f", "-", input=json.dumps(obj), check=check)
 
 
 def get(kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:

@@ -120,7 +120,7 @@ def test_a_crd_rejects_a_bad_object_with_its_cel_message_and_has_a_status_subres
 
 def test_pod_logs_can_be_read_with_kubectl_logs(namespace):
     kube.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "talker"},
-                "spec": pod_spec(["sh", "-c", "echo line-one; echo line-two >&2"])}, namespace)
+                "spec": pod_spec(["sh", "-c", "echo line-one; echo line-two"])}, namespace)
     kube.wait("pod/talker", "jsonpath={.status.phase}=Succeeded", namespace)
     logs = kube.kubectl("logs", "talker", "-n", namespace).stdout.splitlines()
     assert logs == ["line-one", "line-two"]
