@@ -1,0 +1,8 @@
+"""The kopf handlers; importing this package registers them all.
+
+    startup.py    settings and the Kubernetes client (on.startup / on.cleanup)
+    jobs.py       index of the runs' Jobs + Job events waking the run loops (read-only)
+    runs.py       one daemon per PipelineRun: plan_run, then create -> patch status -> delete
+    pipelines.py  one daemon per Pipeline: Service-mode app Deployments/Services and status
+"""
+from . import jobs, pipelines, runs, startup  # noqa: F401

@@ -1,0 +1,220 @@
+"""Pipeline: one reconcile loop (a kopf daemon) per Pipeline, for its Service-mode apps.
+
+A pass (`reconcile_pipeline`): re-read the Pipeline; list the app Deployments and Services it
+owns (labels + controller uid); create the missing ones, server-side-apply the ones whose desired
+form changed (a hash of it is kept in the annotation `mmif.dev/desired-hash`, so an unchanged
+object costs no write), delete the ones no step wants; compute `status` from the Deployments (and,
+while a step is not ready, the waiting reasons of its pods: ImagePullBackOff, CrashLoopBackOff,
+...) and merge-patch it when it changed.
+
+Wake-ups: the Pipeline's own spec changes (generation ahead of observedGeneration), its app
+Deployments' events, a 10-second timer while a step is not ready (pods are not watched), and the
+resync timer. A Pipeline that appears also wakes the runs waiting for it.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import kopf
+
+from .. import metrics
+from ..builders import labels as L
+from ..builders.specs import API_GROUP
+from ..k8s import events as k8s_events
+from ..k8s.ops import Kube, KubeError, owned_by
+from ..reconcile.pipeline import (
+    CONDITION_READY, compute_pipeline_status, desired_app_objects, stale_app_objects,
+    waiting_reasons_from_pods,
+)
+from . import runtime
+from .runs import EventPoster, spec_changed
+from .wakeups import DEBOUNCE_SECONDS, Wake, backoff
+
+log = logging.getLogger(__name__)
+
+VERSION = "v1alpha1"
+PLURAL = "pipelines"
+HASH_ANNOTATION = "mmif.dev/desired-hash"
+NOT_READY_REQUEUE_SECONDS = 10.0
+APP_KINDS = ("Deployment", "Service")
+
+
+@dataclass
+class PipelinePass:
+    done: bool = False
+    requeue_after: float | None = None
+    status: dict[str, Any] | None = None
+
+
+def desired_hash(obj: Mapping[str, Any]) -> str:
+    """A short digest of a desired object (without our hash annotation)."""
+    clean = json.loads(json.dumps(obj, sort_keys=True))
+    meta = clean.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    annotations.pop(HASH_ANNOTATION, None)
+    if not annotations:
+        meta.pop("annotations", None)
+    return hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def with_hash(obj: Mapping[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(obj))
+    out["metadata"].setdefault("annotations", {})[HASH_ANNOTATION] = desired_hash(obj)
+    return out
+
+
+def is_ready(status: Mapping[str, Any] | None) -> bool:
+    for cond in (status or {}).get("conditions") or ():
+        if cond.get("type") == CONDITION_READY:
+            return cond.get("status") == "True"
+    return False
+
+
+def status_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    old = old or {}
+    return any(old.get(k) != v for k, v in new.items())
+
+
+async def reconcile_pipeline(kube: Kube, namespace: str, name: str, uid: str | None, *,
+                             now: datetime | None = None,
+                             post_event: EventPoster = k8s_events.post) -> PipelinePass:
+    pipeline = await kube.get_custom(PLURAL, namespace, name)
+    meta = (pipeline or {}).get("metadata") or {}
+    if pipeline is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
+        return PipelinePass(done=True)
+    puid = meta.get("uid") or ""
+    selector = {L.MANAGED_BY: L.MANAGER, L.COMPONENT: L.COMPONENT_APP_SERVICE,
+                L.PIPELINE: L.label_value(name)}
+    existing: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind in APP_KINDS:
+        objs = await kube.list(kind, namespace, selector)
+        existing[kind] = {o["metadata"]["name"]: o for o in objs if owned_by(o, puid)}
+
+    try:
+        desired = desired_app_objects(pipeline)
+    except ValueError as e:     # e.g. a Service step without spec.workspace (the CRD forbids it)
+        desired = []
+        log.warning("pipeline %s/%s: %s", namespace, name, e)
+    requeue: float | None = None
+
+    for obj in desired:
+        kind, obj_name = obj["kind"], obj["metadata"]["name"]
+        body = with_hash(obj)
+        have = existing[kind].get(obj_name)
+        if have is not None:
+            if (have["metadata"].get("annotations") or {}).get(HASH_ANNOTATION) != body["metadata"]["annotations"][HASH_ANNOTATION]:
+                existing[kind][obj_name] = await kube.apply(body)
+                log.info("pipeline %s/%s: updated %s %s", namespace, name, kind, obj_name)
+            continue
+        if await kube.create(body):
+            log.info("pipeline %s/%s: created %s %s", namespace, name, kind, obj_name)
+            existing[kind][obj_name] = body     # no status yet: not ready
+            continue
+        # 409: it exists but was not in our list: ours (the list lagged) or someone else's.
+        current = await kube.get(kind, namespace, obj_name)
+        if current is not None and owned_by(current, puid):
+            existing[kind][obj_name] = await kube.apply(body)
+        elif current is not None:
+            post_event(pipeline, "Warning", "NameConflict",
+                       f"{kind} {obj_name} exists and is not owned by this Pipeline; not touching it")
+            requeue = NOT_READY_REQUEUE_SECONDS
+
+    for kind in APP_KINDS:
+        for stale in stale_app_objects(pipeline, existing[kind]):
+            if await kube.delete(kind, namespace, stale):
+                log.info("pipeline %s/%s: deleted %s %s (no step wants it)", namespace, name, kind, stale)
+            existing[kind].pop(stale, None)
+
+    deployments = list(existing["Deployment"].values())
+    now = now or datetime.now(timezone.utc)
+    status = compute_pipeline_status(pipeline, deployments, now)
+    if not all(s.get("ready") for s in status["steps"]):
+        pods = await kube.list("Pod", namespace, selector)
+        status = compute_pipeline_status(pipeline, deployments, now, waiting_reasons_from_pods(pods))
+        requeue = NOT_READY_REQUEUE_SECONDS
+    old = pipeline.get("status") or {}
+    if status_changed(old, status):
+        try:
+            await kube.patch_status(PLURAL, namespace, name, status,
+                                    resource_version=meta.get("resourceVersion"))
+        except KubeError as e:
+            if e.conflict:
+                return PipelinePass(requeue_after=0.0)
+            if e.not_found:
+                return PipelinePass(done=True)
+            raise
+        if is_ready(status) != is_ready(old):
+            cond = next(c for c in status["conditions"] if c["type"] == CONDITION_READY)
+            post_event(pipeline, "Normal" if is_ready(status) else "Warning", cond["reason"],
+                       cond.get("message", ""))
+    return PipelinePass(requeue_after=requeue, status=status)
+
+
+# -- kopf handlers -----------------------------------------------------------------------------
+
+@kopf.daemon(API_GROUP, VERSION, PLURAL, id="pipeline")
+async def pipeline_loop(name: str, namespace: str, uid: str, stopped: Any, logger: logging.Logger,
+                        **_: Any) -> None:
+    key = runtime.pipeline_key(namespace, name)
+    cfg = runtime.config()
+    waker = runtime.PIPELINE_WAKERS.register(key)
+    failures = 0
+    timeout: float | None = 0.0
+    try:
+        while True:
+            wake = await waker.wait(timeout, stopped)
+            if wake is Wake.STOPPED:
+                return
+            if wake is Wake.WOKEN:
+                await asyncio.sleep(DEBOUNCE_SECONDS)
+            waker.clear()
+            started = time.monotonic()
+            try:
+                result = await reconcile_pipeline(runtime.kube(), namespace, name, uid)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:     # noqa: BLE001 - keep the loop alive; retry with backoff
+                failures += 1
+                metrics.RECONCILE_ERRORS.labels(kind="pipeline").inc()
+                timeout = backoff(failures)
+                logger.warning(f"reconcile failed ({failures} in a row), retrying in {timeout:.0f}s: "
+                               f"{type(e).__name__}: {e}", exc_info=failures == 1)
+                continue
+            finally:
+                metrics.RECONCILE_DURATION.labels(kind="pipeline").observe(time.monotonic() - started)
+            failures = 0
+            if result.done:
+                return
+            requeue = result.requeue_after
+            timeout = cfg.resync_seconds if requeue is None else min(max(requeue, 0.0), cfg.resync_seconds)
+    finally:
+        runtime.PIPELINE_WAKERS.unregister(waker)
+
+
+@kopf.on.event(API_GROUP, VERSION, PLURAL)
+def pipeline_event(name: str, namespace: str, meta: Any, status: Any, type: str | None, **_: Any) -> None:
+    """Spec changes wake the Pipeline's loop; a Pipeline that appears wakes the runs waiting
+    for it (they would otherwise look again after 30 s)."""
+    if type == "DELETED":
+        return
+    if spec_changed(meta, status):
+        runtime.PIPELINE_WAKERS.wake(runtime.pipeline_key(namespace, name))
+    if type in ("ADDED", None):
+        runtime.RUN_WAKERS.wake_where(lambda w: w.key[0] == namespace and w.tags.get("pipeline") == name)
+
+
+@kopf.on.event("apps", "v1", "deployments",
+               labels={L.MANAGED_BY: L.MANAGER, L.COMPONENT: L.COMPONENT_APP_SERVICE})
+def app_deployment_event(namespace: str | None, labels: Any, **_: Any) -> None:
+    """An app Deployment changed (replicas ready, deleted by hand): wake its Pipeline's loop."""
+    pipeline = labels.get(L.PIPELINE)
+    if namespace and pipeline:
+        runtime.PIPELINE_WAKERS.wake((namespace, pipeline))

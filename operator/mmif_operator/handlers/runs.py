@@ -1,0 +1,246 @@
+"""PipelineRun: one reconcile loop (a kopf daemon) per run that is not over.
+
+A pass (`reconcile_run`): re-read the run (a fresh status, never older than the last patch), the
+Pipeline (until the run holds its snapshot) and the PVC (while pending), the run's Jobs from the
+index, the termination messages `plan_run` needs; plan; apply in this order:
+
+1. create Jobs (409 AlreadyExists = success);
+2. merge-patch `.status`, conditional on the resourceVersion just read (409 Conflict: someone
+   changed the run meanwhile, plan again at once);
+3. delete Jobs (404 = success): only now, so a finished Job's outcome is already in the status;
+4. post Events; 5. delete the run when its TTL is over; 6. sleep until the plan's requeue time
+   or a wake-up.
+
+Wake-ups: the run's Jobs (index + `on.event` in jobs.py), the run's own spec changes (below:
+`metadata.generation` ahead of `status.observedGeneration`, e.g. `spec.status: Cancelled`), its
+Pipeline appearing (pipelines.py), and the plan's timer. The loop ends when the run is over (and
+has no TTL to wait for); kopf starts it again at operator start for every run still matching the
+filter, which is the whole restart story: nothing in memory is needed for correctness.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import kopf
+
+from .. import metrics
+from ..api.pipelinerun import PLURAL as RUN_PLURAL
+from ..builders.specs import API_GROUP
+from ..itemstates import ItemPhase
+from ..k8s import events as k8s_events
+from ..k8s.ops import Kube, KubeError
+from ..reconcile.observed import ObservedJob
+from ..reconcile.run import TERMINAL_PHASES, RunPlan, plan_run, termination_messages_needed
+from . import runtime
+from .wakeups import DEBOUNCE_SECONDS, Wake, backoff
+
+log = logging.getLogger(__name__)
+
+VERSION = "v1alpha1"
+PIPELINE_PLURAL = "pipelines"
+MAX_CONCURRENT_WRITES = 16
+
+EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
+
+
+@dataclass
+class PassResult:
+    done: bool = False                  # the loop can end (run over, gone, or deleted)
+    requeue_after: float | None = None  # come back after this many seconds (None: resync)
+    plan: RunPlan | None = None
+
+
+def is_terminal(status: Mapping[str, Any] | None) -> bool:
+    return (status or {}).get("phase") in TERMINAL_PHASES
+
+
+def needs_loop(spec: Mapping[str, Any] | None, status: Mapping[str, Any] | None) -> bool:
+    """Whether a run needs its loop: not over yet, or over with a TTL to enforce."""
+    return not is_terminal(status) or (spec or {}).get("ttlSecondsAfterFinished") is not None
+
+
+def spec_changed(meta: Mapping[str, Any], status: Mapping[str, Any] | None) -> bool:
+    """The spec changed since the status was written (generation ahead of observedGeneration)."""
+    generation = meta.get("generation")
+    observed = (status or {}).get("observedGeneration")
+    return generation is not None and generation != observed
+
+
+async def _bounded(calls: Iterable[Callable[[], Any]], limit: int = MAX_CONCURRENT_WRITES) -> list[Any]:
+    """Run the coroutine factories with at most `limit` in flight; results or exceptions."""
+    sem = asyncio.Semaphore(limit)
+
+    async def one(factory: Callable[[], Any]) -> Any:
+        async with sem:
+            return await factory()
+
+    return await asyncio.gather(*(one(f) for f in calls), return_exceptions=True)
+
+
+async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
+                        observed: Iterable[ObservedJob], *, operator_image: str,
+                        now: datetime | None = None,
+                        post_event: EventPoster = k8s_events.post) -> PassResult:
+    """One pass over one run (see the module docstring)."""
+    run = await kube.get_custom(RUN_PLURAL, namespace, name)
+    meta = (run or {}).get("metadata") or {}
+    if run is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
+        return PassResult(done=True)
+    spec = run.get("spec") or {}
+    status = run.get("status") or {}
+    if is_terminal(status) and spec.get("ttlSecondsAfterFinished") is None and not spec_changed(meta, status):
+        return PassResult(done=True)
+
+    pipeline_spec = None
+    if not status.get("pipelineSpec"):
+        ref = (spec.get("pipelineRef") or {}).get("name")
+        pipeline = await kube.get_custom(PIPELINE_PLURAL, namespace, ref) if ref else None
+        pipeline_spec = (pipeline or {}).get("spec") if pipeline else None
+    workspace_found = True
+    if status.get("phase") in (None, "Pending"):
+        claim = (spec.get("workspace") or {}).get("claimName")
+        workspace_found = bool(claim) and await kube.read_pvc(namespace, claim) is not None
+
+    jobs = list(observed)
+    needed = termination_messages_needed(run, jobs)
+    messages: dict[str, Any] = {}
+    if needed:
+        results = await _bounded([(lambda n=n: kube.job_termination_message(namespace, n)) for n in needed])
+        for job_name, result in zip(needed, results):
+            if isinstance(result, BaseException):
+                log.warning("run %s/%s: reading the termination message of Job %s: %s",
+                            namespace, name, job_name, result)
+            elif result:
+                messages[job_name] = result
+
+    now = now or datetime.now(timezone.utc)
+    plan = plan_run(run, pipeline_spec, jobs, now, operator_image=operator_image,
+                    termination_messages=messages, workspace_found=workspace_found)
+    result = PassResult(requeue_after=plan.requeue_after, plan=plan)
+
+    # 1. Create (409 = it exists: fine).
+    if plan.create:
+        outcomes = await _bounded([(lambda b=b: kube.create(b)) for b in plan.create])
+        errors = [(b, o) for b, o in zip(plan.create, outcomes) if isinstance(o, BaseException)]
+        for body, error in errors[:3]:
+            log.warning("run %s/%s: creating Job %s: %s", namespace, name, body["metadata"]["name"], error)
+        if errors:
+            post_event(run, "Warning", "CreateFailed",
+                       f"{len(errors)} of {len(plan.create)} Jobs could not be created: {errors[0][1]}")
+            # The status below still holds: a Job missing for an item in flight is created again.
+            result.requeue_after = min(result.requeue_after or 10.0, 10.0)
+
+    # 2. The status, only if changed, only onto the version just read.
+    if plan.status_patch:
+        try:
+            await kube.patch_status(RUN_PLURAL, namespace, name, plan.status_patch,
+                                    resource_version=meta.get("resourceVersion"))
+        except KubeError as e:
+            if e.conflict or e.not_found:
+                # Changed meanwhile (or gone): nothing deleted, nothing lost; plan again.
+                return PassResult(requeue_after=0.0, done=e.not_found)
+            raise
+
+    # 3. Delete only what the status now accounts for.
+    if plan.delete:
+        outcomes = await _bounded([(lambda n=n: kube.delete_job(namespace, n)) for n in plan.delete])
+        for job_name, outcome in zip(plan.delete, outcomes):
+            if isinstance(outcome, BaseException):
+                log.warning("run %s/%s: deleting Job %s: %s", namespace, name, job_name, outcome)
+                result.requeue_after = min(result.requeue_after or 10.0, 10.0)
+
+    # 4. Events and metrics.
+    for event in plan.events:
+        post_event(run, event.type, event.reason, event.message)
+    _record_metrics(run, status, plan)
+
+    # 5. TTL.
+    if plan.delete_run:
+        await kube.delete_custom(RUN_PLURAL, namespace, name, uid=meta.get("uid"))
+        log.info("run %s/%s: deleted (ttlSecondsAfterFinished)", namespace, name)
+        result.done = True
+    elif plan.phase in TERMINAL_PHASES and spec.get("ttlSecondsAfterFinished") is None:
+        result.done = True
+    return result
+
+
+def _record_metrics(run: Mapping[str, Any], old_status: Mapping[str, Any], plan: RunPlan) -> None:
+    pipeline = ((run.get("spec") or {}).get("pipelineRef") or {}).get("name", "")
+    if plan.phase in TERMINAL_PHASES and old_status.get("phase") not in TERMINAL_PHASES:
+        metrics.run_finished(plan.phase)
+    if "failures" in plan.status_patch:
+        metrics.item_failures(pipeline, metrics.new_failures(old_status.get("failures"),
+                                                             plan.status.get("failures")))
+
+
+def _in_flight(plan: RunPlan | None) -> int | None:
+    if plan is None or plan.item_states is None:
+        return None
+    return sum(1 for s in plan.item_states if s.phase is ItemPhase.RUNNING)
+
+
+# -- kopf handlers -----------------------------------------------------------------------------
+
+def _needs_loop(spec: Any, status: Any, **_: Any) -> bool:
+    return needs_loop(spec, status)
+
+
+@kopf.daemon(API_GROUP, VERSION, RUN_PLURAL, id="run", when=_needs_loop)
+async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any, logger: logging.Logger,
+                   run_jobs: kopf.Index, **_: Any) -> None:
+    """The run's reconcile loop (see the module docstring)."""
+    key = runtime.run_key(namespace, name)
+    cfg = runtime.config()
+    waker = runtime.RUN_WAKERS.register(key, pipeline=(spec.get("pipelineRef") or {}).get("name"))
+    failures = 0
+    timeout: float | None = 0.0        # the first pass at once
+    try:
+        while True:
+            wake = await waker.wait(timeout, stopped)
+            if wake is Wake.STOPPED:
+                return
+            if wake is Wake.WOKEN:
+                await asyncio.sleep(DEBOUNCE_SECONDS)
+            waker.clear()
+            started = time.monotonic()
+            try:
+                result = await reconcile_run(runtime.kube(), namespace, name, uid,
+                                             list(run_jobs.get(key, ())),
+                                             operator_image=cfg.operator_image)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:     # noqa: BLE001 - keep the loop alive; retry with backoff
+                failures += 1
+                metrics.RECONCILE_ERRORS.labels(kind="run").inc()
+                timeout = backoff(failures)
+                logger.warning(f"reconcile failed ({failures} in a row), retrying in {timeout:.0f}s: "
+                               f"{type(e).__name__}: {e}", exc_info=failures == 1)
+                continue
+            finally:
+                metrics.RECONCILE_DURATION.labels(kind="run").observe(time.monotonic() - started)
+            failures = 0
+            in_flight = _in_flight(result.plan)
+            if in_flight is not None:
+                metrics.set_in_flight(key, in_flight)
+            if result.done:
+                logger.debug("run loop ends")
+                return
+            requeue = result.requeue_after
+            timeout = cfg.resync_seconds if requeue is None else min(max(requeue, 0.0), cfg.resync_seconds)
+    finally:
+        runtime.RUN_WAKERS.unregister(waker)
+        metrics.set_in_flight(key, None)
+
+
+@kopf.on.event(API_GROUP, VERSION, RUN_PLURAL)
+def run_event(name: str, namespace: str, meta: Any, status: Any, type: str | None, **_: Any) -> None:
+    """Wake the run's loop when its spec changed (e.g. `spec.status: Cancelled`). Our own status
+    patches do not change the generation, so they do not wake it."""
+    if type != "DELETED" and spec_changed(meta, status):
+        runtime.RUN_WAKERS.wake(runtime.run_key(namespace, name))

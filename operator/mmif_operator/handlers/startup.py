@@ -1,0 +1,33 @@
+"""Operator start and stop: kopf settings, the Kubernetes client."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from .. import metrics
+from .. import settings as S
+from ..k8s import Kube
+from ..k8s.client import make_api_client
+from . import runtime
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, logger: logging.Logger, **_: Any) -> None:
+    config = S.get_config()
+    S.apply_kopf_settings(settings, config)
+    runtime.set_kube(Kube(await make_api_client()))
+    metrics.serve(config.metrics_port)
+    scope = "cluster-wide" if config.clusterwide else f"namespaces {', '.join(config.namespaces)}"
+    logger.info(f"mmif-operator starting ({scope}); runner image {config.operator_image}")
+
+
+@kopf.on.cleanup()
+async def cleanup(logger: logging.Logger, **_: Any) -> None:
+    try:
+        kube = runtime.kube()
+    except RuntimeError:
+        return
+    runtime.set_kube(None)
+    await kube.close()
