@@ -1,0 +1,159 @@
+"""handlers/pipelines.py: app Deployments/Services and the Pipeline's status, on a fake cluster."""
+from __future__ import annotations
+
+import asyncio
+import copy
+from datetime import datetime, timezone
+
+from mmif_operator.handlers import pipelines as H
+from mmif_operator.k8s.ops import KubeError
+
+T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+def make_pipeline(**step):
+    svc = {"name": "ner", "image": "ner:1", "mode": "Service", **step}
+    return {"apiVersion": "mmif.dev/v1alpha1", "kind": "Pipeline",
+            "metadata": {"name": "pipe", "namespace": "ns", "uid": "p-uid", "generation": 1,
+                         "resourceVersion": "5"},
+            "spec": {"workspace": {"claimName": "media"},
+                     "steps": [{"name": "asr", "image": "asr:1"}, svc]}}
+
+
+class FakeKube:
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        self.objects: dict[tuple[str, str], dict] = {}
+        self.pods: list[dict] = []
+        self.calls: list[tuple[str, str]] = []
+
+    async def get_custom(self, plural, ns, name):
+        return copy.deepcopy(self.pipeline)
+
+    async def list(self, kind, ns, labels):
+        if kind == "Pod":
+            return self.pods
+        return [copy.deepcopy(o) for (k, _), o in self.objects.items() if k == kind]
+
+    async def get(self, kind, ns, name):
+        return copy.deepcopy(self.objects.get((kind, name)))
+
+    async def create(self, body):
+        key = (body["kind"], body["metadata"]["name"])
+        self.calls.append(("create", f"{key[0]}/{key[1]}"))
+        if key in self.objects:
+            return False
+        self.objects[key] = copy.deepcopy(body)
+        return True
+
+    async def apply(self, body):
+        key = (body["kind"], body["metadata"]["name"])
+        self.calls.append(("apply", f"{key[0]}/{key[1]}"))
+        self.objects[key] = {**copy.deepcopy(body), "status": self.objects.get(key, {}).get("status", {})}
+        return self.objects[key]
+
+    async def delete(self, kind, ns, name):
+        self.calls.append(("delete", f"{kind}/{name}"))
+        return self.objects.pop((kind, name), None) is not None
+
+    async def patch_status(self, plural, ns, name, patch, resource_version=None):
+        self.calls.append(("patch", "status"))
+        self.pipeline["status"] = copy.deepcopy(patch)
+        return self.pipeline
+
+
+def reconcile(kube, events=None):
+    posted = events if events is not None else []
+    return asyncio.run(H.reconcile_pipeline(kube, "ns", "pipe", "p-uid", now=T0,
+                                            post_event=lambda o, t, r, m: posted.append((t, r, m))))
+
+
+def test_creates_the_app_objects_then_writes_nothing_while_unchanged():
+    kube = FakeKube(make_pipeline())
+    events = []
+    result = reconcile(kube, events)
+    assert ("create", "Deployment/pipe-ner") in kube.calls and ("create", "Service/pipe-ner") in kube.calls
+    assert result.requeue_after == H.NOT_READY_REQUEUE_SECONDS
+    cond = kube.pipeline["status"]["conditions"][0]
+    assert cond["status"] == "False" and cond["reason"] == "AppNotAvailable"
+    dep = kube.objects[("Deployment", "pipe-ner")]
+    assert dep["metadata"]["annotations"][H.HASH_ANNOTATION] == H.desired_hash(dep)
+    # The Deployment becomes available: status patched once, nothing else written.
+    dep["status"] = {"readyReplicas": 1, "availableReplicas": 1}
+    kube.calls.clear()
+    result = reconcile(kube, events)
+    assert kube.calls == [("patch", "status")]
+    assert kube.pipeline["status"]["conditions"][0]["status"] == "True"
+    assert result.requeue_after is None
+    assert events[-1][:2] == ("Normal", "Ready")
+    kube.calls.clear()
+    reconcile(kube, events)
+    assert kube.calls == []
+
+
+def test_a_changed_step_is_applied_and_a_removed_one_deleted():
+    kube = FakeKube(make_pipeline())
+    reconcile(kube)
+    kube.pipeline["spec"]["steps"][1]["replicas"] = 3
+    kube.calls.clear()
+    reconcile(kube)
+    assert ("apply", "Deployment/pipe-ner") in kube.calls
+    assert ("apply", "Service/pipe-ner") not in kube.calls
+    assert kube.objects[("Deployment", "pipe-ner")]["spec"]["replicas"] == 3
+    kube.pipeline["spec"]["steps"][1] = {"name": "ner", "image": "ner:1"}   # Job mode now
+    kube.calls.clear()
+    reconcile(kube)
+    assert ("delete", "Deployment/pipe-ner") in kube.calls and ("delete", "Service/pipe-ner") in kube.calls
+    assert kube.pipeline["status"]["conditions"][0]["reason"] == "NoServiceSteps"
+
+
+def test_objects_not_owned_by_the_pipeline_are_left_alone():
+    kube = FakeKube(make_pipeline())
+    kube.objects[("Deployment", "pipe-ner")] = {
+        "kind": "Deployment", "metadata": {"name": "pipe-ner", "ownerReferences": [
+            {"uid": "someone-else", "controller": True}]}}
+    events = []
+    reconcile(kube, events)
+    assert ("apply", "Deployment/pipe-ner") not in kube.calls
+    assert kube.objects[("Deployment", "pipe-ner")]["metadata"]["ownerReferences"][0]["uid"] == "someone-else"
+    assert any(e[1] == "NameConflict" for e in events)
+    # ...and it is not "stale" either: never deleted.
+    assert ("delete", "Deployment/pipe-ner") not in kube.calls
+
+
+def test_image_pull_errors_make_ready_false_with_a_clear_reason():
+    kube = FakeKube(make_pipeline())
+    kube.pods = [{"metadata": {"labels": {"mmif.dev/step": "ner"}},
+                  "status": {"containerStatuses": [{"state": {"waiting": {
+                      "reason": "ErrImageNeverPull", "message": "image not present"}}}]}}]
+    reconcile(kube)
+    cond = kube.pipeline["status"]["conditions"][0]
+    assert cond["status"] == "False" and cond["reason"] == "ImagePullFailed"
+    assert "ErrImageNeverPull" in cond["message"]
+
+
+def test_gone_or_replaced_pipeline_ends_the_loop():
+    kube = FakeKube(None)
+    assert reconcile(kube).done
+    p = make_pipeline()
+    p["metadata"]["uid"] = "other"
+    kube = FakeKube(p)
+    assert reconcile(kube).done and kube.calls == []
+
+
+def test_status_conflict_retries_at_once():
+    kube = FakeKube(make_pipeline())
+
+    async def conflict(*a, **k):
+        raise KubeError(409, "Conflict")
+
+    kube.patch_status = conflict
+    assert reconcile(kube).requeue_after == 0.0
+
+
+def test_desired_hash_ignores_its_own_annotation():
+    obj = {"kind": "Service", "metadata": {"name": "x"}, "spec": {"a": 1}}
+    hashed = H.with_hash(obj)
+    assert H.desired_hash(hashed) == H.desired_hash(obj)
+    assert H.desired_hash({**obj, "spec": {"a": 2}}) != H.desired_hash(obj)
+    assert "annotations" not in obj["metadata"]

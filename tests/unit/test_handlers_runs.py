@@ -1,0 +1,249 @@
+"""handlers/runs.py: one reconcile pass applies the plan in order, against a fake cluster."""
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from mmif_operator.handlers import runs as H
+from mmif_operator.k8s.ops import KubeError
+from mmif_operator.reconcile.observed import ObservedJob
+
+T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+PIPELINE = {"steps": [{"name": "asr", "image": "asr:1"}, {"name": "ner", "image": "ner:1"}]}
+
+
+def make_run(n=3, **spec):
+    base = {"pipelineRef": {"name": "pipe"}, "workspace": {"claimName": "media"},
+            "items": [{"name": f"d{i}", "documents": [{"location": f"v{i}.mp4", "mimeType": "video/mp4"}]}
+                      for i in range(n)],
+            "parallelism": 2}
+    base.update(spec)
+    return {"apiVersion": "mmif.dev/v1alpha1", "kind": "PipelineRun",
+            "metadata": {"name": "run-1", "namespace": "ns", "uid": "uid-1", "generation": 1,
+                         "resourceVersion": "1"},
+            "spec": base, "status": {}}
+
+
+class FakeKube:
+    """Just enough of k8s.ops.Kube for reconcile_run; records every write in order."""
+
+    def __init__(self, run, pipeline=PIPELINE, pvc=True):
+        self.run = run
+        self.pipeline = pipeline
+        self.pvc = pvc
+        self.jobs: dict[str, dict] = {}
+        self.messages: dict[str, str] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.conflict_once = False
+        self.rv = 1
+
+    async def get_custom(self, plural, ns, name):
+        if plural == "pipelineruns":
+            return copy.deepcopy(self.run) if self.run else None
+        return {"spec": copy.deepcopy(self.pipeline)} if self.pipeline else None
+
+    async def read_pvc(self, ns, name):
+        return {"metadata": {"name": name}} if self.pvc else None
+
+    async def job_termination_message(self, ns, name):
+        self.calls.append(("tm", name))
+        return self.messages.get(name)
+
+    async def create(self, body):
+        name = body["metadata"]["name"]
+        self.calls.append(("create", name))
+        if name in self.jobs:
+            return False
+        self.jobs[name] = copy.deepcopy(body)
+        return True
+
+    async def patch_status(self, plural, ns, name, patch, resource_version=None):
+        self.calls.append(("patch", ",".join(sorted(patch))))
+        if self.conflict_once:
+            self.conflict_once = False
+            raise KubeError(409, "Conflict", "the object has been modified")
+        assert resource_version == self.run["metadata"]["resourceVersion"]
+        self.run["status"].update(json.loads(json.dumps(patch)))
+        self.rv += 1
+        self.run["metadata"]["resourceVersion"] = str(self.rv)
+        return self.run
+
+    async def delete_job(self, ns, name):
+        self.calls.append(("delete", name))
+        return self.jobs.pop(name, None) is not None
+
+    async def delete_custom(self, plural, ns, name, uid=None):
+        self.calls.append(("delete-run", name))
+        self.run = None
+        return True
+
+    # -- test helpers --
+    def observed(self):
+        return [ObservedJob.from_job(j) for j in self.jobs.values()]
+
+    def finish(self, name, ok=True, message=None):
+        cond = "Complete" if ok else "Failed"
+        self.jobs[name]["status"] = {"conditions": [{"type": cond, "status": "True",
+                                                     "reason": None if ok else "PodFailurePolicy"}]}
+        if message is not None:
+            self.messages[name] = message
+
+
+def reconcile(kube, now=T0, events=None):
+    posted = events if events is not None else []
+    return asyncio.run(H.reconcile_run(kube, "ns", "run-1", "uid-1", kube.observed(), operator_image="img",
+                                       now=now, post_event=lambda obj, t, r, m: posted.append((t, r, m))))
+
+
+def finish_all(kube, fail=()):
+    for name in list(kube.jobs):
+        if kube.jobs[name].get("status"):
+            continue
+        labels = kube.jobs[name]["metadata"]["labels"]
+        if labels["app.kubernetes.io/component"] == "prepare":
+            kube.finish(name, message=json.dumps({"itemCount": len(kube.run["spec"]["items"])}))
+        elif name in fail:
+            kube.finish(name, ok=False, message=json.dumps({"reason": "AppError", "message": "boom"}))
+        else:
+            kube.finish(name)
+
+
+def test_a_run_goes_to_the_end_and_the_writes_come_in_order():
+    kube = FakeKube(make_run(3))
+    events = []
+    result = reconcile(kube, events=events)
+    assert kube.calls == [("create", "run-1-prepare"), ("patch", kube.calls[1][1])]
+    assert kube.run["status"]["phase"] == "Running" and not result.done
+    for _ in range(20):
+        kube.calls.clear()
+        finish_all(kube)
+        result = reconcile(kube, events=events)
+        kinds = [c[0] for c in kube.calls if c[0] != "tm"]
+        # Creates first, then (at most) one status patch, then the deletes.
+        assert kinds == sorted(kinds, key=["create", "patch", "delete"].index)
+        if result.done:
+            break
+    st = kube.run["status"]
+    assert st["phase"] == "Succeeded" and st["progress"] == "3/3" and result.done
+    assert kube.jobs == {}
+    assert ("Normal", "Succeeded", "3 of 3 items succeeded") in events
+
+
+def test_a_conflicting_status_patch_deletes_nothing_and_retries_at_once():
+    kube = FakeKube(make_run(2))
+    reconcile(kube)
+    finish_all(kube)
+    kube.conflict_once = True
+    kube.calls.clear()
+    result = reconcile(kube)
+    assert result.requeue_after == 0.0 and not result.done
+    assert not [c for c in kube.calls if c[0] == "delete"]
+    assert "run-1-prepare" in kube.jobs
+    kube.calls.clear()
+    reconcile(kube)
+    assert ("delete", "run-1-prepare") in kube.calls
+    assert kube.run["status"]["itemCount"] == 2
+
+
+def test_termination_messages_are_read_only_for_failed_or_prepare_jobs():
+    kube = FakeKube(make_run(2, parallelism=2))
+    reconcile(kube)
+    finish_all(kube)
+    kube.calls.clear()
+    reconcile(kube)
+    assert [c for c in kube.calls if c[0] == "tm"] == [("tm", "run-1-prepare")]
+    kube.calls.clear()
+    finish_all(kube, fail={"run-1-00001-0"})
+    reconcile(kube)
+    assert [c for c in kube.calls if c[0] == "tm"] == [("tm", "run-1-00001-0")]
+    st = kube.run["status"]
+    assert st["failures"][0]["reason"] == "AppError" and st["failures"][0]["message"] == "boom"
+
+
+def test_pending_without_pvc_waits_and_requeues():
+    kube = FakeKube(make_run(), pvc=False)
+    events = []
+    result = reconcile(kube, events=events)
+    assert kube.run["status"]["phase"] == "Pending"
+    assert kube.run["status"]["conditions"][0]["reason"] == "WorkspaceNotFound"
+    assert result.requeue_after == 30.0 and not [c for c in kube.calls if c[0] == "create"]
+    assert events and events[0][1] == "WorkspaceNotFound"
+    kube.pvc = True
+    reconcile(kube)
+    assert kube.run["status"]["phase"] == "Running"
+
+
+def test_gone_replaced_or_deleting_runs_end_the_loop():
+    kube = FakeKube(None)
+    assert reconcile(kube).done
+    kube = FakeKube(make_run())
+    kube.run["metadata"]["uid"] = "another"
+    assert reconcile(kube).done and kube.calls == []
+    kube = FakeKube(make_run())
+    kube.run["metadata"]["deletionTimestamp"] = "2025-01-01T00:00:00Z"
+    assert reconcile(kube).done and kube.calls == []
+
+
+def test_terminal_run_without_ttl_is_done_without_writes():
+    run = make_run()
+    run["status"] = {"phase": "Succeeded", "observedGeneration": 1,
+                     "completionTime": "2025-01-01T11:00:00Z"}
+    kube = FakeKube(run)
+    assert reconcile(kube).done and kube.calls == []
+
+
+def test_ttl_deletes_the_run_when_due():
+    run = make_run(ttlSecondsAfterFinished=60)
+    run["status"] = {"phase": "Succeeded", "observedGeneration": 1, "completionTime": "2025-01-01T12:00:00Z"}
+    kube = FakeKube(run)
+    result = reconcile(kube, now=T0 + timedelta(seconds=10))
+    assert not result.done and result.requeue_after == pytest.approx(50)
+    result = reconcile(kube, now=T0 + timedelta(seconds=61))
+    assert result.done and ("delete-run", "run-1") in kube.calls
+
+
+def test_cancel_through_spec_status():
+    kube = FakeKube(make_run(4, parallelism=2))
+    reconcile(kube)
+    finish_all(kube)
+    reconcile(kube)
+    assert len(kube.jobs) == 2
+    kube.run["spec"]["status"] = "Cancelled"
+    kube.run["metadata"]["generation"] = 2
+    assert H.spec_changed(kube.run["metadata"], kube.run["status"])
+    for _ in range(5):
+        finish_all(kube)
+        result = reconcile(kube)
+        if result.done:
+            break
+    assert kube.run["status"]["phase"] == "Cancelled" and result.done
+    assert kube.run["status"]["observedGeneration"] == 2
+    assert not H.spec_changed(kube.run["metadata"], kube.run["status"])
+
+
+def test_needs_loop_and_spec_changed():
+    assert H.needs_loop({}, {})
+    assert H.needs_loop({}, {"phase": "Running"})
+    assert not H.needs_loop({}, {"phase": "Failed"})
+    assert H.needs_loop({"ttlSecondsAfterFinished": 0}, {"phase": "Failed"})
+    assert H.spec_changed({"generation": 2}, {"observedGeneration": 1})
+    assert H.spec_changed({"generation": 1}, {})
+    assert not H.spec_changed({"generation": 1}, {"observedGeneration": 1})
+
+
+def test_create_errors_still_patch_and_requeue_soon():
+    kube = FakeKube(make_run(2))
+
+    async def failing_create(body):
+        raise KubeError(403, "Forbidden", "exceeded quota")
+
+    kube.create = failing_create
+    events = []
+    result = reconcile(kube, events=events)
+    assert kube.run["status"]["phase"] == "Running"
+    assert result.requeue_after == 10.0
+    assert any(e[1] == "CreateFailed" for e in events)
