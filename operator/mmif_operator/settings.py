@@ -137,6 +137,7 @@ def apply_kopf_settings(settings: kopf.OperatorSettings, config: Config) -> None
     settings.posting.reporting_component = COMPONENT
     settings.posting.reporting_instance = config.instance[:128]
     settings.posting.event_name_prefix = "mmif-"
+    settings.posting.default_backoffs = (1, 2, 5)   # Events are auxiliary: give up after ~8 s
 
     # Workers: one per object with queued watch events; bounded.
     settings.queueing.worker_limit = config.worker_limit

@@ -247,3 +247,17 @@ def test_create_errors_still_patch_and_requeue_soon():
     assert kube.run["status"]["phase"] == "Running"
     assert result.requeue_after == 10.0
     assert any(e[1] == "CreateFailed" for e in events)
+
+
+def test_terminal_run_with_leftover_jobs_cleans_them_then_is_done():
+    kube = FakeKube(make_run(2))
+    reconcile(kube)
+    finish_all(kube)
+    reconcile(kube)
+    leftover = sorted(kube.jobs)
+    assert leftover
+    kube.run["status"].update({"phase": "Cancelled", "completionTime": "2025-01-01T12:00:00Z"})
+    kube.calls.clear()
+    result = reconcile(kube)
+    assert result.done
+    assert sorted(n for c, n in kube.calls if c == "delete") == leftover

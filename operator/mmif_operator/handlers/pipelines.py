@@ -187,6 +187,10 @@ async def pipeline_loop(name: str, namespace: str, uid: str, stopped: Any, logge
                 timeout = backoff(failures)
                 logger.warning(f"reconcile failed ({failures} in a row), retrying in {timeout:.0f}s: "
                                f"{type(e).__name__}: {e}", exc_info=failures == 1)
+                if failures in (1, 5):
+                    k8s_events.post({"apiVersion": f"{API_GROUP}/{VERSION}", "kind": "Pipeline",
+                                     "metadata": {"name": name, "namespace": namespace, "uid": uid}},
+                                    "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
                 continue
             finally:
                 metrics.RECONCILE_DURATION.labels(kind="pipeline").observe(time.monotonic() - started)

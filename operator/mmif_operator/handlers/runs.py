@@ -94,7 +94,9 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
         return PassResult(done=True)
     spec = run.get("spec") or {}
     status = run.get("status") or {}
-    if is_terminal(status) and spec.get("ttlSecondsAfterFinished") is None and not spec_changed(meta, status):
+    jobs = list(observed)
+    if (is_terminal(status) and spec.get("ttlSecondsAfterFinished") is None
+            and not spec_changed(meta, status) and not jobs):
         return PassResult(done=True)
 
     pipeline_spec = None
@@ -107,7 +109,6 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
         claim = (spec.get("workspace") or {}).get("claimName")
         workspace_found = bool(claim) and await kube.read_pvc(namespace, claim) is not None
 
-    jobs = list(observed)
     needed = termination_messages_needed(run, jobs)
     messages: dict[str, Any] = {}
     if needed:
@@ -185,6 +186,11 @@ def _in_flight(plan: RunPlan | None) -> int | None:
     return sum(1 for s in plan.item_states if s.phase is ItemPhase.RUNNING)
 
 
+def run_ref(namespace: str, name: str, uid: str | None) -> dict[str, Any]:
+    return {"apiVersion": f"{API_GROUP}/{VERSION}", "kind": "PipelineRun",
+            "metadata": {"name": name, "namespace": namespace, "uid": uid}}
+
+
 # -- kopf handlers -----------------------------------------------------------------------------
 
 def _needs_loop(spec: Any, status: Any, **_: Any) -> bool:
@@ -221,6 +227,9 @@ async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any,
                 timeout = backoff(failures)
                 logger.warning(f"reconcile failed ({failures} in a row), retrying in {timeout:.0f}s: "
                                f"{type(e).__name__}: {e}", exc_info=failures == 1)
+                if failures in (1, 5):     # say so on the run too, but not at every retry
+                    k8s_events.post(run_ref(namespace, name, uid), "Warning", "ReconcileError",
+                                    f"{type(e).__name__}: {e}")
                 continue
             finally:
                 metrics.RECONCILE_DURATION.labels(kind="run").observe(time.monotonic() - started)
