@@ -90,5 +90,8 @@ test-cluster: venv ensure-cluster ## the tests against the real cluster
 test: venv ensure-cluster ## every test: unit tests, then the real-cluster tests
 	.venv/bin/pytest -q tests
 
+demo: venv deploy ## run a real two-step pipeline over the sample media, live, and summarise the results
+	.venv/bin/python demo/demo.py
+
 kwok: ensure-cluster ## start kwok for simulated nodes (scale tests only)
 	bash cluster/kwok.sh
