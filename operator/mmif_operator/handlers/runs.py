@@ -51,7 +51,8 @@ EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 
 @dataclass
 class PassResult:
-    done: bool = False                  # the loop can end (run over, gone, or deleted)
+    done: bool = False                  # nothing more to do: the run is over (or gone)
+    gone: bool = False                  # the run is gone, being deleted, or was replaced
     requeue_after: float | None = None  # come back after this many seconds (None: resync)
     plan: RunPlan | None = None
 
@@ -91,7 +92,7 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     run = await kube.get_custom(RUN_PLURAL, namespace, name)
     meta = (run or {}).get("metadata") or {}
     if run is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
-        return PassResult(done=True)
+        return PassResult(done=True, gone=True)
     spec = run.get("spec") or {}
     status = run.get("status") or {}
     jobs = list(observed)
@@ -145,7 +146,7 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
         except KubeError as e:
             if e.conflict or e.not_found:
                 # Changed meanwhile (or gone): nothing deleted, nothing lost; plan again.
-                return PassResult(requeue_after=0.0, done=e.not_found)
+                return PassResult(requeue_after=0.0, done=e.not_found, gone=e.not_found)
             raise
 
     # 3. Delete only what the status now accounts for.
@@ -165,7 +166,7 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     if plan.delete_run:
         await kube.delete_custom(RUN_PLURAL, namespace, name, uid=meta.get("uid"))
         log.info("run %s/%s: deleted (ttlSecondsAfterFinished)", namespace, name)
-        result.done = True
+        result.done = result.gone = True
     elif plan.phase in TERMINAL_PHASES and spec.get("ttlSecondsAfterFinished") is None:
         result.done = True
     return result
@@ -237,10 +238,16 @@ async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any,
             in_flight = _in_flight(result.plan)
             if in_flight is not None:
                 metrics.set_in_flight(key, in_flight)
-            if result.done:
-                logger.debug("run loop ends")
+            if result.gone:
                 return
             requeue = result.requeue_after
+            if result.done:
+                # Over: kopf stops this daemon once it sees the final status (the filter no longer
+                # matches). Returning on our own would keep kopf from ever starting it again in
+                # this process (e.g. when a TTL is added later), so wait for that stop instead.
+                metrics.set_in_flight(key, None)
+                timeout = None
+                continue
             timeout = cfg.resync_seconds if requeue is None else min(max(requeue, 0.0), cfg.resync_seconds)
     finally:
         runtime.RUN_WAKERS.unregister(waker)
