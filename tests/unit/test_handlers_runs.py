@@ -261,3 +261,24 @@ def test_terminal_run_with_leftover_jobs_cleans_them_then_is_done():
     result = reconcile(kube)
     assert result.done
     assert sorted(n for c, n in kube.calls if c == "delete") == leftover
+
+
+def test_stuck_step_pods_are_reported_once():
+    pods = [{"metadata": {"name": "run-1-00000-0-abc"}, "status": {
+                "initContainerStatuses": [{"name": "app", "state": {"waiting": {
+                    "reason": "ErrImageNeverPull", "message": "not present"}}}],
+                "containerStatuses": [{"name": "runner", "state": {"waiting": {"reason": "PodInitializing"}}}]}},
+            {"metadata": {"name": "run-1-00001-0-def"}, "status": {
+                "containerStatuses": [{"name": "runner", "state": {"running": {}}}]}}]
+    assert H.stuck_step_pods(pods) == [("run-1-00000-0-abc", "ErrImageNeverPull", "container app: not present")]
+
+    class Pods:
+        async def list(self, kind, ns, labels):
+            assert kind == "Pod" and labels["mmif.dev/run"] == "run-1"
+            return pods
+
+    events, seen = [], set()
+    for _ in range(2):
+        asyncio.run(H.report_stuck_pods(Pods(), "ns", "run-1", "uid-1", seen,
+                                        post_event=lambda o, t, r, m: events.append((t, r, m))))
+    assert len(events) == 1 and events[0][:2] == ("Warning", "StepPodWaiting")

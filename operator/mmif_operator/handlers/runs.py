@@ -31,6 +31,7 @@ import kopf
 
 from .. import metrics
 from ..api.pipelinerun import PLURAL as RUN_PLURAL
+from ..builders import labels as L
 from ..builders.specs import API_GROUP
 from ..itemstates import ItemPhase
 from ..k8s import events as k8s_events
@@ -172,6 +173,44 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     return result
 
 
+# Waiting reasons of a step pod that will not go away by themselves (the Job would wait forever
+# without a step timeout): the app image cannot be pulled, or the pod cannot be configured.
+STUCK_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
+                           "CreateContainerConfigError", "CreateContainerError"})
+POD_CHECK_SECONDS = 30.0
+
+
+def stuck_step_pods(pods: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """(pod name, reason, message) of every step pod with a container waiting for a reason in
+    `STUCK_REASONS` (the app sidecar is an init container)."""
+    out: list[tuple[str, str, str]] = []
+    for pod in pods:
+        status = pod.get("status") or {}
+        for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in STUCK_REASONS:
+                name = (pod.get("metadata") or {}).get("name", "")
+                out.append((name, waiting["reason"], f"container {cs.get('name')}: {waiting.get('message') or ''}"))
+                break
+    return out
+
+
+async def report_stuck_pods(kube: Kube, namespace: str, name: str, uid: str | None, seen: set[str],
+                            post_event: EventPoster = k8s_events.post) -> int:
+    """Post a Warning Event (once per pod and reason) for step pods that cannot start."""
+    pods = await kube.list("Pod", namespace, {L.RUN: L.label_value(name), L.COMPONENT: L.COMPONENT_STEP})
+    found = stuck_step_pods(pods)
+    for pod_name, reason, message in found:
+        key = f"{pod_name}/{reason}"
+        if key in seen:
+            continue
+        seen.add(key)
+        post_event(run_ref(namespace, name, uid), "Warning", "StepPodWaiting",
+                   f"pod {pod_name}: {reason}: {message} (the item waits until the step's "
+                   "timeoutSeconds, if any)")
+    return len(found)
+
+
 def _record_metrics(run: Mapping[str, Any], old_status: Mapping[str, Any], plan: RunPlan) -> None:
     pipeline = ((run.get("spec") or {}).get("pipelineRef") or {}).get("name", "")
     if plan.phase in TERMINAL_PHASES and old_status.get("phase") not in TERMINAL_PHASES:
@@ -207,6 +246,8 @@ async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any,
     waker = runtime.RUN_WAKERS.register(key, pipeline=(spec.get("pipelineRef") or {}).get("name"))
     failures = 0
     timeout: float | None = 0.0        # the first pass at once
+    last_pod_check = time.monotonic()  # look for step pods that cannot start, every 30 s
+    stuck_seen: set[str] = set()
     try:
         while True:
             wake = await waker.wait(timeout, stopped)
@@ -238,6 +279,12 @@ async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any,
             in_flight = _in_flight(result.plan)
             if in_flight is not None:
                 metrics.set_in_flight(key, in_flight)
+            if in_flight and time.monotonic() - last_pod_check >= POD_CHECK_SECONDS:
+                last_pod_check = time.monotonic()
+                try:
+                    await report_stuck_pods(runtime.kube(), namespace, name, uid, stuck_seen)
+                except Exception as e:     # noqa: BLE001 - a diagnostic only
+                    logger.debug(f"checking step pods: {e}")
             if result.gone:
                 return
             requeue = result.requeue_after
@@ -249,6 +296,9 @@ async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any,
                 timeout = None
                 continue
             timeout = cfg.resync_seconds if requeue is None else min(max(requeue, 0.0), cfg.resync_seconds)
+            if in_flight:
+                # Step pods that cannot start produce no Job events: look again in a while.
+                timeout = min(timeout, POD_CHECK_SECONDS)
     finally:
         runtime.RUN_WAKERS.unregister(waker)
         metrics.set_in_flight(key, None)
