@@ -76,6 +76,10 @@ class FakeKube:
         self.calls.append(("delete", name))
         return self.jobs.pop(name, None) is not None
 
+    async def list_jobs(self, ns, labels):
+        self.calls.append(("list", labels["mmif.dev/run"]))
+        return [copy.deepcopy(j) for j in self.jobs.values()]
+
     async def delete_custom(self, plural, ns, name, uid=None):
         self.calls.append(("delete-run", name))
         self.run = None
@@ -122,7 +126,7 @@ def test_a_run_goes_to_the_end_and_the_writes_come_in_order():
         kube.calls.clear()
         finish_all(kube)
         result = reconcile(kube, events=events)
-        kinds = [c[0] for c in kube.calls if c[0] != "tm"]
+        kinds = [c[0] for c in kube.calls if c[0] not in ("tm", "list")]
         # Creates first, then (at most) one status patch, then the deletes.
         assert kinds == sorted(kinds, key=["create", "patch", "delete"].index)
         if result.done:
@@ -282,3 +286,26 @@ def test_stuck_step_pods_are_reported_once():
         asyncio.run(H.report_stuck_pods(Pods(), "ns", "run-1", "uid-1", seen,
                                         post_event=lambda o, t, r, m: events.append((t, r, m))))
     assert len(events) == 1 and events[0][:2] == ("Warning", "StepPodWaiting")
+
+
+def test_the_pass_that_ends_a_run_sweeps_jobs_the_index_did_not_show():
+    kube = FakeKube(make_run(2, parallelism=2))
+    for _ in range(10):
+        finish_all(kube)
+        reconcile(kube)
+        if "run-1-manifest" in kube.jobs:
+            break
+    finish_all(kube)
+    observed = kube.observed()       # what the index shows
+    stray = copy.deepcopy(kube.jobs["run-1-manifest"])
+    stray["metadata"]["name"] = "run-1-00001-1"
+    stray["metadata"]["labels"].update({"app.kubernetes.io/component": "step", "mmif.dev/step-index": "1",
+                                        "mmif.dev/item-index": "1"})
+    stray.pop("status")
+    kube.jobs["run-1-00001-1"] = stray
+    kube.calls.clear()
+    result = asyncio.run(H.reconcile_run(kube, "ns", "run-1", "uid-1", observed, operator_image="img",
+                                         now=T0, post_event=lambda *a: None))
+    assert result.done and kube.run["status"]["phase"] == "Succeeded"
+    assert ("list", "run-1") in kube.calls and ("delete", "run-1-00001-1") in kube.calls
+    assert kube.jobs == {}

@@ -123,8 +123,9 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
                 messages[job_name] = result
 
     now = now or datetime.now(timezone.utc)
-    plan = plan_run(run, pipeline_spec, jobs, now, operator_image=operator_image,
-                    termination_messages=messages, workspace_found=workspace_found)
+    # Pure, but ~50 ms at 10,000 items: off the event loop, so watch streams keep flowing.
+    plan = await asyncio.to_thread(plan_run, run, pipeline_spec, jobs, now, operator_image=operator_image,
+                                   termination_messages=messages, workspace_found=workspace_found)
     result = PassResult(requeue_after=plan.requeue_after, plan=plan)
 
     # 1. Create (409 = it exists: fine).
@@ -163,7 +164,12 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
         post_event(run, event.type, event.reason, event.message)
     _record_metrics(run, status, plan)
 
-    # 5. TTL.
+    # 5. The run just ended: sweep the Jobs the index may not show yet (e.g. created by a pass
+    # that then lost a status conflict), since its loop stops now. Same rule as the planner's.
+    if plan.phase in TERMINAL_PHASES and status.get("phase") not in TERMINAL_PHASES:
+        await _sweep(kube, run, plan, now, operator_image)
+
+    # 6. TTL.
     if plan.delete_run:
         await kube.delete_custom(RUN_PLURAL, namespace, name, uid=meta.get("uid"))
         log.info("run %s/%s: deleted (ttlSecondsAfterFinished)", namespace, name)
@@ -171,6 +177,23 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     elif plan.phase in TERMINAL_PHASES and spec.get("ttlSecondsAfterFinished") is None:
         result.done = True
     return result
+
+
+async def _sweep(kube: Kube, run: Mapping[str, Any], plan: RunPlan, now: datetime,
+                 operator_image: str) -> None:
+    meta = run.get("metadata") or {}
+    namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    try:
+        bodies = await kube.list_jobs(namespace, {L.MANAGED_BY: L.MANAGER, L.RUN: L.label_value(name)})
+        fresh = [j for j in map(ObservedJob.from_job, bodies) if j is not None and j.name not in plan.delete]
+        if not fresh:
+            return
+        ended = {**run, "status": plan.status}
+        sweep = plan_run(ended, None, fresh, now, operator_image=operator_image)
+        for job_name in sweep.delete:
+            await kube.delete_job(namespace, job_name)
+    except Exception as e:     # noqa: BLE001 - housekeeping only; GC removes them with the run
+        log.warning("run %s/%s: sweeping Jobs after the end: %s", namespace, name, e)
 
 
 # Waiting reasons of a step pod that will not go away by themselves (the Job would wait forever
