@@ -1,9 +1,10 @@
 """Pipeline: one reconcile loop (a kopf daemon) per Pipeline, for its Service-mode apps.
 
 A pass (`reconcile_pipeline`): re-read the Pipeline; list the app Deployments and Services it
-owns (labels + controller uid); create the missing ones, server-side-apply the ones whose desired
-form changed (a hash of it is kept in the annotation `mmif.dev/desired-hash`, so an unchanged
-object costs no write), delete the ones no step wants; compute `status` from the Deployments (and,
+owns (labels + controller uid); server-side-apply (field manager `mmif-operator`) the missing ones
+and the ones whose desired form changed (a hash of it is kept in the annotation
+`mmif.dev/desired-hash`, so an unchanged object costs no write), leave alone a same-named object
+someone else owns (Warning Event `NameConflict`), delete the ones no step wants; compute `status` from the Deployments (and,
 while a step is not ready, the waiting reasons of its pods: ImagePullBackOff, CrashLoopBackOff,
 ...) and merge-patch it when it changed.
 
@@ -109,23 +110,22 @@ async def reconcile_pipeline(kube: Kube, namespace: str, name: str, uid: str | N
         kind, obj_name = obj["kind"], obj["metadata"]["name"]
         body = with_hash(obj)
         have = existing[kind].get(obj_name)
-        if have is not None:
-            if (have["metadata"].get("annotations") or {}).get(HASH_ANNOTATION) != body["metadata"]["annotations"][HASH_ANNOTATION]:
-                existing[kind][obj_name] = await kube.apply(body)
-                log.info("pipeline %s/%s: updated %s %s", namespace, name, kind, obj_name)
-            continue
-        if await kube.create(body):
-            log.info("pipeline %s/%s: created %s %s", namespace, name, kind, obj_name)
-            existing[kind][obj_name] = body     # no status yet: not ready
-            continue
-        # 409: it exists but was not in our list: ours (the list lagged) or someone else's.
-        current = await kube.get(kind, namespace, obj_name)
-        if current is not None and owned_by(current, puid):
-            existing[kind][obj_name] = await kube.apply(body)
-        elif current is not None:
-            post_event(pipeline, "Warning", "NameConflict",
-                       f"{kind} {obj_name} exists and is not owned by this Pipeline; not touching it")
-            requeue = NOT_READY_REQUEUE_SECONDS
+        if have is not None and (have["metadata"].get("annotations") or {}).get(HASH_ANNOTATION) \
+                == body["metadata"]["annotations"][HASH_ANNOTATION]:
+            continue                      # as desired: no write
+        if have is None:
+            # Not in our list: absent (create it), or someone else's (leave it alone).
+            current = await kube.get(kind, namespace, obj_name)
+            if current is not None and not owned_by(current, puid):
+                post_event(pipeline, "Warning", "NameConflict",
+                           f"{kind} {obj_name} exists and is not owned by this Pipeline; not touching it")
+                requeue = NOT_READY_REQUEUE_SECONDS
+                continue
+        # Server-side apply creates or updates, and drops the fields an earlier apply set that the
+        # desired object no longer has (e.g. a removed nodeSelector).
+        existing[kind][obj_name] = await kube.apply(body)
+        log.info("pipeline %s/%s: %s %s %s", namespace, name, "created" if have is None else "updated",
+                 kind, obj_name)
 
     for kind in APP_KINDS:
         for stale in stale_app_objects(pipeline, existing[kind]):
