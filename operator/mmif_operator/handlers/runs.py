@@ -159,7 +159,11 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
                 log.warning("run %s/%s: deleting Job %s: %s", namespace, name, job_name, outcome)
                 result.requeue_after = min(result.requeue_after or 10.0, 10.0)
 
-    # 4. Events and metrics.
+    # 4. Events, logs and metrics.
+    if plan.phase != status.get("phase"):
+        cond = next((c for c in plan.status.get("conditions") or () if c.get("type") == "Succeeded"), {})
+        log.info("run %s/%s: %s -> %s (%s: %s)", namespace, name, status.get("phase") or "new", plan.phase,
+                 cond.get("reason"), cond.get("message"))
     for event in plan.events:
         post_event(run, event.type, event.reason, event.message)
     _record_metrics(run, status, plan)
