@@ -11,6 +11,7 @@ import logging
 from kubernetes_asyncio import client, config
 
 log = logging.getLogger(__name__)
+USER_AGENT = "mmif-operator"
 
 
 async def load_configuration() -> client.Configuration:
@@ -28,4 +29,6 @@ async def load_configuration() -> client.Configuration:
 async def make_api_client(connection_pool: int = 64) -> client.ApiClient:
     cfg = await load_configuration()
     cfg.connection_pool_maxsize = connection_pool
-    return client.ApiClient(cfg)
+    api = client.ApiClient(cfg)
+    api.user_agent = USER_AGENT
+    return api

@@ -129,7 +129,8 @@ class Kube:
         api, plural = self._api(body["kind"])
         ns = body["metadata"]["namespace"]
         try:
-            await _call(getattr(api, f"create_namespaced_{plural}")(ns, dict(body), **self._kw()))
+            await _call(getattr(api, f"create_namespaced_{plural}")(
+                ns, dict(body), **self._kw(field_manager=FIELD_MANAGER)))
             return True
         except KubeError as e:
             if e.conflict:
