@@ -160,7 +160,7 @@ async def reconcile_pipeline(kube: Kube, namespace: str, name: str, uid: str | N
 
 # -- kopf handlers -----------------------------------------------------------------------------
 
-@kopf.daemon(API_GROUP, VERSION, PLURAL, id="pipeline")
+@kopf.daemon(API_GROUP, VERSION, PLURAL, id="pipeline-loop")
 async def pipeline_loop(name: str, namespace: str, uid: str, stopped: Any, logger: logging.Logger,
                         **_: Any) -> None:
     key = runtime.pipeline_key(namespace, name)

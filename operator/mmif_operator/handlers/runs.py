@@ -264,7 +264,7 @@ def _needs_loop(spec: Any, status: Any, **_: Any) -> bool:
     return needs_loop(spec, status)
 
 
-@kopf.daemon(API_GROUP, VERSION, RUN_PLURAL, id="run", when=_needs_loop)
+@kopf.daemon(API_GROUP, VERSION, RUN_PLURAL, id="run-loop", when=_needs_loop)
 async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any, logger: logging.Logger,
                    run_jobs: kopf.Index, **_: Any) -> None:
     """The run's reconcile loop (see the module docstring)."""
