@@ -166,9 +166,8 @@ def test_killed_step_pods_and_app_pods_are_retried_and_the_runs_succeed(
 
     # (a) item 0's Job created a second pod (the retry), the other item's Job one.
     creations = job_pod_creations(namespace, "job-run")
-    step_jobs = {name: n for name, n in creations.items() if name.startswith("job-run-") and name[-1].isdigit()}
-    assert step_jobs.get("job-run-0-0", 0) >= 2, creations
-    assert step_jobs.get("job-run-1-0") == 1, creations
+    assert creations.get("job-run-00000-0", 0) >= 2, creations     # step Jobs: <run>-<item:05d>-<step>
+    assert creations.get("job-run-00001-0") == 1, creations
     # (b) the app came back in a new pod, and items whose request it dropped were retried.
     app_pods_after = {p["metadata"]["name"] for p in kube.get_list(
         "pods", namespace, "mmif.dev/pipeline=slow-svc,app.kubernetes.io/component=app-service")}
@@ -229,7 +228,9 @@ def test_cancel_keeps_finished_items_and_a_timeout_ends_a_run(operator_deployed,
     cond = assert_condition(runs, namespace, run, "False", "Timeout")
     assert run["status"]["phase"] == "Failed"
     assert "timeout" in cond["message"], cond
-    assert not kube.get_list("pods", namespace, f"mmif.dev/run=too-slow,{STEP_POD}")
+    kube.eventually(lambda: not kube.get_list("pods", namespace, f"mmif.dev/run=too-slow,{STEP_POD}"),
+                    timeout=90, what="run too-slow's step pods to go away")
+    assert not kube.get_list("jobs", namespace, "mmif.dev/run=too-slow")
     manifest = manifest_of(workspace, run)
     assert [e["state"] for e in manifest["items"]] == ["Cancelled"] * 2, manifest["items"]
 
@@ -271,7 +272,7 @@ def test_the_operator_killed_mid_run_loses_and_repeats_nothing(operator_deployed
     # One Job per (item, step), each with a single pod: nothing was run twice.
     creations = job_pod_creations(namespace, "steady")
     step_jobs = {n: c for n, c in creations.items() if n not in ("steady-prepare", "steady-manifest")}
-    assert sorted(step_jobs) == sorted(f"steady-{i}-{k}" for i in range(items) for k in range(len(steps))), creations
+    assert sorted(step_jobs) == sorted(f"steady-{i:05d}-{k}" for i in range(items) for k in range(len(steps))), creations
     assert set(step_jobs.values()) == {1}, creations
     sleeper = build.app_identifier("sleeper")
     for entry in manifest["items"]:
