@@ -1,5 +1,5 @@
 """Admission, for real: the API server itself (the generated CRDs' OpenAPI schemas, CEL rules and
-strict field validation) refuses every Pipeline and PipelineRun that docs/api-draft.md forbids,
+strict field validation) refuses every Pipeline and PipelineRun that docs/reference.md forbids,
 with an error naming the field, and fills in the documented defaults. Every object goes through
 `kubectl apply`, as a user's would. Only the CRDs are needed, not the operator."""
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The builders and the reconciler work on plain camelCase dicts, as kopf hands them over (and as
 `status.pipelineSpec` stores the snapshot). A pydantic model of `mmif_operator.api` is accepted
-too and dumped by alias. Defaults mirror docs/api-draft.md, so a dict written by hand (a test,
+too and dumped by alias. Defaults mirror docs/reference.md, so a dict written by hand (a test,
 an object created before a default existed) reads the same as a defaulted one.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Items of a batch: parsing, validation against the workspace, the normalised items.jsonl.
 
-An item (docs/api-draft.md) is `{name?, documents: [{location, mimeType}]}` (1..10 documents) or
+An item (docs/reference.md) is `{name?, documents: [{location, mimeType}]}` (1..10 documents) or
 `{name?, mmif: path}`; every path is relative to the workspace, has no leading "/" and no ".."
 segment, and must name an existing file inside the workspace (symlinks included).
 """
