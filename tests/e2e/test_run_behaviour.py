@@ -313,8 +313,11 @@ def test_editing_a_pipeline_does_not_change_a_run_already_started(operator_deplo
     for run in (old_run, new_run):
         count, second_app = expected[run["metadata"]["name"]]
         for entry in manifest_of(workspace, run)["items"]:
-            out = Mmif(workspace.read_file(posixpath.join(run["status"]["outputPath"], entry["output"])).decode())
+            data = workspace.read_file(posixpath.join(run["status"]["outputPath"], entry["output"])).decode()
+            out = Mmif(data)
             frames, second = out.views
             assert frames.metadata.app == build.app_identifier("timeframes")
+            # the parameters the app was called with, as it recorded them in its view
+            assert json.loads(data)["views"][0]["metadata"].get("parameters") == {"count": str(count)}, entry
             assert len(list(frames.get_annotations())) == count, (run["metadata"]["name"], entry)
             assert second.metadata.app == second_app, (run["metadata"]["name"], entry)
