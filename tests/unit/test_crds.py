@@ -181,10 +181,12 @@ def test_crd_has_status_subresource_names_and_columns(kind):
     version = spec["versions"][0]
     assert version["subresources"] == {"status": {}}
     assert spec["names"]["categories"] == ["mmif"]
-    assert spec["names"]["shortNames"] == [{"Pipeline": "mpl", "PipelineRun": "mpr"}[kind]]
+    assert spec["names"]["shortNames"] == [{"Pipeline": "mpl", "PipelineRun": "mpr",
+                                          "AnalysisJob": "maj"}[kind]]
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
     assert columns == {
         "Pipeline": ["Ready", "Reason", "Age"],
         "PipelineRun": ["Pipeline", "Progress", "Succeeded", "Reason", "StartTime",
                         "CompletionTime", "Age"],
+        "AnalysisJob": ["Run", "Trigger", "Progress", "Succeeded", "Reason", "Requester", "Age"],
     }[kind]

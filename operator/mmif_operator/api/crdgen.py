@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from . import pipeline, pipelinerun
+from . import analysisjob, pipeline, pipelinerun
 from .common import GROUP, VERSION, StatusModel, SpecModel
 
 CATEGORIES = ["mmif"]
@@ -91,6 +91,23 @@ RESOURCES = (
             *_condition_columns("Succeeded", "Succeeded"),
             _column("StartTime", ".status.startTime", "date"),
             _column("CompletionTime", ".status.completionTime", "date"),
+            _AGE,
+        ),
+    ),
+    Resource(
+        kind=analysisjob.KIND,
+        plural=analysisjob.PLURAL,
+        short_name="maj",
+        description="An AnalysisJob runs one app over the items a PipelineRun produced (live, or "
+        "after the run) and writes the processed MMIF beside the run's outputs.",
+        spec=analysisjob.AnalysisJobSpec,
+        status=analysisjob.AnalysisJobStatus,
+        printer_columns=(
+            _column("Run", ".spec.runRef.name"),
+            _column("Trigger", ".spec.trigger"),
+            _column("Progress", ".status.progress", description="Items processed / items to process."),
+            *_condition_columns("Succeeded", "Succeeded"),
+            _column("Requester", ".spec.requester.username"),
             _AGE,
         ),
     ),

@@ -1,38 +1,29 @@
 """The Pipeline custom resource: an ordered chain of CLAMS apps."""
 from __future__ import annotations
 
-import enum
 from pydantic import Field
 
+from .analysisjob import MAX_ANALYSES, AnalysisTemplate
+from .app import App, StepMode, is_service_without_url
 from .cel import Rule
 from .common import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
     AbsolutePath,
     Condition,
-    EnvVar,
-    ResourceRequirements,
-    ShortString,
     SpecModel,
     StatusModel,
     list_map,
 )
+
+__all__ = ["App", "StepMode", "Step", "PipelineSpec", "PipelineStatus", "StepStatus"]
 
 KIND = "Pipeline"
 PLURAL = "pipelines"
 MAX_STEPS = 20
 
 
-class StepMode(enum.StrEnum):
-    JOB = "Job"
-    SERVICE = "Service"
-
-
-def _is_service_without_url(step: Step) -> bool:
-    return step.mode is StepMode.SERVICE and step.url is None
-
-
-class Step(SpecModel):
+class Step(App):
     """One CLAMS app of the pipeline."""
 
     name: str = Field(
@@ -42,101 +33,6 @@ class Step(SpecModel):
         pattern=DNS_LABEL,
         max_length=30,
     )
-    image: str | None = Field(
-        None,
-        description="The container image of the CLAMS app, e.g. "
-        "`ghcr.io/clamsproject/app-swt-detection:v7.1`. Required unless `url` is set.",
-        min_length=1,
-        max_length=512,
-    )
-    mode: StepMode = Field(
-        StepMode.JOB,
-        description="How the app runs. `Job`: a fresh app container next to each item's step "
-        "pod. `Service`: long-lived app replicas behind a Service (kept by the operator, or "
-        "run by someone else when `url` is set), which every item's step pod calls.",
-    )
-    url: str | None = Field(
-        None,
-        description="Only with mode `Service`: the http(s) address of an app someone else runs. "
-        "The operator then keeps no Deployment for this step.",
-        pattern=r"^https?://[^\s]+$",
-        max_length=512,
-    )
-    replicas: int = Field(
-        1,
-        description="Only with mode `Service` and no `url`: how many app pods the Deployment "
-        "keeps.",
-        ge=1,
-        le=100,
-    )
-    port: int = Field(
-        5000, description="The TCP port the app's HTTP server listens on.", ge=1, le=65535
-    )
-    parameters: dict[str, ShortString] = Field(
-        default_factory=dict,
-        description="CLAMS runtime parameters sent to the app in the query string, e.g. "
-        "`{pretty: 'true'}`. A PipelineRun's `params` override them.",
-        max_length=50,
-    )
-    resources: ResourceRequirements | None = Field(
-        None, description="CPU, memory and GPU requests and limits of the app container."
-    )
-    node_selector: dict[str, ShortString] = Field(
-        default_factory=dict,
-        description="Node labels the app's pods must run on, e.g. "
-        "`{nvidia.com/gpu.present: 'true'}`.",
-        max_length=20,
-    )
-    env: list[EnvVar] = Field(
-        default_factory=list,
-        description="Environment variables of the app container.",
-        max_length=50,
-        json_schema_extra=list_map("name"),
-    )
-    timeout_seconds: int | None = Field(
-        None,
-        description="The deadline of one item at this step, retries included. No deadline when "
-        "unset.",
-        ge=1,
-    )
-    retries: int = Field(
-        2,
-        description="How many times an item's step is retried after an infrastructure failure "
-        "(app unreachable, pod evicted). Errors the app reports are never retried.",
-        ge=0,
-        le=10,
-    )
-    run_as_user: int | None = Field(
-        None,
-        description="The user ID the app runs as; by default the image's user.",
-        ge=0,
-        le=2147483647,
-    )
-    run_as_non_root: bool | None = Field(
-        None, description="When true, the app's pod fails to start if the app would run as root."
-    )
-
-    cel_rules = (
-        Rule(
-            "has(self.image) || has(self.url)",
-            "image is required unless url is set",
-            check=lambda s: s.image is not None or s.url is not None,
-            field_path=".image",
-        ),
-        Rule(
-            "!has(self.url) || self.mode == 'Service'",
-            "url is only allowed with mode Service",
-            check=lambda s: s.url is None or s.mode is StepMode.SERVICE,
-            field_path=".url",
-        ),
-        Rule(
-            "self.replicas == 1 || (self.mode == 'Service' && !has(self.url))",
-            "replicas is only meaningful with mode Service and no url",
-            check=lambda s: s.replicas == 1 or _is_service_without_url(s),
-            field_path=".replicas",
-        ),
-    )
-
 
 class PipelineWorkspace(SpecModel):
     """The volume that Service-mode app pods mount read-only to read the media."""
@@ -169,7 +65,24 @@ class PipelineSpec(SpecModel):
         "step has mode `Service` without `url`.",
     )
 
+    analyses: list[AnalysisTemplate] = Field(
+        default_factory=list,
+        description="Analyses every PipelineRun of this pipeline creates: one AnalysisJob per "
+        "entry, named `<run>-<name>` and owned by the run, created only if the user who created "
+        "the run may create AnalysisJobs in the namespace.",
+        max_length=MAX_ANALYSES,
+        json_schema_extra=list_map("name"),
+    )
+
     cel_rules = (
+        Rule(
+            "self.analyses.all(a, self.analyses.exists_one(b, b.name == a.name)"
+            " && !self.steps.exists(s, s.name == a.name))",
+            "spec.analyses: analysis names must be unique and differ from step names",
+            check=lambda p: len({a.name for a in p.analyses}) == len(p.analyses)
+            and not {a.name for a in p.analyses} & {s.name for s in p.steps},
+            field_path=".analyses",
+        ),
         Rule(
             "self.steps.all(s, self.steps.exists_one(t, t.name == s.name))",
             "spec.steps: step names must be unique",
@@ -180,7 +93,7 @@ class PipelineSpec(SpecModel):
             "has(self.workspace) || self.steps.all(s, s.mode != 'Service' || has(s.url))",
             "spec.workspace is required when a step has mode Service and no url",
             check=lambda p: p.workspace is not None
-            or not any(map(_is_service_without_url, p.steps)),
+            or not any(map(is_service_without_url, p.steps)),
             field_path=".workspace",
         ),
     )

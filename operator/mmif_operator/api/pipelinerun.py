@@ -18,7 +18,9 @@ from .common import (
     Timestamp,
     list_map,
 )
+from .analysisjob import MAX_ANALYSES
 from .pipeline import MAX_STEPS, PipelineSpec
+from .requester import Requester
 
 KIND = "PipelineRun"
 PLURAL = "pipelineruns"
@@ -141,6 +143,7 @@ IMMUTABLE_SPEC_FIELDS = (
     "params",
     "timeoutSeconds",
     "onItemFailure",
+    "requester",
 )
 """Every spec field but `status` and `ttlSecondsAfterFinished`: set once, at creation."""
 
@@ -198,6 +201,11 @@ class PipelineRunSpec(SpecModel):
         None,
         description="Set to `Cancelled` to cancel the run: the operator deletes the Jobs in "
         "flight and the run ends `Cancelled`. A cancellation cannot be withdrawn.",
+    )
+    requester: Requester | None = Field(
+        None,
+        description="Who created the run. Set by the operator's admission webhook; setting or "
+        "changing it by hand is rejected. The run's analyses are authorised for this user.",
     )
     ttl_seconds_after_finished: int | None = Field(
         None,
@@ -258,6 +266,22 @@ class Transition(StatusModel):
     to: RunPhase = Field(description="The phase after.")
     reason: str = Field(description="Why the phase changed, e.g. `Running`.", max_length=128)
     time: Timestamp = Field(description="When the phase changed.")
+
+
+class AnalysisState(enum.StrEnum):
+    CREATED = "Created"
+    NOT_AUTHORIZED = "NotAuthorized"
+
+
+class RunAnalysis(StatusModel):
+    """What became of one of the Pipeline's `analyses` for this run."""
+
+    name: str = Field(description="The analysis's name in the Pipeline.", max_length=30)
+    analysis_job: str | None = Field(
+        None, description="The AnalysisJob created for it (`<run>-<name>`).", max_length=253)
+    state: AnalysisState = Field(description="`Created`, or `NotAuthorized` (the requester may "
+                                 "not create AnalysisJobs here).")
+    message: str = Field("", description="Why, when not created.", max_length=1024)
 
 
 class PipelineRunStatus(StatusModel):
@@ -326,6 +350,13 @@ class PipelineRunStatus(StatusModel):
         description="The Pipeline's spec as it was when the run started; the run follows this "
         "copy, so editing the Pipeline does not change runs already started.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    analyses: list[RunAnalysis] = Field(
+        default_factory=list,
+        description="The Pipeline's `analyses` for this run: created, or why not (see also the "
+        "`AnalysesCreated` condition).",
+        max_length=MAX_ANALYSES,
+        json_schema_extra=list_map("name"),
     )
     output_path: str | None = Field(
         None,
