@@ -156,7 +156,7 @@ def test_empty_status_parses_from_none():
     assert status.phase is None and status.failures == []
     assert status.to_status_patch() == {
         "conditions": [], "itemsSucceeded": 0, "itemsFailed": 0, "itemsCancelled": 0,
-        "steps": [], "failures": [], "history": [],
+        "steps": [], "failures": [], "history": [], "analyses": [],
     }
 
 
