@@ -1,4 +1,4 @@
-"""`mmif-runner prepare|step|manifest`: configured by environment variables (see `env`), it exits
+"""`mmif-runner prepare|step|manifest|analyze|analysis-manifest`: configured by environment variables (see `env`), it exits
 with the codes of `exitcodes` (docs/design.md, "Runner exit codes")."""
 from __future__ import annotations
 
@@ -78,18 +78,12 @@ def cmd_prepare() -> int:
 
 
 def cmd_step() -> int:
-    from .step import StepConfig, parse_params, run_step
+    from .step import StepConfig, run_step
     steps = _steps()
     step_index = _int(env.STEP_INDEX)
     if step_index >= len(steps):
         raise ConfigError(f"{env.STEP_INDEX}={step_index} but {env.STEPS} has {len(steps)} step(s)")
-    try:
-        params = parse_params(_get(env.APP_PARAMS, required=False))
-    except ValueError as e:
-        raise ConfigError(f"{env.APP_PARAMS}: {e}") from None
-    url = _get(env.APP_URL)
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{env.APP_URL}={url!r} is not an http(s) URL")
+    url, params = _app_config()
     cfg = StepConfig(workspace=_abs(env.WORKSPACE), run_dir=_abs(env.RUN_DIR),
                      item_index=_int(env.ITEM_INDEX), step_index=step_index, steps=tuple(steps),
                      app_url=url, params=params,
@@ -105,7 +99,39 @@ def cmd_manifest() -> int:
                         _get(env.ITEM_STATES, required=False), _termination_log())
 
 
-COMMANDS = {"prepare": cmd_prepare, "step": cmd_step, "manifest": cmd_manifest}
+def _app_config() -> tuple[str, dict]:
+    from .step import parse_params
+    try:
+        params = parse_params(_get(env.APP_PARAMS, required=False))
+    except ValueError as e:
+        raise ConfigError(f"{env.APP_PARAMS}: {e}") from None
+    url = _get(env.APP_URL)
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{env.APP_URL}={url!r} is not an http(s) URL")
+    return url, params
+
+
+def cmd_analyze() -> int:
+    from .analysis import AnalyzeConfig, run_analyze
+    url, params = _app_config()
+    cfg = AnalyzeConfig(run_dir=_abs(env.RUN_DIR), analysis_dir=_abs(env.ANALYSIS_DIR),
+                        item_index=_int(env.ITEM_INDEX), app_url=url, params=params,
+                        http_timeout=_float(env.HTTP_TIMEOUT, env.DEFAULT_HTTP_TIMEOUT, positive=True),
+                        app_wait=_float(env.APP_WAIT, env.DEFAULT_APP_WAIT),
+                        termination_log=_termination_log(),
+                        analysis_uid=_get(env.ANALYSIS_UID, required=False))
+    return run_analyze(cfg)
+
+
+def cmd_analysis_manifest() -> int:
+    from .analysis import run_analysis_manifest
+    return run_analysis_manifest(_abs(env.RUN_DIR), _abs(env.ANALYSIS_DIR), _get(env.ANALYSIS_NAME, ""),
+                                 _get(env.RUN_PHASE, ""), _get(env.ITEM_STATES, required=False),
+                                 _termination_log())
+
+
+COMMANDS = {"prepare": cmd_prepare, "step": cmd_step, "manifest": cmd_manifest,
+            "analyze": cmd_analyze, "analysis-manifest": cmd_analysis_manifest}
 
 
 def _termination_log() -> str:

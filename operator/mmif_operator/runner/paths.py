@@ -71,3 +71,44 @@ class RunLayout:
     def relative(self, path: str) -> str:
         """`path` relative to the run folder (as the manifest reports paths)."""
         return posixpath.relpath(path, self.root)
+
+
+# -- analyses -----------------------------------------------------------------------------------
+#     <run folder>/analyses/<analysis job>/
+#       .analysis-uid  manifest.json
+#       items/<index:05d>/analysis.mmif  analysis.json
+ANALYSES_DIR = "analyses"
+ANALYSIS_UID_FILE = ".analysis-uid"
+ANALYSIS_MMIF = "analysis.mmif"
+ANALYSIS_RECORD = "analysis.json"
+
+
+def analysis_dir(run_folder: str, analysis_name: str) -> str:
+    """An AnalysisJob's folder, e.g. /data/mmif-runs/run-1/analyses/run-1-ner."""
+    return posixpath.join(run_folder, ANALYSES_DIR, analysis_name)
+
+
+@dataclass(frozen=True)
+class AnalysisLayout:
+    """Every path of one AnalysisJob, from its folder (`root`, absolute)."""
+    root: str
+
+    @property
+    def owner_uid(self) -> str:
+        return posixpath.join(self.root, ANALYSIS_UID_FILE)
+
+    @property
+    def manifest(self) -> str:
+        return posixpath.join(self.root, MANIFEST_FILE)
+
+    def item_dir(self, item_index: int) -> str:
+        return posixpath.join(self.root, ITEMS_DIR, item_dirname(item_index))
+
+    def output(self, item_index: int) -> str:
+        return posixpath.join(self.item_dir(item_index), ANALYSIS_MMIF)
+
+    def record(self, item_index: int) -> str:
+        return posixpath.join(self.item_dir(item_index), ANALYSIS_RECORD)
+
+    def relative(self, path: str) -> str:
+        return posixpath.relpath(path, self.root)

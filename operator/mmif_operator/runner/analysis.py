@@ -1,0 +1,184 @@
+"""`mmif-runner analyze` and `mmif-runner analysis-manifest`: an AnalysisJob's item and manifest.
+
+`analyze` sends one item's final MMIF (`<run>/items/<i>/final.mmif`, read-only in the pod) to the
+app and keeps the checked output in the AnalysisJob's own folder (`<run>/analyses/<name>/`, the
+only folder its pod may write). Same contract, exit codes and result record as `step`: a record
+that says Succeeded with the output's sha256 intact means "already done" (no second app call).
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+
+from .. import itemstates
+from ..itemstates import ItemPhase
+from . import appclient, files
+from .exitcodes import ExitCode, Reason
+from .items import read_item, read_items
+from .outcome import Kind, classify, parse_mmif
+from .paths import AnalysisLayout, RunLayout
+
+log = logging.getLogger("mmif-runner")
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig:
+    run_dir: str
+    analysis_dir: str
+    item_index: int
+    app_url: str
+    params: dict
+    http_timeout: float
+    app_wait: float
+    termination_log: str
+    analysis_uid: str | None = None
+
+
+class _Conflict(Exception):
+    pass
+
+
+def claim_folder(layout: AnalysisLayout, uid: str | None) -> None:
+    """Write `.analysis-uid` once (O_EXCL); a folder claimed by another AnalysisJob (a deleted one
+    of the same name) is a conflict: its outputs are never overwritten."""
+    if not uid:
+        return
+    os.makedirs(layout.root, exist_ok=True)
+    try:
+        fd = os.open(layout.owner_uid, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        with open(layout.owner_uid, encoding="utf-8") as f:
+            owner = f.read().strip()
+        if owner and owner != uid:
+            raise _Conflict(f"{layout.root} belongs to AnalysisJob {owner}, not {uid}") from None
+        return
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(uid + "\n")
+
+
+def _done_before(layout: AnalysisLayout, index: int) -> dict | None:
+    rec = files.read_json(layout.record(index))
+    if not isinstance(rec, dict) or rec.get("state") != "Succeeded" or not rec.get("sha256"):
+        return None
+    return rec if files.sha256_file(layout.output(index)) == rec["sha256"] else None
+
+
+def run_analyze(cfg: AnalyzeConfig) -> int:
+    run = RunLayout(cfg.run_dir)
+    layout = AnalysisLayout(cfg.analysis_dir)
+    started = files.utcnow()
+    record: dict = {"item": cfg.item_index, "name": None}
+    write_record = False
+
+    def finish(code: int, reason: str, message: str, **extra) -> int:
+        record.update(state="Succeeded" if code == ExitCode.OK else "Failed", reason=reason,
+                      message=message, exitCode=int(code), retriable=code == ExitCode.INFRA,
+                      startedAt=started, finishedAt=files.utcnow(), **extra)
+        if write_record:
+            files.atomic_write_json(layout.record(cfg.item_index), record)
+        files.write_termination(cfg.termination_log, {"item": cfg.item_index, "name": record["name"],
+                                                      "reason": reason, "message": message})
+        return int(code)
+
+    try:
+        claim_folder(layout, cfg.analysis_uid)
+    except _Conflict as e:
+        return finish(ExitCode.OUTPUT_CONFLICT, Reason.OUTPUT_CONFLICT, str(e))
+    item = read_item(run.items, cfg.item_index) if os.path.isfile(run.items) else None
+    if item is None:
+        return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"{run.items} has no item {cfg.item_index}")
+    record["name"] = item.name
+    write_record = True
+    done = _done_before(layout, item.index)
+    if done is not None:
+        log.info("item %d already analysed (sha256 %s): nothing to do", item.index, done["sha256"])
+        files.write_termination(cfg.termination_log, {"item": item.index, "name": item.name,
+                                                      "reason": Reason.SUCCEEDED, "message": "already done"})
+        return int(ExitCode.OK)
+    previous = files.read_json(layout.record(item.index))
+    record.update(attempt=(previous.get("attempt", 0) if isinstance(previous, dict) else 0) + 1,
+                  appUrl=cfg.app_url, app=None, httpStatus=None, input=run.final_mmif(item.index),
+                  output=None, sha256=None)
+    try:
+        with open(run.final_mmif(item.index), "rb") as f:
+            in_bytes = f.read()
+        in_mmif = parse_mmif(in_bytes)
+    except (FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as e:
+        return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"cannot use the item's final MMIF: {e}")
+
+    try:
+        appclient.wait_for_app(cfg.app_url, cfg.app_wait)
+        app_id = appclient.identity(cfg.app_url, min(cfg.http_timeout, 60.0))
+        record["app"] = app_id
+        log.info("item %d (%s): POST final.mmif to %s", item.index, item.name, app_id)
+        resp = appclient.annotate(cfg.app_url, in_bytes, cfg.params, cfg.http_timeout)
+    except appclient.InfraError as e:
+        return finish(ExitCode.INFRA, e.reason, e.message)
+    except appclient.NotAnAppError as e:
+        return finish(ExitCode.INVALID_OUTPUT, Reason.INVALID_OUTPUT, str(e))
+    record["httpStatus"] = resp.status
+    outcome = classify(resp.status, resp.content_type, resp.body, in_mmif, app_id)
+    extra = {"newViews": outcome.new_views, "warnings": outcome.warnings}
+    if outcome.output is not None and outcome.kind is Kind.SUCCEEDED:
+        files.atomic_write(layout.output(item.index), outcome.output)
+        extra.update(output=layout.output(item.index), sha256=files.sha256_bytes(outcome.output))
+    return finish(outcome.exit_code, outcome.reason, outcome.message, **extra)
+
+
+# -- the manifest -------------------------------------------------------------------------------
+
+_STATE_NAMES = {ItemPhase.SUCCEEDED: "Succeeded", ItemPhase.FAILED: "Failed"}
+
+
+def build_analysis_manifest(run_dir: str, analysis_dir: str, name: str, phase: str,
+                            states_text: str | None) -> dict:
+    """Every item the analysis processed (succeeded or failed), from the analysis's item states
+    (status.itemStates) and the result records; items it never took are not listed."""
+    run = RunLayout(run_dir)
+    layout = AnalysisLayout(analysis_dir)
+    items = read_items(run.items) if os.path.isfile(run.items) else []
+    states = itemstates.decode(states_text, count=len(items))
+    entries = []
+    for item, state in zip(items, states):
+        if state.phase not in _STATE_NAMES:
+            continue
+        rec = files.read_json(layout.record(item.index))
+        rec = rec if isinstance(rec, dict) else {}
+        succeeded = state.phase is ItemPhase.SUCCEEDED
+        output = layout.output(item.index)
+        entries.append({
+            "index": item.index, "name": item.name, "state": _STATE_NAMES[state.phase],
+            "source": run.relative(run.final_mmif(item.index)),
+            "output": layout.relative(output) if succeeded and os.path.isfile(output) else None,
+            "sha256": rec.get("sha256") if succeeded else None,
+            "reason": None if succeeded else rec.get("reason"),
+            "message": None if succeeded else rec.get("message"),
+            "finishedAt": rec.get("finishedAt"),
+        })
+    counts = {"total": len(entries), "succeeded": sum(e["state"] == "Succeeded" for e in entries),
+              "failed": sum(e["state"] == "Failed" for e in entries)}
+    return {"analysisJob": name, "phase": phase, "generatedAt": files.utcnow(), "runDir": run_dir,
+            "analysisDir": analysis_dir, "counts": counts, "items": entries}
+
+
+def run_analysis_manifest(run_dir: str, analysis_dir: str, name: str, phase: str,
+                          states_text: str | None, termination_log: str) -> int:
+    layout = AnalysisLayout(analysis_dir)
+    try:
+        manifest = build_analysis_manifest(run_dir, analysis_dir, name, phase, states_text)
+    except (ValueError, zlib.error) as e:
+        files.write_termination(termination_log, {"reason": Reason.INVALID_CONFIG, "message": str(e)})
+        return int(ExitCode.INVALID_CONFIG)
+    try:
+        files.atomic_write_json(layout.manifest, manifest)
+    except OSError as e:
+        if e.errno in (errno.EROFS, errno.EACCES):
+            files.write_termination(termination_log, {"reason": Reason.INVALID_CONFIG, "message": str(e)})
+            return int(ExitCode.INVALID_CONFIG)
+        raise
+    log.info("wrote %s (%d items)", layout.manifest, manifest["counts"]["total"])
+    files.write_termination(termination_log, {"manifest": layout.manifest, **manifest["counts"]})
+    return int(ExitCode.OK)
