@@ -16,6 +16,8 @@ PIPELINE = "mmif.dev/pipeline"
 STEP = "mmif.dev/step"
 STEP_INDEX = "mmif.dev/step-index"
 ITEM_INDEX = "mmif.dev/item-index"
+ANALYSIS = "mmif.dev/analysis"
+SOURCE_RUN = "mmif.dev/source-run"   # on an AnalysisJob's Jobs (not `mmif.dev/run`: not the run's Jobs)
 
 # Values.
 MANAGER = "mmif-operator"
@@ -27,6 +29,9 @@ COMPONENT_STEP = "step"
 COMPONENT_PREPARE = "prepare"
 COMPONENT_MANIFEST = "manifest"
 COMPONENT_APP_SERVICE = "app-service"
+COMPONENT_ANALYZE = "analyze"
+COMPONENT_ANALYSIS_MANIFEST = "analysis-manifest"
+ANALYSIS_COMPONENTS = (COMPONENT_ANALYZE, COMPONENT_ANALYSIS_MANIFEST)
 RUN_COMPONENTS = (COMPONENT_PREPARE, COMPONENT_STEP, COMPONENT_MANIFEST)
 
 MAX_VALUE = 63

@@ -70,6 +70,21 @@ def manifest_job_name(run: str) -> str:
     return fit_name(run, "-manifest")
 
 
+def analysis_job_name(analysis: str, item_index: int) -> str:
+    """`<analysis job>-a<item:05d>`, e.g. `run-1-ner-a00012` (the `a` keeps it apart from a run's
+    step Jobs, `<run>-<item>-<step>`)."""
+    return fit_name(analysis, f"-a{item_index:05d}")
+
+
+def analysis_manifest_job_name(analysis: str) -> str:
+    return fit_name(analysis, "-amanifest")
+
+
+def triggered_analysis_name(run: str, analysis: str) -> str:
+    """`<run>-<analysis name>`: the AnalysisJob a run creates for one of its Pipeline's analyses."""
+    return fit_name(f"{run}-{analysis}")
+
+
 def app_service_name(pipeline: str, step: str) -> str:
     """`<pipeline>-<step>`: the Deployment and Service of a Service-mode step.
 

@@ -15,6 +15,8 @@ class JobKind(str, enum.Enum):
     PREPARE = "prepare"
     STEP = "step"
     MANIFEST = "manifest"
+    ANALYZE = "analyze"                        # an AnalysisJob's item
+    ANALYSIS_MANIFEST = "analysis-manifest"    # an AnalysisJob's manifest
 
 
 class JobState(str, enum.Enum):
@@ -83,6 +85,7 @@ class ObservedJob:
     namespace: str | None = None
     owner_uid: str | None = None      # the controlling PipelineRun's uid (a same-named older run
                                       # may leave Jobs behind for a moment: they are not ours)
+    analysis: str | None = None       # the `mmif.dev/analysis` label (an AnalysisJob's Jobs)
 
     @property
     def finished(self) -> bool:
@@ -102,17 +105,20 @@ class ObservedJob:
         step = _int(labels.get(L.STEP_INDEX))
         if kind is JobKind.STEP and (item is None or step is None):
             return None
+        if kind is JobKind.ANALYZE and item is None:
+            return None
         return cls(
             name=meta.get("name", ""),
             kind=kind,
             state=state,
-            item=item if kind is JobKind.STEP else None,
+            item=item if kind in (JobKind.STEP, JobKind.ANALYZE) else None,
             step=step if kind is JobKind.STEP else None,
             reason=reason,
             message=message,
             run=labels.get(L.RUN),
             namespace=meta.get("namespace"),
             owner_uid=_controller_uid(meta),
+            analysis=labels.get(L.ANALYSIS),
         )
 
 
