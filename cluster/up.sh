@@ -142,9 +142,13 @@ start_daemon kube-controller-manager "$K8S_BIN/kube-controller-manager" \
   --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
   --service-cluster-ip-range="$SERVICE_CIDR" --cluster-cidr="$POD_CIDR" --allocate-node-cidrs=false \
   --kube-api-qps=100 --kube-api-burst=200 --concurrent-job-syncs=20 --v=1
+# --pod-max-in-unschedulable-pods-duration: a pod found unschedulable because its PVC was not bound
+# yet is normally requeued by the PVC's update event; CI once saw that requeue missed (the PV
+# controller binds in two writes) and the pod waited for the default 5-minute flush, longer than
+# the tests wait. 15 s bounds such a stall on this one-node test cluster.
 start_daemon kube-scheduler "$K8S_BIN/kube-scheduler" --kubeconfig="$PKI/scheduler.kubeconfig" \
   --authentication-kubeconfig="$PKI/scheduler.kubeconfig" --authorization-kubeconfig="$PKI/scheduler.kubeconfig" \
-  --bind-address=127.0.0.1 --leader-elect=false --v=1
+  --bind-address=127.0.0.1 --leader-elect=false --pod-max-in-unschedulable-pods-duration=15s --v=1
 start_daemon kubelet "$K8S_BIN/kubelet" --config="$MMIF_CLUSTER_STATE/kubelet/config.yaml" \
   --kubeconfig="$PKI/kubelet.kubeconfig" --root-dir="$MMIF_CLUSTER_STATE/kubelet" \
   --hostname-override="$NODE_NAME" --node-ip="$ip" --v=1
