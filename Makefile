@@ -75,6 +75,10 @@ deploy: ensure-cluster ## install the CRDs and the operator (restarted when its 
 	kubectl -n $(OPERATOR_NS) rollout status deployment/mmif-operator --timeout=180s || { \
 	  kubectl -n $(OPERATOR_NS) get pods -o wide; \
 	  kubectl -n $(OPERATOR_NS) logs deployment/mmif-operator --tail=30; exit 1; }
+	@# The admission webhook answers (caBundle set, Service endpoints ready): a server-side dry run.
+	@for i in $$(seq 60); do \
+	  kubectl -n $(OPERATOR_NS) create --dry-run=server -o name -f config/samples/webhook-probe.yaml >/dev/null 2>&1 && exit 0; \
+	  sleep 1; done; kubectl -n $(OPERATOR_NS) create --dry-run=server -f config/samples/webhook-probe.yaml; exit 1
 
 undeploy: ## remove the operator (namespace mmif-system, RBAC); the CRDs, Pipelines and runs stay
 	kubectl delete -k manifests/ --ignore-not-found

@@ -43,6 +43,18 @@ ENV_LIVENESS = "MMIF_LIVENESS_ENDPOINT"       # default http://0.0.0.0:8081/heal
 ENV_WORKER_LIMIT = "MMIF_WORKER_LIMIT"        # kopf workers (objects handled at once), default 100
 ENV_RESYNC = "MMIF_RESYNC_SECONDS"            # re-reconcile every object at least this often
 ENV_POD_NAME = "POD_NAME"                     # reportingInstance of Events (downward API)
+ENV_POD_NAMESPACE = "POD_NAMESPACE"           # the operator's namespace (downward API)
+ENV_WEBHOOK_PORT = "MMIF_WEBHOOK_PORT"        # the admission webhook's HTTPS port; 0 disables
+ENV_WEBHOOK_SERVICE = "MMIF_WEBHOOK_SERVICE"  # the Service in front of it (certificate names)
+ENV_WEBHOOK_CONFIGURATION = "MMIF_WEBHOOK_CONFIGURATION"  # the MutatingWebhookConfiguration
+ENV_WEBHOOK_SECRET = "MMIF_WEBHOOK_SECRET"    # the Secret keeping its CA and certificate
+
+DEFAULT_WEBHOOK_PORT = 9443
+DEFAULT_WEBHOOK_SERVICE = "mmif-operator-webhook"
+DEFAULT_WEBHOOK_CONFIGURATION = "mmif-operator"
+DEFAULT_WEBHOOK_SECRET = "mmif-operator-webhook-tls"
+DEFAULT_NAMESPACE = "mmif-system"
+SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,11 @@ class Config:
     worker_limit: int = 100
     resync_seconds: float = 300.0
     instance: str = field(default_factory=socket.gethostname)
+    namespace: str = DEFAULT_NAMESPACE        # where the operator runs
+    webhook_port: int = DEFAULT_WEBHOOK_PORT
+    webhook_service: str = DEFAULT_WEBHOOK_SERVICE
+    webhook_configuration: str = DEFAULT_WEBHOOK_CONFIGURATION
+    webhook_secret: str = DEFAULT_WEBHOOK_SECRET
 
     @property
     def clusterwide(self) -> bool:
@@ -100,7 +117,20 @@ def config_from_env(env: dict[str, str] | None = None) -> Config:
         worker_limit=max(1, _int(env, ENV_WORKER_LIMIT, 100)),
         resync_seconds=resync,
         instance=(env.get(ENV_POD_NAME) or "").strip() or socket.gethostname(),
+        namespace=(env.get(ENV_POD_NAMESPACE) or "").strip() or _own_namespace(),
+        webhook_port=_int(env, ENV_WEBHOOK_PORT, DEFAULT_WEBHOOK_PORT),
+        webhook_service=(env.get(ENV_WEBHOOK_SERVICE) or "").strip() or DEFAULT_WEBHOOK_SERVICE,
+        webhook_configuration=(env.get(ENV_WEBHOOK_CONFIGURATION) or "").strip() or DEFAULT_WEBHOOK_CONFIGURATION,
+        webhook_secret=(env.get(ENV_WEBHOOK_SECRET) or "").strip() or DEFAULT_WEBHOOK_SECRET,
     )
+
+
+def _own_namespace() -> str:
+    try:
+        with open(SA_NAMESPACE_FILE, encoding="utf-8") as f:
+            return f.read().strip() or DEFAULT_NAMESPACE
+    except OSError:
+        return DEFAULT_NAMESPACE
 
 
 _config: Config | None = None

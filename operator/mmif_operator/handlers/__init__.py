@@ -4,5 +4,7 @@
     jobs.py       index of the runs' Jobs + Job events waking the run loops (read-only)
     runs.py       one daemon per PipelineRun: plan_run, then create -> patch status -> delete
     pipelines.py  one daemon per Pipeline: Service-mode app Deployments/Services and status
+    analyses.py   one daemon per AnalysisJob (plan_analysis), its Jobs' index, triggered analyses
+    admission.py  the admission webhook recording who created a run or an analysis
 """
-from . import jobs, pipelines, runs, startup  # noqa: F401
+from . import admission, analyses, jobs, pipelines, runs, startup  # noqa: F401

@@ -38,7 +38,8 @@ from ..k8s import events as k8s_events
 from ..k8s.ops import Kube, KubeError
 from ..reconcile.observed import ObservedJob
 from ..reconcile.run import TERMINAL_PHASES, RunPlan, plan_run, termination_messages_needed
-from . import runtime
+from ..reconcile import triggers
+from . import analyses, runtime
 from .wakeups import DEBOUNCE_SECONDS, Wake, backoff
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class PassResult:
     gone: bool = False                  # the run is gone, being deleted, or was replaced
     requeue_after: float | None = None  # come back after this many seconds (None: resync)
     plan: RunPlan | None = None
+    run: dict[str, Any] | None = None   # the run as read, with the plan's status
 
 
 def is_terminal(status: Mapping[str, Any] | None) -> bool:
@@ -126,7 +128,7 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     # Pure, but ~50 ms at 10,000 items: off the event loop, so watch streams keep flowing.
     plan = await asyncio.to_thread(plan_run, run, pipeline_spec, jobs, now, operator_image=operator_image,
                                    termination_messages=messages, workspace_found=workspace_found)
-    result = PassResult(requeue_after=plan.requeue_after, plan=plan)
+    result = PassResult(requeue_after=plan.requeue_after, plan=plan, run={**run, "status": plan.status})
 
     # 1. Create (409 = it exists: fine).
     if plan.create:
@@ -303,6 +305,12 @@ async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any,
             finally:
                 metrics.RECONCILE_DURATION.labels(kind="run").observe(time.monotonic() - started)
             failures = 0
+            if result.run is not None and not result.gone and triggers.pending_templates(result.run):
+                try:
+                    await analyses.trigger_analyses(runtime.kube(), result.run)
+                except Exception as e:     # noqa: BLE001 - decided again at the next pass
+                    logger.warning(f"triggering analyses: {type(e).__name__}: {e}")
+                    result.requeue_after = min(result.requeue_after or 5.0, 5.0)
             in_flight = _in_flight(result.plan)
             if in_flight is not None:
                 metrics.set_in_flight(key, in_flight)

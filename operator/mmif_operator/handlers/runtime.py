@@ -11,6 +11,7 @@ from .wakeups import Wakers
 
 RUN_WAKERS = Wakers()
 PIPELINE_WAKERS = Wakers()
+ANALYSIS_WAKERS = Wakers()   # tagged run=(namespace, source run name)
 
 _kube: Kube | None = None
 

@@ -10,7 +10,7 @@ from .. import metrics
 from .. import settings as S
 from ..k8s import Kube
 from ..k8s.client import make_api_client
-from . import runtime
+from . import admission, runtime
 
 
 @kopf.on.startup()
@@ -18,6 +18,7 @@ async def startup(settings: kopf.OperatorSettings, logger: logging.Logger, **_: 
     config = S.get_config()
     S.apply_kopf_settings(settings, config)
     runtime.set_kube(Kube(await make_api_client()))
+    await admission.start_webhook(settings, runtime.kube(), config)
     metrics.serve(config.metrics_port)
     scope = "cluster-wide" if config.clusterwide else f"namespaces {', '.join(config.namespaces)}"
     logger.info(f"mmif-operator starting ({scope}); runner image {config.operator_image}")

@@ -95,6 +95,7 @@ KINDS: dict[str, Kind] = {
     "Service": Kind("core", "service"),
     "Pod": Kind("core", "pod"),
     "PersistentVolumeClaim": Kind("core", "persistent_volume_claim"),
+    "Secret": Kind("core", "secret"),
 }
 
 
@@ -108,6 +109,9 @@ class Kube:
         self.batch = client.BatchV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+        self.authz = client.AuthorizationV1Api(api_client)
+        self.authn = client.AuthenticationV1Api(api_client)
+        self.admission = client.AdmissionregistrationV1Api(api_client)
 
     async def close(self) -> None:
         await self.api_client.close()
@@ -150,6 +154,13 @@ class Kube:
             if e.not_found:
                 return False
             raise
+
+    async def replace(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT `body` (with its metadata.resourceVersion: 409 when it changed meanwhile)."""
+        api, plural = self._api(body["kind"])
+        meta = body["metadata"]
+        return await _call(getattr(api, f"replace_namespaced_{plural}")(
+            meta["name"], meta["namespace"], dict(body), **self._kw(field_manager=FIELD_MANAGER)))
 
     async def delete_job(self, namespace: str, name: str) -> bool:
         return await self.delete("Job", namespace, name)
@@ -230,6 +241,20 @@ class Kube:
         return await _call(self.custom.patch_namespaced_custom_object_status(
             group, version, namespace, plural, name, body, **self._kw(_content_type=MERGE_PATCH)))
 
+    async def create_custom(self, plural: str, body: Mapping[str, Any], *, group: str = API_GROUP,
+                            version: str = "v1alpha1") -> bool:
+        """Create a custom object; True when created, False when it existed (409: success)."""
+        meta = body["metadata"]
+        try:
+            await _call(self.custom.create_namespaced_custom_object(
+                group, version, meta["namespace"], plural, dict(body),
+                **self._kw(field_manager=FIELD_MANAGER)))
+            return True
+        except KubeError as e:
+            if e.conflict:
+                return False
+            raise
+
     async def delete_custom(self, plural: str, namespace: str, name: str, *, uid: str | None = None,
                             group: str = API_GROUP, version: str = "v1alpha1") -> bool:
         """Delete a custom object (Background); with `uid`, only that incarnation of the name."""
@@ -245,6 +270,38 @@ class Kube:
             if e.not_found or e.conflict:
                 return False
             raise
+
+
+    # -- authorization and admission -------------------------------------------------------------
+    async def subject_access_review(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a SubjectAccessReview; the answered object (`status.allowed`, `status.reason`)."""
+        return await _call(self.authz.create_subject_access_review(dict(body), **self._kw()))
+
+    async def whoami(self) -> dict[str, Any]:
+        """The operator's own user info (a SelfSubjectReview's `status.userInfo`)."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        data = await _call(self.authn.create_self_subject_review(body, **self._kw()))
+        return (data.get("status") or {}).get("userInfo") or {}
+
+    async def patch_webhook_ca_bundle(self, name: str, ca_bundle: str) -> int:
+        """Set `caBundle` on every webhook of the MutatingWebhookConfiguration `name` (a JSON
+        patch per webhook); how many webhooks it has (0: the configuration is missing)."""
+        try:
+            config = await _call(self.admission.read_mutating_webhook_configuration(name, **self._kw()))
+        except KubeError as e:
+            if e.not_found:
+                return 0
+            raise
+        hooks = config.get("webhooks") or []
+        ops = [{"op": "replace" if "caBundle" in (h.get("clientConfig") or {}) else "add",
+                "path": f"/webhooks/{i}/clientConfig/caBundle", "value": ca_bundle}
+               for i, h in enumerate(hooks) if (h.get("clientConfig") or {}).get("caBundle") != ca_bundle]
+        if ops:
+            ops.insert(0, {"op": "test", "path": "/metadata/resourceVersion",
+                           "value": config["metadata"]["resourceVersion"]})
+            await _call(self.admission.patch_mutating_webhook_configuration(
+                name, ops, **self._kw(_content_type="application/json-patch+json")))
+        return len(hooks)
 
 
 def _finished_at(status: Mapping[str, Any]) -> str:

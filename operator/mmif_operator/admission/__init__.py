@@ -1,0 +1,1 @@
+"""The admission webhook's logic (pure) and its serving certificate."""

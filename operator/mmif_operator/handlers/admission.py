@@ -1,0 +1,108 @@
+"""The admission webhook: `spec.requester` of PipelineRuns and AnalysisJobs (admission/requester.py).
+
+Served by kopf's webhook server inside the operator, behind the Service `mmif-operator-webhook`
+(manifests/webhook.yaml). The MutatingWebhookConfiguration `mmif-operator` is installed with the
+manifests (failurePolicy Fail); at start the operator loads or creates its serving certificate
+(Secret `mmif-operator-webhook-tls`) and sets the configuration's caBundle to that CA.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import tempfile
+from typing import Any
+
+import kopf
+
+from ..admission import certs, requester
+from ..api.analysisjob import PLURAL as ANALYSIS_PLURAL
+from ..api.pipelinerun import PLURAL as RUN_PLURAL
+from ..builders.specs import API_GROUP
+from ..k8s.ops import Kube, KubeError
+from ..settings import Config
+
+log = logging.getLogger(__name__)
+VERSION = "v1alpha1"
+_operator_username: str | None = None
+
+
+async def load_or_create_cert(kube: Kube, cfg: Config) -> certs.ServingCert:
+    """The serving certificate from the Secret; a new one (stored) when missing or expiring."""
+    names = certs.service_names(cfg.webhook_service, cfg.namespace)
+    secret = await kube.get("Secret", cfg.namespace, cfg.webhook_secret)
+    current = certs.ServingCert.from_secret_data((secret or {}).get("data"))
+    if certs.usable(current, names):
+        return current
+    fresh = certs.generate(names)
+    body: dict[str, Any] = {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": cfg.webhook_secret, "namespace": cfg.namespace,
+                     "labels": {"app.kubernetes.io/name": "mmif-operator",
+                                "app.kubernetes.io/component": "webhook"}},
+        "data": fresh.to_secret_data(),
+    }
+    if secret is None:
+        if not await kube.create(body):     # created meanwhile (another start): use that one
+            return await load_or_create_cert(kube, cfg)
+    else:
+        body["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
+        await kube.replace(body)
+    log.info("webhook: new serving certificate for %s stored in Secret %s/%s", names[2], cfg.namespace,
+             cfg.webhook_secret)
+    return fresh
+
+
+async def start_webhook(settings: kopf.OperatorSettings, kube: Kube, cfg: Config) -> None:
+    """Certificate, caBundle, our own identity, and kopf's webhook server on `cfg.webhook_port`."""
+    global _operator_username
+    if cfg.webhook_port <= 0:
+        log.warning("webhook: disabled (MMIF_WEBHOOK_PORT=0): requesters are not recorded")
+        return
+    cert = await load_or_create_cert(kube, cfg)
+    folder = tempfile.mkdtemp(prefix="webhook-")
+    paths = {}
+    for name, data in (("tls.crt", cert.cert_pem), ("tls.key", cert.key_pem)):
+        paths[name] = os.path.join(folder, name)
+        fd = os.open(paths[name], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    hooks = await kube.patch_webhook_ca_bundle(cfg.webhook_configuration,
+                                               base64.b64encode(cert.ca_pem).decode("ascii"))
+    if not hooks:
+        log.warning("webhook: MutatingWebhookConfiguration %s not found: install manifests/ "
+                    "(requesters are recorded only through it)", cfg.webhook_configuration)
+    try:
+        _operator_username = (await kube.whoami()).get("username")
+    except KubeError as e:
+        log.warning("webhook: cannot learn the operator's own user name (%s); triggered analyses "
+                    "will be rejected", e)
+    settings.admission.server = kopf.WebhookServer(addr="0.0.0.0", port=cfg.webhook_port,
+                                                   certfile=paths["tls.crt"], pkeyfile=paths["tls.key"],
+                                                   cadata=cert.ca_pem)
+    settings.admission.managed = None
+    log.info("webhook: serving on :%d as %s (operator user %s)", cfg.webhook_port, cfg.webhook_service,
+             _operator_username)
+
+
+def _review(kind: str, operation: str | None, userinfo: Any, spec: Any, old: Any, patch: Any) -> None:
+    old_spec = (old or {}).get("spec") if old else None
+    try:
+        record = requester.decide(operation or "", kind, userinfo, spec, old_spec, _operator_username)
+    except requester.Denied as e:
+        raise kopf.AdmissionError(str(e), code=403)
+    if record is not None:
+        patch.spec["requester"] = record
+
+
+@kopf.on.mutate(API_GROUP, VERSION, RUN_PLURAL, id="requester-pipelineruns", operations=["CREATE", "UPDATE"])
+def requester_pipelineruns(operation: str | None, userinfo: Any, spec: Any, old: Any, patch: Any, **_: Any) -> None:
+    """Record who creates a PipelineRun; reject a forged or changed `spec.requester`."""
+    _review("PipelineRun", operation, userinfo, spec, old, patch)
+
+
+@kopf.on.mutate(API_GROUP, VERSION, ANALYSIS_PLURAL, id="requester-analysisjobs", operations=["CREATE", "UPDATE"])
+def requester_analysisjobs(operation: str | None, userinfo: Any, spec: Any, old: Any, patch: Any, **_: Any) -> None:
+    """Record who creates an AnalysisJob; reject a forged or changed `spec.requester`."""
+    _review("AnalysisJob", operation, userinfo, spec, old, patch)
+

@@ -1,0 +1,218 @@
+"""AnalysisJob: one reconcile loop (a kopf daemon) per AnalysisJob that is not over, the index
+of its Jobs, and the triggered analyses a run creates.
+
+A pass (`reconcile_analysis`): read the AnalysisJob and its source run, take its Jobs from the
+index and the termination messages of the failed ones, plan (reconcile/analysis.py), then as for
+runs: create Jobs, patch the status conditional on the resourceVersion read, delete the Jobs the
+status accounts for, post Events. Wake-ups: its Jobs, its source run's status (every change:
+items succeeding is what a Live analysis waits for), and the plan's timer.
+
+Triggered analyses (`trigger_analyses`, called by the run's loop once the run holds its Pipeline
+snapshot): for each analysis of the Pipeline not yet decided, a SubjectAccessReview for the run's
+requester, then the AnalysisJob (owned by the run) or an `AnalysisNotAuthorized` condition and
+Event on the run.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import kopf
+
+from .. import metrics
+from ..api.analysisjob import PLURAL as ANALYSIS_PLURAL
+from ..api.pipelinerun import PLURAL as RUN_PLURAL
+from ..builders import labels as L
+from ..builders.specs import API_GROUP
+from ..k8s import events as k8s_events
+from ..k8s.ops import Kube, KubeError
+from ..reconcile import triggers
+from ..reconcile.analysis import TERMINAL_PHASES, AnalysisPlan, needs_termination_messages, plan_analysis
+from ..reconcile.observed import ObservedJob
+from . import runtime
+from .wakeups import DEBOUNCE_SECONDS, Wake, backoff
+
+log = logging.getLogger(__name__)
+VERSION = "v1alpha1"
+EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
+_ANALYSIS_JOBS = {L.MANAGED_BY: L.MANAGER, L.ANALYSIS: kopf.PRESENT, L.COMPONENT: kopf.PRESENT}
+
+
+def analysis_key(namespace: str, name: str) -> tuple[str, str]:
+    return (namespace, L.label_value(name))
+
+
+@dataclass
+class AnalysisPass:
+    done: bool = False
+    gone: bool = False
+    requeue_after: float | None = None
+    plan: AnalysisPlan | None = None
+
+
+async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | None,
+                             observed: Iterable[ObservedJob], *, operator_image: str,
+                             now: datetime | None = None,
+                             post_event: EventPoster = k8s_events.post) -> AnalysisPass:
+    aj = await kube.get_custom(ANALYSIS_PLURAL, namespace, name)
+    meta = (aj or {}).get("metadata") or {}
+    if aj is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
+        return AnalysisPass(done=True, gone=True)
+    run_name = ((aj.get("spec") or {}).get("runRef") or {}).get("name")
+    run = await kube.get_custom(RUN_PLURAL, namespace, run_name) if run_name else None
+    jobs = list(observed)
+    messages: dict[str, Any] = {}
+    for job_name in needs_termination_messages(jobs):
+        try:
+            text = await kube.job_termination_message(namespace, job_name)
+        except KubeError as e:
+            log.warning("analysis %s/%s: reading the termination message of Job %s: %s",
+                        namespace, name, job_name, e)
+            continue
+        if text:
+            messages[job_name] = text
+    plan = plan_analysis(aj, run, jobs, now or datetime.now(timezone.utc), operator_image=operator_image,
+                         termination_messages=messages)
+    result = AnalysisPass(requeue_after=plan.requeue_after, plan=plan, done=plan.done)
+    for body in plan.create:
+        try:
+            await kube.create(body)
+        except KubeError as e:
+            log.warning("analysis %s/%s: creating Job %s: %s", namespace, name, body["metadata"]["name"], e)
+            post_event(aj, "Warning", "CreateFailed", f"Job {body['metadata']['name']}: {e}")
+            result.requeue_after = min(result.requeue_after or 10.0, 10.0)
+    if plan.status_patch:
+        try:
+            await kube.patch_status(ANALYSIS_PLURAL, namespace, name, plan.status_patch,
+                                    resource_version=meta.get("resourceVersion"))
+        except KubeError as e:
+            if e.conflict or e.not_found:
+                return AnalysisPass(requeue_after=0.0, done=e.not_found, gone=e.not_found)
+            raise
+    for job_name in plan.delete:
+        try:
+            await kube.delete_job(namespace, job_name)
+        except KubeError as e:
+            log.warning("analysis %s/%s: deleting Job %s: %s", namespace, name, job_name, e)
+            result.requeue_after = min(result.requeue_after or 10.0, 10.0)
+    if plan.phase != (aj.get("status") or {}).get("phase"):
+        log.info("analysis %s/%s: %s -> %s", namespace, name, (aj.get("status") or {}).get("phase") or "new",
+                 plan.phase)
+    for event in plan.events:
+        post_event(aj, event.type, event.reason, event.message)
+    return result
+
+
+# -- triggered analyses -----------------------------------------------------------------------
+
+async def trigger_analyses(kube: Kube, run: Mapping[str, Any], *, now: datetime | None = None,
+                           post_event: EventPoster = k8s_events.post) -> list[triggers.Decision]:
+    """Decide every analysis of the run's Pipeline snapshot not decided yet (see module doc)."""
+    templates = triggers.pending_templates(run)
+    if not templates:
+        return []
+    meta = run.get("metadata") or {}
+    namespace = meta.get("namespace", "")
+    requester = (run.get("spec") or {}).get("requester")
+    review = None
+    if requester:
+        review = await kube.subject_access_review(triggers.access_review(requester, namespace))
+    decisions: list[triggers.Decision] = []
+    for template in templates:
+        decision = triggers.decide(template, run, review)
+        if decision.allowed:
+            await kube.create_custom(ANALYSIS_PLURAL, triggers.analysis_job(run, template))
+            post_event(run, "Normal", "AnalysisCreated", f"AnalysisJob {decision.analysis_job} created "
+                       f"for {requester.get('username')}")
+        else:
+            post_event(run, "Warning", triggers.R_NOT_AUTHORIZED, f"analysis {decision.name}: {decision.message}")
+        decisions.append(decision)
+    patch = triggers.status_patch(run, decisions, now or datetime.now(timezone.utc))
+    await kube.patch_status(RUN_PLURAL, namespace, meta.get("name", ""), patch)
+    log.info("run %s/%s: analyses %s", namespace, meta.get("name"),
+             ", ".join(f"{d.name}={'created' if d.allowed else 'not authorised'}" for d in decisions))
+    return decisions
+
+
+# -- kopf handlers ----------------------------------------------------------------------------
+
+def analysis_index_entry(namespace: str | None, body: Any) -> dict[tuple[str, str], ObservedJob] | None:
+    summary = ObservedJob.from_job(body)
+    if summary is None or not summary.analysis or not namespace:
+        return None
+    return {(namespace, summary.analysis): summary}
+
+
+@kopf.index("batch", "v1", "jobs", labels=_ANALYSIS_JOBS)
+def analysis_jobs(namespace: str | None, body: Any, **_: Any) -> dict[tuple[str, str], ObservedJob] | None:
+    """The Jobs of every AnalysisJob, by (namespace, `mmif.dev/analysis` label)."""
+    return analysis_index_entry(namespace, body)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=_ANALYSIS_JOBS)
+def analysis_job_event(namespace: str | None, labels: Any, **_: Any) -> None:
+    analysis = labels.get(L.ANALYSIS)
+    if namespace and analysis:
+        runtime.ANALYSIS_WAKERS.wake((namespace, analysis))
+
+
+@kopf.on.event(API_GROUP, VERSION, RUN_PLURAL)
+def source_run_event(name: str, namespace: str, type: str | None, **_: Any) -> None:
+    """A run changed (its items' states live in its status): wake the analyses reading it."""
+    runtime.ANALYSIS_WAKERS.wake_where(lambda w: w.tags.get("run") == (namespace, name))
+
+
+def _not_over(status: Any, **_: Any) -> bool:
+    return (status or {}).get("phase") not in TERMINAL_PHASES
+
+
+def _ref(namespace: str, name: str, uid: str | None) -> dict[str, Any]:
+    return {"apiVersion": f"{API_GROUP}/{VERSION}", "kind": "AnalysisJob",
+            "metadata": {"name": name, "namespace": namespace, "uid": uid}}
+
+
+@kopf.daemon(API_GROUP, VERSION, ANALYSIS_PLURAL, id="analysis-loop", when=_not_over)
+async def analysis_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any, logger: logging.Logger,
+                        analysis_jobs: kopf.Index, **_: Any) -> None:
+    key = analysis_key(namespace, name)
+    cfg = runtime.config()
+    waker = runtime.ANALYSIS_WAKERS.register(key, run=(namespace, (spec.get("runRef") or {}).get("name")))
+    failures = 0
+    timeout: float | None = 0.0
+    try:
+        while True:
+            wake = await waker.wait(timeout, stopped)
+            if wake is Wake.STOPPED:
+                return
+            if wake is Wake.WOKEN:
+                await asyncio.sleep(DEBOUNCE_SECONDS)
+            waker.clear()
+            try:
+                result = await reconcile_analysis(runtime.kube(), namespace, name, uid,
+                                                  list(analysis_jobs.get(key, ())),
+                                                  operator_image=cfg.operator_image)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:     # noqa: BLE001 - keep the loop alive; retry with backoff
+                failures += 1
+                metrics.RECONCILE_ERRORS.labels(kind="analysis").inc()
+                timeout = backoff(failures)
+                logger.warning(f"reconcile failed ({failures} in a row), retrying in {timeout:.0f}s: "
+                               f"{type(e).__name__}: {e}", exc_info=failures == 1)
+                if failures in (1, 5):
+                    k8s_events.post(_ref(namespace, name, uid), "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
+                continue
+            failures = 0
+            if result.gone:
+                return
+            if result.done:
+                timeout = None        # kopf stops the daemon once it sees the final status
+                continue
+            requeue = result.requeue_after
+            timeout = cfg.resync_seconds if requeue is None else min(max(requeue, 0.0), cfg.resync_seconds)
+    finally:
+        runtime.ANALYSIS_WAKERS.unregister(waker)
