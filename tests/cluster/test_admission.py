@@ -72,6 +72,13 @@ RUN = {
 }
 
 
+ANALYSIS = {
+    "apiVersion": API_VERSION, "kind": "AnalysisJob", "metadata": {"name": "batch-seg"},
+    "spec": {"runRef": {"name": "batch"}, "trigger": "Live", "app": {"image": TIMEFRAMES}},
+}
+TEMPLATE = {"name": "seg", "trigger": "AfterRun", "app": {"image": TIMEFRAMES}}
+
+
 def doc(spec: dict) -> dict:
     """The first document of the first item (edits below change it in place)."""
     return spec["items"][0]["documents"][0]
@@ -226,6 +233,30 @@ INVALID = [
          "spec.params.segments.count", "must be of type string"),
     case("run-unknown-field", RUN, lambda s: s.update(concurrency=8),
          'strict decoding error: unknown field "spec.concurrency"'),
+    # --- Pipeline: analyses ----------------------------------------------------------------
+    case("pipeline-duplicate-analysis-names", PIPELINE, lambda s: s.update(analyses=[TEMPLATE, TEMPLATE]),
+         "spec.analyses[1]: Duplicate value"),
+    case("pipeline-analysis-named-as-a-step", PIPELINE, lambda s: s.update(analyses=[{**TEMPLATE, "name": "segments"}]),
+         "spec.analyses: Invalid value", "analysis names must be unique and differ from step names"),
+    case("pipeline-analysis-bad-trigger", PIPELINE, lambda s: s.update(analyses=[{**TEMPLATE, "trigger": "Nightly"}]),
+         'spec.analyses[0].trigger: Unsupported value: "Nightly"', 'supported values: "Live", "AfterRun"'),
+    case("pipeline-analysis-service-without-url", PIPELINE,
+         lambda s: s.update(analyses=[{**TEMPLATE, "app": {"image": TIMEFRAMES, "mode": "Service"}}]),
+         "spec.analyses[0].app.url: Invalid value", "app.url is required with mode Service"),
+    case("pipeline-too-many-analyses", PIPELINE,
+         lambda s: s.update(analyses=[{**TEMPLATE, "name": f"a{k}"} for k in range(9)]),
+         "spec.analyses: Too many: 9: must have at most 8 items"),
+    # --- AnalysisJob -------------------------------------------------------------------------
+    case("analysis-no-run-ref", ANALYSIS, lambda s: s.pop("runRef"),
+         'spec.runRef: Required value'),
+    case("analysis-no-image-no-url", ANALYSIS, lambda s: s.update(app={"mode": "Job"}),
+         "spec.app.image: Invalid value", "image is required unless url is set"),
+    case("analysis-parallelism-0", ANALYSIS, lambda s: s.update(parallelism=0),
+         "spec.parallelism: Invalid value: 0", "greater than or equal to 1"),
+    case("analysis-service-without-url", ANALYSIS, lambda s: s["app"].update(mode="Service"),
+         "spec.app.url: Invalid value", "app.url is required with mode Service"),
+    case("analysis-unknown-field", ANALYSIS, lambda s: s.update(schedule="nightly"),
+         'strict decoding error: unknown field "spec.schedule"'),
 ]
 
 
@@ -351,3 +382,16 @@ def test_a_run_can_be_cancelled_and_given_a_ttl_but_not_resumed(admission_ns, cr
     assert proc.returncode != 0
     assert "spec.status: Invalid value" in proc.stderr
     assert "a cancelled run cannot be resumed" in proc.stderr
+
+
+def test_an_analysis_job_spec_cannot_change_after_creation(admission_ns):
+    aj = copy.deepcopy(ANALYSIS)
+    aj["metadata"]["name"] = f"aj-{uuid.uuid4().hex[:6]}"
+    proc = apply_json(aj, admission_ns)
+    assert proc.returncode == 0, proc.stderr
+    created = kube.get("analysisjob", aj["metadata"]["name"], admission_ns)["spec"]
+    assert (created["trigger"], created["parallelism"]) == ("Live", 4)     # defaults filled in
+    proc = kube.kubectl("patch", "analysisjob", aj["metadata"]["name"], "-n", admission_ns, "--type=merge",
+                        "-p", json.dumps({"spec": {"trigger": "AfterRun"}}), check=False)
+    assert proc.returncode != 0 and "spec is immutable" in proc.stderr, proc.stderr
+    assert kube.get("analysisjob", aj["metadata"]["name"], admission_ns)["spec"] == created

@@ -76,7 +76,7 @@ class PipelineSpec(SpecModel):
 
     cel_rules = (
         Rule(
-            "self.analyses.all(a, self.analyses.exists_one(b, b.name == a.name)"
+            "!has(self.analyses) || self.analyses.all(a, self.analyses.exists_one(b, b.name == a.name)"
             " && !self.steps.exists(s, s.name == a.name))",
             "spec.analyses: analysis names must be unique and differ from step names",
             check=lambda p: len({a.name for a in p.analyses}) == len(p.analyses)
