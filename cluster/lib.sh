@@ -68,3 +68,15 @@ write_if_changed() {
   cat > "$tmp"
   if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
 }
+
+# apply_addons: the add-ons (cluster/addons/*.yaml, placeholders filled in); prints what kubectl
+# changed ("configured"/"created" lines).
+apply_addons() {
+  local f out
+  out=$(for f in "$here"/addons/*.yaml; do
+    sed -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|g; s|@LOCALPATH_IMAGE@|$LOCALPATH_IMAGE|g; s|@BASE_IMAGE@|$BASE_IMAGE|g" \
+        -e "s|@DNS_SERVICE_IP@|$DNS_SERVICE_IP|g; s|@CLUSTER_DOMAIN@|$CLUSTER_DOMAIN|g; s|@VOLUMES@|$MMIF_CLUSTER_STATE/volumes|g" "$f"
+    echo "---"
+  done | kc apply -f -) || return 1
+  grep -v unchanged <<<"$out" || true
+}
