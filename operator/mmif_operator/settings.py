@@ -211,7 +211,8 @@ class RoutineHandlerFilter(logging.Filter):
         return record.getMessage() not in self.lines
 
 
-ROUTINE_HANDLERS = ("job_event", "run_jobs", "run_event", "pipeline_event", "app_deployment_event")
+ROUTINE_HANDLERS = ("job_event", "run_jobs", "run_event", "pipeline_event", "app_deployment_event",
+                    "analysis_jobs", "analysis_job_event", "source_run_event")
 
 
 def configure_logging(config: Config, *, debug: bool = False, verbose: bool = False) -> None:
