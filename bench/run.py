@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--kill-in-flight", type=int, default=1000, help="items in flight at SIGKILL (0: skip)")
     p.add_argument("--kill-runs", type=int, default=2, help="runs sharing those items")
     p.add_argument("--modes", default="baseline,operator")
+    p.add_argument("--baseline-items", default=None,
+                   help="the N that also get a baseline (default: all of --items)")
     p.add_argument("--kwok-nodes", type=int, default=4)
     p.add_argument("--no-kwok", action="store_true", help="do not (re)start kwok (it must run already)")
     p.add_argument("--keep", action="store_true", help="keep the namespace afterwards")
@@ -114,6 +116,8 @@ async def scenario_operator(kube: Kube, recorder: JobRecorder, n: int, args) -> 
 async def bench(args) -> int:
     sizes = [int(x) for x in args.items.split(",") if x.strip()]
     modes = {m.strip() for m in args.modes.split(",")}
+    baseline_sizes = ({int(x) for x in args.baseline_items.split(",") if x.strip()}
+                      if args.baseline_items else None)
     rows: list[Row] = []
     kill: KillFigures | None = None
     started = time.monotonic()
@@ -139,7 +143,7 @@ async def bench(args) -> int:
             watch_task = asyncio.ensure_future(record_jobs(kube, NAMESPACE, SELECTOR, recorder, ready))
             await asyncio.wait_for(ready.wait(), 30)
             for n in sizes:
-                if "baseline" in modes:
+                if "baseline" in modes and (baseline_sizes is None or n in baseline_sizes):
                     rows.append(await scenario_baseline(kube, recorder, baselines, n, args))
                 if "operator" in modes:
                     rows.append(await scenario_operator(kube, recorder, n, args))
