@@ -40,6 +40,7 @@ from ..reconcile.observed import ObservedJob
 from ..reconcile.run import TERMINAL_PHASES, RunPlan, plan_run, termination_messages_needed
 from ..reconcile import triggers
 from . import analyses, runtime
+from .expectations import RecentCreates
 from .wakeups import DEBOUNCE_SECONDS, Wake, backoff
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,8 @@ async def _bounded(calls: Iterable[Callable[[], Any]], limit: int = MAX_CONCURRE
 async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
                         observed: Iterable[ObservedJob], *, operator_image: str,
                         now: datetime | None = None,
-                        post_event: EventPoster = k8s_events.post) -> PassResult:
+                        post_event: EventPoster = k8s_events.post,
+                        recent: RecentCreates | None = None) -> PassResult:
     """One pass over one run (see the module docstring)."""
     run = await kube.get_custom(RUN_PLURAL, namespace, name)
     meta = (run or {}).get("metadata") or {}
@@ -135,12 +137,20 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
                                    termination_messages=messages, workspace_found=workspace_found)
     result = PassResult(requeue_after=plan.requeue_after, plan=plan, run={**run, "status": plan.status})
 
-    # 1. Create (409 = it exists: fine), at most MAX_CREATES_PER_PASS now.
-    creates = plan.create[:MAX_CREATES_PER_PASS]
-    if len(plan.create) > len(creates):
+    # 1. Create (409 = it exists: fine), at most MAX_CREATES_PER_PASS now, none that this loop
+    # just created and the index does not show yet (expectations.py).
+    wanted = plan.create
+    if recent is not None:
+        skip = recent.pending(j.name for j in jobs)
+        wanted = [b for b in plan.create if b["metadata"]["name"] not in skip]
+    creates = wanted[:MAX_CREATES_PER_PASS]
+    if len(wanted) > len(creates):
         result.requeue_after = 0.0
     if creates:
         outcomes = await _bounded([(lambda b=b: kube.create(b)) for b in creates])
+        if recent is not None:
+            recent.note(b["metadata"]["name"] for b, o in zip(creates, outcomes)
+                        if not isinstance(o, BaseException))
         errors = [(b, o) for b, o in zip(creates, outcomes) if isinstance(o, BaseException)]
         for body, error in errors[:3]:
             log.warning("run %s/%s: creating Job %s: %s", namespace, name, body["metadata"]["name"], error)
@@ -289,6 +299,7 @@ async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any,
     last_pod_check = time.monotonic()  # look for step pods that cannot start, every 30 s
     stuck_seen: set[str] = set()
     pod_check: asyncio.Future | None = None
+    recent = RecentCreates()
     try:
         while True:
             wake = await waker.wait(timeout, stopped)
@@ -301,7 +312,7 @@ async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any,
             try:
                 result = await reconcile_run(runtime.kube(), namespace, name, uid,
                                              list(run_jobs.get(key, ())),
-                                             operator_image=cfg.operator_image)
+                                             operator_image=cfg.operator_image, recent=recent)
             except asyncio.CancelledError:
                 raise
             except Exception as e:     # noqa: BLE001 - keep the loop alive; retry with backoff
