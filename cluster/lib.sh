@@ -38,7 +38,16 @@ start_daemon() {
   if pid_alive "$name"; then return 0; fi
   mkdir -p "$RUN_DIR/pids" "$LOGS"
   log "starting $name"
-  setsid nohup "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null &
+  # The daemon outlives whatever started it: it inherits no descriptor beyond stdio. Started
+  # under `flock /tmp/mmif-cluster.lock make cluster`, every daemon kept the lock file open and
+  # the lock stayed held for as long as the cluster ran.
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] && eval "exec $fd>&-"
+    done 2>/dev/null
+    exec setsid nohup "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null
+  ) &
   echo $! > "$RUN_DIR/pids/$name.pid"
 }
 
