@@ -97,5 +97,9 @@ test: venv ensure-cluster ## every test: unit tests, then the real-cluster tests
 demo: venv deploy ## run a real two-step pipeline over the sample media, live, and summarise the results
 	.venv/bin/python demo/demo.py
 
-kwok: ensure-cluster ## start kwok for simulated nodes (scale tests only)
+kwok: ensure-cluster ## start kwok for simulated nodes (scale benchmark only; KWOK_COMPLETE_DELAY_MS=N)
 	bash cluster/kwok.sh
+
+BENCH_ARGS ?=
+bench: venv deploy ## the scale benchmark: the operator vs a minimal client on kwok nodes (bench/README.md)
+	.venv/bin/python -m bench $(BENCH_ARGS)

@@ -38,7 +38,16 @@ start_daemon() {
   if pid_alive "$name"; then return 0; fi
   mkdir -p "$RUN_DIR/pids" "$LOGS"
   log "starting $name"
-  setsid nohup "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null &
+  # The daemon outlives whatever started it: it inherits no descriptor beyond stdio. Started
+  # under `flock /tmp/mmif-cluster.lock make cluster`, every daemon kept the lock file open and
+  # the lock stayed held for as long as the cluster ran.
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] && eval "exec $fd>&-"
+    done 2>/dev/null
+    exec setsid nohup "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null
+  ) &
   echo $! > "$RUN_DIR/pids/$name.pid"
 }
 
@@ -67,4 +76,16 @@ write_if_changed() {
   local tmp; tmp=$(mktemp "$1.XXXX")
   cat > "$tmp"
   if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
+
+# apply_addons: the add-ons (cluster/addons/*.yaml, placeholders filled in); prints what kubectl
+# changed ("configured"/"created" lines).
+apply_addons() {
+  local f out
+  out=$(for f in "$here"/addons/*.yaml; do
+    sed -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|g; s|@LOCALPATH_IMAGE@|$LOCALPATH_IMAGE|g; s|@BASE_IMAGE@|$BASE_IMAGE|g" \
+        -e "s|@DNS_SERVICE_IP@|$DNS_SERVICE_IP|g; s|@CLUSTER_DOMAIN@|$CLUSTER_DOMAIN|g; s|@VOLUMES@|$MMIF_CLUSTER_STATE/volumes|g" "$f"
+    echo "---"
+  done | kc apply -f -) || return 1
+  grep -v unchanged <<<"$out" || true
 }

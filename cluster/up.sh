@@ -158,11 +158,7 @@ wait_for "node $NODE_NAME to be Ready" 120 \
   bash -c "[ \"\$(kubectl --kubeconfig $KUBECONFIG_ADMIN get node $NODE_NAME -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}')\" = True ]"
 
 # 5. Add-ons: DNS and the default StorageClass.
-for f in "$here"/addons/*.yaml; do
-  sed -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|g; s|@LOCALPATH_IMAGE@|$LOCALPATH_IMAGE|g; s|@BASE_IMAGE@|$BASE_IMAGE|g" \
-      -e "s|@DNS_SERVICE_IP@|$DNS_SERVICE_IP|g; s|@CLUSTER_DOMAIN@|$CLUSTER_DOMAIN|g; s|@VOLUMES@|$MMIF_CLUSTER_STATE/volumes|g" "$f"
-  echo "---"
-done | kc apply -f - >/dev/null
+apply_addons >/dev/null
 kc -n kube-system rollout status deploy/coredns --timeout=120s >/dev/null
 kc -n local-path-storage rollout status deploy/local-path-provisioner --timeout=120s >/dev/null
 log "cluster is up in $(( $(date +%s) - t0 ))s: KUBECONFIG=$KUBECONFIG_ADMIN"

@@ -40,7 +40,7 @@ ENV_LOG_FORMAT = "MMIF_LOG_FORMAT"            # "json" | "plain" (default) | "fu
 ENV_LOG_LEVEL = "MMIF_LOG_LEVEL"              # DEBUG | INFO (default) | WARNING
 ENV_METRICS_PORT = "MMIF_METRICS_PORT"        # default 8080; 0 disables
 ENV_LIVENESS = "MMIF_LIVENESS_ENDPOINT"       # default http://0.0.0.0:8081/healthz; "" disables
-ENV_WORKER_LIMIT = "MMIF_WORKER_LIMIT"        # kopf workers (objects handled at once), default 100
+ENV_WORKER_LIMIT = "MMIF_WORKER_LIMIT"        # kopf workers per resource kind; default 0 = unbounded
 ENV_RESYNC = "MMIF_RESYNC_SECONDS"            # re-reconcile every object at least this often
 ENV_POD_NAME = "POD_NAME"                     # reportingInstance of Events (downward API)
 ENV_POD_NAMESPACE = "POD_NAMESPACE"           # the operator's namespace (downward API)
@@ -67,7 +67,7 @@ class Config:
     log_level: str = "INFO"
     metrics_port: int = DEFAULT_METRICS_PORT
     liveness: str = DEFAULT_LIVENESS
-    worker_limit: int = 100
+    worker_limit: int = 0                     # 0: unbounded (see apply_kopf_settings)
     resync_seconds: float = 300.0
     instance: str = field(default_factory=socket.gethostname)
     namespace: str = DEFAULT_NAMESPACE        # where the operator runs
@@ -114,7 +114,7 @@ def config_from_env(env: dict[str, str] | None = None) -> Config:
         log_level=level,
         metrics_port=_int(env, ENV_METRICS_PORT, DEFAULT_METRICS_PORT),
         liveness=env.get(ENV_LIVENESS, DEFAULT_LIVENESS).strip(),
-        worker_limit=max(1, _int(env, ENV_WORKER_LIMIT, 100)),
+        worker_limit=max(0, _int(env, ENV_WORKER_LIMIT, 0)),
         resync_seconds=resync,
         instance=(env.get(ENV_POD_NAME) or "").strip() or socket.gethostname(),
         namespace=(env.get(ENV_POD_NAMESPACE) or "").strip() or _own_namespace(),
@@ -169,8 +169,12 @@ def apply_kopf_settings(settings: kopf.OperatorSettings, config: Config) -> None
     settings.posting.event_name_prefix = "mmif-"
     settings.posting.default_backoffs = (1, 2, 5)   # Events are auxiliary: give up after ~8 s
 
-    # Workers: one per object with queued watch events; bounded.
-    settings.queueing.worker_limit = config.worker_limit
+    # Workers: one per object with queued watch events, unbounded unless configured. A bound
+    # deadlocks kopf 1.45 at start when a kind with an index (Jobs) has more objects than the
+    # bound: the first workers index their object, then wait for the whole index while holding
+    # their slots, so the rest are never indexed (nolar/kopf#1243). 1,000 Jobs in flight and a
+    # bound of 100 froze a restarted operator for good.
+    settings.queueing.worker_limit = config.worker_limit or None
 
     # Watching: stream only what the operator manages (server-side label selectors); restart a
     # silent stream before the API server's own timeout; list big collections in pages.
@@ -207,7 +211,8 @@ class RoutineHandlerFilter(logging.Filter):
         return record.getMessage() not in self.lines
 
 
-ROUTINE_HANDLERS = ("job_event", "run_jobs", "run_event", "pipeline_event", "app_deployment_event")
+ROUTINE_HANDLERS = ("job_event", "run_jobs", "run_event", "pipeline_event", "app_deployment_event",
+                    "analysis_jobs", "analysis_job_event", "source_run_event")
 
 
 def configure_logging(config: Config, *, debug: bool = False, verbose: bool = False) -> None:

@@ -183,3 +183,17 @@ def test_status_reads_history_entry_by_alias_and_ignores_unknown_fields():
          "somethingNew": 1}
     )
     assert status.history[0].from_ is RunPhase.PENDING
+
+
+def test_step_tolerations():
+    spec = PipelineSpec.from_obj({"steps": [{"name": "a", "image": "a:1", "tolerations": [
+        {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"},
+        {"operator": "Exists"}]}]})
+    assert spec.to_dict()["steps"][0]["tolerations"] == [
+        {"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake", "effect": "NoSchedule"},
+        {"operator": "Exists"}]
+    with pytest.raises(ValueError, match="value must be empty with operator Exists"):
+        PipelineSpec.from_obj({"steps": [{"name": "a", "image": "a:1",
+                                          "tolerations": [{"operator": "Exists", "value": "x"}]}]})
+    with pytest.raises(ValueError):
+        PipelineSpec.from_obj({"steps": [{"name": "a", "image": "a:1", "tolerations": [{"effect": "Sometimes"}]}]})

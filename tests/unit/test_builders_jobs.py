@@ -179,3 +179,25 @@ def test_app_deployment_and_service():
     assert env_of(custom["spec"]["template"]["spec"]["containers"][0]) == {"CLAMS_GUNICORN_WORKERS": "4"}
     with pytest.raises(ValueError):
         services.app_deployment(ctx, {"steps": [step]}, step)
+
+
+KWOK = {"nodeSelector": {"type": "kwok"},
+        "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake",
+                         "effect": "NoSchedule"}]}
+
+
+def test_step_placement_reaches_every_step_pod_but_not_prepare_or_manifest():
+    placed = {**PIPELINE, "steps": [{**s, **KWOK} for s in PIPELINE["steps"]]}
+    for k in range(3):   # Job mode (sidecar), Service mode, Service mode with url
+        pod = jobs.step_job(CTX, RUN["spec"], placed, 0, k, "img")["spec"]["template"]["spec"]
+        assert pod["nodeSelector"] == {"type": "kwok"}, k
+        assert pod["tolerations"] == KWOK["tolerations"], k
+    unplaced = jobs.step_job(CTX, RUN["spec"], PIPELINE, 0, 1, "img")["spec"]["template"]["spec"]
+    assert "nodeSelector" not in unplaced and "tolerations" not in unplaced
+    for job in (jobs.prepare_job(CTX, RUN["spec"], "img"), jobs.manifest_job(CTX, placed, "", "img", "Succeeded")):
+        pod = job["spec"]["template"]["spec"]
+        assert "nodeSelector" not in pod and "tolerations" not in pod
+    dep = services.app_deployment(services.PipelineContext(name="pipe", namespace="ns", uid="u"), placed,
+                                  placed["steps"][1])
+    assert dep["spec"]["template"]["spec"]["tolerations"] == KWOK["tolerations"]
+    assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"type": "kwok"}

@@ -277,8 +277,9 @@ def test_stuck_step_pods_are_reported_once():
     assert H.stuck_step_pods(pods) == [("run-1-00000-0-abc", "ErrImageNeverPull", "container app: not present")]
 
     class Pods:
-        async def list(self, kind, ns, labels):
+        async def list(self, kind, ns, labels, fields=None):
             assert kind == "Pod" and labels["mmif.dev/run"] == "run-1"
+            assert fields == "status.phase=Pending"
             return pods
 
     events, seen = [], set()
@@ -309,3 +310,55 @@ def test_the_pass_that_ends_a_run_sweeps_jobs_the_index_did_not_show():
     assert result.done and kube.run["status"]["phase"] == "Succeeded"
     assert ("list", "run-1") in kube.calls and ("delete", "run-1-00001-1") in kube.calls
     assert kube.jobs == {}
+
+
+def test_a_pass_creates_a_bounded_number_of_jobs_items_further_along_first():
+    n = H.MAX_CREATES_PER_PASS * 2 + 10
+    kube = FakeKube(make_run(n, parallelism=n))
+    reconcile(kube)                      # the prepare Job
+    finish_all(kube)
+    result = reconcile(kube)             # every item in flight; the first Jobs created
+    created = [c[1] for c in kube.calls if c[0] == "create" and c[1] != "run-1-prepare"]
+    assert len(created) == H.MAX_CREATES_PER_PASS and result.requeue_after == 0.0
+    assert kube.run["status"]["steps"][0]["running"] == n      # all in flight, some Jobs still to come
+    kube.finish(created[0])              # item 0 finishes step 0: its next Job comes before new items
+    kube.calls.clear()
+    result = reconcile(kube)
+    created = [c[1] for c in kube.calls if c[0] == "create"]
+    assert created[0] == "run-1-00000-1" and len(created) == H.MAX_CREATES_PER_PASS
+    assert result.requeue_after == 0.0
+    kube.calls.clear()
+    result = reconcile(kube)             # the rest
+    assert len([c for c in kube.calls if c[0] == "create"]) == n - 2 * H.MAX_CREATES_PER_PASS + 1
+    assert result.requeue_after != 0.0
+    assert len([j for j in kube.jobs if j.endswith("-0")]) == n - 1 and "run-1-00000-1" in kube.jobs
+
+
+def test_recent_creates_are_skipped_until_the_index_shows_them():
+    from mmif_operator.handlers.expectations import RecentCreates
+    clock = [100.0]
+    recent = RecentCreates(ttl=30, clock=lambda: clock[0])
+    recent.note(["a", "b"])
+    assert recent.pending([]) == {"a", "b"}
+    assert recent.pending(["a"]) == {"b"} and recent.pending([]) == {"b"}   # seen once: forgotten
+    clock[0] += 31
+    assert recent.pending([]) == set() and len(recent) == 0               # expired: created again
+
+    n = H.MAX_CREATES_PER_PASS + 10
+    kube = FakeKube(make_run(n, parallelism=n))
+    reconcile(kube)
+    finish_all(kube)
+    recent = RecentCreates()
+    lagging_index = kube.observed()      # the index as it was before this pass's creates
+
+    def pass_with(observed):
+        kube.calls.clear()
+        asyncio.run(H.reconcile_run(kube, "ns", "run-1", "uid-1", observed, operator_image="img",
+                                    now=T0, post_event=lambda *a: None, recent=recent))
+        return [c[1] for c in kube.calls if c[0] == "create"]
+
+    first = pass_with(lagging_index)
+    assert len(first) == H.MAX_CREATES_PER_PASS
+    lagging_index = [j for j in kube.observed() if j.name not in first[:10]]   # 10 not indexed yet
+    second = pass_with(lagging_index)
+    assert not set(second) & set(first) and len(second) == 10                # only the rest, no 409s

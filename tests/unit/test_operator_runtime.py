@@ -46,9 +46,13 @@ def test_kopf_settings_use_our_names():
     diffbase = settings.persistence.diffbase_storage
     assert list(diffbase.make_keys(diffbase.key)) == ["mmif.dev/last-handled-configuration"]
     assert settings.watching.label_selectors["batch", "v1", "jobs"] == "app.kubernetes.io/managed-by=mmif-operator"
-    assert settings.queueing.worker_limit == 100
+    assert settings.queueing.worker_limit is None      # a bound deadlocks kopf's index at start
     assert settings.posting.reporting_component == "mmif-operator"
     assert settings.peering.standalone and not settings.peering.clusterwide
+    bounded = kopf.OperatorSettings()
+    S.apply_kopf_settings(bounded, S.Config(worker_limit=500))
+    assert bounded.queueing.worker_limit == 500
+    assert S.config_from_env({}).worker_limit == 0
 
 
 def test_routine_handler_lines_are_filtered():

@@ -6,7 +6,7 @@ import enum
 from pydantic import Field
 
 from .cel import Rule
-from .common import EnvVar, ResourceRequirements, ShortString, SpecModel, list_map
+from .common import EnvVar, ResourceRequirements, ShortString, SpecModel, Toleration, list_map
 
 
 class StepMode(enum.StrEnum):
@@ -64,7 +64,14 @@ class App(SpecModel):
     node_selector: dict[str, ShortString] = Field(
         default_factory=dict,
         description="Node labels the app's pods must run on, e.g. "
-        "`{nvidia.com/gpu.present: 'true'}`.",
+        "`{nvidia.com/gpu.present: 'true'}`: every item's pod of this step (in any mode) and, "
+        "in Service mode, the app's replicas.",
+        max_length=20,
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        description="Taints the app's pods tolerate (the same pods as `nodeSelector`), e.g. "
+        "`[{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]`.",
         max_length=20,
     )
     env: list[EnvVar] = Field(

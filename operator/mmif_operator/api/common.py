@@ -195,3 +195,51 @@ class ResourceRequirements(SpecModel):
         description="The most the container may use, e.g. `{memory: 4Gi, nvidia.com/gpu: 1}`.",
         max_length=16,
     )
+
+
+class TolerationOperator(enum.StrEnum):
+    EXISTS = "Exists"
+    EQUAL = "Equal"
+
+
+class TaintEffect(enum.StrEnum):
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+class Toleration(SpecModel):
+    """A taint a pod tolerates, as in a Pod's `tolerations`."""
+
+    key: str | None = Field(
+        None,
+        description="The taint key; empty with operator `Exists` tolerates every taint.",
+        max_length=316,
+    )
+    operator: TolerationOperator = Field(
+        TolerationOperator.EQUAL,
+        description="`Equal` (the taint's value must equal `value`) or `Exists` (any value).",
+    )
+    value: str | None = Field(
+        None, description="The taint value to match (operator `Equal` only).", max_length=63
+    )
+    effect: TaintEffect | None = Field(
+        None,
+        description="The taint effect to match: `NoSchedule`, `PreferNoSchedule` or `NoExecute`; "
+        "empty matches every effect.",
+    )
+    toleration_seconds: int | None = Field(
+        None,
+        description="Only with effect `NoExecute`: how long the pod stays bound after the taint "
+        "appears.",
+        ge=0,
+    )
+
+    cel_rules = (
+        Rule(
+            "self.operator != 'Exists' || !has(self.value)",
+            "value must be empty with operator Exists",
+            check=lambda t: t.operator is not TolerationOperator.EXISTS or t.value is None,
+            field_path=".value",
+        ),
+    )

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import labels as L
 from . import names
+from .placement import place_pod
 from .jobs import (MANIFEST_DEADLINE_SECONDS, MANIFEST_RETRIES, TMP_VOLUME, WORKSPACE_VOLUME, _job,
                    _runner_container, _volumes, app_sidecar)
 from .specs import (API_VERSION, plain, run_output_path, step_port, step_retries, step_uses_sidecar,
@@ -108,8 +109,7 @@ def analyze_job(ctx: AnalysisContext, spec: Mapping[str, Any] | Any, item_index:
         sidecar = app_sidecar(app, ctx.mount_path)
         sidecar["volumeMounts"] = [_source_mount(ctx)]
         pod_spec["initContainers"] = [sidecar]
-        if app.get("nodeSelector"):
-            pod_spec["nodeSelector"] = dict(app["nodeSelector"])
+    place_pod(pod_spec, app)
     return _job(ctx, names.analysis_job_name(ctx.name, item_index), ctx.labels(L.COMPONENT_ANALYZE, item_index),
                 pod_spec, retries=step_retries(app), deadline=app.get("timeoutSeconds"))
 

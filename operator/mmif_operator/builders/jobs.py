@@ -12,6 +12,7 @@ from typing import Any
 
 from . import labels as L
 from . import names, security
+from .placement import place_pod
 from .specs import (
     API_VERSION, KIND_RUN, merged_parameters, plain, run_output_path,
     step_port, step_retries, step_uses_sidecar, workspace_mount_path,
@@ -230,8 +231,7 @@ def step_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, pipeline_spec: 
     }
     if step_uses_sidecar(step):
         pod_spec["initContainers"] = [app_sidecar(step, ctx.mount_path)]
-        if step.get("nodeSelector"):
-            pod_spec["nodeSelector"] = dict(step["nodeSelector"])
+    place_pod(pod_spec, step)
     return _job(ctx, name, labels, pod_spec, retries=step_retries(step), deadline=step.get("timeoutSeconds"))
 
 

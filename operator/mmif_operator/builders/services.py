@@ -12,6 +12,7 @@ from typing import Any
 
 from . import labels as L
 from . import names, security
+from .placement import place_pod
 from .specs import API_VERSION, KIND_PIPELINE, plain, step_port, step_replicas, workspace_mount_path
 
 APP_CONTAINER = "app"
@@ -84,8 +85,7 @@ def app_deployment(ctx: PipelineContext, pipeline_spec: Mapping[str, Any] | Any,
             "persistentVolumeClaim": {"claimName": workspace["claimName"], "readOnly": True},
         }],
     }
-    if step.get("nodeSelector"):
-        pod_spec["nodeSelector"] = dict(step["nodeSelector"])
+    place_pod(pod_spec, step)
     security.secure_pod_spec(pod_spec)
     return {
         "apiVersion": "apps/v1",

@@ -176,7 +176,7 @@ class Kube:
             raise
 
     async def list(self, kind: str, namespace: str, labels: Mapping[str, str] | str | None = None,
-                   ) -> list[dict[str, Any]]:
+                   *, fields: str | None = None) -> list[dict[str, Any]]:
         api, plural = self._api(kind)
         sel = labels if isinstance(labels, str) or labels is None else selector(labels)
         items: list[dict[str, Any]] = []
@@ -185,6 +185,8 @@ class Kube:
             kw = self._kw(limit=500)
             if sel:
                 kw["label_selector"] = sel
+            if fields:
+                kw["field_selector"] = fields
             if token:
                 kw["_continue"] = token
             data = await _call(getattr(api, f"list_namespaced_{plural}")(namespace, **kw))

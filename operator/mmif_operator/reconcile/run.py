@@ -607,9 +607,13 @@ class _Planner:
                     if st.phase is ItemPhase.PENDING:
                         states[i] = ItemState(0, ItemPhase.RUNNING)
                         in_flight += 1
-            for i, st in enumerate(states):
-                if st.phase is ItemPhase.RUNNING and st.step not in jobs_by_item.get(i, {}):
-                    self.plan.create.append(J.step_job(self.ctx, self.spec, self.pipeline, i, st.step, self.image))
+            # Items further along first: their Jobs free a slot soonest, and an item that just
+            # finished a step should not wait behind items that only start (the handler creates
+            # at most a bounded number of Jobs per pass, in this order).
+            missing = [(i, st.step) for i, st in enumerate(states)
+                       if st.phase is ItemPhase.RUNNING and st.step not in jobs_by_item.get(i, {})]
+            for i, step in sorted(missing, key=lambda m: -m[1]):
+                self.plan.create.append(J.step_job(self.ctx, self.spec, self.pipeline, i, step, self.image))
 
         # 4. The status.
         counts = count_items(states)
