@@ -70,6 +70,33 @@ def watch(name: str, timeout: float = 600) -> dict:
     sys.exit(f"the run did not finish within {timeout:.0f}s")
 
 
+def watch_analysis(name: str, timeout: float = 300) -> dict | None:
+    """The run's triggered analysis, until it ends (None when the run created none)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        aj = json.loads(kubectl("get", "analysisjobs", "-l", f"mmif.dev/run={name}", "-o", "json"))["items"]
+        if not aj:
+            return None
+        cond = next((c for c in aj[0].get("status", {}).get("conditions", []) if c["type"] == "Succeeded"), {})
+        if cond.get("status") in ("True", "False"):
+            return aj[0]
+        time.sleep(1)
+    sys.exit(f"the analysis did not finish within {timeout:.0f}s")
+
+
+def summarise_analysis(aj: dict) -> None:
+    status = aj["status"]
+    cond = next(c for c in status["conditions"] if c["type"] == "Succeeded")
+    print(f"\nanalysisjob/{aj['metadata']['name']} ({aj['spec']['trigger']}, requested by "
+          f"{aj['spec'].get('requester', {}).get('username')}): {status.get('progress')} items, "
+          f"Succeeded={cond['status']} reason={cond['reason']}")
+    manifest = json.loads(on_volume(status["manifestPath"]))
+    for item in manifest["items"]:
+        mmif = Mmif(on_volume(f"{status['outputPath']}/{item['output']}"))
+        print(f"  item {item['index']}: {status['outputPath']}/{item['output']}  finished {item['finishedAt']}  "
+              f"views: {', '.join(v.metadata.app.rsplit('/', 2)[-2] for v in mmif.views)}")
+
+
 def summarise(run: dict) -> None:
     status = run["status"]
     manifest = json.loads(on_volume(status["manifestPath"]))
@@ -93,8 +120,12 @@ def summarise(run: dict) -> None:
 
 def main() -> None:
     setup()
-    run = watch(start_run())
+    name = start_run()
+    run = watch(name)
     summarise(run)
+    aj = watch_analysis(name)
+    if aj is not None:
+        summarise_analysis(aj)
 
 
 if __name__ == "__main__":
