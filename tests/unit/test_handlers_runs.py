@@ -362,3 +362,88 @@ def test_recent_creates_are_skipped_until_the_index_shows_them():
     lagging_index = [j for j in kube.observed() if j.name not in first[:10]]   # 10 not indexed yet
     second = pass_with(lagging_index)
     assert not set(second) & set(first) and len(second) == 10                # only the rest, no 409s
+
+
+class CountingKube(FakeKube):
+    """FakeKube that counts reads of the run and answers a stale resourceVersion with 409."""
+
+    def __init__(self, run):
+        super().__init__(run)
+        self.gets = 0
+
+    async def get_custom(self, plural, ns, name):
+        if plural == "pipelineruns":
+            self.gets += 1
+        return await super().get_custom(plural, ns, name)
+
+    async def patch_status(self, plural, ns, name, patch, resource_version=None):
+        if resource_version != self.run["metadata"]["resourceVersion"]:
+            self.calls.append(("patch", "409"))
+            raise KubeError(409, "Conflict", "the object has been modified")
+        return copy.deepcopy(await super().patch_status(plural, ns, name, patch, resource_version))
+
+
+def test_a_pass_reuses_the_run_its_last_patch_returned_and_a_stale_copy_only_costs_a_conflict():
+    kube = CountingKube(make_run(2))
+
+    def run_pass(known):
+        return asyncio.run(H.reconcile_run(kube, "ns", "run-1", "uid-1", kube.observed(), operator_image="img",
+                                           now=T0, post_event=lambda *a: None, known=known))
+
+    first = run_pass(None)
+    assert kube.gets == 1 and first.latest["metadata"]["resourceVersion"] == kube.run["metadata"]["resourceVersion"]
+    finish_all(kube)
+    second = run_pass(first.latest)
+    assert kube.gets == 1 and second.latest["status"]["phase"] == "Running"
+    stale = copy.deepcopy(second.latest)
+    kube.run["metadata"]["resourceVersion"] = "999"          # someone else wrote the run
+    finish_all(kube)
+    kube.calls.clear()
+    third = run_pass(stale)
+    assert ("patch", "409") in kube.calls and third.latest is None and third.requeue_after == 0.0
+    assert not [c for c in kube.calls if c[0] == "delete"]  # nothing deleted on a stale plan
+    run_pass(third.latest)                                   # read again, planned again
+    assert kube.gets == 2 and not [j for j in kube.jobs.values() if j.get("status")]
+
+
+def test_a_loop_deletes_recorded_jobs_beside_its_passes_and_awaits_them_when_the_run_ends():
+    kube = FakeKube(make_run(2, parallelism=2))
+    gate = asyncio.Event()
+
+    async def scenario():
+        deletes = H.BackgroundDeletes(lambda n: _gated_delete(kube, n, gate))
+        recent = H.RecentCreates()
+
+        async def run_pass():
+            return await H.reconcile_run(kube, "ns", "run-1", "uid-1", kube.observed(), operator_image="img",
+                                         now=T0, post_event=lambda *a: None, recent=recent, deletes=deletes)
+
+        await run_pass()                       # prepare
+        finish_all(kube)
+        await run_pass()                       # step 0 of both items
+        finish_all(kube)
+        kube.calls.clear()
+        await run_pass()                       # records step 0, creates step 1, deletes beside
+        assert {c[1] for c in kube.calls if c[0] == "create"} == {"run-1-00000-1", "run-1-00001-1"}
+        assert deletes.pending() >= {"run-1-00000-0", "run-1-00001-0"}
+        assert "run-1-00000-0" in kube.jobs    # the pass returned before its deletes ended
+        kube.calls.clear()
+        await run_pass()                       # a pass meanwhile deletes nothing twice
+        assert not [c for c in kube.calls if c[0] in ("create", "delete")]
+        gate.set()
+        await deletes.drain()
+        assert "run-1-00000-0" not in kube.jobs
+        for _ in range(5):
+            finish_all(kube)
+            result = await run_pass()
+            if result.done:
+                break
+        assert result.done and kube.run["status"]["phase"] == "Succeeded"
+        assert kube.jobs == {} and len(deletes) == 0   # the last pass awaited every delete
+
+    asyncio.run(scenario())
+
+
+async def _gated_delete(kube, name, gate):
+    await gate.wait()
+    return await kube.delete_job("ns", name)

@@ -112,6 +112,16 @@ def test_waker_wakes_times_out_and_stops():
     asyncio.run(scenario())
 
 
+def test_a_wake_can_ask_for_a_fresh_read_until_taken():
+    wakers = W.Wakers()
+    waker = wakers.register(("ns", "r"))
+    wakers.wake(("ns", "r"))
+    assert waker.woken and not waker.take_refresh()
+    wakers.wake(("ns", "r"), refresh=True)
+    wakers.wake(("ns", "r"))                 # a later plain wake does not cancel the request
+    assert waker.take_refresh() and not waker.take_refresh()
+
+
 def test_backoff():
     assert [W.backoff(n) for n in range(0, 9)] == [0, 1, 2, 4, 8, 16, 32, 60, 60]
 

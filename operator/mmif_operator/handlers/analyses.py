@@ -34,6 +34,7 @@ from ..reconcile import triggers
 from ..reconcile.analysis import TERMINAL_PHASES, AnalysisPlan, needs_termination_messages, plan_analysis
 from ..reconcile.observed import ObservedJob
 from . import runtime
+from .jobs import JobSummaries
 from .wakeups import DEBOUNCE_SECONDS, Wake, backoff
 
 log = logging.getLogger(__name__)
@@ -153,10 +154,14 @@ def analysis_jobs(namespace: str | None, body: Any, **_: Any) -> dict[tuple[str,
     return analysis_index_entry(namespace, body)
 
 
+ANALYSIS_JOB_SUMMARIES = JobSummaries()
+
+
 @kopf.on.event("batch", "v1", "jobs", labels=_ANALYSIS_JOBS)
-def analysis_job_event(namespace: str | None, labels: Any, **_: Any) -> None:
+def analysis_job_event(namespace: str | None, labels: Any, body: Any, type: str | None, **_: Any) -> None:
+    """An AnalysisJob's Job finished or vanished: wake its loop (jobs.py, `changes_plan`)."""
     analysis = labels.get(L.ANALYSIS)
-    if namespace and analysis:
+    if ANALYSIS_JOB_SUMMARIES.update(body, deleted=type == "DELETED") and namespace and analysis:
         runtime.ANALYSIS_WAKERS.wake((namespace, analysis))
 
 

@@ -1,21 +1,24 @@
 """PipelineRun: one reconcile loop (a kopf daemon) per run that is not over.
 
-A pass (`reconcile_run`): re-read the run (a fresh status, never older than the last patch), the
-Pipeline (until the run holds its snapshot) and the PVC (while pending), the run's Jobs from the
-index, the termination messages `plan_run` needs; plan; apply in this order:
+A pass (`reconcile_run`): take the run as the last pass left it (the object its status patch
+returned) or read it again (first pass, timers, a spec change, a conflict); read the Pipeline
+(until the run holds its snapshot) and the PVC (while pending), the run's Jobs from the index, the
+termination messages `plan_run` needs; plan; apply in this order:
 
-1. create Jobs (409 AlreadyExists = success);
-2. merge-patch `.status`, conditional on the resourceVersion just read (409 Conflict: someone
-   changed the run meanwhile, plan again at once);
-3. delete Jobs (404 = success): only now, so a finished Job's outcome is already in the status;
+1. create Jobs (409 AlreadyExists = success), at most `MAX_CREATES_PER_PASS`;
+2. merge-patch `.status`, conditional on the resourceVersion the plan started from (409
+   Conflict: someone changed the run meanwhile, read it again and plan again at once);
+3. delete Jobs (404 = success): only now, so a finished Job's outcome is already in the status.
+   The loop hands them to `BackgroundDeletes` and goes on; a pass on its own awaits them;
 4. post Events; 5. delete the run when its TTL is over; 6. sleep until the plan's requeue time
    or a wake-up.
 
-Wake-ups: the run's Jobs (index + `on.event` in jobs.py), the run's own spec changes (below:
-`metadata.generation` ahead of `status.observedGeneration`, e.g. `spec.status: Cancelled`), its
-Pipeline appearing (pipelines.py), and the plan's timer. The loop ends when the run is over (and
-has no TTL to wait for); kopf starts it again at operator start for every run still matching the
-filter, which is the whole restart story: nothing in memory is needed for correctness.
+Wake-ups: the run's Jobs when one finishes or vanishes (jobs.py), the run's own spec changes
+(below: `metadata.generation` ahead of `status.observedGeneration`, e.g. `spec.status:
+Cancelled`), its Pipeline appearing (pipelines.py), and the plan's timer. The loop ends when the
+run is over (and has no TTL to wait for); kopf starts it again at operator start for every run
+still matching the filter, which is the whole restart story: nothing in memory is needed for
+correctness (the cached run only saves a read: a stale one fails the conditional patch).
 """
 from __future__ import annotations
 
@@ -40,8 +43,9 @@ from ..reconcile.observed import ObservedJob
 from ..reconcile.run import TERMINAL_PHASES, RunPlan, plan_run, termination_messages_needed
 from ..reconcile import triggers
 from . import analyses, runtime
+from .deletions import BackgroundDeletes
 from .expectations import RecentCreates
-from .wakeups import DEBOUNCE_SECONDS, Wake, backoff
+from .wakeups import RUN_DEBOUNCE_SECONDS, Wake, backoff
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,7 @@ MAX_CONCURRENT_WRITES = 16
 # finished meanwhile waited for it (step-transition p99 of 9 s in the scale benchmark). Items in
 # flight whose Job is not created yet are simply created by the next pass (the planner's rule).
 MAX_CREATES_PER_PASS = 64
+DELETE_RETRY_SECONDS = 10.0
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 
@@ -64,6 +69,8 @@ class PassResult:
     requeue_after: float | None = None  # come back after this many seconds (None: resync)
     plan: RunPlan | None = None
     run: dict[str, Any] | None = None   # the run as read, with the plan's status
+    latest: dict[str, Any] | None = None  # the run as the API server holds it after this pass
+                                          # (the status patch's answer); None: read it again
 
 
 def is_terminal(status: Mapping[str, Any] | None) -> bool:
@@ -97,9 +104,13 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
                         observed: Iterable[ObservedJob], *, operator_image: str,
                         now: datetime | None = None,
                         post_event: EventPoster = k8s_events.post,
-                        recent: RecentCreates | None = None) -> PassResult:
-    """One pass over one run (see the module docstring)."""
-    run = await kube.get_custom(RUN_PLURAL, namespace, name)
+                        recent: RecentCreates | None = None,
+                        known: Mapping[str, Any] | None = None,
+                        deletes: BackgroundDeletes | None = None) -> PassResult:
+    """One pass over one run (see the module docstring). `known`: the run as the previous pass
+    left it (`PassResult.latest`), instead of reading it; `deletes`: where Jobs are deleted
+    beside the loop (None: deleted before this returns)."""
+    run = dict(known) if known is not None else await kube.get_custom(RUN_PLURAL, namespace, name)
     meta = (run or {}).get("metadata") or {}
     if run is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
         return PassResult(done=True, gone=True)
@@ -135,13 +146,16 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     # Pure, but ~50 ms at 10,000 items: off the event loop, so watch streams keep flowing.
     plan = await asyncio.to_thread(plan_run, run, pipeline_spec, jobs, now, operator_image=operator_image,
                                    termination_messages=messages, workspace_found=workspace_found)
-    result = PassResult(requeue_after=plan.requeue_after, plan=plan, run={**run, "status": plan.status})
+    result = PassResult(requeue_after=plan.requeue_after, plan=plan, run={**run, "status": plan.status},
+                        latest=run)
 
     # 1. Create (409 = it exists: fine), at most MAX_CREATES_PER_PASS now, none that this loop
     # just created and the index does not show yet (expectations.py).
     wanted = plan.create
     if recent is not None:
         skip = recent.pending(j.name for j in jobs)
+        if deletes is not None:
+            skip |= deletes.pending()    # a Job still being deleted is not created again yet
         wanted = [b for b in plan.create if b["metadata"]["name"] not in skip]
     creates = wanted[:MAX_CREATES_PER_PASS]
     if len(wanted) > len(creates):
@@ -163,16 +177,21 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     # 2. The status, only if changed, only onto the version just read.
     if plan.status_patch:
         try:
-            await kube.patch_status(RUN_PLURAL, namespace, name, plan.status_patch,
-                                    resource_version=meta.get("resourceVersion"))
+            patched = await kube.patch_status(RUN_PLURAL, namespace, name, plan.status_patch,
+                                              resource_version=meta.get("resourceVersion"))
         except KubeError as e:
             if e.conflict or e.not_found:
-                # Changed meanwhile (or gone): nothing deleted, nothing lost; plan again.
+                # Changed meanwhile (or gone): nothing deleted, nothing lost; read and plan again.
                 return PassResult(requeue_after=0.0, done=e.not_found, gone=e.not_found)
             raise
+        result.latest = patched if isinstance(patched, dict) and patched.get("metadata") else None
 
     # 3. Delete only what the status now accounts for.
-    if plan.delete:
+    if plan.delete and deletes is not None and plan.phase not in TERMINAL_PHASES:
+        deletes.submit(plan.delete)
+    elif plan.delete:
+        if deletes is not None:
+            await deletes.drain()
         outcomes = await _bounded([(lambda n=n: kube.delete_job(namespace, n)) for n in plan.delete])
         for job_name, outcome in zip(plan.delete, outcomes):
             if isinstance(outcome, BaseException):
@@ -209,7 +228,8 @@ async def _sweep(kube: Kube, run: Mapping[str, Any], plan: RunPlan, now: datetim
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     try:
         bodies = await kube.list_jobs(namespace, {L.MANAGED_BY: L.MANAGER, L.RUN: L.label_value(name)})
-        fresh = [j for j in map(ObservedJob.from_job, bodies) if j is not None and j.name not in plan.delete]
+        fresh = [j for j in map(ObservedJob.from_job, bodies)
+                 if j is not None and j.name not in plan.delete]
         if not fresh:
             return
         ended = {**run, "status": plan.status}
@@ -300,22 +320,29 @@ async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any,
     stuck_seen: set[str] = set()
     pod_check: asyncio.Future | None = None
     recent = RecentCreates()
+    deletes = BackgroundDeletes(lambda job: runtime.kube().delete_job(namespace, job),
+                                label=f"run {namespace}/{name}: ")
+    known: dict[str, Any] | None = None     # the run as the last pass left it
     try:
         while True:
             wake = await waker.wait(timeout, stopped)
             if wake is Wake.STOPPED:
                 return
             if wake is Wake.WOKEN:
-                await asyncio.sleep(DEBOUNCE_SECONDS)
+                await asyncio.sleep(RUN_DEBOUNCE_SECONDS)
+            if waker.take_refresh() or (wake is Wake.TIMEOUT and timeout):
+                known = None                # the spec changed, or a timer: read the run again
             waker.clear()
             started = time.monotonic()
             try:
                 result = await reconcile_run(runtime.kube(), namespace, name, uid,
                                              list(run_jobs.get(key, ())),
-                                             operator_image=cfg.operator_image, recent=recent)
+                                             operator_image=cfg.operator_image, recent=recent,
+                                             known=known, deletes=deletes)
             except asyncio.CancelledError:
                 raise
             except Exception as e:     # noqa: BLE001 - keep the loop alive; retry with backoff
+                known = None
                 failures += 1
                 metrics.RECONCILE_ERRORS.labels(kind="run").inc()
                 timeout = backoff(failures)
@@ -328,6 +355,7 @@ async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any,
             finally:
                 metrics.RECONCILE_DURATION.labels(kind="run").observe(time.monotonic() - started)
             failures = 0
+            known = result.latest
             if result.run is not None and not result.gone and triggers.pending_templates(result.run):
                 try:
                     await analyses.trigger_analyses(runtime.kube(), result.run)
@@ -356,7 +384,10 @@ async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any,
             if in_flight:
                 # Step pods that cannot start produce no Job events: look again in a while.
                 timeout = min(timeout, POD_CHECK_SECONDS)
+            if deletes.take_failures():
+                timeout = min(timeout, DELETE_RETRY_SECONDS)
     finally:
+        deletes.cancel()     # a new loop (or process) plans them again from the status
         if pod_check is not None and not pod_check.done():
             pod_check.cancel()
         runtime.RUN_WAKERS.unregister(waker)
@@ -378,4 +409,4 @@ def run_event(name: str, namespace: str, meta: Any, status: Any, type: str | Non
     """Wake the run's loop when its spec changed (e.g. `spec.status: Cancelled`). Our own status
     patches do not change the generation, so they do not wake it."""
     if type != "DELETED" and spec_changed(meta, status):
-        runtime.RUN_WAKERS.wake(runtime.run_key(namespace, name))
+        runtime.RUN_WAKERS.wake(runtime.run_key(namespace, name), refresh=True)

@@ -3,7 +3,9 @@
 A loop (a kopf daemon) registers its key, then waits for a wake-up, a timer (the plan's requeue)
 or its stop flag. Watch events (a child Job changed, the spec changed) wake it; wakes that come
 while it reconciles are kept, so it runs once more. A short debounce after a wake batches the
-burst of events that usually follows (a dozen Jobs finishing together is one reconcile).
+burst of events that usually follows (a dozen Jobs finishing together is one reconcile). A wake
+may also ask the loop to read its object again (`refresh`: the spec changed) rather than reuse
+the copy its last pass left.
 
 Nothing here is needed for correctness: every pass recomputes from the cluster, and a lost wake-up
 only delays the next pass until the timer.
@@ -17,6 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEBOUNCE_SECONDS = 0.15
+# Runs: wake-ups come only from meaningful changes (a Job finished or vanished, the spec), and a
+# pass in progress already batches what arrives meanwhile; a finished step waits for no timer.
+RUN_DEBOUNCE_SECONDS = 0.01
 
 
 class Wake(enum.Enum):
@@ -32,9 +37,16 @@ class Waker:
     key: Hashable
     tags: dict[str, Any] = field(default_factory=dict)
     event: asyncio.Event = field(default_factory=asyncio.Event)
+    refresh: bool = False
 
-    def wake(self) -> None:
+    def wake(self, refresh: bool = False) -> None:
+        self.refresh = self.refresh or refresh
         self.event.set()
+
+    def take_refresh(self) -> bool:
+        """Whether a wake asked to read the object again since the last call."""
+        refresh, self.refresh = self.refresh, False
+        return refresh
 
     def clear(self) -> None:
         self.event.clear()
@@ -93,12 +105,12 @@ class Wakers:
     def get(self, key: Hashable) -> Waker | None:
         return self._by_key.get(key)
 
-    def wake(self, key: Hashable) -> bool:
+    def wake(self, key: Hashable, refresh: bool = False) -> bool:
         """Wake the loop of `key`; False when none runs."""
         waker = self._by_key.get(key)
         if waker is None:
             return False
-        waker.wake()
+        waker.wake(refresh)
         return True
 
     def wake_where(self, predicate: Callable[[Waker], bool]) -> int:

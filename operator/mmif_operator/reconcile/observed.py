@@ -126,3 +126,16 @@ def needs_termination_message(job: ObservedJob) -> bool:
     """Whether the handler should read the Job's pod termination message for `plan_run`:
     a failed Job (why it failed) or a finished prepare Job (the item count)."""
     return job.state is JobState.FAILED or (job.kind is JobKind.PREPARE and job.finished)
+
+
+def changes_plan(previous: ObservedJob | None, current: ObservedJob | None) -> bool:
+    """Whether a Job going from `previous` to `current` (None: not known before / gone now) can
+    change its owner's plan: it finished, it appeared already finished, or it vanished before
+    finishing (deleted by someone). A Job appearing active (the owner just created it) or changing
+    while active (pod counts) changes nothing the planner reads, and neither does the delete of a
+    finished Job (the owner deletes it once its status accounts for it)."""
+    if current is None:
+        return previous is None or not previous.finished
+    if previous is None:
+        return current.finished
+    return current.finished and (not previous.finished or current != previous)
