@@ -447,3 +447,28 @@ def test_a_loop_deletes_recorded_jobs_beside_its_passes_and_awaits_them_when_the
 async def _gated_delete(kube, name, gate):
     await gate.wait()
     return await kube.delete_job("ns", name)
+
+
+def test_progress_alone_waits_for_the_next_status_write_but_creates_do_not():
+    kube = FakeKube(make_run(3, parallelism=3))
+
+    def run_pass(wait):
+        kube.calls.clear()
+        return asyncio.run(H.reconcile_run(kube, "ns", "run-1", "uid-1", kube.observed(), operator_image="img",
+                                           now=T0, post_event=lambda *a: None, progress_wait=wait))
+
+    assert run_pass(0.5).patched            # a new run: its first status is not progress only
+    finish_all(kube)                        # the prepare Job
+    assert run_pass(0.5).patched            # Pending -> Running: a phase change, written at once
+    assert kube.run["status"]["phase"] == "Running"
+    assert [c for c in kube.calls if c[0] == "create"]             # every item's first step
+    before = copy.deepcopy(kube.run["status"])
+    finish_all(kube)                        # every first step done: progress only
+    result = run_pass(0.5)
+    assert not result.patched and kube.run["status"] == before
+    assert {c[0] for c in kube.calls} == {"create"}               # next steps at once, nothing else
+    assert 0 < result.requeue_after <= 0.5
+    result = run_pass(0.0)                  # the wait is over: the same plan, now written
+    assert result.patched and [c for c in kube.calls if c[0] == "patch"]
+    assert not [c for c in kube.calls if c[0] == "create"]         # nothing created twice
+    assert [c for c in kube.calls if c[0] == "delete"]              # deleted once accounted for

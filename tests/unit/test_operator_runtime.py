@@ -224,3 +224,47 @@ def test_in_flight_gauge_sums_runs():
     metrics.set_in_flight(("ns", "a"), None)
     metrics.set_in_flight(("ns", "b"), None)
     assert metrics.REGISTRY.get_sample_value("mmif_items_in_flight") == 0
+
+
+def test_a_reconcile_loop_retries_a_failed_pass_reads_again_on_request_and_stops(monkeypatch):
+    from mmif_operator.handlers import loop as Lp
+    posted = []
+    monkeypatch.setattr(Lp.k8s_events, "post", lambda obj, t, r, m: posted.append((t, r, m)))
+    monkeypatch.setattr(Lp, "backoff", lambda failures: 0.01)
+    monkeypatch.setattr(Lp, "TIMER_REFRESH_SECONDS", 0.01)
+    log = logging.getLogger("test")
+
+    async def scenario():
+        wakers = W.Wakers()
+        waker = wakers.register(("ns", "r"))
+        stop = Flag()
+        calls = []
+
+        async def one_pass(refresh):
+            calls.append(refresh)
+            if len(calls) == 1:
+                raise RuntimeError("API down")
+            if len(calls) == 2:                       # retried after the backoff timer
+                asyncio.get_running_loop().call_later(0.01, wakers.wake, ("ns", "r"), True)
+                return Lp.Next(timeout=None)          # nothing to wait for but a wake-up
+            if len(calls) == 3:
+                return Lp.Next(timeout=0.0)           # at once, trusting its copy
+            return Lp.Next(stop=True)
+
+        await asyncio.wait_for(Lp.reconcile_forever(waker, stop, log, kind="run", ref={}, one_pass=one_pass,
+                                                    debounce=0), timeout=5)
+        assert calls == [False, True, True, False]
+        assert posted == [("Warning", "ReconcileError", "RuntimeError: API down")]
+
+        stop.event.set()                              # kopf's stop flag ends a waiting loop
+        await asyncio.wait_for(Lp.reconcile_forever(waker, stop, log, kind="run", ref={},
+                                                    one_pass=one_pass), timeout=5)
+        assert len(calls) == 4
+
+    asyncio.run(scenario())
+
+
+def test_resync_timeout():
+    from mmif_operator.handlers.loop import resync_timeout
+    assert resync_timeout(None, 300) == 300 and resync_timeout(5, 300) == 5
+    assert resync_timeout(-1, 300) == 0 and resync_timeout(900, 300) == 300

@@ -14,7 +14,6 @@ Event on the run.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from typing import Any
 
 import kopf
 
-from .. import metrics
 from ..api.analysisjob import PLURAL as ANALYSIS_PLURAL
 from ..api.pipelinerun import PLURAL as RUN_PLURAL
 from ..builders import labels as L
@@ -35,7 +33,7 @@ from ..reconcile.analysis import TERMINAL_PHASES, AnalysisPlan, needs_terminatio
 from ..reconcile.observed import ObservedJob
 from . import runtime
 from .jobs import JobSummaries
-from .wakeups import DEBOUNCE_SECONDS, Wake, backoff
+from .loop import Next, reconcile_forever, resync_timeout
 
 log = logging.getLogger(__name__)
 VERSION = "v1alpha1"
@@ -186,38 +184,18 @@ async def analysis_loop(name: str, namespace: str, uid: str, spec: Any, stopped:
     key = analysis_key(namespace, name)
     cfg = runtime.config()
     waker = runtime.ANALYSIS_WAKERS.register(key, run=(namespace, (spec.get("runRef") or {}).get("name")))
-    failures = 0
-    timeout: float | None = 0.0
+
+    async def one_pass(_refresh: bool) -> Next:
+        result = await reconcile_analysis(runtime.kube(), namespace, name, uid, list(analysis_jobs.get(key, ())),
+                                          operator_image=cfg.operator_image)
+        if result.gone:
+            return Next(stop=True)
+        if result.done:
+            return Next(timeout=None)    # kopf stops the daemon once it sees the final status
+        return Next(timeout=resync_timeout(result.requeue_after, cfg.resync_seconds))
+
     try:
-        while True:
-            wake = await waker.wait(timeout, stopped)
-            if wake is Wake.STOPPED:
-                return
-            if wake is Wake.WOKEN:
-                await asyncio.sleep(DEBOUNCE_SECONDS)
-            waker.clear()
-            try:
-                result = await reconcile_analysis(runtime.kube(), namespace, name, uid,
-                                                  list(analysis_jobs.get(key, ())),
-                                                  operator_image=cfg.operator_image)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:     # noqa: BLE001 - keep the loop alive; retry with backoff
-                failures += 1
-                metrics.RECONCILE_ERRORS.labels(kind="analysis").inc()
-                timeout = backoff(failures)
-                logger.warning(f"reconcile failed ({failures} in a row), retrying in {timeout:.0f}s: "
-                               f"{type(e).__name__}: {e}", exc_info=failures == 1)
-                if failures in (1, 5):
-                    k8s_events.post(_ref(namespace, name, uid), "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
-                continue
-            failures = 0
-            if result.gone:
-                return
-            if result.done:
-                timeout = None        # kopf stops the daemon once it sees the final status
-                continue
-            requeue = result.requeue_after
-            timeout = cfg.resync_seconds if requeue is None else min(max(requeue, 0.0), cfg.resync_seconds)
+        await reconcile_forever(waker, stopped, logger, kind="analysis", ref=_ref(namespace, name, uid),
+                                one_pass=one_pass)
     finally:
         runtime.ANALYSIS_WAKERS.unregister(waker)

@@ -14,11 +14,9 @@ resync timer. A Pipeline that appears also wakes the runs waiting for it.
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,7 +24,6 @@ from typing import Any
 
 import kopf
 
-from .. import metrics
 from ..builders import labels as L
 from ..builders.specs import API_GROUP
 from ..k8s import events as k8s_events
@@ -37,7 +34,7 @@ from ..reconcile.pipeline import (
 )
 from . import runtime
 from .runs import EventPoster, spec_changed
-from .wakeups import DEBOUNCE_SECONDS, Wake, backoff
+from .loop import Next, reconcile_forever, resync_timeout
 
 log = logging.getLogger(__name__)
 
@@ -163,42 +160,17 @@ async def reconcile_pipeline(kube: Kube, namespace: str, name: str, uid: str | N
 @kopf.daemon(API_GROUP, VERSION, PLURAL, id="pipeline-loop")
 async def pipeline_loop(name: str, namespace: str, uid: str, stopped: Any, logger: logging.Logger,
                         **_: Any) -> None:
-    key = runtime.pipeline_key(namespace, name)
     cfg = runtime.config()
-    waker = runtime.PIPELINE_WAKERS.register(key)
-    failures = 0
-    timeout: float | None = 0.0
+    waker = runtime.PIPELINE_WAKERS.register(runtime.pipeline_key(namespace, name))
+
+    async def one_pass(_refresh: bool) -> Next:
+        result = await reconcile_pipeline(runtime.kube(), namespace, name, uid)
+        return Next(stop=result.done, timeout=resync_timeout(result.requeue_after, cfg.resync_seconds))
+
+    ref = {"apiVersion": f"{API_GROUP}/{VERSION}", "kind": "Pipeline",
+           "metadata": {"name": name, "namespace": namespace, "uid": uid}}
     try:
-        while True:
-            wake = await waker.wait(timeout, stopped)
-            if wake is Wake.STOPPED:
-                return
-            if wake is Wake.WOKEN:
-                await asyncio.sleep(DEBOUNCE_SECONDS)
-            waker.clear()
-            started = time.monotonic()
-            try:
-                result = await reconcile_pipeline(runtime.kube(), namespace, name, uid)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:     # noqa: BLE001 - keep the loop alive; retry with backoff
-                failures += 1
-                metrics.RECONCILE_ERRORS.labels(kind="pipeline").inc()
-                timeout = backoff(failures)
-                logger.warning(f"reconcile failed ({failures} in a row), retrying in {timeout:.0f}s: "
-                               f"{type(e).__name__}: {e}", exc_info=failures == 1)
-                if failures in (1, 5):
-                    k8s_events.post({"apiVersion": f"{API_GROUP}/{VERSION}", "kind": "Pipeline",
-                                     "metadata": {"name": name, "namespace": namespace, "uid": uid}},
-                                    "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
-                continue
-            finally:
-                metrics.RECONCILE_DURATION.labels(kind="pipeline").observe(time.monotonic() - started)
-            failures = 0
-            if result.done:
-                return
-            requeue = result.requeue_after
-            timeout = cfg.resync_seconds if requeue is None else min(max(requeue, 0.0), cfg.resync_seconds)
+        await reconcile_forever(waker, stopped, logger, kind="pipeline", ref=ref, one_pass=one_pass)
     finally:
         runtime.PIPELINE_WAKERS.unregister(waker)
 

@@ -40,12 +40,13 @@ from ..itemstates import ItemPhase
 from ..k8s import events as k8s_events
 from ..k8s.ops import Kube, KubeError
 from ..reconcile.observed import ObservedJob
-from ..reconcile.run import TERMINAL_PHASES, RunPlan, plan_run, termination_messages_needed
+from ..reconcile.run import TERMINAL_PHASES, RunPlan, plan_run, progress_only, termination_messages_needed
 from ..reconcile import triggers
 from . import analyses, runtime
 from .deletions import BackgroundDeletes
 from .expectations import RecentCreates
-from .wakeups import RUN_DEBOUNCE_SECONDS, Wake, backoff
+from .loop import Next, reconcile_forever, resync_timeout
+from .wakeups import RUN_DEBOUNCE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,9 @@ MAX_CONCURRENT_WRITES = 16
 # flight whose Job is not created yet are simply created by the next pass (the planner's rule).
 MAX_CREATES_PER_PASS = 64
 DELETE_RETRY_SECONDS = 10.0
+# A busy run's status is written at most about this often while only its progress moves (one
+# patch per pass, with passes no longer spaced by a debounce, was one write per item-step).
+PROGRESS_INTERVAL_SECONDS = 1.0
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 
@@ -71,6 +75,7 @@ class PassResult:
     run: dict[str, Any] | None = None   # the run as read, with the plan's status
     latest: dict[str, Any] | None = None  # the run as the API server holds it after this pass
                                           # (the status patch's answer); None: read it again
+    patched: bool = False               # this pass wrote the status
 
 
 def is_terminal(status: Mapping[str, Any] | None) -> bool:
@@ -106,10 +111,13 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
                         post_event: EventPoster = k8s_events.post,
                         recent: RecentCreates | None = None,
                         known: Mapping[str, Any] | None = None,
-                        deletes: BackgroundDeletes | None = None) -> PassResult:
+                        deletes: BackgroundDeletes | None = None,
+                        progress_wait: float = 0.0) -> PassResult:
     """One pass over one run (see the module docstring). `known`: the run as the previous pass
     left it (`PassResult.latest`), instead of reading it; `deletes`: where Jobs are deleted
-    beside the loop (None: deleted before this returns)."""
+    beside the loop (None: deleted before this returns); `progress_wait`: seconds a
+    progress-only status patch still waits (`progress_only`); the pass then writes nothing but
+    its creates and asks to come back when the wait is over."""
     run = dict(known) if known is not None else await kube.get_custom(RUN_PLURAL, namespace, name)
     meta = (run or {}).get("metadata") or {}
     if run is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
@@ -174,7 +182,11 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
             # The status below still holds: a Job missing for an item in flight is created again.
             result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
 
-    # 2. The status, only if changed, only onto the version just read.
+    # 2. The status, only if changed, only onto the version just read; progress alone waits.
+    if plan.status_patch and progress_wait > 0 and progress_only(plan, status):
+        result.requeue_after = progress_wait if result.requeue_after is None else min(
+            result.requeue_after, progress_wait)
+        return result
     if plan.status_patch:
         try:
             patched = await kube.patch_status(RUN_PLURAL, namespace, name, plan.status_patch,
@@ -185,6 +197,7 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
                 return PassResult(requeue_after=0.0, done=e.not_found, gone=e.not_found)
             raise
         result.latest = patched if isinstance(patched, dict) and patched.get("metadata") else None
+        result.patched = True
 
     # 3. Delete only what the status now accounts for.
     if plan.delete and deletes is not None and plan.phase not in TERMINAL_PHASES:
@@ -314,8 +327,6 @@ async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any,
     key = runtime.run_key(namespace, name)
     cfg = runtime.config()
     waker = runtime.RUN_WAKERS.register(key, pipeline=(spec.get("pipelineRef") or {}).get("name"))
-    failures = 0
-    timeout: float | None = 0.0        # the first pass at once
     last_pod_check = time.monotonic()  # look for step pods that cannot start, every 30 s
     stuck_seen: set[str] = set()
     pod_check: asyncio.Future | None = None
@@ -323,69 +334,51 @@ async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any,
     deletes = BackgroundDeletes(lambda job: runtime.kube().delete_job(namespace, job),
                                 label=f"run {namespace}/{name}: ")
     known: dict[str, Any] | None = None     # the run as the last pass left it
-    try:
-        while True:
-            wake = await waker.wait(timeout, stopped)
-            if wake is Wake.STOPPED:
-                return
-            if wake is Wake.WOKEN:
-                await asyncio.sleep(RUN_DEBOUNCE_SECONDS)
-            if waker.take_refresh() or (wake is Wake.TIMEOUT and timeout):
-                known = None                # the spec changed, or a timer: read the run again
-            waker.clear()
-            started = time.monotonic()
+    last_patch = float("-inf")              # time.monotonic() of this loop's last status patch
+
+    async def one_pass(refresh: bool) -> Next:
+        nonlocal known, last_pod_check, pod_check, last_patch
+        start_from, known = (None if refresh else known), None   # None again if this pass raises
+        wait = max(0.0, last_patch + PROGRESS_INTERVAL_SECONDS - time.monotonic())
+        result = await reconcile_run(runtime.kube(), namespace, name, uid, list(run_jobs.get(key, ())),
+                                     operator_image=cfg.operator_image, recent=recent,
+                                     known=start_from, deletes=deletes, progress_wait=wait)
+        known = result.latest
+        if result.patched:
+            last_patch = time.monotonic()
+        if result.run is not None and not result.gone and triggers.pending_templates(result.run):
             try:
-                result = await reconcile_run(runtime.kube(), namespace, name, uid,
-                                             list(run_jobs.get(key, ())),
-                                             operator_image=cfg.operator_image, recent=recent,
-                                             known=known, deletes=deletes)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:     # noqa: BLE001 - keep the loop alive; retry with backoff
-                known = None
-                failures += 1
-                metrics.RECONCILE_ERRORS.labels(kind="run").inc()
-                timeout = backoff(failures)
-                logger.warning(f"reconcile failed ({failures} in a row), retrying in {timeout:.0f}s: "
-                               f"{type(e).__name__}: {e}", exc_info=failures == 1)
-                if failures in (1, 5):     # say so on the run too, but not at every retry
-                    k8s_events.post(run_ref(namespace, name, uid), "Warning", "ReconcileError",
-                                    f"{type(e).__name__}: {e}")
-                continue
-            finally:
-                metrics.RECONCILE_DURATION.labels(kind="run").observe(time.monotonic() - started)
-            failures = 0
-            known = result.latest
-            if result.run is not None and not result.gone and triggers.pending_templates(result.run):
-                try:
-                    await analyses.trigger_analyses(runtime.kube(), result.run)
-                except Exception as e:     # noqa: BLE001 - decided again at the next pass
-                    logger.warning(f"triggering analyses: {type(e).__name__}: {e}")
-                    result.requeue_after = min(result.requeue_after or 5.0, 5.0)
-            in_flight = _in_flight(result.plan)
-            if in_flight is not None:
-                metrics.set_in_flight(key, in_flight)
-            if (in_flight and time.monotonic() - last_pod_check >= POD_CHECK_SECONDS
-                    and (pod_check is None or pod_check.done())):
-                # Beside the loop, not in it: a slow list must not delay the next pass.
-                last_pod_check = time.monotonic()
-                pod_check = asyncio.ensure_future(_check_pods(namespace, name, uid, stuck_seen, logger))
-            if result.gone:
-                return
-            requeue = result.requeue_after
-            if result.done:
-                # Over: kopf stops this daemon once it sees the final status (the filter no longer
-                # matches). Returning on our own would keep kopf from ever starting it again in
-                # this process (e.g. when a TTL is added later), so wait for that stop instead.
-                metrics.set_in_flight(key, None)
-                timeout = None
-                continue
-            timeout = cfg.resync_seconds if requeue is None else min(max(requeue, 0.0), cfg.resync_seconds)
-            if in_flight:
-                # Step pods that cannot start produce no Job events: look again in a while.
-                timeout = min(timeout, POD_CHECK_SECONDS)
-            if deletes.take_failures():
-                timeout = min(timeout, DELETE_RETRY_SECONDS)
+                await analyses.trigger_analyses(runtime.kube(), result.run)
+            except Exception as e:     # noqa: BLE001 - decided again at the next pass
+                logger.warning(f"triggering analyses: {type(e).__name__}: {e}")
+                result.requeue_after = min(result.requeue_after or 5.0, 5.0)
+        in_flight = _in_flight(result.plan)
+        if in_flight is not None:
+            metrics.set_in_flight(key, in_flight)
+        if (in_flight and time.monotonic() - last_pod_check >= POD_CHECK_SECONDS
+                and (pod_check is None or pod_check.done())):
+            # Beside the loop, not in it: a slow list must not delay the next pass.
+            last_pod_check = time.monotonic()
+            pod_check = asyncio.ensure_future(_check_pods(namespace, name, uid, stuck_seen, logger))
+        if result.gone:
+            return Next(stop=True)
+        if result.done:
+            # Over: kopf stops this daemon once it sees the final status (the filter no longer
+            # matches). Returning on our own would keep kopf from ever starting it again in this
+            # process (e.g. when a TTL is added later), so wait for that stop instead.
+            metrics.set_in_flight(key, None)
+            return Next(timeout=None)
+        timeout = resync_timeout(result.requeue_after, cfg.resync_seconds)
+        if in_flight:
+            # Step pods that cannot start produce no Job events: look again in a while.
+            timeout = min(timeout, POD_CHECK_SECONDS)
+        if deletes.take_failures():
+            timeout = min(timeout, DELETE_RETRY_SECONDS)
+        return Next(timeout=timeout)
+
+    try:
+        await reconcile_forever(waker, stopped, logger, kind="run", ref=run_ref(namespace, name, uid),
+                                one_pass=one_pass, debounce=RUN_DEBOUNCE_SECONDS)
     finally:
         deletes.cancel()     # a new loop (or process) plans them again from the status
         if pod_check is not None and not pod_check.done():

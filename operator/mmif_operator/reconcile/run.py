@@ -665,6 +665,16 @@ class _Planner:
         return SUCCEEDED, f"{counts.succeeded} of {counts.total} items succeeded", EV_ALL_ITEMS_SUCCEEDED
 
 
+def progress_only(plan: RunPlan, old_status: Mapping[str, Any]) -> bool:
+    """Whether the plan's status patch only moves progress forward (item states, counts, the
+    condition's message): no phase change or state-machine event, no Event to post, no new
+    failure, no new spec generation or snapshot. Such a patch may wait a little and be merged
+    with the next ones; the Jobs it would account for are deleted after the patch that does."""
+    return (plan.phase == old_status.get("phase") and plan.phase not in TERMINAL_PHASES
+            and not plan.phase_events and not plan.events and not plan.delete_run
+            and not {"failures", "observedGeneration", "pipelineSpec"} & plan.status_patch.keys())
+
+
 def plan_run(run: Mapping[str, Any], pipeline_spec: Mapping[str, Any] | Any | None,
              observed: Iterable[ObservedJob], now: datetime, *, operator_image: str,
              termination_messages: Mapping[str, Any] | None = None, item_count: int | None = None,

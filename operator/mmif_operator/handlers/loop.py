@@ -1,0 +1,77 @@
+"""What every per-object reconcile loop (a kopf daemon: runs, Pipelines, AnalysisJobs) shares.
+
+`reconcile_forever` waits for a wake-up, a timer or the daemon's stop flag; runs one pass (the
+caller's `one_pass`, which says whether to stop and how long to sleep without a wake-up); and,
+when a pass raises, logs it, says so on the object (the first and the fifth failure in a row, not
+at every retry) and tries again with backoff. A crash never ends the loop, and nothing in it is
+needed after a restart: every pass recomputes from the cluster.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .. import metrics
+from ..k8s import events as k8s_events
+from .wakeups import DEBOUNCE_SECONDS, Wake, Waker, backoff
+
+# A timer at least this long asks the pass to read its object again (a safety net for a missed
+# watch event); shorter ones (come back at once, flush progress in a second) trust the copy.
+TIMER_REFRESH_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Next:
+    """What a pass asks of its loop."""
+
+    stop: bool = False              # end the daemon (the object is gone)
+    timeout: float | None = None    # the next pass in this many seconds without a wake-up (None: only on one)
+
+
+def resync_timeout(requeue_after: float | None, resync_seconds: float) -> float:
+    """The plan's requeue time, at most the resync period (which also stands in for none)."""
+    if requeue_after is None:
+        return resync_seconds
+    return min(max(requeue_after, 0.0), resync_seconds)
+
+
+async def reconcile_forever(waker: Waker, stopped: Any, logger: logging.Logger, *, kind: str,
+                            ref: Mapping[str, Any], one_pass: Callable[[bool], Awaitable[Next]],
+                            debounce: float = DEBOUNCE_SECONDS) -> None:
+    """Run `one_pass(refresh)` at once, then after each wake-up or timer, until it says stop or
+    kopf stops the daemon. `refresh` is True when the pass should read its object again rather
+    than trust a copy it kept: a wake asked so (the spec changed), or a long timer came due."""
+    failures = 0
+    timeout: float | None = 0.0          # the first pass at once
+    while True:
+        wake = await waker.wait(timeout, stopped)
+        if wake is Wake.STOPPED:
+            return
+        if wake is Wake.WOKEN and debounce > 0:
+            await asyncio.sleep(debounce)
+        refresh = waker.take_refresh() or (wake is Wake.TIMEOUT and (timeout or 0) >= TIMER_REFRESH_SECONDS)
+        waker.clear()
+        started = time.monotonic()
+        try:
+            step = await one_pass(refresh)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:     # noqa: BLE001 - keep the loop alive; retry with backoff
+            failures += 1
+            metrics.RECONCILE_ERRORS.labels(kind=kind).inc()
+            timeout = backoff(failures)
+            logger.warning(f"reconcile failed ({failures} in a row), retrying in {timeout:.0f}s: "
+                           f"{type(e).__name__}: {e}", exc_info=failures == 1)
+            if failures in (1, 5):
+                k8s_events.post(ref, "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
+            continue
+        finally:
+            metrics.RECONCILE_DURATION.labels(kind=kind).observe(time.monotonic() - started)
+        failures = 0
+        if step.stop:
+            return
+        timeout = step.timeout
