@@ -33,7 +33,7 @@ from ..reconcile.analysis import TERMINAL_PHASES, AnalysisPlan, needs_terminatio
 from ..reconcile.observed import ObservedJob
 from . import runtime
 from .jobs import JobSummaries
-from .loop import Next, reconcile_forever, resync_timeout
+from .loop import MAX_CREATES_PER_PASS, Next, bounded, reconcile_forever, resync_timeout
 
 log = logging.getLogger(__name__)
 VERSION = "v1alpha1"
@@ -77,13 +77,18 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
     plan = plan_analysis(aj, run, jobs, now or datetime.now(timezone.utc), operator_image=operator_image,
                          termination_messages=messages)
     result = AnalysisPass(requeue_after=plan.requeue_after, plan=plan, done=plan.done)
-    for body in plan.create:
-        try:
-            await kube.create(body)
-        except KubeError as e:
-            log.warning("analysis %s/%s: creating Job %s: %s", namespace, name, body["metadata"]["name"], e)
-            post_event(aj, "Warning", "CreateFailed", f"Job {body['metadata']['name']}: {e}")
-            result.requeue_after = min(result.requeue_after or 10.0, 10.0)
+    # At most MAX_CREATES_PER_PASS now, 16 at a time (as a run's loop); the rest at once after.
+    creates = plan.create[:MAX_CREATES_PER_PASS]
+    if len(plan.create) > len(creates):
+        result.requeue_after = 0.0
+    outcomes = await bounded([(lambda b=b: kube.create(b)) for b in creates])
+    errors = [(b, o) for b, o in zip(creates, outcomes) if isinstance(o, BaseException)]
+    for body, error in errors[:3]:
+        log.warning("analysis %s/%s: creating Job %s: %s", namespace, name, body["metadata"]["name"], error)
+    if errors:
+        post_event(aj, "Warning", "CreateFailed",
+                   f"{len(errors)} of {len(creates)} Jobs could not be created: {errors[0][1]}")
+        result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
     if plan.status_patch:
         try:
             await kube.patch_status(ANALYSIS_PLURAL, namespace, name, plan.status_patch,
@@ -92,11 +97,10 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
             if e.conflict or e.not_found:
                 return AnalysisPass(requeue_after=0.0, done=e.not_found, gone=e.not_found)
             raise
-    for job_name in plan.delete:
-        try:
-            await kube.delete_job(namespace, job_name)
-        except KubeError as e:
-            log.warning("analysis %s/%s: deleting Job %s: %s", namespace, name, job_name, e)
+    outcomes = await bounded([(lambda n=n: kube.delete_job(namespace, n)) for n in plan.delete])
+    for job_name, outcome in zip(plan.delete, outcomes):
+        if isinstance(outcome, BaseException):
+            log.warning("analysis %s/%s: deleting Job %s: %s", namespace, name, job_name, outcome)
             result.requeue_after = min(result.requeue_after or 10.0, 10.0)
     if plan.phase != (aj.get("status") or {}).get("phase"):
         log.info("analysis %s/%s: %s -> %s", namespace, name, (aj.get("status") or {}).get("phase") or "new",

@@ -45,19 +45,13 @@ from ..reconcile import triggers
 from . import analyses, runtime
 from .deletions import BackgroundDeletes
 from .expectations import RecentCreates
-from .loop import Next, reconcile_forever, resync_timeout
+from .loop import MAX_CREATES_PER_PASS, Next, bounded, reconcile_forever, resync_timeout
 from .wakeups import RUN_DEBOUNCE_SECONDS
 
 log = logging.getLogger(__name__)
 
 VERSION = "v1alpha1"
 PIPELINE_PLURAL = "pipelines"
-MAX_CONCURRENT_WRITES = 16
-# Jobs created per pass at most; the rest in the next pass, at once. A pass that created all
-# 1,000 first-step Jobs of a run took several seconds on a busy API server, and every item that
-# finished meanwhile waited for it (step-transition p99 of 9 s in the scale benchmark). Items in
-# flight whose Job is not created yet are simply created by the next pass (the planner's rule).
-MAX_CREATES_PER_PASS = 64
 DELETE_RETRY_SECONDS = 10.0
 # A busy run's status is written at most about this often while only its progress moves (one
 # patch per pass, with passes no longer spaced by a debounce, was one write per item-step).
@@ -92,17 +86,6 @@ def spec_changed(meta: Mapping[str, Any], status: Mapping[str, Any] | None) -> b
     generation = meta.get("generation")
     observed = (status or {}).get("observedGeneration")
     return generation is not None and generation != observed
-
-
-async def _bounded(calls: Iterable[Callable[[], Any]], limit: int = MAX_CONCURRENT_WRITES) -> list[Any]:
-    """Run the coroutine factories with at most `limit` in flight; results or exceptions."""
-    sem = asyncio.Semaphore(limit)
-
-    async def one(factory: Callable[[], Any]) -> Any:
-        async with sem:
-            return await factory()
-
-    return await asyncio.gather(*(one(f) for f in calls), return_exceptions=True)
 
 
 async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
@@ -142,7 +125,7 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     needed = termination_messages_needed(run, jobs)
     messages: dict[str, Any] = {}
     if needed:
-        results = await _bounded([(lambda n=n: kube.job_termination_message(namespace, n)) for n in needed])
+        results = await bounded([(lambda n=n: kube.job_termination_message(namespace, n)) for n in needed])
         for job_name, result in zip(needed, results):
             if isinstance(result, BaseException):
                 log.warning("run %s/%s: reading the termination message of Job %s: %s",
@@ -169,7 +152,7 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     if len(wanted) > len(creates):
         result.requeue_after = 0.0
     if creates:
-        outcomes = await _bounded([(lambda b=b: kube.create(b)) for b in creates])
+        outcomes = await bounded([(lambda b=b: kube.create(b)) for b in creates])
         if recent is not None:
             recent.note(b["metadata"]["name"] for b, o in zip(creates, outcomes)
                         if not isinstance(o, BaseException))
@@ -205,7 +188,7 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     elif plan.delete:
         if deletes is not None:
             await deletes.drain()
-        outcomes = await _bounded([(lambda n=n: kube.delete_job(namespace, n)) for n in plan.delete])
+        outcomes = await bounded([(lambda n=n: kube.delete_job(namespace, n)) for n in plan.delete])
         for job_name, outcome in zip(plan.delete, outcomes):
             if isinstance(outcome, BaseException):
                 log.warning("run %s/%s: deleting Job %s: %s", namespace, name, job_name, outcome)
