@@ -33,7 +33,7 @@ from ..reconcile.analysis import TERMINAL_PHASES, AnalysisPlan, needs_terminatio
 from ..reconcile.observed import ObservedJob
 from . import runtime
 from .jobs import JobSummaries
-from .loop import MAX_CREATES_PER_PASS, Next, bounded, reconcile_forever, resync_timeout
+from .loop import MAX_CREATES_PER_PASS, Next, bounded, create_jobs, reconcile_forever, resync_timeout
 
 log = logging.getLogger(__name__)
 VERSION = "v1alpha1"
@@ -81,13 +81,8 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
     creates = plan.create[:MAX_CREATES_PER_PASS]
     if len(plan.create) > len(creates):
         result.requeue_after = 0.0
-    outcomes = await bounded([(lambda b=b: kube.create(b)) for b in creates])
-    errors = [(b, o) for b, o in zip(creates, outcomes) if isinstance(o, BaseException)]
-    for body, error in errors[:3]:
-        log.warning("analysis %s/%s: creating Job %s: %s", namespace, name, body["metadata"]["name"], error)
-    if errors:
-        post_event(aj, "Warning", "CreateFailed",
-                   f"{len(errors)} of {len(creates)} Jobs could not be created: {errors[0][1]}")
+    _, failed = await create_jobs(kube, creates, aj, f"analysis {namespace}/{name}", post_event)
+    if failed:
         result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
     if plan.status_patch:
         try:

@@ -18,7 +18,10 @@ from typing import Any
 
 from .. import metrics
 from ..k8s import events as k8s_events
+from ..k8s.ops import Kube
 from .wakeups import DEBOUNCE_SECONDS, Wake, Waker, backoff
+
+log = logging.getLogger(__name__)
 
 # A timer at least this long asks the pass to read its object again (a safety net for a missed
 # watch event); shorter ones (come back at once, flush progress in a second) trust the copy.
@@ -97,3 +100,19 @@ async def bounded(calls: Iterable[Callable[[], Awaitable[Any]]], limit: int = MA
             return await factory()
 
     return await asyncio.gather(*(one(f) for f in calls), return_exceptions=True)
+
+
+async def create_jobs(kube: Kube, bodies: list[dict[str, Any]], owner: Mapping[str, Any], what: str,
+                      post_event: Callable[[Mapping[str, Any], str, str, str], None]) -> tuple[list[str], bool]:
+    """Create `bodies` (Jobs) with `bounded` concurrency; 409 counts as created (`Kube.create`).
+    The first errors are logged (`what`: e.g. "run ns/name") and one `CreateFailed` Event goes
+    on `owner`. Returns (the names created, whether any create failed)."""
+    outcomes = await bounded([(lambda b=b: kube.create(b)) for b in bodies])
+    errors = [(b, o) for b, o in zip(bodies, outcomes) if isinstance(o, BaseException)]
+    for body, error in errors[:3]:
+        log.warning("%s: creating Job %s: %s", what, body["metadata"]["name"], error)
+    if errors:
+        post_event(owner, "Warning", "CreateFailed",
+                   f"{len(errors)} of {len(bodies)} Jobs could not be created: {errors[0][1]}")
+    created = [b["metadata"]["name"] for b, o in zip(bodies, outcomes) if not isinstance(o, BaseException)]
+    return created, bool(errors)

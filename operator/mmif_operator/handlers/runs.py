@@ -45,7 +45,7 @@ from ..reconcile import triggers
 from . import analyses, runtime
 from .deletions import BackgroundDeletes
 from .expectations import RecentCreates
-from .loop import MAX_CREATES_PER_PASS, Next, bounded, reconcile_forever, resync_timeout
+from .loop import MAX_CREATES_PER_PASS, Next, bounded, create_jobs, reconcile_forever, resync_timeout
 from .wakeups import RUN_DEBOUNCE_SECONDS
 
 log = logging.getLogger(__name__)
@@ -152,16 +152,10 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     if len(wanted) > len(creates):
         result.requeue_after = 0.0
     if creates:
-        outcomes = await bounded([(lambda b=b: kube.create(b)) for b in creates])
+        created, failed = await create_jobs(kube, creates, run, f"run {namespace}/{name}", post_event)
         if recent is not None:
-            recent.note(b["metadata"]["name"] for b, o in zip(creates, outcomes)
-                        if not isinstance(o, BaseException))
-        errors = [(b, o) for b, o in zip(creates, outcomes) if isinstance(o, BaseException)]
-        for body, error in errors[:3]:
-            log.warning("run %s/%s: creating Job %s: %s", namespace, name, body["metadata"]["name"], error)
-        if errors:
-            post_event(run, "Warning", "CreateFailed",
-                       f"{len(errors)} of {len(creates)} Jobs could not be created: {errors[0][1]}")
+            recent.note(created)
+        if failed:
             # The status below still holds: a Job missing for an item in flight is created again.
             result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
 
