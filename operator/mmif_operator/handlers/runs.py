@@ -142,12 +142,10 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
 
     # 1. Create (409 = it exists: fine), at most MAX_CREATES_PER_PASS now, none that this loop
     # just created and the index does not show yet (expectations.py).
-    wanted = plan.create
-    if recent is not None:
-        skip = recent.pending(j.name for j in jobs)
-        if deletes is not None:
-            skip |= deletes.pending()    # a Job still being deleted is not created again yet
-        wanted = [b for b in plan.create if b["metadata"]["name"] not in skip]
+    skip = recent.pending(j.name for j in jobs) if recent is not None else set()
+    if deletes is not None:
+        skip |= deletes.pending()        # a Job still being deleted is not created again yet
+    wanted = [b for b in plan.create if b["metadata"]["name"] not in skip]
     creates = wanted[:MAX_CREATES_PER_PASS]
     if len(wanted) > len(creates):
         result.requeue_after = 0.0
@@ -176,16 +174,16 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
         result.latest = patched if isinstance(patched, dict) and patched.get("metadata") else None
         result.patched = True
 
-    # 3. Delete only what the status now accounts for.
-    if plan.delete and deletes is not None and plan.phase not in TERMINAL_PHASES:
+    # 3. Delete only what the status now accounts for: beside the loop, or before returning (a
+    # pass on its own, or the pass that ends the run, which awaits every delete still going).
+    if plan.delete:
+        own = deletes is None
+        if deletes is None:
+            deletes = BackgroundDeletes(lambda n: kube.delete_job(namespace, n), label=f"run {namespace}/{name}: ")
         deletes.submit(plan.delete)
-    elif plan.delete:
-        if deletes is not None:
+        if own or plan.phase in TERMINAL_PHASES:
             await deletes.drain()
-        outcomes = await bounded([(lambda n=n: kube.delete_job(namespace, n)) for n in plan.delete])
-        for job_name, outcome in zip(plan.delete, outcomes):
-            if isinstance(outcome, BaseException):
-                log.warning("run %s/%s: deleting Job %s: %s", namespace, name, job_name, outcome)
+            if deletes.take_failures():
                 result.requeue_after = min(result.requeue_after or 10.0, 10.0)
 
     # 4. Events, logs and metrics.
