@@ -121,7 +121,7 @@ def run_analyze(cfg: AnalyzeConfig) -> int:
         return finish(ExitCode.INVALID_OUTPUT, Reason.INVALID_OUTPUT, str(e))
     record["httpStatus"] = resp.status
     outcome = classify(resp.status, resp.content_type, resp.body, in_mmif, app_id)
-    extra = {"newViews": outcome.new_views, "warnings": outcome.warnings}
+    extra: dict[str, object] = {"newViews": outcome.new_views, "warnings": outcome.warnings}
     if outcome.output is not None and outcome.kind is Kind.SUCCEEDED:
         files.atomic_write(layout.output(item.index), outcome.output)
         extra.update(output=layout.output(item.index), sha256=files.sha256_bytes(outcome.output))

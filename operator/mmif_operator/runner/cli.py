@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import traceback
+from typing import Literal, overload
 
 from . import env, files
 from .exitcodes import (APP_ERROR, FAIL_JOB, INFRA, INVALID_CONFIG, INVALID_INPUT,  # noqa: F401
@@ -21,6 +22,13 @@ class ConfigError(Exception):
     pass
 
 
+# A variable with a default, or a required one, is a str; only an optional one without a default can be None.
+@overload
+def _get(name: str, default: str, required: bool = ...) -> str: ...
+@overload
+def _get(name: str, default: None = None, required: Literal[True] = True) -> str: ...
+@overload
+def _get(name: str, default: None = None, *, required: bool) -> str | None: ...
 def _get(name: str, default: str | None = None, required: bool = True) -> str | None:
     value = os.environ.get(name)
     if value is None or value == "":

@@ -44,7 +44,7 @@ class Outcome:
 
 
 def same_app(a: str | None, b: str | None) -> bool:
-    return bool(a) and bool(b) and a.strip().rstrip("/") == b.strip().rstrip("/")
+    return bool(a and b and a.strip().rstrip("/") == b.strip().rstrip("/"))
 
 
 def error_text(view: View) -> str:

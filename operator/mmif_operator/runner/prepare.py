@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Iterable
+from typing import Any
 
 from . import files
 from .exitcodes import ExitCode, Reason
@@ -64,6 +66,7 @@ def claim(layout: RunLayout, run_uid: str) -> None:
 def run_prepare(workspace: str, run_dir: str, run_uid: str, inline: str | None,
                 items_from: str | None, termination_log: str) -> int:
     layout = RunLayout(run_dir)
+    raws: Iterable[tuple[str, Any]]
     try:
         if items_from is not None:
             raws = parse_jsonl(resolve_in_workspace(workspace, items_from))

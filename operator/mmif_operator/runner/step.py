@@ -162,7 +162,7 @@ def run_step(cfg: StepConfig) -> int:
     record["httpStatus"] = resp.status
 
     outcome: Outcome = classify(resp.status, resp.content_type, resp.body, in_mmif, app_id)
-    extra = {"newViews": outcome.new_views, "warnings": outcome.warnings}
+    extra: dict[str, object] = {"newViews": outcome.new_views, "warnings": outcome.warnings}
     if outcome.output is not None:   # success, or the failed MMIF of an app error: keep it
         files.atomic_write(out_path, outcome.output)
         extra.update(output=out_path, sha256=files.sha256_bytes(outcome.output))
