@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from . import labels as L
 from . import names, security
@@ -40,6 +40,16 @@ PREPARE_RETRIES = 2
 MANIFEST_RETRIES = 2
 PREPARE_DEADLINE_SECONDS = 3600
 MANIFEST_DEADLINE_SECONDS = 3600
+
+
+class JobOwner(Protocol):
+    """What `_job` and `_volumes` need of their owner: a RunContext or an AnalysisContext."""
+
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def claim_name(self) -> str: ...
+    def owner_reference(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -119,7 +129,7 @@ def _runner_container(image: str, command: str, env: Mapping[str, Any], mount_pa
     }
 
 
-def _volumes(ctx: RunContext) -> list[dict[str, Any]]:
+def _volumes(ctx: JobOwner) -> list[dict[str, Any]]:
     return [
         {"name": WORKSPACE_VOLUME, "persistentVolumeClaim": {"claimName": ctx.claim_name}},
         {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "1Gi"}},
@@ -144,7 +154,7 @@ def pod_failure_policy() -> dict[str, Any]:
     }
 
 
-def _job(ctx: RunContext, name: str, labels: dict[str, str], pod_spec: dict[str, Any],
+def _job(ctx: JobOwner, name: str, labels: dict[str, str], pod_spec: dict[str, Any],
          *, retries: int, deadline: int | None) -> dict[str, Any]:
     security.secure_pod_spec(pod_spec)
     pod_spec["restartPolicy"] = "Never"
