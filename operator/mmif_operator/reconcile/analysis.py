@@ -117,7 +117,7 @@ class _Planner:
         return self.plan
 
     def _phase_event(self) -> None:
-        cond = next((c for c in self.status.get("conditions") or () if c.get("type") == CONDITION_SUCCEEDED), {})
+        cond: dict[str, Any] = next((c for c in self.status.get("conditions") or () if c.get("type") == CONDITION_SUCCEEDED), {})
         if self.plan.phase == RUNNING:
             self._event("Normal", "Started", cond.get("message", ""))
         elif self.plan.phase == SUCCEEDED:

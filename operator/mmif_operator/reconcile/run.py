@@ -550,7 +550,7 @@ class _Planner:
         manifest: ObservedJob | None = None
         for job in self.observed:
             if job.kind is JobKind.STEP:
-                if 0 <= job.item < n and 0 <= job.step < nsteps:
+                if job.item is not None and job.step is not None and 0 <= job.item < n and 0 <= job.step < nsteps:
                     jobs_by_item[job.item][job.step] = job
                 elif job.finished:
                     self._delete(job)
@@ -565,10 +565,10 @@ class _Planner:
             while True:
                 if st.phase is ItemPhase.PENDING and 0 in by_step:
                     st = ItemState(0, ItemPhase.RUNNING)   # created, status patch lost: in flight
-                job = by_step.get(st.step)
-                if st.phase is ItemPhase.RUNNING and job is not None and job.finished:
-                    st = self._outcome(i, st.step, job, masks)
-                    self._delete(job)
+                current = by_step.get(st.step)
+                if st.phase is ItemPhase.RUNNING and current is not None and current.finished:
+                    st = self._outcome(i, st.step, current, masks)
+                    self._delete(current)
                     continue
                 break
             states[i] = st
@@ -713,7 +713,7 @@ def termination_messages_needed(run: Mapping[str, Any], observed: Iterable[Obser
         elif job.kind is JobKind.MANIFEST and job.state is JobState.FAILED:
             out.append(job.name)
         elif job.kind is JobKind.STEP and job.state is JobState.FAILED and states is not None:
-            if job.item is not None and 0 <= job.item < len(states):
+            if job.item is not None and job.step is not None and 0 <= job.item < len(states):
                 st = states[job.item]
                 if not st.phase.terminal and job.step >= st.step:
                     out.append(job.name)
