@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from typing import Any
 
 from . import settings as S
 
@@ -35,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> S.Config:
     config = S.config_from_env(env)
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     if args.all_namespaces:
         changes["namespaces"] = ()
     elif args.namespace:

@@ -24,6 +24,7 @@ def post(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
     """Post one Event (`type_` Normal or Warning) about `obj`."""
     text = message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
     try:
-        kopf.event(object_ref(obj), type=type_, reason=reason, message=text)
+        # kopf.event reads any mapping (apiVersion, kind, metadata); its annotation names only its Body view.
+        kopf.event(object_ref(obj), type=type_, reason=reason, message=text)  # type: ignore[arg-type]
     except LookupError:   # outside kopf's operator context (tests, tools)
         log.info("event %s %s: %s", type_, reason, text)

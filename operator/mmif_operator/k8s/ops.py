@@ -12,6 +12,7 @@ Conventions the reconcilers rely on:
 """
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
@@ -204,7 +205,7 @@ class Kube:
             meta["name"], meta["namespace"], dict(body),
             **self._kw(field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH)))
 
-    async def list_jobs(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    async def list_jobs(self, namespace: str, labels: Mapping[str, str]) -> builtins.list[dict[str, Any]]:
         return await self.list("Job", namespace, labels)
 
     async def read_pvc(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -266,7 +267,7 @@ class Kube:
             body["preconditions"] = {"uid": uid}
         try:
             await _call(self.custom.delete_namespaced_custom_object(
-                group, version, namespace, plural, name, body=body, **self._kw()))
+                group, version, namespace, plural, name, body=body, **self._kw()))  # type: ignore[arg-type]  # the client sends a plain dict body as is; its stubs name only the model
             return True
         except KubeError as e:
             if e.not_found or e.conflict:
@@ -277,12 +278,12 @@ class Kube:
     # -- authorization and admission -------------------------------------------------------------
     async def subject_access_review(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a SubjectAccessReview; the answered object (`status.allowed`, `status.reason`)."""
-        return await _call(self.authz.create_subject_access_review(dict(body), **self._kw()))
+        return await _call(self.authz.create_subject_access_review(dict(body), **self._kw()))  # type: ignore[arg-type]  # a plain dict body, as above
 
     async def whoami(self) -> dict[str, Any]:
         """The operator's own user info (a SelfSubjectReview's `status.userInfo`)."""
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-        data = await _call(self.authn.create_self_subject_review(body, **self._kw()))
+        data = await _call(self.authn.create_self_subject_review(body, **self._kw()))  # type: ignore[arg-type]  # a plain dict body, as above
         return (data.get("status") or {}).get("userInfo") or {}
 
     async def patch_webhook_ca_bundle(self, name: str, ca_bundle: str) -> int:
