@@ -32,7 +32,7 @@ async def load_or_create_cert(kube: Kube, cfg: Config) -> certs.ServingCert:
     names = certs.service_names(cfg.webhook_service, cfg.namespace)
     secret = await kube.get("Secret", cfg.namespace, cfg.webhook_secret)
     current = certs.ServingCert.from_secret_data((secret or {}).get("data"))
-    if certs.usable(current, names):
+    if current is not None and certs.usable(current, names):
         return current
     fresh = certs.generate(names)
     body: dict[str, Any] = {
@@ -96,13 +96,15 @@ def _review(kind: str, operation: str | None, userinfo: Any, spec: Any, old: Any
 
 
 @kopf.on.mutate(API_GROUP, VERSION, RUN_PLURAL, id="requester-pipelineruns", operations=["CREATE", "UPDATE"])
-def requester_pipelineruns(operation: str | None, userinfo: Any, spec: Any, old: Any, patch: Any, **_: Any) -> None:
+def requester_pipelineruns(*, operation: str | None = None, userinfo: Any, spec: Any, old: Any = None, patch: Any,
+                           **_: Any) -> None:
     """Record who creates a PipelineRun; reject a forged or changed `spec.requester`."""
     _review("PipelineRun", operation, userinfo, spec, old, patch)
 
 
 @kopf.on.mutate(API_GROUP, VERSION, ANALYSIS_PLURAL, id="requester-analysisjobs", operations=["CREATE", "UPDATE"])
-def requester_analysisjobs(operation: str | None, userinfo: Any, spec: Any, old: Any, patch: Any, **_: Any) -> None:
+def requester_analysisjobs(*, operation: str | None = None, userinfo: Any, spec: Any, old: Any = None, patch: Any,
+                           **_: Any) -> None:
     """Record who creates an AnalysisJob; reject a forged or changed `spec.requester`."""
     _review("AnalysisJob", operation, userinfo, spec, old, patch)
 

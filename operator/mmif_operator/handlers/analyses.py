@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 import kopf
@@ -38,7 +39,7 @@ from .loop import MAX_CREATES_PER_PASS, Next, bounded, create_jobs, reconcile_fo
 log = logging.getLogger(__name__)
 VERSION = "v1alpha1"
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
-_ANALYSIS_JOBS = {L.MANAGED_BY: L.MANAGER, L.ANALYSIS: kopf.PRESENT, L.COMPONENT: kopf.PRESENT}
+_ANALYSIS_JOBS: dict[str, Any] = {L.MANAGED_BY: L.MANAGER, L.ANALYSIS: kopf.PRESENT, L.COMPONENT: kopf.PRESENT}
 
 
 def analysis_key(namespace: str, name: str) -> tuple[str, str]:
@@ -92,7 +93,7 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
             if e.conflict or e.not_found:
                 return AnalysisPass(requeue_after=0.0, done=e.not_found, gone=e.not_found)
             raise
-    outcomes = await bounded([(lambda n=n: kube.delete_job(namespace, n)) for n in plan.delete])
+    outcomes = await bounded([partial(kube.delete_job, namespace, n) for n in plan.delete])
     for job_name, outcome in zip(plan.delete, outcomes):
         if isinstance(outcome, BaseException):
             log.warning("analysis %s/%s: deleting Job %s: %s", namespace, name, job_name, outcome)
@@ -125,7 +126,7 @@ async def trigger_analyses(kube: Kube, run: Mapping[str, Any], *, now: datetime 
         if decision.allowed:
             await kube.create_custom(ANALYSIS_PLURAL, triggers.analysis_job(run, template))
             post_event(run, "Normal", "AnalysisCreated", f"AnalysisJob {decision.analysis_job} created "
-                       f"for {requester.get('username')}")
+                       f"for {(requester or {}).get('username')}")
         else:
             post_event(run, "Warning", triggers.R_NOT_AUTHORIZED, f"analysis {decision.name}: {decision.message}")
         decisions.append(decision)
@@ -163,7 +164,7 @@ def analysis_job_event(namespace: str | None, labels: Any, body: Any, type: str 
 
 
 @kopf.on.event(API_GROUP, VERSION, RUN_PLURAL)
-def source_run_event(name: str, namespace: str, type: str | None, **_: Any) -> None:
+def source_run_event(name: str, namespace: str | None, type: str | None, **_: Any) -> None:
     """A run changed (its items' states live in its status): wake the analyses reading it."""
     runtime.ANALYSIS_WAKERS.wake_where(lambda w: w.tags.get("run") == (namespace, name))
 
@@ -177,9 +178,11 @@ def _ref(namespace: str, name: str, uid: str | None) -> dict[str, Any]:
             "metadata": {"name": name, "namespace": namespace, "uid": uid}}
 
 
-@kopf.daemon(API_GROUP, VERSION, ANALYSIS_PLURAL, id="analysis-loop", when=_not_over)
-async def analysis_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any, logger: logging.Logger,
+# kopf passes the index `analysis_jobs` by name, which its DaemonFn protocol cannot list.
+@kopf.daemon(API_GROUP, VERSION, ANALYSIS_PLURAL, id="analysis-loop", when=_not_over)  # type: ignore[arg-type]
+async def analysis_loop(name: str, namespace: str | None, uid: str, spec: Any, stopped: Any, logger: kopf.Logger,
                         analysis_jobs: kopf.Index, **_: Any) -> None:
+    assert namespace is not None     # a namespaced resource: kopf's None is for cluster-scoped ones
     key = analysis_key(namespace, name)
     cfg = runtime.config()
     waker = runtime.ANALYSIS_WAKERS.register(key, run=(namespace, (spec.get("runRef") or {}).get("name")))

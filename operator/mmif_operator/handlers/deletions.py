@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,12 @@ class BackgroundDeletes:
                 continue
             task = asyncio.ensure_future(self._one(name))
             self._tasks[name] = task
-            task.add_done_callback(lambda _t, n=name: self._tasks.pop(n, None))
+            task.add_done_callback(partial(self._forget, name))
             started += 1
         return started
+
+    def _forget(self, name: str, _task: asyncio.Task[Any]) -> None:
+        self._tasks.pop(name, None)
 
     async def _one(self, name: str) -> None:
         async with self._sem:

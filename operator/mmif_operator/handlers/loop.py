@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .. import metrics
@@ -52,7 +53,7 @@ def resync_timeout(requeue_after: float | None, resync_seconds: float) -> float:
     return min(max(requeue_after, 0.0), resync_seconds)
 
 
-async def reconcile_forever(waker: Waker, stopped: Any, logger: logging.Logger, *, kind: str,
+async def reconcile_forever(waker: Waker, stopped: Any, logger: logging.Logger | logging.LoggerAdapter[Any], *, kind: str,
                             ref: Mapping[str, Any], one_pass: Callable[[bool], Awaitable[Next]],
                             debounce: float = DEBOUNCE_SECONDS) -> None:
     """Run `one_pass(refresh)` at once, then after each wake-up or timer, until it says stop or
@@ -107,7 +108,7 @@ async def create_jobs(kube: Kube, bodies: list[dict[str, Any]], owner: Mapping[s
     """Create `bodies` (Jobs) with `bounded` concurrency; 409 counts as created (`Kube.create`).
     The first errors are logged (`what`: e.g. "run ns/name") and one `CreateFailed` Event goes
     on `owner`. Returns (the names created, whether any create failed)."""
-    outcomes = await bounded([(lambda b=b: kube.create(b)) for b in bodies])
+    outcomes = await bounded([partial(kube.create, b) for b in bodies])
     errors = [(b, o) for b, o in zip(bodies, outcomes) if isinstance(o, BaseException)]
     for body, error in errors[:3]:
         log.warning("%s: creating Job %s: %s", what, body["metadata"]["name"], error)

@@ -158,8 +158,9 @@ async def reconcile_pipeline(kube: Kube, namespace: str, name: str, uid: str | N
 # -- kopf handlers -----------------------------------------------------------------------------
 
 @kopf.daemon(API_GROUP, VERSION, PLURAL, id="pipeline-loop")
-async def pipeline_loop(name: str, namespace: str, uid: str, stopped: Any, logger: logging.Logger,
+async def pipeline_loop(name: str, namespace: str | None, uid: str, stopped: Any, logger: kopf.Logger,
                         **_: Any) -> None:
+    assert namespace is not None     # a namespaced resource: kopf's None is for cluster-scoped ones
     cfg = runtime.config()
     waker = runtime.PIPELINE_WAKERS.register(runtime.pipeline_key(namespace, name))
 
@@ -176,9 +177,10 @@ async def pipeline_loop(name: str, namespace: str, uid: str, stopped: Any, logge
 
 
 @kopf.on.event(API_GROUP, VERSION, PLURAL)
-def pipeline_event(name: str, namespace: str, meta: Any, status: Any, type: str | None, **_: Any) -> None:
+def pipeline_event(name: str, namespace: str | None, meta: Any, status: Any, type: str | None, **_: Any) -> None:
     """Spec changes wake the Pipeline's loop; a Pipeline that appears wakes the runs waiting
     for it (they would otherwise look again after 30 s)."""
+    assert namespace is not None     # a namespaced resource: kopf's None is for cluster-scoped ones
     if type == "DELETED":
         return
     if spec_changed(meta, status):

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 import kopf
@@ -120,12 +121,12 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     workspace_found = True
     if status.get("phase") in (None, "Pending"):
         claim = (spec.get("workspace") or {}).get("claimName")
-        workspace_found = bool(claim) and await kube.read_pvc(namespace, claim) is not None
+        workspace_found = bool(claim and await kube.read_pvc(namespace, claim) is not None)
 
     needed = termination_messages_needed(run, jobs)
     messages: dict[str, Any] = {}
     if needed:
-        results = await bounded([(lambda n=n: kube.job_termination_message(namespace, n)) for n in needed])
+        results = await bounded([partial(kube.job_termination_message, namespace, n) for n in needed])
         for job_name, result in zip(needed, results):
             if isinstance(result, BaseException):
                 log.warning("run %s/%s: reading the termination message of Job %s: %s",
@@ -188,7 +189,7 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
 
     # 4. Events, logs and metrics.
     if plan.phase != status.get("phase"):
-        cond = next((c for c in plan.status.get("conditions") or () if c.get("type") == "Succeeded"), {})
+        cond: dict[str, Any] = next((c for c in plan.status.get("conditions") or () if c.get("type") == "Succeeded"), {})
         log.info("run %s/%s: %s -> %s (%s: %s)", namespace, name, status.get("phase") or "new", plan.phase,
                  cond.get("reason"), cond.get("message"))
     for event in plan.events:
@@ -295,10 +296,12 @@ def _needs_loop(spec: Any, status: Any, **_: Any) -> bool:
     return needs_loop(spec, status)
 
 
-@kopf.daemon(API_GROUP, VERSION, RUN_PLURAL, id="run-loop", when=_needs_loop)
-async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any, logger: logging.Logger,
+# kopf passes the index `run_jobs` by name, which its DaemonFn protocol cannot list.
+@kopf.daemon(API_GROUP, VERSION, RUN_PLURAL, id="run-loop", when=_needs_loop)  # type: ignore[arg-type]
+async def run_loop(name: str, namespace: str | None, uid: str, spec: Any, stopped: Any, logger: kopf.Logger,
                    run_jobs: kopf.Index, **_: Any) -> None:
     """The run's reconcile loop (see the module docstring)."""
+    assert namespace is not None     # a namespaced resource: kopf's None is for cluster-scoped ones
     key = runtime.run_key(namespace, name)
     cfg = runtime.config()
     waker = runtime.RUN_WAKERS.register(key, pipeline=(spec.get("pipelineRef") or {}).get("name"))
@@ -363,7 +366,7 @@ async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any,
 
 
 async def _check_pods(namespace: str, name: str, uid: str | None, seen: set[str],
-                      logger: logging.Logger) -> None:
+                      logger: kopf.Logger) -> None:
     try:
         await report_stuck_pods(runtime.kube(), namespace, name, uid, seen)
     except asyncio.CancelledError:
@@ -373,8 +376,9 @@ async def _check_pods(namespace: str, name: str, uid: str | None, seen: set[str]
 
 
 @kopf.on.event(API_GROUP, VERSION, RUN_PLURAL)
-def run_event(name: str, namespace: str, meta: Any, status: Any, type: str | None, **_: Any) -> None:
+def run_event(name: str, namespace: str | None, meta: Any, status: Any, type: str | None, **_: Any) -> None:
     """Wake the run's loop when its spec changed (e.g. `spec.status: Cancelled`). Our own status
     patches do not change the generation, so they do not wake it."""
+    assert namespace is not None     # a namespaced resource: kopf's None is for cluster-scoped ones
     if type != "DELETED" and spec_changed(meta, status):
         runtime.RUN_WAKERS.wake(runtime.run_key(namespace, name), refresh=True)

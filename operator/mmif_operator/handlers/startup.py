@@ -1,7 +1,6 @@
 """Operator start and stop: kopf settings, the Kubernetes client."""
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import kopf
@@ -14,7 +13,7 @@ from . import admission, runtime
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, logger: logging.Logger, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
     config = S.get_config()
     S.apply_kopf_settings(settings, config)
     runtime.set_kube(Kube(await make_api_client()))
@@ -25,7 +24,7 @@ async def startup(settings: kopf.OperatorSettings, logger: logging.Logger, **_: 
 
 
 @kopf.on.cleanup()
-async def cleanup(logger: logging.Logger, **_: Any) -> None:
+async def cleanup(logger: kopf.Logger, **_: Any) -> None:
     try:
         kube = runtime.kube()
     except RuntimeError:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,8 @@ DEBOUNCE_SECONDS = 0.15
 # Runs: wake-ups come only from meaningful changes (a Job finished or vanished, the spec), and a
 # pass in progress already batches what arrives meanwhile; a finished step waits for no timer.
 RUN_DEBOUNCE_SECONDS = 0.01
+
+Key = tuple[str, str]   # (namespace, name or label value)
 
 
 class Wake(enum.Enum):
@@ -34,7 +36,7 @@ class Wake(enum.Enum):
 class Waker:
     """The wake-up flag of one loop, and a few facts other handlers select loops by."""
 
-    key: Hashable
+    key: Key
     tags: dict[str, Any] = field(default_factory=dict)
     event: asyncio.Event = field(default_factory=asyncio.Event)
     refresh: bool = False
@@ -64,7 +66,7 @@ class Waker:
             return Wake.WOKEN
         if timeout is not None and timeout <= 0:
             return Wake.TIMEOUT
-        waiters = {asyncio.ensure_future(self.event.wait())}
+        waiters: set[asyncio.Task[Any]] = {asyncio.ensure_future(self.event.wait())}
         stop_task = None
         if stopped is not None:
             stop_task = asyncio.ensure_future(_wait_flag(stopped))
@@ -90,9 +92,9 @@ class Wakers:
     """The registry: key -> the Waker of the loop running for it."""
 
     def __init__(self) -> None:
-        self._by_key: dict[Hashable, Waker] = {}
+        self._by_key: dict[Key, Waker] = {}
 
-    def register(self, key: Hashable, **tags: Any) -> Waker:
+    def register(self, key: Key, **tags: Any) -> Waker:
         """A fresh Waker for `key` (replacing a stale one left by an earlier loop)."""
         waker = Waker(key, dict(tags))
         self._by_key[key] = waker
@@ -102,10 +104,10 @@ class Wakers:
         if self._by_key.get(waker.key) is waker:
             del self._by_key[waker.key]
 
-    def get(self, key: Hashable) -> Waker | None:
+    def get(self, key: Key) -> Waker | None:
         return self._by_key.get(key)
 
-    def wake(self, key: Hashable, refresh: bool = False) -> bool:
+    def wake(self, key: Key, refresh: bool = False) -> bool:
         """Wake the loop of `key`; False when none runs."""
         waker = self._by_key.get(key)
         if waker is None:
