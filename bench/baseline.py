@@ -114,7 +114,7 @@ class Baseline:
                 raise RuntimeError(f"baseline: {self.errors[0]}") from self.errors[0]
             try:
                 rec = await asyncio.wait_for(self.finished.get(), timeout=max(1.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise RuntimeError(f"baseline: {done} of {self.items} items done after {timeout:.0f}s") from None
             assert rec.item is not None and rec.step is not None
             self._spawn(self._delete(rec.name))

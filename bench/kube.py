@@ -61,7 +61,7 @@ class Kube:
         self._connections = connections
         self.session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> "Kube":
+    async def __aenter__(self) -> Kube:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self._connections),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),

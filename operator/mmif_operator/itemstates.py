@@ -38,7 +38,7 @@ class ItemState:
         return (self.step << 3) | int(self.phase)
 
     @classmethod
-    def from_byte(cls, b: int) -> "ItemState":
+    def from_byte(cls, b: int) -> ItemState:
         return cls(step=b >> 3, phase=ItemPhase(b & 0b111))
 
 

@@ -75,7 +75,7 @@ def test_every_state_is_a_run_phase_of_the_crd():
 
 
 def test_table_sets_every_documented_reason():
-    assert DOCUMENTED_REASONS <= {t.reason for t in RUN_WORKFLOW.transitions}
+    assert {t.reason for t in RUN_WORKFLOW.transitions} >= DOCUMENTED_REASONS
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ class ServingCert:
                 for k, v in ((CA_KEY, self.ca_pem), (CERT_KEY, self.cert_pem), (KEY_KEY, self.key_pem))}
 
     @classmethod
-    def from_secret_data(cls, data: dict[str, str] | None) -> "ServingCert | None":
+    def from_secret_data(cls, data: dict[str, str] | None) -> ServingCert | None:
         try:
             return cls(*(base64.b64decode((data or {})[k]) for k in (CA_KEY, CERT_KEY, KEY_KEY)))
         except (KeyError, ValueError):

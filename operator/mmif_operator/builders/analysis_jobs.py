@@ -39,7 +39,7 @@ class AnalysisContext:
     run_dir: str                 # the source run's folder as pods see it
 
     @classmethod
-    def from_objects(cls, analysis: Mapping[str, Any], run: Mapping[str, Any]) -> "AnalysisContext":
+    def from_objects(cls, analysis: Mapping[str, Any], run: Mapping[str, Any]) -> AnalysisContext:
         meta = analysis.get("metadata") or {}
         run_meta = run.get("metadata") or {}
         ws = plain((run.get("spec") or {}).get("workspace"))

@@ -65,7 +65,7 @@ class RunContext:
     output_path: str = ""          # `<mountPath>/<outputDir>/<run>`; computed when empty
 
     @classmethod
-    def from_run(cls, body: Mapping[str, Any]) -> "RunContext":
+    def from_run(cls, body: Mapping[str, Any]) -> RunContext:
         """From a PipelineRun object (dict with metadata and spec)."""
         meta = body.get("metadata") or {}
         spec = plain(body.get("spec"))

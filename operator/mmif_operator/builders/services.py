@@ -27,7 +27,7 @@ class PipelineContext:
     uid: str
 
     @classmethod
-    def from_pipeline(cls, body: Mapping[str, Any]) -> "PipelineContext":
+    def from_pipeline(cls, body: Mapping[str, Any]) -> PipelineContext:
         meta = body.get("metadata") or {}
         return cls(name=meta["name"], namespace=meta.get("namespace") or "default", uid=meta.get("uid") or "")
 

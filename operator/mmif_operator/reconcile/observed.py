@@ -92,7 +92,7 @@ class ObservedJob:
         return self.state.finished
 
     @classmethod
-    def from_job(cls, job: Mapping[str, Any]) -> "ObservedJob | None":
+    def from_job(cls, job: Mapping[str, Any]) -> ObservedJob | None:
         """Summarise a Job dict; None when it is not one of ours (unknown component label)."""
         meta = job.get("metadata") or {}
         labels = meta.get("labels") or {}

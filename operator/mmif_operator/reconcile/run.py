@@ -198,7 +198,7 @@ def validate_run(spec: Mapping[str, Any], pipeline_spec: Mapping[str, Any]) -> s
     if len(steps) > itemstates.MAX_STEPS:
         return f"the pipeline has {len(steps)} steps; at most {itemstates.MAX_STEPS} are supported"
     names = [s.get("name") for s in steps]
-    unknown = sorted(set((spec.get("params") or {})) - set(names))
+    unknown = sorted(set(spec.get("params") or {}) - set(names))
     if unknown:
         return f"spec.params names steps the pipeline does not have: {', '.join(unknown)}"
     run_ws = spec.get("workspace") or {}

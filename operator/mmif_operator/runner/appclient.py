@@ -96,7 +96,7 @@ def _request(req: urllib.request.Request, timeout: float) -> Response:
             raise InfraError(Reason.APP_TIMEOUT, f"{what}: no answer within {timeout:g}s") from None
         detail = getattr(e.reason, "strerror", None) or str(e.reason)
         raise InfraError(Reason.APP_UNREACHABLE, f"{what}: {detail}") from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise InfraError(Reason.APP_TIMEOUT, f"{what}: no answer within {timeout:g}s") from None
     except (ConnectionError, http.client.HTTPException, OSError) as e:
         # reset, closed without an answer (a crashed or OOM-killed worker), ...

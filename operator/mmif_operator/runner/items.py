@@ -52,7 +52,7 @@ class Item:
         return out
 
     @classmethod
-    def from_json(cls, obj: dict) -> "Item":
+    def from_json(cls, obj: dict) -> Item:
         """Read back a line of items.jsonl (already validated by prepare)."""
         docs = tuple(DocumentSpec(d["location"], d["mimeType"]) for d in obj.get("documents") or ())
         return cls(index=int(obj["index"]), name=str(obj["name"]), documents=docs, mmif=obj.get("mmif"))
@@ -201,7 +201,7 @@ def parse_jsonl(path: str) -> Iterator[tuple[str, Any]]:
     """Items from a JSON Lines file, one item a line (blank lines skipped); each as
     (label for messages, raw item), a line that is not JSON gives a `_NotJson` raw item."""
     try:
-        f = open(path, "r", encoding="utf-8")
+        f = open(path, encoding="utf-8")
     except OSError as e:
         raise ItemsError(f"cannot read the items file: {e.strerror or e}") from None
     with f:
@@ -249,7 +249,7 @@ def dump_jsonl(items: Iterable[Item]) -> bytes:
 
 def read_item(items_file: str, index: int) -> Item | None:
     """Item `index` of a normalised items.jsonl (line `index`), or None when there is none."""
-    with open(items_file, "r", encoding="utf-8") as f:
+    with open(items_file, encoding="utf-8") as f:
         for n, line in enumerate(f):
             if n == index:
                 return Item.from_json(json.loads(line))
@@ -257,5 +257,5 @@ def read_item(items_file: str, index: int) -> Item | None:
 
 
 def read_items(items_file: str) -> list[Item]:
-    with open(items_file, "r", encoding="utf-8") as f:
+    with open(items_file, encoding="utf-8") as f:
         return [Item.from_json(json.loads(line)) for line in f if line.strip()]

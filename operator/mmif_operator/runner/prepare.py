@@ -26,7 +26,7 @@ def claim(layout: RunLayout, run_uid: str) -> None:
     os.makedirs(layout.root, exist_ok=True)
     for _ in range(2):
         try:
-            with open(layout.run_uid, "r", encoding="utf-8") as f:
+            with open(layout.run_uid, encoding="utf-8") as f:
                 owner = f.read().strip()
         except FileNotFoundError:
             owner = None

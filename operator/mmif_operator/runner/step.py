@@ -85,7 +85,7 @@ def check_owner(cfg: StepConfig, layout: RunLayout) -> None:
     if not cfg.run_uid:
         return
     try:
-        with open(layout.run_uid, "r", encoding="utf-8") as f:
+        with open(layout.run_uid, encoding="utf-8") as f:
             owner = f.read().strip()
     except FileNotFoundError:
         raise InputError(f"{layout.run_uid} is missing: the run was not prepared") from None
