@@ -64,7 +64,7 @@ def table(rows: Sequence[Row]) -> str:
             _f(r.per_item_step(r.reads)), _f(r.per_item_step(r.writes)), _f(r.cpu_seconds, 1),
             _f(r.peak_rss_mib, 0), "–" if r.object_bytes is None else str(r.object_bytes), r.outcome))
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
-    fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
     return "\n".join([fmt(lines[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
                       *(fmt(line) for line in lines[1:])])
 

@@ -148,7 +148,7 @@ def main() -> None:
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
-            for path, digest in zip(layers, digests):
+            for path, digest in zip(layers, digests, strict=True):
                 tar.add(path, arcname=f"{digest}/layer.tar")
             add_bytes(config_name, config_bytes)
             add_bytes("manifest.json", json.dumps(manifest).encode())

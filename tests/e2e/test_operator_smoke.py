@@ -48,7 +48,7 @@ def test_a_two_step_pipeline_runs_five_items_into_valid_mmif(operator_deployed, 
         [(i, f"clip-{i}", "Succeeded") for i in range(ITEMS)]
 
     textgen, timeframes = build.app_identifier("textgen"), build.app_identifier("timeframes")
-    for entry, location in zip(entries, media):
+    for entry, location in zip(entries, media, strict=True):
         assert entry["output"] == f"items/{entry['index']:05d}/final.mmif"
         data = workspace.read_file(posixpath.join(status["outputPath"], entry["output"]))
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]

@@ -94,7 +94,7 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
                 return AnalysisPass(requeue_after=0.0, done=e.not_found, gone=e.not_found)
             raise
     outcomes = await bounded([partial(kube.delete_job, namespace, n) for n in plan.delete])
-    for job_name, outcome in zip(plan.delete, outcomes):
+    for job_name, outcome in zip(plan.delete, outcomes, strict=True):
         if isinstance(outcome, BaseException):
             log.warning("analysis %s/%s: deleting Job %s: %s", namespace, name, job_name, outcome)
             result.requeue_after = min(result.requeue_after or 10.0, 10.0)

@@ -109,11 +109,11 @@ async def create_jobs(kube: Kube, bodies: list[dict[str, Any]], owner: Mapping[s
     The first errors are logged (`what`: e.g. "run ns/name") and one `CreateFailed` Event goes
     on `owner`. Returns (the names created, whether any create failed)."""
     outcomes = await bounded([partial(kube.create, b) for b in bodies])
-    errors = [(b, o) for b, o in zip(bodies, outcomes) if isinstance(o, BaseException)]
+    errors = [(b, o) for b, o in zip(bodies, outcomes, strict=True) if isinstance(o, BaseException)]
     for body, error in errors[:3]:
         log.warning("%s: creating Job %s: %s", what, body["metadata"]["name"], error)
     if errors:
         post_event(owner, "Warning", "CreateFailed",
                    f"{len(errors)} of {len(bodies)} Jobs could not be created: {errors[0][1]}")
-    created = [b["metadata"]["name"] for b, o in zip(bodies, outcomes) if not isinstance(o, BaseException)]
+    created = [b["metadata"]["name"] for b, o in zip(bodies, outcomes, strict=True) if not isinstance(o, BaseException)]
     return created, bool(errors)

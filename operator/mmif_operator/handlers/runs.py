@@ -127,7 +127,7 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     messages: dict[str, Any] = {}
     if needed:
         results = await bounded([partial(kube.job_termination_message, namespace, n) for n in needed])
-        for job_name, result in zip(needed, results):
+        for job_name, result in zip(needed, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("run %s/%s: reading the termination message of Job %s: %s",
                             namespace, name, job_name, result)

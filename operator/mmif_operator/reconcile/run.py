@@ -241,7 +241,7 @@ def step_counts(states: list[ItemState], masks: list[int], step_names: list[str]
     """`status.steps`: per step, items pending (still to reach it), running, succeeded, failed."""
     n = len(step_names)
     pending, running, succeeded, failed = ([0] * n for _ in range(4))
-    for st, mask in zip(states, masks):
+    for st, mask in zip(states, masks, strict=True):
         k, ph = st.step, st.phase
         if ph is ItemPhase.PENDING:
             for s in range(n):

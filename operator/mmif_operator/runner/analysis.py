@@ -142,7 +142,7 @@ def build_analysis_manifest(run_dir: str, analysis_dir: str, name: str, phase: s
     items = read_items(run.items) if os.path.isfile(run.items) else []
     states = itemstates.decode(states_text, count=len(items))
     entries = []
-    for item, state in zip(items, states):
+    for item, state in zip(items, states, strict=True):
         if state.phase not in _STATE_NAMES:
             continue
         rec = files.read_json(layout.record(item.index))

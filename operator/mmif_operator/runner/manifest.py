@@ -71,7 +71,7 @@ def build_manifest(run_dir: str, run_name: str, phase: str, steps: list[str],
     layout = RunLayout(run_dir)
     items = read_items(layout.items) if os.path.isfile(layout.items) else []
     states = itemstates.decode(states_text, count=len(items))
-    entries = [item_entry(layout, item, st, steps) for item, st in zip(items, states)]
+    entries = [item_entry(layout, item, st, steps) for item, st in zip(items, states, strict=True)]
     counts = {"total": len(entries)}
     for state_name in STATE_NAMES.values():
         counts[state_name[0].lower() + state_name[1:]] = sum(e["state"] == state_name for e in entries)
