@@ -14,7 +14,7 @@ from mmif_operator.runner.exitcodes import ExitCode
 from mmif_operator.runner.files import sha256_file
 from mmif_operator.runner.paths import AnalysisLayout, analysis_dir
 
-from test_runner_step import TEXTGEN, TIMEFRAMES, VIDEO, Run, apps  # noqa: F401 (apps: the fixture)
+from test_runner_step import TEXTGEN, TIMEFRAMES, VIDEO, Run
 
 SECOND = {"name": "second", "documents": [{"location": "media/b.mp4", "mimeType": "video/mp4"}]}
 

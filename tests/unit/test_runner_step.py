@@ -2,7 +2,6 @@
 against fake servers for the answers a real app does not give."""
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
@@ -46,17 +45,6 @@ class Counting:
         if environ["REQUEST_METHOD"] == "POST":
             self.posts += 1
         return self.app(environ, start_response)
-
-
-@pytest.fixture(scope="module")
-def apps():
-    """One in-process server per test app: name -> (url, counting wrapper)."""
-    with contextlib.ExitStack() as stack:
-        out = {}
-        for name in ("textgen", "timeframes", "failer", "sleeper"):
-            wrapped = Counting(harness.wsgi_app(name))
-            out[name] = (stack.enter_context(harness.serve(wrapped)), wrapped)
-        yield out
 
 
 def fake_app(identifier, post):
