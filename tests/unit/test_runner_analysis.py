@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 
 from mmif import Mmif
 
@@ -53,14 +54,14 @@ def test_the_processed_mmif_has_the_analysis_view_after_the_pipeline_views(tmp_p
     final_before = sha256_file(run.layout.final_mmif(0))
     code, term = aj.analyze(0, apps["timeframes"][0], {"count": "3"})
     assert code == ExitCode.OK, term
-    out = open(aj.layout.output(0)).read()
+    out = pathlib.Path(aj.layout.output(0)).read_text()
     Mmif.validate(out)
     assert [v.metadata.app for v in Mmif(out).views] == [TEXTGEN, TIMEFRAMES]
-    rec = json.load(open(aj.layout.record(0)))
+    rec = json.loads(pathlib.Path(aj.layout.record(0)).read_text())
     assert rec["state"] == "Succeeded" and rec["attempt"] == 1 and rec["sha256"] == sha256_file(aj.layout.output(0))
     assert rec["input"] == run.layout.final_mmif(0)
     assert sha256_file(run.layout.final_mmif(0)) == final_before     # the raw data is untouched
-    assert open(aj.layout.owner_uid).read().strip() == "aj-uid-1"
+    assert pathlib.Path(aj.layout.owner_uid).read_text().strip() == "aj-uid-1"
 
 
 def test_a_second_analyze_of_a_done_item_does_not_call_the_app(tmp_path, monkeypatch, apps):

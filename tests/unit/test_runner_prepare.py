@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 
 import pytest
 
@@ -60,7 +61,7 @@ def test_prepare_normalises_inline_items_and_reports_the_count(monkeypatch, ws):
     assert code == ExitCode.OK
     assert term == {"items": 3}
     lay = layout(ws)
-    assert open(lay.run_uid).read().strip() == UID
+    assert pathlib.Path(lay.run_uid).read_text().strip() == UID
     assert read_jsonl(lay.items) == [
         {"index": 0, "name": "item-00000",
          "documents": [{"location": "media/a.mp4", "mimeType": "video/mp4"}]},
@@ -149,7 +150,7 @@ def test_prepare_retried_with_the_same_uid_succeeds_again(monkeypatch, ws):
     assert prepare(monkeypatch, ws, items=items) == (ExitCode.OK, {"items": 1})
     step_output = os.path.join(layout(ws).item_dir(0), "00-asr.mmif")
     os.makedirs(os.path.dirname(step_output))
-    open(step_output, "w").write("{}")
+    pathlib.Path(step_output).write_text("{}")
     assert prepare(monkeypatch, ws, items=items) == (ExitCode.OK, {"items": 1})
     assert os.path.exists(step_output)
 
@@ -157,17 +158,17 @@ def test_prepare_retried_with_the_same_uid_succeeds_again(monkeypatch, ws):
 def test_prepare_never_touches_the_folder_of_another_run(monkeypatch, ws):
     items = [{"mmif": "prev.mmif"}]
     assert prepare(monkeypatch, ws, items=items, uid="uid-old")[0] == ExitCode.OK
-    before = open(layout(ws).items, "rb").read()
+    before = pathlib.Path(layout(ws).items).read_bytes()
     code, term = prepare(monkeypatch, ws, items=items + items, uid="uid-new")
     assert code == ExitCode.OUTPUT_CONFLICT == 5
     assert term["reason"] == "OutputConflict" and "uid-old" in term["message"]
-    assert open(layout(ws).run_uid).read().strip() == "uid-old"
-    assert open(layout(ws).items, "rb").read() == before
+    assert pathlib.Path(layout(ws).run_uid).read_text().strip() == "uid-old"
+    assert pathlib.Path(layout(ws).items).read_bytes() == before
 
 
 def test_prepare_refuses_a_non_empty_folder_without_a_marker(monkeypatch, ws):
     os.makedirs(layout(ws).root)
-    open(os.path.join(layout(ws).root, "results.csv"), "w").write("mine\n")
+    pathlib.Path(layout(ws).root, "results.csv").write_text("mine\n")
     code, term = prepare(monkeypatch, ws, items=[{"mmif": "prev.mmif"}])
     assert code == ExitCode.OUTPUT_CONFLICT and "results.csv" in term["message"]
     assert not os.path.exists(layout(ws).run_uid)

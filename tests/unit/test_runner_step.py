@@ -130,10 +130,10 @@ def test_two_steps_chain_into_a_final_mmif_with_both_apps_views_in_order(tmp_pat
     code, term = run.step(0, 1, apps["timeframes"][0], {"count": "2"})
     assert code == ExitCode.OK, term
 
-    source = Mmif(open(run.layout.source_mmif(0)).read())
+    source = Mmif(pathlib.Path(run.layout.source_mmif(0)).read_text())
     assert source.documents[0].location == f"file://{run.ws}/media/a.mp4"
-    final = open(run.layout.final_mmif(0), "rb").read()
-    assert final == open(run.out(0, 1), "rb").read()
+    final = pathlib.Path(run.layout.final_mmif(0)).read_bytes()
+    assert final == pathlib.Path(run.out(0, 1)).read_bytes()
     Mmif.validate(final.decode())
     mmif = Mmif(final.decode())
     assert [v.metadata.app for v in mmif.views] == [TEXTGEN, TIMEFRAMES]
@@ -153,7 +153,7 @@ def test_app_error_keeps_the_failed_mmif_and_reports_the_apps_message(tmp_path, 
     assert code == ExitCode.APP_ERROR == 1
     assert term["reason"] == "AppError" and term["name"] == "boom" and term["step"] == "fail"
     assert "failOn 'boom' matched document d1" in term["message"]
-    kept = Mmif(open(run.out(0, 0)).read())
+    kept = Mmif(pathlib.Path(run.out(0, 0)).read_text())
     assert kept.views[-1].metadata.app == FAILER and kept.views[-1].has_error()
     assert not os.path.exists(run.layout.final_mmif(0))
     rec = run.record(0, 0)
@@ -168,7 +168,7 @@ def test_a_second_failure_of_the_same_app_is_found_although_the_sdk_reuses_its_v
     assert run.step(0, 0, apps["failer"][0])[0] == ExitCode.OK
     code, term = run.step(0, 1, apps["failer"][0], {"failOn": "boom"})
     assert code == ExitCode.APP_ERROR and "failOn 'boom'" in term["message"]
-    assert len(Mmif(open(run.out(0, 1)).read()).views) == 1
+    assert len(Mmif(pathlib.Path(run.out(0, 1)).read_text()).views) == 1
 
 
 def test_an_error_view_in_a_200_answer_is_an_app_error(tmp_path, monkeypatch):
@@ -267,10 +267,10 @@ def test_a_retry_after_an_infrastructure_failure_succeeds_and_counts_the_attempt
 def test_an_item_given_as_mmif_continues_from_that_file(tmp_path, monkeypatch, apps):
     first = Run(tmp_path / "one", monkeypatch, ["asr"], [VIDEO])
     assert first.step(0, 0, apps["textgen"][0])[0] == ExitCode.OK
-    previous = open(first.layout.final_mmif(0), "rb").read()
+    previous = pathlib.Path(first.layout.final_mmif(0)).read_bytes()
     run = Run(tmp_path / "two", monkeypatch, ["seg"], [{"mmif": "prev.mmif"}], {"prev.mmif": previous})
     assert run.step(0, 0, apps["timeframes"][0])[0] == ExitCode.OK
-    final = Mmif(open(run.layout.final_mmif(0)).read())
+    final = Mmif(pathlib.Path(run.layout.final_mmif(0)).read_text())
     assert [v.metadata.app for v in final.views] == [TEXTGEN, TIMEFRAMES]
     assert not os.path.exists(run.layout.source_mmif(0))
 
@@ -315,7 +315,7 @@ def test_spy_app_records_which_file_accesses_were_allowed_or_denied(tmp_path, mo
     with harness.serve_app("spy") as url:
         code, term = run.step(0, 0, url, {"readPath": str(tmp_path / "no-such-file"), "writePath": str(target)})
     assert code == ExitCode.OK, term
-    view = Mmif(open(run.layout.final_mmif(0)).read()).views[-1]
+    view = Mmif(pathlib.Path(run.layout.final_mmif(0)).read_text()).views[-1]
     found = {a.get_property("op"): a for a in view.get_annotations()}
     assert found["identity"].get_property("uid") == os.getuid()
     assert found["read"].get_property("outcome") == "denied"
@@ -330,4 +330,4 @@ def test_after_an_invalid_output_the_next_step_reads_the_newest_earlier_mmif(tmp
         assert run.step(0, 0, url)[0] == ExitCode.INVALID_OUTPUT
     assert run.step(0, 1, apps["textgen"][0])[0] == ExitCode.OK
     assert run.record(0, 1)["input"] == run.layout.source_mmif(0)
-    assert [v.metadata.app for v in Mmif(open(run.layout.final_mmif(0)).read()).views] == [TEXTGEN]
+    assert [v.metadata.app for v in Mmif(pathlib.Path(run.layout.final_mmif(0)).read_text()).views] == [TEXTGEN]

@@ -201,7 +201,7 @@ def parse_jsonl(path: str) -> Iterator[tuple[str, Any]]:
     """Items from a JSON Lines file, one item a line (blank lines skipped); each as
     (label for messages, raw item), a line that is not JSON gives a `_NotJson` raw item."""
     try:
-        f = open(path, encoding="utf-8")
+        f = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the `with f` below; the try covers the open alone
     except OSError as e:
         raise ItemsError(f"cannot read the items file: {e.strerror or e}") from None
     with f:
