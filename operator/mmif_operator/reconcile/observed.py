@@ -11,7 +11,7 @@ from ..builders import labels as L
 MAX_MESSAGE = 256
 
 
-class JobKind(str, enum.Enum):
+class JobKind(enum.StrEnum):
     PREPARE = "prepare"
     STEP = "step"
     MANIFEST = "manifest"
@@ -19,7 +19,7 @@ class JobKind(str, enum.Enum):
     ANALYSIS_MANIFEST = "analysis-manifest"    # an AnalysisJob's manifest
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     ACTIVE = "active"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -97,7 +97,7 @@ class ObservedJob:
         meta = job.get("metadata") or {}
         labels = meta.get("labels") or {}
         try:
-            kind = JobKind(labels.get(L.COMPONENT))
+            kind = JobKind(labels.get(L.COMPONENT) or "")
         except ValueError:
             return None
         state, reason, message = job_state(job)
