@@ -46,7 +46,7 @@ def layer_from_dir(src: str, workdir: str, reproducible: bool = False) -> str:
     """A layer of everything under `src`. `reproducible` zeroes owners and times, so that the
     same files give the same layer digest (and an unchanged image is not imported again)."""
     overlay_whiteouts_to_oci(src)
-    out = os.path.join(workdir, "layer-%d.tar" % len(os.listdir(workdir)))
+    out = os.path.join(workdir, f"layer-{len(os.listdir(workdir))}.tar")
     flags = (["--format=gnu", "--owner=0", "--group=0", "--mtime=@0"] if reproducible
              else ["--xattrs"])
     subprocess.run(["tar", "--numeric-owner", "--sort=name", *flags, "-C", src, "-cf", out, "."], check=True)
@@ -54,7 +54,7 @@ def layer_from_dir(src: str, workdir: str, reproducible: bool = False) -> str:
 
 
 def layer_from_files(files: list[str], workdir: str) -> str:
-    out = os.path.join(workdir, "layer-%d.tar" % len(os.listdir(workdir)))
+    out = os.path.join(workdir, f"layer-{len(os.listdir(workdir))}.tar")
     with tarfile.open(out, "w") as tar:
         for spec in files:
             parts = spec.split(":")
@@ -75,7 +75,7 @@ def read_base(path: str, workdir: str) -> tuple[list[str], dict]:
         config = json.load(tar.extractfile(manifest["Config"]))
         layers = []
         for name in manifest["Layers"]:
-            out = os.path.join(workdir, "base-%d.tar" % len(layers))
+            out = os.path.join(workdir, f"base-{len(layers)}.tar")
             with tar.extractfile(name) as src, open(out, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             layers.append(out)

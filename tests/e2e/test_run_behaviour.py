@@ -222,7 +222,7 @@ def test_cancel_keeps_finished_items_and_a_timeout_ends_a_run(operator_deployed,
     assert [v.metadata.app for v in out.views] == [build.app_identifier("sleeper")]
     files = workspace.list_files(status["outputPath"])
     assert any(f.endswith("/half/items/00000/final.mmif") for f in files), files
-    assert not any("/items/0000%d/final" % i in f for f in files for i in (1, 2, 3)), files
+    assert not any(f"/items/0000{i}/final" in f for f in files for i in (1, 2, 3)), files
 
     run = finished(runs, namespace, "too-slow", timeout=150)
     cond = assert_condition(runs, namespace, run, "False", "Timeout")

@@ -479,12 +479,12 @@ def test_status_stays_small_for_10000_items():
     sim.started(n)
     # A run in the middle: a mix of every state, some Continue failures, and 1000 Jobs finishing.
     states = []
-    for i in range(n):
+    for _ in range(n):
         r = rng.random()
         phase = ItemPhase.SUCCEEDED if r < 0.5 else ItemPhase.PENDING if r < 0.85 else ItemPhase.FAILED
         states.append(ItemState(19 if phase is ItemPhase.SUCCEEDED else rng.randrange(20) if phase is ItemPhase.FAILED else 0, phase))
     masks = [1 << s.step if s.phase is ItemPhase.FAILED and rng.random() < 0.5 else 0 for s in states]
-    for j, (i, _) in enumerate(sim.step_jobs()):
+    for i, _ in sim.step_jobs():
         states[i] = ItemState(0, ItemPhase.RUNNING)
     sim.run["status"]["itemStates"] = itemstates.encode(states)
     sim.run["status"]["itemFailedSteps"] = R.encode_failed_steps(masks)

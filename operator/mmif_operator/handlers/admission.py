@@ -90,7 +90,7 @@ def _review(kind: str, operation: str | None, userinfo: Any, spec: Any, old: Any
     try:
         record = requester.decide(operation or "", kind, userinfo, spec, old_spec, _operator_username)
     except requester.Denied as e:
-        raise kopf.AdmissionError(str(e), code=403)
+        raise kopf.AdmissionError(str(e), code=403) from e
     if record is not None:
         patch.spec["requester"] = record
 

@@ -204,13 +204,12 @@ def validate_run(spec: Mapping[str, Any], pipeline_spec: Mapping[str, Any]) -> s
     run_ws = spec.get("workspace") or {}
     pipe_ws = pipeline_spec.get("workspace") or {}
     for step in steps:
-        if step_needs_deployment(step):
-            if (pipe_ws.get("claimName") != run_ws.get("claimName")
-                    or workspace_mount_path(pipe_ws) != workspace_mount_path(run_ws)):
-                return (f"step {step.get('name')} runs as a Service that mounts claim "
-                        f"{pipe_ws.get('claimName')!r} at {workspace_mount_path(pipe_ws)}, but the run "
-                        f"uses claim {run_ws.get('claimName')!r} at {workspace_mount_path(run_ws)}: "
-                        "they must be the same")
+        if step_needs_deployment(step) and (pipe_ws.get("claimName") != run_ws.get("claimName")
+                                            or workspace_mount_path(pipe_ws) != workspace_mount_path(run_ws)):
+            return (f"step {step.get('name')} runs as a Service that mounts claim "
+                    f"{pipe_ws.get('claimName')!r} at {workspace_mount_path(pipe_ws)}, but the run "
+                    f"uses claim {run_ws.get('claimName')!r} at {workspace_mount_path(run_ws)}: "
+                    "they must be the same")
     return None
 
 
@@ -708,13 +707,12 @@ def termination_messages_needed(run: Mapping[str, Any], observed: Iterable[Obser
     count = status.get("itemCount")
     states = itemstates.decode(status.get("itemStates"), count) if count is not None else None
     for job in observed:
-        if job.kind is JobKind.PREPARE and job.finished and count is None:
+        if ((job.kind is JobKind.PREPARE and job.finished and count is None)
+                or (job.kind is JobKind.MANIFEST and job.state is JobState.FAILED)):
             out.append(job.name)
-        elif job.kind is JobKind.MANIFEST and job.state is JobState.FAILED:
-            out.append(job.name)
-        elif job.kind is JobKind.STEP and job.state is JobState.FAILED and states is not None:
-            if job.item is not None and job.step is not None and 0 <= job.item < len(states):
-                st = states[job.item]
-                if not st.phase.terminal and job.step >= st.step:
-                    out.append(job.name)
+        elif (job.kind is JobKind.STEP and job.state is JobState.FAILED and states is not None
+              and job.item is not None and job.step is not None and 0 <= job.item < len(states)):
+            st = states[job.item]
+            if not st.phase.terminal and job.step >= st.step:
+                out.append(job.name)
     return out

@@ -1,6 +1,7 @@
 """Small file helpers: atomic writes, digests, timestamps, the termination message."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -41,10 +42,8 @@ def atomic_write(path: str, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     try:  # make the rename durable; not every filesystem allows fsync on a folder
         dfd = os.open(folder, os.O_RDONLY)
