@@ -166,7 +166,7 @@ async def bench(args) -> int:
                 await ws.delete_namespace(kube, NAMESPACE)
     rows = with_ratios(rows)
     print()
-    print(f"# mmif-operator scale benchmark, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"# mmif-operator scale benchmark, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
     print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, "
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; "
           f"steps {args.steps}, parallelism {args.parallelism}, kwok completion delay {args.delay_ms} ms; "

@@ -13,7 +13,7 @@ from mmif_operator.reconcile import triggers
 ALICE = {"username": "alice", "uid": "u-1", "groups": ["visit-a1", "system:authenticated"],
          "extra": {"scopes": ["read"]}}
 OPERATOR = "system:serviceaccount:mmif-system:mmif-operator"
-NOW = datetime.datetime(2026, 11, 23, 12, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2026, 11, 23, 12, tzinfo=datetime.UTC)
 
 
 def test_create_records_the_requesting_user_with_groups_and_extra():

@@ -42,7 +42,7 @@ def service_names(service: str, namespace: str) -> list[str]:
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def generate(dns_names: list[str], now: datetime.datetime | None = None) -> ServingCert:

@@ -17,7 +17,7 @@ TERMINATION_LIMIT = 4096      # what the kubelet keeps of /dev/termination-log
 
 
 def utcnow() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def cut(text: str, limit: int = MESSAGE_LIMIT) -> str:
