@@ -12,7 +12,7 @@ USE_LOCAL_CLUSTER := 1
 endif
 export KUBECONFIG
 
-.PHONY: help venv cluster cluster-down kubeconfig images crds docs deploy undeploy test test-unit test-cluster demo kwok bench
+.PHONY: help venv cluster cluster-down kubeconfig images crds docs deploy undeploy test test-unit test-cluster demo kwok bench lint
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -84,6 +84,12 @@ undeploy: ## remove the operator (namespace mmif-system, RBAC); the CRDs, Pipeli
 	kubectl delete -k manifests/ --ignore-not-found
 	@echo "CRDs kept. Pipelines and runs carry the finalizer mmif.dev/finalizer, which only the operator"
 	@echo "removes: delete them (and \`kubectl delete -f crds/\`) before undeploying to remove everything."
+
+# Not part of `make test` yet: the format check passes only once the tree is formatted.
+lint: venv ## ruff (lint), mypy, then the ruff format check
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+	.venv/bin/ruff format --check .
 
 test-unit: venv ## the fast tests: no cluster
 	.venv/bin/pytest -q tests/unit
