@@ -79,12 +79,16 @@ def test_proc_parsing():
 
 
 def rows(ratio_1k=1.1, ratio_10k=1.1, p99=0.5, writes=2.2, rss=150.0, size=20000):
-    base = lambda n, wall: report.Row(items=n, mode="baseline", wall=wall, steps_wall=wall, item_steps=3 * n,  # noqa: E731
-                                      delays=(0.1, 0.2, 0.3), writes=2.0 * 3 * n)
-    op = lambda n, wall, **kw: report.Row(items=n, mode="operator", wall=wall, steps_wall=wall - 5,  # noqa: E731
-                                          item_steps=3 * n, delays=(0.2, 0.4, p99), reads=3 * n,
-                                          writes=writes * 3 * n, cpu_seconds=10.0, peak_rss_mib=rss,
-                                          object_bytes=size, outcome="Succeeded")
+    def base(n, wall):
+        return report.Row(items=n, mode="baseline", wall=wall, steps_wall=wall, item_steps=3 * n,
+                          delays=(0.1, 0.2, 0.3), writes=2.0 * 3 * n)
+
+    def op(n, wall, **kw):
+        return report.Row(items=n, mode="operator", wall=wall, steps_wall=wall - 5,
+                          item_steps=3 * n, delays=(0.2, 0.4, p99), reads=3 * n,
+                          writes=writes * 3 * n, cpu_seconds=10.0, peak_rss_mib=rss,
+                          object_bytes=size, outcome="Succeeded")
+
     return report.with_ratios([base(1000, 100.0), op(1000, 100.0 * ratio_1k),
                                base(10000, 1000.0), op(10000, 1000.0 * ratio_10k)])
 

@@ -266,8 +266,8 @@ class Kube:
         if uid:
             body["preconditions"] = {"uid": uid}
         try:
-            await _call(self.custom.delete_namespaced_custom_object(
-                group, version, namespace, plural, name, body=body, **self._kw()))  # type: ignore[arg-type]  # the client sends a plain dict body as is; its stubs name only the model
+            delete = self.custom.delete_namespaced_custom_object
+            await _call(delete(group, version, namespace, plural, name, body=body, **self._kw()))  # type: ignore[arg-type]  # the client sends a plain dict body as is; its stubs name only the model
             return True
         except KubeError as e:
             if e.not_found or e.conflict:
