@@ -8,6 +8,7 @@ never taken for the operator's own, and an app scaled to 0 by hand comes back.
    `Ready=False NameConflict`, and the squatter is left as it was.
 4. bob's AnalysisJob named `<alice's next run>-<analysis>` gives alice's run `NameConflict` for
    that analysis, never `Created`; bob's object is untouched.
+   A Job someone made under a run's step Job name (and labels) fails that item `NameConflict`.
 6. `kubectl scale --replicas=0` of an app Deployment is undone within 30 s; a run goes through.
 
 Users act by impersonation (`kubectl --as`) with the Roles of docs/examples/visit-roles.yaml,
@@ -193,6 +194,33 @@ def test_a_service_squatting_a_pipelines_app_name_is_a_name_conflict(operator_de
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     events = kube.get_list("events", namespace)
     assert any(e["reason"] == "NameConflict" and e["involvedObject"]["name"] == "squat" for e in events)
+
+
+def test_a_job_squatting_a_runs_step_job_name_fails_that_item_and_is_left_alone(operator_deployed, namespace,
+                                                                              workspace, build, runs):
+    """A Job made by someone else under the name (and labels) of a run's step Job is never taken
+    for the run's: that item fails `NameConflict` naming the Job's owner; the other item runs."""
+    workspace.write_media({"media/a.mp4": b"a\n", "media/b.mp4": b"b\n"})
+    build.apply(build.pipeline("p", [build.step("t", "textgen")], claim_name=workspace.claim_name), namespace)
+    squatted = names.step_job_name("squatted", 0, 0)
+    labels = {"app.kubernetes.io/managed-by": "mmif-operator", "app.kubernetes.io/component": "step",
+              "mmif.dev/run": "squatted", "mmif.dev/item-index": "0", "mmif.dev/step-index": "0"}
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": squatted, "labels": labels},
+           "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": labels}, "spec": {
+               "restartPolicy": "Never", "automountServiceAccountToken": False,
+               "containers": [{"name": "runner", "image": "mmif.local/debian-python:bookworm",
+                               "imagePullPolicy": "IfNotPresent", "command": ["true"]}]}}}}
+    kube.create(job, namespace)
+    before = kube.get("job", squatted, namespace)["metadata"]["uid"]
+    build.apply(build.run("squatted", "p", [build.item("media/a.mp4"), build.item("media/b.mp4")],
+                          claim_name=workspace.claim_name), namespace)
+    run = runs.wait_to_finish(namespace, "squatted", timeout=180)
+    assert runs.condition(run)["reason"] == "ItemsFailed", runs.diagnostics(namespace, "squatted")
+    assert (run["status"]["itemsSucceeded"], run["status"]["itemsFailed"]) == (1, 1)
+    (failure,) = run["status"]["failures"]
+    assert (failure["index"], failure["step"], failure["reason"]) == (0, "t", "NameConflict"), failure
+    assert failure["message"] == f"Job {squatted} already exists and is not ours: it has no controlling owner"
+    assert kube.get("job", squatted, namespace)["metadata"]["uid"] == before       # never deleted
 
 
 # --- 4. bob's AnalysisJob in the name of alice's next run's analysis ------------------------------
