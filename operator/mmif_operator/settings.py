@@ -178,7 +178,8 @@ def apply_kopf_settings(settings: kopf.OperatorSettings, config: Config) -> None
 
     # Watching: stream only what the operator manages (server-side label selectors); restart a
     # silent stream before the API server's own timeout; list big collections in pages.
-    for selector in (("batch", "v1", "jobs"), ("apps", "v1", "deployments")):
+    for selector in (("batch", "v1", "jobs"), ("apps", "v1", "deployments"), ("v1", "services"),
+                     ("networking.k8s.io", "v1", "networkpolicies")):
         settings.watching.label_selectors[selector] = MANAGED_SELECTOR
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
@@ -212,6 +213,7 @@ class RoutineHandlerFilter(logging.Filter):
 
 
 ROUTINE_HANDLERS = ("job_event", "run_jobs", "run_event", "pipeline_event", "app_deployment_event",
+                    "app_service_event", "app_network_policy_event",
                     "analysis_jobs", "analysis_job_event", "source_run_event")
 
 

@@ -109,7 +109,7 @@ def test_step_job_service_mode_and_url():
     svc_job = jobs.step_job(CTX, RUN["spec"], PIPELINE, 0, 1, "img")
     pod = svc_job["spec"]["template"]["spec"]
     assert "initContainers" not in pod and len(pod["containers"]) == 1
-    assert env_of(pod["containers"][0])[E.APP_URL] == "http://pipe-ner.ns.svc:8080"
+    assert env_of(pod["containers"][0])[E.APP_URL] == f"http://{names.app_service_name('pipe', 'ner')}.ns.svc:8080"
     assert svc_job["spec"]["backoffLimit"] == 2 and "activeDeadlineSeconds" not in svc_job["spec"]
     check_restricted(pod)
     url_job = jobs.step_job(CTX, RUN["spec"], PIPELINE, 0, 2, "img")
@@ -157,7 +157,7 @@ def test_app_deployment_and_service():
     ctx = services.PipelineContext(name="pipe", namespace="ns", uid="p-uid")
     step = PIPELINE["steps"][1]
     dep = services.app_deployment(ctx, PIPELINE, step)
-    assert dep["metadata"]["name"] == "pipe-ner"
+    assert dep["metadata"]["name"] == names.app_service_name("pipe", "ner")
     assert dep["metadata"]["ownerReferences"][0]["kind"] == "Pipeline"
     assert dep["metadata"]["ownerReferences"][0]["controller"] is True
     assert dep["spec"]["replicas"] == 2
@@ -172,7 +172,7 @@ def test_app_deployment_and_service():
     assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": "media", "readOnly": True}
     assert pod["automountServiceAccountToken"] is False
     svc = services.app_service(ctx, step)
-    assert svc["metadata"]["name"] == "pipe-ner"
+    assert svc["metadata"]["name"] == names.app_service_name("pipe", "ner")
     assert svc["spec"]["selector"] == sel
     assert svc["spec"]["ports"][0]["port"] == 8080
     custom = services.app_deployment(ctx, PIPELINE, {**step, "env": [{"name": "CLAMS_GUNICORN_WORKERS", "value": "4"}]})

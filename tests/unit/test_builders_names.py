@@ -11,7 +11,7 @@ def test_short_names_are_kept():
     assert names.step_job_name("run-1", 12, 3) == "run-1-00012-3"
     assert names.prepare_job_name("run-1") == "run-1-prepare"
     assert names.manifest_job_name("run-1") == "run-1-manifest"
-    assert names.app_service_name("pl", "asr") == "pl-asr"
+    assert names.app_service_name("pl", "asr") == f"pl-asr--{names.short_hash('pl/asr')}"
 
 
 @pytest.mark.parametrize("run", ["r" * 63, "a" * 253, "x" * 50 + ".y" * 20, "my.run.with.dots"])

@@ -29,7 +29,7 @@ class FakeKube:
     async def patch_status(self, plural, ns, name, patch, resource_version=None):
         self.calls.append(("patch", resource_version))
 
-    async def delete_job(self, ns, name):
+    async def delete_job(self, ns, name, uid=None):
         self.calls.append(("delete", name))
 
 

@@ -5,8 +5,12 @@ import asyncio
 import copy
 from datetime import datetime, timezone
 
+from mmif_operator.builders import names
 from mmif_operator.handlers import pipelines as H
-from mmif_operator.k8s.ops import KubeError
+from mmif_operator.k8s.ops import KubeError, NameConflict
+from mmif_operator.reconcile import ownership
+
+NAME = names.app_service_name("pipe", "ner")     # pipe-ner--<hash>
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
@@ -39,9 +43,13 @@ class FakeKube:
         return copy.deepcopy(self.objects.get((kind, name)))
 
     async def create(self, body):
+        """As Kube.create: a 409 is success only for our own object."""
         key = (body["kind"], body["metadata"]["name"])
         self.calls.append(("create", f"{key[0]}/{key[1]}"))
         if key in self.objects:
+            existing = self.objects[key]
+            if ownership.classify(existing, body) is ownership.Ownership.FOREIGN:
+                raise NameConflict(key[0], key[1], existing)
             return False
         self.objects[key] = copy.deepcopy(body)
         return True
@@ -52,7 +60,7 @@ class FakeKube:
         self.objects[key] = {**copy.deepcopy(body), "status": self.objects.get(key, {}).get("status", {})}
         return self.objects[key]
 
-    async def delete(self, kind, ns, name):
+    async def delete(self, kind, ns, name, uid=None):
         self.calls.append(("delete", f"{kind}/{name}"))
         return self.objects.pop((kind, name), None) is not None
 
@@ -72,11 +80,12 @@ def test_creates_the_app_objects_then_writes_nothing_while_unchanged():
     kube = FakeKube(make_pipeline())
     events = []
     result = reconcile(kube, events)
-    assert ("apply", "Deployment/pipe-ner") in kube.calls and ("apply", "Service/pipe-ner") in kube.calls
+    assert [c for c in kube.calls if c[0] == "create"] == [
+        ("create", f"Deployment/{NAME}"), ("create", f"Service/{NAME}"), ("create", f"NetworkPolicy/{NAME}")]
     assert result.requeue_after == H.NOT_READY_REQUEUE_SECONDS
     cond = kube.pipeline["status"]["conditions"][0]
     assert cond["status"] == "False" and cond["reason"] == "AppNotAvailable"
-    dep = kube.objects[("Deployment", "pipe-ner")]
+    dep = kube.objects[("Deployment", NAME)]
     assert dep["metadata"]["annotations"][H.HASH_ANNOTATION] == H.desired_hash(
         {k: v for k, v in dep.items() if k != "status"})
     # The Deployment becomes available: status patched once, nothing else written.
@@ -98,28 +107,32 @@ def test_a_changed_step_is_applied_and_a_removed_one_deleted():
     kube.pipeline["spec"]["steps"][1]["replicas"] = 3
     kube.calls.clear()
     reconcile(kube)
-    assert ("apply", "Deployment/pipe-ner") in kube.calls
-    assert ("apply", "Service/pipe-ner") not in kube.calls
-    assert kube.objects[("Deployment", "pipe-ner")]["spec"]["replicas"] == 3
+    assert ("apply", f"Deployment/{NAME}") in kube.calls
+    assert ("apply", f"Service/{NAME}") not in kube.calls
+    assert kube.objects[("Deployment", NAME)]["spec"]["replicas"] == 3
     kube.pipeline["spec"]["steps"][1] = {"name": "ner", "image": "ner:1"}   # Job mode now
     kube.calls.clear()
     reconcile(kube)
-    assert ("delete", "Deployment/pipe-ner") in kube.calls and ("delete", "Service/pipe-ner") in kube.calls
+    assert ("delete", f"Deployment/{NAME}") in kube.calls and ("delete", f"Service/{NAME}") in kube.calls
     assert kube.pipeline["status"]["conditions"][0]["reason"] == "NoServiceSteps"
 
 
 def test_objects_not_owned_by_the_pipeline_are_left_alone():
     kube = FakeKube(make_pipeline())
-    kube.objects[("Deployment", "pipe-ner")] = {
-        "kind": "Deployment", "metadata": {"name": "pipe-ner", "ownerReferences": [
+    kube.objects[("Deployment", NAME)] = {
+        "kind": "Deployment", "metadata": {"name": NAME, "ownerReferences": [
             {"uid": "someone-else", "controller": True}]}}
     events = []
     reconcile(kube, events)
-    assert ("apply", "Deployment/pipe-ner") not in kube.calls
-    assert kube.objects[("Deployment", "pipe-ner")]["metadata"]["ownerReferences"][0]["uid"] == "someone-else"
+    assert ("apply", f"Deployment/{NAME}") not in kube.calls
+    assert kube.objects[("Deployment", NAME)]["metadata"]["ownerReferences"][0]["uid"] == "someone-else"
     assert any(e[1] == "NameConflict" for e in events)
+    cond = kube.pipeline["status"]["conditions"][0]
+    assert (cond["status"], cond["reason"]) == ("False", "NameConflict")
+    assert f"Deployment {NAME} already exists and is not ours" in cond["message"] and "someone-else" in cond["message"]
+    assert kube.pipeline["status"]["steps"][1]["ready"] is False
     # ...and it is not "stale" either: never deleted.
-    assert ("delete", "Deployment/pipe-ner") not in kube.calls
+    assert ("delete", f"Deployment/{NAME}") not in kube.calls
 
 
 def test_image_pull_errors_make_ready_false_with_a_clear_reason():

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 from mmif_operator.api.pipeline import PipelineStatus
 from mmif_operator.builders import jobs, labels as L
+from mmif_operator.builders import names
 from mmif_operator.reconcile import pipeline as P
 from mmif_operator.reconcile.observed import JobKind, JobState, ObservedJob, needs_termination_message
 from mmif_operator.reconcile.status import capped, find_condition, set_condition
@@ -78,6 +79,9 @@ PIPELINE = {
 }
 
 
+NER = names.app_service_name("pipe", "ner")     # pipe-ner--<hash>
+
+
 def deployment(name, available, ready=None):
     return {"metadata": {"name": name}, "status": {"availableReplicas": available,
                                                    "readyReplicas": available if ready is None else ready}}
@@ -89,17 +93,19 @@ def ready_cond(status):
 
 def test_desired_and_stale_app_objects():
     objs = P.desired_app_objects(PIPELINE)
-    assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [("Deployment", "pipe-ner"), ("Service", "pipe-ner")]
-    assert P.stale_app_objects(PIPELINE, ["pipe-ner", "pipe-old"]) == ["pipe-old"]
+    assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [("Deployment", NER), ("Service", NER),
+                                                                  ("NetworkPolicy", NER)]
+    # The names before this scheme (`<pipeline>-<step>`) are stale: cleaned up on upgrade.
+    assert P.stale_app_objects(PIPELINE, [NER, "pipe-ner", "pipe-old"]) == ["pipe-ner", "pipe-old"]
 
 
 def test_pipeline_status_ready():
-    st = P.compute_pipeline_status(PIPELINE, [deployment("pipe-ner", 2)], T0)
+    st = P.compute_pipeline_status(PIPELINE, [deployment(NER, 2)], T0)
     assert ready_cond(st)["status"] == "True" and ready_cond(st)["reason"] == "Ready"
     assert st["observedGeneration"] == 3
     asr, ner, ext = st["steps"]
     assert asr == {"name": "asr", "mode": "Job", "ready": True}
-    assert ner == {"name": "ner", "mode": "Service", "url": "http://pipe-ner.ns.svc:8080", "replicas": 2,
+    assert ner == {"name": "ner", "mode": "Service", "url": f"http://{NER}.ns.svc:8080", "replicas": 2,
                    "readyReplicas": 2, "ready": True}
     assert ext["url"] == "http://ext:5000" and ext["ready"] is True
     PipelineStatus.model_validate(st)
@@ -109,7 +115,7 @@ def test_pipeline_status_not_available():
     st = P.compute_pipeline_status(PIPELINE, [], T0)
     c = ready_cond(st)
     assert c["status"] == "False" and c["reason"] == "AppNotAvailable" and "ner" in c["message"]
-    st = P.compute_pipeline_status(PIPELINE, [deployment("pipe-ner", 0)], T0)
+    st = P.compute_pipeline_status(PIPELINE, [deployment(NER, 0)], T0)
     assert ready_cond(st)["reason"] == "AppNotAvailable" and st["steps"][1]["ready"] is False
 
 
@@ -120,10 +126,10 @@ def test_pipeline_status_pod_problems():
                                                                      "message": "no such image"}}}]}}]
     waiting = P.waiting_reasons_from_pods(pods)
     assert waiting == {"ner": {"reason": "ImagePullBackOff", "message": "no such image"}}
-    st = P.compute_pipeline_status(PIPELINE, [deployment("pipe-ner", 0)], T0, waiting)
+    st = P.compute_pipeline_status(PIPELINE, [deployment(NER, 0)], T0, waiting)
     c = ready_cond(st)
     assert c["reason"] == "ImagePullFailed" and "ner" in c["message"] and "no such image" in c["message"]
-    st = P.compute_pipeline_status(PIPELINE, [deployment("pipe-ner", 0)], T0, {"ner": "CrashLoopBackOff"})
+    st = P.compute_pipeline_status(PIPELINE, [deployment(NER, 0)], T0, {"ner": "CrashLoopBackOff"})
     assert ready_cond(st)["reason"] == "CrashLoop"
 
 

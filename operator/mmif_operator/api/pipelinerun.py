@@ -271,6 +271,8 @@ class Transition(StatusModel):
 class AnalysisState(enum.StrEnum):
     CREATED = "Created"
     NOT_AUTHORIZED = "NotAuthorized"
+    NAME_CONFLICT = "NameConflict"
+    CREATE_FAILED = "CreateFailed"
 
 
 class RunAnalysis(StatusModel):
@@ -279,8 +281,11 @@ class RunAnalysis(StatusModel):
     name: str = Field(description="The analysis's name in the Pipeline.", max_length=30)
     analysis_job: str | None = Field(
         None, description="The AnalysisJob created for it (`<run>-<name>`).", max_length=253)
-    state: AnalysisState = Field(description="`Created`, or `NotAuthorized` (the requester may "
-                                 "not create AnalysisJobs here).")
+    state: AnalysisState = Field(description="`Created`; `NotAuthorized` (the requester may "
+                                 "not create AnalysisJobs here); `NameConflict` (an AnalysisJob "
+                                 "`<run>-<name>` exists that this run does not own: it is left "
+                                 "alone, and the message names its owner); `CreateFailed` (the API "
+                                 "server refused the AnalysisJob).")
     message: str = Field("", description="Why, when not created.", max_length=1024)
 
 

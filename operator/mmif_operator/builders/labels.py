@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from .names import HASH_LEN, short_hash
+from .names import HASH_LEN, app_service_name, short_hash
 
 # Keys.
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -17,6 +17,7 @@ STEP = "mmif.dev/step"
 STEP_INDEX = "mmif.dev/step-index"
 ITEM_INDEX = "mmif.dev/item-index"
 ANALYSIS = "mmif.dev/analysis"
+APP = "mmif.dev/app"                 # a Service-mode app's pods: the app's (injective) object name
 SOURCE_RUN = "mmif.dev/source-run"   # on an AnalysisJob's Jobs (not `mmif.dev/run`: not the run's Jobs)
 
 # Values.
@@ -91,11 +92,14 @@ def run_job_labels(run: str, pipeline: str, component: str, *, step: str | None 
 
 
 def app_service_selector(pipeline: str, step: str) -> dict[str, str]:
-    """The (immutable) selector of a Service-mode Deployment and its Service."""
+    """The (immutable) selector of a Service-mode Deployment, its Service and NetworkPolicy.
+    `mmif.dev/app` is the app's object name (names.app_service_name, injective), so no two
+    steps' selectors can match the same pods, whatever the pipeline and step names."""
     return {
         COMPONENT: COMPONENT_APP_SERVICE,
         PIPELINE: label_value(pipeline),
         STEP: label_value(step),
+        APP: app_service_name(pipeline, step),
     }
 
 

@@ -1,10 +1,24 @@
-"""Deterministic names of the objects the operator creates.
+"""Deterministic names of the objects the operator creates, injective by construction.
 
 Every name is a valid DNS-1123 label of at most 63 characters, because Job names also become
 label values (`job-name`, `batch.kubernetes.io/job-name`) and Service names must be labels.
-When a base name is too long (or had to be cleaned), it is truncated and a short hash of the
-*whole* base name is appended, so two different long names never map to the same child name,
-and the same input always gives the same name.
+
+Two forms, which can never be equal to each other:
+
+* **as is**: `<owner><suffix>` when the owner's name is already a clean label, fits, and has no
+  `--` (e.g. `run-1-00012-3`). Different owners give different names: the suffix is fixed.
+* **hashed**: `<cleaned, cut head>--<hash of the whole owner name><suffix>` otherwise (too long,
+  dots, a `--` of its own). Only hashed names contain `--` (the head has none, suffixes have
+  none, and an as-is name has none), so an as-is name never equals a hashed one, and two hashed
+  names are equal only if their 8-hex-digit hashes (sha256) are: an accidental collision needs
+  tens of thousands of long names in one namespace, and a deliberate one ~2^32 tries.
+
+The suffixes of the kinds end in different last tokens (`-<item>-<step>` digits, `-prepare`,
+`-manifest`, `-a<item>`, `-amanifest`), so a run's Jobs and an AnalysisJob's Jobs of one
+namespace never share a name either. App objects of Service-mode steps (Deployment, Service,
+NetworkPolicy) are always hashed, over the (pipeline, step) pair: `col` + `a-b` and `col-a` +
+`b` differ. A name is injective, not a claim: an object found under it is used only when it is
+ours (reconcile/ownership.py).
 """
 from __future__ import annotations
 
@@ -13,10 +27,12 @@ import re
 
 MAX_NAME = 63
 HASH_LEN = 8
+HASH_MARK = "--"       # only hashed names contain it
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _INVALID = re.compile(r"[^-a-z0-9]+")
+_DASHES = re.compile(r"-{2,}")
 
 
 def short_hash(text: str, length: int = HASH_LEN) -> str:
@@ -32,29 +48,41 @@ def is_dns1035_label(name: str) -> bool:
 
 
 def _clean(text: str) -> str:
-    """Lower-case, invalid runs ('.', '_', ...) become '-', no leading/trailing '-'."""
-    return _INVALID.sub("-", text.lower()).strip("-")
+    """Lower-case, invalid runs ('.', '_', ...) and runs of '-' become one '-', no leading or
+    trailing '-'."""
+    return _DASHES.sub("-", _INVALID.sub("-", text.lower())).strip("-")
+
+
+def _hashed(head_source: str, digest_source: str, suffix: str, max_len: int, *, letter: bool = False) -> str:
+    """`<head>--<hash of digest_source><suffix>`, the head cut to fit (`letter`: the name must
+    start with a letter, as DNS-1035 labels do)."""
+    if HASH_MARK in suffix or (suffix and not suffix.startswith("-")):
+        raise ValueError(f"suffix {suffix!r} must start with '-' and have no {HASH_MARK!r}")
+    head = _clean(head_source) or "x"
+    if letter and not head[:1].isalpha():
+        head = f"app-{head}"
+    room = max_len - len(suffix) - HASH_LEN - len(HASH_MARK)
+    if room < 1:
+        raise ValueError(f"suffix {suffix!r} leaves no room in a {max_len}-character name")
+    head = head[:room].rstrip("-")
+    name = f"{head}{HASH_MARK}{short_hash(digest_source)}{suffix}"
+    if not _DNS1123_LABEL.match(name):
+        raise ValueError(f"cannot make a DNS-1123 label of {head_source!r} + {suffix!r}")
+    return name
 
 
 def fit_name(base: str, suffix: str = "", max_len: int = MAX_NAME) -> str:
     """`base + suffix` as a DNS-1123 label of at most `max_len` characters.
 
-    `suffix` (e.g. "-00012-3") is kept verbatim; it must itself be valid label characters.
-    If `base` is clean and short enough it is used as is; otherwise it is cleaned, truncated and
-    followed by "-" and a hash of the original `base`.
+    `suffix` (e.g. "-00012-3") is kept verbatim; it must start with '-' and be valid label
+    characters without '--'. If `base` is a clean label without '--' and short enough it is used
+    as is; otherwise the hashed form (see the module docstring).
     """
-    cleaned = _clean(base)
-    if cleaned == base and base and len(base) + len(suffix) <= max_len:
+    if base and _DNS1123_LABEL.match(base) and HASH_MARK not in base and len(base) + len(suffix) <= max_len:
+        if HASH_MARK in suffix or (suffix and not suffix.startswith("-")):
+            raise ValueError(f"suffix {suffix!r} must start with '-' and have no {HASH_MARK!r}")
         return base + suffix
-    digest = short_hash(base)
-    room = max_len - len(suffix) - HASH_LEN - 1
-    if room < 1:
-        raise ValueError(f"suffix {suffix!r} leaves no room in a {max_len}-character name")
-    head = cleaned[:room].rstrip("-")
-    name = f"{head}-{digest}{suffix}" if head else f"{digest}{suffix}"
-    if not _DNS1123_LABEL.match(name):  # e.g. a suffix ending in "-"
-        raise ValueError(f"cannot make a DNS-1123 label of {base!r} + {suffix!r}")
-    return name
+    return _hashed(base, base, suffix, max_len)
 
 
 def step_job_name(run: str, item_index: int, step_index: int) -> str:
@@ -86,13 +114,10 @@ def triggered_analysis_name(run: str, analysis: str) -> str:
 
 
 def app_service_name(pipeline: str, step: str) -> str:
-    """`<pipeline>-<step>`: the Deployment and Service of a Service-mode step.
+    """`<pipeline>-<step>--<hash of (pipeline, step)>`: the Deployment, Service and NetworkPolicy
+    of a Service-mode step, e.g. `col-a-b--1c0f9e2a`.
 
-    Service names must be DNS-1035 labels (start with a letter), so a base starting with a
-    digit gets an `app-` prefix and a hash (as any changed name does).
+    Always hashed over the pair, so `col` + `a-b` and `col-a` + `b` differ; a DNS-1035 label
+    (Service names start with a letter: a head starting with a digit gets `app-`).
     """
-    base = f"{pipeline}-{step}"
-    if base[:1].isalpha():
-        return fit_name(base)
-    head = _clean(base)[: MAX_NAME - len("app-") - HASH_LEN - 1].rstrip("-")
-    return f"app-{head}-{short_hash(base)}" if head else f"app-{short_hash(base)}"
+    return _hashed(f"{pipeline}-{step}", f"{pipeline}/{step}", "", MAX_NAME, letter=True)

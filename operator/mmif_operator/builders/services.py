@@ -1,8 +1,10 @@
-"""Deployment + Service of a Service-mode step (no `url`), owned by the Pipeline.
+"""Deployment + Service + NetworkPolicy of a Service-mode step (no `url`), owned by the Pipeline.
 
-Name `<pipeline>-<step>` (see names.app_service_name); the app pods mount the Pipeline's
+Name `<pipeline>-<step>--<hash>` (see names.app_service_name); the app pods mount the Pipeline's
 `spec.workspace` claim read-only at its mountPath, the same path runs use, so the file paths in
-MMIF documents resolve in both.
+MMIF documents resolve in both. Since those pods can read the namespace's volume, the
+NetworkPolicy admits traffic to them only from the operator's step and analysis pods of the same
+namespace (where a NetworkPolicy controller enforces it; docs/howto.md says what holds without).
 """
 from __future__ import annotations
 
@@ -110,5 +112,36 @@ def app_service(ctx: PipelineContext, step: Mapping[str, Any] | Any) -> dict[str
             "type": "ClusterIP",
             "selector": L.app_service_selector(ctx.name, step["name"]),
             "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+# The pods that may call a Service-mode app: the operator's step pods (runs) and analysis pods
+# (an analysis may call a Pipeline's app through its `url`) of the app's own namespace.
+CLIENT_COMPONENTS = (L.COMPONENT_STEP, L.COMPONENT_ANALYZE)
+
+
+def app_clients_selector() -> dict[str, Any]:
+    """The podSelector of the pods allowed to reach an app (same namespace only)."""
+    return {"matchLabels": {L.MANAGED_BY: L.MANAGER},
+            "matchExpressions": [{"key": L.COMPONENT, "operator": "In", "values": list(CLIENT_COMPONENTS)}]}
+
+
+def app_network_policy(ctx: PipelineContext, step: Mapping[str, Any] | Any) -> dict[str, Any]:
+    """Ingress to the step's app pods only from the namespace's step and analysis pods, on the
+    app port. A `from` entry without a namespaceSelector selects pods of the policy's own
+    namespace: no other namespace reaches the app, whatever it labels its pods."""
+    step = plain(step)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(ctx, step),
+        "spec": {
+            "podSelector": {"matchLabels": L.app_service_selector(ctx.name, step["name"])},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [{"podSelector": app_clients_selector()}],
+                "ports": [{"protocol": "TCP", "port": step_port(step)}],
+            }],
         },
     }

@@ -67,11 +67,15 @@ async def start_webhook(settings: kopf.OperatorSettings, kube: Kube, cfg: Config
         fd = os.open(paths[name], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-    hooks = await kube.patch_webhook_ca_bundle(cfg.webhook_configuration,
-                                               base64.b64encode(cert.ca_pem).decode("ascii"))
+    ca_bundle = base64.b64encode(cert.ca_pem).decode("ascii")
+    hooks = await kube.patch_webhook_ca_bundle(cfg.webhook_configuration, ca_bundle)
     if not hooks:
         log.warning("webhook: MutatingWebhookConfiguration %s not found: install manifests/ "
                     "(requesters are recorded only through it)", cfg.webhook_configuration)
+    # The validating webhook (handlers/validation.py) shares the server, so the CA, and the name.
+    if not await kube.patch_webhook_ca_bundle(cfg.webhook_configuration, ca_bundle, kind="validating"):
+        log.warning("webhook: ValidatingWebhookConfiguration %s not found: install manifests/ "
+                    "(app urls are checked only through it)", cfg.webhook_configuration)
     try:
         _operator_username = (await kube.whoami()).get("username")
     except KubeError as e:

@@ -10,7 +10,8 @@ items succeeding is what a Live analysis waits for), and the plan's timer.
 Triggered analyses (`trigger_analyses`, called by the run's loop once the run holds its Pipeline
 snapshot): for each analysis of the Pipeline not yet decided, a SubjectAccessReview for the run's
 requester, then the AnalysisJob (owned by the run) or an `AnalysisNotAuthorized` condition and
-Event on the run.
+Event on the run; an AnalysisJob of that name the run does not own is left alone and recorded
+`NameConflict` (reconcile/ownership.py).
 """
 from __future__ import annotations
 
@@ -28,13 +29,13 @@ from ..api.pipelinerun import PLURAL as RUN_PLURAL
 from ..builders import labels as L
 from ..builders.specs import API_GROUP
 from ..k8s import events as k8s_events
-from ..k8s.ops import Kube, KubeError
+from ..k8s.ops import Kube, KubeError, NameConflict
 from ..reconcile import triggers
 from ..reconcile.analysis import TERMINAL_PHASES, AnalysisPlan, needs_termination_messages, plan_analysis
 from ..reconcile.observed import ObservedJob
 from . import runtime
 from .jobs import JobSummaries
-from .loop import MAX_CREATES_PER_PASS, Next, bounded, create_jobs, reconcile_forever, resync_timeout
+from .loop import MAX_CREATES_PER_PASS, Next, Refusals, bounded, create_jobs, reconcile_forever, resync_timeout
 
 log = logging.getLogger(__name__)
 VERSION = "v1alpha1"
@@ -57,18 +58,26 @@ class AnalysisPass:
 async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | None,
                              observed: Iterable[ObservedJob], *, operator_image: str,
                              now: datetime | None = None,
-                             post_event: EventPoster = k8s_events.post) -> AnalysisPass:
+                             post_event: EventPoster = k8s_events.post,
+                             refusals: Refusals | None = None) -> AnalysisPass:
+    """One pass over one AnalysisJob (see the module docstring); `refusals` as for runs
+    (handlers/runs.reconcile_run)."""
     aj = await kube.get_custom(ANALYSIS_PLURAL, namespace, name)
     meta = (aj or {}).get("metadata") or {}
     if aj is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
         return AnalysisPass(done=True, gone=True)
     run_name = ((aj.get("spec") or {}).get("runRef") or {}).get("name")
     run = await kube.get_custom(RUN_PLURAL, namespace, run_name) if run_name else None
-    jobs = list(observed)
+    refusals = refusals if refusals is not None else Refusals()
+    own_uid = meta.get("uid") or ""
+    jobs = [j for j in refusals.merged(observed, own_uid) if j.owned_by(own_uid)]
+    uids = {j.name: j.uid for j in jobs if j.uid}
     messages: dict[str, Any] = {}
     for job_name in needs_termination_messages(jobs):
         try:
-            text = await kube.job_termination_message(namespace, job_name)
+            job_uid = uids.get(job_name)
+            text = await (kube.job_termination_message(namespace, job_name, uid=job_uid) if job_uid
+                          else kube.job_termination_message(namespace, job_name))
         except KubeError as e:
             log.warning("analysis %s/%s: reading the termination message of Job %s: %s",
                         namespace, name, job_name, e)
@@ -82,8 +91,10 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
     creates = plan.create[:MAX_CREATES_PER_PASS]
     if len(plan.create) > len(creates):
         result.requeue_after = 0.0
-    _, failed = await create_jobs(kube, creates, aj, f"analysis {namespace}/{name}", post_event)
-    if failed:
+    outcome = await create_jobs(kube, creates, aj, f"analysis {namespace}/{name}", post_event)
+    if refusals.add(outcome.refused):
+        result.requeue_after = 0.0          # plan again at once: the planner fails their items
+    if outcome.failed:
         result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
     if plan.status_patch:
         try:
@@ -93,7 +104,8 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
             if e.conflict or e.not_found:
                 return AnalysisPass(requeue_after=0.0, done=e.not_found, gone=e.not_found)
             raise
-    outcomes = await bounded([partial(kube.delete_job, namespace, n) for n in plan.delete])
+    outcomes = await bounded([partial(kube.delete_job, namespace, n, uid=uids.get(n) or None)
+                              for n in plan.delete])
     for job_name, outcome in zip(plan.delete, outcomes, strict=True):
         if isinstance(outcome, BaseException):
             log.warning("analysis %s/%s: deleting Job %s: %s", namespace, name, job_name, outcome)
@@ -124,16 +136,29 @@ async def trigger_analyses(kube: Kube, run: Mapping[str, Any], *, now: datetime 
     for template in templates:
         decision = triggers.decide(template, run, review)
         if decision.allowed:
-            await kube.create_custom(ANALYSIS_PLURAL, triggers.analysis_job(run, template))
+            try:
+                await kube.create_custom(ANALYSIS_PLURAL, triggers.analysis_job(run, template))
+            except NameConflict as e:
+                # Someone's AnalysisJob holds the name: never taken for the run's, left alone.
+                decision = decision.not_created(triggers.NAME_CONFLICT, e.message)
+            except KubeError as e:
+                if not e.invalid:
+                    raise           # e.g. an earlier same-named run's AnalysisJob still going: later
+                decision = decision.not_created(triggers.CREATE_FAILED,
+                                                f"the API server refused AnalysisJob {decision.analysis_job}: "
+                                                f"{e.message}")
+        state = decision.recorded_state
+        if state == triggers.CREATED:
             post_event(run, "Normal", "AnalysisCreated", f"AnalysisJob {decision.analysis_job} created "
                        f"for {(requester or {}).get('username')}")
         else:
-            post_event(run, "Warning", triggers.R_NOT_AUTHORIZED, f"analysis {decision.name}: {decision.message}")
+            reason = {triggers.NOT_AUTHORIZED: triggers.R_NOT_AUTHORIZED}.get(state, state)
+            post_event(run, "Warning", reason, f"analysis {decision.name}: {decision.message}")
         decisions.append(decision)
     patch = triggers.status_patch(run, decisions, now or datetime.now(timezone.utc))
     await kube.patch_status(RUN_PLURAL, namespace, meta.get("name", ""), patch)
     log.info("run %s/%s: analyses %s", namespace, meta.get("name"),
-             ", ".join(f"{d.name}={'created' if d.allowed else 'not authorised'}" for d in decisions))
+             ", ".join(f"{d.name}={d.recorded_state}" for d in decisions))
     return decisions
 
 
@@ -186,10 +211,11 @@ async def analysis_loop(name: str, namespace: str | None, uid: str, spec: Any, s
     key = analysis_key(namespace, name)
     cfg = runtime.config()
     waker = runtime.ANALYSIS_WAKERS.register(key, run=(namespace, (spec.get("runRef") or {}).get("name")))
+    refusals = Refusals()
 
     async def one_pass(_refresh: bool) -> Next:
         result = await reconcile_analysis(runtime.kube(), namespace, name, uid, list(analysis_jobs.get(key, ())),
-                                          operator_image=cfg.operator_image)
+                                          operator_image=cfg.operator_image, refusals=refusals)
         if result.gone:
             return Next(stop=True)
         if result.done:

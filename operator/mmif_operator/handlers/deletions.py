@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
 
@@ -22,7 +22,7 @@ MAX_CONCURRENT_DELETES = 16
 
 
 class BackgroundDeletes:
-    def __init__(self, delete: Callable[[str], Awaitable[Any]], *, limit: int = MAX_CONCURRENT_DELETES,
+    def __init__(self, delete: Callable[..., Awaitable[Any]], *, limit: int = MAX_CONCURRENT_DELETES,
                  label: str = ""):
         self._delete = delete
         self._sem = asyncio.Semaphore(limit)
@@ -30,13 +30,15 @@ class BackgroundDeletes:
         self.label = label
         self.failures = 0
 
-    def submit(self, names: Iterable[str]) -> int:
-        """Start deleting `names` (those not being deleted already); returns how many started."""
+    def submit(self, names: Iterable[str], uids: Mapping[str, str | None] | None = None) -> int:
+        """Start deleting `names` (those not being deleted already); returns how many started.
+        `uids`: name -> the Job's uid, handed to the delete callable (`delete(name, uid)`) so it
+        deletes only that object; names without one are deleted by name (`delete(name)`)."""
         started = 0
         for name in names:
             if name in self._tasks:
                 continue
-            task = asyncio.ensure_future(self._one(name))
+            task = asyncio.ensure_future(self._one(name, (uids or {}).get(name)))
             self._tasks[name] = task
             task.add_done_callback(partial(self._forget, name))
             started += 1
@@ -45,10 +47,10 @@ class BackgroundDeletes:
     def _forget(self, name: str, _task: asyncio.Task[Any]) -> None:
         self._tasks.pop(name, None)
 
-    async def _one(self, name: str) -> None:
+    async def _one(self, name: str, uid: str | None) -> None:
         async with self._sem:
             try:
-                await self._delete(name)
+                await (self._delete(name, uid) if uid else self._delete(name))
             except asyncio.CancelledError:
                 raise
             except Exception as e:     # noqa: BLE001 - planned again by a later pass

@@ -19,7 +19,9 @@ from typing import Any
 
 from .. import metrics
 from ..k8s import events as k8s_events
-from ..k8s.ops import Kube
+from ..k8s.ops import Kube, KubeError, NameConflict
+from ..reconcile import observed
+from ..reconcile.observed import ObservedJob
 from .wakeups import DEBOUNCE_SECONDS, Wake, Waker, backoff
 
 log = logging.getLogger(__name__)
@@ -103,17 +105,76 @@ async def bounded(calls: Iterable[Callable[[], Awaitable[Any]]], limit: int = MA
     return await asyncio.gather(*(one(f) for f in calls), return_exceptions=True)
 
 
+@dataclass
+class Creates:
+    """What a round of creates did."""
+
+    created: list[str]                  # names created now, or found existing and ours
+    failed: bool                        # some create failed in a way worth retrying
+    refused: list[ObservedJob]          # permanent refusals, as failed Jobs (`observed.refused`)
+
+
+def refusal(body: Mapping[str, Any], error: BaseException) -> ObservedJob | None:
+    """A create error that retrying cannot fix, as the refused Job's summary; None otherwise:
+    the name is held by an object that is not ours (`NameConflict`), or the API server refused
+    the Job as invalid (422: `CreateFailed`, with its message)."""
+    if isinstance(error, NameConflict):
+        return observed.refused(body, observed.R_NAME_CONFLICT, error.message)
+    if isinstance(error, KubeError) and error.invalid:
+        return observed.refused(body, observed.R_CREATE_FAILED,
+                                f"the API server refused Job {body['metadata']['name']}: {error.message}")
+    return None
+
+
 async def create_jobs(kube: Kube, bodies: list[dict[str, Any]], owner: Mapping[str, Any], what: str,
-                      post_event: Callable[[Mapping[str, Any], str, str, str], None]) -> tuple[list[str], bool]:
-    """Create `bodies` (Jobs) with `bounded` concurrency; 409 counts as created (`Kube.create`).
-    The first errors are logged (`what`: e.g. "run ns/name") and one `CreateFailed` Event goes
-    on `owner`. Returns (the names created, whether any create failed)."""
+                      post_event: Callable[[Mapping[str, Any], str, str, str], None]) -> Creates:
+    """Create `bodies` (Jobs) with `bounded` concurrency; an existing Job counts as created only
+    when it is ours (`Kube.create`). Permanent refusals (a name held by another's object, an
+    invalid Job) come back as `refused` summaries, for the planner to fail their item or run
+    with the reason; other errors are logged (`what`: e.g. "run ns/name"), one `CreateFailed`
+    Event goes on `owner`, and the caller tries again later."""
     outcomes = await bounded([partial(kube.create, b) for b in bodies])
-    errors = [(b, o) for b, o in zip(bodies, outcomes, strict=True) if isinstance(o, BaseException)]
+    refused: list[ObservedJob] = []
+    errors: list[tuple[dict[str, Any], BaseException]] = []
+    created: list[str] = []
+    for body, outcome in zip(bodies, outcomes, strict=True):
+        if not isinstance(outcome, BaseException):
+            created.append(body["metadata"]["name"])
+            continue
+        summary = refusal(body, outcome)
+        if summary is not None:
+            refused.append(summary)
+            log.warning("%s: Job %s cannot be created: %s", what, summary.name, summary.message)
+        else:
+            errors.append((body, outcome))
     for body, error in errors[:3]:
         log.warning("%s: creating Job %s: %s", what, body["metadata"]["name"], error)
     if errors:
         post_event(owner, "Warning", "CreateFailed",
                    f"{len(errors)} of {len(bodies)} Jobs could not be created: {errors[0][1]}")
-    created = [b["metadata"]["name"] for b, o in zip(bodies, outcomes, strict=True) if not isinstance(o, BaseException)]
-    return created, bool(errors)
+    return Creates(created=created, failed=bool(errors), refused=refused)
+
+
+class Refusals:
+    """The creates a loop was refused for good, remembered for its next passes (the planner
+    fails their item or run from them). Only memory: a new process meets the same refusal
+    again at its first create, or finds the outcome already in the status."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, ObservedJob] = {}
+
+    def add(self, summaries: Iterable[ObservedJob]) -> int:
+        count = 0
+        for s in summaries:
+            count += s.name not in self._by_name
+            self._by_name[s.name] = s
+        return count
+
+    def merged(self, observed: Iterable[ObservedJob], owner_uid: str = "") -> list[ObservedJob]:
+        """`observed` plus the refusals whose name no Job of the owner holds."""
+        jobs = list(observed)
+        ours = {j.name for j in jobs if j.owned_by(owner_uid)}
+        return jobs + [s for n, s in self._by_name.items() if n not in ours]
+
+    def __len__(self) -> int:
+        return len(self._by_name)

@@ -1,16 +1,20 @@
 """Pipeline: one reconcile loop (a kopf daemon) per Pipeline, for its Service-mode apps.
 
-A pass (`reconcile_pipeline`): re-read the Pipeline; list the app Deployments and Services it
-owns (labels + controller uid); server-side-apply (field manager `mmif-operator`) the missing ones
-and the ones whose desired form changed (a hash of it is kept in the annotation
-`mmif.dev/desired-hash`, so an unchanged object costs no write), leave alone a same-named object
-someone else owns (Warning Event `NameConflict`), delete the ones no step wants; compute `status` from the Deployments (and,
-while a step is not ready, the waiting reasons of its pods: ImagePullBackOff, CrashLoopBackOff,
-...) and merge-patch it when it changed.
+A pass (`reconcile_pipeline`): re-read the Pipeline; list the app Deployments, Services and
+NetworkPolicies it owns (labels + controller uid); create the missing ones; server-side-apply
+(field manager `mmif-operator`, forced) the ones that drifted from what the operator sets (the
+live fields compared with the desired object: `reconcile.pipeline.drift`, e.g. a Deployment
+scaled to 0 by hand; a changed spec changes the desired-hash annotation, so it drifts too); an
+object of that name the Pipeline does not own is never touched: the step is not ready and the
+Pipeline says `Ready=False NameConflict` naming the owner (and a Warning Event); delete the ones
+no step wants; compute `status` from the Deployments (and, while a step is not ready, the
+waiting reasons of its pods: ImagePullBackOff, CrashLoopBackOff, ...) and merge-patch it when it
+changed.
 
-Wake-ups: the Pipeline's own spec changes (generation ahead of observedGeneration), its app
-Deployments' events, a 10-second timer while a step is not ready (pods are not watched), and the
-resync timer. A Pipeline that appears also wakes the runs waiting for it.
+Wake-ups: the Pipeline's own spec changes (generation ahead of observedGeneration), events of its
+app Deployments, Services and NetworkPolicies (scaled, edited or deleted by hand), a 10-second
+timer while a step is not ready (pods are not watched), and the resync timer. A Pipeline that
+appears also wakes the runs waiting for it.
 """
 from __future__ import annotations
 
@@ -27,9 +31,10 @@ import kopf
 from ..builders import labels as L
 from ..builders.specs import API_GROUP
 from ..k8s import events as k8s_events
-from ..k8s.ops import Kube, KubeError, owned_by
+from ..builders import names
+from ..k8s.ops import Kube, KubeError, NameConflict, owned_by
 from ..reconcile.pipeline import (
-    CONDITION_READY, compute_pipeline_status, desired_app_objects, stale_app_objects,
+    CONDITION_READY, compute_pipeline_status, desired_app_objects, drift, stale_app_objects,
     waiting_reasons_from_pods,
 )
 from . import runtime
@@ -42,7 +47,7 @@ VERSION = "v1alpha1"
 PLURAL = "pipelines"
 HASH_ANNOTATION = "mmif.dev/desired-hash"
 NOT_READY_REQUEUE_SECONDS = 10.0
-APP_KINDS = ("Deployment", "Service")
+APP_KINDS = ("Deployment", "Service", "NetworkPolicy")
 
 
 @dataclass
@@ -76,6 +81,13 @@ def is_ready(status: Mapping[str, Any] | None) -> bool:
     return False
 
 
+def _ready_message(status: Mapping[str, Any]) -> str:
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == CONDITION_READY:
+            return cond.get("message") or ""
+    return ""
+
+
 def status_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
     old = old or {}
     return any(old.get(k) != v for k, v in new.items())
@@ -102,42 +114,62 @@ async def reconcile_pipeline(kube: Kube, namespace: str, name: str, uid: str | N
         desired = []
         log.warning("pipeline %s/%s: %s", namespace, name, e)
     requeue: float | None = None
+    step_of = {names.app_service_name(name, s["name"]): s["name"]
+               for s in ((pipeline.get("spec") or {}).get("steps") or [])}
+    conflicts: dict[str, str] = {}
+    old_status = pipeline.get("status") or {}
 
     for obj in desired:
         kind, obj_name = obj["kind"], obj["metadata"]["name"]
         body = with_hash(obj)
         have = existing[kind].get(obj_name)
-        if have is not None and (have["metadata"].get("annotations") or {}).get(HASH_ANNOTATION) \
-                == body["metadata"]["annotations"][HASH_ANNOTATION]:
-            continue                      # as desired: no write
-        if have is None:
-            # Not in our list: absent (create it), or someone else's (leave it alone).
-            current = await kube.get(kind, namespace, obj_name)
-            if current is not None and not owned_by(current, puid):
-                post_event(pipeline, "Warning", "NameConflict",
-                           f"{kind} {obj_name} exists and is not owned by this Pipeline; not touching it")
-                requeue = NOT_READY_REQUEUE_SECONDS
-                continue
-        # Server-side apply creates or updates, and drops the fields an earlier apply set that the
-        # desired object no longer has (e.g. a removed nodeSelector).
-        existing[kind][obj_name] = await kube.apply(body)
-        log.info("pipeline %s/%s: %s %s %s", namespace, name, "created" if have is None else "updated",
+        if have is not None:
+            changed = drift(body, have)
+            if not changed:
+                continue                  # as desired: no write
+            # Server-side apply updates what drifted (forced: a `kubectl scale` gives the
+            # replicas back), and drops fields an earlier apply set that the desired object no
+            # longer has (e.g. a removed nodeSelector).
+            existing[kind][obj_name] = await kube.apply(body)
+            log.info("pipeline %s/%s: updated %s %s (%s)", namespace, name, kind, obj_name,
+                     ", ".join(changed[:5]))
+            continue
+        # Not in our list: create it. A 409 is ours only when the object has our uid (its labels
+        # were edited: apply them back); anyone else's is left alone: a name conflict.
+        try:
+            created = await kube.create(body)
+        except NameConflict as e:
+            step = step_of.get(obj_name, obj_name)
+            conflicts[step] = e.message
+            if e.message not in _ready_message(old_status):
+                post_event(pipeline, "Warning", "NameConflict", f"step {step}: {e.message}; not touching it")
+            requeue = NOT_READY_REQUEUE_SECONDS
+            continue
+        except KubeError as e:
+            if not e.conflict:
+                raise
+            requeue = NOT_READY_REQUEUE_SECONDS     # an earlier same-named Pipeline's object goes
+            continue
+        existing[kind][obj_name] = body if created else await kube.apply(body)
+        log.info("pipeline %s/%s: %s %s %s", namespace, name, "created" if created else "re-applied",
                  kind, obj_name)
 
     for kind in APP_KINDS:
         for stale in stale_app_objects(pipeline, existing[kind]):
-            if await kube.delete(kind, namespace, stale):
+            stale_uid = (existing[kind][stale].get("metadata") or {}).get("uid")
+            if await kube.delete(kind, namespace, stale, uid=stale_uid):
                 log.info("pipeline %s/%s: deleted %s %s (no step wants it)", namespace, name, kind, stale)
             existing[kind].pop(stale, None)
 
     deployments = list(existing["Deployment"].values())
     now = now or datetime.now(timezone.utc)
-    status = compute_pipeline_status(pipeline, deployments, now)
+    status = compute_pipeline_status(pipeline, deployments, now, conflicts=conflicts)
     if not all(s.get("ready") for s in status["steps"]):
         pods = await kube.list("Pod", namespace, selector)
-        status = compute_pipeline_status(pipeline, deployments, now, waiting_reasons_from_pods(pods))
+        status = compute_pipeline_status(pipeline, deployments, now, waiting_reasons_from_pods(pods),
+                                         conflicts=conflicts)
         requeue = NOT_READY_REQUEUE_SECONDS
-    old = pipeline.get("status") or {}
+    old = old_status
     if status_changed(old, status):
         try:
             await kube.patch_status(PLURAL, namespace, name, status,
@@ -189,10 +221,29 @@ def pipeline_event(name: str, namespace: str | None, meta: Any, status: Any, typ
         runtime.RUN_WAKERS.wake_where(lambda w: w.key[0] == namespace and w.tags.get("pipeline") == name)
 
 
-@kopf.on.event("apps", "v1", "deployments",
-               labels={L.MANAGED_BY: L.MANAGER, L.COMPONENT: L.COMPONENT_APP_SERVICE})
-def app_deployment_event(namespace: str | None, labels: Any, **_: Any) -> None:
-    """An app Deployment changed (replicas ready, deleted by hand): wake its Pipeline's loop."""
+_APP_OBJECTS = {L.MANAGED_BY: L.MANAGER, L.COMPONENT: L.COMPONENT_APP_SERVICE}
+
+
+def _wake_pipeline(namespace: str | None, labels: Any) -> None:
     pipeline = labels.get(L.PIPELINE)
     if namespace and pipeline:
         runtime.PIPELINE_WAKERS.wake((namespace, pipeline))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=_APP_OBJECTS)
+def app_deployment_event(namespace: str | None, labels: Any, **_: Any) -> None:
+    """An app Deployment changed (replicas ready, scaled or deleted by hand): wake its Pipeline's
+    loop (which corrects drift)."""
+    _wake_pipeline(namespace, labels)
+
+
+@kopf.on.event("v1", "services", labels=_APP_OBJECTS)
+def app_service_event(namespace: str | None, labels: Any, **_: Any) -> None:
+    """An app Service changed (edited or deleted by hand): wake its Pipeline's loop."""
+    _wake_pipeline(namespace, labels)
+
+
+@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=_APP_OBJECTS)
+def app_network_policy_event(namespace: str | None, labels: Any, **_: Any) -> None:
+    """An app NetworkPolicy changed (edited or deleted by hand): wake its Pipeline's loop."""
+    _wake_pipeline(namespace, labels)

@@ -46,7 +46,7 @@ from ..reconcile import triggers
 from . import analyses, runtime
 from .deletions import BackgroundDeletes
 from .expectations import RecentCreates
-from .loop import MAX_CREATES_PER_PASS, Next, bounded, create_jobs, reconcile_forever, resync_timeout
+from .loop import MAX_CREATES_PER_PASS, Next, Refusals, bounded, create_jobs, reconcile_forever, resync_timeout
 from .wakeups import RUN_DEBOUNCE_SECONDS
 
 log = logging.getLogger(__name__)
@@ -96,19 +96,25 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
                         recent: RecentCreates | None = None,
                         known: Mapping[str, Any] | None = None,
                         deletes: BackgroundDeletes | None = None,
-                        progress_wait: float = 0.0) -> PassResult:
+                        progress_wait: float = 0.0,
+                        refusals: Refusals | None = None) -> PassResult:
     """One pass over one run (see the module docstring). `known`: the run as the previous pass
     left it (`PassResult.latest`), instead of reading it; `deletes`: where Jobs are deleted
     beside the loop (None: deleted before this returns); `progress_wait`: seconds a
     progress-only status patch still waits (`progress_only`); the pass then writes nothing but
-    its creates and asks to come back when the wait is over."""
+    its creates and asks to come back when the wait is over. `refusals`: the creates the loop
+    was refused for good (a name held by another's object, an invalid Job), handed to the
+    planner as failed Jobs of that name (None: only this pass's, planned again at once)."""
     run = dict(known) if known is not None else await kube.get_custom(RUN_PLURAL, namespace, name)
     meta = (run or {}).get("metadata") or {}
     if run is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
         return PassResult(done=True, gone=True)
     spec = run.get("spec") or {}
     status = run.get("status") or {}
-    jobs = list(observed)
+    refusals = refusals if refusals is not None else Refusals()
+    jobs = refusals.merged(observed, meta.get("uid") or "")
+    # Deletes and pod reads are bound to the uid of the run's own Job of that name.
+    uids = {j.name: j.uid for j in jobs if j.uid and j.owned_by(meta.get("uid") or "")}
     if (is_terminal(status) and spec.get("ttlSecondsAfterFinished") is None
             and not spec_changed(meta, status) and not jobs):
         return PassResult(done=True)
@@ -126,7 +132,8 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     needed = termination_messages_needed(run, jobs)
     messages: dict[str, Any] = {}
     if needed:
-        results = await bounded([partial(kube.job_termination_message, namespace, n) for n in needed])
+        results = await bounded([partial(_termination_message, kube, namespace, n, uids.get(n))
+                                 for n in needed])
         for job_name, result in zip(needed, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("run %s/%s: reading the termination message of Job %s: %s",
@@ -151,10 +158,12 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     if len(wanted) > len(creates):
         result.requeue_after = 0.0
     if creates:
-        created, failed = await create_jobs(kube, creates, run, f"run {namespace}/{name}", post_event)
+        outcome = await create_jobs(kube, creates, run, f"run {namespace}/{name}", post_event)
         if recent is not None:
-            recent.note(created)
-        if failed:
+            recent.note(outcome.created)
+        if refusals.add(outcome.refused):
+            result.requeue_after = 0.0      # plan again at once: the planner fails their items
+        if outcome.failed:
             # The status below still holds: a Job missing for an item in flight is created again.
             result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
 
@@ -180,8 +189,9 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     if plan.delete:
         own = deletes is None
         if deletes is None:
-            deletes = BackgroundDeletes(lambda n: kube.delete_job(namespace, n), label=f"run {namespace}/{name}: ")
-        deletes.submit(plan.delete)
+            deletes = BackgroundDeletes(lambda n, u=None: _delete_job(kube, namespace, n, u),
+                                        label=f"run {namespace}/{name}: ")
+        deletes.submit(plan.delete, uids)
         if own or plan.phase in TERMINAL_PHASES:
             await deletes.drain()
             if deletes.take_failures():
@@ -223,10 +233,24 @@ async def _sweep(kube: Kube, run: Mapping[str, Any], plan: RunPlan, now: datetim
             return
         ended = {**run, "status": plan.status}
         sweep = plan_run(ended, None, fresh, now, operator_image=operator_image)
+        uids = {j.name: j.uid for j in fresh}
         for job_name in sweep.delete:
-            await kube.delete_job(namespace, job_name)
+            await _delete_job(kube, namespace, job_name, uids.get(job_name))
     except Exception as e:     # noqa: BLE001 - housekeeping only; GC removes them with the run
         log.warning("run %s/%s: sweeping Jobs after the end: %s", namespace, name, e)
+
+
+async def _delete_job(kube: Kube, namespace: str, name: str, uid: str | None) -> Any:
+    """Delete the Job `name`, only the object of `uid` when known (a precondition)."""
+    return await (kube.delete_job(namespace, name, uid=uid) if uid else kube.delete_job(namespace, name))
+
+
+async def _termination_message(kube: Kube, namespace: str, name: str, uid: str | None) -> str | None:
+    """The runner's termination message in the Job's pods (only pods that Job controls, when
+    its uid is known)."""
+    if uid:
+        return await kube.job_termination_message(namespace, name, uid=uid)
+    return await kube.job_termination_message(namespace, name)
 
 
 # Waiting reasons of a step pod that will not go away by themselves (the Job would wait forever
@@ -309,7 +333,8 @@ async def run_loop(name: str, namespace: str | None, uid: str, spec: Any, stoppe
     stuck_seen: set[str] = set()
     pod_check: asyncio.Future | None = None
     recent = RecentCreates()
-    deletes = BackgroundDeletes(lambda job: runtime.kube().delete_job(namespace, job),
+    refusals = Refusals()
+    deletes = BackgroundDeletes(lambda job, job_uid=None: _delete_job(runtime.kube(), namespace, job, job_uid),
                                 label=f"run {namespace}/{name}: ")
     known: dict[str, Any] | None = None     # the run as the last pass left it
     last_patch = float("-inf")              # time.monotonic() of this loop's last status patch
@@ -320,7 +345,8 @@ async def run_loop(name: str, namespace: str | None, uid: str, spec: Any, stoppe
         wait = max(0.0, last_patch + PROGRESS_INTERVAL_SECONDS - time.monotonic())
         result = await reconcile_run(runtime.kube(), namespace, name, uid, list(run_jobs.get(key, ())),
                                      operator_image=cfg.operator_image, recent=recent,
-                                     known=start_from, deletes=deletes, progress_wait=wait)
+                                     known=start_from, deletes=deletes, progress_wait=wait,
+                                     refusals=refusals)
         known = result.latest
         if result.patched:
             last_patch = time.monotonic()

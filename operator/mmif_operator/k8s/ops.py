@@ -5,8 +5,12 @@ sent them (camelCase), so the pure planners get what they expect and nothing is 
 library's model classes (slow for big lists). HTTP errors raise `KubeError` with the status code.
 
 Conventions the reconcilers rely on:
-* `create` treats 409 AlreadyExists as success (names are deterministic) and says which;
-* `delete` treats 404 as success and uses propagationPolicy Background;
+* `create` treats 409 AlreadyExists as success (names are deterministic) only when the object of
+  that name is ours: controlled by the owner uid the body's controller ownerReference names
+  (reconcile/ownership.py). Another owner's object raises `NameConflict`; one of an earlier
+  incarnation of the owner, still being collected, raises a plain (retriable) 409;
+* `delete` treats 404 as success and uses propagationPolicy Background; with `uid`, it deletes
+  only that object (a precondition), and a name now held by another object counts as gone;
 * `patch_status` is a JSON merge patch of a custom object's `status` subresource, optionally
   conditional on a resourceVersion (409 Conflict when the object changed meanwhile).
 """
@@ -22,6 +26,7 @@ from kubernetes_asyncio import client
 
 from ..builders import labels as L
 from ..builders.specs import API_GROUP
+from ..reconcile import ownership
 
 RUNNER_CONTAINER = "runner"
 REQUEST_TIMEOUT = 30.0
@@ -48,6 +53,19 @@ class KubeError(Exception):
     @property
     def conflict(self) -> bool:
         return self.status == 409
+
+    @property
+    def invalid(self) -> bool:
+        """The API server refused the object itself (422 Invalid): sending it again cannot help."""
+        return self.status == 422
+
+
+class NameConflict(KubeError):
+    """A create found an object of that name that is not ours (`ownership.Ownership.FOREIGN`)."""
+
+    def __init__(self, kind: str, name: str, existing: Mapping[str, Any]):
+        super().__init__(409, ownership.R_NAME_CONFLICT, ownership.conflict_message(kind, name, existing))
+        self.existing = existing
 
 
 async def _call(request: Awaitable[Any]) -> dict[str, Any]:
@@ -94,6 +112,7 @@ KINDS: dict[str, Kind] = {
     "Job": Kind("batch", "job"),
     "Deployment": Kind("apps", "deployment"),
     "Service": Kind("core", "service"),
+    "NetworkPolicy": Kind("networking", "network_policy"),
     "Pod": Kind("core", "pod"),
     "PersistentVolumeClaim": Kind("core", "persistent_volume_claim"),
     "Secret": Kind("core", "secret"),
@@ -109,6 +128,7 @@ class Kube:
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
+        self.networking = client.NetworkingV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.authz = client.AuthorizationV1Api(api_client)
         self.authn = client.AuthenticationV1Api(api_client)
@@ -122,37 +142,48 @@ class Kube:
             k = KINDS[kind]
         except KeyError:
             raise ValueError(f"unsupported kind {kind!r}") from None
-        return {"batch": self.batch, "apps": self.apps, "core": self.core}[k.api], k.plural
+        return {"batch": self.batch, "apps": self.apps, "core": self.core,
+                "networking": self.networking}[k.api], k.plural
 
     def _kw(self, **extra: Any) -> dict[str, Any]:
         return {"_preload_content": False, "_request_timeout": self.timeout, **extra}
 
     # -- built-in objects ----------------------------------------------------------------------
     async def create(self, body: Mapping[str, Any]) -> bool:
-        """Create `body` (a Job, Deployment or Service dict). True when created, False when it
-        already existed (409: success, the name is deterministic)."""
+        """Create `body` (a Job, Deployment, Service, NetworkPolicy, Secret dict). True when
+        created, False when our object of that name already existed (409 and, for a body with a
+        controller ownerReference, the existing object has that owner uid). Raises `NameConflict`
+        when the existing object is someone else's, a retriable KubeError(409) while an earlier
+        incarnation's object is being collected."""
         api, plural = self._api(body["kind"])
-        ns = body["metadata"]["namespace"]
+        meta = body["metadata"]
         try:
             await _call(getattr(api, f"create_namespaced_{plural}")(
-                ns, dict(body), **self._kw(field_manager=FIELD_MANAGER)))
+                meta["namespace"], dict(body), **self._kw(field_manager=FIELD_MANAGER)))
             return True
         except KubeError as e:
-            if e.conflict:
-                return False
-            raise
+            if not e.conflict:
+                raise
+        if ownership.controller_ref(body) is None:
+            return False          # not a child (e.g. the webhook's Secret): the name is enough
+        existing = await self.get(body["kind"], meta["namespace"], meta["name"])
+        return _ours_or_raise(body["kind"], body, existing)
 
     async def delete(self, kind: str, namespace: str, name: str, *,
-                     propagation: str = "Background") -> bool:
-        """Delete; True when deleted now, False when it was already gone (404: success)."""
+                     propagation: str = "Background", uid: str | None = None) -> bool:
+        """Delete; True when deleted now, False when it was already gone (404: success). With
+        `uid`, only the object of that uid: a name now held by another object (409, the
+        precondition failed) counts as gone too."""
         api, plural = self._api(kind)
-        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        if uid:
+            body["preconditions"] = {"uid": uid}
         try:
             await _call(getattr(api, f"delete_namespaced_{plural}")(name, namespace, body=body,
                                                                     **self._kw()))
             return True
         except KubeError as e:
-            if e.not_found:
+            if e.not_found or (uid and e.conflict):
                 return False
             raise
 
@@ -163,8 +194,8 @@ class Kube:
         return await _call(getattr(api, f"replace_namespaced_{plural}")(
             meta["name"], meta["namespace"], dict(body), **self._kw(field_manager=FIELD_MANAGER)))
 
-    async def delete_job(self, namespace: str, name: str) -> bool:
-        return await self.delete("Job", namespace, name)
+    async def delete_job(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        return await self.delete("Job", namespace, name, uid=uid)
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
@@ -190,7 +221,10 @@ class Kube:
                 kw["field_selector"] = fields
             if token:
                 kw["_continue"] = token
-            data = await _call(getattr(api, f"list_namespaced_{plural}")(namespace, **kw))
+            if namespace:
+                data = await _call(getattr(api, f"list_namespaced_{plural}")(namespace, **kw))
+            else:           # every namespace (the ClusterRole must allow it)
+                data = await _call(getattr(api, f"list_{plural}_for_all_namespaces")(**kw))
             items.extend(data.get("items") or [])
             token = (data.get("metadata") or {}).get("continue")
             if not token:
@@ -212,12 +246,17 @@ class Kube:
         return await self.get("PersistentVolumeClaim", namespace, name)
 
     async def job_termination_message(self, namespace: str, job_name: str,
-                                      container: str = RUNNER_CONTAINER) -> str | None:
+                                      container: str = RUNNER_CONTAINER, *,
+                                      uid: str | None = None) -> str | None:
         """The `state.terminated.message` of the Job's `container` in its most recently finished
-        pod (None when no pod has one: pods gone, or the container never ran)."""
+        pod (None when no pod has one: pods gone, or the container never ran). With `uid` (the
+        Job's), only pods that Job controls count: a pod someone labelled with the Job's name
+        is not its pod."""
         pods: list[dict[str, Any]] = []
         for label in JOB_NAME_LABELS:
             pods = await self.list("Pod", namespace, {label: job_name})
+            if uid:
+                pods = [p for p in pods if controller_uid(p) == uid]
             if pods:
                 break
         return termination_message_of(pods, container)
@@ -246,7 +285,8 @@ class Kube:
 
     async def create_custom(self, plural: str, body: Mapping[str, Any], *, group: str = API_GROUP,
                             version: str = "v1alpha1") -> bool:
-        """Create a custom object; True when created, False when it existed (409: success)."""
+        """Create a custom object; True when created, False when ours existed (as `create`:
+        another owner's object raises `NameConflict`)."""
         meta = body["metadata"]
         try:
             await _call(self.custom.create_namespaced_custom_object(
@@ -254,9 +294,12 @@ class Kube:
                 **self._kw(field_manager=FIELD_MANAGER)))
             return True
         except KubeError as e:
-            if e.conflict:
-                return False
-            raise
+            if not e.conflict:
+                raise
+        if ownership.controller_ref(body) is None:
+            return False
+        existing = await self.get_custom(plural, meta["namespace"], meta["name"], group=group, version=version)
+        return _ours_or_raise(body.get("kind", plural), body, existing)
 
     async def delete_custom(self, plural: str, namespace: str, name: str, *, uid: str | None = None,
                             group: str = API_GROUP, version: str = "v1alpha1") -> bool:
@@ -286,11 +329,14 @@ class Kube:
         data = await _call(self.authn.create_self_subject_review(body, **self._kw()))  # type: ignore[arg-type]  # a plain dict body, as above
         return (data.get("status") or {}).get("userInfo") or {}
 
-    async def patch_webhook_ca_bundle(self, name: str, ca_bundle: str) -> int:
-        """Set `caBundle` on every webhook of the MutatingWebhookConfiguration `name` (a JSON
-        patch per webhook); how many webhooks it has (0: the configuration is missing)."""
+    async def patch_webhook_ca_bundle(self, name: str, ca_bundle: str, *, kind: str = "mutating") -> int:
+        """Set `caBundle` on every webhook of the Mutating (`kind` "mutating") or Validating
+        ("validating") WebhookConfiguration `name` (a JSON patch per webhook); how many webhooks
+        it has (0: the configuration is missing)."""
+        read = getattr(self.admission, f"read_{kind}_webhook_configuration")
+        patch = getattr(self.admission, f"patch_{kind}_webhook_configuration")
         try:
-            config = await _call(self.admission.read_mutating_webhook_configuration(name, **self._kw()))
+            config = await _call(read(name, **self._kw()))
         except KubeError as e:
             if e.not_found:
                 return 0
@@ -302,9 +348,22 @@ class Kube:
         if ops:
             ops.insert(0, {"op": "test", "path": "/metadata/resourceVersion",
                            "value": config["metadata"]["resourceVersion"]})
-            await _call(self.admission.patch_mutating_webhook_configuration(
-                name, ops, **self._kw(_content_type="application/json-patch+json")))
+            await _call(patch(name, ops, **self._kw(_content_type="application/json-patch+json")))
         return len(hooks)
+
+
+def _ours_or_raise(kind: str, body: Mapping[str, Any], existing: Mapping[str, Any] | None) -> bool:
+    """After a 409: False when `existing` is ours (it exists: success); else raise."""
+    name = body["metadata"]["name"]
+    if existing is None:      # deleted meanwhile: try again
+        raise KubeError(409, "AlreadyExists", f"{kind} {name} existed and is gone now; retrying")
+    verdict = ownership.classify(existing, body)
+    if verdict is ownership.Ownership.OURS:
+        return False
+    if verdict is ownership.Ownership.RELEASING:
+        raise KubeError(409, "AlreadyExists", f"{kind} {name} of an earlier owner of the same name is "
+                        "being deleted; retrying")
+    raise NameConflict(kind, name, existing)
 
 
 def _finished_at(status: Mapping[str, Any]) -> str:

@@ -21,7 +21,7 @@ from .. import itemstates
 from ..builders import analysis_jobs as AJ
 from ..builders.specs import plain
 from ..itemstates import ItemPhase, ItemState
-from .observed import JobKind, JobState, ObservedJob
+from .observed import REFUSED_REASONS, JobKind, JobState, ObservedJob
 from .run import TERMINAL_PHASES as RUN_TERMINAL_PHASES, Event, parse_termination_message
 from .status import FALSE, TRUE, UNKNOWN, capped, cut, rfc3339, set_condition
 
@@ -64,7 +64,7 @@ class AnalysisPlan:
 
 def needs_termination_messages(observed: Iterable[ObservedJob]) -> list[str]:
     """The Jobs whose termination message the planner reads: the failed ones."""
-    return [j.name for j in observed if j.state is JobState.FAILED
+    return [j.name for j in observed if j.state is JobState.FAILED and j.exists
             and j.kind in (JobKind.ANALYZE, JobKind.ANALYSIS_MANIFEST)]
 
 
@@ -79,7 +79,8 @@ class _Planner:
         self.status: dict[str, Any] = dict(self.old)
         self.run = run
         self.uid = self.meta.get("uid") or ""
-        self.observed = [j for j in observed if not (self.uid and j.owner_uid and j.owner_uid != self.uid)]
+        # Only Jobs controlled by this AnalysisJob's uid (reconcile/ownership.py).
+        self.observed = [j for j in observed if j.owned_by(self.uid)]
         self.now = now
         self.image = operator_image
         self.tms = termination_messages
@@ -92,6 +93,10 @@ class _Planner:
 
     def _event(self, type_: str, reason: str, message: str) -> None:
         self.plan.events.append(Event(type_, reason, cut(message, 1024)))
+
+    def _delete(self, job: ObservedJob) -> None:
+        if job.exists and job.name not in self.plan.delete:   # never a refused create's name
+            self.plan.delete.append(job.name)
 
     def _phase(self, phase: str) -> None:
         if phase != self.plan.phase:
@@ -129,7 +134,7 @@ class _Planner:
     def make(self) -> AnalysisPlan:
         if self.plan.phase in TERMINAL_PHASES:
             # Over: only sweep finished Jobs left behind (e.g. created by a pass that lost a race).
-            self.plan.delete = [j.name for j in self.observed if j.finished]
+            self.plan.delete = [j.name for j in self.observed if j.finished and j.exists]
             self.plan.status = self.status
             return self.plan
         run_name = (self.spec.get("runRef") or {}).get("name", "")
@@ -185,11 +190,11 @@ class _Planner:
             if job.kind is not JobKind.ANALYZE or job.item is None:
                 continue
             if not 0 <= job.item < len(states):
-                self.plan.delete.append(job.name)
+                self._delete(job)
                 continue
             if not job.finished:
                 continue
-            self.plan.delete.append(job.name)
+            self._delete(job)
             if states[job.item].phase.terminal:
                 continue                      # already recorded by an earlier pass
             if job.state is JobState.SUCCEEDED:
@@ -239,7 +244,12 @@ class _Planner:
         if not manifest.finished:
             self._condition(UNKNOWN, R_FINALIZING, f"{summary}; writing the manifest")
             return self._finish()
-        self.plan.delete.append(manifest.name)
+        self._delete(manifest)
+        if not manifest.exists and manifest.reason in REFUSED_REASONS:
+            self._phase(FAILED)
+            self._condition(FALSE, manifest.reason, f"{summary}; the manifest Job could not be created: "
+                            f"{manifest.message}")
+            return self._finish()
         if manifest.state is JobState.FAILED:
             msg = parse_termination_message(self.tms.get(manifest.name))
             self._phase(FAILED)

@@ -1,6 +1,14 @@
-"""A small, hashable summary of an observed child Job: what a kopf index stores."""
+"""A small, hashable summary of an observed child Job: what a kopf index stores.
+
+A Job is its owner's only when its controller ownerReference has the owner's uid (`owned_by`):
+the planners count no other (reconcile/ownership.py). A create the API server refused for good
+(the name is held by an object that is not ours, or the Job is invalid: 422) is handed to the
+planner as a `refused` summary: a failed Job of that name that does not exist, so its item
+(or run) fails with the reason, and nothing is deleted or read for it.
+"""
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -86,10 +94,18 @@ class ObservedJob:
     owner_uid: str | None = None      # the controlling PipelineRun's uid (a same-named older run
                                       # may leave Jobs behind for a moment: they are not ours)
     analysis: str | None = None       # the `mmif.dev/analysis` label (an AnalysisJob's Jobs)
+    uid: str | None = None            # the Job's own uid (deletes and pod reads are bound to it)
+    exists: bool = True               # False: a refused create (`refused`), no such Job of ours
 
     @property
     def finished(self) -> bool:
         return self.state.finished
+
+    def owned_by(self, owner_uid: str) -> bool:
+        """Whether this Job is the owner's: its controller has that uid (a refused create stands
+        for the owner's Job that could not be made). No uid to compare (a plan without one):
+        taken as the owner's."""
+        return not owner_uid or self.owner_uid == owner_uid
 
     @classmethod
     def from_job(cls, job: Mapping[str, Any]) -> ObservedJob | None:
@@ -119,12 +135,31 @@ class ObservedJob:
             namespace=meta.get("namespace"),
             owner_uid=_controller_uid(meta),
             analysis=labels.get(L.ANALYSIS),
+            uid=meta.get("uid"),
         )
+
+
+# Reasons of a refused create.
+R_NAME_CONFLICT = "NameConflict"     # the name is held by an object that is not ours
+R_CREATE_FAILED = "CreateFailed"     # the API server refused the Job as invalid (422)
+REFUSED_REASONS = (R_NAME_CONFLICT, R_CREATE_FAILED)
+
+
+def refused(body: Mapping[str, Any], reason: str, message: str) -> "ObservedJob | None":
+    """The summary of a Job we built (`body`) that the API server will not create: failed, with
+    `reason` and `message`, marked as not existing."""
+    summary = ObservedJob.from_job(body)
+    if summary is None:
+        return None
+    return dataclasses.replace(summary, state=JobState.FAILED, reason=reason, message=_cut(message),
+                               uid=None, exists=False)
 
 
 def needs_termination_message(job: ObservedJob) -> bool:
     """Whether the handler should read the Job's pod termination message for `plan_run`:
     a failed Job (why it failed) or a finished prepare Job (the item count)."""
+    if not job.exists:
+        return False
     return job.state is JobState.FAILED or (job.kind is JobKind.PREPARE and job.finished)
 
 

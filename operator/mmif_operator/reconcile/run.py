@@ -43,7 +43,7 @@ from ..builders.specs import (
 )
 from ..itemstates import ItemPhase, ItemState
 from ..statemachine.table import RUN_WORKFLOW, Event as PhaseEvent, Template, TransitionError, transition
-from .observed import JobKind, JobState, ObservedJob
+from .observed import R_NAME_CONFLICT, JobKind, JobState, ObservedJob
 from .status import FALSE, UNKNOWN, capped, cut, find_condition, parse_time, rfc3339, set_condition
 
 # Run phases.
@@ -63,6 +63,8 @@ EV_ITEMS_FAILED = PhaseEvent.ITEMS_FAILED.value
 EV_TIMED_OUT = PhaseEvent.TIMED_OUT.value
 EV_CANCELLED = PhaseEvent.CANCELLED.value
 EV_MANIFEST_FAILED = PhaseEvent.MANIFEST_FAILED.value
+EV_NAME_CONFLICT = PhaseEvent.NAME_CONFLICT.value
+EV_CREATE_FAILED = PhaseEvent.CREATE_FAILED.value
 # Not (yet) a row of the table: used through _FALLBACK_ROWS when the table has no row for it.
 EV_SNAPSHOT_LOST = "SnapshotLost"
 
@@ -303,8 +305,9 @@ class _Planner:
         self.item_count_arg = item_count
         self.workspace_found = workspace_found
         self.pipeline_arg = plain(pipeline_spec) if pipeline_spec is not None else None
-        self.observed = [j for j in observed
-                         if not (self.uid and j.owner_uid and j.owner_uid != self.uid)]
+        # Only the run's own Jobs (controlled by its uid): a Job of the same name and labels
+        # that someone else made, or an earlier same-named run left behind, is not counted.
+        self.observed = [j for j in observed if j.owned_by(self.uid)]
         self.phase = self.old.get("phase") or PENDING
         self.plan = RunPlan(phase=self.phase)
         self.new_failures: list[dict[str, Any]] = []
@@ -364,6 +367,8 @@ class _Planner:
         return parse_termination_message(self.tms.get(job.name))
 
     def _delete(self, job: ObservedJob) -> None:
+        if not job.exists:
+            return          # a refused create: the object of that name is not ours to delete
         if job.name not in self.plan.delete:
             self.plan.delete.append(job.name)
 
@@ -482,6 +487,9 @@ class _Planner:
             self._delete(job)
             self._event("Normal", "Prepared", f"{count} items")
             return True
+        if job is not None and not job.exists:
+            self._refused(job, "prepare")
+            return False
         if job is not None and job.state is JobState.FAILED:
             msg = self._tm(job)
             event = EV_OUTPUT_CONFLICT if msg.get("reason") == R_OUTPUT_CONFLICT else EV_PREPARE_FAILED
@@ -504,6 +512,12 @@ class _Planner:
         self._condition(UNKNOWN, R_RUNNING, "preparing the batch")
         self._deadline_requeue()
         return False
+
+    def _refused(self, job: ObservedJob, what: str) -> None:
+        """The run's own prepare or manifest Job cannot be created: the run fails with why."""
+        event = EV_NAME_CONFLICT if job.reason == R_NAME_CONFLICT else EV_CREATE_FAILED
+        self._fire(event, cut(f"the {what} Job could not be created: {job.message or job.reason}",
+                              MAX_FAILURE_MESSAGE))
 
     # -- items ----------------------------------------------------------------------------
     def _item_name(self, index: int, msg: Mapping[str, Any]) -> str | None:
@@ -640,6 +654,8 @@ class _Planner:
             elif manifest.state is JobState.SUCCEEDED:
                 self._delete(manifest)
                 self._fire(event, message)
+            elif not manifest.exists:
+                self._refused(manifest, "manifest")
             elif manifest.state is JobState.FAILED:
                 msg = self._tm(manifest)
                 detail = msg.get("message") or manifest.message or manifest.reason or "the manifest Job failed"
@@ -706,7 +722,10 @@ def termination_messages_needed(run: Mapping[str, Any], observed: Iterable[Obser
     out: list[str] = []
     count = status.get("itemCount")
     states = itemstates.decode(status.get("itemStates"), count) if count is not None else None
+    uid = (run.get("metadata") or {}).get("uid") or ""
     for job in observed:
+        if not job.exists or not job.owned_by(uid):
+            continue
         if ((job.kind is JobKind.PREPARE and job.finished and count is None)
                 or (job.kind is JobKind.MANIFEST and job.state is JobState.FAILED)):
             out.append(job.name)

@@ -5,7 +5,10 @@ the outcome (`status.analyses` and the `AnalysesCreated` condition).
 The handler (handlers/analyses.py) asks the API server, for the run's recorded requester,
 "may this user create analysisjobs.mmif.dev in this namespace?" (a SubjectAccessReview with the
 user's name, uid, groups and extra), creates the AnalysisJob only when allowed, and patches the
-run's status. A decision, once recorded, is final for the run.
+run's status. An AnalysisJob of that name that the run does not control (someone made one
+named `<run>-<analysis>` first) is never taken for the run's: the analysis is recorded
+`NameConflict` with the object's owner, and the object is left alone. A decision, once
+recorded, is final for the run.
 """
 from __future__ import annotations
 
@@ -22,7 +25,12 @@ from .status import FALSE, TRUE, cut, set_condition
 CONDITION = "AnalysesCreated"
 R_CREATED = "Created"
 R_NOT_AUTHORIZED = "AnalysisNotAuthorized"
-CREATED, NOT_AUTHORIZED = "Created", "NotAuthorized"
+R_NAME_CONFLICT = "NameConflict"
+R_CREATE_FAILED = "CreateFailed"
+CREATED, NOT_AUTHORIZED, NAME_CONFLICT, CREATE_FAILED = "Created", "NotAuthorized", "NameConflict", "CreateFailed"
+# The condition's reason for each state that is not `Created` (first found in this order wins).
+_REFUSED_REASONS = ((NAME_CONFLICT, R_NAME_CONFLICT), (CREATE_FAILED, R_CREATE_FAILED),
+                    (NOT_AUTHORIZED, R_NOT_AUTHORIZED))
 ANALYSIS_PLURAL = "analysisjobs"
 ANALYSIS_KIND = "AnalysisJob"
 
@@ -33,6 +41,15 @@ class Decision:
     allowed: bool
     message: str = ""
     analysis_job: str | None = None
+    state: str | None = None      # the recorded state; None: Created when allowed, else NotAuthorized
+
+    @property
+    def recorded_state(self) -> str:
+        return self.state or (CREATED if self.allowed else NOT_AUTHORIZED)
+
+    def not_created(self, state: str, message: str) -> "Decision":
+        """This decision, with the AnalysisJob not created after all (`NameConflict`, ...)."""
+        return Decision(self.name, self.allowed, message, self.analysis_job, state)
 
 
 def pending_templates(run: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -111,16 +128,18 @@ def status_patch(run: Mapping[str, Any], decisions: Sequence[Decision], now: dat
     status = plain(run.get("status"))
     entries = [dict(a) for a in status.get("analyses") or ()]
     for d in decisions:
-        entry: dict[str, Any] = {"name": d.name, "state": CREATED if d.allowed else NOT_AUTHORIZED}
-        if d.analysis_job:
+        entry: dict[str, Any] = {"name": d.name, "state": d.recorded_state}
+        if d.analysis_job and d.recorded_state == CREATED:
             entry["analysisJob"] = d.analysis_job
         if d.message:
             entry["message"] = cut(d.message, 1024)
         entries.append(entry)
-    refused = [e for e in entries if e["state"] == NOT_AUTHORIZED]
+    refused = [e for e in entries if e["state"] != CREATED]
     if refused:
-        cond = (FALSE, R_NOT_AUTHORIZED, "; ".join(f"analysis {e['name']} not created: {e.get('message', '')}"
-                                                   for e in refused))
+        states = {e["state"] for e in refused}
+        reason = next(r for state, r in _REFUSED_REASONS if state in states)
+        cond = (FALSE, reason, cut("; ".join(f"analysis {e['name']} not created: {e.get('message', '')}"
+                                             for e in refused), 4096))
     else:
         cond = (TRUE, R_CREATED, "created " + ", ".join(e.get("analysisJob") or e["name"] for e in entries))
     conditions = set_condition(status.get("conditions"), CONDITION, *cond, now, meta.get("generation"))

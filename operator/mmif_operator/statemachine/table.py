@@ -36,6 +36,8 @@ class Event(enum.StrEnum):
     TIMED_OUT = "TimedOut"
     CANCELLED = "Cancelled"
     MANIFEST_FAILED = "ManifestFailed"
+    NAME_CONFLICT = "NameConflict"      # the prepare or manifest Job's name is held by another's object
+    CREATE_FAILED = "CreateFailed"      # the API server refused the prepare or manifest Job (422)
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,8 @@ RUN_WORKFLOW = Template(
         Transition(RUNNING, Event.TIMED_OUT,           FAILED,    FALSE,   "Timeout",           True),
         Transition(RUNNING, Event.CANCELLED,           CANCELLED, FALSE,   "Cancelled",         True),
         Transition(RUNNING, Event.MANIFEST_FAILED,     FAILED,    FALSE,   "ManifestFailed",    True),
+        Transition(RUNNING, Event.NAME_CONFLICT,       FAILED,    FALSE,   "NameConflict",      True),
+        Transition(RUNNING, Event.CREATE_FAILED,       FAILED,    FALSE,   "CreateFailed",      True),
     ),
 )
 # fmt: on
