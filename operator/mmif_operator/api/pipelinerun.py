@@ -9,8 +9,8 @@ from pydantic import Field
 from .cel import Rule
 from .common import (
     DNS_SUBDOMAIN,
-    AbsolutePath,
     Condition,
+    MountPath,
     RelativePath,
     ShortString,
     SpecModel,
@@ -71,7 +71,7 @@ class RunWorkspace(SpecModel):
         pattern=DNS_SUBDOMAIN,
         max_length=253,
     )
-    mount_path: AbsolutePath = Field(
+    mount_path: MountPath = Field(
         "/data",
         description="Where the claim is mounted in the step pods. Documents' locations are "
         "relative to it.",
@@ -142,6 +142,7 @@ IMMUTABLE_SPEC_FIELDS = (
     "parallelism",
     "params",
     "timeoutSeconds",
+    "startTimeoutSeconds",
     "onItemFailure",
     "requester",
 )
@@ -190,6 +191,16 @@ class PipelineRunSpec(SpecModel):
         description="The whole run's deadline; items still in flight then are cancelled and the "
         "run fails with reason `Timeout`. No deadline when unset.",
         ge=1,
+    )
+    start_timeout_seconds: int = Field(
+        900,
+        description="How long the run may wait to start: for its Pipeline to exist and be "
+        "`Ready` (Service-mode apps pulled and listening) and its PersistentVolumeClaim to exist, "
+        "counted from the run's creation; then the run fails with the reason it waited for "
+        "(`PipelineNotFound`, `PipelineNotReady`, `WorkspaceNotFound`). It also bounds how long "
+        "the run's own prepare and manifest pods may take to start.",
+        ge=1,
+        le=86400,
     )
     on_item_failure: OnItemFailure = Field(
         OnItemFailure.STOP,

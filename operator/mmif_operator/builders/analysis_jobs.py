@@ -17,7 +17,7 @@ from . import labels as L
 from . import names
 from .placement import place_pod
 from .jobs import (MANIFEST_DEADLINE_SECONDS, MANIFEST_RETRIES, TMP_VOLUME, WORKSPACE_VOLUME, _job,
-                   _runner_container, _volumes, app_sidecar)
+                   _runner_container, _volumes, app_sidecar, sidecar_env)
 from .specs import (API_VERSION, plain, run_output_path, step_port, step_retries, step_uses_sidecar,
                     workspace_mount_path)
 from ..runner import env as E
@@ -99,6 +99,7 @@ def analyze_job(ctx: AnalysisContext, spec: Mapping[str, Any] | Any, item_index:
         E.APP_URL: analysis_app_url(app),
         E.APP_PARAMS: json.dumps({str(k): str(v) for k, v in (app.get("parameters") or {}).items()},
                                  sort_keys=True),
+        **sidecar_env(app),
     }
     if app.get("timeoutSeconds"):
         env[E.HTTP_TIMEOUT] = int(app["timeoutSeconds"])

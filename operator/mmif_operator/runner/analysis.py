@@ -35,6 +35,7 @@ class AnalyzeConfig:
     app_wait: float
     termination_log: str
     analysis_uid: str | None = None
+    app_startup: float | None = None    # the app is this pod's sidecar: seconds it may take to listen
 
 
 class _Conflict(Exception):
@@ -110,11 +111,16 @@ def run_analyze(cfg: AnalyzeConfig) -> int:
         return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"cannot use the item's final MMIF: {e}")
 
     try:
-        appclient.wait_for_app(cfg.app_url, cfg.app_wait)
+        if cfg.app_startup is not None:
+            appclient.wait_for_sidecar(cfg.app_url, cfg.app_startup)
+        else:
+            appclient.wait_for_app(cfg.app_url, cfg.app_wait)
         app_id = appclient.identity(cfg.app_url, min(cfg.http_timeout, 60.0))
         record["app"] = app_id
         log.info("item %d (%s): POST final.mmif to %s", item.index, item.name, app_id)
         resp = appclient.annotate(cfg.app_url, in_bytes, cfg.params, cfg.http_timeout)
+    except appclient.NotListeningError as e:
+        return finish(ExitCode.APP_NOT_LISTENING, Reason.APP_NOT_LISTENING, str(e))
     except appclient.InfraError as e:
         return finish(ExitCode.INFRA, e.reason, e.message)
     except appclient.NotAnAppError as e:

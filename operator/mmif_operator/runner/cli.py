@@ -89,7 +89,8 @@ def cmd_step() -> int:
                      app_url=url, params=params,
                      http_timeout=_float(env.HTTP_TIMEOUT, env.DEFAULT_HTTP_TIMEOUT, positive=True),
                      app_wait=_float(env.APP_WAIT, env.DEFAULT_APP_WAIT),
-                     termination_log=_termination_log(), run_uid=_get(env.RUN_UID, required=False))
+                     termination_log=_termination_log(), run_uid=_get(env.RUN_UID, required=False),
+                     app_startup=_app_startup())
     return run_step(cfg)
 
 
@@ -111,6 +112,12 @@ def _app_config() -> tuple[str, dict]:
     return url, params
 
 
+def _app_startup() -> float | None:
+    if _get(env.APP_STARTUP_TIMEOUT, required=False) is None:
+        return None
+    return _float(env.APP_STARTUP_TIMEOUT, 0.0, positive=True)
+
+
 def cmd_analyze() -> int:
     from .analysis import AnalyzeConfig, run_analyze
     url, params = _app_config()
@@ -119,7 +126,8 @@ def cmd_analyze() -> int:
                         http_timeout=_float(env.HTTP_TIMEOUT, env.DEFAULT_HTTP_TIMEOUT, positive=True),
                         app_wait=_float(env.APP_WAIT, env.DEFAULT_APP_WAIT),
                         termination_log=_termination_log(),
-                        analysis_uid=_get(env.ANALYSIS_UID, required=False))
+                        analysis_uid=_get(env.ANALYSIS_UID, required=False),
+                        app_startup=_app_startup())
     return run_analyze(cfg)
 
 

@@ -39,6 +39,10 @@ DEFAULT_HTTP_TIMEOUT = 3600.0
 #: seconds to wait for the app to accept TCP connections
 APP_WAIT = "MMIF_APP_WAIT"
 DEFAULT_APP_WAIT = 300.0
+#: set when the app is this pod's own sidecar (Job mode): seconds it may take to listen after the
+#: runner starts (the app's startupTimeoutSeconds); past them the step fails for good
+#: (AppNotListening, exit 7) instead of being retried, and APP_WAIT does not apply
+APP_STARTUP_TIMEOUT = "MMIF_APP_STARTUP_TIMEOUT"
 
 # -- manifest -----------------------------------------------------------------------------------
 #: status.itemStates (mmif_operator.itemstates.encode)
@@ -55,8 +59,8 @@ ANALYSIS_NAME = "MMIF_ANALYSIS_NAME"
 
 PREPARE = (WORKSPACE, RUN_DIR, RUN_UID, ITEMS_INLINE, ITEMS_FROM, TERMINATION_LOG)
 STEP = (WORKSPACE, RUN_DIR, RUN_UID, ITEM_INDEX, STEP_INDEX, STEPS, APP_URL, APP_PARAMS,
-        HTTP_TIMEOUT, APP_WAIT, TERMINATION_LOG)
+        HTTP_TIMEOUT, APP_WAIT, APP_STARTUP_TIMEOUT, TERMINATION_LOG)
 MANIFEST = (RUN_DIR, STEPS, ITEM_STATES, RUN_NAME, RUN_PHASE, TERMINATION_LOG)
 ANALYZE = (RUN_DIR, ANALYSIS_DIR, ANALYSIS_UID, ITEM_INDEX, APP_URL, APP_PARAMS, HTTP_TIMEOUT, APP_WAIT,
-           TERMINATION_LOG)
+           APP_STARTUP_TIMEOUT, TERMINATION_LOG)
 ANALYSIS_MANIFEST = (RUN_DIR, ANALYSIS_DIR, ANALYSIS_NAME, ITEM_STATES, RUN_PHASE, TERMINATION_LOG)
