@@ -115,10 +115,10 @@ class Run:
         values.update(more)
         return self._main("step", values)
 
-    def manifest(self, states, phase="Failed"):
+    def manifest(self, states, phase="Failed", **more):
         code, term = self._main("manifest", {
             E.RUN_DIR: self.layout.root, E.STEPS: ",".join(self.steps), E.RUN_NAME: "run-1",
-            E.RUN_PHASE: phase, E.ITEM_STATES: itemstates.encode(states)})
+            E.RUN_PHASE: phase, E.ITEM_STATES: itemstates.encode(states), **more})
         assert code == ExitCode.OK, term
         return json.load(open(self.layout.manifest))
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from .. import failurereasons
 from .cel import Rule
 from .common import (
     DNS_SUBDOMAIN,
@@ -28,6 +29,7 @@ MAX_INLINE_ITEMS = 1000
 MAX_FAILURES = 20
 MAX_HISTORY = 20
 MAX_FAILURE_MESSAGE = 512
+MAX_FAILURE_REASONS = failurereasons.MAX_REASONS
 
 
 StepParams = Annotated[dict[str, ShortString], Field(max_length=50)]
@@ -268,6 +270,16 @@ class Failure(StatusModel):
     time: Timestamp = Field(description="When the failure was recorded.")
 
 
+class FailureReason(StatusModel):
+    """Why items failed at a step when no pod of theirs could say it (see `itemFailureReasons`)."""
+
+    step: str | None = Field(None, description="The step the items failed at.", max_length=30)
+    reason: str = Field(description="A CamelCase word, e.g. `ImagePullFailed`, `PodCreateFailed`.",
+                        max_length=128)
+    message: str = Field("", description="The first such failure's message (the kubelet's, the "
+                         "scheduler's or the Job controller's).", max_length=MAX_FAILURE_MESSAGE)
+
+
 class Transition(StatusModel):
     """One change of the run's phase."""
 
@@ -355,6 +367,18 @@ class PipelineRunStatus(StatusModel):
         description="The failed steps of every item, compressed (one 32-bit mask per item, bit k "
         "set when step k failed; little-endian, zlib, base64); used with `onItemFailure: "
         "Continue`, where an item goes on after a failed step.",
+    )
+    failure_reasons: list[FailureReason] | None = Field(
+        None,
+        description="Why items failed when none of their pods could write it (a pod that could not "
+        "start, a Job that could not be created): one entry per step and reason; the manifest "
+        "gives each such item its entry.",
+        max_length=MAX_FAILURE_REASONS,
+    )
+    item_failure_reasons: str | None = Field(
+        None,
+        description="Which items have a `failureReasons` entry, compressed (one byte per item: 0 "
+        "none, n the n-th entry; zlib, base64); read it with `mmif_operator.failurereasons`.",
     )
     pipeline_spec: PipelineSpec | None = Field(
         None,

@@ -116,7 +116,7 @@ def analyze_job(ctx: AnalysisContext, spec: Mapping[str, Any] | Any, item_index:
 
 
 def analysis_manifest_job(ctx: AnalysisContext, item_states: str, operator_image: str,
-                          phase: str) -> dict[str, Any]:
+                          phase: str, failure_reasons: str | None = None) -> dict[str, Any]:
     """The Job writing `<analysis dir>/manifest.json` once every item is processed."""
     env = {
         E.RUN_DIR: ctx.run_dir,
@@ -124,6 +124,7 @@ def analysis_manifest_job(ctx: AnalysisContext, item_states: str, operator_image
         E.ANALYSIS_NAME: ctx.name,
         E.ITEM_STATES: item_states,
         E.RUN_PHASE: phase,
+        E.FAILURE_REASONS: failure_reasons,
     }
     runner = _runner_container(operator_image, "analysis-manifest", env, ctx.mount_path)
     runner["volumeMounts"] = _runner_mounts(ctx)

@@ -255,12 +255,13 @@ def prepare_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, operator_ima
 
 
 def manifest_job(ctx: RunContext, pipeline_spec: Mapping[str, Any] | Any, item_states: str,
-                 operator_image: str, run_phase: str) -> dict[str, Any]:
+                 operator_image: str, run_phase: str, failure_reasons: str | None = None) -> dict[str, Any]:
     """The Job writing `<runDir>/manifest.json` from the final item states.
 
     `item_states` is `status.itemStates` once every item is terminal; an item that failed a step
     and went on (onItemFailure Continue) is FAILED at its first failing step there.
-    `run_phase` is the phase the run will end in (Succeeded, Failed, Cancelled).
+    `run_phase` is the phase the run will end in (Succeeded, Failed, Cancelled);
+    `failure_reasons` why items failed when no pod wrote it (`failurereasons.env_value`).
     """
     pipeline_spec = plain(pipeline_spec)
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_MANIFEST)
@@ -270,6 +271,7 @@ def manifest_job(ctx: RunContext, pipeline_spec: Mapping[str, Any] | Any, item_s
         E.STEPS: _step_names(pipeline_spec),
         E.ITEM_STATES: item_states,
         E.RUN_PHASE: run_phase,
+        E.FAILURE_REASONS: failure_reasons,
     }
     pod_spec = {
         "containers": [_runner_container(operator_image, "manifest", env, ctx.mount_path)],

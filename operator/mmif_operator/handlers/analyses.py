@@ -31,9 +31,11 @@ from ..k8s.ops import Kube, KubeError
 from ..reconcile import triggers
 from ..reconcile.analysis import TERMINAL_PHASES, AnalysisPlan, needs_termination_messages, plan_analysis
 from ..reconcile.observed import ObservedJob
+from ..reconcile.podstart import StartFailure, analysis_bounds, apply_start_failures
 from . import runtime
 from .jobs import JobSummaries
 from .loop import MAX_CREATES_PER_PASS, Next, bounded, create_jobs, reconcile_forever, resync_timeout
+from .podstart import PodStartWatch
 
 log = logging.getLogger(__name__)
 VERSION = "v1alpha1"
@@ -56,16 +58,22 @@ class AnalysisPass:
 async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | None,
                              observed: Iterable[ObservedJob], *, operator_image: str,
                              now: datetime | None = None,
-                             post_event: EventPoster = k8s_events.post) -> AnalysisPass:
+                             post_event: EventPoster = k8s_events.post,
+                             start_failures: Mapping[str, StartFailure] | None = None) -> AnalysisPass:
+    """One pass (see the module docstring); `start_failures`: Jobs whose pod cannot start
+    (handlers/podstart.py), planned as failed with that reason and message."""
     aj = await kube.get_custom(ANALYSIS_PLURAL, namespace, name)
     meta = (aj or {}).get("metadata") or {}
     if aj is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
         return AnalysisPass(done=True, gone=True)
     run_name = ((aj.get("spec") or {}).get("runRef") or {}).get("name")
     run = await kube.get_custom(RUN_PLURAL, namespace, run_name) if run_name else None
-    jobs = list(observed)
+    start_failures = start_failures or {}
+    jobs = apply_start_failures(observed, start_failures)
     messages: dict[str, Any] = {}
     for job_name in needs_termination_messages(jobs):
+        if job_name in start_failures:
+            continue                  # its pod never ran: no termination message to read
         try:
             text = await kube.job_termination_message(namespace, job_name)
         except KubeError as e:
@@ -183,18 +191,29 @@ async def analysis_loop(name: str, namespace: str, uid: str, spec: Any, stopped:
     key = analysis_key(namespace, name)
     cfg = runtime.config()
     waker = runtime.ANALYSIS_WAKERS.register(key, run=(namespace, (spec.get("runRef") or {}).get("name")))
+    # Pods that cannot start make no Job event: looked at beside the loop (handlers/podstart.py).
+    pods = PodStartWatch(namespace, {L.ANALYSIS: L.label_value(name)}, _ref(namespace, name, uid),
+                         wake=waker.wake, waiting_event="PodWaiting")
+    bounds = analysis_bounds({"spec": spec})         # the spec is immutable
 
     async def one_pass(_refresh: bool) -> Next:
-        result = await reconcile_analysis(runtime.kube(), namespace, name, uid, list(analysis_jobs.get(key, ())),
-                                          operator_image=cfg.operator_image)
+        jobs = list(analysis_jobs.get(key, ()))
+        pods.prune(jobs)
+        result = await reconcile_analysis(runtime.kube(), namespace, name, uid, jobs,
+                                          operator_image=cfg.operator_image, start_failures=pods.failures)
         if result.gone:
             return Next(stop=True)
         if result.done:
             return Next(timeout=None)    # kopf stops the daemon once it sees the final status
-        return Next(timeout=resync_timeout(result.requeue_after, cfg.resync_seconds))
+        timeout = resync_timeout(result.requeue_after, cfg.resync_seconds)
+        if any(not j.finished for j in jobs):
+            pods.maybe_look(runtime.kube(), jobs, bounds)
+            timeout = min(timeout, max(pods.seconds_left(), 0.5))
+        return Next(timeout=timeout)
 
     try:
         await reconcile_forever(waker, stopped, logger, kind="analysis", ref=_ref(namespace, name, uid),
                                 one_pass=one_pass)
     finally:
+        pods.cancel()
         runtime.ANALYSIS_WAKERS.unregister(waker)

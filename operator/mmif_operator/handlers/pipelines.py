@@ -177,14 +177,15 @@ async def pipeline_loop(name: str, namespace: str, uid: str, stopped: Any, logge
 
 @kopf.on.event(API_GROUP, VERSION, PLURAL)
 def pipeline_event(name: str, namespace: str, meta: Any, status: Any, type: str | None, **_: Any) -> None:
-    """Spec changes wake the Pipeline's loop; a Pipeline that appears wakes the runs waiting
-    for it (they would otherwise look again after 30 s)."""
+    """Spec changes wake the Pipeline's loop; a Pipeline that appears, or is Ready, wakes the
+    pending runs waiting for it (they would otherwise look again after up to 30 s)."""
     if type == "DELETED":
         return
     if spec_changed(meta, status):
         runtime.PIPELINE_WAKERS.wake(runtime.pipeline_key(namespace, name))
-    if type in ("ADDED", None):
-        runtime.RUN_WAKERS.wake_where(lambda w: w.key[0] == namespace and w.tags.get("pipeline") == name)
+    if type in ("ADDED", None) or is_ready(status):
+        runtime.RUN_WAKERS.wake_where(lambda w: w.key[0] == namespace and w.tags.get("pipeline") == name
+                                      and w.tags.get("pending", True))
 
 
 @kopf.on.event("apps", "v1", "deployments",

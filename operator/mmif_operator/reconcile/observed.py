@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..builders import labels as L
@@ -86,6 +86,11 @@ class ObservedJob:
     owner_uid: str | None = None      # the controlling PipelineRun's uid (a same-named older run
                                       # may leave Jobs behind for a moment: they are not ours)
     analysis: str | None = None       # the `mmif.dev/analysis` label (an AnalysisJob's Jobs)
+    created: str | None = None        # metadata.creationTimestamp (RFC 3339)
+    pods: int = field(default=0, compare=False)
+                                      # pods the Job controller made so far (active, succeeded,
+                                      # failed): 0 long after `created` means it cannot make one.
+                                      # Not compared: pod counts change no plan (`changes_plan`)
 
     @property
     def finished(self) -> bool:
@@ -101,6 +106,8 @@ class ObservedJob:
         except ValueError:
             return None
         state, reason, message = job_state(job)
+        counts = job.get("status") or {}
+        pods = sum(_int(counts.get(k)) or 0 for k in ("active", "succeeded", "failed", "terminating"))
         item = _int(labels.get(L.ITEM_INDEX))
         step = _int(labels.get(L.STEP_INDEX))
         if kind is JobKind.STEP and (item is None or step is None):
@@ -119,6 +126,8 @@ class ObservedJob:
             namespace=meta.get("namespace"),
             owner_uid=_controller_uid(meta),
             analysis=labels.get(L.ANALYSIS),
+            created=meta.get("creationTimestamp"),
+            pods=pods,
         )
 
 

@@ -97,7 +97,8 @@ def cmd_step() -> int:
 def cmd_manifest() -> int:
     from .manifest import run_manifest
     return run_manifest(_abs(env.RUN_DIR), _get(env.RUN_NAME, ""), _get(env.RUN_PHASE, ""), _steps(),
-                        _get(env.ITEM_STATES, required=False), _termination_log())
+                        _get(env.ITEM_STATES, required=False), _termination_log(),
+                        _get(env.FAILURE_REASONS, required=False))
 
 
 def _app_config() -> tuple[str, dict]:
@@ -135,7 +136,7 @@ def cmd_analysis_manifest() -> int:
     from .analysis import run_analysis_manifest
     return run_analysis_manifest(_abs(env.RUN_DIR), _abs(env.ANALYSIS_DIR), _get(env.ANALYSIS_NAME, ""),
                                  _get(env.RUN_PHASE, ""), _get(env.ITEM_STATES, required=False),
-                                 _termination_log())
+                                 _termination_log(), _get(env.FAILURE_REASONS, required=False))
 
 
 COMMANDS = {"prepare": cmd_prepare, "step": cmd_step, "manifest": cmd_manifest,
