@@ -342,3 +342,20 @@ def test_the_manifest_gives_an_item_that_never_started_its_reason(tmp_path, monk
         "ner", "PodCreateFailed", "Job made no pod within 10 s: forbidden")
     assert first["output"].endswith("00-asr.mmif")                      # what it got to is still there
     assert (second["failedStep"], second["reason"]) == ("asr", "ImagePullFailed")
+
+
+def test_the_watch_looks_once_the_index_shows_the_jobs_just_created_and_not_while_a_look_runs():
+    async def scenario():
+        cluster = Cluster([], {})
+        watch = PodStartWatch("ns", {"mmif.dev/run": "run-1"}, {"metadata": {"name": "run-1"}}, wake=lambda: None)
+        bounds = P.Bounds(lambda _j: 5, 5)
+        watch.maybe_look(cluster, [], bounds)            # created, not in the index yet: a second later
+        assert watch.task is None and 0.5 < watch.seconds_left() <= 1.0
+        watch.next_at = 0.0
+        watch.maybe_look(cluster, [job(pods=1)], bounds)
+        first = watch.task
+        watch.maybe_look(cluster, [job(pods=1)], bounds)   # one look at a time
+        assert watch.task is first
+        await first
+        assert cluster.calls == [("Pod", "status.phase=Pending")] and watch.seconds_left() <= 5.0
+    asyncio.run(scenario())

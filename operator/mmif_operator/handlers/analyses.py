@@ -206,7 +206,9 @@ async def analysis_loop(name: str, namespace: str, uid: str, spec: Any, stopped:
         if result.done:
             return Next(timeout=None)    # kopf stops the daemon once it sees the final status
         timeout = resync_timeout(result.requeue_after, cfg.resync_seconds)
-        if any(not j.finished for j in jobs):
+        plan = result.plan
+        if (any(not j.finished for j in jobs) or (plan is not None and plan.create)
+                or (plan is not None and plan.status.get("itemsRunning"))):
             pods.maybe_look(runtime.kube(), jobs, bounds)
             timeout = min(timeout, max(pods.seconds_left(), 0.5))
         return Next(timeout=timeout)

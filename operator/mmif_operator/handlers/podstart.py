@@ -76,12 +76,15 @@ class PodStartWatch:
         return max(0.0, self.next_at - time.monotonic())
 
     def maybe_look(self, kube: Kube, jobs: list[ObservedJob], bounds: Bounds) -> None:
-        """Start a look beside the loop when one is due, there are active Jobs, and none runs."""
-        if not any(not j.finished for j in jobs):
-            return
+        """Start a look beside the loop when one is due, there are active Jobs, and none runs.
+        Without active Jobs in `jobs` (just created: the index shows them soon) look again in a
+        second."""
         if self.task is not None and not self.task.done():
             return
         if time.monotonic() < self.next_at:
+            return
+        if not any(not j.finished for j in jobs):
+            self.next_at = time.monotonic() + 1.0
             return
         self.next_at = time.monotonic() + min(CHECK_SECONDS, bounds.smallest)   # until the look says better
         self.task = asyncio.ensure_future(self._look_safely(kube, jobs, bounds))

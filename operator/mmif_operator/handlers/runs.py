@@ -301,7 +301,9 @@ async def run_loop(name: str, namespace: str, uid: str, spec: Any, stopped: Any,
         in_flight = _in_flight(result.plan)
         if in_flight is not None:
             metrics.set_in_flight(key, in_flight)
-        active = result.run is not None and not result.done and any(not j.finished for j in jobs)
+        # Jobs in flight, or just created (the index shows them at the next pass).
+        active = result.run is not None and not result.done and (
+            bool(in_flight) or bool(result.plan and result.plan.create) or any(not j.finished for j in jobs))
         if active:
             # Beside the loop, not in it: a slow list must not delay the next pass.
             pods.maybe_look(runtime.kube(), jobs, run_bounds(result.run))
