@@ -359,3 +359,21 @@ def test_the_watch_looks_once_the_index_shows_the_jobs_just_created_and_not_whil
         await first
         assert cluster.calls == [("Pod", "status.phase=Pending")] and watch.seconds_left() <= 5.0
     asyncio.run(scenario())
+
+
+def test_a_job_between_two_pods_is_not_taken_for_one_that_cannot_make_any():
+    # Its pod was evicted (a disruption the podFailurePolicy ignores) and is being replaced: no
+    # pod right now, but the Job made pods and nothing refused one since.
+    j = job(pods=0)
+    events = {j.name: [
+        {"type": "Warning", "reason": "FailedCreate", "message": "quota", "lastTimestamp": ts(T0)},
+        {"type": "Normal", "reason": "SuccessfulCreate", "message": "Created pod: x",
+         "lastTimestamp": ts(T0 + timedelta(minutes=5))}]}
+    check = P.check_pod_starts([j], [], bound(10), T0 + timedelta(minutes=30), events=events)
+    assert check.failures == [] and check.next_check == 10.0
+    # A pod finishing is counted while the Job controller moves it to succeeded/failed.
+    moving = ObservedJob.from_job({
+        "metadata": {"name": "run-1-00000-0", "labels": {"app.kubernetes.io/component": "step",
+                                                         "mmif.dev/item-index": "0", "mmif.dev/step-index": "0"}},
+        "status": {"active": 0, "uncountedTerminatedPods": {"failed": ["uid-a"]}}})
+    assert moving.pods == 1

@@ -15,7 +15,9 @@ termination messages `plan_run` needs; plan; apply in this order:
 
 Wake-ups: the run's Jobs when one finishes or vanishes (jobs.py), the run's own spec changes
 (below: `metadata.generation` ahead of `status.observedGeneration`, e.g. `spec.status:
-Cancelled`), its Pipeline appearing (pipelines.py), and the plan's timer. The loop ends when the
+Cancelled`), its Pipeline appearing or becoming Ready while the run is pending (pipelines.py),
+a pod that cannot start (podstart.py, which looks at the run's Pending pods beside the loop and
+hands the failures to the next pass), and the plan's timer. The loop ends when the
 run is over (and has no TTL to wait for); kopf starts it again at operator start for every run
 still matching the filter, which is the whole restart story: nothing in memory is needed for
 correctness (the cached run only saves a read: a stale one fails the conditional patch).

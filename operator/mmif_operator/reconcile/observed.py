@@ -107,7 +107,9 @@ class ObservedJob:
             return None
         state, reason, message = job_state(job)
         counts = job.get("status") or {}
-        pods = sum(_int(counts.get(k)) or 0 for k in ("active", "succeeded", "failed", "terminating"))
+        uncounted = counts.get("uncountedTerminatedPods") or {}
+        pods = sum(_int(counts.get(k)) or 0 for k in ("active", "succeeded", "failed", "terminating")) + sum(
+            len(uncounted.get(k) or ()) for k in ("succeeded", "failed"))
         item = _int(labels.get(L.ITEM_INDEX))
         step = _int(labels.get(L.STEP_INDEX))
         if kind is JobKind.STEP and (item is None or step is None):

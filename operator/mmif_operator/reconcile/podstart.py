@@ -131,6 +131,10 @@ def _condition(pod: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
     return None
 
 
+def _when(event: Mapping[str, Any]) -> str:
+    return event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or ""
+
+
 def _latest(events: Iterable[Mapping[str, Any]], reasons: frozenset[str] | None = None,
             warning_only: bool = True) -> Mapping[str, Any] | None:
     best, key = None, ""
@@ -139,7 +143,7 @@ def _latest(events: Iterable[Mapping[str, Any]], reasons: frozenset[str] | None 
             continue
         if reasons is not None and ev.get("reason") not in reasons:
             continue
-        when = ev.get("lastTimestamp") or ev.get("eventTime") or ev.get("firstTimestamp") or ""
+        when = _when(ev)
         if best is None or when >= key:
             best, key = ev, when
     return best
@@ -255,7 +259,14 @@ def check_pod_starts(jobs: Iterable[ObservedJob], pods: Iterable[Mapping[str, An
             if job.name not in events:
                 out.want_events.append(("Job", job.name))
                 continue
+            # No pod now is not "could not make one": a pod evicted a moment ago (not counted as
+            # failed) is being replaced. Only a refusal after the last pod made, or never a pod
+            # nor an Event in all that time, fails the Job.
             refused = _latest(events[job.name], frozenset({"FailedCreate"}))
+            made = _latest(events[job.name], frozenset({"SuccessfulCreate"}), warning_only=False)
+            if made is not None and (refused is None or _when(made) >= _when(refused)):
+                next_check = min(next_check, float(limit))
+                continue
             detail = (refused.get("message") if refused else None) or "no FailedCreate event says why"
             failure = StartFailure(job.name, R_POD_CREATE_FAILED, cut(
                 f"Job {job.name} made no pod within {limit} s: {detail}", MAX_MESSAGE))
