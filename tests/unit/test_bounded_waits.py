@@ -377,3 +377,12 @@ def test_a_job_between_two_pods_is_not_taken_for_one_that_cannot_make_any():
                                                          "mmif.dev/item-index": "0", "mmif.dev/step-index": "0"}},
         "status": {"active": 0, "uncountedTerminatedPods": {"failed": ["uid-a"]}}})
     assert moving.pods == 1
+
+
+def test_a_container_between_two_create_attempts_is_explained_by_the_kubelets_last_warning():
+    p = pod(init={"running": {}}, main=waiting("PodInitializing"), scheduled=("True", "", ""))
+    events = {"run-1-00000-0-abcde": [
+        {"type": "Warning", "reason": "Failed", "lastTimestamp": ts(T0 + timedelta(seconds=3)),
+         "message": 'Error: failed to create subPath directory for volumeMount "workspace" of container "runner"'}]}
+    f, = P.check_pod_starts([job()], [p], bound(8), T0 + timedelta(seconds=9), events=events).failures
+    assert f.reason == "MountFailed" and "subPath" in f.message and "not started within 8 s" in f.message

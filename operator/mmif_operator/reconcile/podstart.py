@@ -194,8 +194,19 @@ def _why_not_started(pod: Mapping[str, Any], bound: int, events: Mapping[str, li
     if mount is not None:
         return StartFailure(job, R_MOUNT_FAILED, cut(
             f"pod {name} {late}: {mount.get('reason')}: {mount.get('message') or ''}".rstrip(": "), MAX_MESSAGE))
+    # The kubelet's last complaint, when the container statuses have moved on meanwhile (a
+    # container that cannot be created shows `PodInitializing` between two attempts).
+    warning = _latest(pod_events)
+    if warning is not None:
+        text = (warning.get("message") or "").lower()
+        reason = (R_MOUNT_FAILED if any(w in text for w in _MOUNT_WORDS)
+                  else R_IMAGE_PULL_FAILED if "image" in text and ("pull" in text or "pulling" in text)
+                  else None)
+        if reason is not None:
+            return StartFailure(job, reason, cut(
+                f"pod {name} {late}: {warning.get('reason')}: {warning.get('message')}", MAX_MESSAGE))
     state = ", ".join(f"container {c}: {r}" for c, r, _ in waiting if r) or "Pending"
-    last = _latest(pod_events) or _latest(pod_events, warning_only=False)
+    last = warning or _latest(pod_events, warning_only=False)
     text = f"pod {name} {late} ({state})"
     if last is not None:
         text += f"; last event {last.get('reason')}: {last.get('message') or ''}".rstrip(": ")
