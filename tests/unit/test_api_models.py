@@ -8,6 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from mmif_operator.api.common import RESERVED_MOUNT_PATHS, reserved_mount_path
 from mmif_operator.api.pipeline import PipelineSpec, StepMode
 from mmif_operator.api.pipelinerun import (
     IMMUTABLE_SPEC_FIELDS,
@@ -144,6 +145,53 @@ def test_run_rejects_invalid_spec(path, value, message):
 @pytest.mark.parametrize("location", ["a..b/c.mp4", "..hidden/x.mp4", "a/.../b", "./a.mp4"])
 def test_relative_path_allows_dots_that_are_not_parent_segments(location):
     PipelineRunSpec.from_obj(_with(RUN, "items.0.documents.0.location", location))
+
+
+RESERVED_MESSAGE = "must not be one of the folders the pods need for themselves"
+
+
+@pytest.mark.parametrize("mount_path", ["/", "/tmp", "/tmp/media", "/dev", "/proc/x", "/sys", "/etc",
+                                        "/usr/local/data", "/bin", "/sbin", "/lib", "/lib64", "/opt",
+                                        "/opt/venv", "/run", "/var/run", "/var", "/app", "/app/data"])
+@pytest.mark.parametrize("model", ["run", "pipeline"])
+def test_a_workspace_cannot_be_mounted_at_or_inside_or_above_a_reserved_folder(model, mount_path):
+    # /tmp is the runner's emptyDir in every pod (the API server refused every Job with a 422, and
+    # the run said "preparing the batch" forever); /var lies above /var/run.
+    parse, base = (PipelineRunSpec.from_obj, RUN) if model == "run" else (PipelineSpec.from_obj, PIPELINE)
+    with pytest.raises(ValidationError, match=RESERVED_MESSAGE):
+        parse(_with(base, "workspace.mountPath", mount_path))
+
+
+@pytest.mark.parametrize("mount_path", ["/data/", "//data", "/data//x", "/./data", "/data/."])
+def test_a_mount_path_is_written_clean_so_the_reserved_check_cannot_be_dodged(mount_path):
+    with pytest.raises(ValidationError, match="must be a clean absolute path"):
+        PipelineRunSpec.from_obj(_with(RUN, "workspace.mountPath", mount_path))
+
+
+@pytest.mark.parametrize("mount_path", ["/data", "/mnt/media", "/media", "/srv/clams", "/tmpdata",
+                                        "/apps", "/var/lib/media", "/home/me/data", "/data.d"])
+def test_ordinary_mount_paths_are_accepted(mount_path):
+    assert PipelineRunSpec.from_obj(_with(RUN, "workspace.mountPath", mount_path)).workspace.mount_path == mount_path
+    assert reserved_mount_path(mount_path) is None
+
+
+def test_the_reserved_folders_are_declared_once_and_the_schema_rule_lists_them_all():
+    from mmif_operator.api.crdgen import rendered_files
+    files = rendered_files()
+    for name in ("mmif.dev_pipelines.yaml", "mmif.dev_pipelineruns.yaml"):
+        rule = next(line for line in files[name].splitlines() if "].exists(r," in line)
+        assert all(f"''{p}''" in files[name] for p in RESERVED_MOUNT_PATHS), (name, rule)
+    assert reserved_mount_path("/tmp") == "/tmp" and reserved_mount_path("/var") == "/var/run"
+
+
+def test_start_bounds_have_defaults_for_real_apps():
+    spec = PipelineRunSpec.from_obj(RUN)
+    step = PipelineSpec.from_obj(PIPELINE).steps[0]
+    assert spec.start_timeout_seconds == 900 and step.startup_timeout_seconds == 900
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        PipelineRunSpec.from_obj(_with(RUN, "startTimeoutSeconds", 0))
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        PipelineSpec.from_obj(_with(PIPELINE, "steps.0.startupTimeoutSeconds", 0))
 
 
 def test_every_run_spec_field_but_status_and_ttl_is_immutable():

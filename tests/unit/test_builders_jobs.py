@@ -78,8 +78,9 @@ def test_step_job_mode_layout():
     assert pod["volumes"][0] == {"name": "workspace", "persistentVolumeClaim": {"claimName": "media"}}
     app, = pod["initContainers"]
     assert app["restartPolicy"] == "Always" and app["image"] == "asr:1"
-    assert app["startupProbe"]["tcpSocket"]["port"] == 5000
-    assert app["startupProbe"]["periodSeconds"] == 1 and app["startupProbe"]["failureThreshold"] >= 120
+    # No startupProbe: the runner starts beside the app and waits for its port itself, bounded by
+    # the step's startupTimeoutSeconds (a probe would keep a pod whose app never listens in Init).
+    assert "startupProbe" not in app and app["ports"][0]["containerPort"] == 5000
     assert app["resources"] == PIPELINE["steps"][0]["resources"]
     assert {"name": "workspace", "mountPath": "/data", "readOnly": True} in app["volumeMounts"]
     assert env_of(app) == {"A": "1", "CLAMS_GUNICORN_WORKERS": "1"}
@@ -97,6 +98,8 @@ def test_step_job_mode_layout():
     assert env[E.STEPS] == "asr,ner,ext"
     assert env[E.RUN_DIR] == "/data/mmif-runs/run-1" and env[E.WORKSPACE] == "/data"
     assert env[E.RUN_UID] == "uid-1"
+    assert env[E.APP_STARTUP_TIMEOUT] == "900"       # the model's default startupTimeoutSeconds
+    assert {1, 3, 4, 5, 6, 7} == set(rules[0]["onExitCodes"]["values"])   # 7: AppNotListening, final
     check_restricted(pod)
 
 

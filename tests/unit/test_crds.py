@@ -147,8 +147,16 @@ def test_path_fields_carry_path_rule(kind, path, message):
     assert message in _rules(kind, path)
 
 
+@pytest.mark.parametrize("kind", ["PipelineRun", "Pipeline"])
+def test_mount_paths_carry_the_reserved_folders_rule(kind):
+    rules = _rules(kind, ".spec.workspace.mountPath")
+    assert any(m.startswith("must not be one of the folders the pods need") for m in rules), rules
+    assert any(m.startswith("must be a clean absolute path") for m in rules), rules
+
+
 @pytest.mark.parametrize("field", ["pipelineRef", "workspace", "items", "itemsFrom",
-                                   "parallelism", "params", "timeoutSeconds", "onItemFailure"])
+                                   "parallelism", "params", "timeoutSeconds", "startTimeoutSeconds",
+                                   "onItemFailure"])
 def test_run_spec_field_is_immutable(field):
     rule = _rules("PipelineRun", ".spec")[f"spec.{field} is immutable"]
     assert f"self.{field} == oldSelf.{field}" in rule

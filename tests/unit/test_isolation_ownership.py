@@ -267,7 +267,11 @@ class RunKube:
         self.calls: list[tuple] = []
 
     async def get_custom(self, plural, ns, name):
-        return copy.deepcopy(self.run) if plural == "pipelineruns" else {"spec": copy.deepcopy(PIPELINE)}
+        if plural == "pipelineruns":
+            return copy.deepcopy(self.run)
+        return {"metadata": {"name": name, "generation": 1}, "spec": copy.deepcopy(PIPELINE),
+                "status": {"observedGeneration": 1, "conditions": [
+                    {"type": "Ready", "status": "True", "reason": "NoServiceSteps", "observedGeneration": 1}]}}
 
     async def read_pvc(self, ns, name):
         return {}

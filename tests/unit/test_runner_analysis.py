@@ -25,13 +25,13 @@ class Analysis:
         self.run, self.name, self.uid = run, name, uid
         self.layout = AnalysisLayout(analysis_dir(run.layout.root, name))
 
-    def analyze(self, item, url, params=None):
+    def analyze(self, item, url, params=None, **more):
         for name in E.ANALYZE + E.ANALYSIS_MANIFEST:
             self.run.mp.delenv(name, raising=False)
         return self.run._main("analyze", {
             E.RUN_DIR: self.run.layout.root, E.ANALYSIS_DIR: self.layout.root, E.ANALYSIS_UID: self.uid,
             E.ITEM_INDEX: str(item), E.APP_URL: url, E.APP_PARAMS: json.dumps(params or {}),
-            E.APP_WAIT: "2"})
+            E.APP_WAIT: "2", **more})
 
     def manifest(self, states):
         code, term = self.run._main("analysis-manifest", {
@@ -72,6 +72,15 @@ def test_a_second_analyze_of_a_done_item_does_not_call_the_app(tmp_path, monkeyp
     code, term = aj.analyze(0, apps["timeframes"][0])
     assert code == ExitCode.OK and term["message"] == "already done"
     assert apps["timeframes"][1].posts == posts + 1
+
+
+def test_an_analysis_sidecar_that_never_listens_fails_for_good(tmp_path, monkeypatch, apps):
+    from test_runner_step import free_port
+    run = _finished_run(tmp_path, monkeypatch, apps, [VIDEO])
+    port = free_port()
+    code, term = Analysis(run).analyze(0, f"http://127.0.0.1:{port}", **{E.APP_STARTUP_TIMEOUT: "0.2"})
+    assert (code, term["reason"]) == (ExitCode.APP_NOT_LISTENING, "AppNotListening"), term
+    assert f"nothing listened on port {port} within 0.2 s" in term["message"]
 
 
 def test_a_folder_claimed_by_another_analysis_job_is_a_conflict(tmp_path, monkeypatch, apps):

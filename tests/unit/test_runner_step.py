@@ -15,7 +15,7 @@ from mmif import Mmif
 from mmif_operator import itemstates
 from mmif_operator.itemstates import ItemPhase, ItemState
 from mmif_operator.runner import cli, env as E
-from mmif_operator.runner.exitcodes import ExitCode
+from mmif_operator.runner.exitcodes import FAIL_JOB, ExitCode
 from mmif_operator.runner.files import sha256_file
 from mmif_operator.runner.paths import RunLayout, run_dir
 
@@ -103,10 +103,10 @@ class Run:
         values.update(more)
         return self._main("step", values)
 
-    def manifest(self, states, phase="Failed"):
+    def manifest(self, states, phase="Failed", **more):
         code, term = self._main("manifest", {
             E.RUN_DIR: self.layout.root, E.STEPS: ",".join(self.steps), E.RUN_NAME: "run-1",
-            E.RUN_PHASE: phase, E.ITEM_STATES: itemstates.encode(states)})
+            E.RUN_PHASE: phase, E.ITEM_STATES: itemstates.encode(states), **more})
         assert code == ExitCode.OK, term
         return json.load(open(self.layout.manifest))
 
@@ -226,6 +226,18 @@ def test_connection_refused_is_an_infrastructure_failure(tmp_path, monkeypatch):
     assert term["reason"] == "AppUnreachable" and "did not accept connections within 0.3s" in term["message"]
     rec = run.record(0, 0)
     assert rec["retriable"] is True and rec["attempt"] == 1
+
+
+def test_a_sidecar_app_that_never_listens_fails_for_good_with_the_port_named(tmp_path, monkeypatch, apps):
+    run = Run(tmp_path, monkeypatch, ["asr"], [VIDEO])
+    port = free_port()
+    code, term = run.step(0, 0, f"http://127.0.0.1:{port}", **{E.APP_STARTUP_TIMEOUT: "0.3", E.APP_WAIT: "60"})
+    assert code == ExitCode.APP_NOT_LISTENING == 7 and code in FAIL_JOB     # never retried by the Job
+    assert term["reason"] == "AppNotListening"
+    assert term["message"].startswith(f"nothing listened on port {port} within 0.3 s"), term
+    assert run.record(0, 0)["retriable"] is False
+    # The same bound, with an app that listens: the step goes on as usual.
+    assert run.step(0, 0, apps["textgen"][0], **{E.APP_STARTUP_TIMEOUT: "5"})[0] == ExitCode.OK
 
 
 @pytest.mark.parametrize("status", [502, 503, 504])

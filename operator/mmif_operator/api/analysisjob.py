@@ -11,6 +11,7 @@ import enum
 
 from pydantic import Field
 
+from .. import failurereasons
 from .app import App, StepMode
 from .cel import Rule
 from .common import DNS_LABEL, DNS_SUBDOMAIN, Condition, SpecModel, StatusModel, Timestamp, list_map
@@ -112,6 +113,15 @@ class AnalysisFailure(StatusModel):
     time: Timestamp = Field(description="When the failure was recorded.")
 
 
+class AnalysisFailureReason(StatusModel):
+    """Why items failed when no pod of theirs could say it (see `itemFailureReasons`)."""
+
+    reason: str = Field(description="A CamelCase word, e.g. `ImagePullFailed`, `MountFailed`.",
+                        max_length=128)
+    message: str = Field("", description="The first such failure's message (the kubelet's, the "
+                         "scheduler's or the Job controller's).", max_length=MAX_FAILURE_MESSAGE)
+
+
 class AnalysisJobStatus(StatusModel):
     """The observed state of an AnalysisJob."""
 
@@ -148,6 +158,17 @@ class AnalysisJobStatus(StatusModel):
         None,
         description="The state of every item of the run, compressed as the run's "
         "`status.itemStates`.",
+    )
+    failure_reasons: list[AnalysisFailureReason] | None = Field(
+        None,
+        description="Why items failed when none of their pods could write it (a pod that could not "
+        "start): one entry per reason; the manifest gives each such item its entry.",
+        max_length=failurereasons.MAX_REASONS,
+    )
+    item_failure_reasons: str | None = Field(
+        None,
+        description="Which items have a `failureReasons` entry, compressed as the run's "
+        "`status.itemFailureReasons`.",
     )
     output_path: str | None = Field(
         None, description="The analysis's folder as seen in pods, e.g. "

@@ -86,6 +86,17 @@ class App(SpecModel):
         "unset.",
         ge=1,
     )
+    startup_timeout_seconds: int = Field(
+        900,
+        description="How long an item's pod may take to start: to be scheduled, mount the "
+        "workspace, pull the images and start its containers; then, in Job mode, how long the "
+        "app may take to listen on `port` (loading a model can take minutes). Past it the item "
+        "fails with a reason (`ImagePullFailed`, `Unschedulable`, `PodCreateFailed`, "
+        "`MountFailed`, `AppNotListening`, ...) and the kubelet's or controller's message. An "
+        "image name that can never work (`InvalidImageName`, `ErrImageNeverPull`) fails at once.",
+        ge=1,
+        le=86400,
+    )
     retries: int = Field(
         2,
         description="How many times an item's step is retried after an infrastructure failure "

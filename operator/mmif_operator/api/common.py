@@ -133,6 +133,43 @@ AbsolutePath = Annotated[
 ]
 """An absolute path inside a container."""
 
+RESERVED_MOUNT_PATHS = (
+    "/", "/tmp", "/dev", "/proc", "/sys", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64",
+    "/opt", "/run", "/var/run", "/app",
+)
+"""Folders a workspace may not be mounted at, inside or above: the root, the runner's scratch
+`/tmp` (an emptyDir of every pod), the system folders a container needs, the runner's own code
+(`/opt`) and where CLAMS app images keep theirs (`/app`)."""
+
+_RESERVED_CEL = "[" + ", ".join(f"'{p}'" for p in RESERVED_MOUNT_PATHS) + "]"
+
+
+def reserved_mount_path(path: str) -> str | None:
+    """The reserved folder `path` is, lies in or lies above (None when it is free)."""
+    for reserved in RESERVED_MOUNT_PATHS:
+        if path == reserved or path.startswith(reserved + "/") or reserved.startswith(path + "/"):
+            return reserved
+    return None
+
+
+MountPath = Annotated[
+    AbsolutePath,
+    Rule(
+        "self == '/' || (!self.endsWith('/') && !self.contains('//') && !self.endsWith('/.')"
+        " && !self.contains('/./'))",
+        "must be a clean absolute path: no trailing '/', no '//' and no '.' segments",
+        check=lambda p: p == "/" or (not p.endswith("/") and "//" not in p
+                                     and "." not in p.split("/")),
+    ),
+    Rule(
+        f"!{_RESERVED_CEL}.exists(r, self == r || self.startsWith(r + '/') || r.startsWith(self + '/'))",
+        "must not be one of the folders the pods need for themselves ("
+        + ", ".join(RESERVED_MOUNT_PATHS) + "), nor lie inside or above one",
+        check=lambda p: reserved_mount_path(p) is None,
+    ),
+]
+"""Where a workspace is mounted: an absolute path outside the folders every pod needs."""
+
 ShortString = Annotated[str, Field(max_length=1024)]
 """A string value of a map (parameters, node selector): at most 1024 characters."""
 

@@ -9,8 +9,8 @@ from .cel import Rule
 from .common import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
-    AbsolutePath,
     Condition,
+    MountPath,
     SpecModel,
     StatusModel,
     list_map,
@@ -43,7 +43,7 @@ class PipelineWorkspace(SpecModel):
         pattern=DNS_SUBDOMAIN,
         max_length=253,
     )
-    mount_path: AbsolutePath = Field(
+    mount_path: MountPath = Field(
         "/data",
         description="Where the claim is mounted in the app containers; use the same path as the "
         "runs' `workspace.mountPath`.",

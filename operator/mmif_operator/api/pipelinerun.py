@@ -6,11 +6,12 @@ from typing import Annotated
 
 from pydantic import Field
 
+from .. import failurereasons
 from .cel import Rule
 from .common import (
     DNS_SUBDOMAIN,
-    AbsolutePath,
     Condition,
+    MountPath,
     RelativePath,
     ShortString,
     SpecModel,
@@ -28,6 +29,7 @@ MAX_INLINE_ITEMS = 1000
 MAX_FAILURES = 20
 MAX_HISTORY = 20
 MAX_FAILURE_MESSAGE = 512
+MAX_FAILURE_REASONS = failurereasons.MAX_REASONS
 
 
 StepParams = Annotated[dict[str, ShortString], Field(max_length=50)]
@@ -71,7 +73,7 @@ class RunWorkspace(SpecModel):
         pattern=DNS_SUBDOMAIN,
         max_length=253,
     )
-    mount_path: AbsolutePath = Field(
+    mount_path: MountPath = Field(
         "/data",
         description="Where the claim is mounted in the step pods. Documents' locations are "
         "relative to it.",
@@ -142,6 +144,7 @@ IMMUTABLE_SPEC_FIELDS = (
     "parallelism",
     "params",
     "timeoutSeconds",
+    "startTimeoutSeconds",
     "onItemFailure",
     "requester",
 )
@@ -190,6 +193,16 @@ class PipelineRunSpec(SpecModel):
         description="The whole run's deadline; items still in flight then are cancelled and the "
         "run fails with reason `Timeout`. No deadline when unset.",
         ge=1,
+    )
+    start_timeout_seconds: int = Field(
+        900,
+        description="How long the run may wait to start: for its Pipeline to exist and be "
+        "`Ready` (Service-mode apps pulled and listening) and its PersistentVolumeClaim to exist, "
+        "counted from the run's creation; then the run fails with the reason it waited for "
+        "(`PipelineNotFound`, `PipelineNotReady`, `WorkspaceNotFound`). It also bounds how long "
+        "the run's own prepare and manifest pods may take to start.",
+        ge=1,
+        le=86400,
     )
     on_item_failure: OnItemFailure = Field(
         OnItemFailure.STOP,
@@ -255,6 +268,16 @@ class Failure(StatusModel):
         max_length=MAX_FAILURE_MESSAGE,
     )
     time: Timestamp = Field(description="When the failure was recorded.")
+
+
+class FailureReason(StatusModel):
+    """Why items failed at a step when no pod of theirs could say it (see `itemFailureReasons`)."""
+
+    step: str | None = Field(None, description="The step the items failed at.", max_length=30)
+    reason: str = Field(description="A CamelCase word, e.g. `ImagePullFailed`, `PodCreateFailed`.",
+                        max_length=128)
+    message: str = Field("", description="The first such failure's message (the kubelet's, the "
+                         "scheduler's or the Job controller's).", max_length=MAX_FAILURE_MESSAGE)
 
 
 class Transition(StatusModel):
@@ -349,6 +372,18 @@ class PipelineRunStatus(StatusModel):
         description="The failed steps of every item, compressed (one 32-bit mask per item, bit k "
         "set when step k failed; little-endian, zlib, base64); used with `onItemFailure: "
         "Continue`, where an item goes on after a failed step.",
+    )
+    failure_reasons: list[FailureReason] | None = Field(
+        None,
+        description="Why items failed when none of their pods could write it (a pod that could not "
+        "start, a Job that could not be created): one entry per step and reason; the manifest "
+        "gives each such item its entry.",
+        max_length=MAX_FAILURE_REASONS,
+    )
+    item_failure_reasons: str | None = Field(
+        None,
+        description="Which items have a `failureReasons` entry, compressed (one byte per item: 0 "
+        "none, n the n-th entry; zlib, base64); read it with `mmif_operator.failurereasons`.",
     )
     pipeline_spec: PipelineSpec | None = Field(
         None,

@@ -17,7 +17,7 @@ from . import labels as L
 from . import names
 from .placement import place_pod
 from .jobs import (MANIFEST_DEADLINE_SECONDS, MANIFEST_RETRIES, TMP_VOLUME, WORKSPACE_VOLUME, _job,
-                   _runner_container, _volumes, app_sidecar)
+                   _runner_container, _volumes, app_sidecar, sidecar_env)
 from .specs import (API_VERSION, plain, run_output_path, step_port, step_retries, step_uses_sidecar,
                     workspace_mount_path)
 from ..runner import env as E
@@ -99,6 +99,7 @@ def analyze_job(ctx: AnalysisContext, spec: Mapping[str, Any] | Any, item_index:
         E.APP_URL: analysis_app_url(app),
         E.APP_PARAMS: json.dumps({str(k): str(v) for k, v in (app.get("parameters") or {}).items()},
                                  sort_keys=True),
+        **sidecar_env(app),
     }
     if app.get("timeoutSeconds"):
         env[E.HTTP_TIMEOUT] = int(app["timeoutSeconds"])
@@ -115,7 +116,7 @@ def analyze_job(ctx: AnalysisContext, spec: Mapping[str, Any] | Any, item_index:
 
 
 def analysis_manifest_job(ctx: AnalysisContext, item_states: str, operator_image: str,
-                          phase: str) -> dict[str, Any]:
+                          phase: str, failure_reasons: str | None = None) -> dict[str, Any]:
     """The Job writing `<analysis dir>/manifest.json` once every item is processed."""
     env = {
         E.RUN_DIR: ctx.run_dir,
@@ -123,6 +124,7 @@ def analysis_manifest_job(ctx: AnalysisContext, item_states: str, operator_image
         E.ANALYSIS_NAME: ctx.name,
         E.ITEM_STATES: item_states,
         E.RUN_PHASE: phase,
+        E.FAILURE_REASONS: failure_reasons,
     }
     runner = _runner_container(operator_image, "analysis-manifest", env, ctx.mount_path)
     runner["volumeMounts"] = _runner_mounts(ctx)

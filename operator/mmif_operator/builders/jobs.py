@@ -15,7 +15,7 @@ from . import names, security
 from .placement import place_pod
 from .specs import (
     API_VERSION, KIND_RUN, merged_parameters, plain, run_output_path,
-    step_port, step_retries, step_uses_sidecar, workspace_mount_path,
+    step_port, step_retries, step_startup_timeout, step_uses_sidecar, workspace_mount_path,
 )
 from ..runner import env as E
 from ..runner.exitcodes import FAIL_JOB
@@ -34,8 +34,6 @@ RUNNER_RESOURCES = {
     "requests": {"cpu": "50m", "memory": "128Mi"},
     "limits": {"cpu": "1", "memory": "1Gi"},
 }
-APP_STARTUP_PERIOD_SECONDS = 1
-APP_STARTUP_FAILURE_THRESHOLD = 900      # 15 minutes to load a model and listen
 PREPARE_RETRIES = 2
 MANIFEST_RETRIES = 2
 PREPARE_DEADLINE_SECONDS = 3600
@@ -189,18 +187,16 @@ def app_url(step: Mapping[str, Any], *, pipeline: str, namespace: str) -> str:
 
 
 def app_sidecar(step: Mapping[str, Any], mount_path: str) -> dict[str, Any]:
-    """The CLAMS app as a native sidecar: starts first, the runner waits for its port."""
+    """The CLAMS app as a native sidecar: started first, then the runner, which waits for its port
+    for the step's `startupTimeoutSeconds` (`sidecar_env`). No startupProbe: with one, the runner
+    would not start before the app listens, and an app that never does (a wrong `port`) would
+    keep the pod in Init for ever, with nothing to say why."""
     port = step_port(step)
     container: dict[str, Any] = {
         "name": APP_CONTAINER,
         "image": step["image"],
         "restartPolicy": "Always",
         "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
-        "startupProbe": {
-            "tcpSocket": {"port": port},
-            "periodSeconds": APP_STARTUP_PERIOD_SECONDS,
-            "failureThreshold": APP_STARTUP_FAILURE_THRESHOLD,
-        },
         "env": [{"name": e["name"], "value": str(e.get("value", ""))} for e in step.get("env") or []],
         "securityContext": security.app_security_context(step.get("runAsUser"), step.get("runAsNonRoot")),
         "volumeMounts": [{"name": WORKSPACE_VOLUME, "mountPath": mount_path, "readOnly": True}],
@@ -212,6 +208,11 @@ def app_sidecar(step: Mapping[str, Any], mount_path: str) -> dict[str, Any]:
     if resources:
         container["resources"] = resources
     return container
+
+
+def sidecar_env(step: Mapping[str, Any]) -> dict[str, Any]:
+    """The runner's environment for an app in its own pod: how long the app may take to listen."""
+    return {E.APP_STARTUP_TIMEOUT: step_startup_timeout(step)} if step_uses_sidecar(step) else {}
 
 
 def step_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, pipeline_spec: Mapping[str, Any] | Any,
@@ -231,6 +232,7 @@ def step_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, pipeline_spec: 
         E.STEPS: _step_names(pipeline_spec),
         E.APP_URL: app_url(step, pipeline=ctx.pipeline, namespace=ctx.namespace),
         E.APP_PARAMS: json.dumps(merged_parameters(step, run_spec), sort_keys=True),
+        **sidecar_env(step),
     })
     if step.get("timeoutSeconds"):
         # Answer within the step's deadline or count as timed out (the Job's deadline kills anyway).
@@ -263,12 +265,13 @@ def prepare_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, operator_ima
 
 
 def manifest_job(ctx: RunContext, pipeline_spec: Mapping[str, Any] | Any, item_states: str,
-                 operator_image: str, run_phase: str) -> dict[str, Any]:
+                 operator_image: str, run_phase: str, failure_reasons: str | None = None) -> dict[str, Any]:
     """The Job writing `<runDir>/manifest.json` from the final item states.
 
     `item_states` is `status.itemStates` once every item is terminal; an item that failed a step
     and went on (onItemFailure Continue) is FAILED at its first failing step there.
-    `run_phase` is the phase the run will end in (Succeeded, Failed, Cancelled).
+    `run_phase` is the phase the run will end in (Succeeded, Failed, Cancelled);
+    `failure_reasons` why items failed when no pod wrote it (`failurereasons.env_value`).
     """
     pipeline_spec = plain(pipeline_spec)
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_MANIFEST)
@@ -278,6 +281,7 @@ def manifest_job(ctx: RunContext, pipeline_spec: Mapping[str, Any] | Any, item_s
         E.STEPS: _step_names(pipeline_spec),
         E.ITEM_STATES: item_states,
         E.RUN_PHASE: run_phase,
+        E.FAILURE_REASONS: failure_reasons,
     }
     pod_spec = {
         "containers": [_runner_container(operator_image, "manifest", env, ctx.mount_path)],

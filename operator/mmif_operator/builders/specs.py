@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..api.app import App
+from ..api.pipelinerun import PipelineRunSpec
 from ..runner.paths import run_dir
 
 DEFAULT_PORT = 5000
@@ -18,6 +20,9 @@ DEFAULT_REPLICAS = 1
 DEFAULT_MOUNT_PATH = "/data"
 DEFAULT_OUTPUT_DIR = "mmif-runs"
 DEFAULT_PARALLELISM = 4
+# The bounds on waiting, declared in the models (api/): read from there, not repeated.
+DEFAULT_STARTUP_TIMEOUT = int(App.model_fields["startup_timeout_seconds"].default)
+DEFAULT_START_TIMEOUT = int(PipelineRunSpec.model_fields["start_timeout_seconds"].default)
 MODE_JOB = "Job"
 MODE_SERVICE = "Service"
 ON_FAILURE_STOP = "Stop"
@@ -52,6 +57,18 @@ def step_port(step: Mapping[str, Any]) -> int:
 def step_retries(step: Mapping[str, Any]) -> int:
     value = step.get("retries")
     return DEFAULT_RETRIES if value is None else int(value)
+
+
+def step_startup_timeout(step: Mapping[str, Any]) -> int:
+    """Seconds an item's pod of this step (or analysis app) may take to start (`startupTimeoutSeconds`)."""
+    value = step.get("startupTimeoutSeconds")
+    return DEFAULT_STARTUP_TIMEOUT if value is None else int(value)
+
+
+def run_start_timeout(spec: Mapping[str, Any]) -> int:
+    """Seconds a run may wait to start, and its prepare/manifest pods to start (`startTimeoutSeconds`)."""
+    value = spec.get("startTimeoutSeconds")
+    return DEFAULT_START_TIMEOUT if value is None else int(value)
 
 
 def step_replicas(step: Mapping[str, Any]) -> int:

@@ -33,9 +33,11 @@ from ..k8s.ops import Kube, KubeError, NameConflict
 from ..reconcile import triggers
 from ..reconcile.analysis import TERMINAL_PHASES, AnalysisPlan, needs_termination_messages, plan_analysis
 from ..reconcile.observed import ObservedJob
+from ..reconcile.podstart import StartFailure, analysis_bounds, apply_start_failures
 from . import runtime
 from .jobs import JobSummaries
 from .loop import MAX_CREATES_PER_PASS, Next, Refusals, bounded, create_jobs, reconcile_forever, resync_timeout
+from .podstart import PodStartWatch
 
 log = logging.getLogger(__name__)
 VERSION = "v1alpha1"
@@ -59,9 +61,11 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
                              observed: Iterable[ObservedJob], *, operator_image: str,
                              now: datetime | None = None,
                              post_event: EventPoster = k8s_events.post,
-                             refusals: Refusals | None = None) -> AnalysisPass:
+                             refusals: Refusals | None = None,
+                             start_failures: Mapping[str, StartFailure] | None = None) -> AnalysisPass:
     """One pass over one AnalysisJob (see the module docstring); `refusals` as for runs
-    (handlers/runs.reconcile_run)."""
+    (handlers/runs.reconcile_run); `start_failures`: Jobs whose pod cannot start
+    (handlers/podstart.py), planned as failed with that reason and message."""
     aj = await kube.get_custom(ANALYSIS_PLURAL, namespace, name)
     meta = (aj or {}).get("metadata") or {}
     if aj is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
@@ -69,11 +73,15 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
     run_name = ((aj.get("spec") or {}).get("runRef") or {}).get("name")
     run = await kube.get_custom(RUN_PLURAL, namespace, run_name) if run_name else None
     refusals = refusals if refusals is not None else Refusals()
+    start_failures = start_failures or {}
     own_uid = meta.get("uid") or ""
-    jobs = [j for j in refusals.merged(observed, own_uid) if j.owned_by(own_uid)]
+    jobs = apply_start_failures([j for j in refusals.merged(observed, own_uid) if j.owned_by(own_uid)],
+                                start_failures)
     uids = {j.name: j.uid for j in jobs if j.uid}
     messages: dict[str, Any] = {}
     for job_name in needs_termination_messages(jobs):
+        if job_name in start_failures:
+            continue                  # its pod never ran: no termination message to read
         try:
             job_uid = uids.get(job_name)
             text = await (kube.job_termination_message(namespace, job_name, uid=job_uid) if job_uid
@@ -212,18 +220,32 @@ async def analysis_loop(name: str, namespace: str | None, uid: str, spec: Any, s
     cfg = runtime.config()
     waker = runtime.ANALYSIS_WAKERS.register(key, run=(namespace, (spec.get("runRef") or {}).get("name")))
     refusals = Refusals()
+    # Pods that cannot start make no Job event: looked at beside the loop (handlers/podstart.py).
+    pods = PodStartWatch(namespace, {L.ANALYSIS: L.label_value(name)}, _ref(namespace, name, uid),
+                         wake=waker.wake, waiting_event="PodWaiting")
+    bounds = analysis_bounds({"spec": spec})         # the spec is immutable
 
     async def one_pass(_refresh: bool) -> Next:
-        result = await reconcile_analysis(runtime.kube(), namespace, name, uid, list(analysis_jobs.get(key, ())),
-                                          operator_image=cfg.operator_image, refusals=refusals)
+        jobs = list(analysis_jobs.get(key, ()))
+        pods.prune(jobs)
+        result = await reconcile_analysis(runtime.kube(), namespace, name, uid, jobs,
+                                          operator_image=cfg.operator_image, refusals=refusals,
+                                          start_failures=pods.failures)
         if result.gone:
             return Next(stop=True)
         if result.done:
             return Next(timeout=None)    # kopf stops the daemon once it sees the final status
-        return Next(timeout=resync_timeout(result.requeue_after, cfg.resync_seconds))
+        timeout = resync_timeout(result.requeue_after, cfg.resync_seconds)
+        plan = result.plan
+        if (any(not j.finished for j in jobs) or (plan is not None and plan.create)
+                or (plan is not None and plan.status.get("itemsRunning"))):
+            pods.maybe_look(runtime.kube(), jobs, bounds)
+            timeout = min(timeout, max(pods.seconds_left(), 0.5))
+        return Next(timeout=timeout)
 
     try:
         await reconcile_forever(waker, stopped, logger, kind="analysis", ref=_ref(namespace, name, uid),
                                 one_pass=one_pass)
     finally:
+        pods.cancel()
         runtime.ANALYSIS_WAKERS.unregister(waker)

@@ -210,15 +210,16 @@ async def pipeline_loop(name: str, namespace: str | None, uid: str, stopped: Any
 
 @kopf.on.event(API_GROUP, VERSION, PLURAL)
 def pipeline_event(name: str, namespace: str | None, meta: Any, status: Any, type: str | None, **_: Any) -> None:
-    """Spec changes wake the Pipeline's loop; a Pipeline that appears wakes the runs waiting
-    for it (they would otherwise look again after 30 s)."""
+    """Spec changes wake the Pipeline's loop; a Pipeline that appears, or is Ready, wakes the
+    pending runs waiting for it (they would otherwise look again after up to 30 s)."""
     assert namespace is not None     # a namespaced resource: kopf's None is for cluster-scoped ones
     if type == "DELETED":
         return
     if spec_changed(meta, status):
         runtime.PIPELINE_WAKERS.wake(runtime.pipeline_key(namespace, name))
-    if type in ("ADDED", None):
-        runtime.RUN_WAKERS.wake_where(lambda w: w.key[0] == namespace and w.tags.get("pipeline") == name)
+    if type in ("ADDED", None) or is_ready(status):
+        runtime.RUN_WAKERS.wake_where(lambda w: w.key[0] == namespace and w.tags.get("pipeline") == name
+                                      and w.tags.get("pending", True))
 
 
 _APP_OBJECTS = {L.MANAGED_BY: L.MANAGER, L.COMPONENT: L.COMPONENT_APP_SERVICE}

@@ -15,7 +15,9 @@ termination messages `plan_run` needs; plan; apply in this order:
 
 Wake-ups: the run's Jobs when one finishes or vanishes (jobs.py), the run's own spec changes
 (below: `metadata.generation` ahead of `status.observedGeneration`, e.g. `spec.status:
-Cancelled`), its Pipeline appearing (pipelines.py), and the plan's timer. The loop ends when the
+Cancelled`), its Pipeline appearing or becoming Ready while the run is pending (pipelines.py),
+a pod that cannot start (podstart.py, which looks at the run's Pending pods beside the loop and
+hands the failures to the next pass), and the plan's timer. The loop ends when the
 run is over (and has no TTL to wait for); kopf starts it again at operator start for every run
 still matching the filter, which is the whole restart story: nothing in memory is needed for
 correctness (the cached run only saves a read: a stale one fails the conditional patch).
@@ -41,12 +43,14 @@ from ..itemstates import ItemPhase
 from ..k8s import events as k8s_events
 from ..k8s.ops import Kube, KubeError
 from ..reconcile.observed import ObservedJob
+from ..reconcile.podstart import StartFailure, apply_start_failures, run_bounds
 from ..reconcile.run import TERMINAL_PHASES, RunPlan, plan_run, progress_only, termination_messages_needed
 from ..reconcile import triggers
 from . import analyses, runtime
 from .deletions import BackgroundDeletes
 from .expectations import RecentCreates
 from .loop import MAX_CREATES_PER_PASS, Next, Refusals, bounded, create_jobs, reconcile_forever, resync_timeout
+from .podstart import PodStartWatch
 from .wakeups import RUN_DEBOUNCE_SECONDS
 
 log = logging.getLogger(__name__)
@@ -97,14 +101,17 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
                         known: Mapping[str, Any] | None = None,
                         deletes: BackgroundDeletes | None = None,
                         progress_wait: float = 0.0,
-                        refusals: Refusals | None = None) -> PassResult:
+                        refusals: Refusals | None = None,
+                        start_failures: Mapping[str, StartFailure] | None = None) -> PassResult:
     """One pass over one run (see the module docstring). `known`: the run as the previous pass
     left it (`PassResult.latest`), instead of reading it; `deletes`: where Jobs are deleted
     beside the loop (None: deleted before this returns); `progress_wait`: seconds a
     progress-only status patch still waits (`progress_only`); the pass then writes nothing but
     its creates and asks to come back when the wait is over. `refusals`: the creates the loop
     was refused for good (a name held by another's object, an invalid Job), handed to the
-    planner as failed Jobs of that name (None: only this pass's, planned again at once)."""
+    planner as failed Jobs of that name (None: only this pass's, planned again at once);
+    `start_failures`: Jobs whose pod cannot start (handlers/podstart.py), planned as failed
+    with that reason and message."""
     run = dict(known) if known is not None else await kube.get_custom(RUN_PLURAL, namespace, name)
     meta = (run or {}).get("metadata") or {}
     if run is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
@@ -112,14 +119,15 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     spec = run.get("spec") or {}
     status = run.get("status") or {}
     refusals = refusals if refusals is not None else Refusals()
-    jobs = refusals.merged(observed, meta.get("uid") or "")
+    start_failures = start_failures or {}
+    jobs = apply_start_failures(refusals.merged(observed, meta.get("uid") or ""), start_failures)
     # Deletes and pod reads are bound to the uid of the run's own Job of that name.
     uids = {j.name: j.uid for j in jobs if j.uid and j.owned_by(meta.get("uid") or "")}
     if (is_terminal(status) and spec.get("ttlSecondsAfterFinished") is None
             and not spec_changed(meta, status) and not jobs):
         return PassResult(done=True)
 
-    pipeline_spec = None
+    pipeline_spec = pipeline = None
     if not status.get("pipelineSpec"):
         ref = (spec.get("pipelineRef") or {}).get("name")
         pipeline = await kube.get_custom(PIPELINE_PLURAL, namespace, ref) if ref else None
@@ -129,7 +137,8 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
         claim = (spec.get("workspace") or {}).get("claimName")
         workspace_found = bool(claim and await kube.read_pvc(namespace, claim) is not None)
 
-    needed = termination_messages_needed(run, jobs)
+    # A pod that never started has no termination message (an earlier attempt's would mislead).
+    needed = [n for n in termination_messages_needed(run, jobs) if n not in start_failures]
     messages: dict[str, Any] = {}
     if needed:
         results = await bounded([partial(_termination_message, kube, namespace, n, uids.get(n))
@@ -144,7 +153,8 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     now = now or datetime.now(timezone.utc)
     # Pure, but ~50 ms at 10,000 items: off the event loop, so watch streams keep flowing.
     plan = await asyncio.to_thread(plan_run, run, pipeline_spec, jobs, now, operator_image=operator_image,
-                                   termination_messages=messages, workspace_found=workspace_found)
+                                   termination_messages=messages, workspace_found=workspace_found,
+                                   pipeline=pipeline)
     result = PassResult(requeue_after=plan.requeue_after, plan=plan, run={**run, "status": plan.status},
                         latest=run)
 
@@ -253,47 +263,6 @@ async def _termination_message(kube: Kube, namespace: str, name: str, uid: str |
     return await kube.job_termination_message(namespace, name)
 
 
-# Waiting reasons of a step pod that will not go away by themselves (the Job would wait forever
-# without a step timeout): the app image cannot be pulled, or the pod cannot be configured.
-STUCK_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
-                           "CreateContainerConfigError", "CreateContainerError"})
-POD_CHECK_SECONDS = 30.0
-
-
-def stuck_step_pods(pods: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
-    """(pod name, reason, message) of every step pod with a container waiting for a reason in
-    `STUCK_REASONS` (the app sidecar is an init container)."""
-    out: list[tuple[str, str, str]] = []
-    for pod in pods:
-        status = pod.get("status") or {}
-        for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
-            waiting = (cs.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in STUCK_REASONS:
-                name = (pod.get("metadata") or {}).get("name", "")
-                out.append((name, waiting["reason"], f"container {cs.get('name')}: {waiting.get('message') or ''}"))
-                break
-    return out
-
-
-async def report_stuck_pods(kube: Kube, namespace: str, name: str, uid: str | None, seen: set[str],
-                            post_event: EventPoster = k8s_events.post) -> int:
-    """Post a Warning Event (once per pod and reason) for step pods that cannot start."""
-    # Only Pending pods can be stuck so (their containers wait): the API server filters, so a
-    # run with 1,000 pods running sends almost nothing.
-    pods = await kube.list("Pod", namespace, {L.RUN: L.label_value(name), L.COMPONENT: L.COMPONENT_STEP},
-                           fields="status.phase=Pending")
-    found = stuck_step_pods(pods)
-    for pod_name, reason, message in found:
-        key = f"{pod_name}/{reason}"
-        if key in seen:
-            continue
-        seen.add(key)
-        post_event(run_ref(namespace, name, uid), "Warning", "StepPodWaiting",
-                   f"pod {pod_name}: {reason}: {message} (the item waits until the step's "
-                   "timeoutSeconds, if any)")
-    return len(found)
-
-
 def _record_metrics(run: Mapping[str, Any], old_status: Mapping[str, Any], plan: RunPlan) -> None:
     pipeline = ((run.get("spec") or {}).get("pipelineRef") or {}).get("name", "")
     if plan.phase in TERMINAL_PHASES and old_status.get("phase") not in TERMINAL_PHASES:
@@ -329,9 +298,9 @@ async def run_loop(name: str, namespace: str | None, uid: str, spec: Any, stoppe
     key = runtime.run_key(namespace, name)
     cfg = runtime.config()
     waker = runtime.RUN_WAKERS.register(key, pipeline=(spec.get("pipelineRef") or {}).get("name"))
-    last_pod_check = time.monotonic()  # look for step pods that cannot start, every 30 s
-    stuck_seen: set[str] = set()
-    pod_check: asyncio.Future | None = None
+    # Pods that cannot start make no Job event: looked at beside the loop (handlers/podstart.py).
+    pods = PodStartWatch(namespace, {L.RUN: L.label_value(name)}, run_ref(namespace, name, uid),
+                         wake=waker.wake)
     recent = RecentCreates()
     refusals = Refusals()
     deletes = BackgroundDeletes(lambda job, job_uid=None: _delete_job(runtime.kube(), namespace, job, job_uid),
@@ -340,14 +309,18 @@ async def run_loop(name: str, namespace: str | None, uid: str, spec: Any, stoppe
     last_patch = float("-inf")              # time.monotonic() of this loop's last status patch
 
     async def one_pass(refresh: bool) -> Next:
-        nonlocal known, last_pod_check, pod_check, last_patch
+        nonlocal known, last_patch
         start_from, known = (None if refresh else known), None   # None again if this pass raises
         wait = max(0.0, last_patch + PROGRESS_INTERVAL_SECONDS - time.monotonic())
-        result = await reconcile_run(runtime.kube(), namespace, name, uid, list(run_jobs.get(key, ())),
+        jobs = list(run_jobs.get(key, ()))
+        pods.prune(jobs)
+        result = await reconcile_run(runtime.kube(), namespace, name, uid, jobs,
                                      operator_image=cfg.operator_image, recent=recent,
                                      known=start_from, deletes=deletes, progress_wait=wait,
-                                     refusals=refusals)
+                                     refusals=refusals, start_failures=pods.failures)
         known = result.latest
+        if result.plan is not None:
+            waker.tags["pending"] = result.plan.phase == "Pending"   # its Pipeline's readiness wakes it
         if result.patched:
             last_patch = time.monotonic()
         if result.run is not None and not result.gone and triggers.pending_templates(result.run):
@@ -359,11 +332,12 @@ async def run_loop(name: str, namespace: str | None, uid: str, spec: Any, stoppe
         in_flight = _in_flight(result.plan)
         if in_flight is not None:
             metrics.set_in_flight(key, in_flight)
-        if (in_flight and time.monotonic() - last_pod_check >= POD_CHECK_SECONDS
-                and (pod_check is None or pod_check.done())):
+        # Jobs in flight, or just created (the index shows them at the next pass).
+        active = result.run is not None and not result.done and (
+            bool(in_flight) or bool(result.plan and result.plan.create) or any(not j.finished for j in jobs))
+        if active and result.run is not None:
             # Beside the loop, not in it: a slow list must not delay the next pass.
-            last_pod_check = time.monotonic()
-            pod_check = asyncio.ensure_future(_check_pods(namespace, name, uid, stuck_seen, logger))
+            pods.maybe_look(runtime.kube(), jobs, run_bounds(result.run))
         if result.gone:
             return Next(stop=True)
         if result.done:
@@ -373,9 +347,9 @@ async def run_loop(name: str, namespace: str | None, uid: str, spec: Any, stoppe
             metrics.set_in_flight(key, None)
             return Next(timeout=None)
         timeout = resync_timeout(result.requeue_after, cfg.resync_seconds)
-        if in_flight:
-            # Step pods that cannot start produce no Job events: look again in a while.
-            timeout = min(timeout, POD_CHECK_SECONDS)
+        if active:
+            # Pods that cannot start produce no Job events: look again when the next could be due.
+            timeout = min(timeout, max(pods.seconds_left(), 0.5))
         if deletes.take_failures():
             timeout = min(timeout, DELETE_RETRY_SECONDS)
         return Next(timeout=timeout)
@@ -385,20 +359,9 @@ async def run_loop(name: str, namespace: str | None, uid: str, spec: Any, stoppe
                                 one_pass=one_pass, debounce=RUN_DEBOUNCE_SECONDS)
     finally:
         deletes.cancel()     # a new loop (or process) plans them again from the status
-        if pod_check is not None and not pod_check.done():
-            pod_check.cancel()
+        pods.cancel()
         runtime.RUN_WAKERS.unregister(waker)
         metrics.set_in_flight(key, None)
-
-
-async def _check_pods(namespace: str, name: str, uid: str | None, seen: set[str],
-                      logger: kopf.Logger) -> None:
-    try:
-        await report_stuck_pods(runtime.kube(), namespace, name, uid, seen)
-    except asyncio.CancelledError:
-        raise
-    except Exception as e:     # noqa: BLE001 - a diagnostic only
-        logger.debug(f"checking step pods: {e}")
 
 
 @kopf.on.event(API_GROUP, VERSION, RUN_PLURAL)

@@ -116,6 +116,7 @@ KINDS: dict[str, Kind] = {
     "Pod": Kind("core", "pod"),
     "PersistentVolumeClaim": Kind("core", "persistent_volume_claim"),
     "Secret": Kind("core", "secret"),
+    "Event": Kind("core", "event"),
 }
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .. import itemstates
+from .. import failurereasons, itemstates
 from ..builders import analysis_jobs as AJ
 from ..builders.specs import plain
 from ..itemstates import ItemPhase, ItemState
@@ -186,6 +186,7 @@ class _Planner:
     def _record(self, states: list[ItemState]) -> None:
         """Finished analyze Jobs -> item states (once), and delete them."""
         new_failures: list[dict[str, Any]] = []
+        codes: list[int] | None = None
         for job in self.observed:
             if job.kind is not JobKind.ANALYZE or job.item is None:
                 continue
@@ -209,6 +210,13 @@ class _Planner:
                                        "message": cut(message, MAX_FAILURE_MESSAGE), "time": rfc3339(self.now)}
             if isinstance(msg.get("name"), str) and msg["name"]:
                 failure = {"item": msg["name"][:63], **failure}
+            if not msg:     # no pod wrote why (it could not start): kept for the manifest
+                if codes is None:
+                    codes = failurereasons.decode(self.status.get("itemFailureReasons"), len(states))
+                    self.status["failureReasons"] = [dict(r) for r in self.status.get("failureReasons") or []]
+                failurereasons.record(self.status["failureReasons"], codes, job.item, None,
+                                      failure["reason"], failure["message"])
+                self.status["itemFailureReasons"] = failurereasons.encode(codes)
             new_failures.append(failure)
             self._event("Warning", "ItemFailed", f"item {job.item}: {reason}: {message}")
         if new_failures:
@@ -238,7 +246,8 @@ class _Planner:
         ending = FAILED if failed else SUCCEEDED
         summary = f"{succeeded} item(s) processed, {failed} failed"
         if manifest is None:
-            self.plan.create.append(AJ.analysis_manifest_job(ctx, itemstates.encode(states), self.image, ending))
+            self.plan.create.append(AJ.analysis_manifest_job(ctx, itemstates.encode(states), self.image, ending,
+                                                             failurereasons.env_value(self.status)))
             self._condition(UNKNOWN, R_FINALIZING, f"{summary}; writing the manifest")
             return self._finish()
         if not manifest.finished:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..builders import labels as L
@@ -96,6 +96,11 @@ class ObservedJob:
     analysis: str | None = None       # the `mmif.dev/analysis` label (an AnalysisJob's Jobs)
     uid: str | None = None            # the Job's own uid (deletes and pod reads are bound to it)
     exists: bool = True               # False: a refused create (`refused`), no such Job of ours
+    created: str | None = None        # metadata.creationTimestamp (RFC 3339)
+    pods: int = field(default=0, compare=False)
+                                      # pods the Job controller made so far (active, succeeded,
+                                      # failed): 0 long after `created` means it cannot make one.
+                                      # Not compared: pod counts change no plan (`changes_plan`)
 
     @property
     def finished(self) -> bool:
@@ -117,6 +122,10 @@ class ObservedJob:
         except ValueError:
             return None
         state, reason, message = job_state(job)
+        counts = job.get("status") or {}
+        uncounted = counts.get("uncountedTerminatedPods") or {}
+        pods = sum(_int(counts.get(k)) or 0 for k in ("active", "succeeded", "failed", "terminating")) + sum(
+            len(uncounted.get(k) or ()) for k in ("succeeded", "failed"))
         item = _int(labels.get(L.ITEM_INDEX))
         step = _int(labels.get(L.STEP_INDEX))
         if kind is JobKind.STEP and (item is None or step is None):
@@ -136,6 +145,8 @@ class ObservedJob:
             owner_uid=_controller_uid(meta),
             analysis=labels.get(L.ANALYSIS),
             uid=meta.get("uid"),
+            created=meta.get("creationTimestamp"),
+            pods=pods,
         )
 
 

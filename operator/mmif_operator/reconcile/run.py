@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .. import itemstates
+from .. import failurereasons, itemstates
 from ..builders import jobs as J
 from ..builders.specs import (
-    ON_FAILURE_CONTINUE, plain, run_on_item_failure, run_parallelism,
+    ON_FAILURE_CONTINUE, plain, run_on_item_failure, run_parallelism, run_start_timeout,
     step_needs_deployment, workspace_mount_path,
 )
 from ..itemstates import ItemPhase, ItemState
@@ -54,6 +54,10 @@ TERMINAL_PHASES = (SUCCEEDED, FAILED, CANCELLED)
 EV_CREATED = PhaseEvent.CREATED.value
 EV_PIPELINE_NOT_FOUND = PhaseEvent.PIPELINE_NOT_FOUND.value
 EV_WORKSPACE_NOT_FOUND = PhaseEvent.WORKSPACE_NOT_FOUND.value
+EV_PIPELINE_NOT_READY = PhaseEvent.PIPELINE_NOT_READY.value
+EV_PIPELINE_NOT_FOUND_TOO_LONG = PhaseEvent.PIPELINE_NOT_FOUND_TOO_LONG.value
+EV_WORKSPACE_NOT_FOUND_TOO_LONG = PhaseEvent.WORKSPACE_NOT_FOUND_TOO_LONG.value
+EV_PIPELINE_NOT_READY_TOO_LONG = PhaseEvent.PIPELINE_NOT_READY_TOO_LONG.value
 EV_INVALID_SPEC = PhaseEvent.INVALID_SPEC.value
 EV_STARTED = PhaseEvent.STARTED.value
 EV_PREPARE_FAILED = PhaseEvent.PREPARE_FAILED.value
@@ -74,6 +78,7 @@ CONDITION_SUCCEEDED = "Succeeded"
 R_PENDING = "Pending"
 R_PIPELINE_NOT_FOUND = "PipelineNotFound"
 R_WORKSPACE_NOT_FOUND = "WorkspaceNotFound"
+R_PIPELINE_NOT_READY = "PipelineNotReady"
 R_RUNNING = "Running"
 R_FINALIZING = "Finalizing"          # every item is terminal; the manifest Job runs
 R_CANCELLING = "Cancelling"          # items were cancelled by spec.status; the manifest Job runs
@@ -215,6 +220,27 @@ def validate_run(spec: Mapping[str, Any], pipeline_spec: Mapping[str, Any]) -> s
     return None
 
 
+def pipeline_not_ready(pipeline: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """(reason, message) when the Pipeline object is not Ready for its current generation (its
+    `Ready` condition, written by the Pipeline's loop: Service-mode apps available); None when it
+    is, or when no object is given (nothing to check)."""
+    if pipeline is None:
+        return None
+    meta = pipeline.get("metadata") or {}
+    status = plain(pipeline.get("status"))
+    cond = find_condition(status.get("conditions"), "Ready")
+    if cond is None:
+        return "Pending", "the operator has not looked at the Pipeline yet"
+    seen = cond.get("observedGeneration", status.get("observedGeneration"))
+    generation = meta.get("generation")
+    if generation is not None and seen is not None and int(seen) < int(generation):
+        return "Outdated", f"its status describes generation {seen}, not {generation} yet"
+    if cond.get("status") != "True":
+        reason = cond.get("reason") or "NotReady"
+        return reason, cond.get("message") or reason
+    return None
+
+
 @dataclass(frozen=True)
 class Counts:
     total: int
@@ -290,7 +316,8 @@ def failed_at_summary(states: list[ItemState], step_names: list[str]) -> str:
 class _Planner:
     def __init__(self, run: Mapping[str, Any], pipeline_spec: Any, observed: Iterable[ObservedJob],
                  now: datetime, operator_image: str, termination_messages: Mapping[str, Any],
-                 item_count: int | None, workspace_found: bool, template: Template):
+                 item_count: int | None, workspace_found: bool, template: Template,
+                 pipeline: Mapping[str, Any] | None = None):
         self.template = template
         self.meta = dict(run.get("metadata") or {})
         self.spec = plain(run.get("spec"))
@@ -305,12 +332,14 @@ class _Planner:
         self.item_count_arg = item_count
         self.workspace_found = workspace_found
         self.pipeline_arg = plain(pipeline_spec) if pipeline_spec is not None else None
+        self.pipeline_obj = pipeline
         # Only the run's own Jobs (controlled by its uid): a Job of the same name and labels
         # that someone else made, or an earlier same-named run left behind, is not counted.
         self.observed = [j for j in observed if j.owned_by(self.uid)]
         self.phase = self.old.get("phase") or PENDING
         self.plan = RunPlan(phase=self.phase)
         self.new_failures: list[dict[str, Any]] = []
+        self.reason_codes: list[int] | None = None    # itemFailureReasons, decoded when needed
 
     # -- small pieces ---------------------------------------------------------------------
     def _event(self, type_: str, reason: str, message: str) -> None:
@@ -407,16 +436,22 @@ class _Planner:
         ref = (self.spec.get("pipelineRef") or {}).get("name")
         ns = self.meta.get("namespace")
         if not pipeline:
-            self._waiting(EV_PIPELINE_NOT_FOUND, f"Pipeline {ref!r} not found in namespace {ns!r}")
+            self._waiting(EV_PIPELINE_NOT_FOUND, EV_PIPELINE_NOT_FOUND_TOO_LONG,
+                          f"Pipeline {ref!r} not found in namespace {ns!r}")
             return
         if not self.workspace_found:
             claim = (self.spec.get("workspace") or {}).get("claimName")
-            self._waiting(EV_WORKSPACE_NOT_FOUND,
+            self._waiting(EV_WORKSPACE_NOT_FOUND, EV_WORKSPACE_NOT_FOUND_TOO_LONG,
                           f"PersistentVolumeClaim {claim!r} not found in namespace {ns!r}")
             return
         problem = validate_run(self.spec, pipeline)
         if problem:
             self._fire(EV_INVALID_SPEC, problem)
+            return
+        not_ready = pipeline_not_ready(self.pipeline_obj)
+        if not_ready is not None:
+            self._waiting(EV_PIPELINE_NOT_READY, EV_PIPELINE_NOT_READY_TOO_LONG,
+                          f"Pipeline {ref!r} is not Ready: {not_ready[0]}: {not_ready[1]}")
             return
         ctx = J.RunContext.from_run(self.run)
         self.status["pipelineSpec"] = pipeline
@@ -430,15 +465,31 @@ class _Planner:
         self.plan.create.append(J.prepare_job(ctx, self.spec, self.image))
         self._deadline_requeue()
 
-    def _waiting(self, event: str, message: str) -> None:
-        """Stay Pending; fire the event (and emit an Event) only when the reason changes."""
+    def start_deadline(self) -> datetime:
+        """Until when the run may wait to start: its creation plus `startTimeoutSeconds`."""
+        created = parse_time(self.meta.get("creationTimestamp"))
+        if created is None:     # (an object made by hand) the first history entry, else now
+            history = self.status.get("history") or []
+            created = parse_time(history[0].get("time")) if history else None
+        return (created or self.now) + timedelta(seconds=run_start_timeout(self.spec))
+
+    def _waiting(self, event: str, too_long: str, message: str) -> None:
+        """Stay Pending until the start deadline, then fail with the same reason. The condition
+        says what the run waits for and until when; the event (and an Event) fire only when the
+        reason changes."""
+        deadline = self.start_deadline()
+        limit = run_start_timeout(self.spec)
+        if self.now >= deadline:
+            self._fire(too_long, f"{message}, for {limit} s (spec.startTimeoutSeconds): the run gave up")
+            return
+        message = f"{message}; waiting until {rfc3339(deadline)} (spec.startTimeoutSeconds {limit} s), then the run fails"
         row = transition(self.template, self.status.get("phase"), event)
         if self._cond_reason() != row.reason:
             self._fire(event, message)
             self._event("Warning", row.reason, message)
         else:
             self._condition(_value(row.status), row.reason, message)
-        self.plan.requeue_after = PENDING_REQUEUE_SECONDS
+        self.plan.requeue_after = max(0.5, min(PENDING_REQUEUE_SECONDS, (deadline - self.now).total_seconds()))
 
     def _deadline(self) -> datetime | None:
         timeout = self.spec.get("timeoutSeconds")
@@ -541,6 +592,10 @@ class _Planner:
         message = msg.get("message") or job.message or ""
         failure: dict[str, Any] = {"index": index, "step": self.step_names[k], "reason": cut(reason, 128),
                                    "message": cut(message, MAX_FAILURE_MESSAGE), "time": rfc3339(self.now)}
+        if not msg:
+            # No pod wrote why (it could not start, the Job could not be created): the manifest
+            # learns it from the status (failurereasons).
+            self._unwritten(index, failure)
         item_name = self._item_name(index, msg)
         if item_name:
             failure = {"item": item_name, **failure}
@@ -553,6 +608,15 @@ class _Planner:
                 return ItemState(k + 1, ItemPhase.RUNNING)
             return ItemState(first_failed_step(masks[index]), ItemPhase.FAILED)
         return ItemState(k, ItemPhase.FAILED)
+
+    def _unwritten(self, index: int, failure: Mapping[str, Any]) -> None:
+        n = int(self.status["itemCount"])
+        if self.reason_codes is None:
+            self.reason_codes = failurereasons.decode(self.status.get("itemFailureReasons"), n)
+            self.status["failureReasons"] = [dict(r) for r in self.status.get("failureReasons") or []]
+        failurereasons.record(self.status["failureReasons"], self.reason_codes, index, failure["step"],
+                              failure["reason"], failure["message"])
+        self.status["itemFailureReasons"] = failurereasons.encode(self.reason_codes)
 
     def _items(self, cancel: bool, timed_out: bool) -> None:
         n = int(self.status["itemCount"])
@@ -649,7 +713,8 @@ class _Planner:
         if all_terminal:
             phase, message, event = self._final_outcome(states, stop, cancel, counts)
             if manifest is None:
-                self.plan.create.append(J.manifest_job(self.ctx, self.pipeline, encoded, self.image, phase))
+                self.plan.create.append(J.manifest_job(self.ctx, self.pipeline, encoded, self.image, phase,
+                                                       failurereasons.env_value(self.status)))
                 self._condition(UNKNOWN, stop or R_FINALIZING, f"{message}; writing the manifest")
             elif manifest.state is JobState.SUCCEEDED:
                 self._delete(manifest)
@@ -693,7 +758,8 @@ def progress_only(plan: RunPlan, old_status: Mapping[str, Any]) -> bool:
 def plan_run(run: Mapping[str, Any], pipeline_spec: Mapping[str, Any] | Any | None,
              observed: Iterable[ObservedJob], now: datetime, *, operator_image: str,
              termination_messages: Mapping[str, Any] | None = None, item_count: int | None = None,
-             workspace_found: bool = True, template: Template = RUN_WORKFLOW) -> RunPlan:
+             workspace_found: bool = True, template: Template = RUN_WORKFLOW,
+             pipeline: Mapping[str, Any] | None = None) -> RunPlan:
     """Decide what to do for one PipelineRun.
 
     run: the PipelineRun object (`metadata` with name/namespace/uid/generation, `spec`, `status`).
@@ -707,9 +773,14 @@ def plan_run(run: Mapping[str, Any], pipeline_spec: Mapping[str, Any] | Any | No
         termination message (`itemCount`) or the inline items give it.
     workspace_found: False when `spec.workspace.claimName` does not exist (the run waits).
     template: the state machine whose transitions the phase follows (statemachine/table.py).
+    pipeline: the referenced Pipeline object (metadata and status), while the run is pending: it
+        starts only once the Pipeline is Ready for its generation (`pipeline_not_ready`). Not
+        given: not checked.
+    A pending run waits for each of these until `metadata.creationTimestamp` +
+    `spec.startTimeoutSeconds`, then fails with the reason it waited for.
     """
     return _Planner(run, pipeline_spec, observed, now, operator_image, termination_messages or {},
-                    item_count, workspace_found, template).run_plan()
+                    item_count, workspace_found, template, pipeline).run_plan()
 
 
 def termination_messages_needed(run: Mapping[str, Any], observed: Iterable[ObservedJob]) -> list[str]:

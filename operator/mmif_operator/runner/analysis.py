@@ -13,7 +13,7 @@ import os
 import zlib
 from dataclasses import dataclass
 
-from .. import itemstates
+from .. import failurereasons, itemstates
 from ..itemstates import ItemPhase
 from . import appclient, files
 from .exitcodes import ExitCode, Reason
@@ -35,6 +35,7 @@ class AnalyzeConfig:
     app_wait: float
     termination_log: str
     analysis_uid: str | None = None
+    app_startup: float | None = None    # the app is this pod's sidecar: seconds it may take to listen
 
 
 class _Conflict(Exception):
@@ -110,11 +111,16 @@ def run_analyze(cfg: AnalyzeConfig) -> int:
         return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"cannot use the item's final MMIF: {e}")
 
     try:
-        appclient.wait_for_app(cfg.app_url, cfg.app_wait)
+        if cfg.app_startup is not None:
+            appclient.wait_for_sidecar(cfg.app_url, cfg.app_startup)
+        else:
+            appclient.wait_for_app(cfg.app_url, cfg.app_wait)
         app_id = appclient.identity(cfg.app_url, min(cfg.http_timeout, 60.0))
         record["app"] = app_id
         log.info("item %d (%s): POST final.mmif to %s", item.index, item.name, app_id)
         resp = appclient.annotate(cfg.app_url, in_bytes, cfg.params, cfg.http_timeout)
+    except appclient.NotListeningError as e:
+        return finish(ExitCode.APP_NOT_LISTENING, Reason.APP_NOT_LISTENING, str(e))
     except appclient.InfraError as e:
         return finish(ExitCode.INFRA, e.reason, e.message)
     except appclient.NotAnAppError as e:
@@ -134,19 +140,22 @@ _STATE_NAMES = {ItemPhase.SUCCEEDED: "Succeeded", ItemPhase.FAILED: "Failed"}
 
 
 def build_analysis_manifest(run_dir: str, analysis_dir: str, name: str, phase: str,
-                            states_text: str | None) -> dict:
+                            states_text: str | None, failure_reasons: str | None = None) -> dict:
     """Every item the analysis processed (succeeded or failed), from the analysis's item states
     (status.itemStates) and the result records; items it never took are not listed."""
     run = RunLayout(run_dir)
     layout = AnalysisLayout(analysis_dir)
     items = read_items(run.items) if os.path.isfile(run.items) else []
     states = itemstates.decode(states_text, count=len(items))
+    unwritten = failurereasons.lookup(failure_reasons, len(items))
     entries = []
-    for item, state in zip(items, states, strict=True):
+    for item, state, why in zip(items, states, unwritten, strict=True):
         if state.phase not in _STATE_NAMES:
             continue
         rec = files.read_json(layout.record(item.index))
         rec = rec if isinstance(rec, dict) else {}
+        if why is not None and state.phase is ItemPhase.FAILED:    # no pod wrote why: the operator's
+            rec = {**rec, "reason": why.get("reason"), "message": why.get("message")}
         succeeded = state.phase is ItemPhase.SUCCEEDED
         output = layout.output(item.index)
         entries.append({
@@ -165,10 +174,11 @@ def build_analysis_manifest(run_dir: str, analysis_dir: str, name: str, phase: s
 
 
 def run_analysis_manifest(run_dir: str, analysis_dir: str, name: str, phase: str,
-                          states_text: str | None, termination_log: str) -> int:
+                          states_text: str | None, termination_log: str,
+                          failure_reasons: str | None = None) -> int:
     layout = AnalysisLayout(analysis_dir)
     try:
-        manifest = build_analysis_manifest(run_dir, analysis_dir, name, phase, states_text)
+        manifest = build_analysis_manifest(run_dir, analysis_dir, name, phase, states_text, failure_reasons)
     except (ValueError, zlib.error) as e:
         files.write_termination(termination_log, {"reason": Reason.INVALID_CONFIG, "message": str(e)})
         return int(ExitCode.INVALID_CONFIG)

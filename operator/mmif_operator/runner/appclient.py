@@ -45,24 +45,46 @@ def _host_port(url: str) -> tuple[str, int]:
     return u.hostname, u.port or (443 if u.scheme == "https" else 80)
 
 
-def wait_for_app(url: str, wait_seconds: float, poll: float = 0.5) -> None:
-    """Return once the app accepts TCP connections (a TCP probe: a GET would cost a worker restart
-    with gunicorn's max_requests=1); raise InfraError after `wait_seconds`."""
-    host, port = _host_port(url)
+def _await_port(host: str, port: int, wait_seconds: float, poll: float) -> str | None:
+    """Poll until `host:port` accepts a TCP connection: None then, else after `wait_seconds` the
+    last error seen."""
     deadline = time.monotonic() + max(0.0, wait_seconds)
     last = ""
     while True:
         remaining = deadline - time.monotonic()
         try:
             with socket.create_connection((host, port), timeout=max(0.5, min(5.0, remaining))):
-                return
+                return None
         except OSError as e:
             last = e.strerror or str(e)
         if remaining <= 0:
-            raise InfraError(Reason.APP_UNREACHABLE,
-                             f"the app at {url} did not accept connections within "
-                             f"{wait_seconds:g}s ({last})")
+            return last or "no connection"
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+
+def wait_for_app(url: str, wait_seconds: float, poll: float = 0.5) -> None:
+    """Return once the app accepts TCP connections (a TCP probe: a GET would cost a worker restart
+    with gunicorn's max_requests=1); raise InfraError after `wait_seconds`."""
+    host, port = _host_port(url)
+    last = _await_port(host, port, wait_seconds, poll)
+    if last is not None:
+        raise InfraError(Reason.APP_UNREACHABLE,
+                         f"the app at {url} did not accept connections within {wait_seconds:g}s ({last})")
+
+
+class NotListeningError(Exception):
+    """The pod's own app (its sidecar) did not listen within its startup timeout (exit 7)."""
+
+
+def wait_for_sidecar(url: str, startup_seconds: float, poll: float = 0.5) -> None:
+    """`wait_for_app` for the app that starts beside the runner in the same pod: it has
+    `startup_seconds` to listen (load its model, bind its port). After that a retry of the pod
+    would change nothing (a wrong `port`, an app that fails at start): NotListeningError."""
+    host, port = _host_port(url)
+    last = _await_port(host, port, startup_seconds, poll)
+    if last is not None:
+        raise NotListeningError(f"nothing listened on port {port} within {startup_seconds:g} s ({last}): "
+                                "check the step's port and the app container's log")
 
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")

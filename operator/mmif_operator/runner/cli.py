@@ -97,14 +97,16 @@ def cmd_step() -> int:
                      app_url=url, params=params,
                      http_timeout=_float(env.HTTP_TIMEOUT, env.DEFAULT_HTTP_TIMEOUT, positive=True),
                      app_wait=_float(env.APP_WAIT, env.DEFAULT_APP_WAIT),
-                     termination_log=_termination_log(), run_uid=_get(env.RUN_UID, required=False))
+                     termination_log=_termination_log(), run_uid=_get(env.RUN_UID, required=False),
+                     app_startup=_app_startup())
     return run_step(cfg)
 
 
 def cmd_manifest() -> int:
     from .manifest import run_manifest
     return run_manifest(_abs(env.RUN_DIR), _get(env.RUN_NAME, ""), _get(env.RUN_PHASE, ""), _steps(),
-                        _get(env.ITEM_STATES, required=False), _termination_log())
+                        _get(env.ITEM_STATES, required=False), _termination_log(),
+                        _get(env.FAILURE_REASONS, required=False))
 
 
 def _app_config() -> tuple[str, dict]:
@@ -119,6 +121,12 @@ def _app_config() -> tuple[str, dict]:
     return url, params
 
 
+def _app_startup() -> float | None:
+    if _get(env.APP_STARTUP_TIMEOUT, required=False) is None:
+        return None
+    return _float(env.APP_STARTUP_TIMEOUT, 0.0, positive=True)
+
+
 def cmd_analyze() -> int:
     from .analysis import AnalyzeConfig, run_analyze
     url, params = _app_config()
@@ -127,7 +135,8 @@ def cmd_analyze() -> int:
                         http_timeout=_float(env.HTTP_TIMEOUT, env.DEFAULT_HTTP_TIMEOUT, positive=True),
                         app_wait=_float(env.APP_WAIT, env.DEFAULT_APP_WAIT),
                         termination_log=_termination_log(),
-                        analysis_uid=_get(env.ANALYSIS_UID, required=False))
+                        analysis_uid=_get(env.ANALYSIS_UID, required=False),
+                        app_startup=_app_startup())
     return run_analyze(cfg)
 
 
@@ -135,7 +144,7 @@ def cmd_analysis_manifest() -> int:
     from .analysis import run_analysis_manifest
     return run_analysis_manifest(_abs(env.RUN_DIR), _abs(env.ANALYSIS_DIR), _get(env.ANALYSIS_NAME, ""),
                                  _get(env.RUN_PHASE, ""), _get(env.ITEM_STATES, required=False),
-                                 _termination_log())
+                                 _termination_log(), _get(env.FAILURE_REASONS, required=False))
 
 
 COMMANDS = {"prepare": cmd_prepare, "step": cmd_step, "manifest": cmd_manifest,

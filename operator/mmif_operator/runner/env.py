@@ -39,12 +39,18 @@ DEFAULT_HTTP_TIMEOUT = 3600.0
 #: seconds to wait for the app to accept TCP connections
 APP_WAIT = "MMIF_APP_WAIT"
 DEFAULT_APP_WAIT = 300.0
+#: set when the app is this pod's own sidecar (Job mode): seconds it may take to listen after the
+#: runner starts (the app's startupTimeoutSeconds); past them the step fails for good
+#: (AppNotListening, exit 7) instead of being retried, and APP_WAIT does not apply
+APP_STARTUP_TIMEOUT = "MMIF_APP_STARTUP_TIMEOUT"
 
 # -- manifest -----------------------------------------------------------------------------------
 #: status.itemStates (mmif_operator.itemstates.encode)
 ITEM_STATES = "MMIF_ITEM_STATES"
 RUN_NAME = "MMIF_RUN_NAME"
 RUN_PHASE = "MMIF_RUN_PHASE"
+#: why items failed when no pod wrote it (mmif_operator.failurereasons.env_value); optional
+FAILURE_REASONS = "MMIF_FAILURE_REASONS"
 
 # -- analyze and analysis-manifest ------------------------------------------------------------
 #: absolute folder of the AnalysisJob (analysis_dir), the only one its pods may write
@@ -55,8 +61,9 @@ ANALYSIS_NAME = "MMIF_ANALYSIS_NAME"
 
 PREPARE = (WORKSPACE, RUN_DIR, RUN_UID, ITEMS_INLINE, ITEMS_FROM, TERMINATION_LOG)
 STEP = (WORKSPACE, RUN_DIR, RUN_UID, ITEM_INDEX, STEP_INDEX, STEPS, APP_URL, APP_PARAMS,
-        HTTP_TIMEOUT, APP_WAIT, TERMINATION_LOG)
-MANIFEST = (RUN_DIR, STEPS, ITEM_STATES, RUN_NAME, RUN_PHASE, TERMINATION_LOG)
+        HTTP_TIMEOUT, APP_WAIT, APP_STARTUP_TIMEOUT, TERMINATION_LOG)
+MANIFEST = (RUN_DIR, STEPS, ITEM_STATES, RUN_NAME, RUN_PHASE, FAILURE_REASONS, TERMINATION_LOG)
 ANALYZE = (RUN_DIR, ANALYSIS_DIR, ANALYSIS_UID, ITEM_INDEX, APP_URL, APP_PARAMS, HTTP_TIMEOUT, APP_WAIT,
-           TERMINATION_LOG)
-ANALYSIS_MANIFEST = (RUN_DIR, ANALYSIS_DIR, ANALYSIS_NAME, ITEM_STATES, RUN_PHASE, TERMINATION_LOG)
+           APP_STARTUP_TIMEOUT, TERMINATION_LOG)
+ANALYSIS_MANIFEST = (RUN_DIR, ANALYSIS_DIR, ANALYSIS_NAME, ITEM_STATES, RUN_PHASE, FAILURE_REASONS,
+                     TERMINATION_LOG)

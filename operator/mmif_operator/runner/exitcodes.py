@@ -16,6 +16,7 @@ class ExitCode(enum.IntEnum):
     INVALID_INPUT = 4    # prepare: bad items; step: the item's input MMIF is missing or invalid
     OUTPUT_CONFLICT = 5  # the run folder belongs to another run (.run-uid differs)
     INVALID_CONFIG = 6   # the runner's environment is missing or malformed (an operator bug)
+    APP_NOT_LISTENING = 7  # the pod's own app (the sidecar) did not listen within its startup timeout
 
 
 OK = ExitCode.OK
@@ -25,9 +26,10 @@ INVALID_OUTPUT = ExitCode.INVALID_OUTPUT
 INVALID_INPUT = ExitCode.INVALID_INPUT
 OUTPUT_CONFLICT = ExitCode.OUTPUT_CONFLICT
 INVALID_CONFIG = ExitCode.INVALID_CONFIG
+APP_NOT_LISTENING = ExitCode.APP_NOT_LISTENING
 
 #: exit codes that must fail the Job without retry (podFailurePolicy action FailJob)
-FAIL_JOB = (APP_ERROR, INVALID_OUTPUT, INVALID_INPUT, OUTPUT_CONFLICT, INVALID_CONFIG)
+FAIL_JOB = (APP_ERROR, INVALID_OUTPUT, INVALID_INPUT, OUTPUT_CONFLICT, INVALID_CONFIG, APP_NOT_LISTENING)
 #: exit codes the Job retries (anything non-zero not in FAIL_JOB, e.g. 143 after SIGTERM, counts too)
 RETRIABLE = (INFRA,)
 
@@ -39,6 +41,7 @@ class Reason:
     APP_UNREACHABLE = "AppUnreachable"    # refused, reset, DNS, never listened: exit 2
     APP_UNAVAILABLE = "AppUnavailable"    # HTTP 502/503/504/429: exit 2
     APP_TIMEOUT = "AppTimeout"            # no answer within MMIF_HTTP_TIMEOUT: exit 2
+    APP_NOT_LISTENING = "AppNotListening"  # the sidecar app never listened on its port: exit 7
     INVALID_OUTPUT = "InvalidOutput"
     INVALID_ITEMS = "InvalidItems"        # prepare, exit 4
     INVALID_INPUT = "InvalidInput"        # step, exit 4

@@ -6,7 +6,7 @@ import logging
 import os
 import zlib
 
-from .. import itemstates
+from .. import failurereasons, itemstates
 from ..itemstates import ItemPhase
 from . import files
 from .exitcodes import ExitCode, Reason
@@ -24,7 +24,10 @@ STATE_NAMES = {
 }
 
 
-def item_entry(layout: RunLayout, item: Item, state: itemstates.ItemState, steps: list[str]) -> dict:
+def item_entry(layout: RunLayout, item: Item, state: itemstates.ItemState, steps: list[str],
+               unwritten: dict | None = None) -> dict:
+    """One item's manifest entry; `unwritten`: why it failed when no pod wrote it (the operator's
+    `failureReasons` entry), which wins over the step's record (an earlier attempt's)."""
     records = [files.read_json(layout.step_record(item.index, k, s)) for k, s in enumerate(steps)]
     records = [r if isinstance(r, dict) else None for r in records]
     name = STATE_NAMES[state.phase]
@@ -34,10 +37,14 @@ def item_entry(layout: RunLayout, item: Item, state: itemstates.ItemState, steps
     at = state.step
     if state.phase is ItemPhase.FAILED:  # with onItemFailure=Continue the item went on: first failure
         at = next((k for k, r in enumerate(records) if r is not None and r.get("state") == "Failed"), at)
+        if unwritten is not None and unwritten.get("step") in steps:
+            at = min(at, steps.index(unwritten["step"]))
     if state.phase in (ItemPhase.FAILED, ItemPhase.CANCELLED) and at < len(steps):
         rec = records[at]
         entry["failedStep"] = steps[at]
-        if rec is not None:
+        if unwritten is not None and unwritten.get("step") == steps[at] and state.phase is ItemPhase.FAILED:
+            entry["reason"], entry["message"] = unwritten.get("reason"), unwritten.get("message")
+        elif rec is not None:
             entry["reason"], entry["message"] = rec.get("reason"), rec.get("message")
         if state.phase is ItemPhase.CANCELLED and entry["reason"] in (None, Reason.SUCCEEDED):
             entry["reason"], entry["message"] = "Cancelled", "cancelled before this step finished"
@@ -67,11 +74,13 @@ def item_entry(layout: RunLayout, item: Item, state: itemstates.ItemState, steps
 
 
 def build_manifest(run_dir: str, run_name: str, phase: str, steps: list[str],
-                   states_text: str | None) -> dict:
+                   states_text: str | None, failure_reasons: str | None = None) -> dict:
     layout = RunLayout(run_dir)
     items = read_items(layout.items) if os.path.isfile(layout.items) else []
     states = itemstates.decode(states_text, count=len(items))
-    entries = [item_entry(layout, item, st, steps) for item, st in zip(items, states, strict=True)]
+    unwritten = failurereasons.lookup(failure_reasons, len(items))
+    entries = [item_entry(layout, item, st, steps, why)
+               for item, st, why in zip(items, states, unwritten, strict=True)]
     counts = {"total": len(entries)}
     for state_name in STATE_NAMES.values():
         counts[state_name[0].lower() + state_name[1:]] = sum(e["state"] == state_name for e in entries)
@@ -80,10 +89,10 @@ def build_manifest(run_dir: str, run_name: str, phase: str, steps: list[str],
 
 
 def run_manifest(run_dir: str, run_name: str, phase: str, steps: list[str], states_text: str | None,
-                 termination_log: str) -> int:
+                 termination_log: str, failure_reasons: str | None = None) -> int:
     layout = RunLayout(run_dir)
     try:
-        manifest = build_manifest(run_dir, run_name, phase, steps, states_text)
+        manifest = build_manifest(run_dir, run_name, phase, steps, states_text, failure_reasons)
     except (ValueError, zlib.error) as e:   # item states unreadable or not matching items.jsonl
         files.write_termination(termination_log, {"reason": Reason.INVALID_CONFIG, "message": str(e)})
         return int(ExitCode.INVALID_CONFIG)

@@ -28,6 +28,7 @@ class StepConfig:
     app_wait: float
     termination_log: str
     run_uid: str | None = None
+    app_startup: float | None = None    # the app is this pod's sidecar: seconds it may take to listen
 
     @property
     def step(self) -> str:
@@ -149,12 +150,17 @@ def run_step(cfg: StepConfig) -> int:
         return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"cannot use the input MMIF: {e}")
 
     try:
-        appclient.wait_for_app(cfg.app_url, cfg.app_wait)
+        if cfg.app_startup is not None:
+            appclient.wait_for_sidecar(cfg.app_url, cfg.app_startup)
+        else:
+            appclient.wait_for_app(cfg.app_url, cfg.app_wait)
         app_id = appclient.identity(cfg.app_url, min(cfg.http_timeout, 60.0))
         record["app"] = app_id
         log.info("item %d (%s) step %d (%s): POST %s to %s", item.index, item.name, cfg.step_index,
                  cfg.step, os.path.basename(in_path), app_id)
         resp = appclient.annotate(cfg.app_url, in_bytes, cfg.params, cfg.http_timeout)
+    except appclient.NotListeningError as e:
+        return finish(ExitCode.APP_NOT_LISTENING, Reason.APP_NOT_LISTENING, str(e))
     except appclient.InfraError as e:
         return finish(ExitCode.INFRA, e.reason, e.message)
     except appclient.NotAnAppError as e:

@@ -27,6 +27,10 @@ class Event(enum.StrEnum):
     CREATED = "Created"
     PIPELINE_NOT_FOUND = "PipelineNotFound"
     WORKSPACE_NOT_FOUND = "WorkspaceNotFound"
+    PIPELINE_NOT_READY = "PipelineNotReady"
+    PIPELINE_NOT_FOUND_TOO_LONG = "PipelineNotFoundTooLong"
+    WORKSPACE_NOT_FOUND_TOO_LONG = "WorkspaceNotFoundTooLong"
+    PIPELINE_NOT_READY_TOO_LONG = "PipelineNotReadyTooLong"
     INVALID_SPEC = "InvalidSpec"
     STARTED = "Started"
     PREPARE_FAILED = "PrepareFailed"
@@ -163,6 +167,11 @@ RUN_WORKFLOW = Template(
         Transition(None,    Event.CREATED,             PENDING,   UNKNOWN, "Pending",           False),
         Transition(PENDING, Event.PIPELINE_NOT_FOUND,  PENDING,   UNKNOWN, "PipelineNotFound",  False),
         Transition(PENDING, Event.WORKSPACE_NOT_FOUND, PENDING,   UNKNOWN, "WorkspaceNotFound", False),
+        Transition(PENDING, Event.PIPELINE_NOT_READY,  PENDING,   UNKNOWN, "PipelineNotReady",  False),
+        # Waiting is bounded (spec.startTimeoutSeconds): then the run fails with what it waited for.
+        Transition(PENDING, Event.PIPELINE_NOT_FOUND_TOO_LONG,  FAILED, FALSE, "PipelineNotFound",  True),
+        Transition(PENDING, Event.WORKSPACE_NOT_FOUND_TOO_LONG, FAILED, FALSE, "WorkspaceNotFound", True),
+        Transition(PENDING, Event.PIPELINE_NOT_READY_TOO_LONG,  FAILED, FALSE, "PipelineNotReady",  True),
         Transition(PENDING, Event.INVALID_SPEC,        FAILED,    FALSE,   "InvalidSpec",       True),
         Transition(PENDING, Event.STARTED,             RUNNING,   UNKNOWN, "Running",           False),
         Transition(PENDING, Event.CANCELLED,           CANCELLED, FALSE,   "Cancelled",         True),
