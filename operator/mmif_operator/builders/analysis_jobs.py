@@ -37,6 +37,7 @@ class AnalysisContext:
     claim_name: str
     mount_path: str
     run_dir: str                 # the source run's folder as pods see it
+    run_uid: str = ""            # the source run's UID (its folder's `.run-uid`)
 
     @classmethod
     def from_objects(cls, analysis: Mapping[str, Any], run: Mapping[str, Any]) -> "AnalysisContext":
@@ -46,7 +47,7 @@ class AnalysisContext:
         run_dir = (run.get("status") or {}).get("outputPath") or run_output_path(run_meta["name"], ws)
         return cls(name=meta["name"], namespace=meta.get("namespace") or "default", uid=meta.get("uid") or "",
                    run=run_meta["name"], claim_name=ws.get("claimName", ""),
-                   mount_path=workspace_mount_path(ws), run_dir=run_dir)
+                   mount_path=workspace_mount_path(ws), run_dir=run_dir, run_uid=run_meta.get("uid") or "")
 
     @property
     def analysis_dir(self) -> str:
@@ -93,6 +94,7 @@ def analyze_job(ctx: AnalysisContext, spec: Mapping[str, Any] | Any, item_index:
     app = plain(spec.get("app"))
     env = {
         E.RUN_DIR: ctx.run_dir,
+        E.RUN_UID: ctx.run_uid or None,
         E.ANALYSIS_DIR: ctx.analysis_dir,
         E.ANALYSIS_UID: ctx.uid or None,
         E.ITEM_INDEX: item_index,
@@ -119,7 +121,9 @@ def analysis_manifest_job(ctx: AnalysisContext, item_states: str, operator_image
     """The Job writing `<analysis dir>/manifest.json` once every item is processed."""
     env = {
         E.RUN_DIR: ctx.run_dir,
+        E.RUN_UID: ctx.run_uid or None,
         E.ANALYSIS_DIR: ctx.analysis_dir,
+        E.ANALYSIS_UID: ctx.uid or None,
         E.ANALYSIS_NAME: ctx.name,
         E.ITEM_STATES: item_states,
         E.RUN_PHASE: phase,

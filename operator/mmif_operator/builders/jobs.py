@@ -264,6 +264,7 @@ def manifest_job(ctx: RunContext, pipeline_spec: Mapping[str, Any] | Any, item_s
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_MANIFEST)
     env = {
         E.RUN_DIR: ctx.run_dir,
+        E.RUN_UID: ctx.uid or None,
         E.RUN_NAME: ctx.name,
         E.STEPS: _step_names(pipeline_spec),
         E.ITEM_STATES: item_states,

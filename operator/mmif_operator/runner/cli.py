@@ -96,7 +96,8 @@ def cmd_step() -> int:
 def cmd_manifest() -> int:
     from .manifest import run_manifest
     return run_manifest(_abs(env.RUN_DIR), _get(env.RUN_NAME, ""), _get(env.RUN_PHASE, ""), _steps(),
-                        _get(env.ITEM_STATES, required=False), _termination_log())
+                        _get(env.ITEM_STATES, required=False), _termination_log(),
+                        run_uid=_get(env.RUN_UID, required=False))
 
 
 def _app_config() -> tuple[str, dict]:
@@ -119,7 +120,8 @@ def cmd_analyze() -> int:
                         http_timeout=_float(env.HTTP_TIMEOUT, env.DEFAULT_HTTP_TIMEOUT, positive=True),
                         app_wait=_float(env.APP_WAIT, env.DEFAULT_APP_WAIT),
                         termination_log=_termination_log(),
-                        analysis_uid=_get(env.ANALYSIS_UID, required=False))
+                        analysis_uid=_get(env.ANALYSIS_UID, required=False),
+                        run_uid=_get(env.RUN_UID, required=False))
     return run_analyze(cfg)
 
 
@@ -127,7 +129,8 @@ def cmd_analysis_manifest() -> int:
     from .analysis import run_analysis_manifest
     return run_analysis_manifest(_abs(env.RUN_DIR), _abs(env.ANALYSIS_DIR), _get(env.ANALYSIS_NAME, ""),
                                  _get(env.RUN_PHASE, ""), _get(env.ITEM_STATES, required=False),
-                                 _termination_log())
+                                 _termination_log(), analysis_uid=_get(env.ANALYSIS_UID, required=False),
+                                 run_uid=_get(env.RUN_UID, required=False))
 
 
 COMMANDS = {"prepare": cmd_prepare, "step": cmd_step, "manifest": cmd_manifest,

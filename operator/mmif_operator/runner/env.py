@@ -14,7 +14,8 @@ DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 # -- prepare and step ---------------------------------------------------------------------------
 #: the workspace mount path, e.g. /data; item locations are relative to it
 WORKSPACE = "MMIF_WORKSPACE"
-#: the run's UID, written to <run dir>/.run-uid by prepare; optional for step (checked when set)
+#: the run's UID, written to <run dir>/.run-uid by prepare; step and manifest check it when set;
+#: for analyze and analysis-manifest, the source run's UID (its folder must hold it)
 RUN_UID = "MMIF_RUN_UID"
 
 # -- prepare ------------------------------------------------------------------------------------
@@ -56,7 +57,8 @@ ANALYSIS_NAME = "MMIF_ANALYSIS_NAME"
 PREPARE = (WORKSPACE, RUN_DIR, RUN_UID, ITEMS_INLINE, ITEMS_FROM, TERMINATION_LOG)
 STEP = (WORKSPACE, RUN_DIR, RUN_UID, ITEM_INDEX, STEP_INDEX, STEPS, APP_URL, APP_PARAMS,
         HTTP_TIMEOUT, APP_WAIT, TERMINATION_LOG)
-MANIFEST = (RUN_DIR, STEPS, ITEM_STATES, RUN_NAME, RUN_PHASE, TERMINATION_LOG)
-ANALYZE = (RUN_DIR, ANALYSIS_DIR, ANALYSIS_UID, ITEM_INDEX, APP_URL, APP_PARAMS, HTTP_TIMEOUT, APP_WAIT,
-           TERMINATION_LOG)
-ANALYSIS_MANIFEST = (RUN_DIR, ANALYSIS_DIR, ANALYSIS_NAME, ITEM_STATES, RUN_PHASE, TERMINATION_LOG)
+MANIFEST = (RUN_DIR, RUN_UID, STEPS, ITEM_STATES, RUN_NAME, RUN_PHASE, TERMINATION_LOG)
+ANALYZE = (RUN_DIR, RUN_UID, ANALYSIS_DIR, ANALYSIS_UID, ITEM_INDEX, APP_URL, APP_PARAMS, HTTP_TIMEOUT,
+           APP_WAIT, TERMINATION_LOG)
+ANALYSIS_MANIFEST = (RUN_DIR, RUN_UID, ANALYSIS_DIR, ANALYSIS_UID, ANALYSIS_NAME, ITEM_STATES, RUN_PHASE,
+                     TERMINATION_LOG)

@@ -8,10 +8,10 @@ import zlib
 
 from .. import itemstates
 from ..itemstates import ItemPhase
-from . import files
+from . import claims, files
 from .exitcodes import ExitCode, Reason
 from .items import Item, read_items
-from .paths import RunLayout
+from .paths import RUN_UID_FILE, RunLayout
 
 log = logging.getLogger("mmif-runner")
 
@@ -80,8 +80,17 @@ def build_manifest(run_dir: str, run_name: str, phase: str, steps: list[str],
 
 
 def run_manifest(run_dir: str, run_name: str, phase: str, steps: list[str], states_text: str | None,
-                 termination_log: str) -> int:
+                 termination_log: str, run_uid: str | None = None) -> int:
     layout = RunLayout(run_dir)
+    if run_uid:   # never write into a folder that is not this run's
+        try:
+            claims.verify(layout.root, claims.Owner(RUN_UID_FILE, run_uid))
+        except claims.ClaimConflict as e:
+            files.write_termination(termination_log, {"reason": Reason.OUTPUT_CONFLICT, "message": str(e)})
+            return int(ExitCode.OUTPUT_CONFLICT)
+        except FileNotFoundError as e:
+            files.write_termination(termination_log, {"reason": Reason.INVALID_INPUT, "message": str(e)})
+            return int(ExitCode.INVALID_INPUT)
     try:
         manifest = build_manifest(run_dir, run_name, phase, steps, states_text)
     except (ValueError, zlib.error) as e:   # item states unreadable or not matching items.jsonl

@@ -6,11 +6,11 @@ import logging
 import os
 from dataclasses import dataclass
 
-from . import appclient, files, source
+from . import appclient, claims, files, source
 from .exitcodes import ExitCode, Reason
 from .items import Item, read_item, resolve_in_workspace
 from .outcome import Kind, Outcome, classify, parse_mmif
-from .paths import RunLayout
+from .paths import RUN_UID_FILE, RunLayout
 
 log = logging.getLogger("mmif-runner")
 
@@ -82,15 +82,15 @@ def _done_before(cfg: StepConfig, layout: RunLayout, item: Item, out_path: str, 
 
 
 def check_owner(cfg: StepConfig, layout: RunLayout) -> None:
+    """The run folder must be this run's (prepare claimed it): a step never writes elsewhere."""
     if not cfg.run_uid:
         return
     try:
-        with open(layout.run_uid, "r", encoding="utf-8") as f:
-            owner = f.read().strip()
+        claims.verify(layout.root, claims.Owner(RUN_UID_FILE, cfg.run_uid))
     except FileNotFoundError:
         raise InputError(f"{layout.run_uid} is missing: the run was not prepared") from None
-    if owner != cfg.run_uid:
-        raise ConflictError(f"{layout.root} belongs to run {owner}, not {cfg.run_uid}")
+    except claims.ClaimConflict as e:
+        raise ConflictError(str(e)) from None
 
 
 def run_step(cfg: StepConfig) -> int:
