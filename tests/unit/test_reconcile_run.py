@@ -118,7 +118,7 @@ def test_start_creates_prepare_and_waits_for_the_count():
     assert [j["metadata"]["name"] for j in plan.create] == ["run-1-prepare"]
     st = sim.run["status"]
     assert st["pipelineSpec"] == PIPELINE and st["startTime"] == "2025-01-01T12:00:00Z"
-    assert st["outputPath"] == "/data/mmif-runs/run-1" and st["manifestPath"].endswith("/manifest.json")
+    assert "outputPath" not in st and "manifestPath" not in st, "reported only once they exist"
     assert [h["to"] for h in st["history"]] == ["Pending", "Running"]
     assert cond(st)["status"] == "Unknown"
     assert any(e.reason == "Started" for e in plan.events)
@@ -167,6 +167,8 @@ def test_success_then_manifest_then_succeeded():
     assert [j["metadata"]["name"] for j in plan.create] == ["run-1-manifest"]
     assert sim.run["status"]["phase"] == "Running"
     assert cond(sim.run["status"])["reason"] == "Finalizing"
+    assert sim.run["status"]["outputPath"] == "/data/mmif-runs/run-1", "claimed by the prepare Job"
+    assert "manifestPath" not in sim.run["status"], "not written yet"
     manifest_env = {e["name"]: e["value"] for e in plan.create[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert manifest_env["MMIF_RUN_PHASE"] == "Succeeded"
     assert itemstates.decode(manifest_env["MMIF_ITEM_STATES"]) == [ItemState(1, ItemPhase.SUCCEEDED)] * 3
@@ -176,6 +178,7 @@ def test_success_then_manifest_then_succeeded():
     assert plan.phase == "Succeeded" and plan.phase_event == "AllItemsSucceeded"
     assert cond(st)["status"] == "True" and cond(st)["reason"] == "Succeeded"
     assert st["completionTime"] and st["progress"] == "3/3"
+    assert st["manifestPath"] == "/data/mmif-runs/run-1/manifest.json"
     assert "run-1-manifest" in plan.delete
     check_schema(st)
     # A terminal run does nothing more.
@@ -197,6 +200,7 @@ def test_manifest_failure_fails_the_run_through_the_table():
     assert cond(st)["status"] == "False" and cond(st)["reason"] == "ManifestFailed"
     assert "disk full" in cond(st)["message"]
     assert st["history"][-1]["from"] == "Running" and st["history"][-1]["reason"] == "ManifestFailed"
+    assert "manifestPath" not in st, "no manifest was written"
     check_schema(st)
 
 
@@ -378,6 +382,7 @@ def test_prepare_failures():
     sim.step()
     assert cond(sim.run["status"])["reason"] == "PrepareFailed"
     assert cond(sim.run["status"])["message"] == "v3.mp4 missing"
+    assert not {"outputPath", "manifestPath"} & set(sim.run["status"]), "neither exists after PrepareFailed"
 
 
 def test_prepare_count_falls_back_to_inline_items():

@@ -30,9 +30,14 @@ TMP_VOLUME = "tmp"
 # 1 app error, 3 invalid output, 4 invalid items/input, 5 output conflict, 6 invalid config.
 FINAL_EXIT_CODES = tuple(int(c) for c in FAIL_JOB)
 
+# The runner's memory limit goes with the cap on what it reads of an app's answer
+# (runner/appclient.py, MAX_ANSWER_BYTES = 32 MiB): mmif-python's objects take about 44 bytes per
+# byte of an annotation-dense MMIF, and a step with an answer just under the cap peaked at
+# 1,423 MiB (an input of 1 MiB) and 1,406 MiB (an input of 30 MiB, freed before the answer is
+# parsed), measured with `mmif-runner step` against a local server. 2 GiB leaves 30% of room.
 RUNNER_RESOURCES = {
     "requests": {"cpu": "50m", "memory": "128Mi"},
-    "limits": {"cpu": "1", "memory": "1Gi"},
+    "limits": {"cpu": "1", "memory": "2Gi"},
 }
 APP_STARTUP_PERIOD_SECONDS = 1
 APP_STARTUP_FAILURE_THRESHOLD = 900      # 15 minutes to load a model and listen

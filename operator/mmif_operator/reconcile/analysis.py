@@ -21,6 +21,7 @@ from .. import itemstates
 from ..builders import analysis_jobs as AJ
 from ..builders.specs import plain
 from ..itemstates import ItemPhase, ItemState
+from ..runner.paths import MANIFEST_FILE
 from .observed import JobKind, JobState, ObservedJob
 from .run import TERMINAL_PHASES as RUN_TERMINAL_PHASES, Event, parse_termination_message
 from .status import FALSE, TRUE, UNKNOWN, capped, cut, rfc3339, set_condition
@@ -157,8 +158,10 @@ class _Planner:
         except ValueError as e:
             return self._wait(R_INVALID_STATUS, f"item states unreadable: {e}")
         ctx = AJ.AnalysisContext.from_objects(self.aj, self.run)
-        self.status.update(outputPath=ctx.analysis_dir, manifestPath=f"{ctx.analysis_dir}/manifest.json")
         self._record(states)
+        if any(s.phase is ItemPhase.SUCCEEDED for s in states):
+            # Reported once it exists: an item that succeeded claimed it and wrote into it.
+            self.status["outputPath"] = ctx.analysis_dir
         self._start(ctx, states, source)
         eligible = [i for i, s in enumerate(source) if s.phase is ItemPhase.SUCCEEDED]
         total = sum(1 for s in source if s.phase in (ItemPhase.SUCCEEDED, ItemPhase.PENDING, ItemPhase.RUNNING))
@@ -247,6 +250,8 @@ class _Planner:
                             f"{msg.get('message') or manifest.message or manifest.reason}")
             return self._finish()
         self._phase(ending)
+        # The manifest Job claimed the folder (when no item did) and wrote the manifest.
+        self.status.update(outputPath=ctx.analysis_dir, manifestPath=f"{ctx.analysis_dir}/{MANIFEST_FILE}")
         if failed:
             self._condition(FALSE, R_ITEMS_FAILED, summary)
         else:

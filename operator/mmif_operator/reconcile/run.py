@@ -42,6 +42,7 @@ from ..builders.specs import (
     step_needs_deployment, workspace_mount_path,
 )
 from ..itemstates import ItemPhase, ItemState
+from ..runner.paths import MANIFEST_FILE
 from ..statemachine.table import RUN_WORKFLOW, Event as PhaseEvent, Template, TransitionError, transition
 from .observed import JobKind, JobState, ObservedJob
 from .status import FALSE, UNKNOWN, capped, cut, find_condition, parse_time, rfc3339, set_condition
@@ -417,8 +418,6 @@ class _Planner:
         ctx = J.RunContext.from_run(self.run)
         self.status["pipelineSpec"] = pipeline
         self.status["startTime"] = rfc3339(self.now)
-        self.status["outputPath"] = ctx.run_dir
-        self.status["manifestPath"] = f"{ctx.run_dir}/manifest.json"
         self.status["steps"] = [{"name": s["name"], "pending": 0, "running": 0, "succeeded": 0, "failed": 0}
                                 for s in pipeline["steps"]]
         self._fire(EV_STARTED, "preparing the batch")
@@ -480,6 +479,8 @@ class _Planner:
                 return False
             self.status["itemCount"] = int(count)
             self.status["itemStates"] = itemstates.encode([ItemState()] * int(count))
+            # Reported once it exists: the prepare Job claimed it (a failed prepare did not).
+            self.status["outputPath"] = self.ctx.run_dir
             self._delete(job)
             self._event("Normal", "Prepared", f"{count} items")
             return True
@@ -640,6 +641,7 @@ class _Planner:
                 self._condition(UNKNOWN, stop or R_FINALIZING, f"{message}; writing the manifest")
             elif manifest.state is JobState.SUCCEEDED:
                 self._delete(manifest)
+                self.status["manifestPath"] = f"{self.ctx.run_dir}/{MANIFEST_FILE}"   # written now
                 self._fire(event, message)
             elif manifest.state is JobState.FAILED:
                 msg = self._tm(manifest)

@@ -18,7 +18,8 @@ from ..itemstates import ItemPhase
 from . import appclient, claims, files
 from .exitcodes import ExitCode, Reason
 from .items import read_item, read_items
-from .outcome import Kind, classify, parse_mmif
+from .outcome import InputViews, Kind, classify, parse_mmif
+from .step import read_input
 from .paths import ANALYSIS_UID_FILE, RUN_UID_FILE, AnalysisLayout, RunLayout
 
 log = logging.getLogger("mmif-runner")
@@ -95,9 +96,8 @@ def run_analyze(cfg: AnalyzeConfig) -> int:
                   appUrl=cfg.app_url, app=None, httpStatus=None, input=run.final_mmif(item.index),
                   output=None, sha256=None)
     try:
-        with open(run.final_mmif(item.index), "rb") as f:
-            in_bytes = f.read()
-        in_mmif = parse_mmif(in_bytes)
+        in_bytes = read_input(run.final_mmif(item.index))
+        in_views = InputViews.of(parse_mmif(in_bytes))
     except (FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as e:
         return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"cannot use the item's final MMIF: {e}")
 
@@ -111,8 +111,11 @@ def run_analyze(cfg: AnalyzeConfig) -> int:
         return finish(ExitCode.INFRA, e.reason, e.message)
     except appclient.NotAnAppError as e:
         return finish(ExitCode.INVALID_OUTPUT, Reason.INVALID_OUTPUT, str(e))
+    except appclient.TooLargeError as e:
+        return finish(ExitCode.INVALID_OUTPUT, Reason.OUTPUT_TOO_LARGE, str(e))
     record["httpStatus"] = resp.status
-    outcome = classify(resp.status, resp.content_type, resp.body, in_mmif, app_id)
+    del in_bytes
+    outcome = classify(resp.status, resp.content_type, resp.body, in_views, app_id)
     extra = {"newViews": outcome.new_views, "warnings": outcome.warnings}
     if outcome.output is not None and outcome.kind is Kind.SUCCEEDED:
         files.atomic_write(layout.output(item.index), outcome.output)

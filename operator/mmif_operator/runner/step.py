@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from . import appclient, claims, files, source
 from .exitcodes import ExitCode, Reason
 from .items import Item, read_item, resolve_in_workspace
-from .outcome import Kind, Outcome, classify, parse_mmif
+from .outcome import InputViews, Kind, Outcome, classify, parse_mmif
 from .paths import RUN_UID_FILE, RunLayout
 
 log = logging.getLogger("mmif-runner")
@@ -49,6 +49,16 @@ class ConflictError(Exception):
 def _read(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
+
+
+def read_input(path: str, limit: int | None = None) -> bytes:
+    """An input MMIF, at most as long as an answer the runner would take (ValueError otherwise:
+    the runner could not parse it within its memory, and no app answer could be kept)."""
+    limit = appclient.MAX_ANSWER_BYTES if limit is None else limit
+    size = os.path.getsize(path)
+    if size > limit:
+        raise ValueError(f"{path} is {size} bytes long, more than the {appclient.mib(limit)} the runner reads")
+    return _read(path)
 
 
 def input_path(cfg: StepConfig, layout: RunLayout, item: Item) -> str:
@@ -142,8 +152,8 @@ def run_step(cfg: StepConfig) -> int:
     try:
         in_path = input_path(cfg, layout, item)
         record["input"] = in_path
-        in_bytes = _read(in_path)
-        in_mmif = parse_mmif(in_bytes)
+        in_bytes = read_input(in_path)
+        in_views = InputViews.of(parse_mmif(in_bytes))   # the parsed input is freed here
     except (FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as e:
         # other OSErrors (EIO, ENOSPC...) are the volume's: RunnerError, exit 2, retried
         return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"cannot use the input MMIF: {e}")
@@ -159,9 +169,12 @@ def run_step(cfg: StepConfig) -> int:
         return finish(ExitCode.INFRA, e.reason, e.message)
     except appclient.NotAnAppError as e:
         return finish(ExitCode.INVALID_OUTPUT, Reason.INVALID_OUTPUT, str(e))
+    except appclient.TooLargeError as e:
+        return finish(ExitCode.INVALID_OUTPUT, Reason.OUTPUT_TOO_LARGE, str(e))
     record["httpStatus"] = resp.status
+    del in_bytes
 
-    outcome: Outcome = classify(resp.status, resp.content_type, resp.body, in_mmif, app_id)
+    outcome: Outcome = classify(resp.status, resp.content_type, resp.body, in_views, app_id)
     extra = {"newViews": outcome.new_views, "warnings": outcome.warnings}
     if outcome.output is not None:   # success, or the failed MMIF of an app error: keep it
         files.atomic_write(out_path, outcome.output)
