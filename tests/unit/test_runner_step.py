@@ -87,6 +87,7 @@ class Run:
         for name in ("a.mp4", "b.mp4", "boom.mp4"):
             (self.ws / "media" / name).write_bytes(b"x")
         for name, data in (files or {}).items():
+            (self.ws / name).parent.mkdir(parents=True, exist_ok=True)
             (self.ws / name).write_bytes(data)
         self.mp, self.steps = monkeypatch, steps
         self.term = root / "termination-log"

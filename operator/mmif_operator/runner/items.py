@@ -102,7 +102,9 @@ def resolve_in_workspace(workspace: str, rel: str) -> str:
     return path
 
 
-def _check_file(workspace: str, rel: Any, what: str, problems: list[str]) -> None:
+def _check_file(workspace: str, rel: Any, what: str, problems: list[str], *, location: bool = False) -> None:
+    """`rel` names a readable file in the workspace; with `location`, a document whose `file://`
+    URI CLAMS apps read back as that same file (runner/locations.py)."""
     try:
         path = resolve_in_workspace(workspace, rel)
     except ValueError as e:
@@ -114,6 +116,11 @@ def _check_file(workspace: str, rel: Any, what: str, problems: list[str]) -> Non
         problems.append(f"{what} {rel!r} is not a regular file")
     elif not os.access(path, os.R_OK):
         problems.append(f"{what} {rel!r} is not readable")
+    elif location:
+        from . import locations    # mmif-python: only where documents are checked
+        why = locations.problem(path)
+        if why:
+            problems.append(f"{what} {rel!r}: {why}")
 
 
 def validate_item(raw: Any, index: int, workspace: str) -> tuple[Item | None, list[str]]:
@@ -157,7 +164,7 @@ def validate_item(raw: Any, index: int, workspace: str) -> tuple[Item | None, li
             elif m.group(1) not in MEDIA_MAJOR_TYPES:
                 problems.append(f"{where}.mimeType {mime!r} is not one of "
                                 f"{'/, '.join(MEDIA_MAJOR_TYPES)}/ types")
-            _check_file(workspace, doc.get("location"), f"{where}.location", problems)
+            _check_file(workspace, doc.get("location"), f"{where}.location", problems, location=True)
             if isinstance(doc.get("location"), str) and isinstance(mime, str):
                 docs.append(DocumentSpec(os.path.normpath(doc["location"]), mime))
     if problems:
