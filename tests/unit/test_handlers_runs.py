@@ -36,6 +36,7 @@ class FakeKube:
         self.pipeline = pipeline
         self.pvc = pvc
         self.jobs: dict[str, dict] = {}
+        self.config_maps: dict[str, dict] = {}
         self.messages: dict[str, str] = {}
         self.calls: list[tuple[str, str]] = []
         self.conflict_once = False
@@ -56,10 +57,16 @@ class FakeKube:
     async def create(self, body):
         name = body["metadata"]["name"]
         self.calls.append(("create", name))
-        if name in self.jobs:
+        store = self.config_maps if body["kind"] == "ConfigMap" else self.jobs
+        if name in store:
             return False
-        self.jobs[name] = copy.deepcopy(body)
+        store[name] = copy.deepcopy(body)
         return True
+
+    async def delete(self, kind, ns, name):
+        assert kind == "ConfigMap"
+        self.calls.append(("delete", name))
+        return self.config_maps.pop(name, None) is not None
 
     async def patch_status(self, plural, ns, name, patch, resource_version=None):
         self.calls.append(("patch", ",".join(sorted(patch))))
@@ -120,7 +127,8 @@ def test_a_run_goes_to_the_end_and_the_writes_come_in_order():
     kube = FakeKube(make_run(3))
     events = []
     result = reconcile(kube, events=events)
-    assert kube.calls == [("create", "run-1-prepare"), ("patch", kube.calls[1][1])]
+    # The ConfigMap the prepare Job reads its items from, before the Job.
+    assert kube.calls == [("create", "run-1-items"), ("create", "run-1-prepare"), ("patch", kube.calls[2][1])]
     assert kube.run["status"]["phase"] == "Running" and not result.done
     for _ in range(20):
         kube.calls.clear()
@@ -133,7 +141,7 @@ def test_a_run_goes_to_the_end_and_the_writes_come_in_order():
             break
     st = kube.run["status"]
     assert st["phase"] == "Succeeded" and st["progress"] == "3/3" and result.done
-    assert kube.jobs == {}
+    assert kube.jobs == {} and kube.config_maps == {}, "the runner inputs are deleted once read"
     assert ("Normal", "Succeeded", "3 of 3 items succeeded") in events
 
 
@@ -318,7 +326,7 @@ def test_a_pass_creates_a_bounded_number_of_jobs_items_further_along_first():
     reconcile(kube)                      # the prepare Job
     finish_all(kube)
     result = reconcile(kube)             # every item in flight; the first Jobs created
-    created = [c[1] for c in kube.calls if c[0] == "create" and c[1] != "run-1-prepare"]
+    created = [c[1] for c in kube.calls if c[0] == "create" and c[1] not in ("run-1-prepare", "run-1-items")]
     assert len(created) == H.MAX_CREATES_PER_PASS and result.requeue_after == 0.0
     assert kube.run["status"]["steps"][0]["running"] == n      # all in flight, some Jobs still to come
     kube.finish(created[0])              # item 0 finishes step 0: its next Job comes before new items

@@ -1,9 +1,11 @@
 """reconcile/run.py: the run planner, driven through a tiny simulated cluster."""
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
 import json
+import zlib
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -171,9 +173,15 @@ def test_success_then_manifest_then_succeeded():
     assert "manifestPath" not in sim.run["status"], "not written yet"
     manifest_env = {e["name"]: e["value"] for e in plan.create[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert manifest_env["MMIF_RUN_PHASE"] == "Succeeded"
-    assert itemstates.decode(manifest_env["MMIF_ITEM_STATES"]) == [ItemState(1, ItemPhase.SUCCEEDED)] * 3
+    [states] = plan.create_config_maps
+    assert states["metadata"]["name"] == "run-1-states"
+    payload = json.loads(zlib.decompress(base64.b64decode(states["binaryData"]["item-states.json.z"])))
+    assert payload["owner"] == "uid-1"
+    assert itemstates.decode(payload["itemStates"]) == [ItemState(1, ItemPhase.SUCCEEDED)] * 3
+    assert manifest_env["MMIF_ITEM_STATES_FILE"] == "/etc/mmif-runner/item-states.json.z"
     sim.finish("run-1-manifest")
     plan = sim.step()
+    assert plan.delete_config_maps == ["run-1-states"], "read: deleted with the manifest Job"
     st = sim.run["status"]
     assert plan.phase == "Succeeded" and plan.phase_event == "AllItemsSucceeded"
     assert cond(st)["status"] == "True" and cond(st)["reason"] == "Succeeded"
@@ -559,3 +567,32 @@ def test_item_failed_steps_is_part_of_the_status_schema():
     crd = yaml.safe_load((Path(__file__).parents[2] / "crds" / "mmif.dev_pipelineruns.yaml").read_text())
     status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
     assert "itemFailedSteps" in status["properties"]
+
+
+def test_inline_items_reach_the_prepare_job_in_a_configmap_deleted_once_read():
+    sim = Sim(make_run(n_items=3))
+    plan = sim.step()
+    [cm] = plan.create_config_maps
+    assert cm["kind"] == "ConfigMap" and cm["metadata"]["name"] == "run-1-items"
+    assert cm["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    payload = json.loads(zlib.decompress(base64.b64decode(cm["binaryData"]["items.json.z"])))
+    assert payload == {"owner": "uid-1", "items": sim.run["spec"]["items"]}
+    assert sim.step().create_config_maps == [], "not again while the prepare Job runs"
+    sim.finish(names.prepare_job_name("run-1"), tm={"itemCount": 3})
+    assert sim.step().delete_config_maps == ["run-1-items"]
+    # itemsFrom: no ConfigMap
+    sim = Sim(make_run(items=None, itemsFrom={"path": "batch.jsonl"}))
+    assert sim.step().create_config_maps == []
+
+
+def test_inline_items_that_do_not_fit_in_a_configmap_fail_the_run_saying_so():
+    import os
+    noise = [{"documents": [{"location": os.urandom(500).hex(), "mimeType": "video/mp4"} for _ in range(4)]}
+             for _ in range(1000)]
+    sim = Sim(make_run(items=noise))
+    plan = sim.step()
+    assert plan.phase == "Failed" and plan.create == [] and plan.create_config_maps == []
+    c = cond(sim.run["status"])
+    assert c["reason"] == "PrepareFailed"
+    assert "spec.items cannot reach the prepare Job: the 1000 inline items take" in c["message"]
+    assert "spec.itemsFrom" in c["message"]

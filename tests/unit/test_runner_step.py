@@ -15,7 +15,7 @@ from mmif import Mmif
 
 from mmif_operator import itemstates
 from mmif_operator.itemstates import ItemPhase, ItemState
-from mmif_operator.runner import cli, env as E
+from mmif_operator.runner import cli, env as E, inputs
 from mmif_operator.runner.exitcodes import ExitCode
 from mmif_operator.runner.files import sha256_file
 from mmif_operator.runner.paths import RunLayout, run_dir
@@ -92,12 +92,20 @@ class Run:
         self.mp, self.steps = monkeypatch, steps
         self.term = root / "termination-log"
         self.layout = RunLayout(run_dir("run-1", str(self.ws)))
+        self.root = root
         code, _ = self._main("prepare", {E.WORKSPACE: str(self.ws), E.RUN_DIR: self.layout.root,
-                                         E.RUN_UID: "uid-1", E.ITEMS_INLINE: json.dumps(items)})
+                                         E.RUN_UID: "uid-1",
+                                         E.ITEMS_FILE: self.input_file("items", "uid-1", {"items": items})})
         assert code == ExitCode.OK
 
+    def input_file(self, name, owner, body):
+        """A file as the operator's ConfigMap gives it to a runner pod (builders/runner_input.py)."""
+        path = self.root / f"{name}.json.z"
+        path.write_bytes(inputs.encode(owner, body))
+        return str(path)
+
     def _main(self, command, values):
-        for name in set(E.PREPARE + E.STEP + E.MANIFEST):
+        for name in set(E.PREPARE + E.STEP + E.MANIFEST + E.ANALYZE + E.ANALYSIS_MANIFEST):
             self.mp.delenv(name, raising=False)
         for k, v in values.items():
             self.mp.setenv(k, v)
@@ -119,7 +127,8 @@ class Run:
     def manifest(self, states, phase="Failed"):
         code, term = self._main("manifest", {
             E.RUN_DIR: self.layout.root, E.STEPS: ",".join(self.steps), E.RUN_NAME: "run-1",
-            E.RUN_PHASE: phase, E.ITEM_STATES: itemstates.encode(states)})
+            E.RUN_PHASE: phase, E.RUN_UID: "uid-1",
+            E.ITEM_STATES_FILE: self.input_file("states", "uid-1", {"itemStates": itemstates.encode(states)})})
         assert code == ExitCode.OK, term
         return json.load(open(self.layout.manifest))
 

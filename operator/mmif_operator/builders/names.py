@@ -70,6 +70,22 @@ def manifest_job_name(run: str) -> str:
     return fit_name(run, "-manifest")
 
 
+def items_config_map_name(run: str) -> str:
+    """`<run>-items`: the ConfigMap holding a run's inline items for its prepare Job."""
+    return fit_name(run, "-items")
+
+
+def states_config_map_name(run: str) -> str:
+    """`<run>-states`: the ConfigMap holding a run's final item states for its manifest Job."""
+    return fit_name(run, "-states")
+
+
+def analysis_states_config_map_name(analysis: str) -> str:
+    """`<analysis job>-astates`: the item states for an AnalysisJob's manifest Job (the `a` keeps
+    it apart from a run's `-states` of the same name)."""
+    return fit_name(analysis, "-astates")
+
+
 def analysis_job_name(analysis: str, item_index: int) -> str:
     """`<analysis job>-a<item:05d>`, e.g. `run-1-ner-a00012` (the `a` keeps it apart from a run's
     step Jobs, `<run>-<item>-<step>`)."""

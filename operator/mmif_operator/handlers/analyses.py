@@ -32,6 +32,7 @@ from ..reconcile import triggers
 from ..reconcile.analysis import TERMINAL_PHASES, AnalysisPlan, needs_termination_messages, plan_analysis
 from ..reconcile.observed import ObservedJob
 from . import runtime
+from .deletions import delete_config_maps
 from .jobs import JobSummaries
 from .loop import MAX_CREATES_PER_PASS, Next, bounded, create_jobs, reconcile_forever, resync_timeout
 
@@ -81,7 +82,11 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
     creates = plan.create[:MAX_CREATES_PER_PASS]
     if len(plan.create) > len(creates):
         result.requeue_after = 0.0
-    _, failed = await create_jobs(kube, creates, aj, f"analysis {namespace}/{name}", post_event)
+    failed = False
+    if plan.create_config_maps:   # what the Jobs read: first
+        _, failed = await create_jobs(kube, plan.create_config_maps, aj, f"analysis {namespace}/{name}", post_event)
+    if not failed:
+        _, failed = await create_jobs(kube, creates, aj, f"analysis {namespace}/{name}", post_event)
     if failed:
         result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
     if plan.status_patch:
@@ -92,6 +97,7 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
             if e.conflict or e.not_found:
                 return AnalysisPass(requeue_after=0.0, done=e.not_found, gone=e.not_found)
             raise
+    await delete_config_maps(kube, namespace, plan.delete_config_maps, f"analysis {namespace}/{name}")
     outcomes = await bounded([(lambda n=n: kube.delete_job(namespace, n)) for n in plan.delete])
     for job_name, outcome in zip(plan.delete, outcomes):
         if isinstance(outcome, BaseException):

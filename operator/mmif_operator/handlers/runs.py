@@ -43,7 +43,7 @@ from ..reconcile.observed import ObservedJob
 from ..reconcile.run import TERMINAL_PHASES, RunPlan, plan_run, progress_only, termination_messages_needed
 from ..reconcile import triggers
 from . import analyses, runtime
-from .deletions import BackgroundDeletes
+from .deletions import BackgroundDeletes, delete_config_maps
 from .expectations import RecentCreates
 from .loop import MAX_CREATES_PER_PASS, Next, bounded, create_jobs, reconcile_forever, resync_timeout
 from .wakeups import RUN_DEBOUNCE_SECONDS
@@ -149,6 +149,12 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     creates = wanted[:MAX_CREATES_PER_PASS]
     if len(wanted) > len(creates):
         result.requeue_after = 0.0
+    if plan.create_config_maps:
+        # What the Jobs below read: first; without it they would wait for their volume.
+        _, failed = await create_jobs(kube, plan.create_config_maps, run, f"run {namespace}/{name}", post_event)
+        if failed:
+            creates = []
+            result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
     if creates:
         created, failed = await create_jobs(kube, creates, run, f"run {namespace}/{name}", post_event)
         if recent is not None:
@@ -185,6 +191,8 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
             await deletes.drain()
             if deletes.take_failures():
                 result.requeue_after = min(result.requeue_after or 10.0, 10.0)
+
+    await delete_config_maps(kube, namespace, plan.delete_config_maps, f"run {namespace}/{name}")
 
     # 4. Events, logs and metrics.
     if plan.phase != status.get("phase"):

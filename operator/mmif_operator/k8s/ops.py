@@ -96,6 +96,7 @@ KINDS: dict[str, Kind] = {
     "Pod": Kind("core", "pod"),
     "PersistentVolumeClaim": Kind("core", "persistent_volume_claim"),
     "Secret": Kind("core", "secret"),
+    "ConfigMap": Kind("core", "config_map"),
 }
 
 

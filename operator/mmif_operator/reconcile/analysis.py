@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import itemstates
 from ..builders import analysis_jobs as AJ
+from ..builders import names, runner_input
 from ..builders.specs import plain
 from ..itemstates import ItemPhase, ItemState
 from ..runner.paths import MANIFEST_FILE
@@ -53,6 +54,8 @@ class AnalysisPlan:
     phase: str
     create: list[dict[str, Any]] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
+    create_config_maps: list[dict[str, Any]] = field(default_factory=list)   # before `create`
+    delete_config_maps: list[str] = field(default_factory=list)   # runner inputs read already
     status: dict[str, Any] = field(default_factory=dict)
     status_patch: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
@@ -236,13 +239,20 @@ class _Planner:
         ending = FAILED if failed else SUCCEEDED
         summary = f"{succeeded} item(s) processed, {failed} failed"
         if manifest is None:
-            self.plan.create.append(AJ.analysis_manifest_job(ctx, itemstates.encode(states), self.image, ending))
+            try:
+                self.plan.create_config_maps.extend(AJ.analysis_manifest_inputs(ctx, itemstates.encode(states)))
+            except runner_input.TooLarge as e:
+                self._phase(FAILED)
+                self._condition(FALSE, R_MANIFEST_FAILED, f"{summary}; the manifest Job cannot be given {e}")
+                return self._finish()
+            self.plan.create.append(AJ.analysis_manifest_job(ctx, self.image, ending))
             self._condition(UNKNOWN, R_FINALIZING, f"{summary}; writing the manifest")
             return self._finish()
         if not manifest.finished:
             self._condition(UNKNOWN, R_FINALIZING, f"{summary}; writing the manifest")
             return self._finish()
         self.plan.delete.append(manifest.name)
+        self.plan.delete_config_maps.append(names.analysis_states_config_map_name(ctx.name))
         if manifest.state is JobState.FAILED:
             msg = parse_termination_message(self.tms.get(manifest.name))
             self._phase(FAILED)

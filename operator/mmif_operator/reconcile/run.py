@@ -4,9 +4,11 @@ Everything is recomputed from the run (spec + status) and the child Jobs that ex
 says which Jobs to create and delete, the new status, the Events to emit and the phase event.
 The handler applies it in this order:
 
-1. create `plan.create` (409 AlreadyExists counts as success: names are deterministic);
+1. create `plan.create_config_maps`, then `plan.create` (409 AlreadyExists counts as success:
+   names are deterministic);
 2. merge-patch `.status` with `plan.status_patch`;
-3. only then delete `plan.delete` (propagationPolicy Background; 404 counts as success):
+3. only then delete `plan.delete` and `plan.delete_config_maps` (propagationPolicy Background;
+   404 counts as success):
    a finished Job is deleted only once its outcome is in the status, so no outcome is lost,
    and a Job the status already accounts for is simply deleted again (no double counting);
 4. emit `plan.events`; requeue after `plan.requeue_after` seconds when set; delete the run when
@@ -37,6 +39,7 @@ from typing import Any
 
 from .. import itemstates
 from ..builders import jobs as J
+from ..builders import names, runner_input
 from ..builders.specs import (
     ON_FAILURE_CONTINUE, plain, run_on_item_failure, run_parallelism,
     step_needs_deployment, workspace_mount_path,
@@ -117,6 +120,10 @@ class RunPlan:
     phase_events: list[str] = field(default_factory=list)  # state-machine events fired, in order
     create: list[dict[str, Any]] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)       # Job names, after the status patch
+    # ConfigMaps the runner reads (builders/runner_input.py): created before `create`, deleted
+    # (after the status patch) once the Job that reads them is over
+    create_config_maps: list[dict[str, Any]] = field(default_factory=list)
+    delete_config_maps: list[str] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)  # the whole new status
     status_patch: dict[str, Any] = field(default_factory=dict)  # the top-level keys that changed
     item_states: list[ItemState] | None = None
@@ -422,8 +429,25 @@ class _Planner:
                                 for s in pipeline["steps"]]
         self._fire(EV_STARTED, "preparing the batch")
         self._event("Normal", "Started", f"following Pipeline {ref!r}; preparing the batch")
+        if self._create_prepare(ctx):
+            self._deadline_requeue()
+
+    def _create_prepare(self, ctx: J.RunContext) -> bool:
+        """The prepare Job, after the ConfigMap holding its inline items; PrepareFailed (False)
+        when they do not fit in one."""
+        try:
+            self.plan.create_config_maps.extend(J.prepare_inputs(ctx, self.spec))
+        except runner_input.TooLarge as e:
+            self._fire(EV_PREPARE_FAILED, f"spec.items cannot reach the prepare Job: {e}; list the batch "
+                       "in a file on the workspace (spec.itemsFrom) instead")
+            return False
         self.plan.create.append(J.prepare_job(ctx, self.spec, self.image))
-        self._deadline_requeue()
+        return True
+
+    def _items_read(self) -> None:
+        """The prepare Job is over: its ConfigMap of inline items is read (or never will be)."""
+        if self.spec.get("items") is not None:
+            self.plan.delete_config_maps.append(names.items_config_map_name(self.name))
 
     def _waiting(self, event: str, message: str) -> None:
         """Stay Pending; fire the event (and emit an Event) only when the reason changes."""
@@ -482,6 +506,7 @@ class _Planner:
             # Reported once it exists: the prepare Job claimed it (a failed prepare did not).
             self.status["outputPath"] = self.ctx.run_dir
             self._delete(job)
+            self._items_read()
             self._event("Normal", "Prepared", f"{count} items")
             return True
         if job is not None and job.state is JobState.FAILED:
@@ -489,6 +514,7 @@ class _Planner:
             event = EV_OUTPUT_CONFLICT if msg.get("reason") == R_OUTPUT_CONFLICT else EV_PREPARE_FAILED
             detail = msg.get("message") or job.message or job.reason or "the prepare Job failed"
             self._fire(event, cut(detail, MAX_FAILURE_MESSAGE))
+            self._items_read()
             return False
         if cancel:
             if job is not None:
@@ -501,8 +527,8 @@ class _Planner:
             self._fire(EV_TIMED_OUT, f"the run exceeded its timeout of {self.spec.get('timeoutSeconds')}s "
                        "while preparing the batch")
             return False
-        if job is None:
-            self.plan.create.append(J.prepare_job(self.ctx, self.spec, self.image))
+        if job is None and not self._create_prepare(self.ctx):
+            return False
         self._condition(UNKNOWN, R_RUNNING, "preparing the batch")
         self._deadline_requeue()
         return False
@@ -636,14 +662,22 @@ class _Planner:
         # 5. Finalize: the manifest Job once every item is terminal, then the final phase.
         if all_terminal:
             phase, message, event = self._final_outcome(states, stop, cancel, counts)
+            states_config_map = names.states_config_map_name(self.name)
             if manifest is None:
-                self.plan.create.append(J.manifest_job(self.ctx, self.pipeline, encoded, self.image, phase))
+                try:
+                    self.plan.create_config_maps.extend(J.manifest_inputs(self.ctx, encoded))
+                except runner_input.TooLarge as e:
+                    self._fire(EV_MANIFEST_FAILED, f"{message}; the manifest Job cannot be given {e}")
+                    return
+                self.plan.create.append(J.manifest_job(self.ctx, self.pipeline, self.image, phase))
                 self._condition(UNKNOWN, stop or R_FINALIZING, f"{message}; writing the manifest")
             elif manifest.state is JobState.SUCCEEDED:
                 self._delete(manifest)
+                self.plan.delete_config_maps.append(states_config_map)
                 self.status["manifestPath"] = f"{self.ctx.run_dir}/{MANIFEST_FILE}"   # written now
                 self._fire(event, message)
             elif manifest.state is JobState.FAILED:
+                self.plan.delete_config_maps.append(states_config_map)
                 msg = self._tm(manifest)
                 detail = msg.get("message") or manifest.message or manifest.reason or "the manifest Job failed"
                 self._fire(EV_MANIFEST_FAILED, f"{message}; the manifest Job failed: {detail}")

@@ -70,11 +70,24 @@ def _steps() -> list[str]:
 
 def cmd_prepare() -> int:
     from .prepare import run_prepare
-    inline, items_from = _get(env.ITEMS_INLINE, required=False), _get(env.ITEMS_FROM, required=False)
-    if (inline is None) == (items_from is None):
-        raise ConfigError(f"set exactly one of {env.ITEMS_INLINE} and {env.ITEMS_FROM}")
-    return run_prepare(_abs(env.WORKSPACE), _abs(env.RUN_DIR), _get(env.RUN_UID), inline, items_from,
+    items_file, items_from = _get(env.ITEMS_FILE, required=False), _get(env.ITEMS_FROM, required=False)
+    if (items_file is None) == (items_from is None):
+        raise ConfigError(f"set exactly one of {env.ITEMS_FILE} and {env.ITEMS_FROM}")
+    return run_prepare(_abs(env.WORKSPACE), _abs(env.RUN_DIR), _get(env.RUN_UID), items_file, items_from,
                        _termination_log())
+
+
+def _item_states(owner_uid: str | None) -> str:
+    """status.itemStates, from the mounted ConfigMap the operator made for this owner."""
+    from .inputs import InputFileError, read
+    path = _abs(env.ITEM_STATES_FILE)
+    try:
+        states = read(path, owner_uid, "the item states").get("itemStates")
+    except InputFileError as e:
+        raise ConfigError(str(e)) from None
+    if not isinstance(states, str):
+        raise ConfigError(f"the item states at {path} hold no itemStates text")
+    return states
 
 
 def cmd_step() -> int:
@@ -95,9 +108,9 @@ def cmd_step() -> int:
 
 def cmd_manifest() -> int:
     from .manifest import run_manifest
+    run_uid = _get(env.RUN_UID, required=False)
     return run_manifest(_abs(env.RUN_DIR), _get(env.RUN_NAME, ""), _get(env.RUN_PHASE, ""), _steps(),
-                        _get(env.ITEM_STATES, required=False), _termination_log(),
-                        run_uid=_get(env.RUN_UID, required=False))
+                        _item_states(run_uid), _termination_log(), run_uid=run_uid)
 
 
 def _app_config() -> tuple[str, dict]:
@@ -127,10 +140,10 @@ def cmd_analyze() -> int:
 
 def cmd_analysis_manifest() -> int:
     from .analysis import run_analysis_manifest
+    analysis_uid = _get(env.ANALYSIS_UID, required=False)
     return run_analysis_manifest(_abs(env.RUN_DIR), _abs(env.ANALYSIS_DIR), _get(env.ANALYSIS_NAME, ""),
-                                 _get(env.RUN_PHASE, ""), _get(env.ITEM_STATES, required=False),
-                                 _termination_log(), analysis_uid=_get(env.ANALYSIS_UID, required=False),
-                                 run_uid=_get(env.RUN_UID, required=False))
+                                 _get(env.RUN_PHASE, ""), _item_states(analysis_uid), _termination_log(),
+                                 analysis_uid=analysis_uid, run_uid=_get(env.RUN_UID, required=False))
 
 
 COMMANDS = {"prepare": cmd_prepare, "step": cmd_step, "manifest": cmd_manifest,

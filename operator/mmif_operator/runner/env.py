@@ -19,9 +19,9 @@ WORKSPACE = "MMIF_WORKSPACE"
 RUN_UID = "MMIF_RUN_UID"
 
 # -- prepare ------------------------------------------------------------------------------------
-#: JSON list of items (spec.items), or its compressed form: build the value with
-#: runner.items.encode_inline. Exactly one of ITEMS_INLINE / ITEMS_FROM
-ITEMS_INLINE = "MMIF_ITEMS_INLINE"
+#: the file (a mounted ConfigMap key, runner/inputs.py) holding {"owner": run uid, "items": spec.items};
+#: exactly one of ITEMS_FILE / ITEMS_FROM. Items never travel in the environment.
+ITEMS_FILE = "MMIF_ITEMS_FILE"
 #: path, relative to the workspace, of a JSON Lines file with one item a line (spec.itemsFrom.path)
 ITEMS_FROM = "MMIF_ITEMS_FROM"
 
@@ -42,8 +42,9 @@ APP_WAIT = "MMIF_APP_WAIT"
 DEFAULT_APP_WAIT = 300.0
 
 # -- manifest -----------------------------------------------------------------------------------
-#: status.itemStates (mmif_operator.itemstates.encode)
-ITEM_STATES = "MMIF_ITEM_STATES"
+#: the file (a mounted ConfigMap key, runner/inputs.py) holding {"owner": uid, "itemStates":
+#: status.itemStates (mmif_operator.itemstates.encode)}
+ITEM_STATES_FILE = "MMIF_ITEM_STATES_FILE"
 RUN_NAME = "MMIF_RUN_NAME"
 RUN_PHASE = "MMIF_RUN_PHASE"
 
@@ -54,11 +55,11 @@ ANALYSIS_DIR = "MMIF_ANALYSIS_DIR"
 ANALYSIS_UID = "MMIF_ANALYSIS_UID"
 ANALYSIS_NAME = "MMIF_ANALYSIS_NAME"
 
-PREPARE = (WORKSPACE, RUN_DIR, RUN_UID, ITEMS_INLINE, ITEMS_FROM, TERMINATION_LOG)
+PREPARE = (WORKSPACE, RUN_DIR, RUN_UID, ITEMS_FILE, ITEMS_FROM, TERMINATION_LOG)
 STEP = (WORKSPACE, RUN_DIR, RUN_UID, ITEM_INDEX, STEP_INDEX, STEPS, APP_URL, APP_PARAMS,
         HTTP_TIMEOUT, APP_WAIT, TERMINATION_LOG)
-MANIFEST = (RUN_DIR, RUN_UID, STEPS, ITEM_STATES, RUN_NAME, RUN_PHASE, TERMINATION_LOG)
+MANIFEST = (RUN_DIR, RUN_UID, STEPS, ITEM_STATES_FILE, RUN_NAME, RUN_PHASE, TERMINATION_LOG)
 ANALYZE = (RUN_DIR, RUN_UID, ANALYSIS_DIR, ANALYSIS_UID, ITEM_INDEX, APP_URL, APP_PARAMS, HTTP_TIMEOUT,
            APP_WAIT, TERMINATION_LOG)
-ANALYSIS_MANIFEST = (RUN_DIR, RUN_UID, ANALYSIS_DIR, ANALYSIS_UID, ANALYSIS_NAME, ITEM_STATES, RUN_PHASE,
+ANALYSIS_MANIFEST = (RUN_DIR, RUN_UID, ANALYSIS_DIR, ANALYSIS_UID, ANALYSIS_NAME, ITEM_STATES_FILE, RUN_PHASE,
                      TERMINATION_LOG)

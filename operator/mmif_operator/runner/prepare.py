@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import logging
 
-from . import claims, files
+from . import claims, files, inputs
 from .exitcodes import ExitCode, Reason
-from .items import ItemsError, dump_jsonl, parse_inline, parse_jsonl, resolve_in_workspace, validate_all
+from .items import ItemsError, dump_jsonl, parse_jsonl, parse_list, resolve_in_workspace, validate_all
 from .paths import RUN_UID_FILE, RunLayout
 
 log = logging.getLogger("mmif-runner")
@@ -17,14 +17,23 @@ def claim(workspace: str, layout: RunLayout, run_uid: str) -> None:
     claims.claim(workspace, layout.root, claims.Owner(RUN_UID_FILE, run_uid))
 
 
-def run_prepare(workspace: str, run_dir: str, run_uid: str, inline: str | None,
+def inline_items(items_file: str, run_uid: str) -> list:
+    """spec.items, from the ConfigMap the operator made for this run (mounted read-only)."""
+    try:
+        raw = inputs.read(items_file, run_uid, "the inline items").get("items")
+    except inputs.InputFileError as e:
+        raise ItemsError(str(e)) from None
+    return parse_list(raw)
+
+
+def run_prepare(workspace: str, run_dir: str, run_uid: str, items_file: str | None,
                 items_from: str | None, termination_log: str) -> int:
     layout = RunLayout(run_dir)
     try:
         if items_from is not None:
             raws = parse_jsonl(resolve_in_workspace(workspace, items_from))
         else:
-            raws = parse_inline(inline or "")
+            raws = inline_items(items_file or "", run_uid)
         items, problems = validate_all(raws, workspace)
     except (ItemsError, ValueError) as e:
         where = f"itemsFrom {items_from!r}: " if items_from is not None else ""
