@@ -286,33 +286,14 @@ def test_the_infrastructure_statuses_are_the_gateway_and_not_the_app_ones():
     assert [s for s in range(100, 600) if infra_status(s)] == [404, 405, 421, 429, 502, 503, 504]
 
 
-def huge_answer(total, declare_length):
-    """A WSGI app whose POST answer is `total` bytes, made as it is sent (never held in memory)."""
-    def wsgi(environ, start_response):
-        if environ["REQUEST_METHOD"] == "GET":
-            body = json.dumps({"identifier": TEXTGEN}).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
-        headers = [("Content-Type", "application/json")]
-        if declare_length:
-            headers.append(("Content-Length", str(total)))
-        start_response("200 OK", headers)
-
-        def chunks():
-            chunk = b" " * (1 << 20)
-            for _ in range(total // len(chunk)):
-                yield chunk
-        return chunks()
-    return wsgi
-
-
 @pytest.mark.parametrize("declare_length", [True, False])
 def test_an_answer_over_the_cap_is_output_too_large_final_and_never_read_whole(tmp_path, monkeypatch,
                                                                              declare_length):
     from mmif_operator.runner.appclient import MAX_ANSWER_BYTES
     run = Run(tmp_path, monkeypatch, ["asr"], [VIDEO])
-    with harness.serve(huge_answer(3 << 30, declare_length)) as url:     # 3 GiB
-        code, term = run.step(0, 0, url)
+    bigmouth = harness.load_module("bigmouth").get_flask()    # tests/apps/bigmouth: 3 GiB answers
+    with harness.serve(bigmouth) as url:
+        code, term = run.step(0, 0, url, {"declareLength": str(declare_length).lower()})
     assert code == ExitCode.INVALID_OUTPUT == 3, term
     assert term["reason"] == "OutputTooLarge"
     assert f"the {MAX_ANSWER_BYTES // (1 << 20)} MiB the runner reads" in term["message"]

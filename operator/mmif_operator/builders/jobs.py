@@ -31,9 +31,9 @@ FINAL_EXIT_CODES = tuple(int(c) for c in FAIL_JOB)
 
 # The runner's memory limit goes with the cap on what it reads of an app's answer
 # (runner/appclient.py, MAX_ANSWER_BYTES = 32 MiB): mmif-python's objects take about 44 bytes per
-# byte of an annotation-dense MMIF, and a step with an answer just under the cap peaked at
-# 1,423 MiB (an input of 1 MiB) and 1,406 MiB (an input of 30 MiB, freed before the answer is
-# parsed), measured with `mmif-runner step` against a local server. 2 GiB leaves 30% of room.
+# byte of an annotation-dense MMIF, and a step with such an answer just under the cap peaked at
+# 1,424 MiB, with an input of 1 MiB and of 30 MiB alike (the input is freed before the answer is
+# parsed): `python -m bench.runner_memory --input-mib N`. 2 GiB leaves 30% of room.
 RUNNER_RESOURCES = {
     "requests": {"cpu": "50m", "memory": "128Mi"},
     "limits": {"cpu": "1", "memory": "2Gi"},
