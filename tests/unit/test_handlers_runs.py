@@ -63,6 +63,10 @@ class FakeKube:
         store[name] = copy.deepcopy(body)
         return True
 
+    async def get(self, kind, ns, name):
+        assert kind == "ConfigMap"
+        return copy.deepcopy(self.config_maps.get(name))
+
     async def delete(self, kind, ns, name):
         assert kind == "ConfigMap"
         self.calls.append(("delete", name))
@@ -143,6 +147,21 @@ def test_a_run_goes_to_the_end_and_the_writes_come_in_order():
     assert st["phase"] == "Succeeded" and st["progress"] == "3/3" and result.done
     assert kube.jobs == {} and kube.config_maps == {}, "the runner inputs are deleted once read"
     assert ("Normal", "Succeeded", "3 of 3 items succeeded") in events
+
+
+def test_a_configmap_of_the_items_name_that_is_not_ours_creates_no_job_until_it_is_gone():
+    kube = FakeKube(make_run(2))
+    kube.config_maps["run-1-items"] = {"kind": "ConfigMap", "metadata": {"name": "run-1-items", "ownerReferences": [
+        {"kind": "PipelineRun", "name": "run-1", "uid": "uid-of-a-deleted-run", "controller": True}]}}
+    events = []
+    result = reconcile(kube, events=events)
+    assert "run-1-prepare" not in kube.jobs and result.requeue_after == 10.0
+    assert any(r == "CreateFailed" and "run-1-items exists and is not owned by this object" in m
+               for _, r, m in events), events
+    del kube.config_maps["run-1-items"]           # the garbage collector took it
+    reconcile(kube)
+    assert "run-1-prepare" in kube.jobs
+    assert kube.config_maps["run-1-items"]["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
 
 
 def test_a_conflicting_status_patch_deletes_nothing_and_retries_at_once():

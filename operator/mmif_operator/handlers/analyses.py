@@ -32,7 +32,7 @@ from ..reconcile import triggers
 from ..reconcile.analysis import TERMINAL_PHASES, AnalysisPlan, needs_termination_messages, plan_analysis
 from ..reconcile.observed import ObservedJob
 from . import runtime
-from .deletions import delete_config_maps
+from .runner_inputs import create_config_maps, delete_config_maps
 from .jobs import JobSummaries
 from .loop import MAX_CREATES_PER_PASS, Next, bounded, create_jobs, reconcile_forever, resync_timeout
 
@@ -82,9 +82,8 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
     creates = plan.create[:MAX_CREATES_PER_PASS]
     if len(plan.create) > len(creates):
         result.requeue_after = 0.0
-    failed = False
-    if plan.create_config_maps:   # what the Jobs read: first
-        _, failed = await create_jobs(kube, plan.create_config_maps, aj, f"analysis {namespace}/{name}", post_event)
+    failed = bool(plan.create_config_maps) and not await create_config_maps(   # what the Jobs read: first
+        kube, plan.create_config_maps, aj, f"analysis {namespace}/{name}", post_event)
     if not failed:
         _, failed = await create_jobs(kube, creates, aj, f"analysis {namespace}/{name}", post_event)
     if failed:

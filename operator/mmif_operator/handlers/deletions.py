@@ -15,8 +15,6 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from ..k8s.ops import KubeError
-
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_DELETES = 16
@@ -73,13 +71,3 @@ class BackgroundDeletes:
 
     def __len__(self) -> int:
         return len(self._tasks)
-
-
-async def delete_config_maps(kube: Any, namespace: str, names: Iterable[str], what: str) -> None:
-    """Delete the runner inputs a plan says are read (404 = gone); a failure only leaves them to
-    the garbage collector, which deletes them with their owner."""
-    for config_map in names:
-        try:
-            await kube.delete("ConfigMap", namespace, config_map)
-        except KubeError as e:
-            log.warning("%s: deleting ConfigMap %s: %s", what, config_map, e)

@@ -43,8 +43,9 @@ from ..reconcile.observed import ObservedJob
 from ..reconcile.run import TERMINAL_PHASES, RunPlan, plan_run, progress_only, termination_messages_needed
 from ..reconcile import triggers
 from . import analyses, runtime
-from .deletions import BackgroundDeletes, delete_config_maps
+from .deletions import BackgroundDeletes
 from .expectations import RecentCreates
+from .runner_inputs import create_config_maps, delete_config_maps
 from .loop import MAX_CREATES_PER_PASS, Next, bounded, create_jobs, reconcile_forever, resync_timeout
 from .wakeups import RUN_DEBOUNCE_SECONDS
 
@@ -149,12 +150,11 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     creates = wanted[:MAX_CREATES_PER_PASS]
     if len(wanted) > len(creates):
         result.requeue_after = 0.0
-    if plan.create_config_maps:
-        # What the Jobs below read: first; without it they would wait for their volume.
-        _, failed = await create_jobs(kube, plan.create_config_maps, run, f"run {namespace}/{name}", post_event)
-        if failed:
-            creates = []
-            result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
+    if plan.create_config_maps and not await create_config_maps(
+            kube, plan.create_config_maps, run, f"run {namespace}/{name}", post_event):
+        # What the Jobs below read comes first: without it they would wait for their volume.
+        creates = []
+        result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
     if creates:
         created, failed = await create_jobs(kube, creates, run, f"run {namespace}/{name}", post_event)
         if recent is not None:
