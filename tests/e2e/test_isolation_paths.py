@@ -194,6 +194,6 @@ def test_an_app_answering_3_gib_fails_the_item_output_too_large_without_retries(
     assert (failure["item"], failure["step"], failure["reason"]) == ("clip", "talk", "OutputTooLarge"), failure
     assert "is longer than the 32 MiB the runner reads" in failure["message"], failure
     # a final failure (exit 3, the runner's own summary): one pod, never a retry after an OOM kill
-    assert job_pod_creations(namespace, "loud") == {"loud-00000-0": 1}
+    assert job_pod_creations(namespace, "loud")["loud-00000-0"] == 1
     record = json.loads(workspace.read_file(posixpath.join(done["status"]["outputPath"], "items/00000/00-talk.json")))
     assert record["reason"] == "OutputTooLarge" and record["retriable"] is False
