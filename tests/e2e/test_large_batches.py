@@ -58,8 +58,7 @@ def test_a_run_of_1000_inline_items_of_6_documents_runs_to_the_end(operator_depl
     assert manifest["counts"]["succeeded"] == 1000
     assert [e["name"] for e in manifest["items"]] == [f"item-{i:04d}" for i in range(1000)]
     # the items never travelled in an environment variable, and their ConfigMap is gone once read
-    assert not kube.kubectl("get", "configmap", "bulk-items", "-n", namespace, "--ignore-not-found",
-                            "-o", "name").stdout.strip()
+    assert not kube.get_list("configmaps", namespace, "mmif.dev/run=bulk"), "the runner inputs are deleted"
 
 
 # --- updates of a 700 KB run --------------------------------------------------------------------

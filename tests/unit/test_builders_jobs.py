@@ -153,7 +153,7 @@ def test_prepare_reads_inline_items_from_a_configmap_owned_by_the_run_never_the_
     assert prep["metadata"]["labels"][L.COMPONENT] == "prepare"
     runner = prep["spec"]["template"]["spec"]["containers"][0]
     assert runner["command"] == ["mmif-runner", "prepare"]
-    assert cm["metadata"]["name"] == "run-1-items" and cm["immutable"] is True
+    assert cm["metadata"]["name"] == "run-1-items-uid1" and cm["immutable"] is True
     assert cm["metadata"]["ownerReferences"] == [CTX.owner_reference()]
     assert cm["metadata"]["labels"][L.RUN] == "run-1" and cm["metadata"]["labels"][L.MANAGED_BY] == L.MANAGER
     key, path = read_mounted(prep, cm, tmp_path)
@@ -191,7 +191,7 @@ def test_the_manifest_job_reads_the_item_states_from_a_configmap(tmp_path):
     env = env_of(man["spec"]["template"]["spec"]["containers"][0])
     assert env[E.RUN_PHASE] == "Succeeded" and env[E.RUN_UID] == CTX.uid
     assert env[E.STEPS] == "asr,ner,ext"
-    assert cm["metadata"]["name"] == "run-1-states"
+    assert cm["metadata"]["name"] == "run-1-states-uid1"
     key, path = read_mounted(man, cm, tmp_path)
     assert env[E.ITEM_STATES_FILE] == f"{runner_input.MOUNT_PATH}/{key}"
     assert inputs.read(path, CTX.uid, "states")["itemStates"] == "eJwDAAAAAAE="

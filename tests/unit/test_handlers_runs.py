@@ -132,7 +132,7 @@ def test_a_run_goes_to_the_end_and_the_writes_come_in_order():
     events = []
     result = reconcile(kube, events=events)
     # The ConfigMap the prepare Job reads its items from, before the Job.
-    assert kube.calls == [("create", "run-1-items"), ("create", "run-1-prepare"), ("patch", kube.calls[2][1])]
+    assert kube.calls == [("create", "run-1-items-uid1"), ("create", "run-1-prepare"), ("patch", kube.calls[2][1])]
     assert kube.run["status"]["phase"] == "Running" and not result.done
     for _ in range(20):
         kube.calls.clear()
@@ -149,19 +149,37 @@ def test_a_run_goes_to_the_end_and_the_writes_come_in_order():
     assert ("Normal", "Succeeded", "3 of 3 items succeeded") in events
 
 
-def test_a_configmap_of_the_items_name_that_is_not_ours_creates_no_job_until_it_is_gone():
+def test_a_configmap_of_the_items_name_that_is_not_ours_is_not_counted_as_ours_and_said_so():
+    """Its name holds the run's UID: someone made it on purpose. It is not taken for ours (a
+    Warning Event names it); the prepare Job goes ahead, and its runner refuses the content (unit
+    tests of runner/inputs.py), so the run fails with that reason rather than waiting."""
     kube = FakeKube(make_run(2))
-    kube.config_maps["run-1-items"] = {"kind": "ConfigMap", "metadata": {"name": "run-1-items", "ownerReferences": [
-        {"kind": "PipelineRun", "name": "run-1", "uid": "uid-of-a-deleted-run", "controller": True}]}}
+    kube.config_maps["run-1-items-uid1"] = {"kind": "ConfigMap", "metadata": {"name": "run-1-items-uid1"}}
+    events = []
+    reconcile(kube, events=events)
+    assert ("Warning", "NameConflict") in [(t, r) for t, r, _ in events], events
+    assert any("run-1-items-uid1 exists and is not owned by this object" in m for _, _, m in events)
+    assert kube.config_maps["run-1-items-uid1"]["metadata"].get("ownerReferences") is None, "left as it was"
+    assert "run-1-prepare" in kube.jobs
+
+
+def test_a_failed_configmap_create_creates_no_job_in_that_pass():
+    kube = FakeKube(make_run(2))
+    real = kube.create
+
+    async def refuse(body):
+        if body["kind"] == "ConfigMap":
+            raise KubeError(403, "Forbidden", "configmaps is forbidden")
+        return await real(body)
+
+    kube.create = refuse
     events = []
     result = reconcile(kube, events=events)
     assert "run-1-prepare" not in kube.jobs and result.requeue_after == 10.0
-    assert any(r == "CreateFailed" and "run-1-items exists and is not owned by this object" in m
-               for _, r, m in events), events
-    del kube.config_maps["run-1-items"]           # the garbage collector took it
+    assert any(r == "CreateFailed" and "forbidden" in m for _, r, m in events), events
+    kube.create = real
     reconcile(kube)
-    assert "run-1-prepare" in kube.jobs
-    assert kube.config_maps["run-1-items"]["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert "run-1-prepare" in kube.jobs and "run-1-items-uid1" in kube.config_maps
 
 
 def test_a_conflicting_status_patch_deletes_nothing_and_retries_at_once():
@@ -345,7 +363,7 @@ def test_a_pass_creates_a_bounded_number_of_jobs_items_further_along_first():
     reconcile(kube)                      # the prepare Job
     finish_all(kube)
     result = reconcile(kube)             # every item in flight; the first Jobs created
-    created = [c[1] for c in kube.calls if c[0] == "create" and c[1] not in ("run-1-prepare", "run-1-items")]
+    created = [c[1] for c in kube.calls if c[0] == "create" and c[1] not in ("run-1-prepare", "run-1-items-uid1")]
     assert len(created) == H.MAX_CREATES_PER_PASS and result.requeue_after == 0.0
     assert kube.run["status"]["steps"][0]["running"] == n      # all in flight, some Jobs still to come
     kube.finish(created[0])              # item 0 finishes step 0: its next Job comes before new items

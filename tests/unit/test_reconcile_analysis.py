@@ -114,7 +114,7 @@ def test_after_run_processes_exactly_the_succeeded_items_then_writes_the_manifes
     [manifest] = plan.create
     assert manifest["metadata"]["name"] == "run-1-seg-amanifest"
     [states] = plan.create_config_maps       # the item states, never in the environment
-    assert states["metadata"]["name"] == "run-1-seg-astates"
+    assert states["metadata"]["name"] == "run-1-seg-astates-ajuid"
     assert states["metadata"]["ownerReferences"][0]["kind"] == "AnalysisJob"
     assert manifest["spec"]["template"]["spec"]["containers"][0]["command"] == ["mmif-runner", "analysis-manifest"]
     aj = apply(aj, plan)
@@ -122,7 +122,7 @@ def test_after_run_processes_exactly_the_succeeded_items_then_writes_the_manifes
                          operator_image=IMAGE)
     assert plan.phase == "Succeeded" and cond(plan)["status"] == "True" and plan.status["completionTime"]
     assert plan.status["progress"] == "2/2" and plan.delete == ["run-1-seg-amanifest"]
-    assert plan.delete_config_maps == ["run-1-seg-astates"]
+    assert plan.delete_config_maps == ["run-1-seg-astates-ajuid"]
     assert plan.status["manifestPath"] == "/data/mmif-runs/run-1/analyses/run-1-seg/manifest.json"
 
 

@@ -174,14 +174,14 @@ def test_success_then_manifest_then_succeeded():
     manifest_env = {e["name"]: e["value"] for e in plan.create[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert manifest_env["MMIF_RUN_PHASE"] == "Succeeded"
     [states] = plan.create_config_maps
-    assert states["metadata"]["name"] == "run-1-states"
+    assert states["metadata"]["name"] == "run-1-states-uid1"
     payload = json.loads(zlib.decompress(base64.b64decode(states["binaryData"]["item-states.json.z"])))
     assert payload["owner"] == "uid-1"
     assert itemstates.decode(payload["itemStates"]) == [ItemState(1, ItemPhase.SUCCEEDED)] * 3
     assert manifest_env["MMIF_ITEM_STATES_FILE"] == "/etc/mmif-runner/item-states.json.z"
     sim.finish("run-1-manifest")
     plan = sim.step()
-    assert plan.delete_config_maps == ["run-1-states"], "read: deleted with the manifest Job"
+    assert plan.delete_config_maps == ["run-1-states-uid1"], "read: deleted with the manifest Job"
     st = sim.run["status"]
     assert plan.phase == "Succeeded" and plan.phase_event == "AllItemsSucceeded"
     assert cond(st)["status"] == "True" and cond(st)["reason"] == "Succeeded"
@@ -573,13 +573,13 @@ def test_inline_items_reach_the_prepare_job_in_a_configmap_deleted_once_read():
     sim = Sim(make_run(n_items=3))
     plan = sim.step()
     [cm] = plan.create_config_maps
-    assert cm["kind"] == "ConfigMap" and cm["metadata"]["name"] == "run-1-items"
+    assert cm["kind"] == "ConfigMap" and cm["metadata"]["name"] == "run-1-items-uid1"
     assert cm["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     payload = json.loads(zlib.decompress(base64.b64decode(cm["binaryData"]["items.json.z"])))
     assert payload == {"owner": "uid-1", "items": sim.run["spec"]["items"]}
     assert sim.step().create_config_maps == [], "not again while the prepare Job runs"
     sim.finish(names.prepare_job_name("run-1"), tm={"itemCount": 3})
-    assert sim.step().delete_config_maps == ["run-1-items"]
+    assert sim.step().delete_config_maps == ["run-1-items-uid1"]
     # itemsFrom: no ConfigMap
     sim = Sim(make_run(items=None, itemsFrom={"path": "batch.jsonl"}))
     assert sim.step().create_config_maps == []

@@ -119,7 +119,7 @@ def analyze_job(ctx: AnalysisContext, spec: Mapping[str, Any] | Any, item_index:
 def analysis_manifest_inputs(ctx: AnalysisContext, item_states: str) -> list[dict[str, Any]]:
     """The ConfigMap `<analysis job>-astates` holding the final item states for the manifest Job
     (builders/runner_input.py; runner_input.TooLarge when they do not fit)."""
-    return [states_config_map(names.analysis_states_config_map_name(ctx.name), ctx.namespace,
+    return [states_config_map(names.analysis_states_config_map_name(ctx.name, ctx.uid), ctx.namespace,
                               ctx.labels(L.COMPONENT_ANALYSIS_MANIFEST), ctx.owner_reference(), ctx.uid,
                               item_states)]
 
@@ -138,7 +138,7 @@ def analysis_manifest_job(ctx: AnalysisContext, operator_image: str, phase: str)
     runner = _runner_container(operator_image, "analysis-manifest", env, ctx.mount_path)
     runner["volumeMounts"] = _runner_mounts(ctx)
     pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
-    path = runner_input.mount(pod_spec, runner, names.analysis_states_config_map_name(ctx.name),
+    path = runner_input.mount(pod_spec, runner, names.analysis_states_config_map_name(ctx.name, ctx.uid),
                               runner_input.STATES_KEY)
     runner["env"].append({"name": E.ITEM_STATES_FILE, "value": path})
     return _job(ctx, names.analysis_manifest_job_name(ctx.name), ctx.labels(L.COMPONENT_ANALYSIS_MANIFEST),

@@ -247,7 +247,7 @@ def prepare_inputs(ctx: RunContext, run_spec: Mapping[str, Any] | Any) -> list[d
         return []
     payload = runner_input.encode(ctx.uid, {"items": run_spec["items"]})
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PREPARE)
-    return [runner_input.config_map(names.items_config_map_name(ctx.name), ctx.namespace, labels,
+    return [runner_input.config_map(names.items_config_map_name(ctx.name, ctx.uid), ctx.namespace, labels,
                                     ctx.owner_reference(), runner_input.ITEMS_KEY, payload,
                                     f"the {len(run_spec['items'])} inline items")]
 
@@ -263,7 +263,7 @@ def prepare_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, operator_ima
     runner = _runner_container(operator_image, "prepare", env, ctx.mount_path)
     pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
     if run_spec.get("items") is not None:
-        path = runner_input.mount(pod_spec, runner, names.items_config_map_name(ctx.name), runner_input.ITEMS_KEY)
+        path = runner_input.mount(pod_spec, runner, names.items_config_map_name(ctx.name, ctx.uid), runner_input.ITEMS_KEY)
         runner["env"].append({"name": E.ITEMS_FILE, "value": path})
     return _job(ctx, names.prepare_job_name(ctx.name), labels, pod_spec,
                 retries=PREPARE_RETRIES, deadline=PREPARE_DEADLINE_SECONDS)
@@ -280,7 +280,7 @@ def states_config_map(name: str, namespace: str, labels: Mapping[str, str], owne
 def manifest_inputs(ctx: RunContext, item_states: str) -> list[dict[str, Any]]:
     """The ConfigMap `<run>-states` holding `item_states` for the manifest Job."""
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_MANIFEST)
-    return [states_config_map(names.states_config_map_name(ctx.name), ctx.namespace, labels,
+    return [states_config_map(names.states_config_map_name(ctx.name, ctx.uid), ctx.namespace, labels,
                               ctx.owner_reference(), ctx.uid, item_states)]
 
 
@@ -304,7 +304,7 @@ def manifest_job(ctx: RunContext, pipeline_spec: Mapping[str, Any] | Any, operat
     }
     runner = _runner_container(operator_image, "manifest", env, ctx.mount_path)
     pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
-    path = runner_input.mount(pod_spec, runner, names.states_config_map_name(ctx.name), runner_input.STATES_KEY)
+    path = runner_input.mount(pod_spec, runner, names.states_config_map_name(ctx.name, ctx.uid), runner_input.STATES_KEY)
     runner["env"].append({"name": E.ITEM_STATES_FILE, "value": path})
     return _job(ctx, names.manifest_job_name(ctx.name), labels, pod_spec,
                 retries=MANIFEST_RETRIES, deadline=MANIFEST_DEADLINE_SECONDS)

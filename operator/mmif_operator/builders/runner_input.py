@@ -2,11 +2,13 @@
 
 Large values never travel in an environment variable (Linux refuses to start a process with one
 environment string over 128 KiB; 1,000 items of 6 documents are 573 KB): a run's inline items
-(`<run>-items`, read by the prepare Job) and the final item states (`<run>-states`, read by the
-manifest Job; `<analysis>-astates` for an AnalysisJob's) go into a ConfigMap owned by the run or
-AnalysisJob (controller ownerReference, the standard labels), as one key of `binaryData`: the
-zlib-compressed JSON `{"owner": <owner uid>, ...}`. The runner checks the owner UID, so a
-ConfigMap of that name made by someone else is never read as this run's (runner/inputs.py).
+(`<run>-items-<uid[:8]>`, read by the prepare Job) and the final item states
+(`<run>-states-<uid[:8]>`, read by the manifest Job; `<analysis>-astates-<uid[:8]>` for an
+AnalysisJob's) go into a ConfigMap owned by the run or AnalysisJob (controller ownerReference,
+the standard labels), as one key of `binaryData`: the zlib-compressed JSON
+`{"owner": <owner uid>, ...}`. The UID in the name keeps a new run apart from the leftovers of a
+deleted one of the same name; the runner checks the owner UID, so a ConfigMap of that name made
+by someone else is never read as this run's (runner/inputs.py): the run fails, saying so.
 
 A ConfigMap holds at most 1 MiB (`MAX_CONFIGMAP_BYTES`, the API server's bound on its data);
 what does not fit fails the run with `PrepareFailed` and says so.
@@ -50,7 +52,8 @@ def config_map(name: str, namespace: str, labels: Mapping[str, str], owner_refer
 
 def mount(pod_spec: dict[str, Any], container: dict[str, Any], config_map_name: str, key: str) -> str:
     """Mount `key` of the ConfigMap read-only into `container`; the file's path in the pod."""
-    pod_spec.setdefault("volumes", []).append(
-        {"name": VOLUME, "configMap": {"name": config_map_name, "items": [{"key": key, "path": key}]}})
+    # The whole ConfigMap, not `items`: a ConfigMap of that name without the key (not ours) is
+    # then a missing file the runner reports, not a volume the kubelet cannot mount.
+    pod_spec.setdefault("volumes", []).append({"name": VOLUME, "configMap": {"name": config_map_name}})
     container.setdefault("volumeMounts", []).append({"name": VOLUME, "mountPath": MOUNT_PATH, "readOnly": True})
     return f"{MOUNT_PATH}/{key}"

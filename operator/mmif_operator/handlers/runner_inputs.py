@@ -13,10 +13,11 @@ log = logging.getLogger(__name__)
 
 async def create_config_maps(kube: Kube, bodies: Iterable[Mapping[str, Any]], owner: Mapping[str, Any], what: str,
                              post_event: Callable[[Mapping[str, Any], str, str, str], None]) -> bool:
-    """Create each ConfigMap; True when every one exists now and is `owner`'s. A 409 counts only
-    when the existing ConfigMap's controller is `owner` (by UID): one of that name left by a
-    deleted run of the same name, or made by someone else, is not (its Jobs wait for the next
-    pass; the runner would refuse its content anyway)."""
+    """Create each ConfigMap; False when one could not be created (its Jobs wait for the next
+    pass). A 409 counts as ours only when the existing ConfigMap's controller is `owner` (by UID).
+    One that is not (its name holds the owner's UID, so it was made by someone else on purpose)
+    gets a Warning Event, and the Jobs go ahead: the runner refuses its content (another owner's
+    UID, or no such key), so the run fails with that reason on its condition, never waits."""
     uid = (owner.get("metadata") or {}).get("uid") or ""
     ok = True
     for body in bodies:
@@ -31,10 +32,9 @@ async def create_config_maps(kube: Kube, bodies: Iterable[Mapping[str, Any]], ow
             ok = False
             continue
         if existing is not None and not owned_by(existing, uid):
-            log.warning("%s: ConfigMap %s exists and is not ours; waiting", what, name)
-            post_event(owner, "Warning", "CreateFailed", f"ConfigMap {name} exists and is not owned by this "
-                       f"object (uid {uid}); waiting for it to go")
-            ok = False
+            log.warning("%s: ConfigMap %s exists and is not ours", what, name)
+            post_event(owner, "Warning", "NameConflict", f"ConfigMap {name} exists and is not owned by this "
+                       f"object (uid {uid}); the runner will refuse it")
     return ok
 
 

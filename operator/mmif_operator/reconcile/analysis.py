@@ -252,7 +252,7 @@ class _Planner:
             self._condition(UNKNOWN, R_FINALIZING, f"{summary}; writing the manifest")
             return self._finish()
         self.plan.delete.append(manifest.name)
-        self.plan.delete_config_maps.append(names.analysis_states_config_map_name(ctx.name))
+        self.plan.delete_config_maps.append(names.analysis_states_config_map_name(ctx.name, ctx.uid))
         if manifest.state is JobState.FAILED:
             msg = parse_termination_message(self.tms.get(manifest.name))
             self._phase(FAILED)

@@ -447,7 +447,7 @@ class _Planner:
     def _items_read(self) -> None:
         """The prepare Job is over: its ConfigMap of inline items is read (or never will be)."""
         if self.spec.get("items") is not None:
-            self.plan.delete_config_maps.append(names.items_config_map_name(self.name))
+            self.plan.delete_config_maps.append(names.items_config_map_name(self.name, self.uid))
 
     def _waiting(self, event: str, message: str) -> None:
         """Stay Pending; fire the event (and emit an Event) only when the reason changes."""
@@ -662,7 +662,7 @@ class _Planner:
         # 5. Finalize: the manifest Job once every item is terminal, then the final phase.
         if all_terminal:
             phase, message, event = self._final_outcome(states, stop, cancel, counts)
-            states_config_map = names.states_config_map_name(self.name)
+            states_config_map = names.states_config_map_name(self.name, self.uid)
             if manifest is None:
                 try:
                     self.plan.create_config_maps.extend(J.manifest_inputs(self.ctx, encoded))
