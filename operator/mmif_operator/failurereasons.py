@@ -58,18 +58,17 @@ def record(reasons: list[dict[str, Any]], codes: list[int], index: int, step: st
     codes[index] = len(reasons)
 
 
-def env_value(status: Mapping[str, Any]) -> str | None:
-    """`MMIF_FAILURE_REASONS` for the manifest Job, from the owner's status (None: nothing)."""
+def payload(status: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the manifest Job gets (in its item-states ConfigMap, beside the item states) to tell
+    why items failed where no pod wrote it, from the owner's status (None: nothing)."""
     if not status.get("failureReasons") or not status.get("itemFailureReasons"):
         return None
-    return json.dumps({"reasons": status["failureReasons"], "items": status["itemFailureReasons"]},
-                      separators=(",", ":"))
+    return {"reasons": status["failureReasons"], "items": status["itemFailureReasons"]}
 
 
-def lookup(value: str | None, count: int) -> list[dict[str, Any] | None]:
-    """Per item, its failure reason entry (`{step, reason, message}`) or None, from the env value."""
-    if not value:
+def lookup(data: Mapping[str, Any] | None, count: int) -> list[dict[str, Any] | None]:
+    """Per item, its failure reason entry (`{step, reason, message}`) or None, from `payload`."""
+    if not data:
         return [None] * count
-    data = json.loads(value)
     reasons = data.get("reasons") or []
     return [reasons[c - 1] if 0 < c <= len(reasons) else None for c in decode(data.get("items"), count)]

@@ -101,3 +101,38 @@ def test_a_refused_or_unrecorded_requester_gets_analysis_not_authorized():
     assert patch["analyses"][0]["state"] == "NotAuthorized"
     unrecorded = triggers.decide(template, run(requester=None), None)
     assert not unrecorded.allowed and "no recorded requester" in unrecorded.message
+
+
+def test_groups_beyond_64_are_kept_compressed_and_every_one_reaches_the_access_review():
+    from mmif_operator.api.requester import MAX_GROUPS, Requester, all_groups
+    groups = [f"cn=team-{i:03d},ou=groups,dc=example,dc=org" for i in range(100)] + ["system:authenticated"]
+    user = {"username": "dana", "groups": groups}
+    recorded = decide("CREATE", "PipelineRun", user, {}, None, OPERATOR)
+    assert recorded["groups"] == groups[:MAX_GROUPS]
+    assert all_groups(recorded) == groups
+    Requester.model_validate(recorded)          # within the CRD's bounds
+    review = triggers.access_review(recorded, "a1")
+    assert review["spec"]["groups"] == groups and review["spec"]["user"] == "dana"
+    assert Requester.model_validate(recorded).to_user_info()["groups"] == groups
+    # an update that leaves the recorded requester alone is fine; changing moreGroups is not
+    assert decide("UPDATE", "PipelineRun", user, {"requester": recorded}, {"requester": recorded}, OPERATOR) is None
+    with pytest.raises(Denied, match="cannot be changed"):
+        decide("UPDATE", "PipelineRun", user, {"requester": {**recorded, "moreGroups": "eJwDAAAAAAE="}},
+               {"requester": recorded}, OPERATOR)
+    # 64 groups or fewer: no moreGroups at all
+    assert "moreGroups" not in decide("CREATE", "PipelineRun", {"username": "e", "groups": groups[:64]}, {},
+                                      None, OPERATOR)
+
+
+def test_a_user_whose_groups_do_not_fit_even_compressed_is_refused_naming_the_sizes():
+    import os
+    from mmif_operator.api.requester import MAX_MORE_GROUPS_CHARS
+    groups = [os.urandom(200).hex() for _ in range(200)]      # random names barely compress
+    with pytest.raises(Denied, match=rf"the user's 200 groups do not fit: the 136 beyond the first 64 take "
+                                     rf"\d+ characters compressed, more than the {MAX_MORE_GROUPS_CHARS}"):
+        decide("CREATE", "PipelineRun", {"username": "f", "groups": groups}, {}, None, OPERATOR)
+
+
+def test_an_unreadable_more_groups_falls_back_to_the_verbatim_groups_never_more():
+    review = triggers.access_review({"username": "g", "groups": ["a"], "moreGroups": "!!"}, "a1")
+    assert review["spec"]["groups"] == ["a"]

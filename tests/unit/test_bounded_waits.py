@@ -4,13 +4,17 @@ readiness (reconcile/run.py), and the pure decision on pods that cannot start
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import dataclasses
+import json
+import zlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from mmif_operator.builders import jobs as J
+from mmif_operator.builders import runner_input
 from mmif_operator.handlers.podstart import PodStartWatch
 from mmif_operator.reconcile import podstart as P
 from mmif_operator.reconcile import run as R
@@ -319,24 +323,23 @@ def test_failures_no_pod_wrote_are_kept_compactly_for_the_manifest_and_runner_fa
         [third], {third.name: P.StartFailure(third.name, "ImagePullFailed", "pod c: ErrImagePull: nope")}))
     assert len(st["failureReasons"]) == 1 and FR.decode(st["itemFailureReasons"], 3) == [1, 0, 1]
     p = plan(run, T0)
-    manifest, = p.create
-    env = {e["name"]: e["value"] for e in manifest["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert [e and e["reason"] for e in FR.lookup(env["MMIF_FAILURE_REASONS"], 3)] == [
+    states_map, = p.create_config_maps                # what the manifest Job reads, beside the states
+    blob = base64.b64decode(states_map["binaryData"][runner_input.STATES_KEY])
+    payload = json.loads(zlib.decompress(blob))
+    assert [e and e["reason"] for e in FR.lookup(payload["failureReasons"], 3)] == [
         "ImagePullFailed", None, "ImagePullFailed"]
 
 
 def test_the_manifest_gives_an_item_that_never_started_its_reason(tmp_path, monkeypatch, apps):
     from mmif_operator import failurereasons as FR
     from mmif_operator.itemstates import ItemPhase, ItemState
-    from mmif_operator.runner import env as E
     run = Run(tmp_path, monkeypatch, ["asr", "ner"], [VIDEO, VIDEO])
     assert run.step(0, 0, apps["textgen"][0])[0] == 0                 # item 0 passes asr; ner never starts
     reasons, codes = [], [0, 0]
     FR.record(reasons, codes, 0, "ner", "PodCreateFailed", "Job made no pod within 10 s: forbidden")
     FR.record(reasons, codes, 1, "asr", "ImagePullFailed", "pod b: ErrImagePull")
-    value = FR.env_value({"failureReasons": reasons, "itemFailureReasons": FR.encode(codes)})
-    doc = run.manifest([ItemState(1, ItemPhase.FAILED), ItemState(0, ItemPhase.FAILED)],
-                       **{E.FAILURE_REASONS: value})
+    value = FR.payload({"failureReasons": reasons, "itemFailureReasons": FR.encode(codes)})
+    doc = run.manifest([ItemState(1, ItemPhase.FAILED), ItemState(0, ItemPhase.FAILED)], failureReasons=value)
     first, second = doc["items"]
     assert (first["failedStep"], first["reason"], first["message"]) == (
         "ner", "PodCreateFailed", "Job made no pod within 10 s: forbidden")

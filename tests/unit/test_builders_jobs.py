@@ -7,7 +7,8 @@ import pytest
 
 from mmif_operator.builders import jobs, labels as L, names, services
 from mmif_operator.runner import env as E
-from mmif_operator.runner.items import parse_inline
+from mmif_operator.builders import runner_input
+from mmif_operator.runner import inputs
 
 RUN = {
     "metadata": {"name": "run-1", "namespace": "ns", "uid": "uid-1"},
@@ -129,30 +130,76 @@ def test_root_app_is_not_forced_non_root():
         check_restricted(pod)
 
 
-def test_prepare_and_manifest_jobs():
+def config_map_payload(cm, key):
+    import base64
+    return base64.b64decode(cm["binaryData"][key])
+
+
+def read_mounted(job, cm, tmp_path):
+    """The runner's view: the file the Job's env names, with the ConfigMap's key as its content."""
+    pod = job["spec"]["template"]["spec"]
+    runner = pod["containers"][0]
+    [volume] = [v for v in pod["volumes"] if v["name"] == runner_input.VOLUME]
+    assert volume["configMap"]["name"] == cm["metadata"]["name"]
+    [mnt] = [m for m in runner["volumeMounts"] if m["name"] == runner_input.VOLUME]
+    assert mnt["readOnly"] is True and mnt["mountPath"] == runner_input.MOUNT_PATH
+    [key] = cm["binaryData"]
+    path = tmp_path / key
+    path.write_bytes(config_map_payload(cm, key))
+    return key, str(path)
+
+
+def test_prepare_reads_inline_items_from_a_configmap_owned_by_the_run_never_the_environment(tmp_path):
+    [cm] = jobs.prepare_inputs(CTX, RUN["spec"])
     prep = jobs.prepare_job(CTX, RUN["spec"], "img")
     assert prep["metadata"]["name"] == "run-1-prepare"
     assert prep["metadata"]["labels"][L.COMPONENT] == "prepare"
     runner = prep["spec"]["template"]["spec"]["containers"][0]
     assert runner["command"] == ["mmif-runner", "prepare"]
-    assert json.loads(env_of(runner)[E.ITEMS_INLINE]) == RUN["spec"]["items"]
+    assert cm["metadata"]["name"] == "run-1-items-uid1" and cm["immutable"] is True
+    assert cm["metadata"]["ownerReferences"] == [CTX.owner_reference()]
+    assert cm["metadata"]["labels"][L.RUN] == "run-1" and cm["metadata"]["labels"][L.MANAGED_BY] == L.MANAGER
+    key, path = read_mounted(prep, cm, tmp_path)
+    assert env_of(runner)[E.ITEMS_FILE] == f"{runner_input.MOUNT_PATH}/{key}"
+    assert inputs.read(path, CTX.uid, "items")["items"] == RUN["spec"]["items"]
     check_restricted(prep["spec"]["template"]["spec"])
-    big = [{"name": f"item-{i}", "documents": [{"location": f"videos/{i:05d}.mp4", "mimeType": "video/mp4"}]}
-           for i in range(1000)]
+    # 1,000 items of 6 documents: nothing of them in the environment
+    big = [{"name": f"item-{i}", "documents": [{"location": f"videos/{i:05d}-{d}.mp4", "mimeType": "video/mp4"}
+                                               for d in range(6)]} for i in range(1000)]
     big_job = jobs.prepare_job(CTX, {**RUN["spec"], "items": big}, "img")
-    value = env_of(big_job["spec"]["template"]["spec"]["containers"][0])[E.ITEMS_INLINE]
-    assert len(value) < 128 * 1024                    # Linux refuses longer env strings
-    assert [raw for _, raw in parse_inline(value)] == big
+    assert len(json.dumps(big_job["spec"]["template"]["spec"]["containers"][0]["env"])) < 2000
+    [big_cm] = jobs.prepare_inputs(CTX, {**RUN["spec"], "items": big})
+    assert inputs.read(read_mounted(big_job, big_cm, tmp_path)[1], CTX.uid, "items")["items"] == big
     from_file = jobs.prepare_job(CTX, {**RUN["spec"], "items": None, "itemsFrom": {"path": "b.jsonl"}}, "img")
     env = env_of(from_file["spec"]["template"]["spec"]["containers"][0])
-    assert env[E.ITEMS_FROM] == "b.jsonl" and E.ITEMS_INLINE not in env
+    assert env[E.ITEMS_FROM] == "b.jsonl" and E.ITEMS_FILE not in env
+    assert jobs.prepare_inputs(CTX, {**RUN["spec"], "items": None, "itemsFrom": {"path": "b.jsonl"}}) == []
 
-    man = jobs.manifest_job(CTX, PIPELINE, "eJwDAAAAAAE=", "img", "Succeeded")
+
+def test_items_that_do_not_fit_in_a_configmap_are_refused_with_the_sizes():
+    import os
+    # random names barely compress: 1,000 items of 4 documents with 1,000-character locations
+    noise = [{"documents": [{"location": os.urandom(500).hex(), "mimeType": "video/mp4"} for _ in range(4)]}
+             for _ in range(1000)]
+    with pytest.raises(runner_input.TooLarge, match=r"the 1000 inline items take \d+ bytes compressed, more than "
+                                                    r"the 1048576 bytes \(1 MiB\) a ConfigMap holds"):
+        jobs.prepare_inputs(CTX, {**RUN["spec"], "items": noise})
+
+
+def test_the_manifest_job_reads_the_item_states_from_a_configmap(tmp_path):
+    man = jobs.manifest_job(CTX, PIPELINE, "img", "Succeeded")
+    [cm] = jobs.manifest_inputs(CTX, "eJwDAAAAAAE=")
     assert man["metadata"]["name"] == "run-1-manifest"
     assert man["metadata"]["labels"][L.COMPONENT] == "manifest"
     env = env_of(man["spec"]["template"]["spec"]["containers"][0])
-    assert env[E.ITEM_STATES] == "eJwDAAAAAAE=" and env[E.RUN_PHASE] == "Succeeded"
+    assert env[E.RUN_PHASE] == "Succeeded" and env[E.RUN_UID] == CTX.uid
     assert env[E.STEPS] == "asr,ner,ext"
+    assert cm["metadata"]["name"] == "run-1-states-uid1"
+    key, path = read_mounted(man, cm, tmp_path)
+    assert env[E.ITEM_STATES_FILE] == f"{runner_input.MOUNT_PATH}/{key}"
+    assert inputs.read(path, CTX.uid, "states")["itemStates"] == "eJwDAAAAAAE="
+    with pytest.raises(inputs.InputFileError, match="not for 'someone-else'"):
+        inputs.read(path, "someone-else", "states")
     check_restricted(man["spec"]["template"]["spec"])
 
 
@@ -197,7 +244,7 @@ def test_step_placement_reaches_every_step_pod_but_not_prepare_or_manifest():
         assert pod["tolerations"] == KWOK["tolerations"], k
     unplaced = jobs.step_job(CTX, RUN["spec"], PIPELINE, 0, 1, "img")["spec"]["template"]["spec"]
     assert "nodeSelector" not in unplaced and "tolerations" not in unplaced
-    for job in (jobs.prepare_job(CTX, RUN["spec"], "img"), jobs.manifest_job(CTX, placed, "", "img", "Succeeded")):
+    for job in (jobs.prepare_job(CTX, RUN["spec"], "img"), jobs.manifest_job(CTX, placed, "img", "Succeeded")):
         pod = job["spec"]["template"]["spec"]
         assert "nodeSelector" not in pod and "tolerations" not in pod
     dep = services.app_deployment(services.PipelineContext(name="pipe", namespace="ns", uid="u"), placed,

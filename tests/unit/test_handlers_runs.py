@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mmif_operator.handlers import runs as H
+from mmif_operator.k8s import ops
 from mmif_operator.k8s.ops import KubeError
 from mmif_operator.reconcile.observed import ObservedJob
 
@@ -36,6 +37,7 @@ class FakeKube:
         self.pipeline = pipeline
         self.pvc = pvc
         self.jobs: dict[str, dict] = {}
+        self.config_maps: dict[str, dict] = {}
         self.messages: dict[str, str] = {}
         self.calls: list[tuple[str, str]] = []
         self.conflict_once = False
@@ -60,10 +62,20 @@ class FakeKube:
     async def create(self, body):
         name = body["metadata"]["name"]
         self.calls.append(("create", name))
-        if name in self.jobs:
-            return False
-        self.jobs[name] = copy.deepcopy(body)
+        store = self.config_maps if body["kind"] == "ConfigMap" else self.jobs
+        if name in store:    # as Kube.create: ours exists (False), or someone else's (NameConflict)
+            return ops._ours_or_raise(body["kind"], body, store[name])
+        store[name] = copy.deepcopy(body)
         return True
+
+    async def get(self, kind, ns, name):
+        assert kind == "ConfigMap"
+        return copy.deepcopy(self.config_maps.get(name))
+
+    async def delete(self, kind, ns, name, uid=None):
+        assert kind == "ConfigMap"
+        self.calls.append(("delete", name))
+        return self.config_maps.pop(name, None) is not None
 
     async def patch_status(self, plural, ns, name, patch, resource_version=None):
         self.calls.append(("patch", ",".join(sorted(patch))))
@@ -124,7 +136,8 @@ def test_a_run_goes_to_the_end_and_the_writes_come_in_order():
     kube = FakeKube(make_run(3))
     events = []
     result = reconcile(kube, events=events)
-    assert kube.calls == [("create", "run-1-prepare"), ("patch", kube.calls[1][1])]
+    # The ConfigMap the prepare Job reads its items from, before the Job.
+    assert kube.calls == [("create", "run-1-items-uid1"), ("create", "run-1-prepare"), ("patch", kube.calls[2][1])]
     assert kube.run["status"]["phase"] == "Running" and not result.done
     for _ in range(20):
         kube.calls.clear()
@@ -137,8 +150,41 @@ def test_a_run_goes_to_the_end_and_the_writes_come_in_order():
             break
     st = kube.run["status"]
     assert st["phase"] == "Succeeded" and st["progress"] == "3/3" and result.done
-    assert kube.jobs == {}
+    assert kube.jobs == {} and kube.config_maps == {}, "the runner inputs are deleted once read"
     assert ("Normal", "Succeeded", "3 of 3 items succeeded") in events
+
+
+def test_a_configmap_of_the_items_name_that_is_not_ours_is_not_counted_as_ours_and_said_so():
+    """Its name holds the run's UID: someone made it on purpose. It is not taken for ours (a
+    Warning Event names it); the prepare Job goes ahead, and its runner refuses the content (unit
+    tests of runner/inputs.py), so the run fails with that reason rather than waiting."""
+    kube = FakeKube(make_run(2))
+    kube.config_maps["run-1-items-uid1"] = {"kind": "ConfigMap", "metadata": {"name": "run-1-items-uid1"}}
+    events = []
+    reconcile(kube, events=events)
+    assert ("Warning", "NameConflict") in [(t, r) for t, r, _ in events], events
+    assert any("ConfigMap run-1-items-uid1 already exists and is not ours" in m for _, _, m in events), events
+    assert kube.config_maps["run-1-items-uid1"]["metadata"].get("ownerReferences") is None, "left as it was"
+    assert "run-1-prepare" in kube.jobs
+
+
+def test_a_failed_configmap_create_creates_no_job_in_that_pass():
+    kube = FakeKube(make_run(2))
+    real = kube.create
+
+    async def refuse(body):
+        if body["kind"] == "ConfigMap":
+            raise KubeError(403, "Forbidden", "configmaps is forbidden")
+        return await real(body)
+
+    kube.create = refuse
+    events = []
+    result = reconcile(kube, events=events)
+    assert "run-1-prepare" not in kube.jobs and result.requeue_after == 10.0
+    assert any(r == "CreateFailed" and "forbidden" in m for _, r, m in events), events
+    kube.create = real
+    reconcile(kube)
+    assert "run-1-prepare" in kube.jobs and "run-1-items-uid1" in kube.config_maps
 
 
 def test_a_conflicting_status_patch_deletes_nothing_and_retries_at_once():
@@ -300,7 +346,7 @@ def test_a_pass_creates_a_bounded_number_of_jobs_items_further_along_first():
     reconcile(kube)                      # the prepare Job
     finish_all(kube)
     result = reconcile(kube)             # every item in flight; the first Jobs created
-    created = [c[1] for c in kube.calls if c[0] == "create" and c[1] != "run-1-prepare"]
+    created = [c[1] for c in kube.calls if c[0] == "create" and c[1] not in ("run-1-prepare", "run-1-items-uid1")]
     assert len(created) == H.MAX_CREATES_PER_PASS and result.requeue_after == 0.0
     assert kube.run["status"]["steps"][0]["running"] == n      # all in flight, some Jobs still to come
     kube.finish(created[0])              # item 0 finishes step 0: its next Job comes before new items

@@ -264,6 +264,7 @@ class RunKube:
     def __init__(self, run):
         self.run = run
         self.jobs: dict[str, dict] = {}
+        self.config_maps: dict[str, dict] = {}
         self.calls: list[tuple] = []
 
     async def get_custom(self, plural, ns, name):
@@ -285,8 +286,16 @@ class RunKube:
         self.calls.append(("create", name))
         if name == "run-1-00000-0":
             raise NameConflict("Job", name, obj(name))
-        self.jobs[name] = copy.deepcopy(body)
+        (self.config_maps if body["kind"] == "ConfigMap" else self.jobs)[name] = copy.deepcopy(body)
         return True
+
+    async def get(self, kind, ns, name):
+        assert kind == "ConfigMap"
+        return copy.deepcopy(self.config_maps.get(name))
+
+    async def delete(self, kind, ns, name, uid=None):
+        assert kind == "ConfigMap"
+        return self.config_maps.pop(name, None) is not None
 
     async def patch_status(self, plural, ns, name, patch, resource_version=None):
         self.run["status"].update(json.loads(json.dumps(patch)))

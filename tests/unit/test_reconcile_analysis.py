@@ -104,18 +104,25 @@ def test_after_run_processes_exactly_the_succeeded_items_then_writes_the_manifes
     plan = plan_analysis(aj, source, [], NOW, operator_image=IMAGE)
     assert [j["metadata"]["labels"][L.ITEM_INDEX] for j in plan.create] == ["0", "2"]
     assert plan.status["progress"] == "0/2"
+    assert "outputPath" not in plan.status, "no Job has claimed the folder yet"
     aj = apply(aj, plan)
     plan = plan_analysis(aj, source, [job(0, JobState.SUCCEEDED), job(2, JobState.SUCCEEDED)], NOW,
                          operator_image=IMAGE)
     assert plan.phase == "Running" and cond(plan)["reason"] == "Finalizing"
+    assert plan.status["outputPath"] == "/data/mmif-runs/run-1/analyses/run-1-seg"
+    assert "manifestPath" not in plan.status
     [manifest] = plan.create
     assert manifest["metadata"]["name"] == "run-1-seg-amanifest"
+    [states] = plan.create_config_maps       # the item states, never in the environment
+    assert states["metadata"]["name"] == "run-1-seg-astates-ajuid"
+    assert states["metadata"]["ownerReferences"][0]["kind"] == "AnalysisJob"
     assert manifest["spec"]["template"]["spec"]["containers"][0]["command"] == ["mmif-runner", "analysis-manifest"]
     aj = apply(aj, plan)
     plan = plan_analysis(aj, source, [job(None, JobState.SUCCEEDED, JobKind.ANALYSIS_MANIFEST)], NOW,
                          operator_image=IMAGE)
     assert plan.phase == "Succeeded" and cond(plan)["status"] == "True" and plan.status["completionTime"]
     assert plan.status["progress"] == "2/2" and plan.delete == ["run-1-seg-amanifest"]
+    assert plan.delete_config_maps == ["run-1-seg-astates-ajuid"]
     assert plan.status["manifestPath"] == "/data/mmif-runs/run-1/analyses/run-1-seg/manifest.json"
 
 

@@ -26,7 +26,7 @@ def test_observed_from_built_jobs():
     assert step.run == "run-1" and step.namespace == "ns" and step.owner_uid == "uid-1"
     prep = ObservedJob.from_job(jobs.prepare_job(CTX, {"items": []}, "img"))
     assert prep.kind is JobKind.PREPARE and prep.item is None
-    man = ObservedJob.from_job(jobs.manifest_job(CTX, SPEC, "", "img", "Succeeded"))
+    man = ObservedJob.from_job(jobs.manifest_job(CTX, SPEC, "img", "Succeeded"))
     assert man.kind is JobKind.MANIFEST
     assert ObservedJob.from_job({"metadata": {"name": "x", "labels": {}}}) is None
     hash(step)

@@ -1,9 +1,11 @@
 """reconcile/run.py: the run planner, driven through a tiny simulated cluster."""
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
 import json
+import zlib
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -118,7 +120,7 @@ def test_start_creates_prepare_and_waits_for_the_count():
     assert [j["metadata"]["name"] for j in plan.create] == ["run-1-prepare"]
     st = sim.run["status"]
     assert st["pipelineSpec"] == PIPELINE and st["startTime"] == "2025-01-01T12:00:00Z"
-    assert st["outputPath"] == "/data/mmif-runs/run-1" and st["manifestPath"].endswith("/manifest.json")
+    assert "outputPath" not in st and "manifestPath" not in st, "reported only once they exist"
     assert [h["to"] for h in st["history"]] == ["Pending", "Running"]
     assert cond(st)["status"] == "Unknown"
     assert any(e.reason == "Started" for e in plan.events)
@@ -167,15 +169,24 @@ def test_success_then_manifest_then_succeeded():
     assert [j["metadata"]["name"] for j in plan.create] == ["run-1-manifest"]
     assert sim.run["status"]["phase"] == "Running"
     assert cond(sim.run["status"])["reason"] == "Finalizing"
+    assert sim.run["status"]["outputPath"] == "/data/mmif-runs/run-1", "claimed by the prepare Job"
+    assert "manifestPath" not in sim.run["status"], "not written yet"
     manifest_env = {e["name"]: e["value"] for e in plan.create[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert manifest_env["MMIF_RUN_PHASE"] == "Succeeded"
-    assert itemstates.decode(manifest_env["MMIF_ITEM_STATES"]) == [ItemState(1, ItemPhase.SUCCEEDED)] * 3
+    [states] = plan.create_config_maps
+    assert states["metadata"]["name"] == "run-1-states-uid1"
+    payload = json.loads(zlib.decompress(base64.b64decode(states["binaryData"]["item-states.json.z"])))
+    assert payload["owner"] == "uid-1"
+    assert itemstates.decode(payload["itemStates"]) == [ItemState(1, ItemPhase.SUCCEEDED)] * 3
+    assert manifest_env["MMIF_ITEM_STATES_FILE"] == "/etc/mmif-runner/item-states.json.z"
     sim.finish("run-1-manifest")
     plan = sim.step()
+    assert plan.delete_config_maps == ["run-1-states-uid1"], "read: deleted with the manifest Job"
     st = sim.run["status"]
     assert plan.phase == "Succeeded" and plan.phase_event == "AllItemsSucceeded"
     assert cond(st)["status"] == "True" and cond(st)["reason"] == "Succeeded"
     assert st["completionTime"] and st["progress"] == "3/3"
+    assert st["manifestPath"] == "/data/mmif-runs/run-1/manifest.json"
     assert "run-1-manifest" in plan.delete
     check_schema(st)
     # A terminal run does nothing more.
@@ -197,6 +208,7 @@ def test_manifest_failure_fails_the_run_through_the_table():
     assert cond(st)["status"] == "False" and cond(st)["reason"] == "ManifestFailed"
     assert "disk full" in cond(st)["message"]
     assert st["history"][-1]["from"] == "Running" and st["history"][-1]["reason"] == "ManifestFailed"
+    assert "manifestPath" not in st, "no manifest was written"
     check_schema(st)
 
 
@@ -378,6 +390,7 @@ def test_prepare_failures():
     sim.step()
     assert cond(sim.run["status"])["reason"] == "PrepareFailed"
     assert cond(sim.run["status"])["message"] == "v3.mp4 missing"
+    assert not {"outputPath", "manifestPath"} & set(sim.run["status"]), "neither exists after PrepareFailed"
 
 
 def test_prepare_count_falls_back_to_inline_items():
@@ -554,3 +567,32 @@ def test_item_failed_steps_is_part_of_the_status_schema():
     crd = yaml.safe_load((Path(__file__).parents[2] / "crds" / "mmif.dev_pipelineruns.yaml").read_text())
     status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
     assert "itemFailedSteps" in status["properties"]
+
+
+def test_inline_items_reach_the_prepare_job_in_a_configmap_deleted_once_read():
+    sim = Sim(make_run(n_items=3))
+    plan = sim.step()
+    [cm] = plan.create_config_maps
+    assert cm["kind"] == "ConfigMap" and cm["metadata"]["name"] == "run-1-items-uid1"
+    assert cm["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    payload = json.loads(zlib.decompress(base64.b64decode(cm["binaryData"]["items.json.z"])))
+    assert payload == {"owner": "uid-1", "items": sim.run["spec"]["items"]}
+    assert sim.step().create_config_maps == [], "not again while the prepare Job runs"
+    sim.finish(names.prepare_job_name("run-1"), tm={"itemCount": 3})
+    assert sim.step().delete_config_maps == ["run-1-items-uid1"]
+    # itemsFrom: no ConfigMap
+    sim = Sim(make_run(items=None, itemsFrom={"path": "batch.jsonl"}))
+    assert sim.step().create_config_maps == []
+
+
+def test_inline_items_that_do_not_fit_in_a_configmap_fail_the_run_saying_so():
+    import os
+    noise = [{"documents": [{"location": os.urandom(500).hex(), "mimeType": "video/mp4"} for _ in range(4)]}
+             for _ in range(1000)]
+    sim = Sim(make_run(items=noise))
+    plan = sim.step()
+    assert plan.phase == "Failed" and plan.create == [] and plan.create_config_maps == []
+    c = cond(sim.run["status"])
+    assert c["reason"] == "PrepareFailed"
+    assert "spec.items cannot reach the prepare Job: the 1000 inline items take" in c["message"]
+    assert "spec.itemsFrom" in c["message"]

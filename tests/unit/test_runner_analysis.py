@@ -29,14 +29,15 @@ class Analysis:
         for name in E.ANALYZE + E.ANALYSIS_MANIFEST:
             self.run.mp.delenv(name, raising=False)
         return self.run._main("analyze", {
-            E.RUN_DIR: self.run.layout.root, E.ANALYSIS_DIR: self.layout.root, E.ANALYSIS_UID: self.uid,
-            E.ITEM_INDEX: str(item), E.APP_URL: url, E.APP_PARAMS: json.dumps(params or {}),
+            E.RUN_DIR: self.run.layout.root, E.RUN_UID: "uid-1", E.ANALYSIS_DIR: self.layout.root,
+            E.ANALYSIS_UID: self.uid, E.ITEM_INDEX: str(item), E.APP_URL: url, E.APP_PARAMS: json.dumps(params or {}),
             E.APP_WAIT: "2", **more})
 
     def manifest(self, states):
         code, term = self.run._main("analysis-manifest", {
             E.RUN_DIR: self.run.layout.root, E.ANALYSIS_DIR: self.layout.root, E.ANALYSIS_NAME: self.name,
-            E.RUN_PHASE: "Succeeded", E.ITEM_STATES: itemstates.encode(states)})
+            E.RUN_PHASE: "Succeeded", E.RUN_UID: "uid-1", E.ANALYSIS_UID: self.uid,
+            E.ITEM_STATES_FILE: self.run.input_file("astates", self.uid, {"itemStates": itemstates.encode(states)})})
         assert code == ExitCode.OK, term
         return json.load(open(self.layout.manifest))
 

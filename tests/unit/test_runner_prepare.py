@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from mmif_operator.runner import cli, env as E
+from mmif_operator.runner import cli, env as E, inputs
 from mmif_operator.runner.exitcodes import ExitCode
 from mmif_operator.runner.paths import RunLayout, run_dir
 
@@ -24,7 +24,14 @@ def ws(tmp_path):
     return root
 
 
-def prepare(monkeypatch, ws, *, items=None, items_from=None, raw_inline=None, uid=UID, run="run-1"):
+def items_file(ws, items, owner=UID):
+    """The inline items as the operator's ConfigMap gives them to the prepare pod."""
+    path = ws.parent / "items.json.z"
+    path.write_bytes(inputs.encode(owner, {"items": items}))
+    return str(path)
+
+
+def prepare(monkeypatch, ws, *, items=None, items_from=None, raw_file=None, uid=UID, run="run-1"):
     term = ws.parent / "termination-log"
     for name in E.PREPARE:
         monkeypatch.delenv(name, raising=False)
@@ -32,8 +39,8 @@ def prepare(monkeypatch, ws, *, items=None, items_from=None, raw_inline=None, ui
     monkeypatch.setenv(E.RUN_DIR, run_dir(run, str(ws)))
     monkeypatch.setenv(E.RUN_UID, uid)
     monkeypatch.setenv(E.TERMINATION_LOG, str(term))
-    if items is not None or raw_inline is not None:
-        monkeypatch.setenv(E.ITEMS_INLINE, raw_inline if raw_inline is not None else json.dumps(items))
+    if items is not None or raw_file is not None:
+        monkeypatch.setenv(E.ITEMS_FILE, raw_file if raw_file is not None else items_file(ws, items, uid))
     if items_from is not None:
         monkeypatch.setenv(E.ITEMS_FROM, items_from)
     code = cli.main(["prepare"])
@@ -179,13 +186,20 @@ def test_prepare_without_items_is_a_configuration_error(monkeypatch, ws):
     assert code == ExitCode.INVALID_CONFIG and term["reason"] == "InvalidConfig"
 
 
-def test_prepare_accepts_a_large_batch_compressed_in_the_environment(monkeypatch, ws):
-    from mmif_operator.runner.items import COMPRESSED_PREFIX, encode_inline
-    items = [{"name": f"clip-{n}", "documents": [{"location": "media/a.mp4", "mimeType": "video/mp4"}] * 10}
+def test_prepare_reads_1000_items_of_6_documents_from_the_mounted_file(monkeypatch, ws):
+    items = [{"name": f"clip-{n}", "documents": [{"location": "media/a.mp4", "mimeType": "video/mp4"}] * 6}
              for n in range(1000)]
-    value = encode_inline(items)
-    assert value.startswith(COMPRESSED_PREFIX) and len(value) < 128 * 1024
-    assert prepare(monkeypatch, ws, raw_inline=value) == (ExitCode.OK, {"items": 1000})
-    assert encode_inline(items[:1]).startswith("[")
-    code, term = prepare(monkeypatch, ws, raw_inline=COMPRESSED_PREFIX + "@@@")
+    assert prepare(monkeypatch, ws, items=items) == (ExitCode.OK, {"items": 1000})
+
+
+def test_prepare_refuses_an_items_file_made_for_another_run_or_unreadable(monkeypatch, ws):
+    other = items_file(ws, [{"mmif": "prev.mmif"}], owner="uid-of-bob")
+    code, term = prepare(monkeypatch, ws, raw_file=other)
+    assert (code, term["reason"]) == (ExitCode.INVALID_INPUT, "InvalidItems")
+    assert "was made for 'uid-of-bob', not for 'uid-1111'" in term["message"]
+    assert not os.path.exists(layout(ws).root), "nothing claimed"
+    (ws.parent / "broken").write_bytes(b"not zlib")
+    code, term = prepare(monkeypatch, ws, raw_file=str(ws.parent / "broken"))
     assert code == ExitCode.INVALID_INPUT and "cannot be decoded" in term["message"]
+    code, term = prepare(monkeypatch, ws, raw_file=str(ws.parent / "missing"))
+    assert code == ExitCode.INVALID_INPUT and "cannot read the inline items" in term["message"]

@@ -14,7 +14,7 @@ from mmif import Mmif
 
 from mmif_operator import itemstates
 from mmif_operator.itemstates import ItemPhase, ItemState
-from mmif_operator.runner import cli, env as E
+from mmif_operator.runner import cli, env as E, inputs
 from mmif_operator.runner.exitcodes import FAIL_JOB, ExitCode
 from mmif_operator.runner.files import sha256_file
 from mmif_operator.runner.paths import RunLayout, run_dir
@@ -75,16 +75,25 @@ class Run:
         for name in ("a.mp4", "b.mp4", "boom.mp4"):
             (self.ws / "media" / name).write_bytes(b"x")
         for name, data in (files or {}).items():
+            (self.ws / name).parent.mkdir(parents=True, exist_ok=True)
             (self.ws / name).write_bytes(data)
         self.mp, self.steps = monkeypatch, steps
         self.term = root / "termination-log"
         self.layout = RunLayout(run_dir("run-1", str(self.ws)))
+        self.root = root
         code, _ = self._main("prepare", {E.WORKSPACE: str(self.ws), E.RUN_DIR: self.layout.root,
-                                         E.RUN_UID: "uid-1", E.ITEMS_INLINE: json.dumps(items)})
+                                         E.RUN_UID: "uid-1",
+                                         E.ITEMS_FILE: self.input_file("items", "uid-1", {"items": items})})
         assert code == ExitCode.OK
 
+    def input_file(self, name, owner, body):
+        """A file as the operator's ConfigMap gives it to a runner pod (builders/runner_input.py)."""
+        path = self.root / f"{name}.json.z"
+        path.write_bytes(inputs.encode(owner, body))
+        return str(path)
+
     def _main(self, command, values):
-        for name in set(E.PREPARE + E.STEP + E.MANIFEST):
+        for name in set(E.PREPARE + E.STEP + E.MANIFEST + E.ANALYZE + E.ANALYSIS_MANIFEST):
             self.mp.delenv(name, raising=False)
         for k, v in values.items():
             self.mp.setenv(k, v)
@@ -106,7 +115,9 @@ class Run:
     def manifest(self, states, phase="Failed", **more):
         code, term = self._main("manifest", {
             E.RUN_DIR: self.layout.root, E.STEPS: ",".join(self.steps), E.RUN_NAME: "run-1",
-            E.RUN_PHASE: phase, E.ITEM_STATES: itemstates.encode(states), **more})
+            E.RUN_PHASE: phase, E.RUN_UID: "uid-1",
+            E.ITEM_STATES_FILE: self.input_file("states", "uid-1", {"itemStates": itemstates.encode(states),
+                                                                     **more})})
         assert code == ExitCode.OK, term
         return json.load(open(self.layout.manifest))
 
@@ -189,7 +200,7 @@ def test_an_error_view_in_a_200_answer_is_an_app_error(tmp_path, monkeypatch):
     (200, "text/html", b"<html>hello</html>", "not JSON"),
     (200, "application/json", b'{"metadata": {}}', "not valid MMIF"),
     (500, "text/plain", b"Invalid input data. See below for validation error.", "rejected its input"),
-    (404, "text/html", b"not found", "HTTP 404"),
+    (400, "text/html", b"bad request", "HTTP 400"),
 ])
 def test_answers_that_are_not_mmif_are_invalid_output(tmp_path, monkeypatch, status, ctype, body, expected):
     run = Run(tmp_path, monkeypatch, ["fake"], [VIDEO])
@@ -246,6 +257,75 @@ def test_gateway_errors_are_infrastructure_failures(tmp_path, monkeypatch, statu
     with harness.serve(fake_app(TEXTGEN, lambda _: (status, "text/plain", b"busy"))) as url:
         code, term = run.step(0, 0, url)
     assert (code, term["reason"]) == (ExitCode.INFRA, "AppUnavailable")
+
+
+def answering(status, get_status=200):
+    """A WSGI app answering GET / with `get_status` (metadata when 200) and POST with `status`."""
+    def wsgi(environ, start_response):
+        code = get_status if environ["REQUEST_METHOD"] == "GET" else status
+        body = json.dumps({"identifier": TEXTGEN}).encode() if code == 200 else b"<html>Not Found</html>"
+        start_response(f"{code} X", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
+        return [body]
+    return wsgi
+
+
+@pytest.mark.parametrize("get_status, post_status", [(404, 200), (405, 200), (200, 404), (200, 405), (200, 421)])
+def test_not_the_app_yet_is_an_infrastructure_failure_retried_by_the_job(tmp_path, monkeypatch, get_status,
+                                                                        post_status):
+    """Right after a Service-mode Deployment became Ready, `GET /` may reach something that is
+    not the app yet (404); that answer is retried (exit 2), never taken as the app's output."""
+    run = Run(tmp_path, monkeypatch, ["asr"], [VIDEO])
+    with harness.serve(answering(post_status, get_status)) as url:
+        code, term = run.step(0, 0, url)
+    assert (code, term["reason"]) == (ExitCode.INFRA, "AppUnavailable"), term
+    assert f"HTTP {get_status if get_status != 200 else post_status}" in term["message"]
+    assert "retried" in term["message"] and run.record(0, 0)["retriable"] is True
+
+
+def test_the_infrastructure_statuses_are_the_gateway_and_not_the_app_ones():
+    from mmif_operator.runner.appclient import infra_status
+    assert [s for s in range(100, 600) if infra_status(s)] == [404, 405, 421, 429, 502, 503, 504]
+
+
+@pytest.mark.parametrize("declare_length", [True, False])
+def test_an_answer_over_the_cap_is_output_too_large_final_and_never_read_whole(tmp_path, monkeypatch,
+                                                                             declare_length):
+    from mmif_operator.runner.appclient import MAX_ANSWER_BYTES
+    run = Run(tmp_path, monkeypatch, ["asr"], [VIDEO])
+    bigmouth = harness.load_module("bigmouth").get_flask()    # tests/apps/bigmouth: 3 GiB answers
+    with harness.serve(bigmouth) as url:
+        code, term = run.step(0, 0, url, {"declareLength": str(declare_length).lower()})
+    assert code == ExitCode.INVALID_OUTPUT == 3, term
+    assert term["reason"] == "OutputTooLarge"
+    assert f"the {MAX_ANSWER_BYTES // (1 << 20)} MiB the runner reads" in term["message"]
+    assert ("3221225472 bytes long (Content-Length)" in term["message"]) == declare_length
+    assert run.record(0, 0)["retriable"] is False and not os.path.exists(run.out(0, 0))
+
+
+def test_an_answer_just_under_the_cap_is_read(tmp_path, monkeypatch, apps):
+    from mmif_operator.runner import appclient
+
+    class Body:
+        def __init__(self, data):
+            self.data, self.headers = data, {}
+
+        def read(self, n):
+            out, self.data = self.data[:n], self.data[n:]
+            return out
+
+    data = b"x" * appclient.MAX_ANSWER_BYTES
+    assert appclient.read_capped(Body(data), appclient.MAX_ANSWER_BYTES, "POST /") == data
+    with pytest.raises(appclient.TooLargeError):
+        appclient.read_capped(Body(data + b"x"), appclient.MAX_ANSWER_BYTES, "POST /")
+
+
+def test_an_input_mmif_over_the_cap_is_invalid_input(tmp_path, monkeypatch, apps):
+    from mmif_operator.runner import appclient
+    monkeypatch.setattr(appclient, "MAX_ANSWER_BYTES", 1000)
+    run = Run(tmp_path, monkeypatch, ["asr"], [{"mmif": "big.mmif"}], files={"big.mmif": b" " * 1001})
+    code, term = run.step(0, 0, apps["textgen"][0])
+    assert (code, term["reason"]) == (ExitCode.INVALID_INPUT, "InvalidInput")
+    assert "1001 bytes long, more than the 1000 bytes the runner reads" in term["message"]
 
 
 def test_a_read_timeout_is_an_infrastructure_failure(tmp_path, monkeypatch, apps):

@@ -11,19 +11,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..api.requester import TooManyGroups, split_groups
+
 
 class Denied(Exception):
     """The request must be rejected; the message is what the user reads."""
 
 
 def user_info(userinfo: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The admission request's userInfo as a `spec.requester` (empty fields left out)."""
+    """The admission request's userInfo as a `spec.requester` (empty fields left out); groups
+    beyond the first 64 go compressed into `moreGroups` (api/requester.py)."""
     info = dict(userinfo or {})
     out: dict[str, Any] = {"username": str(info.get("username") or "")}
     if info.get("uid"):
         out["uid"] = str(info["uid"])
     if info.get("groups"):
-        out["groups"] = [str(g) for g in info["groups"]]
+        out.update(split_groups([str(g) for g in info["groups"]]))
     if info.get("extra"):
         out["extra"] = {str(k): [str(x) for x in (v or [])] for k, v in dict(info["extra"]).items()}
     return out
@@ -33,7 +36,10 @@ def decide(operation: str, kind: str, userinfo: Mapping[str, Any] | None, spec: 
            old_spec: Mapping[str, Any] | None, operator_username: str | None) -> dict[str, Any] | None:
     """The requester to write (CREATE), None when nothing is to change; `Denied` to reject."""
     new = (spec or {}).get("requester")
-    user = user_info(userinfo)
+    try:
+        user = user_info(userinfo)
+    except TooManyGroups as e:
+        raise Denied(f"{kind}: spec.requester cannot record who creates the object: {e}") from None
     if operation == "CREATE":
         if new is None:
             if not user["username"]:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import labels as L
-from . import names
+from . import names, runner_input
 from .placement import place_pod
 from .jobs import (MANIFEST_DEADLINE_SECONDS, MANIFEST_RETRIES, TMP_VOLUME, WORKSPACE_VOLUME, _job,
-                   _runner_container, _volumes, app_sidecar, sidecar_env)
+                   _runner_container, _volumes, app_sidecar, sidecar_env, states_config_map)
 from .specs import (API_VERSION, plain, run_output_path, step_port, step_retries, step_uses_sidecar,
                     workspace_mount_path)
 from ..runner import env as E
@@ -37,6 +37,7 @@ class AnalysisContext:
     claim_name: str
     mount_path: str
     run_dir: str                 # the source run's folder as pods see it
+    run_uid: str = ""            # the source run's UID (its folder's `.run-uid`)
 
     @classmethod
     def from_objects(cls, analysis: Mapping[str, Any], run: Mapping[str, Any]) -> AnalysisContext:
@@ -46,7 +47,7 @@ class AnalysisContext:
         run_dir = (run.get("status") or {}).get("outputPath") or run_output_path(run_meta["name"], ws)
         return cls(name=meta["name"], namespace=meta.get("namespace") or "default", uid=meta.get("uid") or "",
                    run=run_meta["name"], claim_name=ws.get("claimName", ""),
-                   mount_path=workspace_mount_path(ws), run_dir=run_dir)
+                   mount_path=workspace_mount_path(ws), run_dir=run_dir, run_uid=run_meta.get("uid") or "")
 
     @property
     def analysis_dir(self) -> str:
@@ -93,6 +94,7 @@ def analyze_job(ctx: AnalysisContext, spec: Mapping[str, Any] | Any, item_index:
     app = plain(spec.get("app"))
     env = {
         E.RUN_DIR: ctx.run_dir,
+        E.RUN_UID: ctx.run_uid or None,
         E.ANALYSIS_DIR: ctx.analysis_dir,
         E.ANALYSIS_UID: ctx.uid or None,
         E.ITEM_INDEX: item_index,
@@ -115,20 +117,32 @@ def analyze_job(ctx: AnalysisContext, spec: Mapping[str, Any] | Any, item_index:
                 pod_spec, retries=step_retries(app), deadline=app.get("timeoutSeconds"))
 
 
-def analysis_manifest_job(ctx: AnalysisContext, item_states: str, operator_image: str,
-                          phase: str, failure_reasons: str | None = None) -> dict[str, Any]:
-    """The Job writing `<analysis dir>/manifest.json` once every item is processed."""
+def analysis_manifest_inputs(ctx: AnalysisContext, item_states: str,
+                             failure_reasons: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The ConfigMap `<analysis job>-astates` holding the final item states for the manifest Job
+    (builders/runner_input.py; runner_input.TooLarge when they do not fit)."""
+    return [states_config_map(names.analysis_states_config_map_name(ctx.name, ctx.uid), ctx.namespace,
+                              ctx.labels(L.COMPONENT_ANALYSIS_MANIFEST), ctx.owner_reference(), ctx.uid,
+                              item_states, failure_reasons)]
+
+
+def analysis_manifest_job(ctx: AnalysisContext, operator_image: str, phase: str) -> dict[str, Any]:
+    """The Job writing `<analysis dir>/manifest.json` once every item is processed, from the item
+    states of `analysis_manifest_inputs`."""
     env = {
         E.RUN_DIR: ctx.run_dir,
+        E.RUN_UID: ctx.run_uid or None,
         E.ANALYSIS_DIR: ctx.analysis_dir,
+        E.ANALYSIS_UID: ctx.uid or None,
         E.ANALYSIS_NAME: ctx.name,
-        E.ITEM_STATES: item_states,
         E.RUN_PHASE: phase,
-        E.FAILURE_REASONS: failure_reasons,
     }
     runner = _runner_container(operator_image, "analysis-manifest", env, ctx.mount_path)
     runner["volumeMounts"] = _runner_mounts(ctx)
     pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
+    path = runner_input.mount(pod_spec, runner, names.analysis_states_config_map_name(ctx.name, ctx.uid),
+                              runner_input.STATES_KEY)
+    runner["env"].append({"name": E.ITEM_STATES_FILE, "value": path})
     return _job(ctx, names.analysis_manifest_job_name(ctx.name), ctx.labels(L.COMPONENT_ANALYSIS_MANIFEST),
                 pod_spec, retries=MANIFEST_RETRIES, deadline=MANIFEST_DEADLINE_SECONDS)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import labels as L
-from . import names, security
+from . import names, runner_input, security
 from .placement import place_pod
 from .specs import (
     API_VERSION, KIND_RUN, merged_parameters, plain, run_output_path,
@@ -19,7 +19,6 @@ from .specs import (
 )
 from ..runner import env as E
 from ..runner.exitcodes import FAIL_JOB
-from ..runner.items import encode_inline
 
 RUNNER_CONTAINER = "runner"
 APP_CONTAINER = "app"
@@ -30,9 +29,14 @@ TMP_VOLUME = "tmp"
 # 1 app error, 3 invalid output, 4 invalid items/input, 5 output conflict, 6 invalid config.
 FINAL_EXIT_CODES = tuple(int(c) for c in FAIL_JOB)
 
+# The runner's memory limit goes with the cap on what it reads of an app's answer
+# (runner/appclient.py, MAX_ANSWER_BYTES = 32 MiB): mmif-python's objects take about 44 bytes per
+# byte of an annotation-dense MMIF, and a step with such an answer just under the cap peaked at
+# 1,424 MiB, with an input of 1 MiB and of 30 MiB alike (the input is freed before the answer is
+# parsed): `python -m bench.runner_memory --input-mib N`. 2 GiB leaves 30% of room.
 RUNNER_RESOURCES = {
     "requests": {"cpu": "50m", "memory": "128Mi"},
-    "limits": {"cpu": "1", "memory": "1Gi"},
+    "limits": {"cpu": "1", "memory": "2Gi"},
 }
 PREPARE_RETRIES = 2
 MANIFEST_RETRIES = 2
@@ -247,45 +251,79 @@ def step_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, pipeline_spec: 
     return _job(ctx, name, labels, pod_spec, retries=step_retries(step), deadline=step.get("timeoutSeconds"))
 
 
+def prepare_inputs(ctx: RunContext, run_spec: Mapping[str, Any] | Any) -> list[dict[str, Any]]:
+    """The ConfigMap `<run>-items` holding the inline items for the prepare Job (none for
+    `itemsFrom`); runner_input.TooLarge when they do not fit (builders/runner_input.py)."""
+    run_spec = plain(run_spec)
+    if run_spec.get("items") is None:
+        return []
+    payload = runner_input.encode(ctx.uid, {"items": run_spec["items"]})
+    labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PREPARE)
+    return [runner_input.config_map(names.items_config_map_name(ctx.name, ctx.uid), ctx.namespace, labels,
+                                    ctx.owner_reference(), runner_input.ITEMS_KEY, payload,
+                                    f"the {len(run_spec['items'])} inline items")]
+
+
 def prepare_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, operator_image: str) -> dict[str, Any]:
-    """The Job that normalises the batch into `<runDir>/items.jsonl` and claims `<runDir>`."""
+    """The Job that normalises the batch into `<runDir>/items.jsonl` and claims `<runDir>`. Inline
+    items come from the ConfigMap of `prepare_inputs`, mounted read-only (never the environment)."""
     run_spec = plain(run_spec)
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PREPARE)
     env = _runner_base_env(ctx)
-    if run_spec.get("items") is not None:
-        env[E.ITEMS_INLINE] = encode_inline(run_spec["items"])
     if run_spec.get("itemsFrom"):
         env[E.ITEMS_FROM] = run_spec["itemsFrom"]["path"]
-    pod_spec = {
-        "containers": [_runner_container(operator_image, "prepare", env, ctx.mount_path)],
-        "volumes": _volumes(ctx),
-    }
+    runner = _runner_container(operator_image, "prepare", env, ctx.mount_path)
+    pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
+    if run_spec.get("items") is not None:
+        path = runner_input.mount(pod_spec, runner, names.items_config_map_name(ctx.name, ctx.uid), runner_input.ITEMS_KEY)
+        runner["env"].append({"name": E.ITEMS_FILE, "value": path})
     return _job(ctx, names.prepare_job_name(ctx.name), labels, pod_spec,
                 retries=PREPARE_RETRIES, deadline=PREPARE_DEADLINE_SECONDS)
 
 
-def manifest_job(ctx: RunContext, pipeline_spec: Mapping[str, Any] | Any, item_states: str,
-                 operator_image: str, run_phase: str, failure_reasons: str | None = None) -> dict[str, Any]:
+def states_config_map(name: str, namespace: str, labels: Mapping[str, str], owner_reference: Mapping[str, Any],
+                      owner_uid: str, item_states: str,
+                      failure_reasons: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ConfigMap holding final item states for a manifest Job (a run's or an AnalysisJob's),
+    and why items failed where no pod wrote it (`failurereasons.payload`)."""
+    data: dict[str, Any] = {"itemStates": item_states}
+    if failure_reasons:
+        data["failureReasons"] = dict(failure_reasons)
+    payload = runner_input.encode(owner_uid, data)
+    return runner_input.config_map(name, namespace, labels, owner_reference, runner_input.STATES_KEY, payload,
+                                   "the item states")
+
+
+def manifest_inputs(ctx: RunContext, item_states: str,
+                    failure_reasons: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The ConfigMap `<run>-states` holding `item_states` (and `failure_reasons`) for the
+    manifest Job."""
+    labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_MANIFEST)
+    return [states_config_map(names.states_config_map_name(ctx.name, ctx.uid), ctx.namespace, labels,
+                              ctx.owner_reference(), ctx.uid, item_states, failure_reasons)]
+
+
+def manifest_job(ctx: RunContext, pipeline_spec: Mapping[str, Any] | Any, operator_image: str,
+                 run_phase: str) -> dict[str, Any]:
     """The Job writing `<runDir>/manifest.json` from the final item states.
 
-    `item_states` is `status.itemStates` once every item is terminal; an item that failed a step
-    and went on (onItemFailure Continue) is FAILED at its first failing step there.
-    `run_phase` is the phase the run will end in (Succeeded, Failed, Cancelled);
-    `failure_reasons` why items failed when no pod wrote it (`failurereasons.env_value`).
+    It reads the item states from the ConfigMap of `manifest_inputs`: `status.itemStates` once
+    every item is terminal, where an item that failed a step and went on (onItemFailure
+    Continue) is FAILED at its first failing step. `run_phase` is the phase the run will end in
+    (Succeeded, Failed, Cancelled).
     """
     pipeline_spec = plain(pipeline_spec)
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_MANIFEST)
     env = {
         E.RUN_DIR: ctx.run_dir,
+        E.RUN_UID: ctx.uid or None,
         E.RUN_NAME: ctx.name,
         E.STEPS: _step_names(pipeline_spec),
-        E.ITEM_STATES: item_states,
         E.RUN_PHASE: run_phase,
-        E.FAILURE_REASONS: failure_reasons,
     }
-    pod_spec = {
-        "containers": [_runner_container(operator_image, "manifest", env, ctx.mount_path)],
-        "volumes": _volumes(ctx),
-    }
+    runner = _runner_container(operator_image, "manifest", env, ctx.mount_path)
+    pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
+    path = runner_input.mount(pod_spec, runner, names.states_config_map_name(ctx.name, ctx.uid), runner_input.STATES_KEY)
+    runner["env"].append({"name": E.ITEM_STATES_FILE, "value": path})
     return _job(ctx, names.manifest_job_name(ctx.name), labels, pod_spec,
                 retries=MANIFEST_RETRIES, deadline=MANIFEST_DEADLINE_SECONDS)

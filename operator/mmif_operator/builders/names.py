@@ -98,6 +98,28 @@ def manifest_job_name(run: str) -> str:
     return fit_name(run, "-manifest")
 
 
+def _incarnation(uid: str) -> str:
+    """8 characters of an object's UID: a child named with them is never the child of a deleted
+    object of the same name (one the garbage collector has not taken yet)."""
+    return (_clean(uid).replace("-", "") or "0" * HASH_LEN)[:HASH_LEN]
+
+
+def items_config_map_name(run: str, uid: str) -> str:
+    """`<run>-items-<uid[:8]>`: the ConfigMap holding a run's inline items for its prepare Job."""
+    return fit_name(run, f"-items-{_incarnation(uid)}")
+
+
+def states_config_map_name(run: str, uid: str) -> str:
+    """`<run>-states-<uid[:8]>`: the ConfigMap holding a run's final item states for its manifest Job."""
+    return fit_name(run, f"-states-{_incarnation(uid)}")
+
+
+def analysis_states_config_map_name(analysis: str, uid: str) -> str:
+    """`<analysis job>-astates-<uid[:8]>`: the item states for an AnalysisJob's manifest Job (the
+    `a` keeps it apart from a run's `-states` of the same name)."""
+    return fit_name(analysis, f"-astates-{_incarnation(uid)}")
+
+
 def analysis_job_name(analysis: str, item_index: int) -> str:
     """`<analysis job>-a<item:05d>`, e.g. `run-1-ner-a00012` (the `a` keeps it apart from a run's
     step Jobs, `<run>-<item>-<step>`)."""

@@ -26,6 +26,21 @@ log = logging.getLogger(__name__)
 VERSION = "v1alpha1"
 _operator_username: str | None = None
 
+#: The largest admission review the webhook reads. aiohttp's default, 1 MiB, refused reviews of
+#: large runs (1,000 inline items with long locations are about 700 KB, and an UPDATE review
+#: holds the object twice). The API server takes requests of up to 3 MiB; a review holds at most
+#: two such objects and its envelope, so 8 MiB takes the largest the API allows.
+MAX_REVIEW_BYTES = 8 * 1024 * 1024
+
+
+class WebhookServer(kopf.WebhookServer):
+    """kopf's webhook server, reading admission reviews of up to `MAX_REVIEW_BYTES` (kopf does not
+    expose aiohttp's `client_max_size`; each request is read through a clone carrying it)."""
+
+    @staticmethod
+    async def _serve(fn: Any, request: Any) -> Any:
+        return await kopf.WebhookServer._serve(fn, request.clone(client_max_size=MAX_REVIEW_BYTES))
+
 
 async def load_or_create_cert(kube: Kube, cfg: Config) -> certs.ServingCert:
     """The serving certificate from the Secret; a new one (stored) when missing or expiring."""
@@ -81,9 +96,9 @@ async def start_webhook(settings: kopf.OperatorSettings, kube: Kube, cfg: Config
     except KubeError as e:
         log.warning("webhook: cannot learn the operator's own user name (%s); triggered analyses "
                     "will be rejected", e)
-    settings.admission.server = kopf.WebhookServer(addr="0.0.0.0", port=cfg.webhook_port,
-                                                   certfile=paths["tls.crt"], pkeyfile=paths["tls.key"],
-                                                   cadata=cert.ca_pem)
+    settings.admission.server = WebhookServer(addr="0.0.0.0", port=cfg.webhook_port,
+                                              certfile=paths["tls.crt"], pkeyfile=paths["tls.key"],
+                                              cadata=cert.ca_pem)
     settings.admission.managed = None
     log.info("webhook: serving on :%d as %s (operator user %s)", cfg.webhook_port, cfg.webhook_service,
              _operator_username)

@@ -35,6 +35,7 @@ from ..reconcile.analysis import TERMINAL_PHASES, AnalysisPlan, needs_terminatio
 from ..reconcile.observed import ObservedJob
 from ..reconcile.podstart import StartFailure, analysis_bounds, apply_start_failures
 from . import runtime
+from .runner_inputs import create_config_maps, delete_config_maps
 from .jobs import JobSummaries
 from .loop import MAX_CREATES_PER_PASS, Next, Refusals, bounded, create_jobs, reconcile_forever, resync_timeout
 from .podstart import PodStartWatch
@@ -99,10 +100,14 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
     creates = plan.create[:MAX_CREATES_PER_PASS]
     if len(plan.create) > len(creates):
         result.requeue_after = 0.0
-    outcome = await create_jobs(kube, creates, aj, f"analysis {namespace}/{name}", post_event)
-    if refusals.add(outcome.refused):
-        result.requeue_after = 0.0          # plan again at once: the planner fails their items
-    if outcome.failed:
+    failed = bool(plan.create_config_maps) and not await create_config_maps(   # what the Jobs read: first
+        kube, plan.create_config_maps, aj, f"analysis {namespace}/{name}", post_event)
+    if not failed:
+        outcome = await create_jobs(kube, creates, aj, f"analysis {namespace}/{name}", post_event)
+        if refusals.add(outcome.refused):
+            result.requeue_after = 0.0      # plan again at once: the planner fails their items
+        failed = outcome.failed
+    if failed:
         result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
     if plan.status_patch:
         try:
@@ -112,6 +117,7 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
             if e.conflict or e.not_found:
                 return AnalysisPass(requeue_after=0.0, done=e.not_found, gone=e.not_found)
             raise
+    await delete_config_maps(kube, namespace, plan.delete_config_maps, own_uid, f"analysis {namespace}/{name}")
     outcomes = await bounded([partial(kube.delete_job, namespace, n, uid=uids.get(n) or None)
                               for n in plan.delete])
     for job_name, outcome in zip(plan.delete, outcomes, strict=True):

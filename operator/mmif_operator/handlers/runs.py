@@ -51,6 +51,7 @@ from .deletions import BackgroundDeletes
 from .expectations import RecentCreates
 from .loop import MAX_CREATES_PER_PASS, Next, Refusals, bounded, create_jobs, reconcile_forever, resync_timeout
 from .podstart import PodStartWatch
+from .runner_inputs import create_config_maps, delete_config_maps
 from .wakeups import RUN_DEBOUNCE_SECONDS
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,11 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     creates = wanted[:MAX_CREATES_PER_PASS]
     if len(wanted) > len(creates):
         result.requeue_after = 0.0
+    if plan.create_config_maps and not await create_config_maps(
+            kube, plan.create_config_maps, run, f"run {namespace}/{name}", post_event):
+        # What the Jobs below read comes first: without it they would wait for their volume.
+        creates = []
+        result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
     if creates:
         outcome = await create_jobs(kube, creates, run, f"run {namespace}/{name}", post_event)
         if recent is not None:
@@ -206,6 +212,9 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
             await deletes.drain()
             if deletes.take_failures():
                 result.requeue_after = min(result.requeue_after or 10.0, 10.0)
+
+    await delete_config_maps(kube, namespace, plan.delete_config_maps, meta.get("uid") or "",
+                             f"run {namespace}/{name}")
 
     # 4. Events, logs and metrics.
     if plan.phase != status.get("phase"):

@@ -117,6 +117,7 @@ KINDS: dict[str, Kind] = {
     "PersistentVolumeClaim": Kind("core", "persistent_volume_claim"),
     "Secret": Kind("core", "secret"),
     "Event": Kind("core", "event"),
+    "ConfigMap": Kind("core", "config_map"),
 }
 
 

@@ -19,8 +19,10 @@ from typing import Any
 
 from .. import failurereasons, itemstates
 from ..builders import analysis_jobs as AJ
+from ..builders import names, runner_input
 from ..builders.specs import plain
 from ..itemstates import ItemPhase, ItemState
+from ..runner.paths import MANIFEST_FILE
 from .observed import REFUSED_REASONS, JobKind, JobState, ObservedJob
 from .run import TERMINAL_PHASES as RUN_TERMINAL_PHASES, Event, parse_termination_message
 from .status import FALSE, TRUE, UNKNOWN, capped, cut, rfc3339, set_condition
@@ -52,6 +54,8 @@ class AnalysisPlan:
     phase: str
     create: list[dict[str, Any]] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
+    create_config_maps: list[dict[str, Any]] = field(default_factory=list)   # before `create`
+    delete_config_maps: list[str] = field(default_factory=list)   # runner inputs read already
     status: dict[str, Any] = field(default_factory=dict)
     status_patch: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
@@ -162,8 +166,10 @@ class _Planner:
         except ValueError as e:
             return self._wait(R_INVALID_STATUS, f"item states unreadable: {e}")
         ctx = AJ.AnalysisContext.from_objects(self.aj, self.run)
-        self.status.update(outputPath=ctx.analysis_dir, manifestPath=f"{ctx.analysis_dir}/manifest.json")
         self._record(states)
+        if any(s.phase is ItemPhase.SUCCEEDED for s in states):
+            # Reported once it exists: an item that succeeded claimed it and wrote into it.
+            self.status["outputPath"] = ctx.analysis_dir
         self._start(ctx, states, source)
         eligible = [i for i, s in enumerate(source) if s.phase is ItemPhase.SUCCEEDED]
         total = sum(1 for s in source if s.phase in (ItemPhase.SUCCEEDED, ItemPhase.PENDING, ItemPhase.RUNNING))
@@ -246,14 +252,21 @@ class _Planner:
         ending = FAILED if failed else SUCCEEDED
         summary = f"{succeeded} item(s) processed, {failed} failed"
         if manifest is None:
-            self.plan.create.append(AJ.analysis_manifest_job(ctx, itemstates.encode(states), self.image, ending,
-                                                             failurereasons.env_value(self.status)))
+            try:
+                self.plan.create_config_maps.extend(AJ.analysis_manifest_inputs(
+                    ctx, itemstates.encode(states), failurereasons.payload(self.status)))
+            except runner_input.TooLarge as e:
+                self._phase(FAILED)
+                self._condition(FALSE, R_MANIFEST_FAILED, f"{summary}; the manifest Job cannot be given {e}")
+                return self._finish()
+            self.plan.create.append(AJ.analysis_manifest_job(ctx, self.image, ending))
             self._condition(UNKNOWN, R_FINALIZING, f"{summary}; writing the manifest")
             return self._finish()
         if not manifest.finished:
             self._condition(UNKNOWN, R_FINALIZING, f"{summary}; writing the manifest")
             return self._finish()
         self._delete(manifest)
+        self.plan.delete_config_maps.append(names.analysis_states_config_map_name(ctx.name, ctx.uid))
         if not manifest.exists and manifest.reason in REFUSED_REASONS:
             self._phase(FAILED)
             self._condition(FALSE, manifest.reason, f"{summary}; the manifest Job could not be created: "
@@ -266,6 +279,8 @@ class _Planner:
                             f"{msg.get('message') or manifest.message or manifest.reason}")
             return self._finish()
         self._phase(ending)
+        # The manifest Job claimed the folder (when no item did) and wrote the manifest.
+        self.status.update(outputPath=ctx.analysis_dir, manifestPath=f"{ctx.analysis_dir}/{MANIFEST_FILE}")
         if failed:
             self._condition(FALSE, R_ITEMS_FAILED, summary)
         else:

@@ -4,9 +4,11 @@ Everything is recomputed from the run (spec + status) and the child Jobs that ex
 says which Jobs to create and delete, the new status, the Events to emit and the phase event.
 The handler applies it in this order:
 
-1. create `plan.create` (409 AlreadyExists counts as success: names are deterministic);
+1. create `plan.create_config_maps`, then `plan.create` (409 AlreadyExists counts as success:
+   names are deterministic);
 2. merge-patch `.status` with `plan.status_patch`;
-3. only then delete `plan.delete` (propagationPolicy Background; 404 counts as success):
+3. only then delete `plan.delete` and `plan.delete_config_maps` (propagationPolicy Background;
+   404 counts as success):
    a finished Job is deleted only once its outcome is in the status, so no outcome is lost,
    and a Job the status already accounts for is simply deleted again (no double counting);
 4. emit `plan.events`; requeue after `plan.requeue_after` seconds when set; delete the run when
@@ -37,11 +39,13 @@ from typing import Any
 
 from .. import failurereasons, itemstates
 from ..builders import jobs as J
+from ..builders import names, runner_input
 from ..builders.specs import (
     ON_FAILURE_CONTINUE, plain, run_on_item_failure, run_parallelism, run_start_timeout,
     step_needs_deployment, workspace_mount_path,
 )
 from ..itemstates import ItemPhase, ItemState
+from ..runner.paths import MANIFEST_FILE
 from ..statemachine.table import RUN_WORKFLOW, Event as PhaseEvent, Template, TransitionError, transition
 from .observed import R_NAME_CONFLICT, JobKind, JobState, ObservedJob
 from .status import FALSE, UNKNOWN, capped, cut, find_condition, parse_time, rfc3339, set_condition
@@ -123,6 +127,10 @@ class RunPlan:
     phase_events: list[str] = field(default_factory=list)  # state-machine events fired, in order
     create: list[dict[str, Any]] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)       # Job names, after the status patch
+    # ConfigMaps the runner reads (builders/runner_input.py): created before `create`, deleted
+    # (after the status patch) once the Job that reads them is over
+    create_config_maps: list[dict[str, Any]] = field(default_factory=list)
+    delete_config_maps: list[str] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)  # the whole new status
     status_patch: dict[str, Any] = field(default_factory=dict)  # the top-level keys that changed
     item_states: list[ItemState] | None = None
@@ -456,14 +464,29 @@ class _Planner:
         ctx = J.RunContext.from_run(self.run)
         self.status["pipelineSpec"] = pipeline
         self.status["startTime"] = rfc3339(self.now)
-        self.status["outputPath"] = ctx.run_dir
-        self.status["manifestPath"] = f"{ctx.run_dir}/manifest.json"
         self.status["steps"] = [{"name": s["name"], "pending": 0, "running": 0, "succeeded": 0, "failed": 0}
                                 for s in pipeline["steps"]]
         self._fire(EV_STARTED, "preparing the batch")
         self._event("Normal", "Started", f"following Pipeline {ref!r}; preparing the batch")
+        if self._create_prepare(ctx):
+            self._deadline_requeue()
+
+    def _create_prepare(self, ctx: J.RunContext) -> bool:
+        """The prepare Job, after the ConfigMap holding its inline items; PrepareFailed (False)
+        when they do not fit in one."""
+        try:
+            self.plan.create_config_maps.extend(J.prepare_inputs(ctx, self.spec))
+        except runner_input.TooLarge as e:
+            self._fire(EV_PREPARE_FAILED, f"spec.items cannot reach the prepare Job: {e}; list the batch "
+                       "in a file on the workspace (spec.itemsFrom) instead")
+            return False
         self.plan.create.append(J.prepare_job(ctx, self.spec, self.image))
-        self._deadline_requeue()
+        return True
+
+    def _items_read(self) -> None:
+        """The prepare Job is over: its ConfigMap of inline items is read (or never will be)."""
+        if self.spec.get("items") is not None:
+            self.plan.delete_config_maps.append(names.items_config_map_name(self.name, self.uid))
 
     def start_deadline(self) -> datetime:
         """Until when the run may wait to start: its creation plus `startTimeoutSeconds`."""
@@ -535,7 +558,10 @@ class _Planner:
                 return False
             self.status["itemCount"] = int(count)
             self.status["itemStates"] = itemstates.encode([ItemState()] * int(count))
+            # Reported once it exists: the prepare Job claimed it (a failed prepare did not).
+            self.status["outputPath"] = self.ctx.run_dir
             self._delete(job)
+            self._items_read()
             self._event("Normal", "Prepared", f"{count} items")
             return True
         if job is not None and not job.exists:
@@ -546,6 +572,7 @@ class _Planner:
             event = EV_OUTPUT_CONFLICT if msg.get("reason") == R_OUTPUT_CONFLICT else EV_PREPARE_FAILED
             detail = msg.get("message") or job.message or job.reason or "the prepare Job failed"
             self._fire(event, cut(detail, MAX_FAILURE_MESSAGE))
+            self._items_read()
             return False
         if cancel:
             if job is not None:
@@ -558,8 +585,8 @@ class _Planner:
             self._fire(EV_TIMED_OUT, f"the run exceeded its timeout of {self.spec.get('timeoutSeconds')}s "
                        "while preparing the batch")
             return False
-        if job is None:
-            self.plan.create.append(J.prepare_job(self.ctx, self.spec, self.image))
+        if job is None and not self._create_prepare(self.ctx):
+            return False
         self._condition(UNKNOWN, R_RUNNING, "preparing the batch")
         self._deadline_requeue()
         return False
@@ -712,16 +739,25 @@ class _Planner:
         # 5. Finalize: the manifest Job once every item is terminal, then the final phase.
         if all_terminal:
             phase, message, event = self._final_outcome(states, stop, cancel, counts)
+            states_config_map = names.states_config_map_name(self.name, self.uid)
             if manifest is None:
-                self.plan.create.append(J.manifest_job(self.ctx, self.pipeline, encoded, self.image, phase,
-                                                       failurereasons.env_value(self.status)))
+                try:
+                    self.plan.create_config_maps.extend(J.manifest_inputs(self.ctx, encoded,
+                                                                          failurereasons.payload(self.status)))
+                except runner_input.TooLarge as e:
+                    self._fire(EV_MANIFEST_FAILED, f"{message}; the manifest Job cannot be given {e}")
+                    return
+                self.plan.create.append(J.manifest_job(self.ctx, self.pipeline, self.image, phase))
                 self._condition(UNKNOWN, stop or R_FINALIZING, f"{message}; writing the manifest")
             elif manifest.state is JobState.SUCCEEDED:
                 self._delete(manifest)
+                self.plan.delete_config_maps.append(states_config_map)
+                self.status["manifestPath"] = f"{self.ctx.run_dir}/{MANIFEST_FILE}"   # written now
                 self._fire(event, message)
             elif not manifest.exists:
                 self._refused(manifest, "manifest")
             elif manifest.state is JobState.FAILED:
+                self.plan.delete_config_maps.append(states_config_map)
                 msg = self._tm(manifest)
                 detail = msg.get("message") or manifest.message or manifest.reason or "the manifest Job failed"
                 self._fire(EV_MANIFEST_FAILED, f"{message}; the manifest Job failed: {detail}")

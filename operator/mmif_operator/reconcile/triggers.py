@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..api.requester import all_groups
 from ..builders import labels as L
 from ..builders import names
 from ..builders.specs import API_GROUP, API_VERSION, KIND_RUN, plain
@@ -61,10 +62,17 @@ def pending_templates(run: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def access_review(requester: Mapping[str, Any], namespace: str) -> dict[str, Any]:
-    """May `requester` create AnalysisJobs in `namespace`?"""
+    """May `requester` create AnalysisJobs in `namespace`? With every group of the requester,
+    `moreGroups` included (api/requester.py)."""
+    try:
+        groups = all_groups(requester)
+    except ValueError:
+        # Unreadable (never written so by the webhook): the verbatim groups alone. RBAC only
+        # grants, so fewer groups can never allow more than the user had.
+        groups = [str(g) for g in requester.get("groups") or ()]
     spec: dict[str, Any] = {
         "user": requester.get("username", ""),
-        "groups": list(requester.get("groups") or []),
+        "groups": groups,
         "resourceAttributes": {"namespace": namespace, "verb": "create", "group": API_GROUP,
                                "resource": ANALYSIS_PLURAL},
     }

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Mapping
+from typing import Any
 import os
 import zlib
 from dataclasses import dataclass
 
 from .. import failurereasons, itemstates
 from ..itemstates import ItemPhase
-from . import appclient, files
+from . import appclient, claims, files
 from .exitcodes import ExitCode, Reason
 from .items import read_item, read_items
-from .outcome import Kind, classify, parse_mmif
-from .paths import AnalysisLayout, RunLayout
+from .outcome import InputViews, Kind, classify, parse_mmif
+from .step import read_input
+from .paths import ANALYSIS_UID_FILE, RUN_UID_FILE, AnalysisLayout, RunLayout
 
 log = logging.getLogger("mmif-runner")
 
@@ -36,28 +39,20 @@ class AnalyzeConfig:
     termination_log: str
     analysis_uid: str | None = None
     app_startup: float | None = None    # the app is this pod's sidecar: seconds it may take to listen
+    run_uid: str | None = None      # the source run's UID: its folder must hold it
 
 
-class _Conflict(Exception):
-    pass
-
-
-def claim_folder(layout: AnalysisLayout, uid: str | None) -> None:
-    """Write `.analysis-uid` once (O_EXCL); a folder claimed by another AnalysisJob (a deleted one
-    of the same name) is a conflict: its outputs are never overwritten."""
+def claim_folder(run_dir: str, layout: AnalysisLayout, uid: str | None, run_uid: str | None) -> None:
+    """Claim the AnalysisJob's folder with `.analysis-uid` by the rule of `claims`: under its
+    source run's folder (which must hold that run's `.run-uid`), never inside another analysis's
+    or run's folder, never holding one, and never a folder another AnalysisJob (e.g. a deleted
+    one of the same name) claimed: its outputs are never overwritten."""
     if not uid:
         return
-    os.makedirs(layout.root, exist_ok=True)
-    try:
-        fd = os.open(layout.owner_uid, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        with open(layout.owner_uid, encoding="utf-8") as f:
-            owner = f.read().strip()
-        if owner and owner != uid:
-            raise _Conflict(f"{layout.root} belongs to AnalysisJob {owner}, not {uid}") from None
-        return
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(uid + "\n")
+    if not run_uid:   # a Job made before MMIF_RUN_UID was passed: the run folder's own marker
+        run_uid = claims.read_markers(run_dir).get(RUN_UID_FILE) or ""
+    claims.claim(run_dir, layout.root, claims.Owner(ANALYSIS_UID_FILE, uid),
+                 allowed={run_dir: (RUN_UID_FILE, run_uid)})
 
 
 def _done_before(layout: AnalysisLayout, index: int) -> dict | None:
@@ -85,8 +80,8 @@ def run_analyze(cfg: AnalyzeConfig) -> int:
         return int(code)
 
     try:
-        claim_folder(layout, cfg.analysis_uid)
-    except _Conflict as e:
+        claim_folder(cfg.run_dir, layout, cfg.analysis_uid, cfg.run_uid)
+    except claims.ClaimConflict as e:
         return finish(ExitCode.OUTPUT_CONFLICT, Reason.OUTPUT_CONFLICT, str(e))
     item = read_item(run.items, cfg.item_index) if os.path.isfile(run.items) else None
     if item is None:
@@ -104,9 +99,8 @@ def run_analyze(cfg: AnalyzeConfig) -> int:
                   appUrl=cfg.app_url, app=None, httpStatus=None, input=run.final_mmif(item.index),
                   output=None, sha256=None)
     try:
-        with open(run.final_mmif(item.index), "rb") as f:
-            in_bytes = f.read()
-        in_mmif = parse_mmif(in_bytes)
+        in_bytes = read_input(run.final_mmif(item.index))
+        in_views = InputViews.of(parse_mmif(in_bytes))
     except (FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as e:
         return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"cannot use the item's final MMIF: {e}")
 
@@ -125,8 +119,11 @@ def run_analyze(cfg: AnalyzeConfig) -> int:
         return finish(ExitCode.INFRA, e.reason, e.message)
     except appclient.NotAnAppError as e:
         return finish(ExitCode.INVALID_OUTPUT, Reason.INVALID_OUTPUT, str(e))
+    except appclient.TooLargeError as e:
+        return finish(ExitCode.INVALID_OUTPUT, Reason.OUTPUT_TOO_LARGE, str(e))
     record["httpStatus"] = resp.status
-    outcome = classify(resp.status, resp.content_type, resp.body, in_mmif, app_id)
+    del in_bytes
+    outcome = classify(resp.status, resp.content_type, resp.body, in_views, app_id)
     extra: dict[str, object] = {"newViews": outcome.new_views, "warnings": outcome.warnings}
     if outcome.output is not None and outcome.kind is Kind.SUCCEEDED:
         files.atomic_write(layout.output(item.index), outcome.output)
@@ -140,7 +137,7 @@ _STATE_NAMES = {ItemPhase.SUCCEEDED: "Succeeded", ItemPhase.FAILED: "Failed"}
 
 
 def build_analysis_manifest(run_dir: str, analysis_dir: str, name: str, phase: str,
-                            states_text: str | None, failure_reasons: str | None = None) -> dict:
+                            states_text: str | None, failure_reasons: Mapping[str, Any] | None = None) -> dict:
     """Every item the analysis processed (succeeded or failed), from the analysis's item states
     (status.itemStates) and the result records; items it never took are not listed."""
     run = RunLayout(run_dir)
@@ -175,8 +172,14 @@ def build_analysis_manifest(run_dir: str, analysis_dir: str, name: str, phase: s
 
 def run_analysis_manifest(run_dir: str, analysis_dir: str, name: str, phase: str,
                           states_text: str | None, termination_log: str,
-                          failure_reasons: str | None = None) -> int:
+                          failure_reasons: Mapping[str, Any] | None = None, analysis_uid: str | None = None,
+                          run_uid: str | None = None) -> int:
     layout = AnalysisLayout(analysis_dir)
+    try:   # the first writer when no item was processed: it claims the folder as `analyze` does
+        claim_folder(run_dir, layout, analysis_uid, run_uid)
+    except claims.ClaimConflict as e:
+        files.write_termination(termination_log, {"reason": Reason.OUTPUT_CONFLICT, "message": str(e)})
+        return int(ExitCode.OUTPUT_CONFLICT)
     try:
         manifest = build_analysis_manifest(run_dir, analysis_dir, name, phase, states_text, failure_reasons)
     except (ValueError, zlib.error) as e:

@@ -1,7 +1,14 @@
 """HTTP to a CLAMS app: wait until it accepts connections, ask its identity (`GET /`), POST an MMIF.
 
-Infrastructure failures raise `InfraError` (exit 2, the Job retries); an answer that cannot come
-from a CLAMS app raises `NotAnAppError` (exit 3). No retries here: the Job retries.
+Infrastructure failures raise `InfraError` (exit 2, the Job retries): no connection, a timeout,
+and the answers that mean "not the app (yet)" (`infra_status`); an answer that cannot come from
+a CLAMS app raises `NotAnAppError` (exit 3); an answer longer than the runner may read raises
+`TooLargeError` (exit 3, `OutputTooLarge`). No retries here: the Job retries.
+
+Answers are read with a cap (`MAX_ANSWER_BYTES`), never whole: the runner parses what it reads
+with mmif-python, whose objects take about 41 bytes of memory per byte of an annotation-dense
+MMIF, and the cap is chosen with the runner's memory limit (builders/jobs.py, RUNNER_RESOURCES)
+so that any answer under it is parsed within the limit (docs/design.md, "Runner exit codes").
 """
 from __future__ import annotations
 
@@ -18,6 +25,15 @@ from .exitcodes import Reason
 
 #: HTTP statuses that mean "the app (or a proxy before it) is not able to answer now"
 RETRIABLE_STATUSES = (429, 502, 503, 504)
+#: HTTP statuses that mean "this is not the app (yet)": no such path or method where a CLAMS app
+#: answers `GET /` and `POST /`, e.g. a Service whose endpoints are not the app's pods yet right
+#: after its Deployment changed, or a proxy's default backend. Retried like an unreachable app.
+NOT_THE_APP_STATUSES = (404, 405, 421)
+#: the most bytes of an app's answer to POST the runner reads (an MMIF); see the module docstring
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+#: the most bytes of the app metadata (`GET /`) the runner reads
+MAX_METADATA_BYTES = 1024 * 1024
+READ_CHUNK = 1024 * 1024
 
 
 class InfraError(Exception):
@@ -29,6 +45,40 @@ class InfraError(Exception):
 
 class NotAnAppError(Exception):
     """The endpoint answers, but not as a CLAMS app (e.g. GET / without app metadata)."""
+
+
+class TooLargeError(Exception):
+    """The answer is longer than the runner reads (exit 3, OutputTooLarge): never retried, the
+    same input gives the same answer."""
+
+
+def infra_status(status: int) -> bool:
+    """Whether an HTTP status is the infrastructure's (retried), not the app's answer."""
+    return status in RETRIABLE_STATUSES or status in NOT_THE_APP_STATUSES
+
+
+def mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.0f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+def read_capped(resp, limit: int, what: str) -> bytes:
+    """The body of `resp`, read in chunks; TooLargeError (nothing more read) once it is longer
+    than `limit` bytes, or at once when its Content-Length says so."""
+    length = (resp.headers.get("Content-Length") or "").strip() if resp.headers else ""
+    if length.isdigit() and int(length) > limit:
+        raise TooLargeError(f"{what}: the answer is {int(length)} bytes long (Content-Length), more than "
+                            f"the {mib(limit)} the runner reads")
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = resp.read(min(READ_CHUNK, limit + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            raise TooLargeError(f"{what}: the answer is longer than the {mib(limit)} the runner reads "
+                                f"(it stopped reading there)")
+        chunks.append(chunk)
 
 
 @dataclass
@@ -98,20 +148,22 @@ def _open(req: urllib.request.Request, timeout: float):
     return urllib.request.urlopen(req, timeout=timeout)
 
 
-def _request(req: urllib.request.Request, timeout: float) -> Response:
+def _request(req: urllib.request.Request, timeout: float, limit: int = MAX_ANSWER_BYTES) -> Response:
     what = f"{req.get_method()} {req.full_url}"
     try:
         with _open(req, timeout) as r:
-            return Response(r.status, r.headers.get("Content-Type", ""), r.read())
+            return Response(r.status, r.headers.get("Content-Type", ""), read_capped(r, limit, what))
     except urllib.error.HTTPError as e:
         try:
-            body = e.read()
-        except (OSError, http.client.HTTPException):
-            body = b""
+            if infra_status(e.code):
+                hint = " (not the app, or not yet: retried)" if e.code in NOT_THE_APP_STATUSES else ""
+                raise InfraError(Reason.APP_UNAVAILABLE, f"{what}: HTTP {e.code} {e.reason}{hint}") from None
+            try:
+                body = read_capped(e, limit, what)
+            except (OSError, http.client.HTTPException):
+                body = b""
         finally:
             e.close()
-        if e.code in RETRIABLE_STATUSES:
-            raise InfraError(Reason.APP_UNAVAILABLE, f"{what}: HTTP {e.code} {e.reason}") from None
         return Response(e.code, e.headers.get("Content-Type", "") if e.headers else "", body)
     except urllib.error.URLError as e:
         if isinstance(e.reason, (TimeoutError, socket.timeout)):
@@ -129,7 +181,7 @@ def _request(req: urllib.request.Request, timeout: float) -> Response:
 def identity(url: str, timeout: float) -> str:
     """The app's identifier, from the metadata JSON that `GET /` returns."""
     r = _request(urllib.request.Request(url, method="GET", headers={"Accept": "application/json"}),
-                 timeout)
+                 timeout, MAX_METADATA_BYTES)
     if r.status != 200:
         raise NotAnAppError(f"GET {url} answered HTTP {r.status}, not CLAMS app metadata")
     try:

@@ -78,11 +78,28 @@ def _steps() -> list[str]:
 
 def cmd_prepare() -> int:
     from .prepare import run_prepare
-    inline, items_from = _get(env.ITEMS_INLINE, required=False), _get(env.ITEMS_FROM, required=False)
-    if (inline is None) == (items_from is None):
-        raise ConfigError(f"set exactly one of {env.ITEMS_INLINE} and {env.ITEMS_FROM}")
-    return run_prepare(_abs(env.WORKSPACE), _abs(env.RUN_DIR), _get(env.RUN_UID), inline, items_from,
+    items_file, items_from = _get(env.ITEMS_FILE, required=False), _get(env.ITEMS_FROM, required=False)
+    if (items_file is None) == (items_from is None):
+        raise ConfigError(f"set exactly one of {env.ITEMS_FILE} and {env.ITEMS_FROM}")
+    return run_prepare(_abs(env.WORKSPACE), _abs(env.RUN_DIR), _get(env.RUN_UID), items_file, items_from,
                        _termination_log())
+
+
+def _manifest_inputs(owner_uid: str | None) -> tuple[str, dict | None]:
+    """status.itemStates, and why items failed where no pod wrote it
+    (`failurereasons.payload`), from the mounted ConfigMap the operator made for this owner."""
+    from .inputs import InputFileError, read
+    path = _abs(env.ITEM_STATES_FILE)
+    try:
+        data = read(path, owner_uid, "the item states")
+    except InputFileError as e:
+        raise ConfigError(str(e)) from None
+    states, reasons = data.get("itemStates"), data.get("failureReasons")
+    if not isinstance(states, str):
+        raise ConfigError(f"the item states at {path} hold no itemStates text")
+    if reasons is not None and not isinstance(reasons, dict):
+        raise ConfigError(f"the failure reasons at {path} are not an object")
+    return states, reasons
 
 
 def cmd_step() -> int:
@@ -104,9 +121,10 @@ def cmd_step() -> int:
 
 def cmd_manifest() -> int:
     from .manifest import run_manifest
+    run_uid = _get(env.RUN_UID, required=False)
+    states, reasons = _manifest_inputs(run_uid)
     return run_manifest(_abs(env.RUN_DIR), _get(env.RUN_NAME, ""), _get(env.RUN_PHASE, ""), _steps(),
-                        _get(env.ITEM_STATES, required=False), _termination_log(),
-                        _get(env.FAILURE_REASONS, required=False))
+                        states, _termination_log(), failure_reasons=reasons, run_uid=run_uid)
 
 
 def _app_config() -> tuple[str, dict]:
@@ -136,15 +154,17 @@ def cmd_analyze() -> int:
                         app_wait=_float(env.APP_WAIT, env.DEFAULT_APP_WAIT),
                         termination_log=_termination_log(),
                         analysis_uid=_get(env.ANALYSIS_UID, required=False),
-                        app_startup=_app_startup())
+                        run_uid=_get(env.RUN_UID, required=False), app_startup=_app_startup())
     return run_analyze(cfg)
 
 
 def cmd_analysis_manifest() -> int:
     from .analysis import run_analysis_manifest
+    analysis_uid = _get(env.ANALYSIS_UID, required=False)
+    states, reasons = _manifest_inputs(analysis_uid)
     return run_analysis_manifest(_abs(env.RUN_DIR), _abs(env.ANALYSIS_DIR), _get(env.ANALYSIS_NAME, ""),
-                                 _get(env.RUN_PHASE, ""), _get(env.ITEM_STATES, required=False),
-                                 _termination_log(), _get(env.FAILURE_REASONS, required=False))
+                                 _get(env.RUN_PHASE, ""), states, _termination_log(), failure_reasons=reasons,
+                                 analysis_uid=analysis_uid, run_uid=_get(env.RUN_UID, required=False))
 
 
 COMMANDS = {"prepare": cmd_prepare, "step": cmd_step, "manifest": cmd_manifest,

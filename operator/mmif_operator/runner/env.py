@@ -14,13 +14,14 @@ DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 # -- prepare and step ---------------------------------------------------------------------------
 #: the workspace mount path, e.g. /data; item locations are relative to it
 WORKSPACE = "MMIF_WORKSPACE"
-#: the run's UID, written to <run dir>/.run-uid by prepare; optional for step (checked when set)
+#: the run's UID, written to <run dir>/.run-uid by prepare; step and manifest check it when set;
+#: for analyze and analysis-manifest, the source run's UID (its folder must hold it)
 RUN_UID = "MMIF_RUN_UID"
 
 # -- prepare ------------------------------------------------------------------------------------
-#: JSON list of items (spec.items), or its compressed form: build the value with
-#: runner.items.encode_inline. Exactly one of ITEMS_INLINE / ITEMS_FROM
-ITEMS_INLINE = "MMIF_ITEMS_INLINE"
+#: the file (a mounted ConfigMap key, runner/inputs.py) holding {"owner": run uid, "items": spec.items};
+#: exactly one of ITEMS_FILE / ITEMS_FROM. Items never travel in the environment.
+ITEMS_FILE = "MMIF_ITEMS_FILE"
 #: path, relative to the workspace, of a JSON Lines file with one item a line (spec.itemsFrom.path)
 ITEMS_FROM = "MMIF_ITEMS_FROM"
 
@@ -45,12 +46,11 @@ DEFAULT_APP_WAIT = 300.0
 APP_STARTUP_TIMEOUT = "MMIF_APP_STARTUP_TIMEOUT"
 
 # -- manifest -----------------------------------------------------------------------------------
-#: status.itemStates (mmif_operator.itemstates.encode)
-ITEM_STATES = "MMIF_ITEM_STATES"
+#: the file (a mounted ConfigMap key, runner/inputs.py) holding {"owner": uid, "itemStates":
+#: status.itemStates (mmif_operator.itemstates.encode)}
+ITEM_STATES_FILE = "MMIF_ITEM_STATES_FILE"
 RUN_NAME = "MMIF_RUN_NAME"
 RUN_PHASE = "MMIF_RUN_PHASE"
-#: why items failed when no pod wrote it (mmif_operator.failurereasons.env_value); optional
-FAILURE_REASONS = "MMIF_FAILURE_REASONS"
 
 # -- analyze and analysis-manifest ------------------------------------------------------------
 #: absolute folder of the AnalysisJob (analysis_dir), the only one its pods may write
@@ -59,11 +59,11 @@ ANALYSIS_DIR = "MMIF_ANALYSIS_DIR"
 ANALYSIS_UID = "MMIF_ANALYSIS_UID"
 ANALYSIS_NAME = "MMIF_ANALYSIS_NAME"
 
-PREPARE = (WORKSPACE, RUN_DIR, RUN_UID, ITEMS_INLINE, ITEMS_FROM, TERMINATION_LOG)
+PREPARE = (WORKSPACE, RUN_DIR, RUN_UID, ITEMS_FILE, ITEMS_FROM, TERMINATION_LOG)
 STEP = (WORKSPACE, RUN_DIR, RUN_UID, ITEM_INDEX, STEP_INDEX, STEPS, APP_URL, APP_PARAMS,
         HTTP_TIMEOUT, APP_WAIT, APP_STARTUP_TIMEOUT, TERMINATION_LOG)
-MANIFEST = (RUN_DIR, STEPS, ITEM_STATES, RUN_NAME, RUN_PHASE, FAILURE_REASONS, TERMINATION_LOG)
-ANALYZE = (RUN_DIR, ANALYSIS_DIR, ANALYSIS_UID, ITEM_INDEX, APP_URL, APP_PARAMS, HTTP_TIMEOUT, APP_WAIT,
-           APP_STARTUP_TIMEOUT, TERMINATION_LOG)
-ANALYSIS_MANIFEST = (RUN_DIR, ANALYSIS_DIR, ANALYSIS_NAME, ITEM_STATES, RUN_PHASE, FAILURE_REASONS,
+MANIFEST = (RUN_DIR, RUN_UID, STEPS, ITEM_STATES_FILE, RUN_NAME, RUN_PHASE, TERMINATION_LOG)
+ANALYZE = (RUN_DIR, RUN_UID, ANALYSIS_DIR, ANALYSIS_UID, ITEM_INDEX, APP_URL, APP_PARAMS, HTTP_TIMEOUT,
+           APP_WAIT, APP_STARTUP_TIMEOUT, TERMINATION_LOG)
+ANALYSIS_MANIFEST = (RUN_DIR, RUN_UID, ANALYSIS_DIR, ANALYSIS_UID, ANALYSIS_NAME, ITEM_STATES_FILE, RUN_PHASE,
                      TERMINATION_LOG)

@@ -12,7 +12,7 @@ class ExitCode(enum.IntEnum):
     OK = 0
     APP_ERROR = 1        # the app reported an error; the failed MMIF is kept
     INFRA = 2            # connection refused, 502/503/504/429, timeout, app never listened, I/O error
-    INVALID_OUTPUT = 3   # not JSON, not valid MMIF, no new view signed by the step's app
+    INVALID_OUTPUT = 3   # not JSON, not valid MMIF, no new view signed by the step's app, too long
     INVALID_INPUT = 4    # prepare: bad items; step: the item's input MMIF is missing or invalid
     OUTPUT_CONFLICT = 5  # the run folder belongs to another run (.run-uid differs)
     INVALID_CONFIG = 6   # the runner's environment is missing or malformed (an operator bug)
@@ -39,10 +39,11 @@ class Reason:
     SUCCEEDED = "Succeeded"
     APP_ERROR = "AppError"
     APP_UNREACHABLE = "AppUnreachable"    # refused, reset, DNS, never listened: exit 2
-    APP_UNAVAILABLE = "AppUnavailable"    # HTTP 502/503/504/429: exit 2
+    APP_UNAVAILABLE = "AppUnavailable"    # HTTP 502/503/504/429, and 404/405/421 (not the app yet): exit 2
     APP_TIMEOUT = "AppTimeout"            # no answer within MMIF_HTTP_TIMEOUT: exit 2
     APP_NOT_LISTENING = "AppNotListening"  # the sidecar app never listened on its port: exit 7
     INVALID_OUTPUT = "InvalidOutput"
+    OUTPUT_TOO_LARGE = "OutputTooLarge"   # the answer is longer than the runner reads: exit 3
     INVALID_ITEMS = "InvalidItems"        # prepare, exit 4
     INVALID_INPUT = "InvalidInput"        # step, exit 4
     OUTPUT_CONFLICT = "OutputConflict"

@@ -6,12 +6,9 @@ segment, and must name an existing file inside the workspace (symlinks included)
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
 import re
-import zlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -102,7 +99,9 @@ def resolve_in_workspace(workspace: str, rel: str) -> str:
     return path
 
 
-def _check_file(workspace: str, rel: Any, what: str, problems: list[str]) -> None:
+def _check_file(workspace: str, rel: Any, what: str, problems: list[str], *, location: bool = False) -> None:
+    """`rel` names a readable file in the workspace; with `location`, a document whose `file://`
+    URI CLAMS apps read back as that same file (runner/locations.py)."""
     try:
         path = resolve_in_workspace(workspace, rel)
     except ValueError as e:
@@ -114,6 +113,11 @@ def _check_file(workspace: str, rel: Any, what: str, problems: list[str]) -> Non
         problems.append(f"{what} {rel!r} is not a regular file")
     elif not os.access(path, os.R_OK):
         problems.append(f"{what} {rel!r} is not readable")
+    elif location:
+        from . import locations    # mmif-python: only where documents are checked
+        why = locations.problem(path)
+        if why:
+            problems.append(f"{what} {rel!r}: {why}")
 
 
 def validate_item(raw: Any, index: int, workspace: str) -> tuple[Item | None, list[str]]:
@@ -157,7 +161,7 @@ def validate_item(raw: Any, index: int, workspace: str) -> tuple[Item | None, li
             elif m.group(1) not in MEDIA_MAJOR_TYPES:
                 problems.append(f"{where}.mimeType {mime!r} is not one of "
                                 f"{'/, '.join(MEDIA_MAJOR_TYPES)}/ types")
-            _check_file(workspace, doc.get("location"), f"{where}.location", problems)
+            _check_file(workspace, doc.get("location"), f"{where}.location", problems, location=True)
             if isinstance(doc.get("location"), str) and isinstance(mime, str):
                 docs.append(DocumentSpec(os.path.normpath(doc["location"]), mime))
     if problems:
@@ -166,32 +170,8 @@ def validate_item(raw: Any, index: int, workspace: str) -> tuple[Item | None, li
                 mmif=os.path.normpath(raw["mmif"]) if has_mmif else None), []
 
 
-#: prefix of a compressed MMIF_ITEMS_INLINE value (see encode_inline)
-COMPRESSED_PREFIX = "zlib+base64:"
-
-
-def encode_inline(items: list, compress_over: int = 16384) -> str:
-    """The value of MMIF_ITEMS_INLINE for `items` (spec.items): plain JSON, or, when longer than
-    `compress_over` bytes, zlib-compressed base64 behind COMPRESSED_PREFIX. Linux refuses to start
-    a process with one environment string over 128 KiB, which 1000 items can reach."""
-    text = json.dumps(items, separators=(",", ":"), ensure_ascii=False)
-    if len(text.encode("utf-8")) <= compress_over:
-        return text
-    return COMPRESSED_PREFIX + base64.b64encode(zlib.compress(text.encode("utf-8"), 9)).decode("ascii")
-
-
-def parse_inline(text: str) -> list[tuple[str, Any]]:
-    """Items from a JSON list (plain, or as encode_inline compresses it); each as
-    (label for messages, raw item)."""
-    if text.startswith(COMPRESSED_PREFIX):
-        try:
-            text = zlib.decompress(base64.b64decode(text[len(COMPRESSED_PREFIX):], validate=True)).decode("utf-8")
-        except (binascii.Error, zlib.error, UnicodeDecodeError) as e:
-            raise ItemsError(f"the compressed inline items cannot be decoded: {e}") from None
-    try:
-        raw = json.loads(text)
-    except ValueError as e:
-        raise ItemsError(f"the inline items are not JSON: {e}") from None
+def parse_list(raw: Any) -> list[tuple[str, Any]]:
+    """Items from a JSON list (spec.items); each as (label for messages, raw item)."""
     if not isinstance(raw, list):
         raise ItemsError("the inline items must be a JSON list")
     return [("", r) for r in raw]

@@ -3,15 +3,17 @@ operator passes (status.itemStates) and the step result records on the volume.""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 import os
 import zlib
 
 from .. import failurereasons, itemstates
 from ..itemstates import ItemPhase
-from . import files
+from . import claims, files
 from .exitcodes import ExitCode, Reason
 from .items import Item, read_items
-from .paths import RunLayout
+from .paths import RUN_UID_FILE, RunLayout
 
 log = logging.getLogger("mmif-runner")
 
@@ -74,7 +76,7 @@ def item_entry(layout: RunLayout, item: Item, state: itemstates.ItemState, steps
 
 
 def build_manifest(run_dir: str, run_name: str, phase: str, steps: list[str],
-                   states_text: str | None, failure_reasons: str | None = None) -> dict:
+                   states_text: str | None, failure_reasons: Mapping[str, Any] | None = None) -> dict:
     layout = RunLayout(run_dir)
     items = read_items(layout.items) if os.path.isfile(layout.items) else []
     states = itemstates.decode(states_text, count=len(items))
@@ -89,8 +91,18 @@ def build_manifest(run_dir: str, run_name: str, phase: str, steps: list[str],
 
 
 def run_manifest(run_dir: str, run_name: str, phase: str, steps: list[str], states_text: str | None,
-                 termination_log: str, failure_reasons: str | None = None) -> int:
+                 termination_log: str, failure_reasons: Mapping[str, Any] | None = None,
+                 run_uid: str | None = None) -> int:
     layout = RunLayout(run_dir)
+    if run_uid:   # never write into a folder that is not this run's
+        try:
+            claims.verify(layout.root, claims.Owner(RUN_UID_FILE, run_uid))
+        except claims.ClaimConflict as e:
+            files.write_termination(termination_log, {"reason": Reason.OUTPUT_CONFLICT, "message": str(e)})
+            return int(ExitCode.OUTPUT_CONFLICT)
+        except FileNotFoundError as e:
+            files.write_termination(termination_log, {"reason": Reason.INVALID_INPUT, "message": str(e)})
+            return int(ExitCode.INVALID_INPUT)
     try:
         manifest = build_manifest(run_dir, run_name, phase, steps, states_text, failure_reasons)
     except (ValueError, zlib.error) as e:   # item states unreadable or not matching items.jsonl

@@ -76,7 +76,20 @@ def parse_mmif(body: bytes | str) -> Mmif:
         raise ValueError(f"{type(e).__name__}: {' '.join(str(detail).split())[:500]}") from None
 
 
-def classify(status: int, content_type: str, body: bytes, input_mmif: Mmif, app_id: str) -> Outcome:
+@dataclass(frozen=True)
+class InputViews:
+    """What `classify` needs of the input MMIF: its views' ids and error dicts (None: no error).
+    Kept instead of the parsed input, so the input's objects are freed before the answer is
+    parsed (the runner's memory holds one parsed MMIF at a time)."""
+    errors: dict[str, str | None]
+
+    @classmethod
+    def of(cls, mmif: Mmif) -> "InputViews":
+        return cls({v.id: (_error_dict(v) if v.has_error() else None) for v in mmif.views})
+
+
+def classify(status: int, content_type: str, body: bytes, input_mmif: Mmif | InputViews,
+             app_id: str) -> Outcome:
     """Decide the step's outcome from the app's answer (retriable statuses never get here)."""
     if status not in (200, 500):
         return Outcome(Kind.INVALID, f"the app answered HTTP {status} ({content_type or 'no type'}): "
@@ -94,12 +107,12 @@ def classify(status: int, content_type: str, body: bytes, input_mmif: Mmif, app_
     except ValueError as e:
         return Outcome(Kind.INVALID, f"the app's answer (HTTP {status}) is not valid MMIF: {e}")
 
-    before = {v.id: v for v in input_mmif.views}
+    before = (input_mmif if isinstance(input_mmif, InputViews) else InputViews.of(input_mmif)).errors
     mine = [v for v in out.views if same_app(v.metadata.app, app_id)]
     new = [v for v in mine if v.id not in before]
     # an error is "from this step" when its view is new, or was rewritten with an error
     fresh_errors = [v for v in mine if v.has_error() and (
-        v.id not in before or not before[v.id].has_error() or _error_dict(before[v.id]) != _error_dict(v))]
+        v.id not in before or before[v.id] is None or before[v.id] != _error_dict(v))]
     warnings = [w for v in new for w in (v.metadata.warnings or [])]
     new_ids = [v.id for v in new]
 

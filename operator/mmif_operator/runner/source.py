@@ -1,11 +1,13 @@
 """The source MMIF of an item: its documents, no views, built with mmif-python (as `clams source`
-does). Locations are absolute `file://` URIs under the workspace mount path, which every pod
-mounts at the same path."""
+does). Locations are absolute, percent-encoded `file://` URIs under the workspace mount path,
+which every pod mounts at the same path (runner/locations.py; prepare refused any document
+whose location CLAMS apps would resolve to another file)."""
 from __future__ import annotations
 
 from mmif import Document, DocumentTypes, Mmif
 
 from .items import Item, resolve_in_workspace
+from .locations import file_uri
 
 DOCUMENT_TYPES = {
     "video": DocumentTypes.VideoDocument,
@@ -13,13 +15,6 @@ DOCUMENT_TYPES = {
     "text": DocumentTypes.TextDocument,
     "image": DocumentTypes.ImageDocument,
 }
-
-
-def file_uri(path: str) -> str:
-    # Not pathlib's as_uri(): it percent-encodes (a space becomes %20), and mmif-python's
-    # Document.location_path() does not decode, so apps would look for the wrong file. The
-    # `clams source` command writes the path verbatim as well.
-    return "file://" + path
 
 
 def build_source(item: Item, workspace: str) -> Mmif:

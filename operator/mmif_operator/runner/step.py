@@ -6,11 +6,11 @@ import logging
 import os
 from dataclasses import dataclass
 
-from . import appclient, files, source
+from . import appclient, claims, files, source
 from .exitcodes import ExitCode, Reason
 from .items import Item, read_item, resolve_in_workspace
-from .outcome import Kind, Outcome, classify, parse_mmif
-from .paths import RunLayout
+from .outcome import InputViews, Kind, Outcome, classify, parse_mmif
+from .paths import RUN_UID_FILE, RunLayout
 
 log = logging.getLogger("mmif-runner")
 
@@ -52,6 +52,16 @@ def _read(path: str) -> bytes:
         return f.read()
 
 
+def read_input(path: str, limit: int | None = None) -> bytes:
+    """An input MMIF, at most as long as an answer the runner would take (ValueError otherwise:
+    the runner could not parse it within its memory, and no app answer could be kept)."""
+    limit = appclient.MAX_ANSWER_BYTES if limit is None else limit
+    size = os.path.getsize(path)
+    if size > limit:
+        raise ValueError(f"{path} is {size} bytes long, more than the {appclient.mib(limit)} the runner reads")
+    return _read(path)
+
+
 def input_path(cfg: StepConfig, layout: RunLayout, item: Item) -> str:
     """Step 0 reads the source MMIF (built here from the documents once) or the item's own MMIF;
     step k reads the MMIF of step k-1. When that one was never written (step k-1 gave invalid
@@ -83,15 +93,15 @@ def _done_before(cfg: StepConfig, layout: RunLayout, item: Item, out_path: str, 
 
 
 def check_owner(cfg: StepConfig, layout: RunLayout) -> None:
+    """The run folder must be this run's (prepare claimed it): a step never writes elsewhere."""
     if not cfg.run_uid:
         return
     try:
-        with open(layout.run_uid, encoding="utf-8") as f:
-            owner = f.read().strip()
+        claims.verify(layout.root, claims.Owner(RUN_UID_FILE, cfg.run_uid))
     except FileNotFoundError:
         raise InputError(f"{layout.run_uid} is missing: the run was not prepared") from None
-    if owner != cfg.run_uid:
-        raise ConflictError(f"{layout.root} belongs to run {owner}, not {cfg.run_uid}")
+    except claims.ClaimConflict as e:
+        raise ConflictError(str(e)) from None
 
 
 def run_step(cfg: StepConfig) -> int:
@@ -143,8 +153,8 @@ def run_step(cfg: StepConfig) -> int:
     try:
         in_path = input_path(cfg, layout, item)
         record["input"] = in_path
-        in_bytes = _read(in_path)
-        in_mmif = parse_mmif(in_bytes)
+        in_bytes = read_input(in_path)
+        in_views = InputViews.of(parse_mmif(in_bytes))   # the parsed input is freed here
     except (FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as e:
         # other OSErrors (EIO, ENOSPC...) are the volume's: RunnerError, exit 2, retried
         return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"cannot use the input MMIF: {e}")
@@ -165,9 +175,12 @@ def run_step(cfg: StepConfig) -> int:
         return finish(ExitCode.INFRA, e.reason, e.message)
     except appclient.NotAnAppError as e:
         return finish(ExitCode.INVALID_OUTPUT, Reason.INVALID_OUTPUT, str(e))
+    except appclient.TooLargeError as e:
+        return finish(ExitCode.INVALID_OUTPUT, Reason.OUTPUT_TOO_LARGE, str(e))
     record["httpStatus"] = resp.status
+    del in_bytes
 
-    outcome: Outcome = classify(resp.status, resp.content_type, resp.body, in_mmif, app_id)
+    outcome: Outcome = classify(resp.status, resp.content_type, resp.body, in_views, app_id)
     extra: dict[str, object] = {"newViews": outcome.new_views, "warnings": outcome.warnings}
     if outcome.output is not None:   # success, or the failed MMIF of an app error: keep it
         files.atomic_write(out_path, outcome.output)

@@ -1,9 +1,11 @@
 """spy: a tiny CLAMS test app for security tests. It tries to read the file `readPath` and to
 write a file at `writePath` (each only when given) and records in its view, as one annotation per
-attempt, whether it was allowed or denied (with errno), plus the process's uid/gid.
-Identifier http://apps.mmif.dev/spy/v1."""
+attempt, whether it was allowed or denied (with errno), plus the process's uid/gid. With
+`readDocuments`, it also opens every document where CLAMS apps do, `Document.location_path()`,
+and records the path and the sha256 of what it read. Identifier http://apps.mmif.dev/spy/v1."""
 import argparse
 import errno
+import hashlib
 import logging
 import os
 
@@ -17,12 +19,13 @@ IDENTIFIER = "http://apps.mmif.dev/spy/v1"
 
 def attempt(op: str, path: str) -> dict:
     try:
-        if op == "read":
+        if op.startswith("read"):
             with open(path, "rb") as f:
-                size = len(f.read(1 << 20))
-        else:
-            with open(path, "wb") as f:
-                size = f.write(b"written by the spy test app\n")
+                data = f.read(1 << 20)
+            return {"op": op, "path": path, "outcome": "allowed", "bytes": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest()}
+        with open(path, "wb") as f:
+            size = f.write(b"written by the spy test app\n")
         return {"op": op, "path": path, "outcome": "allowed", "bytes": size}
     except OSError as e:
         return {"op": op, "path": path, "outcome": "denied", "errno": e.errno or 0,
@@ -40,6 +43,8 @@ class Spy(ClamsApp):
         md.add_output(AnnotationTypes.Annotation)
         md.add_parameter(name="readPath", description="a file to try to read", type="string", default="")
         md.add_parameter(name="writePath", description="a file to try to write", type="string", default="")
+        md.add_parameter(name="readDocuments", description="read every document at its location_path()",
+                         type="boolean", default=False)
         return md
 
     def _annotate(self, mmif: Mmif, **parameters) -> Mmif:
@@ -53,6 +58,10 @@ class Spy(ClamsApp):
         for op, key in (("read", "readPath"), ("write", "writePath")):
             if parameters.get(key):
                 view.new_annotation(AnnotationTypes.Annotation, document=doc, **attempt(op, parameters[key]))
+        if parameters.get("readDocuments"):
+            for d in mmif.documents:   # where CLAMS apps open a document
+                view.new_annotation(AnnotationTypes.Annotation, document=d.id, location=d.location,
+                                    **attempt("readDocument", d.location_path()))
         return mmif
 
 
