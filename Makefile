@@ -97,7 +97,7 @@ test-unit: venv ## the fast tests: no cluster
 test-cluster: venv ensure-cluster ## the tests against the real cluster
 	.venv/bin/pytest -q tests/cluster
 
-test: venv ensure-cluster ## every test: unit tests, then the real-cluster tests
+test: venv lint ensure-cluster ## every test: lint, unit tests, then the real-cluster tests
 	.venv/bin/pytest -q tests
 
 demo: venv deploy ## run a real two-step pipeline over the sample media, live, and summarise the results

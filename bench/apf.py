@@ -5,6 +5,7 @@ requests to the same priority level the default `service-accounts` schema would 
 so nothing changes but the counting. `apiserver_flowcontrol_dispatched_requests_total` per
 schema, read before and after, gives the operator's reads and writes: its own calls, kopf's
 watches, finalizers and Events included."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,19 +22,33 @@ PATH = "/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas"
 
 def flow_schema(name: str, verbs: list[str], namespace: str, account: str) -> dict[str, Any]:
     return {
-        "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema",
+        "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
+        "kind": "FlowSchema",
         "metadata": {"name": name, "labels": {"mmif.dev/bench": "true"}},
         "spec": {
-            "matchingPrecedence": 90,                  # before service-accounts (9000)
+            "matchingPrecedence": 90,  # before service-accounts (9000)
             "priorityLevelConfiguration": {"name": "workload-low"},
             "distinguisherMethod": {"type": "ByUser"},
-            "rules": [{
-                "subjects": [{"kind": "ServiceAccount",
-                              "serviceAccount": {"namespace": namespace, "name": account}}],
-                "resourceRules": [{"verbs": verbs, "apiGroups": ["*"], "resources": ["*"],
-                                   "namespaces": ["*"], "clusterScope": True}],
-                "nonResourceRules": [{"verbs": verbs, "nonResourceURLs": ["*"]}],
-            }],
+            "rules": [
+                {
+                    "subjects": [
+                        {
+                            "kind": "ServiceAccount",
+                            "serviceAccount": {"namespace": namespace, "name": account},
+                        }
+                    ],
+                    "resourceRules": [
+                        {
+                            "verbs": verbs,
+                            "apiGroups": ["*"],
+                            "resources": ["*"],
+                            "namespaces": ["*"],
+                            "clusterScope": True,
+                        }
+                    ],
+                    "nonResourceRules": [{"verbs": verbs, "nonResourceURLs": ["*"]}],
+                }
+            ],
         },
     }
 

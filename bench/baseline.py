@@ -9,6 +9,7 @@ have a bound of 16 in flight each, so a create never waits behind deletes (the o
 beside its passes too). No status, no prepare or manifest Job, nothing else. It reacts to the
 same watch that measures it, as the cluster admin (exempt from the API server's priority and
 fairness queues, where the operator's service account lands in `workload-low`)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,20 +25,28 @@ from .watch import JobRecord
 
 log = logging.getLogger("bench")
 
-MAX_CONCURRENT_WRITES = 16    # the operator's bounds (handlers/runs.py, handlers/deletions.py)
+MAX_CONCURRENT_WRITES = 16  # the operator's bounds (handlers/runs.py, handlers/deletions.py)
 
 
 @dataclass
 class BaselineResult:
-    started: float        # time.monotonic() before the first create
-    ended: float          # when the last item's last step was seen finished
+    started: float  # time.monotonic() before the first create
+    ended: float  # when the last item's last step was seen finished
     failed_items: int
-    requests: int         # API requests this client made (creates + deletes)
+    requests: int  # API requests this client made (creates + deletes)
 
 
 class Baseline:
-    def __init__(self, kube: Kube, namespace: str, run: str, run_spec: dict[str, Any],
-                 pipeline_spec: dict[str, Any], items: int, image: str):
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        run: str,
+        run_spec: dict[str, Any],
+        pipeline_spec: dict[str, Any],
+        items: int,
+        image: str,
+    ):
         self.kube = kube
         self.namespace = namespace
         self.run = run
@@ -62,13 +71,25 @@ class Baseline:
             self.finished.put_nowait(rec)
 
     async def _owner(self) -> None:
-        cm = await self.kube.call("POST", f"/api/v1/namespaces/{self.namespace}/configmaps", body={
-            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{self.run}-owner"}})
-        self.owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": cm["metadata"]["name"],
-                      "uid": cm["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
-        self.ctx = J.RunContext.from_run({"metadata": {"name": self.run, "namespace": self.namespace,
-                                                       "uid": cm["metadata"]["uid"]},
-                                          "spec": self.run_spec})
+        cm = await self.kube.call(
+            "POST",
+            f"/api/v1/namespaces/{self.namespace}/configmaps",
+            body={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{self.run}-owner"}},
+        )
+        self.owner = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": cm["metadata"]["name"],
+            "uid": cm["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+        self.ctx = J.RunContext.from_run(
+            {
+                "metadata": {"name": self.run, "namespace": self.namespace, "uid": cm["metadata"]["uid"]},
+                "spec": self.run_spec,
+            }
+        )
 
     def job_body(self, item: int, step: int) -> dict[str, Any]:
         assert self.ctx is not None and self.owner is not None
@@ -90,14 +111,19 @@ class Baseline:
         body = self.job_body(item, step)
         async with self.create_sem:
             self.requests += 1
-            await self.kube.call("POST", f"/apis/batch/v1/namespaces/{self.namespace}/jobs", body=body,
-                                 allow=(409,))
+            await self.kube.call(
+                "POST", f"/apis/batch/v1/namespaces/{self.namespace}/jobs", body=body, allow=(409,)
+            )
 
     async def _delete(self, name: str) -> None:
         async with self.delete_sem:
             self.requests += 1
-            await self.kube.call("DELETE", f"/apis/batch/v1/namespaces/{self.namespace}/jobs/{name}",
-                                 body={"propagationPolicy": "Background"}, allow=(404,))
+            await self.kube.call(
+                "DELETE",
+                f"/apis/batch/v1/namespaces/{self.namespace}/jobs/{name}",
+                body={"propagationPolicy": "Background"},
+                allow=(404,),
+            )
 
     async def run_all(self, timeout: float) -> BaselineResult:
         await self._owner()
@@ -113,9 +139,13 @@ class Baseline:
             if self.errors:
                 raise RuntimeError(f"baseline: {self.errors[0]}") from self.errors[0]
             try:
-                rec = await asyncio.wait_for(self.finished.get(), timeout=max(1.0, deadline - time.monotonic()))
+                rec = await asyncio.wait_for(
+                    self.finished.get(), timeout=max(1.0, deadline - time.monotonic())
+                )
             except TimeoutError:
-                raise RuntimeError(f"baseline: {done} of {self.items} items done after {timeout:.0f}s") from None
+                raise RuntimeError(
+                    f"baseline: {done} of {self.items} items done after {timeout:.0f}s"
+                ) from None
             assert rec.item is not None and rec.step is not None
             self._spawn(self._delete(rec.name))
             if rec.succeeded and rec.step + 1 < self.steps:
@@ -127,7 +157,7 @@ class Baseline:
             if next_item < self.items:
                 self._spawn(self._create(next_item, 0))
                 next_item += 1
-        while self.tasks:     # the last deletes
+        while self.tasks:  # the last deletes
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
         return BaselineResult(started=started, ended=ended, failed_items=failed, requests=self.requests)
 

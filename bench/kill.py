@@ -6,13 +6,15 @@ Several runs share the in-flight items (`runs` x `parallelism`). Once every run 
 killed with SIGKILL on this machine; the kubelet restarts its container. A run progresses again
 when the watch sees a new step Job of it created after the new process appeared; the runs then
 finish, and the step Jobs seen are checked against items x steps."""
+
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass
 
-from . import operator_process as op, workspace as ws
+from . import operator_process as op
+from . import workspace as ws
 from .kube import Kube
 from .measure import Integrity, integrity
 from .operator_run import run_path, wait_terminal
@@ -23,9 +25,9 @@ MIN_FINISHED_PER_RUN = 50
 
 @dataclass
 class KillResult:
-    in_flight: int                # items in flight when killed
-    new_process_after: float      # seconds from SIGKILL to the new process
-    progress_after: dict[str, float]   # run -> seconds from SIGKILL to its first new step Job
+    in_flight: int  # items in flight when killed
+    new_process_after: float  # seconds from SIGKILL to the new process
+    progress_after: dict[str, float]  # run -> seconds from SIGKILL to its first new step Job
     phases: dict[str, str]
     succeeded: dict[str, int]
     items: int
@@ -52,8 +54,16 @@ def in_flight(recorder: JobRecorder, runs: list[str], steps: int) -> dict[str, i
     return {r: len(started[r] - done[r]) for r in runs}
 
 
-async def run_kill(kube: Kube, recorder: JobRecorder, namespace: str, runs: int, items: int,
-                   parallelism: int, steps: int, timeout: float) -> KillResult:
+async def run_kill(
+    kube: Kube,
+    recorder: JobRecorder,
+    namespace: str,
+    runs: int,
+    items: int,
+    parallelism: int,
+    steps: int,
+    timeout: float,
+) -> KillResult:
     names = [f"kill-{j}" for j in range(runs)]
     pid, pod_uid = await asyncio.to_thread(op.fresh_operator)
     await asyncio.sleep(2)
@@ -91,5 +101,12 @@ async def run_kill(kube: Kube, recorder: JobRecorder, namespace: str, runs: int,
         succeeded[name] = int(run["status"].get("itemsSucceeded") or 0)
     await asyncio.sleep(2)
     check = integrity(recorder.steps(), {n: items for n in names}, steps)
-    return KillResult(in_flight=flying_total, new_process_after=new_at - killed_at, progress_after=progress,
-                      phases=phases, succeeded=succeeded, items=items, integrity=check)
+    return KillResult(
+        in_flight=flying_total,
+        new_process_after=new_at - killed_at,
+        progress_after=progress,
+        phases=phases,
+        succeeded=succeeded,
+        items=items,
+        integrity=check,
+    )

@@ -5,6 +5,7 @@ returns dicts, and streams watch events with the local time each line was receiv
 from the operator's client (mmif_operator/k8s/ops.py) so the bench measures the operator, not
 its own use of kubernetes_asyncio.
 """
+
 from __future__ import annotations
 
 import base64
@@ -65,25 +66,47 @@ class Kube:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self._connections),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-            headers={"User-Agent": "mmif-bench"})
+            headers={"User-Agent": "mmif-bench"},
+        )
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
         if self.session is not None:
             await self.session.close()
 
-    async def raw(self, method: str, path: str, *, body: Any = None, params: Mapping[str, Any] | None = None,
-                  content_type: str = "application/json", timeout: float = 60) -> tuple[int, bytes]:
+    async def raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+        timeout: float = 60,
+    ) -> tuple[int, bytes]:
         assert self.session is not None
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": content_type} if data is not None else {}
-        async with self.session.request(method, self.server + path, data=data, params=params,
-                                        headers=headers,
-                                        timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+        async with self.session.request(
+            method,
+            self.server + path,
+            data=data,
+            params=params,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as resp:
             return resp.status, await resp.read()
 
-    async def call(self, method: str, path: str, *, body: Any = None, params: Mapping[str, Any] | None = None,
-                   content_type: str = "application/json", allow: tuple[int, ...] = ()) -> dict[str, Any]:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+        allow: tuple[int, ...] = (),
+    ) -> dict[str, Any]:
         """The JSON answer; ApiError for an HTTP error whose status is not in `allow`."""
         status, raw = await self.raw(method, path, body=body, params=params, content_type=content_type)
         try:
@@ -102,7 +125,9 @@ class Kube:
             raise ApiError(status, raw[:300].decode("utf-8", "replace"))
         return json.loads(raw)
 
-    async def watch(self, path: str, params: Mapping[str, Any]) -> AsyncIterator[tuple[float, dict[str, Any]]]:
+    async def watch(
+        self, path: str, params: Mapping[str, Any]
+    ) -> AsyncIterator[tuple[float, dict[str, Any]]]:
         """Watch events of a collection as (time.monotonic() when the line arrived, event). Ends
         when the server closes the stream (`timeoutSeconds`)."""
         assert self.session is not None

@@ -1,5 +1,6 @@
 """Pure figures from what the benchmark recorded: percentiles, step-transition delays, duplicated
 and lost item-steps, the API server's per-FlowSchema request counters, /proc numbers."""
+
 from __future__ import annotations
 
 import math
@@ -44,11 +45,11 @@ def transition_delays(records: Iterable[JobRecord]) -> list[float]:
 
 @dataclass(frozen=True)
 class Integrity:
-    expected: int         # item-steps: items x steps
-    created: int          # distinct (item, step) with a Job
-    duplicated: int       # (item, step) whose Job was created more than once (distinct uids)
-    missing: int          # (item, step) never created
-    items_lost: int       # items without a successful last step
+    expected: int  # item-steps: items x steps
+    created: int  # distinct (item, step) with a Job
+    duplicated: int  # (item, step) whose Job was created more than once (distinct uids)
+    missing: int  # (item, step) never created
+    items_lost: int  # items without a successful last step
 
 
 def integrity(records: Iterable[JobRecord], runs: Mapping[str, int], steps: int) -> Integrity:
@@ -63,18 +64,23 @@ def integrity(records: Iterable[JobRecord], runs: Mapping[str, int], steps: int)
             last_ok.add((rec.run, rec.item))
     expected = sum(runs.values()) * steps
     created = sum(1 for k in uids if k[1] < runs[k[0]] and k[2] < steps)
-    return Integrity(expected=expected, created=created,
-                     duplicated=sum(1 for v in uids.values() if len(v) > 1),
-                     missing=expected - created,
-                     items_lost=sum(runs.values()) - len(last_ok))
+    return Integrity(
+        expected=expected,
+        created=created,
+        duplicated=sum(1 for v in uids.values() if len(v) > 1),
+        missing=expected - created,
+        items_lost=sum(runs.values()) - len(last_ok),
+    )
 
 
-_SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)')
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
-def flow_schema_counts(metrics_text: str, metric: str = "apiserver_flowcontrol_dispatched_requests_total",
-                       ) -> dict[str, float]:
+def flow_schema_counts(
+    metrics_text: str,
+    metric: str = "apiserver_flowcontrol_dispatched_requests_total",
+) -> dict[str, float]:
     """{flow schema: requests dispatched} from the API server's /metrics text."""
     out: dict[str, float] = defaultdict(float)
     for line in metrics_text.splitlines():
@@ -90,7 +96,7 @@ def flow_schema_counts(metrics_text: str, metric: str = "apiserver_flowcontrol_d
 
 def cpu_seconds(stat_text: str, ticks_per_second: int) -> float:
     """utime + stime of a /proc/<pid>/stat line, in seconds."""
-    fields = stat_text[stat_text.rindex(")") + 2:].split()
+    fields = stat_text[stat_text.rindex(")") + 2 :].split()
     # fields[0] is field 3 (state): utime and stime are fields 14 and 15.
     return (int(fields[11]) + int(fields[12])) / ticks_per_second
 

@@ -1,6 +1,7 @@
 """The deployed operator as the benchmark sees it: its pod, its process on this machine (the
 local cluster's containers are host processes), CPU and peak memory from /proc, restart, scale
 and SIGKILL."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,11 @@ def kubectl(*args: str, timeout: float = 300) -> str:
 
 def running_pod_uids() -> list[str]:
     pods = json.loads(kubectl("get", "pods", "-n", NAMESPACE, "-l", SELECTOR, "-o", "json"))["items"]
-    return [p["metadata"]["uid"] for p in pods
-            if p.get("status", {}).get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]
+    return [
+        p["metadata"]["uid"]
+        for p in pods
+        if p.get("status", {}).get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+    ]
 
 
 def find_pid(pod_uid: str) -> int | None:
@@ -76,15 +80,32 @@ def sample(pid: int) -> ProcSample:
         stat = f.read()
     with open(f"/proc/{pid}/status", encoding="utf-8") as f:
         status = f.read()
-    return ProcSample(pid, cpu_seconds(stat, TICKS), status_kib(status, "VmHWM") or 0,
-                      status_kib(status, "VmRSS") or 0)
+    return ProcSample(
+        pid, cpu_seconds(stat, TICKS), status_kib(status, "VmHWM") or 0, status_kib(status, "VmRSS") or 0
+    )
 
 
 def wait_ready(timeout: int = 180) -> None:
-    kubectl("rollout", "status", f"deployment/{DEPLOYMENT}", "-n", NAMESPACE, f"--timeout={timeout}s",
-            timeout=timeout + 30)
-    kubectl("wait", "pods", "-n", NAMESPACE, "-l", SELECTOR, "--for=condition=Ready",
-            f"--timeout={timeout}s", timeout=timeout + 30)
+    kubectl(
+        "rollout",
+        "status",
+        f"deployment/{DEPLOYMENT}",
+        "-n",
+        NAMESPACE,
+        f"--timeout={timeout}s",
+        timeout=timeout + 30,
+    )
+    kubectl(
+        "wait",
+        "pods",
+        "-n",
+        NAMESPACE,
+        "-l",
+        SELECTOR,
+        "--for=condition=Ready",
+        f"--timeout={timeout}s",
+        timeout=timeout + 30,
+    )
 
 
 def scale(replicas: int) -> None:

@@ -1,6 +1,7 @@
 """The operator's side: one PipelineRun of N items x S steps, with the operator deployed as in
 production (`make deploy`), measured from outside: wall time, its process in /proc, its API
 requests at the API server (apf.py), the run object's size at the end."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,12 +9,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import apf, operator_process as op, workspace as ws
+from . import apf
+from . import operator_process as op
+from . import workspace as ws
 from .kube import Kube
 
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
 POLL_SECONDS = 0.25
-SETTLE_SECONDS = 5.0     # after start (kopf's first listings) and after the end (the last deletes)
+SETTLE_SECONDS = 5.0  # after start (kopf's first listings) and after the end (the last deletes)
 
 
 @dataclass
@@ -34,7 +37,9 @@ def run_path(namespace: str, name: str = "") -> str:
     return f"{base}/{name}" if name else base
 
 
-async def wait_terminal(kube: Kube, namespace: str, name: str, timeout: float) -> tuple[dict[str, Any], float]:
+async def wait_terminal(
+    kube: Kube, namespace: str, name: str, timeout: float
+) -> tuple[dict[str, Any], float]:
     """The run once its phase is terminal, and time.monotonic() when that was seen."""
     deadline = time.monotonic() + timeout
     while True:
@@ -43,13 +48,15 @@ async def wait_terminal(kube: Kube, namespace: str, name: str, timeout: float) -
             return run, time.monotonic()
         if time.monotonic() > deadline:
             status = run.get("status") or {}
-            raise RuntimeError(f"run {name}: still {status.get('phase')} ({status.get('progress')}) "
-                               f"after {timeout:.0f}s")
+            raise RuntimeError(
+                f"run {name}: still {status.get('phase')} ({status.get('progress')}) after {timeout:.0f}s"
+            )
         await asyncio.sleep(POLL_SECONDS)
 
 
-async def run_operator(kube: Kube, namespace: str, name: str, items: int, parallelism: int,
-                       timeout: float) -> OperatorResult:
+async def run_operator(
+    kube: Kube, namespace: str, name: str, items: int, parallelism: int, timeout: float
+) -> OperatorResult:
     pid, _ = await asyncio.to_thread(op.fresh_operator)
     await asyncio.sleep(SETTLE_SECONDS)
     before = op.sample(pid)
@@ -61,6 +68,14 @@ async def run_operator(kube: Kube, namespace: str, name: str, items: int, parall
     after = op.sample(pid)
     reads1, writes1 = await apf.counts(kube)
     status, raw = await kube.raw("GET", run_path(namespace, name))
-    return OperatorResult(started=started, ended=ended, phase=run["status"]["phase"], status=run["status"],
-                          cpu_seconds=after.cpu_seconds - before.cpu_seconds, peak_rss_kib=after.peak_rss_kib,
-                          reads=reads1 - reads0, writes=writes1 - writes0, object_bytes=len(raw))
+    return OperatorResult(
+        started=started,
+        ended=ended,
+        phase=run["status"]["phase"],
+        status=run["status"],
+        cpu_seconds=after.cpu_seconds - before.cpu_seconds,
+        peak_rss_kib=after.peak_rss_kib,
+        reads=reads1 - reads0,
+        writes=writes1 - writes0,
+        object_bytes=len(raw),
+    )

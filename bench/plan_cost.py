@@ -5,6 +5,7 @@ its batch (1,000 items in flight, 15 of their Jobs just finished), for N items.
 
 No cluster: the run is driven by the unit tests' simulator (tests/unit/test_reconcile_run.py).
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,8 +22,10 @@ REPEAT = 20
 
 def plan_ms(items: int) -> float:
     pipeline = {"steps": [{"name": f"s{k}", "image": f"app-{k}:1"} for k in range(STEPS)]}
-    sim = Sim(make_run(n_items=0, parallelism=min(IN_FLIGHT, items), items=None,
-                       itemsFrom={"path": "batch.jsonl"}), pipeline)
+    sim = Sim(
+        make_run(n_items=0, parallelism=min(IN_FLIGHT, items), items=None, itemsFrom={"path": "batch.jsonl"}),
+        pipeline,
+    )
     sim.started(items)
     for job in list(sim.jobs.values())[:FINISHED]:
         sim.finish(job.name)

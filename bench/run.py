@@ -5,6 +5,7 @@ fresh operator process (operator_run.py); then the SIGKILL scenario (kill.py); t
 Everything runs in one namespace, `mmif-bench`, deleted at the end (with the FlowSchemas that
 count the operator's requests); the operator is left deployed with 1 replica.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,9 @@ from pathlib import Path
 
 from mmif_operator.settings import DEFAULT_IMAGE
 
-from . import apf, operator_process as op, workspace as ws
+from . import apf
+from . import operator_process as op
+from . import workspace as ws
 from .baseline import Baseline
 from .kill import run_kill
 from .kube import Kube
@@ -39,17 +42,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--items", default="100,1000,10000", help="comma-separated N (default 100,1000,10000)")
     p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--parallelism", type=int, default=1000, help="items in flight (default 1000, the most a run allows)")
-    p.add_argument("--delay-ms", type=int, default=0, help="kwok: a step pod succeeds this long after it runs")
+    p.add_argument(
+        "--parallelism", type=int, default=1000, help="items in flight (default 1000, the most a run allows)"
+    )
+    p.add_argument(
+        "--delay-ms", type=int, default=0, help="kwok: a step pod succeeds this long after it runs"
+    )
     p.add_argument("--kill-in-flight", type=int, default=1000, help="items in flight at SIGKILL (0: skip)")
     p.add_argument("--kill-runs", type=int, default=2, help="runs sharing those items")
     p.add_argument("--modes", default="baseline,operator")
-    p.add_argument("--baseline-items", default=None,
-                   help="the N that also get a baseline (default: all of --items)")
+    p.add_argument(
+        "--baseline-items", default=None, help="the N that also get a baseline (default: all of --items)"
+    )
     p.add_argument("--kwok-nodes", type=int, default=4)
     p.add_argument("--no-kwok", action="store_true", help="do not (re)start kwok (it must run already)")
     p.add_argument("--keep", action="store_true", help="keep the namespace afterwards")
-    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG", "/var/lib/mmif-cluster/admin.kubeconfig"))
+    p.add_argument(
+        "--kubeconfig", default=os.environ.get("KUBECONFIG", "/var/lib/mmif-cluster/admin.kubeconfig")
+    )
     return p.parse_args(argv)
 
 
@@ -84,15 +94,24 @@ def steps_wall(recorder: JobRecorder, run: str) -> float | None:
 async def scenario_baseline(kube: Kube, recorder: JobRecorder, baselines: dict, n: int, args) -> Row:
     run = f"base-{n}"
     await asyncio.to_thread(op.scale, 0)
-    b = Baseline(kube, NAMESPACE, run, ws.run_spec(n, args.parallelism), ws.pipeline_spec(args.steps), n,
-                 DEFAULT_IMAGE)
+    b = Baseline(
+        kube, NAMESPACE, run, ws.run_spec(n, args.parallelism), ws.pipeline_spec(args.steps), n, DEFAULT_IMAGE
+    )
     baselines[run] = b
     log.info("baseline: %d items x %d steps, parallelism %d", n, args.steps, min(n, args.parallelism))
     res = await b.run_all(timeout_for(n, args.steps))
     check = integrity(recorder.steps(run), {run: n}, args.steps)
-    row = Row(items=n, mode="baseline", wall=res.ended - res.started, steps_wall=steps_wall(recorder, run),
-              item_steps=n * args.steps, delays=delays_of(recorder, run), reads=None, writes=float(res.requests),
-              outcome=f"{n - res.failed_items}/{n} ok, dup {check.duplicated}, missing {check.missing}")
+    row = Row(
+        items=n,
+        mode="baseline",
+        wall=res.ended - res.started,
+        steps_wall=steps_wall(recorder, run),
+        item_steps=n * args.steps,
+        delays=delays_of(recorder, run),
+        reads=None,
+        writes=float(res.requests),
+        outcome=f"{n - res.failed_items}/{n} ok, dup {check.duplicated}, missing {check.missing}",
+    )
     log.info("baseline %d: %.1f s", n, row.wall)
     await wait_no_pods(kube, run)
     return row
@@ -104,10 +123,20 @@ async def scenario_operator(kube: Kube, recorder: JobRecorder, n: int, args) -> 
     res = await run_operator(kube, NAMESPACE, run, n, args.parallelism, timeout_for(n, args.steps))
     check = integrity(recorder.steps(run), {run: n}, args.steps)
     ok = int(res.status.get("itemsSucceeded") or 0)
-    row = Row(items=n, mode="operator", wall=res.ended - res.started, steps_wall=steps_wall(recorder, run),
-              item_steps=n * args.steps, delays=delays_of(recorder, run), reads=res.reads, writes=res.writes,
-              cpu_seconds=res.cpu_seconds, peak_rss_mib=res.peak_rss_kib / 1024, object_bytes=res.object_bytes,
-              outcome=f"{res.phase} {ok}/{n}, dup {check.duplicated}, missing {check.missing}")
+    row = Row(
+        items=n,
+        mode="operator",
+        wall=res.ended - res.started,
+        steps_wall=steps_wall(recorder, run),
+        item_steps=n * args.steps,
+        delays=delays_of(recorder, run),
+        reads=res.reads,
+        writes=res.writes,
+        cpu_seconds=res.cpu_seconds,
+        peak_rss_mib=res.peak_rss_kib / 1024,
+        object_bytes=res.object_bytes,
+        outcome=f"{res.phase} {ok}/{n}, dup {check.duplicated}, missing {check.missing}",
+    )
     log.info("operator %d: %.1f s, %s", n, row.wall, row.outcome)
     await wait_no_pods(kube, run)
     return row
@@ -116,8 +145,9 @@ async def scenario_operator(kube: Kube, recorder: JobRecorder, n: int, args) -> 
 async def bench(args) -> int:
     sizes = [int(x) for x in args.items.split(",") if x.strip()]
     modes = {m.strip() for m in args.modes.split(",")}
-    baseline_sizes = ({int(x) for x in args.baseline_items.split(",") if x.strip()}
-                      if args.baseline_items else None)
+    baseline_sizes = (
+        {int(x) for x in args.baseline_items.split(",") if x.strip()} if args.baseline_items else None
+    )
     rows: list[Row] = []
     kill: KillFigures | None = None
     started = time.monotonic()
@@ -132,13 +162,14 @@ async def bench(args) -> int:
             kill_items = 0
             if args.kill_in_flight:
                 per_run = max(1, args.kill_in_flight // args.kill_runs)
-                kill_items = per_run + per_run // 5   # items keep waiting while the operator is down
+                kill_items = per_run + per_run // 5  # items keep waiting while the operator is down
             ws.write_batches(root, sorted(set(sizes + ([kill_items] if kill_items else []))))
             await ws.create_pipeline(kube, NAMESPACE, args.steps)
             await apf.install(kube)
             baselines: dict[str, Baseline] = {}
-            recorder = JobRecorder(on_finished=lambda rec: baselines[rec.run].on_finished(rec)
-                                   if rec.run in baselines else None)
+            recorder = JobRecorder(
+                on_finished=lambda rec: baselines[rec.run].on_finished(rec) if rec.run in baselines else None
+            )
             ready = asyncio.Event()
             watch_task = asyncio.ensure_future(record_jobs(kube, NAMESPACE, SELECTOR, recorder, ready))
             await asyncio.wait_for(ready.wait(), 30)
@@ -149,12 +180,31 @@ async def bench(args) -> int:
                     rows.append(await scenario_operator(kube, recorder, n, args))
             if args.kill_in_flight:
                 per_run = args.kill_in_flight // args.kill_runs
-                log.info("SIGKILL: %d runs x %d items, %d in flight", args.kill_runs, kill_items, args.kill_in_flight)
-                k = await run_kill(kube, recorder, NAMESPACE, args.kill_runs, kill_items, per_run, args.steps,
-                                   timeout_for(kill_items * args.kill_runs, args.steps))
-                kill = KillFigures(in_flight=k.in_flight, runs=args.kill_runs, new_process_after=k.new_process_after,
-                                   progress_all=k.progress_all, duplicated=k.integrity.duplicated, lost=k.lost,
-                                   outcome=", ".join(f"{r} {p} {k.succeeded[r]}/{k.items}" for r, p in k.phases.items()))
+                log.info(
+                    "SIGKILL: %d runs x %d items, %d in flight",
+                    args.kill_runs,
+                    kill_items,
+                    args.kill_in_flight,
+                )
+                k = await run_kill(
+                    kube,
+                    recorder,
+                    NAMESPACE,
+                    args.kill_runs,
+                    kill_items,
+                    per_run,
+                    args.steps,
+                    timeout_for(kill_items * args.kill_runs, args.steps),
+                )
+                kill = KillFigures(
+                    in_flight=k.in_flight,
+                    runs=args.kill_runs,
+                    new_process_after=k.new_process_after,
+                    progress_all=k.progress_all,
+                    duplicated=k.integrity.duplicated,
+                    lost=k.lost,
+                    outcome=", ".join(f"{r} {p} {k.succeeded[r]}/{k.items}" for r, p in k.phases.items()),
+                )
                 log.info(kill_summary(kill))
         finally:
             if watch_task is not None:
@@ -167,10 +217,12 @@ async def bench(args) -> int:
     rows = with_ratios(rows)
     print()
     print(f"# mmif-operator scale benchmark, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, "
-          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; "
-          f"steps {args.steps}, parallelism {args.parallelism}, kwok completion delay {args.delay_ms} ms; "
-          f"total {time.monotonic() - started:.0f} s")
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} CPUs, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; "
+        f"steps {args.steps}, parallelism {args.parallelism}, kwok completion delay {args.delay_ms} ms; "
+        f"total {time.monotonic() - started:.0f} s"
+    )
     print()
     print(table(rows))
     print()

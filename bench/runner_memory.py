@@ -9,6 +9,7 @@ temporary workspace whose item is an input MMIF of `--input-mib` MiB (annotation
 prints the step's peak RSS (the children's maxrss) and duration. The runner's memory limit
 (`RUNNER_RESOURCES`, builders/jobs.py) must stay above it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,8 @@ import tempfile
 import threading
 import time
 
-from mmif_operator.runner import appclient, env as E, inputs
+from mmif_operator.runner import appclient, inputs
+from mmif_operator.runner import env as E
 
 APP = "http://apps.mmif.dev/dense/v1"
 TIMEFRAME = "http://mmif.clams.ai/vocabulary/TimeFrame/v5"
@@ -33,17 +35,29 @@ def _annotation(i: int) -> dict:
 
 
 def _view(view_id: str, app: str, count: int) -> dict:
-    return {"id": view_id, "metadata": {"app": app, "timestamp": "2024-01-01T00:00:00Z",
-                                        "contains": {TIMEFRAME: {"document": "d1"}}},
-            "annotations": [_annotation(i) for i in range(count)]}
+    return {
+        "id": view_id,
+        "metadata": {
+            "app": app,
+            "timestamp": "2024-01-01T00:00:00Z",
+            "contains": {TIMEFRAME: {"document": "d1"}},
+        },
+        "annotations": [_annotation(i) for i in range(count)],
+    }
 
 
 def bodies(input_mib: float, cap: int) -> tuple[bytes, bytes]:
     per = len(json.dumps(_annotation(100000))) + 2
-    doc = {"metadata": {"mmif": "http://mmif.clams.ai/1.0.5"},
-           "documents": [{"@type": "http://mmif.clams.ai/vocabulary/VideoDocument/v1",
-                          "properties": {"id": "d1", "mime": "video/mp4", "location": "file:///data/a.mp4"}}],
-           "views": [_view("v1", "http://apps.mmif.dev/earlier/v1", int(input_mib * 2 ** 20) // per)]}
+    doc = {
+        "metadata": {"mmif": "http://mmif.clams.ai/1.0.5"},
+        "documents": [
+            {
+                "@type": "http://mmif.clams.ai/vocabulary/VideoDocument/v1",
+                "properties": {"id": "d1", "mime": "video/mp4", "location": "file:///data/a.mp4"},
+            }
+        ],
+        "views": [_view("v1", "http://apps.mmif.dev/earlier/v1", int(input_mib * 2**20) // per)],
+    }
     source = json.dumps(doc).encode()
     doc["views"].append(_view("v2", APP, (cap - len(source) - 2000) // per))
     answer = json.dumps(doc).encode()
@@ -83,23 +97,45 @@ def measure(input_mib: float) -> dict:
         items = os.path.join(tmp, "items.json.z")
         with open(items, "wb") as f:
             f.write(inputs.encode("u", {"items": [{"mmif": "in.mmif"}]}))
-        base = dict(os.environ, **{E.WORKSPACE: ws, E.RUN_DIR: os.path.join(ws, "mmif-runs", "r"),
-                                   E.RUN_UID: "u", E.TERMINATION_LOG: os.path.join(tmp, "termination-log")})
+        base = dict(
+            os.environ,
+            **{
+                E.WORKSPACE: ws,
+                E.RUN_DIR: os.path.join(ws, "mmif-runs", "r"),
+                E.RUN_UID: "u",
+                E.TERMINATION_LOG: os.path.join(tmp, "termination-log"),
+            },
+        )
         runner = [sys.executable, "-m", "mmif_operator.runner.cli"]
-        prep = subprocess.run([*runner, "prepare"], env={**base, E.ITEMS_FILE: items}, capture_output=True,
-                              text=True)
+        prep = subprocess.run(
+            [*runner, "prepare"], env={**base, E.ITEMS_FILE: items}, capture_output=True, text=True
+        )
         assert prep.returncode == 0, prep.stdout + prep.stderr
         started = time.monotonic()
-        step = subprocess.run([*runner, "step"], capture_output=True, text=True, env={
-            **base, E.ITEM_INDEX: "0", E.STEP_INDEX: "0", E.STEPS: "dense",
-            E.APP_URL: f"http://127.0.0.1:{server.server_port}"})
+        step = subprocess.run(
+            [*runner, "step"],
+            capture_output=True,
+            text=True,
+            env={
+                **base,
+                E.ITEM_INDEX: "0",
+                E.STEP_INDEX: "0",
+                E.STEPS: "dense",
+                E.APP_URL: f"http://127.0.0.1:{server.server_port}",
+            },
+        )
         took = time.monotonic() - started
     server.shutdown()
     summary = json.loads(step.stdout.strip().splitlines()[-1])
-    return {"inputMiB": round(len(source) / 2 ** 20, 1), "answerMiB": round(len(answer) / 2 ** 20, 2),
-            "capMiB": cap // 2 ** 20, "exit": step.returncode, "reason": summary.get("reason"),
-            "peakRssMiB": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
-            "seconds": round(took)}
+    return {
+        "inputMiB": round(len(source) / 2**20, 1),
+        "answerMiB": round(len(answer) / 2**20, 2),
+        "capMiB": cap // 2**20,
+        "exit": step.returncode,
+        "reason": summary.get("reason"),
+        "peakRssMiB": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+        "seconds": round(took),
+    }
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ when the watch event reached the bench: `added` when a Job was first seen, `fini
 outcome was first seen (the operator's own definition: reconcile/observed.py `job_state`).
 The same recorder watches the baseline's Jobs and the operator's, so both are measured alike.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -64,9 +65,15 @@ class JobRecorder:
         rec = self.by_uid.get(uid)
         if rec is None:
             labels = meta.get("labels") or {}
-            rec = JobRecord(name=meta.get("name", ""), uid=uid, run=labels.get(L.RUN, ""),
-                            component=labels.get(L.COMPONENT, ""), item=_int(labels.get(L.ITEM_INDEX)),
-                            step=_int(labels.get(L.STEP_INDEX)), added=now)
+            rec = JobRecord(
+                name=meta.get("name", ""),
+                uid=uid,
+                run=labels.get(L.RUN, ""),
+                component=labels.get(L.COMPONENT, ""),
+                item=_int(labels.get(L.ITEM_INDEX)),
+                step=_int(labels.get(L.STEP_INDEX)),
+                added=now,
+            )
             self.by_uid[uid] = rec
         if kind == "DELETED" and rec.deleted is None:
             rec.deleted = now
@@ -81,12 +88,16 @@ class JobRecorder:
         return None
 
     def steps(self, run: str | None = None) -> list[JobRecord]:
-        return [r for r in self.by_uid.values()
-                if r.component == L.COMPONENT_STEP and (run is None or r.run == run)]
+        return [
+            r
+            for r in self.by_uid.values()
+            if r.component == L.COMPONENT_STEP and (run is None or r.run == run)
+        ]
 
 
-async def record_jobs(kube: Kube, namespace: str, selector: str, recorder: JobRecorder,
-                      ready: asyncio.Event | None = None) -> None:
+async def record_jobs(
+    kube: Kube, namespace: str, selector: str, recorder: JobRecorder, ready: asyncio.Event | None = None
+) -> None:
     """Feed `recorder` from a watch of the namespace's Jobs until cancelled. Re-watches from the
     last resourceVersion when the server ends a stream; lists again after 410 Gone."""
     path = f"/apis/batch/v1/namespaces/{namespace}/jobs"
@@ -100,8 +111,12 @@ async def record_jobs(kube: Kube, namespace: str, selector: str, recorder: JobRe
             rv = listing["metadata"]["resourceVersion"]
             if ready is not None:
                 ready.set()
-        params = {"labelSelector": selector, "resourceVersion": rv, "allowWatchBookmarks": "true",
-                  "timeoutSeconds": str(WATCH_TIMEOUT_SECONDS)}
+        params = {
+            "labelSelector": selector,
+            "resourceVersion": rv,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(WATCH_TIMEOUT_SECONDS),
+        }
         try:
             async for now, event in kube.watch(path, params):
                 obj = event.get("object") or {}
@@ -121,6 +136,6 @@ async def record_jobs(kube: Kube, namespace: str, selector: str, recorder: JobRe
                 continue
             log.warning("job watch: %s; watching again", e)
             await asyncio.sleep(0.5)
-        except Exception as e:   # noqa: BLE001 - a dropped stream: watch again from rv
+        except Exception as e:  # noqa: BLE001 - a dropped stream: watch again from rv
             log.warning("job watch: %s: %s; watching again", type(e).__name__, e)
             await asyncio.sleep(0.5)

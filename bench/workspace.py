@@ -1,6 +1,7 @@
 """The benchmark's namespace: a volume holding the batch file, the Pipeline whose steps land on
 kwok nodes, and the PipelineRun body. Steps run nowhere (kwok only pretends), so the batch's
 single document is never read by an app; the prepare and manifest Jobs do run, on the real node."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,11 +15,12 @@ from .kube import ApiError, Kube
 CLAIM = "media"
 MEDIA = "bench/media/item.mp4"
 PIPELINE = "bench"
-STEP_URL = "http://bench-app.invalid:5000"   # Service mode with url: the step pod is the runner alone
+STEP_URL = "http://bench-app.invalid:5000"  # Service mode with url: the step pod is the runner alone
 KWOK_PLACEMENT = {
     "nodeSelector": {"type": "kwok"},
-    "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake",
-                     "effect": "NoSchedule"}],
+    "tolerations": [
+        {"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake", "effect": "NoSchedule"}
+    ],
 }
 BENCH_LABEL = {"mmif.dev/bench": "true"}
 
@@ -26,8 +28,12 @@ BENCH_LABEL = {"mmif.dev/bench": "true"}
 def pipeline_spec(steps: int) -> dict[str, Any]:
     # `analyses: []` spelled out: the CRD's CEL rule on spec.analyses fails with "no such key"
     # when the field is absent (it has no default in the schema).
-    return {"steps": [{"name": f"s{k + 1}", "mode": "Service", "url": STEP_URL, **KWOK_PLACEMENT}
-                      for k in range(steps)], "analyses": []}
+    return {
+        "steps": [
+            {"name": f"s{k + 1}", "mode": "Service", "url": STEP_URL, **KWOK_PLACEMENT} for k in range(steps)
+        ],
+        "analyses": [],
+    }
 
 
 def items_path(n: int) -> str:
@@ -35,18 +41,33 @@ def items_path(n: int) -> str:
 
 
 def run_spec(n: int, parallelism: int) -> dict[str, Any]:
-    return {"pipelineRef": {"name": PIPELINE}, "workspace": {"claimName": CLAIM},
-            "itemsFrom": {"path": items_path(n)}, "parallelism": min(parallelism, n)}
+    return {
+        "pipelineRef": {"name": PIPELINE},
+        "workspace": {"claimName": CLAIM},
+        "itemsFrom": {"path": items_path(n)},
+        "parallelism": min(parallelism, n),
+    }
 
 
 def run_body(name: str, n: int, parallelism: int) -> dict[str, Any]:
-    return {"apiVersion": "mmif.dev/v1alpha1", "kind": "PipelineRun",
-            "metadata": {"name": name, "labels": dict(BENCH_LABEL)}, "spec": run_spec(n, parallelism)}
+    return {
+        "apiVersion": "mmif.dev/v1alpha1",
+        "kind": "PipelineRun",
+        "metadata": {"name": name, "labels": dict(BENCH_LABEL)},
+        "spec": run_spec(n, parallelism),
+    }
 
 
 async def create_namespace(kube: Kube, name: str) -> None:
-    await kube.call("POST", "/api/v1/namespaces", body={
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": dict(BENCH_LABEL)}})
+    await kube.call(
+        "POST",
+        "/api/v1/namespaces",
+        body={
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": dict(BENCH_LABEL)},
+        },
+    )
 
 
 async def delete_namespace(kube: Kube, name: str, timeout: float = 600) -> None:
@@ -62,9 +83,16 @@ async def delete_namespace(kube: Kube, name: str, timeout: float = 600) -> None:
 async def volume_dir(kube: Kube, namespace: str, timeout: float = 120) -> str:
     """Create the claim, wait until bound; the PV's directory on this machine (local-path in
     shared-filesystem mode: a directory under /var/lib/mmif-cluster/volumes)."""
-    await kube.call("POST", f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", body={
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": CLAIM},
-        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}})
+    await kube.call(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
+        body={
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": CLAIM},
+            "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+        },
+    )
     deadline = time.monotonic() + timeout
     while True:
         pvc = await kube.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{CLAIM}") or {}
@@ -90,8 +118,12 @@ def write_batches(root: str, sizes: list[int]) -> None:
     for n in sizes:
         with open(os.path.join(root, items_path(n)), "w", encoding="utf-8") as f:
             for i in range(n):
-                f.write(json.dumps({"name": f"item-{i:05d}",
-                                    "documents": [{"location": MEDIA, "mimeType": "video/mp4"}]}) + "\n")
+                f.write(
+                    json.dumps(
+                        {"name": f"item-{i:05d}", "documents": [{"location": MEDIA, "mimeType": "video/mp4"}]}
+                    )
+                    + "\n"
+                )
     for dirpath, dirnames, filenames in os.walk(os.path.join(root, "bench")):
         for d in dirnames:
             os.chmod(os.path.join(dirpath, d), 0o755)
@@ -100,14 +132,23 @@ def write_batches(root: str, sizes: list[int]) -> None:
 
 
 async def create_pipeline(kube: Kube, namespace: str, steps: int) -> None:
-    created = await kube.call("POST", f"/apis/mmif.dev/v1alpha1/namespaces/{namespace}/pipelines", body={
-        "apiVersion": "mmif.dev/v1alpha1", "kind": "Pipeline",
-        "metadata": {"name": PIPELINE, "labels": dict(BENCH_LABEL)}, "spec": pipeline_spec(steps)})
+    created = await kube.call(
+        "POST",
+        f"/apis/mmif.dev/v1alpha1/namespaces/{namespace}/pipelines",
+        body={
+            "apiVersion": "mmif.dev/v1alpha1",
+            "kind": "Pipeline",
+            "metadata": {"name": PIPELINE, "labels": dict(BENCH_LABEL)},
+            "spec": pipeline_spec(steps),
+        },
+    )
     if not all(s.get("tolerations") for s in created["spec"]["steps"]):
         # The API server pruned the field: the CRDs installed are older than this checkout's, and
         # step pods would run on the real node. `make bench` deploys this checkout first.
-        raise RuntimeError("the installed Pipeline CRD has no steps[].tolerations: deploy this checkout "
-                           "(make deploy, or run make bench)")
+        raise RuntimeError(
+            "the installed Pipeline CRD has no steps[].tolerations: deploy this checkout "
+            "(make deploy, or run make bench)"
+        )
 
 
 async def leftover_bench_namespaces(kube: Kube) -> list[str]:

@@ -5,6 +5,7 @@ namespace `mmif-demo`, a volume with the sample media on it, a Pipeline (a Job-m
 Service-mode step) and a new PipelineRun; shows the run's progress live; then prints where the
 results are and what the final MMIF files hold, read with mmif-python.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,9 @@ def setup() -> None:
     kubectl("exec", "loader", "--", "mkdir", "-p", "/data/media")
     for f in sorted((HERE / "media").iterdir()):
         kubectl("cp", str(f), f"loader:/data/media/{f.name}")
-    print(f"sample media copied to the volume: {', '.join(f.name for f in sorted((HERE / 'media').iterdir()))}")
+    print(
+        f"sample media copied to the volume: {', '.join(f.name for f in sorted((HERE / 'media').iterdir()))}"
+    )
     kubectl("apply", "-f", str(HERE / "pipeline.yaml"))
 
 
@@ -57,8 +60,11 @@ def watch(name: str, timeout: float = 600) -> dict:
         run = json.loads(kubectl("get", "pipelinerun", name, "-o", "json"))
         status = run.get("status", {})
         cond = next((c for c in status.get("conditions", []) if c["type"] == "Succeeded"), {})
-        steps = "  ".join(f"{s['name']}: {s.get('running', 0)} running, {s.get('succeeded', 0)} done, "
-                          f"{s.get('failed', 0)} failed" for s in status.get("steps", []))
+        steps = "  ".join(
+            f"{s['name']}: {s.get('running', 0)} running, {s.get('succeeded', 0)} done, "
+            f"{s.get('failed', 0)} failed"
+            for s in status.get("steps", [])
+        )
         line = f"{status.get('phase', 'Pending'):<9} {status.get('progress', '-'):>5}  {steps}"
         if line != shown:
             print(f"[{time.monotonic() - start:5.1f}s] {line}")
@@ -77,7 +83,9 @@ def watch_analysis(name: str, timeout: float = 300) -> dict | None:
         aj = json.loads(kubectl("get", "analysisjobs", "-l", f"mmif.dev/run={name}", "-o", "json"))["items"]
         if not aj:
             return None
-        cond = next((c for c in aj[0].get("status", {}).get("conditions", []) if c["type"] == "Succeeded"), {})
+        cond = next(
+            (c for c in aj[0].get("status", {}).get("conditions", []) if c["type"] == "Succeeded"), {}
+        )
         if cond.get("status") in ("True", "False"):
             return aj[0]
         time.sleep(1)
@@ -87,14 +95,18 @@ def watch_analysis(name: str, timeout: float = 300) -> dict | None:
 def summarise_analysis(aj: dict) -> None:
     status = aj["status"]
     cond = next(c for c in status["conditions"] if c["type"] == "Succeeded")
-    print(f"\nanalysisjob/{aj['metadata']['name']} ({aj['spec']['trigger']}, requested by "
-          f"{aj['spec'].get('requester', {}).get('username')}): {status.get('progress')} items, "
-          f"Succeeded={cond['status']} reason={cond['reason']}")
+    print(
+        f"\nanalysisjob/{aj['metadata']['name']} ({aj['spec']['trigger']}, requested by "
+        f"{aj['spec'].get('requester', {}).get('username')}): {status.get('progress')} items, "
+        f"Succeeded={cond['status']} reason={cond['reason']}"
+    )
     manifest = json.loads(on_volume(status["manifestPath"]))
     for item in manifest["items"]:
         mmif = Mmif(on_volume(f"{status['outputPath']}/{item['output']}"))
-        print(f"  item {item['index']}: {status['outputPath']}/{item['output']}  finished {item['finishedAt']}  "
-              f"views: {', '.join(v.metadata.app.rsplit('/', 2)[-2] for v in mmif.views)}")
+        print(
+            f"  item {item['index']}: {status['outputPath']}/{item['output']}  finished {item['finishedAt']}  "
+            f"views: {', '.join(v.metadata.app.rsplit('/', 2)[-2] for v in mmif.views)}"
+        )
 
 
 def summarise(run: dict) -> None:
@@ -114,8 +126,10 @@ def summarise(run: dict) -> None:
             counts: dict[str, int] = {}
             for ann in view.annotations:
                 counts[ann.at_type.shortname] = counts.get(ann.at_type.shortname, 0) + 1
-            print(f"    view {view.id} by {view.metadata.app}: "
-                  + (", ".join(f"{n} {t}" for t, n in counts.items()) or "no annotations"))
+            print(
+                f"    view {view.id} by {view.metadata.app}: "
+                + (", ".join(f"{n} {t}" for t, n in counts.items()) or "no annotations")
+            )
 
 
 def main() -> None:

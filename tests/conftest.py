@@ -11,7 +11,10 @@ from tests import kube
 def _cluster_reachable() -> bool:
     if not shutil.which("kubectl") or not os.environ.get("KUBECONFIG"):
         return False
-    return subprocess.run(["kubectl", "get", "--raw", "/readyz"], capture_output=True, timeout=20).returncode == 0
+    return (
+        subprocess.run(["kubectl", "get", "--raw", "/readyz"], capture_output=True, timeout=20).returncode
+        == 0
+    )
 
 
 @pytest.fixture(scope="session")

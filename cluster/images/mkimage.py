@@ -9,6 +9,7 @@ config. Used by build-images.sh; standard library only, so it runs before any ve
              [--code-dir DIR]... [--file SRC:DEST[:MODE]]... [--entrypoint JSON] [--cmd JSON] [--env K=V]...
              [--user USER] [--workdir DIR] [--label K=V]...
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,7 @@ def layer_from_dir(src: str, workdir: str, reproducible: bool = False) -> str:
     same files give the same layer digest (and an unchanged image is not imported again)."""
     overlay_whiteouts_to_oci(src)
     out = os.path.join(workdir, f"layer-{len(os.listdir(workdir))}.tar")
-    flags = (["--format=gnu", "--owner=0", "--group=0", "--mtime=@0"] if reproducible
-             else ["--xattrs"])
+    flags = ["--format=gnu", "--owner=0", "--group=0", "--mtime=@0"] if reproducible else ["--xattrs"]
     subprocess.run(["tar", "--numeric-owner", "--sort=name", *flags, "-C", src, "-cf", out, "."], check=True)
     return out
 
@@ -92,7 +92,9 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--base")
     ap.add_argument("--layer-dir", action="append", default=[])
-    ap.add_argument("--code-dir", action="append", default=[], help="a layer from a directory, reproducibly (no times)")
+    ap.add_argument(
+        "--code-dir", action="append", default=[], help="a layer from a directory, reproducibly (no times)"
+    )
     ap.add_argument("--file", action="append", default=[])
     ap.add_argument("--entrypoint")
     ap.add_argument("--cmd")
@@ -108,8 +110,16 @@ def main() -> None:
         if args.base:
             layers, config = read_base(args.base, layerdir)
         else:
-            layers, config = [], {"architecture": "amd64", "os": "linux", "config": {},
-                                  "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+            layers, config = (
+                [],
+                {
+                    "architecture": "amd64",
+                    "os": "linux",
+                    "config": {},
+                    "rootfs": {"type": "layers", "diff_ids": []},
+                    "history": [],
+                },
+            )
         for d in args.layer_dir:
             layers.append(layer_from_dir(d, layerdir))
         for d in args.code_dir:
@@ -139,20 +149,26 @@ def main() -> None:
         config["history"] = [{"created_by": "mmif-operator cluster/images/mkimage.py"} for _ in layers]
         config_bytes = json.dumps(config, sort_keys=True).encode()
         config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
-        manifest = [{"Config": config_name, "RepoTags": [args.tag],
-                     "Layers": [f"{d}/layer.tar" for d in digests]}]
+        manifest = [
+            {"Config": config_name, "RepoTags": [args.tag], "Layers": [f"{d}/layer.tar" for d in digests]}
+        ]
 
         partial = args.out + ".partial"
         with tarfile.open(partial, "w") as tar:
+
             def add_bytes(name: str, data: bytes) -> None:
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
+
             for path, digest in zip(layers, digests, strict=True):
                 tar.add(path, arcname=f"{digest}/layer.tar")
             add_bytes(config_name, config_bytes)
             add_bytes("manifest.json", json.dumps(manifest).encode())
-            add_bytes("repositories", json.dumps({args.tag.rsplit(":", 1)[0]: {args.tag.rsplit(":", 1)[1]: digests[-1]}}).encode())
+            add_bytes(
+                "repositories",
+                json.dumps({args.tag.rsplit(":", 1)[0]: {args.tag.rsplit(":", 1)[1]: digests[-1]}}).encode(),
+            )
         os.replace(partial, args.out)
     print(args.out)
 

@@ -14,10 +14,10 @@ and bounded, for the manifest Job to write:
 The manifest Job gets both in `MMIF_FAILURE_REASONS` (JSON) and prefers them over a result
 record (which may be an earlier attempt's) for the item's failed step.
 """
+
 from __future__ import annotations
 
 import base64
-import json
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -38,8 +38,9 @@ def decode(text: str | None, count: int) -> list[int]:
     return codes
 
 
-def record(reasons: list[dict[str, Any]], codes: list[int], index: int, step: str | None, reason: str,
-           message: str) -> None:
+def record(
+    reasons: list[dict[str, Any]], codes: list[int], index: int, step: str | None, reason: str, message: str
+) -> None:
     """Remember why item `index` failed (in place). An item keeps its first such failure; a
     reason table that is full records nothing more (the manifest then says what the records
     say)."""

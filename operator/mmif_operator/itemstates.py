@@ -5,6 +5,7 @@ Each item is one byte: the step index it is at (bits 3-7, so at most 32 steps) a
 items fits in a few hundred bytes of status (as Argo compresses its node status). Per-item
 detail (messages, paths, digests) lives in the run's manifest on the volume, not here.
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,11 +17,11 @@ MAX_STEPS = 32
 
 
 class ItemPhase(enum.IntEnum):
-    PENDING = 0     # not started
-    RUNNING = 1     # the Job of `step` exists (or is about to)
-    SUCCEEDED = 2   # finished every step (step = last step index)
-    FAILED = 3      # failed at `step`
-    CANCELLED = 4   # stopped at `step` by cancel or timeout, or never started
+    PENDING = 0  # not started
+    RUNNING = 1  # the Job of `step` exists (or is about to)
+    SUCCEEDED = 2  # finished every step (step = last step index)
+    FAILED = 3  # failed at `step`
+    CANCELLED = 4  # stopped at `step` by cancel or timeout, or never started
 
     @property
     def terminal(self) -> bool:
@@ -53,7 +54,7 @@ _TO_BYTE = {state: b for b, state in enumerate(_BY_BYTE) if state is not None}
 
 def _from_byte(b: int) -> ItemState:
     state = _BY_BYTE[b]
-    return state if state is not None else ItemState.from_byte(b)   # raises: not a phase
+    return state if state is not None else ItemState.from_byte(b)  # raises: not a phase
 
 
 def encode(states: list[ItemState]) -> str:

@@ -7,6 +7,7 @@
 Ports: metrics on :8080/metrics ($MMIF_METRICS_PORT), kopf's liveness probe on
 :8081/healthz ($MMIF_LIVENESS_ENDPOINT). See settings.py for every environment variable.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,14 +21,23 @@ from . import settings as S
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="mmif-operator", description=__doc__.splitlines()[0])
     scope = p.add_mutually_exclusive_group()
-    scope.add_argument("-n", "--namespace", action="append", default=None,
-                       help="watch only this namespace (repeatable; default: $MMIF_WATCH_NAMESPACE, "
-                       "else cluster-wide)")
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=None,
+        help="watch only this namespace (repeatable; default: $MMIF_WATCH_NAMESPACE, else cluster-wide)",
+    )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
-    p.add_argument("--liveness", default=None,
-                   help=f"kopf liveness endpoint (default {S.DEFAULT_LIVENESS}; '' disables)")
-    p.add_argument("--metrics-port", type=int, default=None,
-                   help=f"Prometheus metrics port (default {S.DEFAULT_METRICS_PORT}; 0 disables)")
+    p.add_argument(
+        "--liveness", default=None, help=f"kopf liveness endpoint (default {S.DEFAULT_LIVENESS}; '' disables)"
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help=f"Prometheus metrics port (default {S.DEFAULT_METRICS_PORT}; 0 disables)",
+    )
     p.add_argument("--log-format", choices=("plain", "full", "json"), default=None)
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--debug", action="store_true")

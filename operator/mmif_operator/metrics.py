@@ -11,6 +11,7 @@
 Metrics are best effort: after an operator restart, a step that finished while the operator was
 down may be counted again.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,22 +26,36 @@ log = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-RUNS_FINISHED = Counter("mmif_runs_finished_total", "PipelineRuns that ended, by result.",
-                        ["result"], registry=REGISTRY)
+RUNS_FINISHED = Counter(
+    "mmif_runs_finished_total", "PipelineRuns that ended, by result.", ["result"], registry=REGISTRY
+)
 STEP_DURATION = Histogram(
-    "mmif_step_duration_seconds", "Duration of one item at one step (Job start to end).",
-    ["pipeline", "step"], registry=REGISTRY,
-    buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, float("inf")))
-ITEM_FAILURES = Counter("mmif_item_failures_total", "Item failures at a step, by reason.",
-                        ["pipeline", "step", "reason"], registry=REGISTRY)
-ITEMS_IN_FLIGHT = Gauge("mmif_items_in_flight", "Items whose step Job is in flight, all runs.",
-                        registry=REGISTRY)
+    "mmif_step_duration_seconds",
+    "Duration of one item at one step (Job start to end).",
+    ["pipeline", "step"],
+    registry=REGISTRY,
+    buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, float("inf")),
+)
+ITEM_FAILURES = Counter(
+    "mmif_item_failures_total",
+    "Item failures at a step, by reason.",
+    ["pipeline", "step", "reason"],
+    registry=REGISTRY,
+)
+ITEMS_IN_FLIGHT = Gauge(
+    "mmif_items_in_flight", "Items whose step Job is in flight, all runs.", registry=REGISTRY
+)
 RUNS_ACTIVE = Gauge("mmif_runs_active", "PipelineRuns with a live reconcile loop.", registry=REGISTRY)
 RECONCILE_DURATION = Histogram(
-    "mmif_reconcile_duration_seconds", "One reconcile pass.", ["kind"], registry=REGISTRY,
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-RECONCILE_ERRORS = Counter("mmif_reconcile_errors_total", "Reconcile passes that raised.", ["kind"],
-                           registry=REGISTRY)
+    "mmif_reconcile_duration_seconds",
+    "One reconcile pass.",
+    ["kind"],
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RECONCILE_ERRORS = Counter(
+    "mmif_reconcile_errors_total", "Reconcile passes that raised.", ["kind"], registry=REGISTRY
+)
 
 _in_flight: dict[tuple[str, str], int] = {}
 
@@ -59,18 +74,19 @@ def run_finished(result: str) -> None:
     RUNS_FINISHED.labels(result=result).inc()
 
 
-def new_failures(old: Iterable[Mapping[str, Any]] | None,
-                 new: Iterable[Mapping[str, Any]] | None) -> list[Mapping[str, Any]]:
+def new_failures(
+    old: Iterable[Mapping[str, Any]] | None, new: Iterable[Mapping[str, Any]] | None
+) -> list[Mapping[str, Any]]:
     """The entries of the capped `status.failures` list `new` that `old` did not hold."""
     seen = {(f.get("index"), f.get("step"), f.get("time"), f.get("reason")) for f in old or ()}
-    return [f for f in new or () if (f.get("index"), f.get("step"), f.get("time"), f.get("reason"))
-            not in seen]
+    return [
+        f for f in new or () if (f.get("index"), f.get("step"), f.get("time"), f.get("reason")) not in seen
+    ]
 
 
 def item_failures(pipeline: str, failures: Iterable[Mapping[str, Any]]) -> None:
     for f in failures:
-        ITEM_FAILURES.labels(pipeline=pipeline, step=str(f.get("step")),
-                             reason=str(f.get("reason"))).inc()
+        ITEM_FAILURES.labels(pipeline=pipeline, step=str(f.get("step")), reason=str(f.get("reason"))).inc()
 
 
 class _Seen:

@@ -13,6 +13,7 @@ prefix or the finalizer later makes kopf re-handle every object):
 Child objects (Jobs, Deployments) are only indexed or watched (`@kopf.index`, `@kopf.on.event`),
 which writes nothing on them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,7 +27,7 @@ from .builders import labels as L
 
 PREFIX = "mmif.dev"
 FINALIZER = f"{PREFIX}/finalizer"
-DIFFBASE_KEY = "last-handled-configuration"   # -> mmif.dev/last-handled-configuration
+DIFFBASE_KEY = "last-handled-configuration"  # -> mmif.dev/last-handled-configuration
 COMPONENT = "mmif-operator"
 
 DEFAULT_IMAGE = "mmif.local/mmif-operator:dev"
@@ -34,20 +35,20 @@ DEFAULT_METRICS_PORT = 8080
 DEFAULT_LIVENESS = "http://0.0.0.0:8081/healthz"
 
 # Environment variables (the Deployment sets them; all optional).
-ENV_IMAGE = "MMIF_OPERATOR_IMAGE"            # image of runner pods (prepare, step, manifest)
+ENV_IMAGE = "MMIF_OPERATOR_IMAGE"  # image of runner pods (prepare, step, manifest)
 ENV_WATCH_NAMESPACE = "MMIF_WATCH_NAMESPACE"  # "" = cluster-wide; "a" or "a,b" = only these
-ENV_LOG_FORMAT = "MMIF_LOG_FORMAT"            # "json" | "plain" (default) | "full"
-ENV_LOG_LEVEL = "MMIF_LOG_LEVEL"              # DEBUG | INFO (default) | WARNING
-ENV_METRICS_PORT = "MMIF_METRICS_PORT"        # default 8080; 0 disables
-ENV_LIVENESS = "MMIF_LIVENESS_ENDPOINT"       # default http://0.0.0.0:8081/healthz; "" disables
-ENV_WORKER_LIMIT = "MMIF_WORKER_LIMIT"        # kopf workers per resource kind; default 0 = unbounded
-ENV_RESYNC = "MMIF_RESYNC_SECONDS"            # re-reconcile every object at least this often
-ENV_POD_NAME = "POD_NAME"                     # reportingInstance of Events (downward API)
-ENV_POD_NAMESPACE = "POD_NAMESPACE"           # the operator's namespace (downward API)
-ENV_WEBHOOK_PORT = "MMIF_WEBHOOK_PORT"        # the admission webhook's HTTPS port; 0 disables
+ENV_LOG_FORMAT = "MMIF_LOG_FORMAT"  # "json" | "plain" (default) | "full"
+ENV_LOG_LEVEL = "MMIF_LOG_LEVEL"  # DEBUG | INFO (default) | WARNING
+ENV_METRICS_PORT = "MMIF_METRICS_PORT"  # default 8080; 0 disables
+ENV_LIVENESS = "MMIF_LIVENESS_ENDPOINT"  # default http://0.0.0.0:8081/healthz; "" disables
+ENV_WORKER_LIMIT = "MMIF_WORKER_LIMIT"  # kopf workers per resource kind; default 0 = unbounded
+ENV_RESYNC = "MMIF_RESYNC_SECONDS"  # re-reconcile every object at least this often
+ENV_POD_NAME = "POD_NAME"  # reportingInstance of Events (downward API)
+ENV_POD_NAMESPACE = "POD_NAMESPACE"  # the operator's namespace (downward API)
+ENV_WEBHOOK_PORT = "MMIF_WEBHOOK_PORT"  # the admission webhook's HTTPS port; 0 disables
 ENV_WEBHOOK_SERVICE = "MMIF_WEBHOOK_SERVICE"  # the Service in front of it (certificate names)
 ENV_WEBHOOK_CONFIGURATION = "MMIF_WEBHOOK_CONFIGURATION"  # the MutatingWebhookConfiguration
-ENV_WEBHOOK_SECRET = "MMIF_WEBHOOK_SECRET"    # the Secret keeping its CA and certificate
+ENV_WEBHOOK_SECRET = "MMIF_WEBHOOK_SECRET"  # the Secret keeping its CA and certificate
 
 DEFAULT_WEBHOOK_PORT = 9443
 DEFAULT_WEBHOOK_SERVICE = "mmif-operator-webhook"
@@ -62,15 +63,15 @@ class Config:
     """What the handlers need to know about the environment (read once at start)."""
 
     operator_image: str = DEFAULT_IMAGE
-    namespaces: tuple[str, ...] = ()          # empty: cluster-wide
+    namespaces: tuple[str, ...] = ()  # empty: cluster-wide
     log_format: str = "plain"
     log_level: str = "INFO"
     metrics_port: int = DEFAULT_METRICS_PORT
     liveness: str = DEFAULT_LIVENESS
-    worker_limit: int = 0                     # 0: unbounded (see apply_kopf_settings)
+    worker_limit: int = 0  # 0: unbounded (see apply_kopf_settings)
     resync_seconds: float = 300.0
     instance: str = field(default_factory=socket.gethostname)
-    namespace: str = DEFAULT_NAMESPACE        # where the operator runs
+    namespace: str = DEFAULT_NAMESPACE  # where the operator runs
     webhook_port: int = DEFAULT_WEBHOOK_PORT
     webhook_service: str = DEFAULT_WEBHOOK_SERVICE
     webhook_configuration: str = DEFAULT_WEBHOOK_CONFIGURATION
@@ -120,7 +121,8 @@ def config_from_env(env: dict[str, str] | None = None) -> Config:
         namespace=(env.get(ENV_POD_NAMESPACE) or "").strip() or _own_namespace(),
         webhook_port=_int(env, ENV_WEBHOOK_PORT, DEFAULT_WEBHOOK_PORT),
         webhook_service=(env.get(ENV_WEBHOOK_SERVICE) or "").strip() or DEFAULT_WEBHOOK_SERVICE,
-        webhook_configuration=(env.get(ENV_WEBHOOK_CONFIGURATION) or "").strip() or DEFAULT_WEBHOOK_CONFIGURATION,
+        webhook_configuration=(env.get(ENV_WEBHOOK_CONFIGURATION) or "").strip()
+        or DEFAULT_WEBHOOK_CONFIGURATION,
         webhook_secret=(env.get(ENV_WEBHOOK_SECRET) or "").strip() or DEFAULT_WEBHOOK_SECRET,
     )
 
@@ -158,7 +160,8 @@ def apply_kopf_settings(settings: kopf.OperatorSettings, config: Config) -> None
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX, v1=False)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key=DIFFBASE_KEY, v1=False)
+        prefix=PREFIX, key=DIFFBASE_KEY, v1=False
+    )
 
     # Kubernetes Events: only the ones the handlers post explicitly (kopf.event), not log lines.
     settings.posting.enabled = True
@@ -167,7 +170,7 @@ def apply_kopf_settings(settings: kopf.OperatorSettings, config: Config) -> None
     settings.posting.reporting_component = COMPONENT
     settings.posting.reporting_instance = config.instance[:128]
     settings.posting.event_name_prefix = "mmif-"
-    settings.posting.default_backoffs = (1, 2, 5)   # Events are auxiliary: give up after ~8 s
+    settings.posting.default_backoffs = (1, 2, 5)  # Events are auxiliary: give up after ~8 s
 
     # Workers: one per object with queued watch events, unbounded unless configured. A bound
     # deadlocks kopf 1.45 at start when a kind with an index (Jobs) has more objects than the
@@ -178,8 +181,12 @@ def apply_kopf_settings(settings: kopf.OperatorSettings, config: Config) -> None
 
     # Watching: stream only what the operator manages (server-side label selectors); restart a
     # silent stream before the API server's own timeout; list big collections in pages.
-    for selector in (("batch", "v1", "jobs"), ("apps", "v1", "deployments"), ("v1", "services"),
-                     ("networking.k8s.io", "v1", "networkpolicies")):
+    for selector in (
+        ("batch", "v1", "jobs"),
+        ("apps", "v1", "deployments"),
+        ("v1", "services"),
+        ("networking.k8s.io", "v1", "networkpolicies"),
+    ):
         settings.watching.label_selectors[selector] = MANAGED_SELECTOR
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
@@ -212,19 +219,33 @@ class RoutineHandlerFilter(logging.Filter):
         return record.getMessage() not in self.lines
 
 
-ROUTINE_HANDLERS = ("job_event", "run_jobs", "run_event", "pipeline_event", "app_deployment_event",
-                    "app_service_event", "app_network_policy_event",
-                    "analysis_jobs", "analysis_job_event", "source_run_event")
+ROUTINE_HANDLERS = (
+    "job_event",
+    "run_jobs",
+    "run_event",
+    "pipeline_event",
+    "app_deployment_event",
+    "app_service_event",
+    "app_network_policy_event",
+    "analysis_jobs",
+    "analysis_job_event",
+    "source_run_event",
+)
 
 
 def configure_logging(config: Config, *, debug: bool = False, verbose: bool = False) -> None:
     """kopf's log formatters: `json` gives one JSON object a line, with the object's namespace
     and name under `object` for records about a resource."""
-    fmt = {"json": kopf.LogFormat.JSON, "full": kopf.LogFormat.FULL}.get(config.log_format,
-                                                                        kopf.LogFormat.PLAIN)
-    kopf.configure(debug=debug, verbose=verbose or config.log_level == "DEBUG",
-                   quiet=config.log_level in ("WARNING", "ERROR"), log_format=fmt,
-                   log_refkey="object" if fmt is kopf.LogFormat.JSON else None)
+    fmt = {"json": kopf.LogFormat.JSON, "full": kopf.LogFormat.FULL}.get(
+        config.log_format, kopf.LogFormat.PLAIN
+    )
+    kopf.configure(
+        debug=debug,
+        verbose=verbose or config.log_level == "DEBUG",
+        quiet=config.log_level in ("WARNING", "ERROR"),
+        log_format=fmt,
+        log_refkey="object" if fmt is kopf.LogFormat.JSON else None,
+    )
     if not debug:
         routine = RoutineHandlerFilter(ROUTINE_HANDLERS)
         for handler in logging.getLogger().handlers:

@@ -7,6 +7,7 @@ Every app folder holds an `app.py` (all named alike), so each is imported under 
 name (`mmif_test_app_<name>`) and registered in sys.modules: clams-python needs
 `inspect.getfile(type(app))` to work.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,7 +15,7 @@ import importlib.util
 import pathlib
 import sys
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from werkzeug.serving import make_server
 
@@ -40,6 +41,7 @@ def load_app(name: str):
 
 def wsgi_app(name: str):
     from clams import Restifier
+
     return Restifier(load_app(name), debug=False).flask_app
 
 

@@ -7,6 +7,7 @@
 - `runs`: wait for a run to finish (without waiting out the timeout when it failed), and the
   diagnostics to print when a run did not do what a test expected.
 """
+
 from __future__ import annotations
 
 import copy
@@ -54,6 +55,7 @@ def apply(obj: dict | list[dict], namespace: str) -> None:
 
 # --- the operator -------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def operator_deployed(cluster):
     """The operator, installed with `make deploy` (on the local cluster after `make images`, so the
@@ -62,22 +64,26 @@ def operator_deployed(cluster):
     local = os.path.realpath(os.environ["KUBECONFIG"]) == os.path.realpath(LOCAL_KUBECONFIG)
     if local and os.environ.get("MMIF_E2E_BUILD", "1") != "0":
         targets.insert(0, "images")
-    proc = subprocess.run(["make", "--no-print-directory", *targets], cwd=REPO, capture_output=True,
-                          text=True, timeout=1200)
+    proc = subprocess.run(
+        ["make", "--no-print-directory", *targets], cwd=REPO, capture_output=True, text=True, timeout=1200
+    )
     if proc.returncode != 0:
         out = (proc.stdout + proc.stderr).splitlines()
-        pytest.fail(f"`make {' '.join(targets)}` failed ({proc.returncode}):\n" + "\n".join(out[-40:]),
-                    pytrace=False)
+        pytest.fail(
+            f"`make {' '.join(targets)}` failed ({proc.returncode}):\n" + "\n".join(out[-40:]), pytrace=False
+        )
     return types.SimpleNamespace(namespace=OPERATOR_NS, deployment=OPERATOR_DEPLOYMENT)
 
 
 def operator_logs(tail: int = 60) -> str:
-    proc = kube.kubectl("logs", f"deployment/{OPERATOR_DEPLOYMENT}", "-n", OPERATOR_NS, f"--tail={tail}",
-                        check=False)
+    proc = kube.kubectl(
+        "logs", f"deployment/{OPERATOR_DEPLOYMENT}", "-n", OPERATOR_NS, f"--tail={tail}", check=False
+    )
     return proc.stdout + proc.stderr
 
 
 # --- the volume ---------------------------------------------------------------------------------
+
 
 def sample(file_name: str) -> dict[str, Any]:
     """One object of config/samples/ (a fresh copy)."""
@@ -94,29 +100,45 @@ def ensure_volume_pod(namespace: str, claim_name: str = "media") -> str:
     name = _volume_pod(claim_name)
     if kube.kubectl("get", "pod", name, "-n", namespace, "--ignore-not-found", "-o", "name").stdout.strip():
         return name
-    apply({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "volume-access"}},
-        "spec": {
-            "automountServiceAccountToken": False,
-            "terminationGracePeriodSeconds": 0,
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "shell", "image": VOLUME_POD_IMAGE, "imagePullPolicy": "IfNotPresent",
-                "command": ["sleep", "infinity"],
-                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-                "volumeMounts": [{"name": "data", "mountPath": MOUNT_PATH}],
-            }],
-            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name}}],
+    apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": "volume-access"}},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "terminationGracePeriodSeconds": 0,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 65532,
+                    "runAsGroup": 65532,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "shell",
+                        "image": VOLUME_POD_IMAGE,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["sleep", "infinity"],
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                        "volumeMounts": [{"name": "data", "mountPath": MOUNT_PATH}],
+                    }
+                ],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name}}],
+            },
         },
-    }, namespace)
+        namespace,
+    )
     kube.wait(f"pod/{name}", "condition=Ready", namespace, timeout=120)
     return name
 
 
 def _volume_path(path: str) -> str:
     """`path` relative to the volume's root; absolute paths as pods see them (/data/...) work too."""
-    rel = path[len(MOUNT_PATH) + 1:] if path.startswith(MOUNT_PATH + "/") else path
+    rel = path[len(MOUNT_PATH) + 1 :] if path.startswith(MOUNT_PATH + "/") else path
     norm = posixpath.normpath(rel)
     if rel.startswith("/") or norm == ".." or norm.startswith("../"):
         raise ValueError(f"{path!r} is not a path on the volume")
@@ -133,9 +155,27 @@ def write_media(namespace: str, files: dict[str, bytes | str], claim_name: str =
             info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
             tar.addfile(info, io.BytesIO(data))
     pod = ensure_volume_pod(namespace, claim_name)
-    proc = subprocess.run(["kubectl", "exec", "-i", pod, "-n", namespace, "--",
-                           "tar", "-x", "--no-same-owner", "-C", MOUNT_PATH, "-f", "-"],
-                          input=buf.getvalue(), capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [
+            "kubectl",
+            "exec",
+            "-i",
+            pod,
+            "-n",
+            namespace,
+            "--",
+            "tar",
+            "-x",
+            "--no-same-owner",
+            "-C",
+            MOUNT_PATH,
+            "-f",
+            "-",
+        ],
+        input=buf.getvalue(),
+        capture_output=True,
+        timeout=120,
+    )
     if proc.returncode != 0:
         raise AssertionError(f"writing {sorted(files)} failed: {proc.stderr.decode(errors='replace')}")
 
@@ -144,8 +184,9 @@ def read_file(namespace: str, path: str, claim_name: str = "media") -> bytes:
     """The bytes of a file on the claim (path relative to the volume, or as pods see it: /data/...)."""
     pod = ensure_volume_pod(namespace, claim_name)
     full = posixpath.join(MOUNT_PATH, _volume_path(path))
-    proc = subprocess.run(["kubectl", "exec", pod, "-n", namespace, "--", "cat", full],
-                          capture_output=True, timeout=120)
+    proc = subprocess.run(
+        ["kubectl", "exec", pod, "-n", namespace, "--", "cat", full], capture_output=True, timeout=120
+    )
     if proc.returncode != 0:
         raise FileNotFoundError(f"{full}: {proc.stderr.decode(errors='replace').strip()}")
     return proc.stdout
@@ -189,10 +230,15 @@ def workspace(namespace) -> Workspace:
 
 # --- Pipelines and PipelineRuns -----------------------------------------------------------------
 
+
 def step(name: str, app: str, mode: str = "Job", **fields: Any) -> dict[str, Any]:
     """A step running the test app `app` (one gunicorn worker, as tests/apps/README.md advises)."""
-    body = {"name": name, "image": app_image(app), "mode": mode,
-            "env": [{"name": "CLAMS_GUNICORN_WORKERS", "value": "1"}]}
+    body = {
+        "name": name,
+        "image": app_image(app),
+        "mode": mode,
+        "env": [{"name": "CLAMS_GUNICORN_WORKERS", "value": "1"}],
+    }
     body.update(fields)
     return body
 
@@ -214,8 +260,9 @@ def item(*locations: str, name: str | None = None, mime_type: str = "video/mp4")
     return body
 
 
-def pipeline_run(name: str, pipeline_name: str, items: list[dict], claim_name: str = "media",
-                 **spec: Any) -> dict[str, Any]:
+def pipeline_run(
+    name: str, pipeline_name: str, items: list[dict], claim_name: str = "media", **spec: Any
+) -> dict[str, Any]:
     """config/samples/pipelinerun.yaml for another pipeline and batch (no params unless given)."""
     obj = sample("pipelinerun.yaml")
     obj["metadata"] = {"name": name}
@@ -229,11 +276,19 @@ def pipeline_run(name: str, pipeline_name: str, items: list[dict], claim_name: s
 @pytest.fixture(scope="session")
 def build():
     """The builders, for tests: `build.pipeline(...)`, `build.step(...)`, `build.run(...)`, ..."""
-    return types.SimpleNamespace(step=step, pipeline=pipeline, item=item, run=pipeline_run,
-                                 app_image=app_image, app_identifier=app_identifier, apply=apply)
+    return types.SimpleNamespace(
+        step=step,
+        pipeline=pipeline,
+        item=item,
+        run=pipeline_run,
+        app_image=app_image,
+        app_identifier=app_identifier,
+        apply=apply,
+    )
 
 
 # --- waiting and diagnostics --------------------------------------------------------------------
+
 
 def succeeded_condition(run: dict) -> dict:
     conditions = (run.get("status") or {}).get("conditions") or []
@@ -243,9 +298,11 @@ def succeeded_condition(run: dict) -> dict:
 def wait_for_run_to_finish(namespace: str, name: str, timeout: float = 300) -> dict:
     """Poll until the run's Succeeded condition is True or False (a failed run is not waited on to
     the end of `timeout`); return the run. Raises AssertionError with diagnostics on timeout."""
+
     def finished():
         run = kube.get("pipelinerun", name, namespace)
         return run if succeeded_condition(run).get("status") in ("True", "False") else None
+
     try:
         return kube.eventually(finished, timeout=timeout, interval=2, what=f"pipelinerun/{name} to finish")
     except AssertionError as exc:
@@ -272,5 +329,9 @@ def run_diagnostics(namespace: str, name: str) -> str:
 def runs():
     """Run helpers, for tests: `runs.wait_to_finish(ns, name)`, `runs.condition(run)`,
     `runs.diagnostics(ns, name)`, `runs.operator_logs()`."""
-    return types.SimpleNamespace(wait_to_finish=wait_for_run_to_finish, condition=succeeded_condition,
-                                 diagnostics=run_diagnostics, operator_logs=operator_logs)
+    return types.SimpleNamespace(
+        wait_to_finish=wait_for_run_to_finish,
+        condition=succeeded_condition,
+        diagnostics=run_diagnostics,
+        operator_logs=operator_logs,
+    )

@@ -1,4 +1,5 @@
 """Fixtures shared by more than one unit-test module."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """The pydantic models accept the documented shapes and refuse what admission refuses."""
+
 from __future__ import annotations
 
 import copy
@@ -150,9 +151,30 @@ def test_relative_path_allows_dots_that_are_not_parent_segments(location):
 RESERVED_MESSAGE = "must not be one of the folders the pods need for themselves"
 
 
-@pytest.mark.parametrize("mount_path", ["/", "/tmp", "/tmp/media", "/dev", "/proc/x", "/sys", "/etc",
-                                        "/usr/local/data", "/bin", "/sbin", "/lib", "/lib64", "/opt",
-                                        "/opt/venv", "/run", "/var/run", "/var", "/app", "/app/data"])
+@pytest.mark.parametrize(
+    "mount_path",
+    [
+        "/",
+        "/tmp",
+        "/tmp/media",
+        "/dev",
+        "/proc/x",
+        "/sys",
+        "/etc",
+        "/usr/local/data",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/lib64",
+        "/opt",
+        "/opt/venv",
+        "/run",
+        "/var/run",
+        "/var",
+        "/app",
+        "/app/data",
+    ],
+)
 @pytest.mark.parametrize("model", ["run", "pipeline"])
 def test_a_workspace_cannot_be_mounted_at_or_inside_or_above_a_reserved_folder(model, mount_path):
     # /tmp is the runner's emptyDir in every pod (the API server refused every Job with a 422, and
@@ -168,15 +190,31 @@ def test_a_mount_path_is_written_clean_so_the_reserved_check_cannot_be_dodged(mo
         PipelineRunSpec.from_obj(_with(RUN, "workspace.mountPath", mount_path))
 
 
-@pytest.mark.parametrize("mount_path", ["/data", "/mnt/media", "/media", "/srv/clams", "/tmpdata",
-                                        "/apps", "/var/lib/media", "/home/me/data", "/data.d"])
+@pytest.mark.parametrize(
+    "mount_path",
+    [
+        "/data",
+        "/mnt/media",
+        "/media",
+        "/srv/clams",
+        "/tmpdata",
+        "/apps",
+        "/var/lib/media",
+        "/home/me/data",
+        "/data.d",
+    ],
+)
 def test_ordinary_mount_paths_are_accepted(mount_path):
-    assert PipelineRunSpec.from_obj(_with(RUN, "workspace.mountPath", mount_path)).workspace.mount_path == mount_path
+    assert (
+        PipelineRunSpec.from_obj(_with(RUN, "workspace.mountPath", mount_path)).workspace.mount_path
+        == mount_path
+    )
     assert reserved_mount_path(mount_path) is None
 
 
 def test_the_reserved_folders_are_declared_once_and_the_schema_rule_lists_them_all():
     from mmif_operator.api.crdgen import rendered_files
+
     files = rendered_files()
     for name in ("mmif.dev_pipelines.yaml", "mmif.dev_pipelineruns.yaml"):
         rule = next(line for line in files[name].splitlines() if "].exists(r," in line)
@@ -203,8 +241,14 @@ def test_empty_status_parses_from_none():
     status = PipelineRunStatus.from_obj(None)
     assert status.phase is None and status.failures == []
     assert status.to_status_patch() == {
-        "conditions": [], "itemsSucceeded": 0, "itemsFailed": 0, "itemsCancelled": 0,
-        "steps": [], "failures": [], "history": [], "analyses": [],
+        "conditions": [],
+        "itemsSucceeded": 0,
+        "itemsFailed": 0,
+        "itemsCancelled": 0,
+        "steps": [],
+        "failures": [],
+        "history": [],
+        "analyses": [],
     }
 
 
@@ -217,31 +261,47 @@ def test_status_patch_uses_aliases_and_rfc3339_utc_times():
     )
     patch = status.to_status_patch()
     assert patch["phase"] == "Running"
-    assert patch["history"] == [
-        {"to": "Pending", "reason": "Pending", "time": "2025-01-02T03:05:06Z"}
-    ]
+    assert patch["history"] == [{"to": "Pending", "reason": "Pending", "time": "2025-01-02T03:05:06Z"}]
     assert patch["pipelineSpec"]["steps"][0]["name"] == "swt"
     assert "startTime" not in patch
 
 
 def test_status_reads_history_entry_by_alias_and_ignores_unknown_fields():
     status = PipelineRunStatus.from_obj(
-        {"history": [{"from": "Pending", "to": "Running", "reason": "Running",
-                      "time": "2025-01-02T03:04:05Z"}],
-         "somethingNew": 1}
+        {
+            "history": [
+                {"from": "Pending", "to": "Running", "reason": "Running", "time": "2025-01-02T03:04:05Z"}
+            ],
+            "somethingNew": 1,
+        }
     )
     assert status.history[0].from_ is RunPhase.PENDING
 
 
 def test_step_tolerations():
-    spec = PipelineSpec.from_obj({"steps": [{"name": "a", "image": "a:1", "tolerations": [
-        {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"},
-        {"operator": "Exists"}]}]})
+    spec = PipelineSpec.from_obj(
+        {
+            "steps": [
+                {
+                    "name": "a",
+                    "image": "a:1",
+                    "tolerations": [
+                        {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"},
+                        {"operator": "Exists"},
+                    ],
+                }
+            ]
+        }
+    )
     assert spec.to_dict()["steps"][0]["tolerations"] == [
         {"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake", "effect": "NoSchedule"},
-        {"operator": "Exists"}]
+        {"operator": "Exists"},
+    ]
     with pytest.raises(ValueError, match="value must be empty with operator Exists"):
-        PipelineSpec.from_obj({"steps": [{"name": "a", "image": "a:1",
-                                          "tolerations": [{"operator": "Exists", "value": "x"}]}]})
+        PipelineSpec.from_obj(
+            {"steps": [{"name": "a", "image": "a:1", "tolerations": [{"operator": "Exists", "value": "x"}]}]}
+        )
     with pytest.raises(ValueError):
-        PipelineSpec.from_obj({"steps": [{"name": "a", "image": "a:1", "tolerations": [{"effect": "Sometimes"}]}]})
+        PipelineSpec.from_obj(
+            {"steps": [{"name": "a", "image": "a:1", "tolerations": [{"effect": "Sometimes"}]}]}
+        )

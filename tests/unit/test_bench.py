@@ -1,4 +1,5 @@
 """bench/: the pure parts of the scale benchmark (figures, the table, the targets)."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,10 +9,19 @@ from bench.watch import JobRecorder
 
 
 def job(name, uid, item, step, conditions=(), run="r"):
-    return {"metadata": {"name": name, "uid": uid, "labels": {
-        "mmif.dev/run": run, "app.kubernetes.io/component": "step",
-        "mmif.dev/item-index": str(item), "mmif.dev/step-index": str(step)}},
-        "status": {"conditions": [{"type": t, "status": "True"} for t in conditions]}}
+    return {
+        "metadata": {
+            "name": name,
+            "uid": uid,
+            "labels": {
+                "mmif.dev/run": run,
+                "app.kubernetes.io/component": "step",
+                "mmif.dev/item-index": str(item),
+                "mmif.dev/step-index": str(step),
+            },
+        },
+        "status": {"conditions": [{"type": t, "status": "True"} for t in conditions]},
+    }
 
 
 def test_percentile_nearest_rank():
@@ -36,35 +46,38 @@ def test_recorder_transition_delays_and_integrity():
     rec.observe("MODIFIED", job("r-00000-1", "b", 0, 1, ["Complete"]), 4.0)
     rec.observe("ADDED", job("r-00001-0", "c", 1, 0), 1.0)
     rec.observe("MODIFIED", job("r-00001-0", "c", 1, 0, ["Failed"]), 1.5)
-    assert [r.uid for r in finished] == ["a", "b", "c"]      # each once, at its first finished event
+    assert [r.uid for r in finished] == ["a", "b", "c"]  # each once, at its first finished event
     a = rec.by_uid["a"]
     assert (a.added, a.finished, a.succeeded, a.deleted) == (1.0, 2.0, True, 3.0)
     assert rec.by_uid["c"].succeeded is False
     assert measure.transition_delays(rec.steps()) == [0.25]  # a failed step has no next step
     check = measure.integrity(rec.steps(), {"r": 2}, steps=2)
     assert check == measure.Integrity(expected=4, created=3, duplicated=0, missing=1, items_lost=1)
-    rec.observe("ADDED", job("r-00000-1", "b2", 0, 1), 5.0)   # the same item-step created again
+    rec.observe("ADDED", job("r-00000-1", "b2", 0, 1), 5.0)  # the same item-step created again
     assert measure.integrity(rec.steps(), {"r": 2}, steps=2).duplicated == 1
     assert measure.transition_delays(rec.steps()) == [0.25]  # measured on the first Job
 
 
 def test_flow_schema_counts():
-    text = "\n".join([
-        "# HELP apiserver_flowcontrol_dispatched_requests_total ...",
-        'apiserver_flowcontrol_dispatched_requests_total{flow_schema="mmif-bench-operator-reads",priority_level="workload-low"} 120',
-        'apiserver_flowcontrol_dispatched_requests_total{flow_schema="mmif-bench-operator-writes",priority_level="workload-low"} 7.5e+03',
-        'apiserver_flowcontrol_dispatched_requests_total{flow_schema="exempt",priority_level="exempt"} 3',
-        'apiserver_flowcontrol_dispatched_requests_total_other{flow_schema="mmif-bench-operator-reads"} 99',
-    ])
+    text = "\n".join(
+        [
+            "# HELP apiserver_flowcontrol_dispatched_requests_total ...",
+            'apiserver_flowcontrol_dispatched_requests_total{flow_schema="mmif-bench-operator-reads",priority_level="workload-low"} 120',
+            'apiserver_flowcontrol_dispatched_requests_total{flow_schema="mmif-bench-operator-writes",priority_level="workload-low"} 7.5e+03',
+            'apiserver_flowcontrol_dispatched_requests_total{flow_schema="exempt",priority_level="exempt"} 3',
+            'apiserver_flowcontrol_dispatched_requests_total_other{flow_schema="mmif-bench-operator-reads"} 99',
+        ]
+    )
     counts = measure.flow_schema_counts(text)
     assert counts[apf.READS] == 120 and counts[apf.WRITES] == 7500 and counts["exempt"] == 3
 
 
 def test_flow_schemas_match_only_the_operator():
     fs = apf.flow_schema(apf.WRITES, apf.WRITE_VERBS, "mmif-system", "mmif-operator")
-    rule, = fs["spec"]["rules"]
-    assert rule["subjects"] == [{"kind": "ServiceAccount",
-                                 "serviceAccount": {"namespace": "mmif-system", "name": "mmif-operator"}}]
+    (rule,) = fs["spec"]["rules"]
+    assert rule["subjects"] == [
+        {"kind": "ServiceAccount", "serviceAccount": {"namespace": "mmif-system", "name": "mmif-operator"}}
+    ]
     assert rule["resourceRules"][0]["verbs"] == apf.WRITE_VERBS
     assert fs["spec"]["priorityLevelConfiguration"]["name"] == "workload-low"
     assert not set(apf.READ_VERBS) & set(apf.WRITE_VERBS)
@@ -80,17 +93,35 @@ def test_proc_parsing():
 
 def rows(ratio_1k=1.1, ratio_10k=1.1, p99=0.5, writes=2.2, rss=150.0, size=20000):
     def base(n, wall):
-        return report.Row(items=n, mode="baseline", wall=wall, steps_wall=wall, item_steps=3 * n,
-                          delays=(0.1, 0.2, 0.3), writes=2.0 * 3 * n)
+        return report.Row(
+            items=n,
+            mode="baseline",
+            wall=wall,
+            steps_wall=wall,
+            item_steps=3 * n,
+            delays=(0.1, 0.2, 0.3),
+            writes=2.0 * 3 * n,
+        )
 
     def op(n, wall, **kw):
-        return report.Row(items=n, mode="operator", wall=wall, steps_wall=wall - 5,
-                          item_steps=3 * n, delays=(0.2, 0.4, p99), reads=3 * n,
-                          writes=writes * 3 * n, cpu_seconds=10.0, peak_rss_mib=rss,
-                          object_bytes=size, outcome="Succeeded")
+        return report.Row(
+            items=n,
+            mode="operator",
+            wall=wall,
+            steps_wall=wall - 5,
+            item_steps=3 * n,
+            delays=(0.2, 0.4, p99),
+            reads=3 * n,
+            writes=writes * 3 * n,
+            cpu_seconds=10.0,
+            peak_rss_mib=rss,
+            object_bytes=size,
+            outcome="Succeeded",
+        )
 
-    return report.with_ratios([base(1000, 100.0), op(1000, 100.0 * ratio_1k),
-                               base(10000, 1000.0), op(10000, 1000.0 * ratio_10k)])
+    return report.with_ratios(
+        [base(1000, 100.0), op(1000, 100.0 * ratio_1k), base(10000, 1000.0), op(10000, 1000.0 * ratio_10k)]
+    )
 
 
 def test_table_and_ratios():
@@ -106,11 +137,20 @@ def test_table_and_ratios():
 
 
 def test_targets():
-    kill = report.KillFigures(in_flight=1000, runs=2, new_process_after=1.0, progress_all=6.0,
-                              duplicated=0, lost=0, outcome="Succeeded")
+    kill = report.KillFigures(
+        in_flight=1000,
+        runs=2,
+        new_process_after=1.0,
+        progress_all=6.0,
+        duplicated=0,
+        lost=0,
+        outcome="Succeeded",
+    )
     assert all(t.strip().startswith("met") for t in report.targets(rows(), kill))
-    missed = report.targets(rows(ratio_1k=1.3, ratio_10k=1.5, p99=1.5, writes=3.5, rss=300, size=70000),
-                            report.KillFigures(1000, 2, 1.0, 40.0, 1, 0, "Succeeded"))
+    missed = report.targets(
+        rows(ratio_1k=1.3, ratio_10k=1.5, p99=1.5, writes=3.5, rss=300, size=70000),
+        report.KillFigures(1000, 2, 1.0, 40.0, 1, 0, "Succeeded"),
+    )
     assert all(t.strip().startswith("MISSED") for t in missed)
     partial = report.targets([r for r in rows() if r.items == 1000], None)
     assert sum(t.strip().startswith("not measured") for t in partial) == 4
@@ -124,5 +164,6 @@ def test_bench_objects():
     assert run["spec"]["parallelism"] == 10 and run["spec"]["itemsFrom"] == {"path": "bench/items-10.jsonl"}
     from mmif_operator.api.pipeline import PipelineSpec
     from mmif_operator.api.pipelinerun import PipelineRunSpec
+
     PipelineSpec.from_obj(spec)
     PipelineRunSpec.from_obj(run["spec"])

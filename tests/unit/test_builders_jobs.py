@@ -1,13 +1,14 @@
 """builders/jobs.py, services.py, security.py: the dicts the operator sends to the API."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from mmif_operator.builders import jobs, labels as L, names, services
+from mmif_operator.builders import jobs, names, runner_input, services
+from mmif_operator.builders import labels as L
 from mmif_operator.runner import env as E
-from mmif_operator.builders import runner_input
 from mmif_operator.runner import inputs
 
 RUN = {
@@ -21,10 +22,19 @@ RUN = {
 }
 PIPELINE = {
     "steps": [
-        {"name": "asr", "image": "asr:1", "port": 5000, "parameters": {"model": "small", "pretty": "true"},
-         "resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"nvidia.com/gpu": 1}},
-         "nodeSelector": {"gpu": "yes"}, "env": [{"name": "A", "value": "1"}], "timeoutSeconds": 600,
-         "retries": 3, "runAsUser": 1000, "runAsNonRoot": True},
+        {
+            "name": "asr",
+            "image": "asr:1",
+            "port": 5000,
+            "parameters": {"model": "small", "pretty": "true"},
+            "resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"nvidia.com/gpu": 1}},
+            "nodeSelector": {"gpu": "yes"},
+            "env": [{"name": "A", "value": "1"}],
+            "timeoutSeconds": 600,
+            "retries": 3,
+            "runAsUser": 1000,
+            "runAsNonRoot": True,
+        },
         {"name": "ner", "image": "ner:1", "mode": "Service", "port": 8080, "replicas": 2},
         {"name": "ext", "mode": "Service", "url": "https://apps.example.org/ext"},
     ],
@@ -59,9 +69,15 @@ def test_step_job_mode_layout():
     job = jobs.step_job(CTX, RUN["spec"], PIPELINE, 7, 0, "mmif-operator:dev")
     assert job["metadata"]["name"] == names.step_job_name("run-1", 7, 0)
     assert job["metadata"]["namespace"] == "ns"
-    owner, = job["metadata"]["ownerReferences"]
-    assert owner == {"apiVersion": "mmif.dev/v1alpha1", "kind": "PipelineRun", "name": "run-1",
-                     "uid": "uid-1", "controller": True, "blockOwnerDeletion": True}
+    (owner,) = job["metadata"]["ownerReferences"]
+    assert owner == {
+        "apiVersion": "mmif.dev/v1alpha1",
+        "kind": "PipelineRun",
+        "name": "run-1",
+        "uid": "uid-1",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
     labels = job["metadata"]["labels"]
     assert labels[L.RUN] == "run-1" and labels[L.PIPELINE] == "pipe" and labels[L.STEP] == "asr"
     assert labels[L.ITEM_INDEX] == "7" and labels[L.STEP_INDEX] == "0" and labels[L.COMPONENT] == "step"
@@ -72,12 +88,14 @@ def test_step_job_mode_layout():
     rules = spec["podFailurePolicy"]["rules"]
     assert rules[0]["action"] == "FailJob"
     assert rules[0]["onExitCodes"]["containerName"] == "runner"
-    assert {1, 3, 4, 5} <= set(rules[0]["onExitCodes"]["values"]) and 2 not in rules[0]["onExitCodes"]["values"]
+    assert {1, 3, 4, 5} <= set(rules[0]["onExitCodes"]["values"]) and 2 not in rules[0]["onExitCodes"][
+        "values"
+    ]
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     assert pod["nodeSelector"] == {"gpu": "yes"}
     assert pod["volumes"][0] == {"name": "workspace", "persistentVolumeClaim": {"claimName": "media"}}
-    app, = pod["initContainers"]
+    (app,) = pod["initContainers"]
     assert app["restartPolicy"] == "Always" and app["image"] == "asr:1"
     # No startupProbe: the runner starts beside the app and waits for its port itself, bounded by
     # the step's startupTimeoutSeconds (a probe would keep a pod whose app never listens in Init).
@@ -86,7 +104,7 @@ def test_step_job_mode_layout():
     assert {"name": "workspace", "mountPath": "/data", "readOnly": True} in app["volumeMounts"]
     assert env_of(app) == {"A": "1", "CLAMS_GUNICORN_WORKERS": "1"}
     assert app["securityContext"]["runAsUser"] == 1000 and app["securityContext"]["runAsNonRoot"] is True
-    runner, = pod["containers"]
+    (runner,) = pod["containers"]
     assert runner["name"] == "runner" and runner["image"] == "mmif-operator:dev"
     assert runner["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert runner["resources"]["limits"]["memory"]
@@ -99,8 +117,8 @@ def test_step_job_mode_layout():
     assert env[E.STEPS] == "asr,ner,ext"
     assert env[E.RUN_DIR] == "/data/mmif-runs/run-1" and env[E.WORKSPACE] == "/data"
     assert env[E.RUN_UID] == "uid-1"
-    assert env[E.APP_STARTUP_TIMEOUT] == "900"       # the model's default startupTimeoutSeconds
-    assert {1, 3, 4, 5, 6, 7} == set(rules[0]["onExitCodes"]["values"])   # 7: AppNotListening, final
+    assert env[E.APP_STARTUP_TIMEOUT] == "900"  # the model's default startupTimeoutSeconds
+    assert {1, 3, 4, 5, 6, 7} == set(rules[0]["onExitCodes"]["values"])  # 7: AppNotListening, final
     check_restricted(pod)
 
 
@@ -113,11 +131,17 @@ def test_step_job_service_mode_and_url():
     svc_job = jobs.step_job(CTX, RUN["spec"], PIPELINE, 0, 1, "img")
     pod = svc_job["spec"]["template"]["spec"]
     assert "initContainers" not in pod and len(pod["containers"]) == 1
-    assert env_of(pod["containers"][0])[E.APP_URL] == f"http://{names.app_service_name('pipe', 'ner')}.ns.svc:8080"
+    assert (
+        env_of(pod["containers"][0])[E.APP_URL]
+        == f"http://{names.app_service_name('pipe', 'ner')}.ns.svc:8080"
+    )
     assert svc_job["spec"]["backoffLimit"] == 2 and "activeDeadlineSeconds" not in svc_job["spec"]
     check_restricted(pod)
     url_job = jobs.step_job(CTX, RUN["spec"], PIPELINE, 0, 2, "img")
-    assert env_of(url_job["spec"]["template"]["spec"]["containers"][0])[E.APP_URL] == "https://apps.example.org/ext"
+    assert (
+        env_of(url_job["spec"]["template"]["spec"]["containers"][0])[E.APP_URL]
+        == "https://apps.example.org/ext"
+    )
 
 
 def test_root_app_is_not_forced_non_root():
@@ -132,6 +156,7 @@ def test_root_app_is_not_forced_non_root():
 
 def config_map_payload(cm, key):
     import base64
+
     return base64.b64decode(cm["binaryData"][key])
 
 
@@ -164,8 +189,13 @@ def test_prepare_reads_inline_items_from_a_configmap_owned_by_the_run_never_the_
     assert inputs.read(path, CTX.uid, "items")["items"] == RUN["spec"]["items"]
     check_restricted(prep["spec"]["template"]["spec"])
     # 1,000 items of 6 documents: nothing of them in the environment
-    big = [{"name": f"item-{i}", "documents": [{"location": f"videos/{i:05d}-{d}.mp4", "mimeType": "video/mp4"}
-                                               for d in range(6)]} for i in range(1000)]
+    big = [
+        {
+            "name": f"item-{i}",
+            "documents": [{"location": f"videos/{i:05d}-{d}.mp4", "mimeType": "video/mp4"} for d in range(6)],
+        }
+        for i in range(1000)
+    ]
     big_job = jobs.prepare_job(CTX, {**RUN["spec"], "items": big}, "img")
     assert len(json.dumps(big_job["spec"]["template"]["spec"]["containers"][0]["env"])) < 2000
     [big_cm] = jobs.prepare_inputs(CTX, {**RUN["spec"], "items": big})
@@ -178,11 +208,17 @@ def test_prepare_reads_inline_items_from_a_configmap_owned_by_the_run_never_the_
 
 def test_items_that_do_not_fit_in_a_configmap_are_refused_with_the_sizes():
     import os
+
     # random names barely compress: 1,000 items of 4 documents with 1,000-character locations
-    noise = [{"documents": [{"location": os.urandom(500).hex(), "mimeType": "video/mp4"} for _ in range(4)]}
-             for _ in range(1000)]
-    with pytest.raises(runner_input.TooLarge, match=r"the 1000 inline items take \d+ bytes compressed, more than "
-                                                    r"the 1048576 bytes \(1 MiB\) a ConfigMap holds"):
+    noise = [
+        {"documents": [{"location": os.urandom(500).hex(), "mimeType": "video/mp4"} for _ in range(4)]}
+        for _ in range(1000)
+    ]
+    with pytest.raises(
+        runner_input.TooLarge,
+        match=r"the 1000 inline items take \d+ bytes compressed, more than "
+        r"the 1048576 bytes \(1 MiB\) a ConfigMap holds",
+    ):
         jobs.prepare_inputs(CTX, {**RUN["spec"], "items": noise})
 
 
@@ -225,29 +261,38 @@ def test_app_deployment_and_service():
     assert svc["metadata"]["name"] == names.app_service_name("pipe", "ner")
     assert svc["spec"]["selector"] == sel
     assert svc["spec"]["ports"][0]["port"] == 8080
-    custom = services.app_deployment(ctx, PIPELINE, {**step, "env": [{"name": "CLAMS_GUNICORN_WORKERS", "value": "4"}]})
+    custom = services.app_deployment(
+        ctx, PIPELINE, {**step, "env": [{"name": "CLAMS_GUNICORN_WORKERS", "value": "4"}]}
+    )
     assert env_of(custom["spec"]["template"]["spec"]["containers"][0]) == {"CLAMS_GUNICORN_WORKERS": "4"}
     with pytest.raises(ValueError):
         services.app_deployment(ctx, {"steps": [step]}, step)
 
 
-KWOK = {"nodeSelector": {"type": "kwok"},
-        "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake",
-                         "effect": "NoSchedule"}]}
+KWOK = {
+    "nodeSelector": {"type": "kwok"},
+    "tolerations": [
+        {"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake", "effect": "NoSchedule"}
+    ],
+}
 
 
 def test_step_placement_reaches_every_step_pod_but_not_prepare_or_manifest():
     placed = {**PIPELINE, "steps": [{**s, **KWOK} for s in PIPELINE["steps"]]}
-    for k in range(3):   # Job mode (sidecar), Service mode, Service mode with url
+    for k in range(3):  # Job mode (sidecar), Service mode, Service mode with url
         pod = jobs.step_job(CTX, RUN["spec"], placed, 0, k, "img")["spec"]["template"]["spec"]
         assert pod["nodeSelector"] == {"type": "kwok"}, k
         assert pod["tolerations"] == KWOK["tolerations"], k
     unplaced = jobs.step_job(CTX, RUN["spec"], PIPELINE, 0, 1, "img")["spec"]["template"]["spec"]
     assert "nodeSelector" not in unplaced and "tolerations" not in unplaced
-    for job in (jobs.prepare_job(CTX, RUN["spec"], "img"), jobs.manifest_job(CTX, placed, "img", "Succeeded")):
+    for job in (
+        jobs.prepare_job(CTX, RUN["spec"], "img"),
+        jobs.manifest_job(CTX, placed, "img", "Succeeded"),
+    ):
         pod = job["spec"]["template"]["spec"]
         assert "nodeSelector" not in pod and "tolerations" not in pod
-    dep = services.app_deployment(services.PipelineContext(name="pipe", namespace="ns", uid="u"), placed,
-                                  placed["steps"][1])
+    dep = services.app_deployment(
+        services.PipelineContext(name="pipe", namespace="ns", uid="u"), placed, placed["steps"][1]
+    )
     assert dep["spec"]["template"]["spec"]["tolerations"] == KWOK["tolerations"]
     assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"type": "kwok"}

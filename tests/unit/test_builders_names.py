@@ -1,4 +1,5 @@
 """builders/names.py and builders/labels.py: deterministic, valid, collision-free."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,8 +17,11 @@ def test_short_names_are_kept():
 
 @pytest.mark.parametrize("run", ["r" * 63, "a" * 253, "x" * 50 + ".y" * 20, "my.run.with.dots"])
 def test_long_or_dotted_names_are_valid_and_stable(run):
-    for name in (names.step_job_name(run, 999, 19), names.prepare_job_name(run),
-                 names.manifest_job_name(run)):
+    for name in (
+        names.step_job_name(run, 999, 19),
+        names.prepare_job_name(run),
+        names.manifest_job_name(run),
+    ):
         assert names.is_dns1123_label(name), name
         assert len(name) <= 63
     assert names.step_job_name(run, 1, 2) == names.step_job_name(run, 1, 2)
@@ -45,7 +49,9 @@ def test_service_names_are_dns1035(pipeline, step):
     assert name == names.app_service_name(pipeline, step)
 
 
-@pytest.mark.parametrize("value", ["ok", "a" * 63, "a" * 64, "x" * 253, "a.b_c-d", "-lead", "trail.", "..", "a b/c"])
+@pytest.mark.parametrize(
+    "value", ["ok", "a" * 63, "a" * 64, "x" * 253, "a.b_c-d", "-lead", "trail.", "..", "a b/c"]
+)
 def test_label_values_are_valid(value):
     out = L.label_value(value)
     assert L.is_label_value(out), out

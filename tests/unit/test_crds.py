@@ -1,4 +1,5 @@
 """The generated CRDs are structural, bounded, carry the admission rules, and match crds/."""
+
 from __future__ import annotations
 
 import re
@@ -41,9 +42,7 @@ def _rules(kind: str, path: str) -> dict[str, str]:
 
 
 ALL_NODES = [
-    pytest.param(kind, path, node, id=f"{kind}{path}")
-    for kind in CRDS
-    for path, node in _nodes(_root(kind))
+    pytest.param(kind, path, node, id=f"{kind}{path}") for kind in CRDS for path, node in _nodes(_root(kind))
 ]
 SPEC_NODES = [n for n in ALL_NODES if n.values[1].startswith(".spec")]
 
@@ -106,22 +105,54 @@ def test_cel_rules_name_existing_fields(kind, path, node):
 @pytest.mark.parametrize(
     ("kind", "path", "message", "rule"),
     [
-        ("Pipeline", ".spec", "spec.steps: step names must be unique",
-         "self.steps.all(s, self.steps.exists_one(t, t.name == s.name))"),
-        ("Pipeline", ".spec", "spec.workspace is required when a step has mode Service and no url",
-         "has(self.workspace) || self.steps.all(s, s.mode != 'Service' || has(s.url))"),
-        ("Pipeline", ".spec.steps[]", "url is only allowed with mode Service",
-         "!has(self.url) || self.mode == 'Service'"),
-        ("Pipeline", ".spec.steps[]", "image is required unless url is set",
-         "has(self.image) || has(self.url)"),
-        ("Pipeline", ".spec.steps[]", "replicas is only meaningful with mode Service and no url",
-         "self.replicas == 1 || (self.mode == 'Service' && !has(self.url))"),
-        ("PipelineRun", ".spec.items[]", "an item needs exactly one of documents or mmif",
-         "has(self.documents) != has(self.mmif)"),
-        ("PipelineRun", ".spec", "spec: exactly one of items or itemsFrom must be set",
-         "has(self.items) != has(self.itemsFrom)"),
-        ("PipelineRun", ".spec", "spec.status: a cancelled run cannot be resumed",
-         "has(self.status) || !has(oldSelf.status)"),
+        (
+            "Pipeline",
+            ".spec",
+            "spec.steps: step names must be unique",
+            "self.steps.all(s, self.steps.exists_one(t, t.name == s.name))",
+        ),
+        (
+            "Pipeline",
+            ".spec",
+            "spec.workspace is required when a step has mode Service and no url",
+            "has(self.workspace) || self.steps.all(s, s.mode != 'Service' || has(s.url))",
+        ),
+        (
+            "Pipeline",
+            ".spec.steps[]",
+            "url is only allowed with mode Service",
+            "!has(self.url) || self.mode == 'Service'",
+        ),
+        (
+            "Pipeline",
+            ".spec.steps[]",
+            "image is required unless url is set",
+            "has(self.image) || has(self.url)",
+        ),
+        (
+            "Pipeline",
+            ".spec.steps[]",
+            "replicas is only meaningful with mode Service and no url",
+            "self.replicas == 1 || (self.mode == 'Service' && !has(self.url))",
+        ),
+        (
+            "PipelineRun",
+            ".spec.items[]",
+            "an item needs exactly one of documents or mmif",
+            "has(self.documents) != has(self.mmif)",
+        ),
+        (
+            "PipelineRun",
+            ".spec",
+            "spec: exactly one of items or itemsFrom must be set",
+            "has(self.items) != has(self.itemsFrom)",
+        ),
+        (
+            "PipelineRun",
+            ".spec",
+            "spec.status: a cancelled run cannot be resumed",
+            "has(self.status) || !has(oldSelf.status)",
+        ),
     ],
 )
 def test_admission_rule_is_in_schema(kind, path, message, rule):
@@ -154,9 +185,20 @@ def test_mount_paths_carry_the_reserved_folders_rule(kind):
     assert any(m.startswith("must be a clean absolute path") for m in rules), rules
 
 
-@pytest.mark.parametrize("field", ["pipelineRef", "workspace", "items", "itemsFrom",
-                                   "parallelism", "params", "timeoutSeconds", "startTimeoutSeconds",
-                                   "onItemFailure"])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "pipelineRef",
+        "workspace",
+        "items",
+        "itemsFrom",
+        "parallelism",
+        "params",
+        "timeoutSeconds",
+        "startTimeoutSeconds",
+        "onItemFailure",
+    ],
+)
 def test_run_spec_field_is_immutable(field):
     rule = _rules("PipelineRun", ".spec")[f"spec.{field} is immutable"]
     assert f"self.{field} == oldSelf.{field}" in rule
@@ -189,12 +231,23 @@ def test_crd_has_status_subresource_names_and_columns(kind):
     version = spec["versions"][0]
     assert version["subresources"] == {"status": {}}
     assert spec["names"]["categories"] == ["mmif"]
-    assert spec["names"]["shortNames"] == [{"Pipeline": "mpl", "PipelineRun": "mpr",
-                                          "AnalysisJob": "maj"}[kind]]
+    assert spec["names"]["shortNames"] == [
+        {"Pipeline": "mpl", "PipelineRun": "mpr", "AnalysisJob": "maj"}[kind]
+    ]
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == {
-        "Pipeline": ["Ready", "Reason", "Age"],
-        "PipelineRun": ["Pipeline", "Progress", "Succeeded", "Reason", "StartTime",
-                        "CompletionTime", "Age"],
-        "AnalysisJob": ["Run", "Trigger", "Progress", "Succeeded", "Reason", "Requester", "Age"],
-    }[kind]
+    assert (
+        columns
+        == {
+            "Pipeline": ["Ready", "Reason", "Age"],
+            "PipelineRun": [
+                "Pipeline",
+                "Progress",
+                "Succeeded",
+                "Reason",
+                "StartTime",
+                "CompletionTime",
+                "Age",
+            ],
+            "AnalysisJob": ["Run", "Trigger", "Progress", "Succeeded", "Reason", "Requester", "Age"],
+        }[kind]
+    )

@@ -1,4 +1,5 @@
 """docs/state-machines.md and docs/reference.md match the code they are generated from."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,27 +1,35 @@
 """handlers/pipelines.py: app Deployments/Services and the Pipeline's status, on a fake cluster."""
+
 from __future__ import annotations
 
 import asyncio
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from mmif_operator.builders import names
 from mmif_operator.handlers import pipelines as H
 from mmif_operator.k8s.ops import KubeError, NameConflict
 from mmif_operator.reconcile import ownership
 
-NAME = names.app_service_name("pipe", "ner")     # pipe-ner--<hash>
+NAME = names.app_service_name("pipe", "ner")  # pipe-ner--<hash>
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def make_pipeline(**step):
     svc = {"name": "ner", "image": "ner:1", "mode": "Service", **step}
-    return {"apiVersion": "mmif.dev/v1alpha1", "kind": "Pipeline",
-            "metadata": {"name": "pipe", "namespace": "ns", "uid": "p-uid", "generation": 1,
-                         "resourceVersion": "5"},
-            "spec": {"workspace": {"claimName": "media"},
-                     "steps": [{"name": "asr", "image": "asr:1"}, svc]}}
+    return {
+        "apiVersion": "mmif.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {
+            "name": "pipe",
+            "namespace": "ns",
+            "uid": "p-uid",
+            "generation": 1,
+            "resourceVersion": "5",
+        },
+        "spec": {"workspace": {"claimName": "media"}, "steps": [{"name": "asr", "image": "asr:1"}, svc]},
+    }
 
 
 class FakeKube:
@@ -72,8 +80,11 @@ class FakeKube:
 
 def reconcile(kube, events=None):
     posted = events if events is not None else []
-    return asyncio.run(H.reconcile_pipeline(kube, "ns", "pipe", "p-uid", now=T0,
-                                            post_event=lambda o, t, r, m: posted.append((t, r, m))))
+    return asyncio.run(
+        H.reconcile_pipeline(
+            kube, "ns", "pipe", "p-uid", now=T0, post_event=lambda o, t, r, m: posted.append((t, r, m))
+        )
+    )
 
 
 def test_creates_the_app_objects_then_writes_nothing_while_unchanged():
@@ -81,13 +92,17 @@ def test_creates_the_app_objects_then_writes_nothing_while_unchanged():
     events = []
     result = reconcile(kube, events)
     assert [c for c in kube.calls if c[0] == "create"] == [
-        ("create", f"Deployment/{NAME}"), ("create", f"Service/{NAME}"), ("create", f"NetworkPolicy/{NAME}")]
+        ("create", f"Deployment/{NAME}"),
+        ("create", f"Service/{NAME}"),
+        ("create", f"NetworkPolicy/{NAME}"),
+    ]
     assert result.requeue_after == H.NOT_READY_REQUEUE_SECONDS
     cond = kube.pipeline["status"]["conditions"][0]
     assert cond["status"] == "False" and cond["reason"] == "AppNotAvailable"
     dep = kube.objects[("Deployment", NAME)]
     assert dep["metadata"]["annotations"][H.HASH_ANNOTATION] == H.desired_hash(
-        {k: v for k, v in dep.items() if k != "status"})
+        {k: v for k, v in dep.items() if k != "status"}
+    )
     # The Deployment becomes available: status patched once, nothing else written.
     dep["status"] = {"readyReplicas": 1, "availableReplicas": 1}
     kube.calls.clear()
@@ -110,7 +125,7 @@ def test_a_changed_step_is_applied_and_a_removed_one_deleted():
     assert ("apply", f"Deployment/{NAME}") in kube.calls
     assert ("apply", f"Service/{NAME}") not in kube.calls
     assert kube.objects[("Deployment", NAME)]["spec"]["replicas"] == 3
-    kube.pipeline["spec"]["steps"][1] = {"name": "ner", "image": "ner:1"}   # Job mode now
+    kube.pipeline["spec"]["steps"][1] = {"name": "ner", "image": "ner:1"}  # Job mode now
     kube.calls.clear()
     reconcile(kube)
     assert ("delete", f"Deployment/{NAME}") in kube.calls and ("delete", f"Service/{NAME}") in kube.calls
@@ -120,8 +135,9 @@ def test_a_changed_step_is_applied_and_a_removed_one_deleted():
 def test_objects_not_owned_by_the_pipeline_are_left_alone():
     kube = FakeKube(make_pipeline())
     kube.objects[("Deployment", NAME)] = {
-        "kind": "Deployment", "metadata": {"name": NAME, "ownerReferences": [
-            {"uid": "someone-else", "controller": True}]}}
+        "kind": "Deployment",
+        "metadata": {"name": NAME, "ownerReferences": [{"uid": "someone-else", "controller": True}]},
+    }
     events = []
     reconcile(kube, events)
     assert ("apply", f"Deployment/{NAME}") not in kube.calls
@@ -129,7 +145,10 @@ def test_objects_not_owned_by_the_pipeline_are_left_alone():
     assert any(e[1] == "NameConflict" for e in events)
     cond = kube.pipeline["status"]["conditions"][0]
     assert (cond["status"], cond["reason"]) == ("False", "NameConflict")
-    assert f"Deployment {NAME} already exists and is not ours" in cond["message"] and "someone-else" in cond["message"]
+    assert (
+        f"Deployment {NAME} already exists and is not ours" in cond["message"]
+        and "someone-else" in cond["message"]
+    )
     assert kube.pipeline["status"]["steps"][1]["ready"] is False
     # ...and it is not "stale" either: never deleted.
     assert ("delete", f"Deployment/{NAME}") not in kube.calls
@@ -137,9 +156,16 @@ def test_objects_not_owned_by_the_pipeline_are_left_alone():
 
 def test_image_pull_errors_make_ready_false_with_a_clear_reason():
     kube = FakeKube(make_pipeline())
-    kube.pods = [{"metadata": {"labels": {"mmif.dev/step": "ner"}},
-                  "status": {"containerStatuses": [{"state": {"waiting": {
-                      "reason": "ErrImageNeverPull", "message": "image not present"}}}]}}]
+    kube.pods = [
+        {
+            "metadata": {"labels": {"mmif.dev/step": "ner"}},
+            "status": {
+                "containerStatuses": [
+                    {"state": {"waiting": {"reason": "ErrImageNeverPull", "message": "image not present"}}}
+                ]
+            },
+        }
+    ]
     reconcile(kube)
     cond = kube.pipeline["status"]["conditions"][0]
     assert cond["status"] == "False" and cond["reason"] == "ImagePullFailed"

@@ -1,10 +1,11 @@
 """handlers/runs.py: one reconcile pass applies the plan in order, against a fake cluster."""
+
 from __future__ import annotations
 
 import asyncio
 import copy
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,20 +14,34 @@ from mmif_operator.k8s import ops
 from mmif_operator.k8s.ops import KubeError
 from mmif_operator.reconcile.observed import ObservedJob
 
-T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 PIPELINE = {"steps": [{"name": "asr", "image": "asr:1"}, {"name": "ner", "image": "ner:1"}]}
 
 
 def make_run(n=3, **spec):
-    base = {"pipelineRef": {"name": "pipe"}, "workspace": {"claimName": "media"},
-            "items": [{"name": f"d{i}", "documents": [{"location": f"v{i}.mp4", "mimeType": "video/mp4"}]}
-                      for i in range(n)],
-            "parallelism": 2}
+    base = {
+        "pipelineRef": {"name": "pipe"},
+        "workspace": {"claimName": "media"},
+        "items": [
+            {"name": f"d{i}", "documents": [{"location": f"v{i}.mp4", "mimeType": "video/mp4"}]}
+            for i in range(n)
+        ],
+        "parallelism": 2,
+    }
     base.update(spec)
-    return {"apiVersion": "mmif.dev/v1alpha1", "kind": "PipelineRun",
-            "metadata": {"name": "run-1", "namespace": "ns", "uid": "uid-1", "generation": 1,
-                         "resourceVersion": "1"},
-            "spec": base, "status": {}}
+    return {
+        "apiVersion": "mmif.dev/v1alpha1",
+        "kind": "PipelineRun",
+        "metadata": {
+            "name": "run-1",
+            "namespace": "ns",
+            "uid": "uid-1",
+            "generation": 1,
+            "resourceVersion": "1",
+        },
+        "spec": base,
+        "status": {},
+    }
 
 
 class FakeKube:
@@ -48,9 +63,16 @@ class FakeKube:
             return copy.deepcopy(self.run) if self.run else None
         if not self.pipeline:
             return None
-        return {"metadata": {"name": name, "generation": 1}, "spec": copy.deepcopy(self.pipeline),
-                "status": {"observedGeneration": 1, "conditions": [
-                    {"type": "Ready", "status": "True", "reason": "NoServiceSteps", "observedGeneration": 1}]}}
+        return {
+            "metadata": {"name": name, "generation": 1},
+            "spec": copy.deepcopy(self.pipeline),
+            "status": {
+                "observedGeneration": 1,
+                "conditions": [
+                    {"type": "Ready", "status": "True", "reason": "NoServiceSteps", "observedGeneration": 1}
+                ],
+            },
+        }
 
     async def read_pvc(self, ns, name):
         return {"metadata": {"name": name}} if self.pvc else None
@@ -63,7 +85,7 @@ class FakeKube:
         name = body["metadata"]["name"]
         self.calls.append(("create", name))
         store = self.config_maps if body["kind"] == "ConfigMap" else self.jobs
-        if name in store:    # as Kube.create: ours exists (False), or someone else's (NameConflict)
+        if name in store:  # as Kube.create: ours exists (False), or someone else's (NameConflict)
             return ops._ours_or_raise(body["kind"], body, store[name])
         store[name] = copy.deepcopy(body)
         return True
@@ -107,16 +129,27 @@ class FakeKube:
 
     def finish(self, name, ok=True, message=None):
         cond = "Complete" if ok else "Failed"
-        self.jobs[name]["status"] = {"conditions": [{"type": cond, "status": "True",
-                                                     "reason": None if ok else "PodFailurePolicy"}]}
+        self.jobs[name]["status"] = {
+            "conditions": [{"type": cond, "status": "True", "reason": None if ok else "PodFailurePolicy"}]
+        }
         if message is not None:
             self.messages[name] = message
 
 
 def reconcile(kube, now=T0, events=None):
     posted = events if events is not None else []
-    return asyncio.run(H.reconcile_run(kube, "ns", "run-1", "uid-1", kube.observed(), operator_image="img",
-                                       now=now, post_event=lambda obj, t, r, m: posted.append((t, r, m))))
+    return asyncio.run(
+        H.reconcile_run(
+            kube,
+            "ns",
+            "run-1",
+            "uid-1",
+            kube.observed(),
+            operator_image="img",
+            now=now,
+            post_event=lambda obj, t, r, m: posted.append((t, r, m)),
+        )
+    )
 
 
 def finish_all(kube, fail=()):
@@ -137,7 +170,11 @@ def test_a_run_goes_to_the_end_and_the_writes_come_in_order():
     events = []
     result = reconcile(kube, events=events)
     # The ConfigMap the prepare Job reads its items from, before the Job.
-    assert kube.calls == [("create", "run-1-items-uid1"), ("create", "run-1-prepare"), ("patch", kube.calls[2][1])]
+    assert kube.calls == [
+        ("create", "run-1-items-uid1"),
+        ("create", "run-1-prepare"),
+        ("patch", kube.calls[2][1]),
+    ]
     assert kube.run["status"]["phase"] == "Running" and not result.done
     for _ in range(20):
         kube.calls.clear()
@@ -244,8 +281,7 @@ def test_gone_replaced_or_deleting_runs_end_the_loop():
 
 def test_terminal_run_without_ttl_is_done_without_writes():
     run = make_run()
-    run["status"] = {"phase": "Succeeded", "observedGeneration": 1,
-                     "completionTime": "2025-01-01T11:00:00Z"}
+    run["status"] = {"phase": "Succeeded", "observedGeneration": 1, "completionTime": "2025-01-01T11:00:00Z"}
     kube = FakeKube(run)
     assert reconcile(kube).done and kube.calls == []
 
@@ -325,16 +361,20 @@ def test_the_pass_that_ends_a_run_sweeps_jobs_the_index_did_not_show():
         if "run-1-manifest" in kube.jobs:
             break
     finish_all(kube)
-    observed = kube.observed()       # what the index shows
+    observed = kube.observed()  # what the index shows
     stray = copy.deepcopy(kube.jobs["run-1-manifest"])
     stray["metadata"]["name"] = "run-1-00001-1"
-    stray["metadata"]["labels"].update({"app.kubernetes.io/component": "step", "mmif.dev/step-index": "1",
-                                        "mmif.dev/item-index": "1"})
+    stray["metadata"]["labels"].update(
+        {"app.kubernetes.io/component": "step", "mmif.dev/step-index": "1", "mmif.dev/item-index": "1"}
+    )
     stray.pop("status")
     kube.jobs["run-1-00001-1"] = stray
     kube.calls.clear()
-    result = asyncio.run(H.reconcile_run(kube, "ns", "run-1", "uid-1", observed, operator_image="img",
-                                         now=T0, post_event=lambda *a: None))
+    result = asyncio.run(
+        H.reconcile_run(
+            kube, "ns", "run-1", "uid-1", observed, operator_image="img", now=T0, post_event=lambda *a: None
+        )
+    )
     assert result.done and kube.run["status"]["phase"] == "Succeeded"
     assert ("list", "run-1") in kube.calls and ("delete", "run-1-00001-1") in kube.calls
     assert kube.jobs == {}
@@ -343,20 +383,22 @@ def test_the_pass_that_ends_a_run_sweeps_jobs_the_index_did_not_show():
 def test_a_pass_creates_a_bounded_number_of_jobs_items_further_along_first():
     n = H.MAX_CREATES_PER_PASS * 2 + 10
     kube = FakeKube(make_run(n, parallelism=n))
-    reconcile(kube)                      # the prepare Job
+    reconcile(kube)  # the prepare Job
     finish_all(kube)
-    result = reconcile(kube)             # every item in flight; the first Jobs created
-    created = [c[1] for c in kube.calls if c[0] == "create" and c[1] not in ("run-1-prepare", "run-1-items-uid1")]
+    result = reconcile(kube)  # every item in flight; the first Jobs created
+    created = [
+        c[1] for c in kube.calls if c[0] == "create" and c[1] not in ("run-1-prepare", "run-1-items-uid1")
+    ]
     assert len(created) == H.MAX_CREATES_PER_PASS and result.requeue_after == 0.0
-    assert kube.run["status"]["steps"][0]["running"] == n      # all in flight, some Jobs still to come
-    kube.finish(created[0])              # item 0 finishes step 0: its next Job comes before new items
+    assert kube.run["status"]["steps"][0]["running"] == n  # all in flight, some Jobs still to come
+    kube.finish(created[0])  # item 0 finishes step 0: its next Job comes before new items
     kube.calls.clear()
     result = reconcile(kube)
     created = [c[1] for c in kube.calls if c[0] == "create"]
     assert created[0] == "run-1-00000-1" and len(created) == H.MAX_CREATES_PER_PASS
     assert result.requeue_after == 0.0
     kube.calls.clear()
-    result = reconcile(kube)             # the rest
+    result = reconcile(kube)  # the rest
     assert len([c for c in kube.calls if c[0] == "create"]) == n - 2 * H.MAX_CREATES_PER_PASS + 1
     assert result.requeue_after != 0.0
     assert len([j for j in kube.jobs if j.endswith("-0")]) == n - 1 and "run-1-00000-1" in kube.jobs
@@ -364,32 +406,44 @@ def test_a_pass_creates_a_bounded_number_of_jobs_items_further_along_first():
 
 def test_recent_creates_are_skipped_until_the_index_shows_them():
     from mmif_operator.handlers.expectations import RecentCreates
+
     clock = [100.0]
     recent = RecentCreates(ttl=30, clock=lambda: clock[0])
     recent.note(["a", "b"])
     assert recent.pending([]) == {"a", "b"}
-    assert recent.pending(["a"]) == {"b"} and recent.pending([]) == {"b"}   # seen once: forgotten
+    assert recent.pending(["a"]) == {"b"} and recent.pending([]) == {"b"}  # seen once: forgotten
     clock[0] += 31
-    assert recent.pending([]) == set() and len(recent) == 0               # expired: created again
+    assert recent.pending([]) == set() and len(recent) == 0  # expired: created again
 
     n = H.MAX_CREATES_PER_PASS + 10
     kube = FakeKube(make_run(n, parallelism=n))
     reconcile(kube)
     finish_all(kube)
     recent = RecentCreates()
-    lagging_index = kube.observed()      # the index as it was before this pass's creates
+    lagging_index = kube.observed()  # the index as it was before this pass's creates
 
     def pass_with(observed):
         kube.calls.clear()
-        asyncio.run(H.reconcile_run(kube, "ns", "run-1", "uid-1", observed, operator_image="img",
-                                    now=T0, post_event=lambda *a: None, recent=recent))
+        asyncio.run(
+            H.reconcile_run(
+                kube,
+                "ns",
+                "run-1",
+                "uid-1",
+                observed,
+                operator_image="img",
+                now=T0,
+                post_event=lambda *a: None,
+                recent=recent,
+            )
+        )
         return [c[1] for c in kube.calls if c[0] == "create"]
 
     first = pass_with(lagging_index)
     assert len(first) == H.MAX_CREATES_PER_PASS
-    lagging_index = [j for j in kube.observed() if j.name not in first[:10]]   # 10 not indexed yet
+    lagging_index = [j for j in kube.observed() if j.name not in first[:10]]  # 10 not indexed yet
     second = pass_with(lagging_index)
-    assert not set(second) & set(first) and len(second) == 10                # only the rest, no 409s
+    assert not set(second) & set(first) and len(second) == 10  # only the rest, no 409s
 
 
 class CountingKube(FakeKube):
@@ -415,22 +469,36 @@ def test_a_pass_reuses_the_run_its_last_patch_returned_and_a_stale_copy_only_cos
     kube = CountingKube(make_run(2))
 
     def run_pass(known):
-        return asyncio.run(H.reconcile_run(kube, "ns", "run-1", "uid-1", kube.observed(), operator_image="img",
-                                           now=T0, post_event=lambda *a: None, known=known))
+        return asyncio.run(
+            H.reconcile_run(
+                kube,
+                "ns",
+                "run-1",
+                "uid-1",
+                kube.observed(),
+                operator_image="img",
+                now=T0,
+                post_event=lambda *a: None,
+                known=known,
+            )
+        )
 
     first = run_pass(None)
-    assert kube.gets == 1 and first.latest["metadata"]["resourceVersion"] == kube.run["metadata"]["resourceVersion"]
+    assert (
+        kube.gets == 1
+        and first.latest["metadata"]["resourceVersion"] == kube.run["metadata"]["resourceVersion"]
+    )
     finish_all(kube)
     second = run_pass(first.latest)
     assert kube.gets == 1 and second.latest["status"]["phase"] == "Running"
     stale = copy.deepcopy(second.latest)
-    kube.run["metadata"]["resourceVersion"] = "999"          # someone else wrote the run
+    kube.run["metadata"]["resourceVersion"] = "999"  # someone else wrote the run
     finish_all(kube)
     kube.calls.clear()
     third = run_pass(stale)
     assert ("patch", "409") in kube.calls and third.latest is None and third.requeue_after == 0.0
     assert not [c for c in kube.calls if c[0] == "delete"]  # nothing deleted on a stale plan
-    run_pass(third.latest)                                   # read again, planned again
+    run_pass(third.latest)  # read again, planned again
     assert kube.gets == 2 and not [j for j in kube.jobs.values() if j.get("status")]
 
 
@@ -443,20 +511,30 @@ def test_a_loop_deletes_recorded_jobs_beside_its_passes_and_awaits_them_when_the
         recent = H.RecentCreates()
 
         async def run_pass():
-            return await H.reconcile_run(kube, "ns", "run-1", "uid-1", kube.observed(), operator_image="img",
-                                         now=T0, post_event=lambda *a: None, recent=recent, deletes=deletes)
+            return await H.reconcile_run(
+                kube,
+                "ns",
+                "run-1",
+                "uid-1",
+                kube.observed(),
+                operator_image="img",
+                now=T0,
+                post_event=lambda *a: None,
+                recent=recent,
+                deletes=deletes,
+            )
 
-        await run_pass()                       # prepare
+        await run_pass()  # prepare
         finish_all(kube)
-        await run_pass()                       # step 0 of both items
+        await run_pass()  # step 0 of both items
         finish_all(kube)
         kube.calls.clear()
-        await run_pass()                       # records step 0, creates step 1, deletes beside
+        await run_pass()  # records step 0, creates step 1, deletes beside
         assert {c[1] for c in kube.calls if c[0] == "create"} == {"run-1-00000-1", "run-1-00001-1"}
         assert deletes.pending() >= {"run-1-00000-0", "run-1-00001-0"}
-        assert "run-1-00000-0" in kube.jobs    # the pass returned before its deletes ended
+        assert "run-1-00000-0" in kube.jobs  # the pass returned before its deletes ended
         kube.calls.clear()
-        await run_pass()                       # a pass meanwhile deletes nothing twice
+        await run_pass()  # a pass meanwhile deletes nothing twice
         assert not [c for c in kube.calls if c[0] in ("create", "delete")]
         gate.set()
         await deletes.drain()
@@ -467,7 +545,7 @@ def test_a_loop_deletes_recorded_jobs_beside_its_passes_and_awaits_them_when_the
             if result.done:
                 break
         assert result.done and kube.run["status"]["phase"] == "Succeeded"
-        assert kube.jobs == {} and len(deletes) == 0   # the last pass awaited every delete
+        assert kube.jobs == {} and len(deletes) == 0  # the last pass awaited every delete
 
     asyncio.run(scenario())
 
@@ -482,21 +560,32 @@ def test_progress_alone_waits_for_the_next_status_write_but_creates_do_not():
 
     def run_pass(wait):
         kube.calls.clear()
-        return asyncio.run(H.reconcile_run(kube, "ns", "run-1", "uid-1", kube.observed(), operator_image="img",
-                                           now=T0, post_event=lambda *a: None, progress_wait=wait))
+        return asyncio.run(
+            H.reconcile_run(
+                kube,
+                "ns",
+                "run-1",
+                "uid-1",
+                kube.observed(),
+                operator_image="img",
+                now=T0,
+                post_event=lambda *a: None,
+                progress_wait=wait,
+            )
+        )
 
-    assert run_pass(0.5).patched            # a new run: its first status is not progress only
-    finish_all(kube)                        # the prepare Job
-    assert run_pass(0.5).patched            # Pending -> Running: a phase change, written at once
+    assert run_pass(0.5).patched  # a new run: its first status is not progress only
+    finish_all(kube)  # the prepare Job
+    assert run_pass(0.5).patched  # Pending -> Running: a phase change, written at once
     assert kube.run["status"]["phase"] == "Running"
-    assert [c for c in kube.calls if c[0] == "create"]             # every item's first step
+    assert [c for c in kube.calls if c[0] == "create"]  # every item's first step
     before = copy.deepcopy(kube.run["status"])
-    finish_all(kube)                        # every first step done: progress only
+    finish_all(kube)  # every first step done: progress only
     result = run_pass(0.5)
     assert not result.patched and kube.run["status"] == before
-    assert {c[0] for c in kube.calls} == {"create"}               # next steps at once, nothing else
+    assert {c[0] for c in kube.calls} == {"create"}  # next steps at once, nothing else
     assert 0 < result.requeue_after <= 0.5
-    result = run_pass(0.0)                  # the wait is over: the same plan, now written
+    result = run_pass(0.0)  # the wait is over: the same plan, now written
     assert result.patched and [c for c in kube.calls if c[0] == "patch"]
-    assert not [c for c in kube.calls if c[0] == "create"]         # nothing created twice
-    assert [c for c in kube.calls if c[0] == "delete"]              # deleted once accounted for
+    assert not [c for c in kube.calls if c[0] == "create"]  # nothing created twice
+    assert [c for c in kube.calls if c[0] == "delete"]  # deleted once accounted for

@@ -7,6 +7,7 @@
 - drift of the app objects from what the operator sets (reconcile/pipeline.drift);
 - the url an app may not be called at from another namespace (admission/urls.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +15,7 @@ import copy
 import dataclasses
 import itertools
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -35,9 +36,9 @@ from mmif_operator.reconcile import ownership as O
 from mmif_operator.reconcile import pipeline as RP
 from mmif_operator.reconcile import run as R
 from mmif_operator.reconcile import triggers
-from mmif_operator.reconcile.observed import JobKind, JobState, ObservedJob, refused
+from mmif_operator.reconcile.observed import JobState, ObservedJob, refused
 
-T0 = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
 
 def owner(kind="PipelineRun", name="run-1", uid="uid-1"):
@@ -45,10 +46,14 @@ def owner(kind="PipelineRun", name="run-1", uid="uid-1"):
 
 
 def obj(name="run-1-00000-0", refs=(), **meta):
-    return {"kind": "Job", "metadata": {"name": name, "namespace": "ns", "ownerReferences": list(refs), **meta}}
+    return {
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": "ns", "ownerReferences": list(refs), **meta},
+    }
 
 
 # --- ownership: the one rule ------------------------------------------------------------------
+
 
 def test_ours_only_with_the_expected_owner_uid():
     wanted = obj(refs=[owner()])
@@ -63,7 +68,8 @@ def test_ours_only_with_the_expected_owner_uid():
     assert O.classify(obj(deletionTimestamp="2026-12-01T12:00:00Z"), wanted) is O.Ownership.RELEASING
     assert "has no controlling owner" in O.conflict_message("Job", "j", obj())
     assert "PipelineRun bob-run (uid uid-b)" in O.conflict_message(
-        "Job", "j", obj(refs=[owner(name="bob-run", uid="uid-b")]))
+        "Job", "j", obj(refs=[owner(name="bob-run", uid="uid-b")])
+    )
 
 
 class _Response:
@@ -90,9 +96,13 @@ class _BatchApi:
     def create_namespaced_job(self, ns, body, **_):
         name = body["metadata"]["name"]
         if name in self.jobs:
-            return self._answer(409, {"reason": "AlreadyExists", "message": f"jobs.batch {name!r} already exists"})
+            return self._answer(
+                409, {"reason": "AlreadyExists", "message": f"jobs.batch {name!r} already exists"}
+            )
         if body.get("invalid"):
-            return self._answer(422, {"reason": "Invalid", "message": "spec.template...mountPath: must be unique"})
+            return self._answer(
+                422, {"reason": "Invalid", "message": "spec.template...mountPath: must be unique"}
+            )
         self.jobs[name] = body
         return self._answer(201, body)
 
@@ -125,11 +135,11 @@ def test_a_409_is_success_only_for_our_own_job():
     mine = obj("mine", refs=[owner()])
     kube = fake_kube({"mine": mine, "bobs": obj("bobs"), "old": obj("old", refs=[owner(uid="old-uid")])})
     assert asyncio.run(kube.create(obj("new", refs=[owner()]))) is True
-    assert asyncio.run(kube.create(copy.deepcopy(mine))) is False        # ours: exists, success
+    assert asyncio.run(kube.create(copy.deepcopy(mine))) is False  # ours: exists, success
     with pytest.raises(NameConflict) as err:
         asyncio.run(kube.create(obj("bobs", refs=[owner()])))
     assert err.value.message == "Job bobs already exists and is not ours: it has no controlling owner"
-    with pytest.raises(KubeError) as err:                                # an earlier same-named run's
+    with pytest.raises(KubeError) as err:  # an earlier same-named run's
         asyncio.run(kube.create(obj("old", refs=[owner()])))
     assert err.value.conflict and not isinstance(err.value, NameConflict)
     with pytest.raises(KubeError) as err:
@@ -150,11 +160,16 @@ PIPELINE = {"steps": [{"name": "asr", "image": "asr:1"}, {"name": "ner", "image"
 
 
 def make_run(n=2):
-    return {"metadata": {"name": "run-1", "namespace": "ns", "uid": "uid-1", "generation": 1},
-            "spec": {"pipelineRef": {"name": "pipe"}, "workspace": {"claimName": "media"},
-                     "items": [{"documents": [{"location": f"v{i}.mp4", "mimeType": "video/mp4"}]} for i in range(n)],
-                     "parallelism": n},
-            "status": {}}
+    return {
+        "metadata": {"name": "run-1", "namespace": "ns", "uid": "uid-1", "generation": 1},
+        "spec": {
+            "pipelineRef": {"name": "pipe"},
+            "workspace": {"claimName": "media"},
+            "items": [{"documents": [{"location": f"v{i}.mp4", "mimeType": "video/mp4"}]} for i in range(n)],
+            "parallelism": n,
+        },
+        "status": {},
+    }
 
 
 def plan(run, jobs, **kw):
@@ -180,7 +195,9 @@ def test_create_jobs_turns_conflicts_and_invalid_jobs_into_refused_jobs():
             name = body["metadata"]["name"]
             if name.endswith("-00000-0"):
                 raise NameConflict("Job", name, obj(name))
-            raise KubeError(422, "Invalid", "volumeMounts[1].mountPath: Invalid value: \"/tmp\": must be unique")
+            raise KubeError(
+                422, "Invalid", 'volumeMounts[1].mountPath: Invalid value: "/tmp": must be unique'
+            )
 
     events = []
     out = asyncio.run(loop.create_jobs(Kube(), bodies, run, "run ns/run-1", lambda *e: events.append(e)))
@@ -188,31 +205,39 @@ def test_create_jobs_turns_conflicts_and_invalid_jobs_into_refused_jobs():
     by = {j.name: j for j in out.refused}
     conflict, invalid = by["run-1-00000-0"], by["run-1-00001-0"]
     assert (conflict.state, conflict.reason, conflict.exists, conflict.item, conflict.step) == (
-        JobState.FAILED, "NameConflict", False, 0, 0)
+        JobState.FAILED,
+        "NameConflict",
+        False,
+        0,
+        0,
+    )
     assert "has no controlling owner" in conflict.message
-    assert invalid.reason == "CreateFailed" and "/tmp" in invalid.message and "run-1-00001-0" in invalid.message
+    assert (
+        invalid.reason == "CreateFailed" and "/tmp" in invalid.message and "run-1-00001-0" in invalid.message
+    )
 
 
 def test_a_refused_step_job_fails_its_item_and_is_never_deleted():
     run, bodies = started(2)
     body = next(b for b in bodies if b["metadata"]["name"] == "run-1-00000-0")
-    conflict = refused(body, "NameConflict", "Job run-1-00000-0 already exists and is not ours: it has no "
-                       "controlling owner")
+    conflict = refused(
+        body, "NameConflict", "Job run-1-00000-0 already exists and is not ours: it has no controlling owner"
+    )
     mine = ObservedJob.from_job(next(b for b in bodies if b is not body))
     p = plan(run, [conflict, mine])
     states = itemstates.decode(p.status["itemStates"])
     assert states[0] == ItemState(0, ItemPhase.FAILED) and states[1] == ItemState(0, ItemPhase.RUNNING)
     assert p.status["failures"][0]["reason"] == "NameConflict"
     assert "not ours" in p.status["failures"][0]["message"]
-    assert "run-1-00000-0" not in p.delete and not p.create        # not deleted, not created again
-    assert R.termination_messages_needed(run, [conflict]) == []     # no pod of ours to read
+    assert "run-1-00000-0" not in p.delete and not p.create  # not deleted, not created again
+    assert R.termination_messages_needed(run, [conflict]) == []  # no pod of ours to read
     assert any(e.reason == "StepFailed" and "NameConflict" in e.message for e in p.events)
 
 
 def test_a_job_of_the_runs_name_and_labels_without_its_uid_is_not_counted():
     run, bodies = started(1)
     forged = copy.deepcopy(bodies[0])
-    forged["metadata"]["ownerReferences"] = []                       # bob's copy, no owner
+    forged["metadata"]["ownerReferences"] = []  # bob's copy, no owner
     forged["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
     p = plan(run, [ObservedJob.from_job(forged)])
     assert itemstates.decode(p.status["itemStates"])[0] == ItemState(0, ItemPhase.RUNNING)
@@ -220,7 +245,9 @@ def test_a_job_of_the_runs_name_and_labels_without_its_uid_is_not_counted():
     assert R.termination_messages_needed(run, [ObservedJob.from_job(forged)]) == []
 
 
-@pytest.mark.parametrize("reason,phase_reason", [("NameConflict", "NameConflict"), ("CreateFailed", "CreateFailed")])
+@pytest.mark.parametrize(
+    "reason,phase_reason", [("NameConflict", "NameConflict"), ("CreateFailed", "CreateFailed")]
+)
 def test_a_refused_prepare_job_fails_the_run_with_the_reason(reason, phase_reason):
     run = make_run()
     p = plan(run, [])
@@ -228,7 +255,7 @@ def test_a_refused_prepare_job_fails_the_run_with_the_reason(reason, phase_reaso
     p = plan(run, [refused(p.create[0], reason, "Job run-1-prepare: why")])
     cond = next(c for c in p.status["conditions"] if c["type"] == "Succeeded")
     assert p.phase == "Failed" and (cond["status"], cond["reason"]) == ("False", phase_reason)
-    assert "the prepare Job could not be created: Job run-1-prepare: why" == cond["message"]
+    assert cond["message"] == "the prepare Job could not be created: Job run-1-prepare: why"
     assert p.delete == []
 
 
@@ -270,9 +297,16 @@ class RunKube:
     async def get_custom(self, plural, ns, name):
         if plural == "pipelineruns":
             return copy.deepcopy(self.run)
-        return {"metadata": {"name": name, "generation": 1}, "spec": copy.deepcopy(PIPELINE),
-                "status": {"observedGeneration": 1, "conditions": [
-                    {"type": "Ready", "status": "True", "reason": "NoServiceSteps", "observedGeneration": 1}]}}
+        return {
+            "metadata": {"name": name, "generation": 1},
+            "spec": copy.deepcopy(PIPELINE),
+            "status": {
+                "observedGeneration": 1,
+                "conditions": [
+                    {"type": "Ready", "status": "True", "reason": "NoServiceSteps", "observedGeneration": 1}
+                ],
+            },
+        }
 
     async def read_pvc(self, ns, name):
         return {}
@@ -318,30 +352,52 @@ def test_a_run_pass_fails_the_item_whose_job_name_someone_holds_and_leaves_it_al
     kube = RunKube(run)
     memory = loop.Refusals()
     events = []
-    post = lambda o, t, r, m: events.append((t, r, m))
+
+    def post(o, t, r, m):
+        events.append((t, r, m))
+
     for _ in range(6):
-        result = asyncio.run(HR.reconcile_run(kube, "ns", "run-1", "uid-1", kube.observed(), operator_image="img",
-                                              now=T0, post_event=post, refusals=memory))
-        for name, job in kube.jobs.items():   # everything of ours succeeds at once
+        result = asyncio.run(
+            HR.reconcile_run(
+                kube,
+                "ns",
+                "run-1",
+                "uid-1",
+                kube.observed(),
+                operator_image="img",
+                now=T0,
+                post_event=post,
+                refusals=memory,
+            )
+        )
+        for job in kube.jobs.values():  # everything of ours succeeds at once
             job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
         if result.done:
             break
     st = kube.run["status"]
     assert st["phase"] == "Failed" and st["itemsFailed"] == 1 and st["itemsSucceeded"] == 1
     assert st["failures"][0]["reason"] == "NameConflict" and st["failures"][0]["index"] == 0
-    assert kube.calls.count(("create", "run-1-00000-0")) == 1          # refused once, not retried
+    assert kube.calls.count(("create", "run-1-00000-0")) == 1  # refused once, not retried
     assert ("delete", "run-1-00000-0") not in kube.calls and ("tm", "run-1-00000-0") not in kube.calls
     assert any(r == "StepFailed" and "NameConflict" in m for _, r, m in events)
 
 
 def test_an_analysis_item_whose_job_is_refused_fails_and_a_refused_manifest_fails_the_analysis():
-    aj = {"metadata": {"name": "run-1-seg", "namespace": "a1", "uid": "aj-uid", "generation": 1},
-          "spec": {"runRef": {"name": "run-1"}, "trigger": "Live", "parallelism": 4, "app": {"image": "t:1"}},
-          "status": {}}
-    source = {"metadata": {"name": "run-1", "namespace": "a1", "uid": "run-uid"},
-              "spec": {"workspace": {"claimName": "media"}},
-              "status": {"phase": "Succeeded", "itemCount": 1, "outputPath": "/data/mmif-runs/run-1",
-                         "itemStates": itemstates.encode([ItemState(1, ItemPhase.SUCCEEDED)])}}
+    aj = {
+        "metadata": {"name": "run-1-seg", "namespace": "a1", "uid": "aj-uid", "generation": 1},
+        "spec": {"runRef": {"name": "run-1"}, "trigger": "Live", "parallelism": 4, "app": {"image": "t:1"}},
+        "status": {},
+    }
+    source = {
+        "metadata": {"name": "run-1", "namespace": "a1", "uid": "run-uid"},
+        "spec": {"workspace": {"claimName": "media"}},
+        "status": {
+            "phase": "Succeeded",
+            "itemCount": 1,
+            "outputPath": "/data/mmif-runs/run-1",
+            "itemStates": itemstates.encode([ItemState(1, ItemPhase.SUCCEEDED)]),
+        },
+    }
     p = RA.plan_analysis(aj, source, [], T0, operator_image="img")
     aj["status"] = p.status
     conflict = refused(p.create[0], "NameConflict", "Job run-1-seg-a00000 already exists and is not ours")
@@ -350,8 +406,13 @@ def test_an_analysis_item_whose_job_is_refused_fails_and_a_refused_manifest_fail
     assert RA.needs_termination_messages([conflict]) == []
     aj["status"] = p.status
     manifest = next(b for b in p.create if b["metadata"]["name"] == "run-1-seg-amanifest")
-    p = RA.plan_analysis(aj, source, [conflict, refused(manifest, "CreateFailed", "the API server refused it")],
-                         T0, operator_image="img")
+    p = RA.plan_analysis(
+        aj,
+        source,
+        [conflict, refused(manifest, "CreateFailed", "the API server refused it")],
+        T0,
+        operator_image="img",
+    )
     cond = next(c for c in p.status["conditions"] if c["type"] == "Succeeded")
     assert p.phase == "Failed" and cond["reason"] == "CreateFailed" and "refused it" in cond["message"]
     assert p.delete == []
@@ -363,16 +424,24 @@ ALICE = {"username": "alice", "groups": ["system:authenticated"]}
 
 
 def analysed_run():
-    return {"metadata": {"name": "alice-run", "namespace": "v", "uid": "run-uid", "generation": 1},
-            "spec": {"pipelineRef": {"name": "p"}, "requester": ALICE},
-            "status": {"pipelineSpec": {"steps": [{"name": "t", "image": "t:1"}],
-                                        "analyses": [{"name": "seg", "app": {"image": "s:1"}},
-                                                     {"name": "ner", "app": {"image": "n:1"}}]}}}
+    return {
+        "metadata": {"name": "alice-run", "namespace": "v", "uid": "run-uid", "generation": 1},
+        "spec": {"pipelineRef": {"name": "p"}, "requester": ALICE},
+        "status": {
+            "pipelineSpec": {
+                "steps": [{"name": "t", "image": "t:1"}],
+                "analyses": [
+                    {"name": "seg", "app": {"image": "s:1"}},
+                    {"name": "ner", "app": {"image": "n:1"}},
+                ],
+            }
+        },
+    }
 
 
 class TriggerKube:
     def __init__(self, existing):
-        self.existing = existing        # name -> AnalysisJob already there
+        self.existing = existing  # name -> AnalysisJob already there
         self.created, self.patches = [], []
 
     async def subject_access_review(self, body):
@@ -393,24 +462,34 @@ class TriggerKube:
 
 
 def test_an_analysis_job_the_run_does_not_own_is_recorded_name_conflict_not_created():
-    bobs = {"metadata": {"name": "alice-run-seg", "ownerReferences": []}, "spec": {"requester": {"username": "bob"}}}
+    bobs = {
+        "metadata": {"name": "alice-run-seg", "ownerReferences": []},
+        "spec": {"requester": {"username": "bob"}},
+    }
     kube = TriggerKube({"alice-run-seg": bobs})
     events = []
-    decisions = asyncio.run(HA.trigger_analyses(kube, analysed_run(), now=T0,
-                                                post_event=lambda o, t, r, m: events.append((t, r, m))))
+    decisions = asyncio.run(
+        HA.trigger_analyses(
+            kube, analysed_run(), now=T0, post_event=lambda o, t, r, m: events.append((t, r, m))
+        )
+    )
     assert [d.recorded_state for d in decisions] == ["NameConflict", "Created"]
     assert kube.created == ["alice-run-ner"]
     entries = {e["name"]: e for e in kube.patches[0]["analyses"]}
     assert entries["seg"]["state"] == "NameConflict" and "analysisJob" not in entries["seg"]
-    assert "AnalysisJob alice-run-seg already exists and is not ours: it has no controlling owner" in \
-        entries["seg"]["message"]
+    assert (
+        "AnalysisJob alice-run-seg already exists and is not ours: it has no controlling owner"
+        in entries["seg"]["message"]
+    )
     assert entries["ner"] == {"name": "ner", "state": "Created", "analysisJob": "alice-run-ner"}
     cond = next(c for c in kube.patches[0]["conditions"] if c["type"] == "AnalysesCreated")
     assert (cond["status"], cond["reason"]) == ("False", "NameConflict") and "seg" in cond["message"]
     assert ("Warning", "NameConflict") in [e[:2] for e in events]
     assert ("Normal", "AnalysisCreated") in [e[:2] for e in events]
-    assert bobs == {"metadata": {"name": "alice-run-seg", "ownerReferences": []},
-                    "spec": {"requester": {"username": "bob"}}}     # untouched
+    assert bobs == {
+        "metadata": {"name": "alice-run-seg", "ownerReferences": []},
+        "spec": {"requester": {"username": "bob"}},
+    }  # untouched
 
 
 def test_the_runs_own_analysis_job_found_again_is_created():
@@ -425,7 +504,10 @@ def test_the_runs_own_analysis_job_found_again_is_created():
 
 # --- case 3: names ----------------------------------------------------------------------------
 
-def _run_job_names(run: str, items=(0, 1, 12, 99999, 100000, 123456), steps=(0, 1, 9, 19)) -> dict[str, tuple]:
+
+def _run_job_names(
+    run: str, items=(0, 1, 12, 99999, 100000, 123456), steps=(0, 1, 9, 19)
+) -> dict[str, tuple]:
     out = {names.prepare_job_name(run): ("prepare", run), names.manifest_job_name(run): ("manifest", run)}
     for i, k in itertools.product(items, steps):
         out[names.step_job_name(run, i, k)] = ("step", run, i, k)
@@ -444,10 +526,36 @@ LONG = "a" * 60 + "-one"
 
 def adversarial_owner_names() -> list[str]:
     """Run / AnalysisJob names built to collide with each other's children under a naive scheme."""
-    base = ["r", "r-1", "r-00001", "r-00001-0", "r-1-0", "x-prepare", "x", "x-manifest", "x-a00001",
-            "x-amanifest", "q-a00000", "deadbeef", "a", "1", "a-b", "a.b", "a--b", "a-b-prepare",
-            LONG, "a" * 60 + "-two", "a" * 253, "a" * 252 + "b", "my.run.with.dots", "my-run-with-dots",
-            "batch-20250101", "r" * 63, "r" * 54, "r" * 55]
+    base = [
+        "r",
+        "r-1",
+        "r-00001",
+        "r-00001-0",
+        "r-1-0",
+        "x-prepare",
+        "x",
+        "x-manifest",
+        "x-a00001",
+        "x-amanifest",
+        "q-a00000",
+        "deadbeef",
+        "a",
+        "1",
+        "a-b",
+        "a.b",
+        "a--b",
+        "a-b-prepare",
+        LONG,
+        "a" * 60 + "-two",
+        "a" * 253,
+        "a" * 252 + "b",
+        "my.run.with.dots",
+        "my-run-with-dots",
+        "batch-20250101",
+        "r" * 63,
+        "r" * 54,
+        "r" * 55,
+    ]
     # The attack on "cut and hash": name a run exactly like another's hashed form.
     for victim in ("a.b", LONG, "a" * 253, "my.run.with.dots", "a--b"):
         hashed = names.prepare_job_name(victim)[: -len("-prepare")]
@@ -475,9 +583,23 @@ def test_the_hashed_form_never_equals_an_as_is_name():
 
 
 def test_app_names_are_injective_over_adversarial_pipeline_and_step_names():
-    pairs = [("col", "a-b"), ("col-a", "b"), ("col-a-b", "x"), ("col", "a-b-x"), ("a.b", "c"), ("a-b", "c"),
-             ("a", "b-c"), ("1pipe", "asr"), ("app-1pipe", "asr"), ("p" * 253, "s" * 30), ("p" * 252 + "q", "s" * 30),
-             ("p" * 253, "s" * 29 + "t"), ("x--y", "z"), ("x-y", "z"), ("x", "y--z")]
+    pairs = [
+        ("col", "a-b"),
+        ("col-a", "b"),
+        ("col-a-b", "x"),
+        ("col", "a-b-x"),
+        ("a.b", "c"),
+        ("a-b", "c"),
+        ("a", "b-c"),
+        ("1pipe", "asr"),
+        ("app-1pipe", "asr"),
+        ("p" * 253, "s" * 30),
+        ("p" * 252 + "q", "s" * 30),
+        ("p" * 253, "s" * 29 + "t"),
+        ("x--y", "z"),
+        ("x-y", "z"),
+        ("x", "y--z"),
+    ]
     pairs += [(f"pl{i}", f"st{j}") for i in range(20) for j in range(20)]
     seen: dict[str, tuple] = {}
     for pair in pairs:
@@ -490,6 +612,7 @@ def test_app_names_are_injective_over_adversarial_pipeline_and_step_names():
 
 
 # --- case 1: the NetworkPolicy ----------------------------------------------------------------
+
 
 def test_the_app_network_policy_admits_only_this_namespaces_step_and_analysis_pods():
     ctx = services.PipelineContext(name="col", namespace="b", uid="p-uid")
@@ -507,24 +630,39 @@ def test_the_app_network_policy_admits_only_this_namespaces_step_and_analysis_po
     (rule,) = spec["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
     (peer,) = rule["from"]
-    assert set(peer) == {"podSelector"}            # no namespaceSelector: this namespace only
+    assert set(peer) == {"podSelector"}  # no namespaceSelector: this namespace only
     sel = peer["podSelector"]
     assert sel["matchLabels"] == {L.MANAGED_BY: L.MANAGER}
     assert sel["matchExpressions"] == [{"key": L.COMPONENT, "operator": "In", "values": ["step", "analyze"]}]
     # The step pods of runs carry those labels.
     from mmif_operator.builders import jobs
+
     run_ctx = jobs.RunContext(name="r", namespace="b", uid="u", pipeline="col", claim_name="media")
-    pod_labels = jobs.step_job(run_ctx, {}, {"steps": [step]}, 0, 0, "img")["spec"]["template"]["metadata"]["labels"]
+    pod_labels = jobs.step_job(run_ctx, {}, {"steps": [step]}, 0, 0, "img")["spec"]["template"]["metadata"][
+        "labels"
+    ]
     assert pod_labels[L.MANAGED_BY] == L.MANAGER and pod_labels[L.COMPONENT] in ["step", "analyze"]
 
 
 # --- case 6: drift ------------------------------------------------------------------------------
 
+
 def _desired():
-    pipeline = {"metadata": {"name": "pipe", "namespace": "ns", "uid": "p-uid"},
-                "spec": {"workspace": {"claimName": "media"},
-                         "steps": [{"name": "ner", "image": "ner:1", "mode": "Service", "replicas": 2,
-                                    "resources": {"requests": {"cpu": "0.5", "memory": "1Gi"}}}]}}
+    pipeline = {
+        "metadata": {"name": "pipe", "namespace": "ns", "uid": "p-uid"},
+        "spec": {
+            "workspace": {"claimName": "media"},
+            "steps": [
+                {
+                    "name": "ner",
+                    "image": "ner:1",
+                    "mode": "Service",
+                    "replicas": 2,
+                    "resources": {"requests": {"cpu": "0.5", "memory": "1Gi"}},
+                }
+            ],
+        },
+    }
     return [HP.with_hash(o) for o in RP.desired_app_objects(pipeline)]
 
 
@@ -621,9 +759,19 @@ class PipelineKube:
 
 
 def service_pipeline():
-    return {"metadata": {"name": "pipe", "namespace": "ns", "uid": "p-uid", "generation": 1, "resourceVersion": "1"},
-            "spec": {"workspace": {"claimName": "media"},
-                     "steps": [{"name": "ner", "image": "ner:1", "mode": "Service", "replicas": 2}]}}
+    return {
+        "metadata": {
+            "name": "pipe",
+            "namespace": "ns",
+            "uid": "p-uid",
+            "generation": 1,
+            "resourceVersion": "1",
+        },
+        "spec": {
+            "workspace": {"claimName": "media"},
+            "steps": [{"name": "ner", "image": "ner:1", "mode": "Service", "replicas": 2}],
+        },
+    }
 
 
 def reconcile_pipeline(kube, events=None):
@@ -637,12 +785,12 @@ def test_a_deployment_scaled_to_zero_by_hand_is_scaled_back():
     name = names.app_service_name("pipe", "ner")
     kube.calls.clear()
     reconcile_pipeline(kube)
-    assert kube.calls == []                                 # as desired: no write
-    kube.objects[("Deployment", name)]["spec"]["replicas"] = 0   # kubectl scale --replicas=0
+    assert kube.calls == []  # as desired: no write
+    kube.objects[("Deployment", name)]["spec"]["replicas"] = 0  # kubectl scale --replicas=0
     reconcile_pipeline(kube)
     assert kube.calls == [("apply", "Deployment")]
     assert kube.objects[("Deployment", name)]["spec"]["replicas"] == 2
-    del kube.objects[("NetworkPolicy", name)]              # kubectl delete networkpolicy
+    del kube.objects[("NetworkPolicy", name)]  # kubectl delete networkpolicy
     kube.calls.clear()
     reconcile_pipeline(kube)
     assert kube.calls == [("create", "NetworkPolicy")]
@@ -650,14 +798,20 @@ def test_a_deployment_scaled_to_zero_by_hand_is_scaled_back():
 
 def test_a_squatted_app_name_makes_the_step_not_ready_with_name_conflict_once():
     name = names.app_service_name("pipe", "ner")
-    squatter = {"kind": "Service", "metadata": {"name": name, "namespace": "ns", "ownerReferences": []},
-                "spec": {"selector": {"app": "bob"}}}
+    squatter = {
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "ns", "ownerReferences": []},
+        "spec": {"selector": {"app": "bob"}},
+    }
     kube = PipelineKube(service_pipeline(), {("Service", name): squatter})
     events = []
     result = reconcile_pipeline(kube, events)
     cond = kube.pipeline["status"]["conditions"][0]
     assert (cond["status"], cond["reason"]) == ("False", "NameConflict")
-    assert f"step ner: Service {name} already exists and is not ours: it has no controlling owner" in cond["message"]
+    assert (
+        f"step ner: Service {name} already exists and is not ours: it has no controlling owner"
+        in cond["message"]
+    )
     assert kube.pipeline["status"]["steps"][0]["ready"] is False
     assert kube.objects[("Service", name)] == squatter and ("apply", "Service") not in kube.calls
     assert result.requeue_after == HP.NOT_READY_REQUEUE_SECONDS
@@ -674,7 +828,10 @@ def test_a_squatted_app_name_makes_the_step_not_ready_with_name_conflict_once():
 
 def test_an_earlier_same_named_pipelines_object_is_waited_for_not_a_conflict():
     name = names.app_service_name("pipe", "ner")
-    old = {"kind": "Service", "metadata": {"name": name, "ownerReferences": [owner("Pipeline", "pipe", "old")]}}
+    old = {
+        "kind": "Service",
+        "metadata": {"name": name, "ownerReferences": [owner("Pipeline", "pipe", "old")]},
+    }
     kube = PipelineKube(service_pipeline(), {("Service", name): old})
     result = reconcile_pipeline(kube)
     assert kube.pipeline["status"]["conditions"][0]["reason"] != "NameConflict"
@@ -688,30 +845,50 @@ APP_A = U.AppService("a", "mine--12345678", ("10.96.0.13",))
 
 
 def refused_for(url, namespace="a", kind="Pipeline"):
-    spec = {"steps": [{"name": "x", "image": "i"}, {"name": "s", "mode": "Service", "url": url}]} \
-        if kind == "Pipeline" else {"app": {"mode": "Service", "url": url}}
+    spec = (
+        {"steps": [{"name": "x", "image": "i"}, {"name": "s", "mode": "Service", "url": url}]}
+        if kind == "Pipeline"
+        else {"app": {"mode": "Service", "url": url}}
+    )
     found = U.targets(kind, spec, namespace)
     return next((w for w in (U.refusal(t, namespace, [APP_A, APP_B]) for t in found) if w), None)
 
 
-@pytest.mark.parametrize("url", [
-    "http://col-a-b--7fa0514a.b:5000", "http://col-a-b--7fa0514a.b.svc:5000/",
-    "http://col-a-b--7fa0514a.b.svc.cluster.local:5000", "http://COL-A-B--7FA0514A.B.SVC.cluster.local.:5000",
-    "https://user@col-a-b--7fa0514a.b.svc.other-domain:443/x?y", "http://10.96.0.12:5000", "http://10.96.12",
-    "http://0x0a60000c:5000", "http://174063628", "http://[::ffff:10.96.0.12]:5000",
-    "http://10-96-0-12.a.pod.cluster.local:5000", "http://10-96-0-12.b.pod:5000",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://col-a-b--7fa0514a.b:5000",
+        "http://col-a-b--7fa0514a.b.svc:5000/",
+        "http://col-a-b--7fa0514a.b.svc.cluster.local:5000",
+        "http://COL-A-B--7FA0514A.B.SVC.cluster.local.:5000",
+        "https://user@col-a-b--7fa0514a.b.svc.other-domain:443/x?y",
+        "http://10.96.0.12:5000",
+        "http://10.96.12",
+        "http://0x0a60000c:5000",
+        "http://174063628",
+        "http://[::ffff:10.96.0.12]:5000",
+        "http://10-96-0-12.a.pod.cluster.local:5000",
+        "http://10-96-0-12.b.pod:5000",
+    ],
+)
 def test_a_url_naming_another_namespaces_app_service_is_refused_with_the_field(url):
     why = refused_for(url)
     assert why and why.startswith(f"spec.steps[1].url: {url!r} ") and "col-a-b--7fa0514a" in why
     assert "namespace b" in why
 
 
-@pytest.mark.parametrize("url", [
-    "http://col-a-b--7fa0514a:5000",              # a bare name resolves in the caller's namespace
-    "http://mine--12345678.a.svc:5000", "http://10.96.0.13:5000",   # its own namespace's app
-    "http://other.b.svc:5000", "http://10.96.0.99", "https://apps.example.org/ner", "http://deadbeef:5000",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://col-a-b--7fa0514a:5000",  # a bare name resolves in the caller's namespace
+        "http://mine--12345678.a.svc:5000",
+        "http://10.96.0.13:5000",  # its own namespace's app
+        "http://other.b.svc:5000",
+        "http://10.96.0.99",
+        "https://apps.example.org/ner",
+        "http://deadbeef:5000",
+    ],
+)
 def test_other_urls_are_allowed(url):
     assert refused_for(url) is None
 
@@ -719,8 +896,10 @@ def test_other_urls_are_allowed(url):
 def test_analysis_urls_are_checked_too():
     why = refused_for("http://10.96.0.12:5000", kind="AnalysisJob")
     assert why.startswith("spec.app.url: ")
-    spec = {"steps": [{"name": "s", "image": "i"}],
-            "analyses": [{"name": "seg", "app": {"mode": "Service", "url": "http://col-a-b--7fa0514a.b:5000"}}]}
+    spec = {
+        "steps": [{"name": "s", "image": "i"}],
+        "analyses": [{"name": "seg", "app": {"mode": "Service", "url": "http://col-a-b--7fa0514a.b:5000"}}],
+    }
     assert [t.field for t in U.targets("Pipeline", spec, "a")] == ["spec.analyses[0].app.url"]
     assert U.targets("Pipeline", spec, "b") == []
 
@@ -732,13 +911,27 @@ def test_the_webhook_looks_up_only_what_the_urls_name():
 
         async def get(self, kind, ns, name):
             self.calls.append(("get", ns, name))
-            return {"metadata": {"name": name, "namespace": ns, "labels": {
-                L.MANAGED_BY: L.MANAGER, L.COMPONENT: L.COMPONENT_APP_SERVICE}}, "spec": {"clusterIP": "10.96.0.12"}} \
-                if (ns, name) == ("b", "col-a-b--7fa0514a") else None
+            return (
+                {
+                    "metadata": {
+                        "name": name,
+                        "namespace": ns,
+                        "labels": {L.MANAGED_BY: L.MANAGER, L.COMPONENT: L.COMPONENT_APP_SERVICE},
+                    },
+                    "spec": {"clusterIP": "10.96.0.12"},
+                }
+                if (ns, name) == ("b", "col-a-b--7fa0514a")
+                else None
+            )
 
         async def list(self, kind, ns, labels):
             self.calls.append(("list", ns, tuple(sorted(labels.items()))))
-            return [{"metadata": {"name": "col-a-b--7fa0514a", "namespace": "b"}, "spec": {"clusterIP": "10.96.0.12"}}]
+            return [
+                {
+                    "metadata": {"name": "col-a-b--7fa0514a", "namespace": "b"},
+                    "spec": {"clusterIP": "10.96.0.12"},
+                }
+            ]
 
     def check(url):
         kube = Kube()

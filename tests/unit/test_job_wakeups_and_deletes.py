@@ -1,5 +1,6 @@
 """Which Job events wake a loop (reconcile/observed.changes_plan, handlers/jobs.JobSummaries), and
 the deletes a run's loop makes beside its passes (handlers/deletions.BackgroundDeletes)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,10 +11,20 @@ from mmif_operator.reconcile.observed import JobKind, JobState, ObservedJob, cha
 
 
 def job(uid="u1", condition=None):
-    body = {"metadata": {"name": "run-1-00000-0", "namespace": "ns", "uid": uid,
-                         "labels": {"app.kubernetes.io/component": "step", "mmif.dev/run": "run-1",
-                                    "mmif.dev/item-index": "0", "mmif.dev/step-index": "0"}},
-            "status": {"active": 1}}
+    body = {
+        "metadata": {
+            "name": "run-1-00000-0",
+            "namespace": "ns",
+            "uid": uid,
+            "labels": {
+                "app.kubernetes.io/component": "step",
+                "mmif.dev/run": "run-1",
+                "mmif.dev/item-index": "0",
+                "mmif.dev/step-index": "0",
+            },
+        },
+        "status": {"active": 1},
+    }
     if condition:
         body["status"] = {"conditions": [{"type": condition, "status": "True", "reason": "R"}]}
     return body
@@ -23,25 +34,27 @@ def test_changes_plan():
     active = ObservedJob("j", JobKind.STEP, item=0, step=0)
     done = ObservedJob("j", JobKind.STEP, JobState.SUCCEEDED, item=0, step=0)
     failed = ObservedJob("j", JobKind.STEP, JobState.FAILED, item=0, step=0, reason="R")
-    assert not changes_plan(None, active)          # just created: the loop knows
-    assert not changes_plan(active, active)        # pod counts changed
+    assert not changes_plan(None, active)  # just created: the loop knows
+    assert not changes_plan(active, active)  # pod counts changed
     assert changes_plan(active, done) and changes_plan(None, done) and changes_plan(done, failed)
-    assert not changes_plan(done, done)            # more status after the outcome
-    assert changes_plan(active, None)              # deleted before it finished: re-planned
-    assert not changes_plan(done, None)            # the loop deleted it after recording it
-    assert changes_plan(None, None)                # deleted, never seen: look anyway
+    assert not changes_plan(done, done)  # more status after the outcome
+    assert changes_plan(active, None)  # deleted before it finished: re-planned
+    assert not changes_plan(done, None)  # the loop deleted it after recording it
+    assert changes_plan(None, None)  # deleted, never seen: look anyway
 
 
 def test_job_summaries_wake_once_per_outcome():
     seen = JobSummaries()
-    wakes = [seen.update(job(), deleted=False),                       # ADDED
-             seen.update(job(), deleted=False),                       # pod ready
-             seen.update(job(condition="SuccessCriteriaMet"), deleted=False),
-             seen.update(job(condition="Complete"), deleted=False),
-             seen.update(job(condition="Complete"), deleted=True)]
+    wakes = [
+        seen.update(job(), deleted=False),  # ADDED
+        seen.update(job(), deleted=False),  # pod ready
+        seen.update(job(condition="SuccessCriteriaMet"), deleted=False),
+        seen.update(job(condition="Complete"), deleted=False),
+        seen.update(job(condition="Complete"), deleted=True),
+    ]
     assert wakes == [False, False, True, False, False] and len(seen) == 0
     assert seen.update(job("u2"), deleted=False) is False
-    assert seen.update(job("u2"), deleted=True) is True and len(seen) == 0   # deleted unfinished
+    assert seen.update(job("u2"), deleted=True) is True and len(seen) == 0  # deleted unfinished
 
 
 def test_background_deletes_skip_names_in_flight_and_count_failures():
@@ -57,14 +70,14 @@ def test_background_deletes_skip_names_in_flight_and_count_failures():
 
         deletes = BackgroundDeletes(delete, limit=2)
         assert deletes.submit(["a", "b", "bad"]) == 3
-        assert deletes.submit(["a", "c"]) == 1                  # "a" is being deleted already
+        assert deletes.submit(["a", "c"]) == 1  # "a" is being deleted already
         await asyncio.sleep(0)
-        assert len(calls) == 2 and deletes.pending() == {"a", "b", "bad", "c"}   # at most 2 at once
+        assert len(calls) == 2 and deletes.pending() == {"a", "b", "bad", "c"}  # at most 2 at once
         release.set()
         await deletes.drain()
         assert sorted(calls) == ["a", "b", "bad", "c"] and len(deletes) == 0
         assert deletes.take_failures() == 1 and deletes.take_failures() == 0
-        assert deletes.submit(["bad"]) == 1                     # planned again: tried again
+        assert deletes.submit(["bad"]) == 1  # planned again: tried again
         await deletes.drain()
 
     asyncio.run(scenario())

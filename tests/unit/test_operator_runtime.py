@@ -1,5 +1,6 @@
 """The operator runtime's pure pieces: settings, main's options, wake-ups, k8s helpers, metrics,
 the Job index entry."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,12 +25,20 @@ SPEC = {"steps": [{"name": "asr", "image": "asr:1"}]}
 
 # -- settings and main ------------------------------------------------------------------------
 
+
 def test_config_from_env_defaults_and_values():
     c = S.config_from_env({})
     assert c.operator_image == "mmif.local/mmif-operator:dev" and c.clusterwide
     assert c.metrics_port == 8080 and c.liveness == "http://0.0.0.0:8081/healthz"
-    c = S.config_from_env({"MMIF_OPERATOR_IMAGE": "reg/op:1", "MMIF_WATCH_NAMESPACE": " a, b ,a",
-                           "MMIF_LOG_FORMAT": "JSON", "MMIF_METRICS_PORT": "0", "POD_NAME": "op-1"})
+    c = S.config_from_env(
+        {
+            "MMIF_OPERATOR_IMAGE": "reg/op:1",
+            "MMIF_WATCH_NAMESPACE": " a, b ,a",
+            "MMIF_LOG_FORMAT": "JSON",
+            "MMIF_METRICS_PORT": "0",
+            "POD_NAME": "op-1",
+        }
+    )
     assert c.operator_image == "reg/op:1" and c.namespaces == ("a", "b") and not c.clusterwide
     assert c.log_format == "json" and c.metrics_port == 0 and c.instance == "op-1"
     for bad in ({"MMIF_LOG_FORMAT": "xml"}, {"MMIF_METRICS_PORT": "x"}, {"MMIF_LOG_LEVEL": "LOUD"}):
@@ -45,8 +54,11 @@ def test_kopf_settings_use_our_names():
     assert settings.persistence.progress_storage.prefix == "mmif.dev"
     diffbase = settings.persistence.diffbase_storage
     assert list(diffbase.make_keys(diffbase.key)) == ["mmif.dev/last-handled-configuration"]
-    assert settings.watching.label_selectors["batch", "v1", "jobs"] == "app.kubernetes.io/managed-by=mmif-operator"
-    assert settings.queueing.worker_limit is None      # a bound deadlocks kopf's index at start
+    assert (
+        settings.watching.label_selectors["batch", "v1", "jobs"]
+        == "app.kubernetes.io/managed-by=mmif-operator"
+    )
+    assert settings.queueing.worker_limit is None  # a bound deadlocks kopf's index at start
     assert settings.posting.reporting_component == "mmif-operator"
     assert settings.peering.standalone and not settings.peering.clusterwide
     bounded = kopf.OperatorSettings()
@@ -77,6 +89,7 @@ def test_main_options_override_the_environment():
 
 # -- wake-ups ---------------------------------------------------------------------------------
 
+
 class Flag:
     def __init__(self):
         self.event = asyncio.Event()
@@ -96,7 +109,7 @@ def test_waker_wakes_times_out_and_stops():
         assert await waker.wait(0) is W.Wake.TIMEOUT
         asyncio.get_running_loop().call_later(0.01, wakers.wake, ("ns", "r"))
         assert await waker.wait(5) is W.Wake.WOKEN
-        assert await waker.wait(5) is W.Wake.WOKEN     # kept until cleared
+        assert await waker.wait(5) is W.Wake.WOKEN  # kept until cleared
         waker.clear()
         stop = Flag()
         asyncio.get_running_loop().call_later(0.01, stop.event.set)
@@ -104,7 +117,7 @@ def test_waker_wakes_times_out_and_stops():
         assert not wakers.wake(("ns", "other"))
         assert wakers.wake_where(lambda w: w.tags.get("pipeline") == "p") == 1
         newer = wakers.register(("ns", "r"))
-        wakers.unregister(waker)             # a stale waker does not remove the newer one
+        wakers.unregister(waker)  # a stale waker does not remove the newer one
         assert wakers.get(("ns", "r")) is newer
         wakers.unregister(newer)
         assert len(wakers) == 0
@@ -118,7 +131,7 @@ def test_a_wake_can_ask_for_a_fresh_read_until_taken():
     wakers.wake(("ns", "r"))
     assert waker.woken and not waker.take_refresh()
     wakers.wake(("ns", "r"), refresh=True)
-    wakers.wake(("ns", "r"))                 # a later plain wake does not cancel the request
+    wakers.wake(("ns", "r"))  # a later plain wake does not cancel the request
     assert waker.take_refresh() and not waker.take_refresh()
 
 
@@ -128,11 +141,20 @@ def test_backoff():
 
 # -- k8s helpers ------------------------------------------------------------------------------
 
+
 def test_termination_message_of_picks_the_last_finished_runner():
     def pod(finished, message, name="runner"):
-        return {"status": {"containerStatuses": [
-            {"name": "app", "state": {"terminated": {"finishedAt": "2099-01-01T00:00:00Z", "message": "app"}}},
-            {"name": name, "state": {"terminated": {"finishedAt": finished, "message": message}}}]}}
+        return {
+            "status": {
+                "containerStatuses": [
+                    {
+                        "name": "app",
+                        "state": {"terminated": {"finishedAt": "2099-01-01T00:00:00Z", "message": "app"}},
+                    },
+                    {"name": name, "state": {"terminated": {"finishedAt": finished, "message": message}}},
+                ]
+            }
+        }
 
     pods = [pod("2025-01-01T00:00:05Z", "second"), pod("2025-01-01T00:00:01Z", "first")]
     assert ops.termination_message_of(pods) == "second"
@@ -183,16 +205,18 @@ def test_call_returns_json_or_raises_kube_error():
 
 # -- Job index --------------------------------------------------------------------------------
 
+
 def test_job_index_entry_is_a_small_summary():
     body = jobs.step_job(CTX, {}, SPEC, 3, 0, "img")
     entry = job_index_entry("ns", body)
-    (key, summary), = entry.items()
+    ((key, summary),) = entry.items()
     assert key == ("ns", "run-1") and summary.kind is JobKind.STEP and summary.item == 3
     assert job_index_entry("ns", {"metadata": {"name": "x", "labels": {}}}) is None
     assert job_index_entry(None, body) is None
 
 
 # -- metrics ----------------------------------------------------------------------------------
+
 
 def test_new_failures_and_job_duration():
     old = [{"index": 1, "step": "a", "time": "t1", "reason": "AppError"}]
@@ -201,15 +225,23 @@ def test_new_failures_and_job_duration():
     assert metrics.new_failures(None, None) == []
     done = {"status": {"startTime": "2025-01-01T00:00:00Z", "completionTime": "2025-01-01T00:00:30Z"}}
     assert metrics.job_duration(done) == 30
-    failed = {"status": {"startTime": "2025-01-01T00:00:00Z", "conditions": [
-        {"type": "Failed", "status": "True", "lastTransitionTime": "2025-01-01T00:01:00Z"}]}}
+    failed = {
+        "status": {
+            "startTime": "2025-01-01T00:00:00Z",
+            "conditions": [
+                {"type": "Failed", "status": "True", "lastTransitionTime": "2025-01-01T00:01:00Z"}
+            ],
+        }
+    }
     assert metrics.job_duration(failed) == 60
     assert metrics.job_duration({"status": {"startTime": "2025-01-01T00:00:00Z"}}) is None
 
 
 def test_step_durations_are_observed_once_per_job():
-    job = {"metadata": {"uid": "job-uid-once"},
-           "status": {"startTime": "2025-01-01T00:00:00Z", "completionTime": "2025-01-01T00:00:02Z"}}
+    job = {
+        "metadata": {"uid": "job-uid-once"},
+        "status": {"startTime": "2025-01-01T00:00:00Z", "completionTime": "2025-01-01T00:00:02Z"},
+    }
     labels = {"pipeline": "p-once", "step": "s"}
     metrics.observe_step_job(job, **labels)
     metrics.observe_step_job(job, **labels)
@@ -228,6 +260,7 @@ def test_in_flight_gauge_sums_runs():
 
 def test_a_reconcile_loop_retries_a_failed_pass_reads_again_on_request_and_stops(monkeypatch):
     from mmif_operator.handlers import loop as Lp
+
     posted = []
     monkeypatch.setattr(Lp.k8s_events, "post", lambda obj, t, r, m: posted.append((t, r, m)))
     monkeypatch.setattr(Lp, "backoff", lambda failures: 0.01)
@@ -244,21 +277,24 @@ def test_a_reconcile_loop_retries_a_failed_pass_reads_again_on_request_and_stops
             calls.append(refresh)
             if len(calls) == 1:
                 raise RuntimeError("API down")
-            if len(calls) == 2:                       # retried after the backoff timer
+            if len(calls) == 2:  # retried after the backoff timer
                 asyncio.get_running_loop().call_later(0.01, wakers.wake, ("ns", "r"), True)
-                return Lp.Next(timeout=None)          # nothing to wait for but a wake-up
+                return Lp.Next(timeout=None)  # nothing to wait for but a wake-up
             if len(calls) == 3:
-                return Lp.Next(timeout=0.0)           # at once, trusting its copy
+                return Lp.Next(timeout=0.0)  # at once, trusting its copy
             return Lp.Next(stop=True)
 
-        await asyncio.wait_for(Lp.reconcile_forever(waker, stop, log, kind="run", ref={}, one_pass=one_pass,
-                                                    debounce=0), timeout=5)
+        await asyncio.wait_for(
+            Lp.reconcile_forever(waker, stop, log, kind="run", ref={}, one_pass=one_pass, debounce=0),
+            timeout=5,
+        )
         assert calls == [False, True, True, False]
         assert posted == [("Warning", "ReconcileError", "RuntimeError: API down")]
 
-        stop.event.set()                              # kopf's stop flag ends a waiting loop
-        await asyncio.wait_for(Lp.reconcile_forever(waker, stop, log, kind="run", ref={},
-                                                    one_pass=one_pass), timeout=5)
+        stop.event.set()  # kopf's stop flag ends a waiting loop
+        await asyncio.wait_for(
+            Lp.reconcile_forever(waker, stop, log, kind="run", ref={}, one_pass=one_pass), timeout=5
+        )
         assert len(calls) == 4
 
     asyncio.run(scenario())
@@ -266,5 +302,6 @@ def test_a_reconcile_loop_retries_a_failed_pass_reads_again_on_request_and_stops
 
 def test_resync_timeout():
     from mmif_operator.handlers.loop import resync_timeout
+
     assert resync_timeout(None, 300) == 300 and resync_timeout(5, 300) == 5
     assert resync_timeout(-1, 300) == 0 and resync_timeout(900, 300) == 300

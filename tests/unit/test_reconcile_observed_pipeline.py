@@ -1,23 +1,28 @@
 """reconcile/observed.py, status.py and pipeline.py."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from mmif_operator.api.pipeline import PipelineStatus
-from mmif_operator.builders import jobs, labels as L
-from mmif_operator.builders import names
+from mmif_operator.builders import jobs, names
+from mmif_operator.builders import labels as L
 from mmif_operator.reconcile import pipeline as P
 from mmif_operator.reconcile.observed import JobKind, JobState, ObservedJob, needs_termination_message
 from mmif_operator.reconcile.status import capped, find_condition, set_condition
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 CTX = jobs.RunContext(name="run-1", namespace="ns", uid="uid-1", pipeline="pipe", claim_name="media")
 SPEC = {"steps": [{"name": "asr", "image": "asr:1"}]}
 
 
 def with_conditions(job, *conds):
-    return {**job, "status": {"conditions": [{"type": t, "status": s, "reason": r, "message": m}
-                                             for t, s, r, m in conds]}}
+    return {
+        **job,
+        "status": {
+            "conditions": [{"type": t, "status": s, "reason": r, "message": m} for t, s, r, m in conds]
+        },
+    }
 
 
 def test_observed_from_built_jobs():
@@ -34,17 +39,28 @@ def test_observed_from_built_jobs():
 
 def test_observed_states_from_conditions():
     body = jobs.step_job(CTX, {}, SPEC, 0, 0, "img")
-    ok = ObservedJob.from_job(with_conditions(body, ("SuccessCriteriaMet", "True", "CompletionsReached", ""),
-                                              ("Complete", "True", "CompletionsReached", "")))
+    ok = ObservedJob.from_job(
+        with_conditions(
+            body,
+            ("SuccessCriteriaMet", "True", "CompletionsReached", ""),
+            ("Complete", "True", "CompletionsReached", ""),
+        )
+    )
     assert ok.state is JobState.SUCCEEDED and ok.reason is None
-    target = ObservedJob.from_job(with_conditions(body, ("FailureTarget", "True", "PodFailurePolicy", "x" * 1000)))
-    assert target.state is JobState.FAILED and target.reason == "PodFailurePolicy" and len(target.message) <= 256
+    target = ObservedJob.from_job(
+        with_conditions(body, ("FailureTarget", "True", "PodFailurePolicy", "x" * 1000))
+    )
+    assert (
+        target.state is JobState.FAILED and target.reason == "PodFailurePolicy" and len(target.message) <= 256
+    )
     failed = ObservedJob.from_job(with_conditions(body, ("Failed", "True", "DeadlineExceeded", "late")))
     assert failed.state is JobState.FAILED and failed.message == "late"
     not_yet = ObservedJob.from_job(with_conditions(body, ("Failed", "False", "", "")))
     assert not_yet.state is JobState.ACTIVE
     assert needs_termination_message(failed) and not needs_termination_message(ok)
-    prep_done = ObservedJob.from_job(with_conditions(jobs.prepare_job(CTX, {}, "img"), ("Complete", "True", "", "")))
+    prep_done = ObservedJob.from_job(
+        with_conditions(jobs.prepare_job(CTX, {}, "img"), ("Complete", "True", "", ""))
+    )
     assert needs_termination_message(prep_done)
 
 
@@ -79,12 +95,14 @@ PIPELINE = {
 }
 
 
-NER = names.app_service_name("pipe", "ner")     # pipe-ner--<hash>
+NER = names.app_service_name("pipe", "ner")  # pipe-ner--<hash>
 
 
 def deployment(name, available, ready=None):
-    return {"metadata": {"name": name}, "status": {"availableReplicas": available,
-                                                   "readyReplicas": available if ready is None else ready}}
+    return {
+        "metadata": {"name": name},
+        "status": {"availableReplicas": available, "readyReplicas": available if ready is None else ready},
+    }
 
 
 def ready_cond(status):
@@ -93,8 +111,11 @@ def ready_cond(status):
 
 def test_desired_and_stale_app_objects():
     objs = P.desired_app_objects(PIPELINE)
-    assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [("Deployment", NER), ("Service", NER),
-                                                                  ("NetworkPolicy", NER)]
+    assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [
+        ("Deployment", NER),
+        ("Service", NER),
+        ("NetworkPolicy", NER),
+    ]
     # The names before this scheme (`<pipeline>-<step>`) are stale: cleaned up on upgrade.
     assert P.stale_app_objects(PIPELINE, [NER, "pipe-ner", "pipe-old"]) == ["pipe-ner", "pipe-old"]
 
@@ -105,8 +126,14 @@ def test_pipeline_status_ready():
     assert st["observedGeneration"] == 3
     asr, ner, ext = st["steps"]
     assert asr == {"name": "asr", "mode": "Job", "ready": True}
-    assert ner == {"name": "ner", "mode": "Service", "url": f"http://{NER}.ns.svc:8080", "replicas": 2,
-                   "readyReplicas": 2, "ready": True}
+    assert ner == {
+        "name": "ner",
+        "mode": "Service",
+        "url": f"http://{NER}.ns.svc:8080",
+        "replicas": 2,
+        "readyReplicas": 2,
+        "ready": True,
+    }
     assert ext["url"] == "http://ext:5000" and ext["ready"] is True
     PipelineStatus.model_validate(st)
 
@@ -120,10 +147,17 @@ def test_pipeline_status_not_available():
 
 
 def test_pipeline_status_pod_problems():
-    pods = [{"metadata": {"labels": {L.STEP: "ner"}},
-             "status": {"containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}},
-                                              {"state": {"waiting": {"reason": "ImagePullBackOff",
-                                                                     "message": "no such image"}}}]}}]
+    pods = [
+        {
+            "metadata": {"labels": {L.STEP: "ner"}},
+            "status": {
+                "containerStatuses": [
+                    {"state": {"waiting": {"reason": "ContainerCreating"}}},
+                    {"state": {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}},
+                ]
+            },
+        }
+    ]
     waiting = P.waiting_reasons_from_pods(pods)
     assert waiting == {"ner": {"reason": "ImagePullBackOff", "message": "no such image"}}
     st = P.compute_pipeline_status(PIPELINE, [deployment(NER, 0)], T0, waiting)

@@ -1,13 +1,14 @@
 """reconcile/run.py: the run planner, driven through a tiny simulated cluster."""
+
 from __future__ import annotations
 
 import base64
 import copy
 import dataclasses
 import json
-import zlib
 import random
-from datetime import datetime, timedelta, timezone
+import zlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +19,7 @@ from mmif_operator.itemstates import ItemPhase, ItemState
 from mmif_operator.reconcile import run as R
 from mmif_operator.reconcile.observed import JobKind, JobState, ObservedJob
 
-T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 PIPELINE = {"steps": [{"name": "asr", "image": "asr:1"}, {"name": "ner", "image": "ner:1"}]}
 
 
@@ -26,13 +27,18 @@ def make_run(n_items=5, **spec):
     base = {
         "pipelineRef": {"name": "pipe"},
         "workspace": {"claimName": "media"},
-        "items": [{"name": f"doc-{i}", "documents": [{"location": f"v{i}.mp4", "mimeType": "video/mp4"}]}
-                  for i in range(n_items)],
+        "items": [
+            {"name": f"doc-{i}", "documents": [{"location": f"v{i}.mp4", "mimeType": "video/mp4"}]}
+            for i in range(n_items)
+        ],
         "parallelism": 2,
     }
     base.update(spec)
-    return {"metadata": {"name": "run-1", "namespace": "ns", "uid": "uid-1", "generation": 1},
-            "spec": base, "status": {}}
+    return {
+        "metadata": {"name": "run-1", "namespace": "ns", "uid": "uid-1", "generation": 1},
+        "spec": base,
+        "status": {},
+    }
 
 
 class Sim:
@@ -47,8 +53,15 @@ class Sim:
         self.plans: list[R.RunPlan] = []
 
     def plan(self, **kw):
-        return R.plan_run(copy.deepcopy(self.run), self.pipeline, list(self.jobs.values()), self.now,
-                          operator_image="img", termination_messages=self.tms, **kw)
+        return R.plan_run(
+            copy.deepcopy(self.run),
+            self.pipeline,
+            list(self.jobs.values()),
+            self.now,
+            operator_image="img",
+            termination_messages=self.tms,
+            **kw,
+        )
 
     def apply(self, plan, *, create=True, patch=True, delete=True):
         if create:
@@ -68,14 +81,18 @@ class Sim:
 
     def finish(self, name, ok=True, tm=None, reason=None):
         state = JobState.SUCCEEDED if ok else JobState.FAILED
-        self.jobs[name] = dataclasses.replace(self.jobs[name], state=state,
-                                              reason=reason or (None if ok else "PodFailurePolicy"))
+        self.jobs[name] = dataclasses.replace(
+            self.jobs[name], state=state, reason=reason or (None if ok else "PodFailurePolicy")
+        )
         if tm is not None:
             self.tms[name] = tm
 
     def step_jobs(self, state=None):
-        return sorted((j.item, j.step) for j in self.jobs.values()
-                      if j.kind is JobKind.STEP and (state is None or j.state is state))
+        return sorted(
+            (j.item, j.step)
+            for j in self.jobs.values()
+            if j.kind is JobKind.STEP and (state is None or j.state is state)
+        )
 
     def states(self):
         st = self.run["status"]
@@ -96,8 +113,11 @@ class Sim:
             for job in active:
                 if job.kind is JobKind.STEP:
                     bad = (job.item, job.step) in fail
-                    self.finish(job.name, ok=not bad,
-                                tm={"reason": "AppError", "message": f"boom {job.item}"} if bad else None)
+                    self.finish(
+                        job.name,
+                        ok=not bad,
+                        tm={"reason": "AppError", "message": f"boom {job.item}"} if bad else None,
+                    )
                 else:
                     self.finish(job.name)
             self.step()
@@ -105,7 +125,7 @@ class Sim:
 
 
 def cond(status):
-    c, = [c for c in status["conditions"] if c["type"] == "Succeeded"]
+    (c,) = [c for c in status["conditions"] if c["type"] == "Succeeded"]
     return c
 
 
@@ -149,7 +169,7 @@ def test_item_advances_on_success_and_next_item_starts_when_done():
     plan = sim.step()
     assert [j["metadata"]["name"] for j in plan.create] == [names.step_job_name("run-1", 0, 1)]
     assert plan.delete == [names.step_job_name("run-1", 0, 0)]
-    assert sim.step_jobs() == [(0, 1), (1, 0)]           # still 2 in flight
+    assert sim.step_jobs() == [(0, 1), (1, 0)]  # still 2 in flight
     sim.finish(names.step_job_name("run-1", 0, 1))
     sim.step()
     assert sim.states()[0] == ItemState(1, ItemPhase.SUCCEEDED)
@@ -171,7 +191,9 @@ def test_success_then_manifest_then_succeeded():
     assert cond(sim.run["status"])["reason"] == "Finalizing"
     assert sim.run["status"]["outputPath"] == "/data/mmif-runs/run-1", "claimed by the prepare Job"
     assert "manifestPath" not in sim.run["status"], "not written yet"
-    manifest_env = {e["name"]: e["value"] for e in plan.create[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    manifest_env = {
+        e["name"]: e["value"] for e in plan.create[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert manifest_env["MMIF_RUN_PHASE"] == "Succeeded"
     [states] = plan.create_config_maps
     assert states["metadata"]["name"] == "run-1-states-uid1"
@@ -225,15 +247,19 @@ def test_stop_failure_and_items_failed_message():
     states = sim.states()
     assert states[0] == ItemState(0, ItemPhase.FAILED) and states[2] == ItemState(1, ItemPhase.FAILED)
     # Stop: a failed item never reaches the next step.
-    created = [(j.item, j.step) for p in sim.plans for j in map(ObservedJob.from_job, p.create)
-               if j.kind is JobKind.STEP]
+    created = [
+        (j.item, j.step)
+        for p in sim.plans
+        for j in map(ObservedJob.from_job, p.create)
+        if j.kind is JobKind.STEP
+    ]
     assert (0, 1) not in created and (1, 1) not in created
     assert {(f["index"], f["step"]) for f in st["failures"]} == {(0, "asr"), (1, "asr"), (2, "ner")}
     f0 = next(f for f in st["failures"] if f["index"] == 0)
     assert f0["item"] == "doc-0" and f0["reason"] == "AppError" and f0["message"] == "boom 0"
     assert st["steps"][0] == {"name": "asr", "pending": 0, "running": 0, "succeeded": 3, "failed": 2}
     assert st["steps"][1] == {"name": "ner", "pending": 0, "running": 0, "succeeded": 2, "failed": 1}
-    assert not any(j.kind is JobKind.STEP for j in sim.jobs.values())    # all recorded, all deleted
+    assert not any(j.kind is JobKind.STEP for j in sim.jobs.values())  # all recorded, all deleted
     check_schema(st)
 
 
@@ -248,7 +274,7 @@ def test_continue_failure_goes_on_and_counts_as_failed():
     assert sim.run["status"]["steps"][0]["failed"] == 1
     sim.run_all()
     st = sim.run["status"]
-    assert sim.states()[0] == ItemState(0, ItemPhase.FAILED)     # FAILED at its first failing step
+    assert sim.states()[0] == ItemState(0, ItemPhase.FAILED)  # FAILED at its first failing step
     assert sim.states()[1] == ItemState(1, ItemPhase.SUCCEEDED)
     assert st["phase"] == "Failed" and cond(st)["message"] == "1 of 2 items failed: 1 at step asr"
     assert st["steps"][0] == {"name": "asr", "pending": 0, "running": 0, "succeeded": 1, "failed": 1}
@@ -278,7 +304,7 @@ def test_replay_after_restart_creates_and_counts_nothing_twice(mode):
     status_after = copy.deepcopy(sim.run["status"])
     replay = sim.apply(sim.plan())
     existing = {j["metadata"]["name"] for j in first.create}
-    assert {j["metadata"]["name"] for j in replay.create} <= existing   # at most re-creates (409)
+    assert {j["metadata"]["name"] for j in replay.create} <= existing  # at most re-creates (409)
     assert [j for j in replay.create if j["metadata"]["name"] not in sim.jobs] == []
     assert set(replay.delete) == set(first.delete)
     assert replay.events == []
@@ -295,7 +321,7 @@ def test_replay_when_the_status_patch_was_lost():
     before = copy.deepcopy(sim.run["status"])
     first = sim.apply(sim.plan(), patch=False, delete=False)
     again = sim.plan()
-    assert [j["metadata"]["name"] for j in again.create] == []   # (0, 1) exists now
+    assert [j["metadata"]["name"] for j in again.create] == []  # (0, 1) exists now
     assert again.delete == first.delete
     assert again.status_patch == first.status_patch
     assert sim.run["status"] == before
@@ -314,19 +340,19 @@ def test_pending_item_whose_job_exists_counts_as_in_flight():
 def test_cancel_deletes_active_jobs_then_manifest_then_cancelled():
     sim = Sim(make_run(n_items=4, parallelism=2))
     sim.started(4)
-    sim.finish(names.step_job_name("run-1", 0, 0))     # recorded before cancelling
+    sim.finish(names.step_job_name("run-1", 0, 0))  # recorded before cancelling
     sim.run["spec"]["status"] = "Cancelled"
     plan = sim.step()
     assert names.step_job_name("run-1", 1, 0) in plan.delete
     assert [j["metadata"]["name"] for j in plan.create] == ["run-1-manifest"]
     states = sim.states()
-    assert states[0] == ItemState(1, ItemPhase.CANCELLED)     # had advanced to step 1
+    assert states[0] == ItemState(1, ItemPhase.CANCELLED)  # had advanced to step 1
     assert all(s.phase is ItemPhase.CANCELLED for s in states)
     st = sim.run["status"]
     assert st["itemsCancelled"] == 4 and cond(st)["reason"] == "Cancelling"
     assert st["phase"] == "Running"
     assert any(e.reason == "Cancelling" for e in plan.events)
-    sim.step()                                              # manifest still running: no change
+    sim.step()  # manifest still running: no change
     assert sim.run["status"]["phase"] == "Running"
     sim.finish("run-1-manifest")
     plan = sim.step()
@@ -383,7 +409,7 @@ def test_prepare_failures():
     assert R.termination_messages_needed(sim.run, list(sim.jobs.values())) == ["run-1-prepare"]
     plan = sim.step()
     assert plan.phase == "Failed" and cond(sim.run["status"])["reason"] == "OutputConflict"
-    assert "run-1-prepare" not in plan.delete        # kept for its logs
+    assert "run-1-prepare" not in plan.delete  # kept for its logs
     sim = Sim(make_run())
     sim.step()
     sim.finish("run-1-prepare", ok=False, tm='{"reason": "InvalidItems", "message": "v3.mp4 missing"}')
@@ -407,7 +433,7 @@ def test_pipeline_or_workspace_missing_keeps_pending():
     assert plan.phase == "Pending" and cond(sim.run["status"])["reason"] == "PipelineNotFound"
     assert [e.reason for e in plan.events] == ["PipelineNotFound"]
     assert plan.requeue_after
-    assert sim.step().events == []                    # no repeated Event
+    assert sim.step().events == []  # no repeated Event
     sim.pipeline = PIPELINE
     plan = sim.step(workspace_found=False)
     assert cond(sim.run["status"])["reason"] == "WorkspaceNotFound"
@@ -464,13 +490,16 @@ def test_long_failure_messages_are_cut():
 def test_item_name_from_the_runner_summary():
     sim = Sim(make_run(n_items=0, parallelism=1, items=None, itemsFrom={"path": "b.jsonl"}))
     sim.step()
-    sim.finish("run-1-prepare", tm='{"items": 2}')          # what runner/prepare.py writes
+    sim.finish("run-1-prepare", tm='{"items": 2}')  # what runner/prepare.py writes
     sim.step()
     assert sim.run["status"]["itemCount"] == 2
-    sim.finish(names.step_job_name("run-1", 0, 0), ok=False,
-               tm={"item": 0, "name": "news-1", "step": "asr", "reason": "InvalidOutput", "message": "no view"})
+    sim.finish(
+        names.step_job_name("run-1", 0, 0),
+        ok=False,
+        tm={"item": 0, "name": "news-1", "step": "asr", "reason": "InvalidOutput", "message": "no view"},
+    )
     plan = sim.step()
-    f, = sim.run["status"]["failures"]
+    (f,) = sim.run["status"]["failures"]
     assert f["item"] == "news-1" and f["reason"] == "InvalidOutput" and f["step"] == "asr"
     assert [e.reason for e in plan.events] == ["StepFailed"] and "news-1" in plan.events[0].message
 
@@ -485,17 +514,32 @@ def test_job_condition_reason_when_no_termination_message():
 
 def test_status_stays_small_for_10000_items():
     n = 10_000
-    pipeline = {"steps": [{"name": f"step-{k}", "image": f"app-{k}:1", "parameters": {"p": "v"}} for k in range(20)]}
+    pipeline = {
+        "steps": [{"name": f"step-{k}", "image": f"app-{k}:1", "parameters": {"p": "v"}} for k in range(20)]
+    }
     rng = random.Random(1)
-    sim = Sim(make_run(n_items=0, parallelism=1000, onItemFailure="Continue",
-                       items=None, itemsFrom={"path": "batch.jsonl"}), pipeline)
+    sim = Sim(
+        make_run(
+            n_items=0,
+            parallelism=1000,
+            onItemFailure="Continue",
+            items=None,
+            itemsFrom={"path": "batch.jsonl"},
+        ),
+        pipeline,
+    )
     sim.started(n)
     # A run in the middle: a mix of every state, some Continue failures, and 1000 Jobs finishing.
     states = []
     for _ in range(n):
         r = rng.random()
         phase = ItemPhase.SUCCEEDED if r < 0.5 else ItemPhase.PENDING if r < 0.85 else ItemPhase.FAILED
-        states.append(ItemState(19 if phase is ItemPhase.SUCCEEDED else rng.randrange(20) if phase is ItemPhase.FAILED else 0, phase))
+        states.append(
+            ItemState(
+                19 if phase is ItemPhase.SUCCEEDED else rng.randrange(20) if phase is ItemPhase.FAILED else 0,
+                phase,
+            )
+        )
     masks = [1 << s.step if s.phase is ItemPhase.FAILED and rng.random() < 0.5 else 0 for s in states]
     for i, _ in sim.step_jobs():
         states[i] = ItemState(0, ItemPhase.RUNNING)
@@ -520,7 +564,7 @@ def test_conditions_follow_api_conventions():
     sim.finish(names.step_job_name("run-1", 0, 0))
     sim.step()
     c2 = cond(sim.run["status"])
-    assert c2["lastTransitionTime"] == c1["lastTransitionTime"]       # still Unknown
+    assert c2["lastTransitionTime"] == c1["lastTransitionTime"]  # still Unknown
     assert c2["observedGeneration"] == 1 and c2["reason"] == "Running"
     sim.run_all()
     c3 = cond(sim.run["status"])
@@ -587,8 +631,11 @@ def test_inline_items_reach_the_prepare_job_in_a_configmap_deleted_once_read():
 
 def test_inline_items_that_do_not_fit_in_a_configmap_fail_the_run_saying_so():
     import os
-    noise = [{"documents": [{"location": os.urandom(500).hex(), "mimeType": "video/mp4"} for _ in range(4)]}
-             for _ in range(1000)]
+
+    noise = [
+        {"documents": [{"location": os.urandom(500).hex(), "mimeType": "video/mp4"} for _ in range(4)]}
+        for _ in range(1000)
+    ]
     sim = Sim(make_run(items=noise))
     plan = sim.step()
     assert plan.phase == "Failed" and plan.create == [] and plan.create_config_maps == []

@@ -1,5 +1,6 @@
 """mmif-runner analyze and analysis-manifest over a run's final MMIF, with the CLAMS test apps
 served in-process (the same harness as test_runner_step)."""
+
 from __future__ import annotations
 
 import json
@@ -7,15 +8,14 @@ import os
 import pathlib
 
 from mmif import Mmif
+from test_runner_step import TEXTGEN, TIMEFRAMES, VIDEO, Run
 
-from mmif_operator.itemstates import ItemPhase, ItemState
 from mmif_operator import itemstates
+from mmif_operator.itemstates import ItemPhase, ItemState
 from mmif_operator.runner import env as E
 from mmif_operator.runner.exitcodes import ExitCode
 from mmif_operator.runner.files import sha256_file
 from mmif_operator.runner.paths import AnalysisLayout, analysis_dir
-
-from test_runner_step import TEXTGEN, TIMEFRAMES, VIDEO, Run
 
 SECOND = {"name": "second", "documents": [{"location": "media/b.mp4", "mimeType": "video/mp4"}]}
 
@@ -28,16 +28,36 @@ class Analysis:
     def analyze(self, item, url, params=None, **more):
         for name in E.ANALYZE + E.ANALYSIS_MANIFEST:
             self.run.mp.delenv(name, raising=False)
-        return self.run._main("analyze", {
-            E.RUN_DIR: self.run.layout.root, E.RUN_UID: "uid-1", E.ANALYSIS_DIR: self.layout.root,
-            E.ANALYSIS_UID: self.uid, E.ITEM_INDEX: str(item), E.APP_URL: url, E.APP_PARAMS: json.dumps(params or {}),
-            E.APP_WAIT: "2", **more})
+        return self.run._main(
+            "analyze",
+            {
+                E.RUN_DIR: self.run.layout.root,
+                E.RUN_UID: "uid-1",
+                E.ANALYSIS_DIR: self.layout.root,
+                E.ANALYSIS_UID: self.uid,
+                E.ITEM_INDEX: str(item),
+                E.APP_URL: url,
+                E.APP_PARAMS: json.dumps(params or {}),
+                E.APP_WAIT: "2",
+                **more,
+            },
+        )
 
     def manifest(self, states):
-        code, term = self.run._main("analysis-manifest", {
-            E.RUN_DIR: self.run.layout.root, E.ANALYSIS_DIR: self.layout.root, E.ANALYSIS_NAME: self.name,
-            E.RUN_PHASE: "Succeeded", E.RUN_UID: "uid-1", E.ANALYSIS_UID: self.uid,
-            E.ITEM_STATES_FILE: self.run.input_file("astates", self.uid, {"itemStates": itemstates.encode(states)})})
+        code, term = self.run._main(
+            "analysis-manifest",
+            {
+                E.RUN_DIR: self.run.layout.root,
+                E.ANALYSIS_DIR: self.layout.root,
+                E.ANALYSIS_NAME: self.name,
+                E.RUN_PHASE: "Succeeded",
+                E.RUN_UID: "uid-1",
+                E.ANALYSIS_UID: self.uid,
+                E.ITEM_STATES_FILE: self.run.input_file(
+                    "astates", self.uid, {"itemStates": itemstates.encode(states)}
+                ),
+            },
+        )
         assert code == ExitCode.OK, term
         return json.load(open(self.layout.manifest))
 
@@ -59,9 +79,13 @@ def test_the_processed_mmif_has_the_analysis_view_after_the_pipeline_views(tmp_p
     Mmif.validate(out)
     assert [v.metadata.app for v in Mmif(out).views] == [TEXTGEN, TIMEFRAMES]
     rec = json.loads(pathlib.Path(aj.layout.record(0)).read_text())
-    assert rec["state"] == "Succeeded" and rec["attempt"] == 1 and rec["sha256"] == sha256_file(aj.layout.output(0))
+    assert (
+        rec["state"] == "Succeeded"
+        and rec["attempt"] == 1
+        and rec["sha256"] == sha256_file(aj.layout.output(0))
+    )
     assert rec["input"] == run.layout.final_mmif(0)
-    assert sha256_file(run.layout.final_mmif(0)) == final_before     # the raw data is untouched
+    assert sha256_file(run.layout.final_mmif(0)) == final_before  # the raw data is untouched
     assert pathlib.Path(aj.layout.owner_uid).read_text().strip() == "aj-uid-1"
 
 
@@ -77,6 +101,7 @@ def test_a_second_analyze_of_a_done_item_does_not_call_the_app(tmp_path, monkeyp
 
 def test_an_analysis_sidecar_that_never_listens_fails_for_good(tmp_path, monkeypatch, apps):
     from test_runner_step import free_port
+
     run = _finished_run(tmp_path, monkeypatch, apps, [VIDEO])
     port = free_port()
     code, term = Analysis(run).analyze(0, f"http://127.0.0.1:{port}", **{E.APP_STARTUP_TIMEOUT: "0.2"})
@@ -91,7 +116,9 @@ def test_a_folder_claimed_by_another_analysis_job_is_a_conflict(tmp_path, monkey
     assert code == ExitCode.OUTPUT_CONFLICT and "belongs to AnalysisJob old" in term["message"]
 
 
-def test_an_item_without_final_mmif_is_invalid_input_and_an_app_error_is_recorded(tmp_path, monkeypatch, apps):
+def test_an_item_without_final_mmif_is_invalid_input_and_an_app_error_is_recorded(
+    tmp_path, monkeypatch, apps
+):
     run = Run(tmp_path, monkeypatch, ["asr"], [VIDEO, SECOND])
     run.step(0, 0, apps["textgen"][0])
     aj = Analysis(run)

@@ -1,8 +1,10 @@
 """The claim rule of run and AnalysisJob folders (runner/claims.py): never inside another's
 folder, never holding one, whatever the names and outputDir; atomic; nothing of another's touched."""
+
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -43,9 +45,9 @@ def claim_analysis(ws, run_name, run_uid, name, uid):
 def test_a_fresh_folder_is_claimed_and_a_second_claim_by_the_same_owner_is_a_no_op(ws):
     claim_run(ws, "alice-run", ALICE)
     folder = run_dir("alice-run", ws)
-    assert open(os.path.join(folder, RUN_UID_FILE)).read() == ALICE + "\n"
+    assert Path(folder, RUN_UID_FILE).read_text() == ALICE + "\n"
     os.makedirs(os.path.join(folder, "items", "00000"))
-    claim_run(ws, "alice-run", ALICE)      # a retried prepare
+    claim_run(ws, "alice-run", ALICE)  # a retried prepare
     assert sorted(os.listdir(folder)) == [".run-uid", "items"]
     with pytest.raises(claims.ClaimConflict, match=f"belongs to run {ALICE}, not to run {BOB}"):
         claim_run(ws, "alice-run", BOB)
@@ -53,11 +55,14 @@ def test_a_fresh_folder_is_claimed_and_a_second_claim_by_the_same_owner_is_a_no_
 
 # The three attacks of issue 10, case 2: bob's run after alice's is refused, and nothing of his
 # appears inside alice's folder.
-@pytest.mark.parametrize("name, output_dir", [
-    ("manifest.json", "mmif-runs/alice-run"),
-    ("final.mmif", "mmif-runs/alice-run/items/00000"),
-    ("alice-run-seg", "mmif-runs/alice-run/analyses"),
-])
+@pytest.mark.parametrize(
+    "name, output_dir",
+    [
+        ("manifest.json", "mmif-runs/alice-run"),
+        ("final.mmif", "mmif-runs/alice-run/items/00000"),
+        ("alice-run-seg", "mmif-runs/alice-run/analyses"),
+    ],
+)
 def test_a_run_folder_inside_another_runs_folder_is_refused_and_creates_nothing(ws, name, output_dir):
     claim_run(ws, "alice-run", ALICE)
     folder = run_dir("alice-run", ws)
@@ -69,13 +74,16 @@ def test_a_run_folder_inside_another_runs_folder_is_refused_and_creates_nothing(
     assert (tree(ws), sorted(os.walk(folder))) == before, "bob's claim made nothing inside alice's folder"
 
 
-@pytest.mark.parametrize("name, output_dir, inside", [
-    ("manifest.json", "mmif-runs/alice-run", "manifest.json"),
-    ("final.mmif", "mmif-runs/alice-run/items/00000", "items/00000/final.mmif"),
-    ("alice-run-seg", "mmif-runs/alice-run/analyses", "analyses/alice-run-seg"),
-])
+@pytest.mark.parametrize(
+    "name, output_dir, inside",
+    [
+        ("manifest.json", "mmif-runs/alice-run", "manifest.json"),
+        ("final.mmif", "mmif-runs/alice-run/items/00000", "items/00000/final.mmif"),
+        ("alice-run-seg", "mmif-runs/alice-run/analyses", "analyses/alice-run-seg"),
+    ],
+)
 def test_the_reverse_order_refuses_the_later_run_naming_what_its_folder_holds(ws, name, output_dir, inside):
-    claim_run(ws, name, BOB, output_dir)           # the attacker first
+    claim_run(ws, name, BOB, output_dir)  # the attacker first
     with pytest.raises(claims.ClaimConflict) as err:
         claim_run(ws, "alice-run", ALICE)
     message = str(err.value)
@@ -87,9 +95,11 @@ def test_an_analysis_folder_lies_under_its_own_source_run_only(ws):
     claim_run(ws, "alice-run", ALICE)
     claim_analysis(ws, "alice-run", ALICE, "alice-run-seg", "uid-seg")
     folder = analysis_dir(run_dir("alice-run", ws), "alice-run-seg")
-    assert open(os.path.join(folder, ANALYSIS_UID_FILE)).read().strip() == "uid-seg"
-    claim_analysis(ws, "alice-run", ALICE, "alice-run-seg", "uid-seg")    # another item's Job
-    with pytest.raises(claims.ClaimConflict, match="belongs to AnalysisJob uid-seg, not to AnalysisJob uid-new"):
+    assert Path(folder, ANALYSIS_UID_FILE).read_text().strip() == "uid-seg"
+    claim_analysis(ws, "alice-run", ALICE, "alice-run-seg", "uid-seg")  # another item's Job
+    with pytest.raises(
+        claims.ClaimConflict, match="belongs to AnalysisJob uid-seg, not to AnalysisJob uid-new"
+    ):
         claim_analysis(ws, "alice-run", ALICE, "alice-run-seg", "uid-new")
     with pytest.raises(claims.ClaimConflict, match="should be the folder of run uid-other"):
         claim_analysis(ws, "alice-run", "uid-other", "x", "uid-x")
@@ -98,12 +108,15 @@ def test_an_analysis_folder_lies_under_its_own_source_run_only(ws):
         claim_run(ws, "r", BOB, "mmif-runs/alice-run/analyses/alice-run-seg")
     # an analysis folder above a run's (a workspace whose top is the analysis's run folder)
     with pytest.raises(claims.ClaimConflict, match="the folder of AnalysisJob uid-seg"):
-        claims.claim(run_dir("alice-run", ws) + "/analyses", run_dir("alice-run", ws) + "/analyses/alice-run-seg/r",
-                     run_owner(BOB))
+        claims.claim(
+            run_dir("alice-run", ws) + "/analyses",
+            run_dir("alice-run", ws) + "/analyses/alice-run-seg/r",
+            run_owner(BOB),
+        )
 
 
 def test_an_analysis_folder_another_run_claimed_first_is_refused(ws):
-    claim_run(ws, "alice-run-seg", BOB, "mmif-runs/alice-run/analyses")   # before alice's run
+    claim_run(ws, "alice-run-seg", BOB, "mmif-runs/alice-run/analyses")  # before alice's run
     with pytest.raises(claims.ClaimConflict):
         claim_run(ws, "alice-run", ALICE)
     # even if alice's run folder were claimed somehow, her analysis never takes bob's folder
@@ -117,7 +130,7 @@ def test_an_analysis_folder_another_run_claimed_first_is_refused(ws):
 def test_a_non_empty_folder_without_a_marker_is_refused(ws):
     folder = run_dir("r", ws)
     os.makedirs(folder)
-    open(os.path.join(folder, "results.csv"), "w").write("mine\n")
+    Path(folder, "results.csv").write_text("mine\n")
     with pytest.raises(claims.ClaimConflict, match=r"not empty .* \(holds results.csv\)"):
         claim_run(ws, "r", ALICE)
     assert os.listdir(folder) == ["results.csv"]

@@ -1,4 +1,5 @@
 """mmif-runner prepare: validates the batch, claims the run folder, writes items.jsonl."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,8 @@ import pathlib
 
 import pytest
 
-from mmif_operator.runner import cli, env as E, inputs
+from mmif_operator.runner import cli, inputs
+from mmif_operator.runner import env as E
 from mmif_operator.runner.exitcodes import ExitCode
 from mmif_operator.runner.paths import RunLayout, run_dir
 
@@ -60,8 +62,13 @@ def read_jsonl(path):
 def test_prepare_normalises_inline_items_and_reports_the_count(monkeypatch, ws):
     items = [
         {"documents": [{"location": "media/a.mp4", "mimeType": "video/mp4"}]},
-        {"name": "two", "documents": [{"location": "media/b.wav", "mimeType": "audio/wav"},
-                                      {"location": "./media/c.txt", "mimeType": "text/plain"}]},
+        {
+            "name": "two",
+            "documents": [
+                {"location": "media/b.wav", "mimeType": "audio/wav"},
+                {"location": "./media/c.txt", "mimeType": "text/plain"},
+            ],
+        },
         {"mmif": "prev.mmif"},
     ]
     code, term = prepare(monkeypatch, ws, items=items)
@@ -70,11 +77,19 @@ def test_prepare_normalises_inline_items_and_reports_the_count(monkeypatch, ws):
     lay = layout(ws)
     assert pathlib.Path(lay.run_uid).read_text().strip() == UID
     assert read_jsonl(lay.items) == [
-        {"index": 0, "name": "item-00000",
-         "documents": [{"location": "media/a.mp4", "mimeType": "video/mp4"}]},
-        {"index": 1, "name": "two",
-         "documents": [{"location": "media/b.wav", "mimeType": "audio/wav"},
-                       {"location": "media/c.txt", "mimeType": "text/plain"}]},
+        {
+            "index": 0,
+            "name": "item-00000",
+            "documents": [{"location": "media/a.mp4", "mimeType": "video/mp4"}],
+        },
+        {
+            "index": 1,
+            "name": "two",
+            "documents": [
+                {"location": "media/b.wav", "mimeType": "audio/wav"},
+                {"location": "media/c.txt", "mimeType": "text/plain"},
+            ],
+        },
         {"index": 2, "name": "item-00002", "mmif": "prev.mmif"},
     ]
     assert not [n for n in os.listdir(lay.root) if ".tmp-" in n], "no temporary files left"
@@ -84,15 +99,18 @@ def test_prepare_reads_items_from_a_json_lines_file(monkeypatch, ws):
     (ws / "batch.jsonl").write_text(
         '{"name": "x", "documents": [{"location": "media/a.mp4", "mimeType": "video/mp4"}]}\n'
         "\n"
-        '{"mmif": "prev.mmif"}\n')
+        '{"mmif": "prev.mmif"}\n'
+    )
     code, term = prepare(monkeypatch, ws, items_from="batch.jsonl")
     assert (code, term) == (ExitCode.OK, {"items": 2})
     assert [i["name"] for i in read_jsonl(layout(ws).items)] == ["x", "item-00001"]
 
 
 def test_prepare_rejects_a_missing_document_naming_item_and_path(monkeypatch, ws):
-    items = [{"documents": [{"location": "media/a.mp4", "mimeType": "video/mp4"}]},
-             {"name": "clip", "documents": [{"location": "media/nope.mp4", "mimeType": "video/mp4"}]}]
+    items = [
+        {"documents": [{"location": "media/a.mp4", "mimeType": "video/mp4"}]},
+        {"name": "clip", "documents": [{"location": "media/nope.mp4", "mimeType": "video/mp4"}]},
+    ]
     code, term = prepare(monkeypatch, ws, items=items)
     assert code == ExitCode.INVALID_INPUT == 4
     assert term["reason"] == "InvalidItems"
@@ -100,18 +118,23 @@ def test_prepare_rejects_a_missing_document_naming_item_and_path(monkeypatch, ws
     assert not os.path.exists(layout(ws).root), "an invalid batch claims no folder"
 
 
-@pytest.mark.parametrize("location, why", [
-    ("../outside.mp4", "'..' segment"),
-    ("media/../../outside.mp4", "'..' segment"),
-    ("/etc/passwd", "leading '/'"),
-    ("link/secret.mp4", "out of the workspace"),
-])
+@pytest.mark.parametrize(
+    "location, why",
+    [
+        ("../outside.mp4", "'..' segment"),
+        ("media/../../outside.mp4", "'..' segment"),
+        ("/etc/passwd", "leading '/'"),
+        ("link/secret.mp4", "out of the workspace"),
+    ],
+)
 def test_prepare_rejects_paths_that_leave_the_workspace(monkeypatch, ws, location, why):
     (ws.parent / "outside.mp4").write_bytes(b"x")
     os.makedirs(ws.parent / "elsewhere", exist_ok=True)
     (ws.parent / "elsewhere" / "secret.mp4").write_bytes(b"x")
     os.symlink(ws.parent / "elsewhere", ws / "link")
-    code, term = prepare(monkeypatch, ws, items=[{"documents": [{"location": location, "mimeType": "video/mp4"}]}])
+    code, term = prepare(
+        monkeypatch, ws, items=[{"documents": [{"location": location, "mimeType": "video/mp4"}]}]
+    )
     assert code == ExitCode.INVALID_INPUT
     assert why in term["message"]
 
@@ -187,8 +210,10 @@ def test_prepare_without_items_is_a_configuration_error(monkeypatch, ws):
 
 
 def test_prepare_reads_1000_items_of_6_documents_from_the_mounted_file(monkeypatch, ws):
-    items = [{"name": f"clip-{n}", "documents": [{"location": "media/a.mp4", "mimeType": "video/mp4"}] * 6}
-             for n in range(1000)]
+    items = [
+        {"name": f"clip-{n}", "documents": [{"location": "media/a.mp4", "mimeType": "video/mp4"}] * 6}
+        for n in range(1000)
+    ]
     assert prepare(monkeypatch, ws, items=items) == (ExitCode.OK, {"items": 1000})
 
 

@@ -1,5 +1,6 @@
 """mmif-runner step and manifest against real CLAMS test apps (tests/apps) served in-process, and
 against fake servers for the answers a real app does not give."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -14,7 +15,8 @@ from mmif import Mmif
 
 from mmif_operator import itemstates
 from mmif_operator.itemstates import ItemPhase, ItemState
-from mmif_operator.runner import cli, env as E, inputs
+from mmif_operator.runner import cli, inputs
+from mmif_operator.runner import env as E
 from mmif_operator.runner.exitcodes import FAIL_JOB, ExitCode
 from mmif_operator.runner.files import sha256_file
 from mmif_operator.runner.paths import RunLayout, run_dir
@@ -49,6 +51,7 @@ class Counting:
 
 def fake_app(identifier, post):
     """A WSGI app that answers GET / with metadata and POST with `post(body) -> (status, type, bytes)`."""
+
     def wsgi(environ, start_response):
         if environ["REQUEST_METHOD"] == "GET":
             status, ctype, body = 200, "application/json", json.dumps({"identifier": identifier}).encode()
@@ -57,6 +60,7 @@ def fake_app(identifier, post):
             status, ctype, body = post(environ["wsgi.input"].read(length))
         start_response(f"{status} X", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
         return [body]
+
     return wsgi
 
 
@@ -81,9 +85,15 @@ class Run:
         self.term = root / "termination-log"
         self.layout = RunLayout(run_dir("run-1", str(self.ws)))
         self.root = root
-        code, _ = self._main("prepare", {E.WORKSPACE: str(self.ws), E.RUN_DIR: self.layout.root,
-                                         E.RUN_UID: "uid-1",
-                                         E.ITEMS_FILE: self.input_file("items", "uid-1", {"items": items})})
+        code, _ = self._main(
+            "prepare",
+            {
+                E.WORKSPACE: str(self.ws),
+                E.RUN_DIR: self.layout.root,
+                E.RUN_UID: "uid-1",
+                E.ITEMS_FILE: self.input_file("items", "uid-1", {"items": items}),
+            },
+        )
         assert code == ExitCode.OK
 
     def input_file(self, name, owner, body):
@@ -106,18 +116,34 @@ class Run:
         return code, json.loads(lines[0])
 
     def step(self, item, k, url, params=None, **more):
-        values = {E.WORKSPACE: str(self.ws), E.RUN_DIR: self.layout.root, E.RUN_UID: "uid-1",
-                  E.ITEM_INDEX: str(item), E.STEP_INDEX: str(k), E.STEPS: ",".join(self.steps),
-                  E.APP_URL: url, E.APP_PARAMS: json.dumps(params or {}), E.APP_WAIT: "2"}
+        values = {
+            E.WORKSPACE: str(self.ws),
+            E.RUN_DIR: self.layout.root,
+            E.RUN_UID: "uid-1",
+            E.ITEM_INDEX: str(item),
+            E.STEP_INDEX: str(k),
+            E.STEPS: ",".join(self.steps),
+            E.APP_URL: url,
+            E.APP_PARAMS: json.dumps(params or {}),
+            E.APP_WAIT: "2",
+        }
         values.update(more)
         return self._main("step", values)
 
     def manifest(self, states, phase="Failed", **more):
-        code, term = self._main("manifest", {
-            E.RUN_DIR: self.layout.root, E.STEPS: ",".join(self.steps), E.RUN_NAME: "run-1",
-            E.RUN_PHASE: phase, E.RUN_UID: "uid-1",
-            E.ITEM_STATES_FILE: self.input_file("states", "uid-1", {"itemStates": itemstates.encode(states),
-                                                                     **more})})
+        code, term = self._main(
+            "manifest",
+            {
+                E.RUN_DIR: self.layout.root,
+                E.STEPS: ",".join(self.steps),
+                E.RUN_NAME: "run-1",
+                E.RUN_PHASE: phase,
+                E.RUN_UID: "uid-1",
+                E.ITEM_STATES_FILE: self.input_file(
+                    "states", "uid-1", {"itemStates": itemstates.encode(states), **more}
+                ),
+            },
+        )
         assert code == ExitCode.OK, term
         return json.load(open(self.layout.manifest))
 
@@ -136,8 +162,13 @@ def test_two_steps_chain_into_a_final_mmif_with_both_apps_views_in_order(tmp_pat
     run = Run(tmp_path, monkeypatch, ["asr", "seg"], [VIDEO])
     code, term = run.step(0, 0, apps["textgen"][0])
     assert code == ExitCode.OK, term
-    assert term == {"item": 0, "name": "item-00000", "step": "asr", "reason": "Succeeded",
-                    "message": f"new view(s) v_0 from {TEXTGEN}"}
+    assert term == {
+        "item": 0,
+        "name": "item-00000",
+        "step": "asr",
+        "reason": "Succeeded",
+        "message": f"new view(s) v_0 from {TEXTGEN}",
+    }
     code, term = run.step(0, 1, apps["timeframes"][0], {"count": "2"})
     assert code == ExitCode.OK, term
 
@@ -173,7 +204,8 @@ def test_app_error_keeps_the_failed_mmif_and_reports_the_apps_message(tmp_path, 
 
 
 def test_a_second_failure_of_the_same_app_is_found_although_the_sdk_reuses_its_view(
-        tmp_path, monkeypatch, apps):
+    tmp_path, monkeypatch, apps
+):
     # the SDK writes the error into the app's latest view instead of adding one
     run = Run(tmp_path, monkeypatch, ["first", "second"], [BOOM])
     assert run.step(0, 0, apps["failer"][0])[0] == ExitCode.OK
@@ -189,6 +221,7 @@ def test_an_error_view_in_a_200_answer_is_an_app_error(tmp_path, monkeypatch):
         view.metadata.app = "http://apps.mmif.dev/fake/v1"
         view.set_error("model exploded", "trace")
         return 200, "application/json", mmif.serialize().encode()
+
     run = Run(tmp_path, monkeypatch, ["fake"], [VIDEO])
     with harness.serve(fake_app("http://apps.mmif.dev/fake/v1", post)) as url:
         code, term = run.step(0, 0, url)
@@ -196,12 +229,15 @@ def test_an_error_view_in_a_200_answer_is_an_app_error(tmp_path, monkeypatch):
     assert os.path.exists(run.out(0, 0))
 
 
-@pytest.mark.parametrize("status, ctype, body, expected", [
-    (200, "text/html", b"<html>hello</html>", "not JSON"),
-    (200, "application/json", b'{"metadata": {}}', "not valid MMIF"),
-    (500, "text/plain", b"Invalid input data. See below for validation error.", "rejected its input"),
-    (400, "text/html", b"bad request", "HTTP 400"),
-])
+@pytest.mark.parametrize(
+    "status, ctype, body, expected",
+    [
+        (200, "text/html", b"<html>hello</html>", "not JSON"),
+        (200, "application/json", b'{"metadata": {}}', "not valid MMIF"),
+        (500, "text/plain", b"Invalid input data. See below for validation error.", "rejected its input"),
+        (400, "text/html", b"bad request", "HTTP 400"),
+    ],
+)
 def test_answers_that_are_not_mmif_are_invalid_output(tmp_path, monkeypatch, status, ctype, body, expected):
     run = Run(tmp_path, monkeypatch, ["fake"], [VIDEO])
     with harness.serve(fake_app("http://apps.mmif.dev/fake/v1", lambda _: (status, ctype, body))) as url:
@@ -214,7 +250,9 @@ def test_answers_that_are_not_mmif_are_invalid_output(tmp_path, monkeypatch, sta
 
 def test_an_answer_without_a_new_view_signed_by_the_app_is_invalid_output(tmp_path, monkeypatch, apps):
     run = Run(tmp_path, monkeypatch, ["echo"], [VIDEO])
-    with harness.serve(fake_app("http://apps.mmif.dev/echo/v1", lambda b: (200, "application/json", b))) as url:
+    with harness.serve(
+        fake_app("http://apps.mmif.dev/echo/v1", lambda b: (200, "application/json", b))
+    ) as url:
         code, term = run.step(0, 0, url)
     assert code == ExitCode.INVALID_OUTPUT
     assert "no new view signed by http://apps.mmif.dev/echo/v1" in term["message"]
@@ -225,6 +263,7 @@ def test_an_answer_without_a_new_view_signed_by_the_app_is_invalid_output(tmp_pa
         if environ["REQUEST_METHOD"] == "GET":
             return fake_app("http://apps.mmif.dev/other/v1", None)(environ, start_response)
         return textgen(environ, start_response)
+
     with harness.serve(impostor) as url:
         code, term = run.step(0, 0, url)
     assert code == ExitCode.INVALID_OUTPUT and f"signed by {TEXTGEN}" in term["message"]
@@ -242,8 +281,10 @@ def test_connection_refused_is_an_infrastructure_failure(tmp_path, monkeypatch):
 def test_a_sidecar_app_that_never_listens_fails_for_good_with_the_port_named(tmp_path, monkeypatch, apps):
     run = Run(tmp_path, monkeypatch, ["asr"], [VIDEO])
     port = free_port()
-    code, term = run.step(0, 0, f"http://127.0.0.1:{port}", **{E.APP_STARTUP_TIMEOUT: "0.3", E.APP_WAIT: "60"})
-    assert code == ExitCode.APP_NOT_LISTENING == 7 and code in FAIL_JOB     # never retried by the Job
+    code, term = run.step(
+        0, 0, f"http://127.0.0.1:{port}", **{E.APP_STARTUP_TIMEOUT: "0.3", E.APP_WAIT: "60"}
+    )
+    assert code == ExitCode.APP_NOT_LISTENING == 7 and code in FAIL_JOB  # never retried by the Job
     assert term["reason"] == "AppNotListening"
     assert term["message"].startswith(f"nothing listened on port {port} within 0.3 s"), term
     assert run.record(0, 0)["retriable"] is False
@@ -261,17 +302,22 @@ def test_gateway_errors_are_infrastructure_failures(tmp_path, monkeypatch, statu
 
 def answering(status, get_status=200):
     """A WSGI app answering GET / with `get_status` (metadata when 200) and POST with `status`."""
+
     def wsgi(environ, start_response):
         code = get_status if environ["REQUEST_METHOD"] == "GET" else status
         body = json.dumps({"identifier": TEXTGEN}).encode() if code == 200 else b"<html>Not Found</html>"
         start_response(f"{code} X", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
         return [body]
+
     return wsgi
 
 
-@pytest.mark.parametrize("get_status, post_status", [(404, 200), (405, 200), (200, 404), (200, 405), (200, 421)])
-def test_not_the_app_yet_is_an_infrastructure_failure_retried_by_the_job(tmp_path, monkeypatch, get_status,
-                                                                        post_status):
+@pytest.mark.parametrize(
+    "get_status, post_status", [(404, 200), (405, 200), (200, 404), (200, 405), (200, 421)]
+)
+def test_not_the_app_yet_is_an_infrastructure_failure_retried_by_the_job(
+    tmp_path, monkeypatch, get_status, post_status
+):
     """Right after a Service-mode Deployment became Ready, `GET /` may reach something that is
     not the app yet (404); that answer is retried (exit 2), never taken as the app's output."""
     run = Run(tmp_path, monkeypatch, ["asr"], [VIDEO])
@@ -284,15 +330,18 @@ def test_not_the_app_yet_is_an_infrastructure_failure_retried_by_the_job(tmp_pat
 
 def test_the_infrastructure_statuses_are_the_gateway_and_not_the_app_ones():
     from mmif_operator.runner.appclient import infra_status
+
     assert [s for s in range(100, 600) if infra_status(s)] == [404, 405, 421, 429, 502, 503, 504]
 
 
 @pytest.mark.parametrize("declare_length", [True, False])
-def test_an_answer_over_the_cap_is_output_too_large_final_and_never_read_whole(tmp_path, monkeypatch,
-                                                                             declare_length):
+def test_an_answer_over_the_cap_is_output_too_large_final_and_never_read_whole(
+    tmp_path, monkeypatch, declare_length
+):
     from mmif_operator.runner.appclient import MAX_ANSWER_BYTES
+
     run = Run(tmp_path, monkeypatch, ["asr"], [VIDEO])
-    bigmouth = harness.load_module("bigmouth").get_flask()    # tests/apps/bigmouth: 3 GiB answers
+    bigmouth = harness.load_module("bigmouth").get_flask()  # tests/apps/bigmouth: 3 GiB answers
     with harness.serve(bigmouth) as url:
         code, term = run.step(0, 0, url, {"declareLength": str(declare_length).lower()})
     assert code == ExitCode.INVALID_OUTPUT == 3, term
@@ -321,6 +370,7 @@ def test_an_answer_just_under_the_cap_is_read(tmp_path, monkeypatch, apps):
 
 def test_an_input_mmif_over_the_cap_is_invalid_input(tmp_path, monkeypatch, apps):
     from mmif_operator.runner import appclient
+
     monkeypatch.setattr(appclient, "MAX_ANSWER_BYTES", 1000)
     run = Run(tmp_path, monkeypatch, ["asr"], [{"mmif": "big.mmif"}], files={"big.mmif": b" " * 1001})
     code, term = run.step(0, 0, apps["textgen"][0])
@@ -339,11 +389,11 @@ def test_a_rerun_of_a_succeeded_step_does_not_call_the_app_again(tmp_path, monke
     run = Run(tmp_path, monkeypatch, ["asr"], [VIDEO])
     assert run.step(0, 0, url)[0] == ExitCode.OK
     posts, digest = counter.posts, sha256_file(run.layout.final_mmif(0))
-    os.unlink(run.layout.final_mmif(0))          # killed between the writes: repaired, not re-run
+    os.unlink(run.layout.final_mmif(0))  # killed between the writes: repaired, not re-run
     code, term = run.step(0, 0, url)
     assert (code, term["reason"], counter.posts) == (ExitCode.OK, "Succeeded", posts)
     assert sha256_file(run.layout.final_mmif(0)) == digest
-    with open(run.out(0, 0), "ab") as f:          # an output that does not match its record: redo
+    with open(run.out(0, 0), "ab") as f:  # an output that does not match its record: redo
         f.write(b" ")
     assert run.step(0, 0, url)[0] == ExitCode.OK
     assert counter.posts == posts + 1 and run.record(0, 0)["attempt"] == 2
@@ -384,12 +434,22 @@ def test_manifest_lists_every_item_with_state_failing_step_output_and_digest(tmp
         assert run.step(i, 0, apps["textgen"][0])[0] == ExitCode.OK
     assert run.step(0, 1, apps["failer"][0], {"failOn": "boom"})[0] == ExitCode.OK
     assert run.step(1, 1, apps["failer"][0], {"failOn": "boom"})[0] == ExitCode.APP_ERROR
-    states = [ItemState(1, ItemPhase.SUCCEEDED), ItemState(1, ItemPhase.FAILED), ItemState(0, ItemPhase.CANCELLED)]
+    states = [
+        ItemState(1, ItemPhase.SUCCEEDED),
+        ItemState(1, ItemPhase.FAILED),
+        ItemState(0, ItemPhase.CANCELLED),
+    ]
     manifest = run.manifest(states)
     assert manifest["run"] == "run-1" and manifest["phase"] == "Failed"
     assert manifest["steps"] == ["asr", "fail"]
-    assert manifest["counts"] == {"total": 3, "pending": 0, "running": 0, "succeeded": 1, "failed": 1,
-                                  "cancelled": 1}
+    assert manifest["counts"] == {
+        "total": 3,
+        "pending": 0,
+        "running": 0,
+        "succeeded": 1,
+        "failed": 1,
+        "cancelled": 1,
+    }
     ok, failed, cancelled = manifest["items"]
     assert ok["state"] == "Succeeded" and ok["output"] == "items/00000/final.mmif"
     assert ok["sha256"] == sha256_file(run.layout.final_mmif(0)) and ok["finishedAt"]
@@ -405,7 +465,9 @@ def test_spy_app_records_which_file_accesses_were_allowed_or_denied(tmp_path, mo
     run = Run(tmp_path, monkeypatch, ["spy"], [VIDEO])
     target = tmp_path / "written-by-spy"
     with harness.serve_app("spy") as url:
-        code, term = run.step(0, 0, url, {"readPath": str(tmp_path / "no-such-file"), "writePath": str(target)})
+        code, term = run.step(
+            0, 0, url, {"readPath": str(tmp_path / "no-such-file"), "writePath": str(target)}
+        )
     assert code == ExitCode.OK, term
     view = Mmif(pathlib.Path(run.layout.final_mmif(0)).read_text()).views[-1]
     found = {a.get_property("op"): a for a in view.get_annotations()}
@@ -418,8 +480,12 @@ def test_spy_app_records_which_file_accesses_were_allowed_or_denied(tmp_path, mo
 def test_after_an_invalid_output_the_next_step_reads_the_newest_earlier_mmif(tmp_path, monkeypatch, apps):
     # onItemFailure=Continue: step 0 left no MMIF, so step 1 starts from the source MMIF
     run = Run(tmp_path, monkeypatch, ["broken", "asr"], [VIDEO])
-    with harness.serve(fake_app("http://apps.mmif.dev/fake/v1", lambda _: (200, "text/plain", b"oops"))) as url:
+    with harness.serve(
+        fake_app("http://apps.mmif.dev/fake/v1", lambda _: (200, "text/plain", b"oops"))
+    ) as url:
         assert run.step(0, 0, url)[0] == ExitCode.INVALID_OUTPUT
     assert run.step(0, 1, apps["textgen"][0])[0] == ExitCode.OK
     assert run.record(0, 1)["input"] == run.layout.source_mmif(0)
-    assert [v.metadata.app for v in Mmif(pathlib.Path(run.layout.final_mmif(0)).read_text()).views] == [TEXTGEN]
+    assert [v.metadata.app for v in Mmif(pathlib.Path(run.layout.final_mmif(0)).read_text()).views] == [
+        TEXTGEN
+    ]

@@ -1,4 +1,5 @@
 """The run-workflow table allows exactly its transitions; templates can be extended."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,8 +18,16 @@ from mmif_operator.statemachine.table import (
 )
 
 DOCUMENTED_REASONS = {
-    "Running", "PipelineNotFound", "WorkspaceNotFound", "Succeeded", "ItemsFailed", "Cancelled",
-    "Timeout", "InvalidSpec", "PrepareFailed", "OutputConflict",
+    "Running",
+    "PipelineNotFound",
+    "WorkspaceNotFound",
+    "Succeeded",
+    "ItemsFailed",
+    "Cancelled",
+    "Timeout",
+    "InvalidSpec",
+    "PrepareFailed",
+    "OutputConflict",
 }
 
 
@@ -47,7 +56,7 @@ def test_transition_gives_target_and_condition(phase, event, target, status, rea
 @pytest.mark.parametrize(
     ("phase", "event"),
     [
-        ("Succeeded", "Cancelled"),   # a finished run stays finished
+        ("Succeeded", "Cancelled"),  # a finished run stays finished
         ("Failed", "Started"),
         ("Pending", "AllItemsSucceeded"),
         ("Running", "Started"),
@@ -82,8 +91,13 @@ def test_table_sets_every_documented_reason():
     ("transitions", "message"),
     [
         ((Transition("A", "go", "Z", ConditionStatus.TRUE, "Done", True),), "'Z' is not one of"),
-        ((Transition("A", "go", "B", ConditionStatus.TRUE, "Done", True),
-          Transition("A", "go", "B", ConditionStatus.TRUE, "Done", True)), "two transitions"),
+        (
+            (
+                Transition("A", "go", "B", ConditionStatus.TRUE, "Done", True),
+                Transition("A", "go", "B", ConditionStatus.TRUE, "Done", True),
+            ),
+            "two transitions",
+        ),
         ((Transition("A", "go", "B", ConditionStatus.TRUE, "Done", False),), "terminal must be"),
     ],
 )
@@ -103,8 +117,9 @@ def test_insert_state_adds_a_stage_between_running_and_succeeded():
         reason="Reviewing",
         leave_event="ReviewPassed",
         shared_events=[Event.CANCELLED, Event.TIMED_OUT],
-        extra=[Transition("Reviewing", "ReviewFailed", "Failed", ConditionStatus.FALSE,
-                          "ReviewFailed", True)],
+        extra=[
+            Transition("Reviewing", "ReviewFailed", "Failed", ConditionStatus.FALSE, "ReviewFailed", True)
+        ],
     )
     assert qa.states.index("Reviewing") == qa.states.index("Running") + 1
     into = transition(qa, "Running", Event.ALL_ITEMS_SUCCEEDED)

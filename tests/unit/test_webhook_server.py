@@ -1,5 +1,6 @@
 """The operator's webhook server (handlers/admission.py) reads admission reviews far larger than
 aiohttp's default 1 MiB: the review of a CREATE of the largest object the API accepts (3 MiB)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,21 +18,30 @@ def serve_and_post(server_class, size: int) -> tuple[int, int | None]:
 
     async def fn(data, **_):
         seen.append(len(json.dumps(data)))
-        return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                "response": {"uid": data["request"]["uid"], "allowed": True}}
+        return {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "response": {"uid": data["request"]["uid"], "allowed": True},
+        }
 
     async def main():
         server = server_class(addr="127.0.0.1", port=_free_port(), insecure=True)
         configs = server(fn).__aiter__()
         config = await configs.__anext__()
-        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                  "request": {"uid": "u1", "object": {"spec": {"items": ["x" * 1000] * (size // 1006)}}}}
+        review = {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {"uid": "u1", "object": {"spec": {"items": ["x" * 1000] * (size // 1006)}}},
+        }
         try:
-            async with aiohttp.ClientSession() as session:
-                async with session.post(config["url"].rstrip("/") + "/requester-pipelineruns",
-                                        data=json.dumps(review)) as resp:
-                    await resp.read()
-                    return resp.status
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    config["url"].rstrip("/") + "/requester-pipelineruns", data=json.dumps(review)
+                ) as resp,
+            ):
+                await resp.read()
+                return resp.status
         finally:
             await configs.aclose()
 
@@ -41,6 +51,7 @@ def serve_and_post(server_class, size: int) -> tuple[int, int | None]:
 
 def _free_port() -> int:
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -1,6 +1,7 @@
 """The webhook's serving certificate: a private CA and a server certificate for the webhook's
 Service DNS names, kept in a Secret so that a restarted operator serves the same CA the
 MutatingWebhookConfiguration trusts (its `caBundle`, which the operator sets at start)."""
+
 from __future__ import annotations
 
 import base64
@@ -25,8 +26,10 @@ class ServingCert:
     key_pem: bytes
 
     def to_secret_data(self) -> dict[str, str]:
-        return {k: base64.b64encode(v).decode("ascii")
-                for k, v in ((CA_KEY, self.ca_pem), (CERT_KEY, self.cert_pem), (KEY_KEY, self.key_pem))}
+        return {
+            k: base64.b64encode(v).decode("ascii")
+            for k, v in ((CA_KEY, self.ca_pem), (CERT_KEY, self.cert_pem), (KEY_KEY, self.key_pem))
+        }
 
     @classmethod
     def from_secret_data(cls, data: dict[str, str] | None) -> ServingCert | None:
@@ -37,8 +40,12 @@ class ServingCert:
 
 
 def service_names(service: str, namespace: str) -> list[str]:
-    return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc",
-            f"{service}.{namespace}.svc.cluster.local"]
+    return [
+        service,
+        f"{service}.{namespace}",
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.cluster.local",
+    ]
 
 
 def _now() -> datetime.datetime:
@@ -49,26 +56,45 @@ def generate(dns_names: list[str], now: datetime.datetime | None = None) -> Serv
     now = now or _now()
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mmif-operator webhook CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(minutes=5))
-          .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False,
-                                       data_encipherment=False, key_agreement=False, encipher_only=False,
-                                       decipher_only=False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     pem = serialization.Encoding.PEM
     return ServingCert(
         ca_pem=ca.public_bytes(pem),
@@ -88,6 +114,9 @@ def usable(cert: ServingCert | None, dns_names: list[str], now: datetime.datetim
     except (ValueError, x509.ExtensionNotFound):
         return False
     horizon = (now or _now()) + datetime.timedelta(days=RENEW_BEFORE_DAYS)
-    return (set(dns_names) <= set(sans.get_values_for_type(x509.DNSName))
-            and parsed.not_valid_after_utc > horizon and ca.not_valid_after_utc > horizon
-            and parsed.issuer == ca.subject)
+    return (
+        set(dns_names) <= set(sans.get_values_for_type(x509.DNSName))
+        and parsed.not_valid_after_utc > horizon
+        and ca.not_valid_after_utc > horizon
+        and parsed.issuer == ca.subject
+    )

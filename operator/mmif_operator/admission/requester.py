@@ -6,6 +6,7 @@ A requester written by hand is rejected, except from the operator itself, which 
 requester into the AnalysisJobs the run triggers (after a SubjectAccessReview for that user).
 At UPDATE, a changed or removed requester is rejected.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -32,8 +33,14 @@ def user_info(userinfo: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def decide(operation: str, kind: str, userinfo: Mapping[str, Any] | None, spec: Mapping[str, Any] | None,
-           old_spec: Mapping[str, Any] | None, operator_username: str | None) -> dict[str, Any] | None:
+def decide(
+    operation: str,
+    kind: str,
+    userinfo: Mapping[str, Any] | None,
+    spec: Mapping[str, Any] | None,
+    old_spec: Mapping[str, Any] | None,
+    operator_username: str | None,
+) -> dict[str, Any] | None:
     """The requester to write (CREATE), None when nothing is to change; `Denied` to reject."""
     new = (spec or {}).get("requester")
     try:
@@ -46,9 +53,11 @@ def decide(operation: str, kind: str, userinfo: Mapping[str, Any] | None, spec: 
                 raise Denied(f"{kind}: the request has no authenticated user to record as spec.requester")
             return user
         if operator_username and user["username"] == operator_username:
-            return None        # a triggered AnalysisJob: the operator copies the run's requester
-        raise Denied(f"{kind}: spec.requester is set by the API server from the user who creates the "
-                     f"object (here {user['username']!r}); remove spec.requester from the request")
+            return None  # a triggered AnalysisJob: the operator copies the run's requester
+        raise Denied(
+            f"{kind}: spec.requester is set by the API server from the user who creates the "
+            f"object (here {user['username']!r}); remove spec.requester from the request"
+        )
     if operation == "UPDATE":
         old = (old_spec or {}).get("requester")
         if new != old:

@@ -17,6 +17,7 @@ pointing at it, a proxy): the NetworkPolicy is what stops those (docs/howto.md).
 
 `targets` parses; the handler looks the named Services up; `refusal` decides.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -35,9 +36,9 @@ class Target:
     """What a url's host designates, as far as Services go."""
 
     url: str
-    field: str                       # e.g. "spec.steps[1].url"
-    service: tuple[str, str] | None = None   # (namespace, name) named by DNS
-    ip: str | None = None                    # a literal address (normalised)
+    field: str  # e.g. "spec.steps[1].url"
+    service: tuple[str, str] | None = None  # (namespace, name) named by DNS
+    ip: str | None = None  # a literal address (normalised)
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,15 @@ class AppService:
     cluster_ips: tuple[str, ...] = ()
 
     @classmethod
-    def from_service(cls, svc: Mapping[str, Any]) -> "AppService":
+    def from_service(cls, svc: Mapping[str, Any]) -> AppService:
         meta = svc.get("metadata") or {}
         spec = svc.get("spec") or {}
         ips = [spec.get("clusterIP"), *(spec.get("clusterIPs") or [])]
-        return cls(meta.get("namespace", ""), meta.get("name", ""),
-                   tuple(dict.fromkeys(_norm_ip(ip) for ip in ips if ip and ip != "None")))
+        return cls(
+            meta.get("namespace", ""),
+            meta.get("name", ""),
+            tuple(dict.fromkeys(_norm_ip(ip) for ip in ips if ip and ip != "None")),
+        )
 
 
 def is_app_service(svc: Mapping[str, Any] | None) -> bool:
@@ -121,7 +125,7 @@ def targets(kind: str, spec: Mapping[str, Any] | None, namespace: str) -> list[T
         try:
             host = urllib.parse.urlsplit(url).hostname or ""
         except ValueError:
-            continue                  # the CRD's pattern admits only http(s)://...; nothing to reach
+            continue  # the CRD's pattern admits only http(s)://...; nothing to reach
         host = host.lower().rstrip(".")
         ip = literal_ip(host)
         if ip is None:
@@ -146,7 +150,9 @@ def refusal(target: Target, namespace: str, apps: Iterable[AppService]) -> str |
             continue
         if target.service == (app.namespace, app.name) or (target.ip and target.ip in app.cluster_ips):
             how = "names" if target.service else f"is the address ({target.ip}) of"
-            return (f"{target.field}: {target.url!r} {how} the app Service {app.name} that the "
-                    f"operator runs for namespace {app.namespace}: its pods mount that namespace's "
-                    f"workspace, so only its own namespace's runs may call it")
+            return (
+                f"{target.field}: {target.url!r} {how} the app Service {app.name} that the "
+                f"operator runs for namespace {app.namespace}: its pods mount that namespace's "
+                f"workspace, so only its own namespace's runs may call it"
+            )
     return None

@@ -5,6 +5,7 @@ processed MMIF into a folder of its own under the run's output folder:
 `<run output>/analyses/<analysis job>/`. It is created by hand, or by every PipelineRun of a
 Pipeline whose `spec.analyses` lists it (then owned by the run).
 """
+
 from __future__ import annotations
 
 import enum
@@ -59,17 +60,21 @@ _PARALLELISM_DESCRIPTION = "How many items are processed at once."
 class RunRef(SpecModel):
     """Names the PipelineRun whose outputs an analysis reads."""
 
-    name: str = Field(description="The name of a PipelineRun in the analysis's namespace.",
-                      pattern=DNS_SUBDOMAIN, max_length=253)
+    name: str = Field(
+        description="The name of a PipelineRun in the analysis's namespace.",
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
+    )
 
 
 class AnalysisJobSpec(SpecModel):
     """The desired state of an AnalysisJob. Immutable once created."""
 
-    run_ref: RunRef = Field(description="The source: the PipelineRun whose items' final MMIF are "
-                            "the input.")
-    app: App = Field(description="The app that turns each item's final MMIF into processed MMIF "
-                     "(the same MMIF-in, MMIF-out contract as a Pipeline step).")
+    run_ref: RunRef = Field(description="The source: the PipelineRun whose items' final MMIF are the input.")
+    app: App = Field(
+        description="The app that turns each item's final MMIF into processed MMIF "
+        "(the same MMIF-in, MMIF-out contract as a Pipeline step)."
+    )
     trigger: Trigger = Field(Trigger.AFTER_RUN, description=_TRIGGER_DESCRIPTION)
     parallelism: int = Field(4, description=_PARALLELISM_DESCRIPTION, ge=1, le=1000)
     requester: Requester | None = Field(
@@ -106,27 +111,35 @@ class AnalysisFailure(StatusModel):
 
     item: str | None = Field(None, description="The item's name, if it has one.", max_length=63)
     index: int = Field(description="The item's position in the run's batch, from 0.", ge=0)
-    reason: str = Field(description="A CamelCase word, e.g. `AppError`, `InvalidOutput`.",
-                        max_length=128)
-    message: str = Field("", description=f"What went wrong (at most {MAX_FAILURE_MESSAGE} "
-                         "characters).", max_length=MAX_FAILURE_MESSAGE)
+    reason: str = Field(description="A CamelCase word, e.g. `AppError`, `InvalidOutput`.", max_length=128)
+    message: str = Field(
+        "",
+        description=f"What went wrong (at most {MAX_FAILURE_MESSAGE} characters).",
+        max_length=MAX_FAILURE_MESSAGE,
+    )
     time: Timestamp = Field(description="When the failure was recorded.")
 
 
 class AnalysisFailureReason(StatusModel):
     """Why items failed when no pod of theirs could say it (see `itemFailureReasons`)."""
 
-    reason: str = Field(description="A CamelCase word, e.g. `ImagePullFailed`, `MountFailed`.",
-                        max_length=128)
-    message: str = Field("", description="The first such failure's message (the kubelet's, the "
-                         "scheduler's or the Job controller's).", max_length=MAX_FAILURE_MESSAGE)
+    reason: str = Field(
+        description="A CamelCase word, e.g. `ImagePullFailed`, `MountFailed`.", max_length=128
+    )
+    message: str = Field(
+        "",
+        description="The first such failure's message (the kubelet's, the "
+        "scheduler's or the Job controller's).",
+        max_length=MAX_FAILURE_MESSAGE,
+    )
 
 
 class AnalysisJobStatus(StatusModel):
     """The observed state of an AnalysisJob."""
 
     observed_generation: int | None = Field(
-        None, description="The `metadata.generation` this status describes.", ge=0)
+        None, description="The `metadata.generation` this status describes.", ge=0
+    )
     phase: AnalysisPhase | None = Field(None, description="Pending, Running, Succeeded or Failed.")
     conditions: list[Condition] = Field(
         default_factory=list,
@@ -150,14 +163,12 @@ class AnalysisJobStatus(StatusModel):
     items_failed: int = Field(0, description="Items the app failed to process.", ge=0)
     failures: list[AnalysisFailure] = Field(
         default_factory=list,
-        description=f"The {MAX_FAILURES} latest failures, oldest first; the manifest lists them "
-        "all.",
+        description=f"The {MAX_FAILURES} latest failures, oldest first; the manifest lists them all.",
         max_length=MAX_FAILURES,
     )
     item_states: str | None = Field(
         None,
-        description="The state of every item of the run, compressed as the run's "
-        "`status.itemStates`.",
+        description="The state of every item of the run, compressed as the run's `status.itemStates`.",
     )
     failure_reasons: list[AnalysisFailureReason] | None = Field(
         None,
@@ -171,6 +182,7 @@ class AnalysisJobStatus(StatusModel):
         "`status.itemFailureReasons`.",
     )
     output_path: str | None = Field(
-        None, description="The analysis's folder as seen in pods, e.g. "
-        "`/data/mmif-runs/run-1/analyses/run-1-ner`.")
+        None,
+        description="The analysis's folder as seen in pods, e.g. `/data/mmif-runs/run-1/analyses/run-1-ner`.",
+    )
     manifest_path: str | None = Field(None, description="`<outputPath>/manifest.json`.")

@@ -1,4 +1,5 @@
 """A CLAMS app and how it runs: the part Pipeline steps and analyses share."""
+
 from __future__ import annotations
 
 import enum
@@ -44,14 +45,11 @@ class App(SpecModel):
     )
     replicas: int = Field(
         1,
-        description="Only with mode `Service` and no `url`: how many app pods the Deployment "
-        "keeps.",
+        description="Only with mode `Service` and no `url`: how many app pods the Deployment keeps.",
         ge=1,
         le=100,
     )
-    port: int = Field(
-        5000, description="The TCP port the app's HTTP server listens on.", ge=1, le=65535
-    )
+    port: int = Field(5000, description="The TCP port the app's HTTP server listens on.", ge=1, le=65535)
     parameters: dict[str, ShortString] = Field(
         default_factory=dict,
         description="CLAMS runtime parameters sent to the app in the query string, e.g. "
@@ -82,8 +80,7 @@ class App(SpecModel):
     )
     timeout_seconds: int | None = Field(
         None,
-        description="The deadline of one item at this step, retries included. No deadline when "
-        "unset.",
+        description="The deadline of one item at this step, retries included. No deadline when unset.",
         ge=1,
     )
     startup_timeout_seconds: int = Field(

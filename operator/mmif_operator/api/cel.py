@@ -5,10 +5,12 @@ not compare with the old object, the same check in Python, so that parsing a cus
 the models refuses what the API server would refuse. A rule is attached either to a model (listed
 in its `cel_rules`) or to a field type (as `Annotated` metadata).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic_core import PydanticCustomError, core_schema

@@ -1,10 +1,11 @@
 """Pieces shared by the Pipeline and PipelineRun models: base classes, field types, conditions."""
+
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import datetime, timezone
-from typing import Annotated, Any, ClassVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
     AwareDatetime,
@@ -17,7 +18,6 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
-from typing_extensions import Self
 
 from .cel import Rule, add_rules
 
@@ -86,7 +86,7 @@ def list_map(*keys: str) -> dict[str, Any]:
 
 
 def _rfc3339(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 Timestamp = Annotated[AwareDatetime, PlainSerializer(_rfc3339, return_type=str, when_used="json")]
@@ -94,11 +94,13 @@ Timestamp = Annotated[AwareDatetime, PlainSerializer(_rfc3339, return_type=str, 
 
 Quantity = Annotated[
     int | Annotated[str, StringConstraints(pattern=QUANTITY)],
-    WithJsonSchema({
-        "anyOf": [{"type": "integer"}, {"type": "string"}],
-        "pattern": QUANTITY,
-        "x-kubernetes-int-or-string": True,
-    }),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
 ]
 """A Kubernetes resource quantity: an integer or a string such as `500m`, `2Gi`."""
 
@@ -134,8 +136,21 @@ AbsolutePath = Annotated[
 """An absolute path inside a container."""
 
 RESERVED_MOUNT_PATHS = (
-    "/", "/tmp", "/dev", "/proc", "/sys", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64",
-    "/opt", "/run", "/var/run", "/app",
+    "/",
+    "/tmp",
+    "/dev",
+    "/proc",
+    "/sys",
+    "/etc",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/opt",
+    "/run",
+    "/var/run",
+    "/app",
 )
 """Folders a workspace may not be mounted at, inside or above: the root, the runner's scratch
 `/tmp` (an emptyDir of every pod), the system folders a container needs, the runner's own code
@@ -158,13 +173,13 @@ MountPath = Annotated[
         "self == '/' || (!self.endsWith('/') && !self.contains('//') && !self.endsWith('/.')"
         " && !self.contains('/./'))",
         "must be a clean absolute path: no trailing '/', no '//' and no '.' segments",
-        check=lambda p: p == "/" or (not p.endswith("/") and "//" not in p
-                                     and "." not in p.split("/")),
+        check=lambda p: p == "/" or (not p.endswith("/") and "//" not in p and "." not in p.split("/")),
     ),
     Rule(
         f"!{_RESERVED_CEL}.exists(r, self == r || self.startsWith(r + '/') || r.startsWith(self + '/'))",
         "must not be one of the folders the pods need for themselves ("
-        + ", ".join(RESERVED_MOUNT_PATHS) + "), nor lie inside or above one",
+        + ", ".join(RESERVED_MOUNT_PATHS)
+        + "), nor lie inside or above one",
         check=lambda p: reserved_mount_path(p) is None,
     ),
 ]
@@ -190,15 +205,12 @@ class Condition(StatusModel):
     )
     status: ConditionStatus = Field(description="`True`, `False` or `Unknown` (still undecided).")
     reason: str = Field(
-        description="A CamelCase word saying why the condition has this status, "
-        "e.g. `PipelineNotFound`.",
+        description="A CamelCase word saying why the condition has this status, e.g. `PipelineNotFound`.",
         pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
         min_length=1,
         max_length=1024,
     )
-    message: str = Field(
-        "", description="A human-readable explanation of the reason.", max_length=32768
-    )
+    message: str = Field("", description="A human-readable explanation of the reason.", max_length=32768)
     last_transition_time: Timestamp = Field(
         description="When the status last changed (not when the reason or message changed)."
     )
@@ -267,8 +279,7 @@ class Toleration(SpecModel):
     )
     toleration_seconds: int | None = Field(
         None,
-        description="Only with effect `NoExecute`: how long the pod stays bound after the taint "
-        "appears.",
+        description="Only with effect `NoExecute`: how long the pod stays bound after the taint appears.",
         ge=0,
     )
 

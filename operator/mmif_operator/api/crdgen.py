@@ -5,6 +5,7 @@
 pydantic's JSON schema becomes a structural OpenAPI v3 schema: `$ref`s inlined, `Optional[X]`
 written as a non-required X, titles dropped, keys ordered for reading.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ from typing import Any
 import yaml
 
 from . import analysisjob, pipeline, pipelinerun
-from .common import GROUP, VERSION, StatusModel, SpecModel
+from .common import GROUP, VERSION, SpecModel, StatusModel
 
 CATEGORIES = ["mmif"]
 PRESERVE_UNKNOWN = "x-kubernetes-preserve-unknown-fields"
@@ -71,8 +72,7 @@ RESOURCES = (
         kind=pipeline.KIND,
         plural=pipeline.PLURAL,
         short_name="mpl",
-        description="A Pipeline is an ordered chain of CLAMS apps that PipelineRuns send media "
-        "through.",
+        description="A Pipeline is an ordered chain of CLAMS apps that PipelineRuns send media through.",
         spec=pipeline.PipelineSpec,
         status=pipeline.PipelineStatus,
         printer_columns=(*_condition_columns("Ready", "Ready"), _AGE),
@@ -164,8 +164,7 @@ def _resource_schema(resource: Resource) -> dict[str, Any]:
         "required": ["spec"],
         "properties": {
             "apiVersion": {
-                "description": "The versioned schema of this object: "
-                f"`{GROUP}/{VERSION}`.",
+                "description": f"The versioned schema of this object: `{GROUP}/{VERSION}`.",
                 "type": "string",
             },
             "kind": {"description": f"`{resource.kind}`.", "type": "string"},

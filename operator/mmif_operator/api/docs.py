@@ -1,7 +1,8 @@
 """Render the reference of every custom-resource field from the CRD schemas (`make docs`).
 
-    python -m mmif_operator.api.docs > docs/reference.md
+python -m mmif_operator.api.docs > docs/reference.md
 """
+
 from __future__ import annotations
 
 import json

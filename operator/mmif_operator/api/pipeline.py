@@ -1,4 +1,5 @@
 """The Pipeline custom resource: an ordered chain of CLAMS apps."""
+
 from __future__ import annotations
 
 from pydantic import Field
@@ -33,6 +34,7 @@ class Step(App):
         pattern=DNS_LABEL,
         max_length=30,
     )
+
 
 class PipelineWorkspace(SpecModel):
     """The volume that Service-mode app pods mount read-only to read the media."""
@@ -79,8 +81,10 @@ class PipelineSpec(SpecModel):
             "!has(self.analyses) || self.analyses.all(a, self.analyses.exists_one(b, b.name == a.name)"
             " && !self.steps.exists(s, s.name == a.name))",
             "spec.analyses: analysis names must be unique and differ from step names",
-            check=lambda p: len({a.name for a in p.analyses}) == len(p.analyses)
-            and not {a.name for a in p.analyses} & {s.name for s in p.steps},
+            check=lambda p: (
+                len({a.name for a in p.analyses}) == len(p.analyses)
+                and not {a.name for a in p.analyses} & {s.name for s in p.steps}
+            ),
             field_path=".analyses",
         ),
         Rule(
@@ -92,8 +96,7 @@ class PipelineSpec(SpecModel):
         Rule(
             "has(self.workspace) || self.steps.all(s, s.mode != 'Service' || has(s.url))",
             "spec.workspace is required when a step has mode Service and no url",
-            check=lambda p: p.workspace is not None
-            or not any(map(is_service_without_url, p.steps)),
+            check=lambda p: p.workspace is not None or not any(map(is_service_without_url, p.steps)),
             field_path=".workspace",
         ),
     )
@@ -116,9 +119,7 @@ class StepStatus(StatusModel):
     ready_replicas: int | None = Field(
         None, description="The app pods ready (Service mode without url only).", ge=0
     )
-    ready: bool = Field(
-        False, description="Whether the step can take items (always true in Job mode)."
-    )
+    ready: bool = Field(False, description="Whether the step can take items (always true in Job mode).")
 
 
 class PipelineStatus(StatusModel):

@@ -1,4 +1,5 @@
 """The PipelineRun custom resource: one batch of media sent through a Pipeline."""
+
 from __future__ import annotations
 
 import enum
@@ -7,6 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from .. import failurereasons
+from .analysisjob import MAX_ANALYSES
 from .cel import Rule
 from .common import (
     DNS_SUBDOMAIN,
@@ -19,7 +21,6 @@ from .common import (
     Timestamp,
     list_map,
 )
-from .analysisjob import MAX_ANALYSES
 from .pipeline import MAX_STEPS, PipelineSpec
 from .requester import Requester
 
@@ -75,8 +76,7 @@ class RunWorkspace(SpecModel):
     )
     mount_path: MountPath = Field(
         "/data",
-        description="Where the claim is mounted in the step pods. Documents' locations are "
-        "relative to it.",
+        description="Where the claim is mounted in the step pods. Documents' locations are relative to it.",
     )
     output_dir: RelativePath = Field(
         "mmif-runs",
@@ -89,8 +89,7 @@ class Document(SpecModel):
     """One media file of an item."""
 
     location: RelativePath = Field(
-        description="The file's path relative to the workspace's `mountPath`, e.g. "
-        "`videos/news-1.mp4`."
+        description="The file's path relative to the workspace's `mountPath`, e.g. `videos/news-1.mp4`."
     )
     mime_type: str = Field(
         description="The file's MIME type; its top-level type (`video`, `audio`, `image` or "
@@ -103,9 +102,7 @@ class Document(SpecModel):
 class Item(SpecModel):
     """One unit of work: its documents, or an MMIF file to continue from."""
 
-    name: str | None = Field(
-        None, description="A label for the item in status and manifest.", max_length=63
-    )
+    name: str | None = Field(None, description="A label for the item in status and manifest.", max_length=63)
     documents: list[Document] | None = Field(
         None,
         description="The media files the item's source MMIF is built from.",
@@ -165,9 +162,7 @@ class PipelineRunSpec(SpecModel):
     after creation."""
 
     pipeline_ref: PipelineRef = Field(description="The Pipeline the run follows.")
-    workspace: RunWorkspace = Field(
-        description="The volume holding the media and receiving the outputs."
-    )
+    workspace: RunWorkspace = Field(description="The volume holding the media and receiving the outputs.")
     items: list[Item] | None = Field(
         None,
         description="The batch, inline. Exactly one of `items` and `itemsFrom` is set.",
@@ -179,9 +174,7 @@ class PipelineRunSpec(SpecModel):
         description="The batch, from a file on the workspace (for batches too large to list "
         "inline). Exactly one of `items` and `itemsFrom` is set.",
     )
-    parallelism: int = Field(
-        4, description="How many items are in flight at once.", ge=1, le=1000
-    )
+    parallelism: int = Field(4, description="How many items are in flight at once.", ge=1, le=1000)
     params: dict[str, StepParams] = Field(
         default_factory=dict,
         description="Per-step parameter overrides: step name -> CLAMS runtime parameter -> "
@@ -274,10 +267,15 @@ class FailureReason(StatusModel):
     """Why items failed at a step when no pod of theirs could say it (see `itemFailureReasons`)."""
 
     step: str | None = Field(None, description="The step the items failed at.", max_length=30)
-    reason: str = Field(description="A CamelCase word, e.g. `ImagePullFailed`, `PodCreateFailed`.",
-                        max_length=128)
-    message: str = Field("", description="The first such failure's message (the kubelet's, the "
-                         "scheduler's or the Job controller's).", max_length=MAX_FAILURE_MESSAGE)
+    reason: str = Field(
+        description="A CamelCase word, e.g. `ImagePullFailed`, `PodCreateFailed`.", max_length=128
+    )
+    message: str = Field(
+        "",
+        description="The first such failure's message (the kubelet's, the "
+        "scheduler's or the Job controller's).",
+        max_length=MAX_FAILURE_MESSAGE,
+    )
 
 
 class Transition(StatusModel):
@@ -303,12 +301,15 @@ class RunAnalysis(StatusModel):
 
     name: str = Field(description="The analysis's name in the Pipeline.", max_length=30)
     analysis_job: str | None = Field(
-        None, description="The AnalysisJob created for it (`<run>-<name>`).", max_length=253)
-    state: AnalysisState = Field(description="`Created`; `NotAuthorized` (the requester may "
-                                 "not create AnalysisJobs here); `NameConflict` (an AnalysisJob "
-                                 "`<run>-<name>` exists that this run does not own: it is left "
-                                 "alone, and the message names its owner); `CreateFailed` (the API "
-                                 "server refused the AnalysisJob).")
+        None, description="The AnalysisJob created for it (`<run>-<name>`).", max_length=253
+    )
+    state: AnalysisState = Field(
+        description="`Created`; `NotAuthorized` (the requester may "
+        "not create AnalysisJobs here); `NameConflict` (an AnalysisJob "
+        "`<run>-<name>` exists that this run does not own: it is left "
+        "alone, and the message names its owner); `CreateFailed` (the API "
+        "server refused the AnalysisJob)."
+    )
     message: str = Field("", description="Why, when not created.", max_length=1024)
 
 
@@ -318,9 +319,7 @@ class PipelineRunStatus(StatusModel):
     observed_generation: int | None = Field(
         None, description="The `metadata.generation` this status describes.", ge=0
     )
-    phase: RunPhase | None = Field(
-        None, description="Pending, Running, Succeeded, Failed or Cancelled."
-    )
+    phase: RunPhase | None = Field(None, description="Pending, Running, Succeeded, Failed or Cancelled.")
     conditions: list[Condition] = Field(
         default_factory=list,
         description="`Succeeded`: `Unknown` while the run is pending or running, then `True` or "
@@ -332,8 +331,7 @@ class PipelineRunStatus(StatusModel):
     completion_time: Timestamp | None = Field(None, description="When the run ended.")
     progress: str | None = Field(
         None,
-        description="Items done (succeeded, failed or cancelled) over items in the batch, "
-        "e.g. `120/500`.",
+        description="Items done (succeeded, failed or cancelled) over items in the batch, e.g. `120/500`.",
         pattern=r"^[0-9]+/[0-9]+$",
         max_length=32,
     )
@@ -342,9 +340,7 @@ class PipelineRunStatus(StatusModel):
     )
     items_succeeded: int = Field(0, description="Items that passed every step.", ge=0)
     items_failed: int = Field(0, description="Items that failed at a step.", ge=0)
-    items_cancelled: int = Field(
-        0, description="Items stopped by cancellation or the run's timeout.", ge=0
-    )
+    items_cancelled: int = Field(0, description="Items stopped by cancellation or the run's timeout.", ge=0)
     steps: list[StepCounts] = Field(
         default_factory=list,
         description="Item counts per step, in the pipeline's order.",
@@ -353,8 +349,7 @@ class PipelineRunStatus(StatusModel):
     )
     failures: list[Failure] = Field(
         default_factory=list,
-        description=f"The {MAX_FAILURES} latest item failures, oldest first; the manifest lists "
-        "them all.",
+        description=f"The {MAX_FAILURES} latest item failures, oldest first; the manifest lists them all.",
         max_length=MAX_FAILURES,
     )
     history: list[Transition] = Field(
@@ -402,6 +397,4 @@ class PipelineRunStatus(StatusModel):
         None,
         description="The run's output folder as seen in pods, e.g. `/data/mmif-runs/run-1`.",
     )
-    manifest_path: str | None = Field(
-        None, description="The run's manifest, `<outputPath>/manifest.json`."
-    )
+    manifest_path: str | None = Field(None, description="The run's manifest, `<outputPath>/manifest.json`.")

@@ -10,6 +10,7 @@ makes for the requester gets every group (`all_groups`), so RBAC sees the user a
 did; a user whose groups do not fit even so is refused at creation, with the sizes named, rather
 than recorded with some groups missing.
 """
+
 from __future__ import annotations
 
 import base64
@@ -33,12 +34,17 @@ class Requester(SpecModel):
     """The user who created the object, from the admission request. Set by the operator's
     admission webhook at creation; it cannot be set or changed by hand."""
 
-    username: str = Field(description="The user's name, e.g. `alice` or "
-                          "`system:serviceaccount:a1:ci`.", max_length=512)
-    uid: str | None = Field(None, description="The user's UID, when the authenticator gives one.",
-                            max_length=512)
-    groups: list[Name] = Field(default_factory=list, description=f"The user's groups (the first "
-                               f"{MAX_GROUPS}).", max_length=MAX_GROUPS)
+    username: str = Field(
+        description="The user's name, e.g. `alice` or `system:serviceaccount:a1:ci`.", max_length=512
+    )
+    uid: str | None = Field(
+        None, description="The user's UID, when the authenticator gives one.", max_length=512
+    )
+    groups: list[Name] = Field(
+        default_factory=list,
+        description=f"The user's groups (the first {MAX_GROUPS}).",
+        max_length=MAX_GROUPS,
+    )
     more_groups: str | None = Field(
         None,
         description=f"The user's groups beyond the first {MAX_GROUPS}, compressed: the JSON list "
@@ -49,8 +55,7 @@ class Requester(SpecModel):
     )
     extra: dict[str, Annotated[list[Name], Field(max_length=32)]] = Field(
         default_factory=dict,
-        description="Extra attributes the authenticator gave (e.g. scopes), as in a "
-        "SubjectAccessReview.",
+        description="Extra attributes the authenticator gave (e.g. scopes), as in a SubjectAccessReview.",
         max_length=32,
     )
 
@@ -67,8 +72,9 @@ class TooManyGroups(ValueError):
 
 
 def encode_more_groups(groups: list[str]) -> str:
-    return base64.b64encode(zlib.compress(json.dumps(groups, ensure_ascii=False,
-                                                     separators=(",", ":")).encode("utf-8"), 9)).decode("ascii")
+    return base64.b64encode(
+        zlib.compress(json.dumps(groups, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), 9)
+    ).decode("ascii")
 
 
 def split_groups(groups: list[str]) -> dict[str, Any]:
@@ -79,9 +85,11 @@ def split_groups(groups: list[str]) -> dict[str, Any]:
     if rest:
         text = encode_more_groups(rest)
         if len(text) > MAX_MORE_GROUPS_CHARS:
-            raise TooManyGroups(f"the user's {len(groups)} groups do not fit: the {len(rest)} beyond the "
-                                f"first {MAX_GROUPS} take {len(text)} characters compressed, more than "
-                                f"the {MAX_MORE_GROUPS_CHARS} spec.requester.moreGroups holds")
+            raise TooManyGroups(
+                f"the user's {len(groups)} groups do not fit: the {len(rest)} beyond the "
+                f"first {MAX_GROUPS} take {len(text)} characters compressed, more than "
+                f"the {MAX_MORE_GROUPS_CHARS} spec.requester.moreGroups holds"
+            )
         out["moreGroups"] = text
     return out
 

@@ -5,6 +5,7 @@ the source run's folder, read-only (app and runner), and the AnalysisJob's own f
 read-write (runner only). Both are subPath mounts of the run's PVC, so the rest of the volume
 (other runs, other analyses' raw media) is not in the pod at all.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,15 +14,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import labels as L
-from . import names, runner_input
-from .placement import place_pod
-from .jobs import (MANIFEST_DEADLINE_SECONDS, MANIFEST_RETRIES, TMP_VOLUME, WORKSPACE_VOLUME, _job,
-                   _runner_container, _volumes, app_sidecar, sidecar_env, states_config_map)
-from .specs import (API_VERSION, plain, run_output_path, step_port, step_retries, step_uses_sidecar,
-                    workspace_mount_path)
 from ..runner import env as E
 from ..runner.paths import analysis_dir
+from . import labels as L
+from . import names, runner_input
+from .jobs import (
+    MANIFEST_DEADLINE_SECONDS,
+    MANIFEST_RETRIES,
+    TMP_VOLUME,
+    WORKSPACE_VOLUME,
+    _job,
+    _runner_container,
+    _volumes,
+    app_sidecar,
+    sidecar_env,
+    states_config_map,
+)
+from .placement import place_pod
+from .specs import (
+    API_VERSION,
+    plain,
+    run_output_path,
+    step_port,
+    step_retries,
+    step_uses_sidecar,
+    workspace_mount_path,
+)
 
 KIND_ANALYSIS = "AnalysisJob"
 
@@ -36,8 +54,8 @@ class AnalysisContext:
     run: str
     claim_name: str
     mount_path: str
-    run_dir: str                 # the source run's folder as pods see it
-    run_uid: str = ""            # the source run's UID (its folder's `.run-uid`)
+    run_dir: str  # the source run's folder as pods see it
+    run_uid: str = ""  # the source run's UID (its folder's `.run-uid`)
 
     @classmethod
     def from_objects(cls, analysis: Mapping[str, Any], run: Mapping[str, Any]) -> AnalysisContext:
@@ -45,9 +63,16 @@ class AnalysisContext:
         run_meta = run.get("metadata") or {}
         ws = plain((run.get("spec") or {}).get("workspace"))
         run_dir = (run.get("status") or {}).get("outputPath") or run_output_path(run_meta["name"], ws)
-        return cls(name=meta["name"], namespace=meta.get("namespace") or "default", uid=meta.get("uid") or "",
-                   run=run_meta["name"], claim_name=ws.get("claimName", ""),
-                   mount_path=workspace_mount_path(ws), run_dir=run_dir, run_uid=run_meta.get("uid") or "")
+        return cls(
+            name=meta["name"],
+            namespace=meta.get("namespace") or "default",
+            uid=meta.get("uid") or "",
+            run=run_meta["name"],
+            claim_name=ws.get("claimName", ""),
+            mount_path=workspace_mount_path(ws),
+            run_dir=run_dir,
+            run_uid=run_meta.get("uid") or "",
+        )
 
     @property
     def analysis_dir(self) -> str:
@@ -58,8 +83,14 @@ class AnalysisContext:
         return posixpath.relpath(path, self.mount_path)
 
     def owner_reference(self) -> dict[str, Any]:
-        return {"apiVersion": API_VERSION, "kind": KIND_ANALYSIS, "name": self.name, "uid": self.uid,
-                "controller": True, "blockOwnerDeletion": True}
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND_ANALYSIS,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
 
     def labels(self, component: str, item_index: int | None = None) -> dict[str, str]:
         labels = L.common_labels(component, instance=self.name)
@@ -71,8 +102,12 @@ class AnalysisContext:
 
 
 def _source_mount(ctx: AnalysisContext) -> dict[str, Any]:
-    return {"name": WORKSPACE_VOLUME, "mountPath": ctx.run_dir, "subPath": ctx.sub_path(ctx.run_dir),
-            "readOnly": True}
+    return {
+        "name": WORKSPACE_VOLUME,
+        "mountPath": ctx.run_dir,
+        "subPath": ctx.sub_path(ctx.run_dir),
+        "readOnly": True,
+    }
 
 
 def _runner_mounts(ctx: AnalysisContext) -> list[dict[str, Any]]:
@@ -87,8 +122,9 @@ def analysis_app_url(app: Mapping[str, Any]) -> str:
     return str(app["url"]) if app.get("url") else f"http://127.0.0.1:{step_port(app)}"
 
 
-def analyze_job(ctx: AnalysisContext, spec: Mapping[str, Any] | Any, item_index: int,
-                operator_image: str) -> dict[str, Any]:
+def analyze_job(
+    ctx: AnalysisContext, spec: Mapping[str, Any] | Any, item_index: int, operator_image: str
+) -> dict[str, Any]:
     """The Job processing item `item_index` of the source run."""
     spec = plain(spec)
     app = plain(spec.get("app"))
@@ -99,8 +135,9 @@ def analyze_job(ctx: AnalysisContext, spec: Mapping[str, Any] | Any, item_index:
         E.ANALYSIS_UID: ctx.uid or None,
         E.ITEM_INDEX: item_index,
         E.APP_URL: analysis_app_url(app),
-        E.APP_PARAMS: json.dumps({str(k): str(v) for k, v in (app.get("parameters") or {}).items()},
-                                 sort_keys=True),
+        E.APP_PARAMS: json.dumps(
+            {str(k): str(v) for k, v in (app.get("parameters") or {}).items()}, sort_keys=True
+        ),
         **sidecar_env(app),
     }
     if app.get("timeoutSeconds"):
@@ -113,17 +150,32 @@ def analyze_job(ctx: AnalysisContext, spec: Mapping[str, Any] | Any, item_index:
         sidecar["volumeMounts"] = [_source_mount(ctx)]
         pod_spec["initContainers"] = [sidecar]
     place_pod(pod_spec, app)
-    return _job(ctx, names.analysis_job_name(ctx.name, item_index), ctx.labels(L.COMPONENT_ANALYZE, item_index),
-                pod_spec, retries=step_retries(app), deadline=app.get("timeoutSeconds"))
+    return _job(
+        ctx,
+        names.analysis_job_name(ctx.name, item_index),
+        ctx.labels(L.COMPONENT_ANALYZE, item_index),
+        pod_spec,
+        retries=step_retries(app),
+        deadline=app.get("timeoutSeconds"),
+    )
 
 
-def analysis_manifest_inputs(ctx: AnalysisContext, item_states: str,
-                             failure_reasons: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def analysis_manifest_inputs(
+    ctx: AnalysisContext, item_states: str, failure_reasons: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The ConfigMap `<analysis job>-astates` holding the final item states for the manifest Job
     (builders/runner_input.py; runner_input.TooLarge when they do not fit)."""
-    return [states_config_map(names.analysis_states_config_map_name(ctx.name, ctx.uid), ctx.namespace,
-                              ctx.labels(L.COMPONENT_ANALYSIS_MANIFEST), ctx.owner_reference(), ctx.uid,
-                              item_states, failure_reasons)]
+    return [
+        states_config_map(
+            names.analysis_states_config_map_name(ctx.name, ctx.uid),
+            ctx.namespace,
+            ctx.labels(L.COMPONENT_ANALYSIS_MANIFEST),
+            ctx.owner_reference(),
+            ctx.uid,
+            item_states,
+            failure_reasons,
+        )
+    ]
 
 
 def analysis_manifest_job(ctx: AnalysisContext, operator_image: str, phase: str) -> dict[str, Any]:
@@ -140,9 +192,15 @@ def analysis_manifest_job(ctx: AnalysisContext, operator_image: str, phase: str)
     runner = _runner_container(operator_image, "analysis-manifest", env, ctx.mount_path)
     runner["volumeMounts"] = _runner_mounts(ctx)
     pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
-    path = runner_input.mount(pod_spec, runner, names.analysis_states_config_map_name(ctx.name, ctx.uid),
-                              runner_input.STATES_KEY)
+    path = runner_input.mount(
+        pod_spec, runner, names.analysis_states_config_map_name(ctx.name, ctx.uid), runner_input.STATES_KEY
+    )
     runner["env"].append({"name": E.ITEM_STATES_FILE, "value": path})
-    return _job(ctx, names.analysis_manifest_job_name(ctx.name), ctx.labels(L.COMPONENT_ANALYSIS_MANIFEST),
-                pod_spec, retries=MANIFEST_RETRIES, deadline=MANIFEST_DEADLINE_SECONDS)
-
+    return _job(
+        ctx,
+        names.analysis_manifest_job_name(ctx.name),
+        ctx.labels(L.COMPONENT_ANALYSIS_MANIFEST),
+        pod_spec,
+        retries=MANIFEST_RETRIES,
+        deadline=MANIFEST_DEADLINE_SECONDS,
+    )

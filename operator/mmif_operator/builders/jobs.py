@@ -3,6 +3,7 @@
 Plain dicts, ready for `BatchV1Api.create_namespaced_job(namespace, body)`. Nothing here talks
 to Kubernetes. See docs/design.md ("Execution model") for the pod layout.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,15 +11,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..runner import env as E
+from ..runner.exitcodes import FAIL_JOB
 from . import labels as L
 from . import names, runner_input, security
 from .placement import place_pod
 from .specs import (
-    API_VERSION, KIND_RUN, merged_parameters, plain, run_output_path,
-    step_port, step_retries, step_startup_timeout, step_uses_sidecar, workspace_mount_path,
+    API_VERSION,
+    KIND_RUN,
+    merged_parameters,
+    plain,
+    run_output_path,
+    step_port,
+    step_retries,
+    step_startup_timeout,
+    step_uses_sidecar,
+    workspace_mount_path,
 )
-from ..runner import env as E
-from ..runner.exitcodes import FAIL_JOB
 
 RUNNER_CONTAINER = "runner"
 APP_CONTAINER = "app"
@@ -64,7 +73,7 @@ class RunContext:
     pipeline: str
     claim_name: str
     mount_path: str = "/data"
-    output_path: str = ""          # `<mountPath>/<outputDir>/<run>`; computed when empty
+    output_path: str = ""  # `<mountPath>/<outputDir>/<run>`; computed when empty
 
     @classmethod
     def from_run(cls, body: Mapping[str, Any]) -> RunContext:
@@ -156,8 +165,15 @@ def pod_failure_policy() -> dict[str, Any]:
     }
 
 
-def _job(ctx: JobOwner, name: str, labels: dict[str, str], pod_spec: dict[str, Any],
-         *, retries: int, deadline: int | None) -> dict[str, Any]:
+def _job(
+    ctx: JobOwner,
+    name: str,
+    labels: dict[str, str],
+    pod_spec: dict[str, Any],
+    *,
+    retries: int,
+    deadline: int | None,
+) -> dict[str, Any]:
     security.secure_pod_spec(pod_spec)
     pod_spec["restartPolicy"] = "Never"
     spec: dict[str, Any] = {
@@ -219,25 +235,39 @@ def sidecar_env(step: Mapping[str, Any]) -> dict[str, Any]:
     return {E.APP_STARTUP_TIMEOUT: step_startup_timeout(step)} if step_uses_sidecar(step) else {}
 
 
-def step_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, pipeline_spec: Mapping[str, Any] | Any,
-             item_index: int, step_index: int, operator_image: str) -> dict[str, Any]:
+def step_job(
+    ctx: RunContext,
+    run_spec: Mapping[str, Any] | Any,
+    pipeline_spec: Mapping[str, Any] | Any,
+    item_index: int,
+    step_index: int,
+    operator_image: str,
+) -> dict[str, Any]:
     """The Job running step `step_index` of item `item_index`."""
     run_spec = plain(run_spec)
     pipeline_spec = plain(pipeline_spec)
     steps = pipeline_spec["steps"]
     step = plain(steps[step_index])
     name = names.step_job_name(ctx.name, item_index, step_index)
-    labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_STEP, step=step["name"],
-                              step_index=step_index, item_index=item_index)
+    labels = L.run_job_labels(
+        ctx.name,
+        ctx.pipeline,
+        L.COMPONENT_STEP,
+        step=step["name"],
+        step_index=step_index,
+        item_index=item_index,
+    )
     env = _runner_base_env(ctx)
-    env.update({
-        E.ITEM_INDEX: item_index,
-        E.STEP_INDEX: step_index,
-        E.STEPS: _step_names(pipeline_spec),
-        E.APP_URL: app_url(step, pipeline=ctx.pipeline, namespace=ctx.namespace),
-        E.APP_PARAMS: json.dumps(merged_parameters(step, run_spec), sort_keys=True),
-        **sidecar_env(step),
-    })
+    env.update(
+        {
+            E.ITEM_INDEX: item_index,
+            E.STEP_INDEX: step_index,
+            E.STEPS: _step_names(pipeline_spec),
+            E.APP_URL: app_url(step, pipeline=ctx.pipeline, namespace=ctx.namespace),
+            E.APP_PARAMS: json.dumps(merged_parameters(step, run_spec), sort_keys=True),
+            **sidecar_env(step),
+        }
+    )
     if step.get("timeoutSeconds"):
         # Answer within the step's deadline or count as timed out (the Job's deadline kills anyway).
         env[E.HTTP_TIMEOUT] = int(step["timeoutSeconds"])
@@ -259,9 +289,17 @@ def prepare_inputs(ctx: RunContext, run_spec: Mapping[str, Any] | Any) -> list[d
         return []
     payload = runner_input.encode(ctx.uid, {"items": run_spec["items"]})
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PREPARE)
-    return [runner_input.config_map(names.items_config_map_name(ctx.name, ctx.uid), ctx.namespace, labels,
-                                    ctx.owner_reference(), runner_input.ITEMS_KEY, payload,
-                                    f"the {len(run_spec['items'])} inline items")]
+    return [
+        runner_input.config_map(
+            names.items_config_map_name(ctx.name, ctx.uid),
+            ctx.namespace,
+            labels,
+            ctx.owner_reference(),
+            runner_input.ITEMS_KEY,
+            payload,
+            f"the {len(run_spec['items'])} inline items",
+        )
+    ]
 
 
 def prepare_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, operator_image: str) -> dict[str, Any]:
@@ -275,36 +313,62 @@ def prepare_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, operator_ima
     runner = _runner_container(operator_image, "prepare", env, ctx.mount_path)
     pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
     if run_spec.get("items") is not None:
-        path = runner_input.mount(pod_spec, runner, names.items_config_map_name(ctx.name, ctx.uid), runner_input.ITEMS_KEY)
+        path = runner_input.mount(
+            pod_spec, runner, names.items_config_map_name(ctx.name, ctx.uid), runner_input.ITEMS_KEY
+        )
         runner["env"].append({"name": E.ITEMS_FILE, "value": path})
-    return _job(ctx, names.prepare_job_name(ctx.name), labels, pod_spec,
-                retries=PREPARE_RETRIES, deadline=PREPARE_DEADLINE_SECONDS)
+    return _job(
+        ctx,
+        names.prepare_job_name(ctx.name),
+        labels,
+        pod_spec,
+        retries=PREPARE_RETRIES,
+        deadline=PREPARE_DEADLINE_SECONDS,
+    )
 
 
-def states_config_map(name: str, namespace: str, labels: Mapping[str, str], owner_reference: Mapping[str, Any],
-                      owner_uid: str, item_states: str,
-                      failure_reasons: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def states_config_map(
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    owner_reference: Mapping[str, Any],
+    owner_uid: str,
+    item_states: str,
+    failure_reasons: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The ConfigMap holding final item states for a manifest Job (a run's or an AnalysisJob's),
     and why items failed where no pod wrote it (`failurereasons.payload`)."""
     data: dict[str, Any] = {"itemStates": item_states}
     if failure_reasons:
         data["failureReasons"] = dict(failure_reasons)
     payload = runner_input.encode(owner_uid, data)
-    return runner_input.config_map(name, namespace, labels, owner_reference, runner_input.STATES_KEY, payload,
-                                   "the item states")
+    return runner_input.config_map(
+        name, namespace, labels, owner_reference, runner_input.STATES_KEY, payload, "the item states"
+    )
 
 
-def manifest_inputs(ctx: RunContext, item_states: str,
-                    failure_reasons: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def manifest_inputs(
+    ctx: RunContext, item_states: str, failure_reasons: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The ConfigMap `<run>-states` holding `item_states` (and `failure_reasons`) for the
     manifest Job."""
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_MANIFEST)
-    return [states_config_map(names.states_config_map_name(ctx.name, ctx.uid), ctx.namespace, labels,
-                              ctx.owner_reference(), ctx.uid, item_states, failure_reasons)]
+    return [
+        states_config_map(
+            names.states_config_map_name(ctx.name, ctx.uid),
+            ctx.namespace,
+            labels,
+            ctx.owner_reference(),
+            ctx.uid,
+            item_states,
+            failure_reasons,
+        )
+    ]
 
 
-def manifest_job(ctx: RunContext, pipeline_spec: Mapping[str, Any] | Any, operator_image: str,
-                 run_phase: str) -> dict[str, Any]:
+def manifest_job(
+    ctx: RunContext, pipeline_spec: Mapping[str, Any] | Any, operator_image: str, run_phase: str
+) -> dict[str, Any]:
     """The Job writing `<runDir>/manifest.json` from the final item states.
 
     It reads the item states from the ConfigMap of `manifest_inputs`: `status.itemStates` once
@@ -323,7 +387,15 @@ def manifest_job(ctx: RunContext, pipeline_spec: Mapping[str, Any] | Any, operat
     }
     runner = _runner_container(operator_image, "manifest", env, ctx.mount_path)
     pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
-    path = runner_input.mount(pod_spec, runner, names.states_config_map_name(ctx.name, ctx.uid), runner_input.STATES_KEY)
+    path = runner_input.mount(
+        pod_spec, runner, names.states_config_map_name(ctx.name, ctx.uid), runner_input.STATES_KEY
+    )
     runner["env"].append({"name": E.ITEM_STATES_FILE, "value": path})
-    return _job(ctx, names.manifest_job_name(ctx.name), labels, pod_spec,
-                retries=MANIFEST_RETRIES, deadline=MANIFEST_DEADLINE_SECONDS)
+    return _job(
+        ctx,
+        names.manifest_job_name(ctx.name),
+        labels,
+        pod_spec,
+        retries=MANIFEST_RETRIES,
+        deadline=MANIFEST_DEADLINE_SECONDS,
+    )

@@ -1,4 +1,5 @@
 """Standard labels of every object the operator creates, and label-value fitting."""
+
 from __future__ import annotations
 
 import re
@@ -17,14 +18,14 @@ STEP = "mmif.dev/step"
 STEP_INDEX = "mmif.dev/step-index"
 ITEM_INDEX = "mmif.dev/item-index"
 ANALYSIS = "mmif.dev/analysis"
-APP = "mmif.dev/app"                 # a Service-mode app's pods: the app's (injective) object name
-SOURCE_RUN = "mmif.dev/source-run"   # on an AnalysisJob's Jobs (not `mmif.dev/run`: not the run's Jobs)
+APP = "mmif.dev/app"  # a Service-mode app's pods: the app's (injective) object name
+SOURCE_RUN = "mmif.dev/source-run"  # on an AnalysisJob's Jobs (not `mmif.dev/run`: not the run's Jobs)
 
 # Values.
 MANAGER = "mmif-operator"
 PART_OF_VALUE = "mmif-operator"
-NAME_RUNNER = "mmif-runner"   # pods whose main container is mmif-runner (prepare, step, manifest)
-NAME_APP = "clams-app"        # Service-mode app Deployments
+NAME_RUNNER = "mmif-runner"  # pods whose main container is mmif-runner (prepare, step, manifest)
+NAME_APP = "clams-app"  # Service-mode app Deployments
 
 COMPONENT_STEP = "step"
 COMPONENT_PREPARE = "prepare"
@@ -77,8 +78,15 @@ def run_selector(run: str) -> dict[str, str]:
     return {MANAGED_BY: MANAGER, RUN: label_value(run)}
 
 
-def run_job_labels(run: str, pipeline: str, component: str, *, step: str | None = None,
-                   step_index: int | None = None, item_index: int | None = None) -> dict[str, str]:
+def run_job_labels(
+    run: str,
+    pipeline: str,
+    component: str,
+    *,
+    step: str | None = None,
+    step_index: int | None = None,
+    item_index: int | None = None,
+) -> dict[str, str]:
     labels = common_labels(component, instance=run)
     labels[RUN] = label_value(run)
     labels[PIPELINE] = label_value(pipeline)

@@ -20,6 +20,7 @@ NetworkPolicy) are always hashed, over the (pipeline, step) pair: `col` + `a-b` 
 `b` differ. A name is injective, not a claim: an object found under it is used only when it is
 ours (reconcile/ownership.py).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +28,7 @@ import re
 
 MAX_NAME = 63
 HASH_LEN = 8
-HASH_MARK = "--"       # only hashed names contain it
+HASH_MARK = "--"  # only hashed names contain it
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")

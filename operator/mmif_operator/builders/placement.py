@@ -1,4 +1,5 @@
 """Where an app's pods run: its `nodeSelector` and `tolerations` on a pod spec."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -13,6 +13,7 @@ by someone else is never read as this run's (runner/inputs.py): the run fails, s
 A ConfigMap holds at most 1 MiB (`MAX_CONFIGMAP_BYTES`, the API server's bound on its data);
 what does not fit fails the run with `PrepareFailed` and says so.
 """
+
 from __future__ import annotations
 
 import base64
@@ -34,17 +35,30 @@ class TooLarge(ValueError):
     """The value does not fit in a ConfigMap; the message says by how much."""
 
 
-def config_map(name: str, namespace: str, labels: Mapping[str, str], owner_reference: Mapping[str, Any],
-               key: str, payload: bytes, what: str) -> dict[str, Any]:
+def config_map(
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    owner_reference: Mapping[str, Any],
+    key: str,
+    payload: bytes,
+    what: str,
+) -> dict[str, Any]:
     """A ConfigMap dict holding `payload` under `key` (TooLarge when it cannot hold it)."""
     if len(payload) > MAX_CONFIGMAP_BYTES:
-        raise TooLarge(f"{what} take {len(payload)} bytes compressed, more than the {MAX_CONFIGMAP_BYTES} "
-                       f"bytes (1 MiB) a ConfigMap holds")
+        raise TooLarge(
+            f"{what} take {len(payload)} bytes compressed, more than the {MAX_CONFIGMAP_BYTES} "
+            f"bytes (1 MiB) a ConfigMap holds"
+        )
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels),
-                     "ownerReferences": [dict(owner_reference)]},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels),
+            "ownerReferences": [dict(owner_reference)],
+        },
         "immutable": True,
         "binaryData": {key: base64.b64encode(payload).decode("ascii")},
     }
@@ -55,5 +69,7 @@ def mount(pod_spec: dict[str, Any], container: dict[str, Any], config_map_name: 
     # The whole ConfigMap, not `items`: a ConfigMap of that name without the key (not ours) is
     # then a missing file the runner reports, not a volume the kubelet cannot mount.
     pod_spec.setdefault("volumes", []).append({"name": VOLUME, "configMap": {"name": config_map_name}})
-    container.setdefault("volumeMounts", []).append({"name": VOLUME, "mountPath": MOUNT_PATH, "readOnly": True})
+    container.setdefault("volumeMounts", []).append(
+        {"name": VOLUME, "mountPath": MOUNT_PATH, "readOnly": True}
+    )
     return f"{MOUNT_PATH}/{key}"

@@ -4,6 +4,7 @@ A step pod passes the `restricted` Pod Security Standard when the app runs as no
 (`runAsNonRoot: true` and, if set, a non-zero `runAsUser` on the step): seccomp RuntimeDefault,
 no privilege escalation, every capability dropped, non-root runner, no service account token.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,16 +28,20 @@ def _base_container_context() -> dict[str, Any]:
 def runner_security_context() -> dict[str, Any]:
     """mmif-runner: non-root, read-only root filesystem (it writes only the workspace and /tmp)."""
     ctx = _base_container_context()
-    ctx.update({
-        "runAsNonRoot": True,
-        "runAsUser": RUNNER_UID,
-        "runAsGroup": RUNNER_GID,
-        "readOnlyRootFilesystem": True,
-    })
+    ctx.update(
+        {
+            "runAsNonRoot": True,
+            "runAsUser": RUNNER_UID,
+            "runAsGroup": RUNNER_GID,
+            "readOnlyRootFilesystem": True,
+        }
+    )
     return ctx
 
 
-def app_security_context(run_as_user: int | None = None, run_as_non_root: bool | None = None) -> dict[str, Any]:
+def app_security_context(
+    run_as_user: int | None = None, run_as_non_root: bool | None = None
+) -> dict[str, Any]:
     """The CLAMS app: its image's user unless the step sets `runAsUser` / `runAsNonRoot`."""
     ctx = _base_container_context()
     if run_as_user is not None:

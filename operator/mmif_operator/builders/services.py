@@ -6,6 +6,7 @@ MMIF documents resolve in both. Since those pods can read the namespace's volume
 NetworkPolicy admits traffic to them only from the operator's step and analysis pods of the same
 namespace (where a NetworkPolicy controller enforces it; docs/howto.md says what holds without).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -54,8 +55,9 @@ def _metadata(ctx: PipelineContext, step: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def app_deployment(ctx: PipelineContext, pipeline_spec: Mapping[str, Any] | Any,
-                   step: Mapping[str, Any] | Any) -> dict[str, Any]:
+def app_deployment(
+    ctx: PipelineContext, pipeline_spec: Mapping[str, Any] | Any, step: Mapping[str, Any] | Any
+) -> dict[str, Any]:
     pipeline_spec = plain(pipeline_spec)
     step = plain(step)
     workspace = pipeline_spec.get("workspace")
@@ -82,10 +84,12 @@ def app_deployment(ctx: PipelineContext, pipeline_spec: Mapping[str, Any] | Any,
         container["resources"] = resources
     pod_spec: dict[str, Any] = {
         "containers": [container],
-        "volumes": [{
-            "name": WORKSPACE_VOLUME,
-            "persistentVolumeClaim": {"claimName": workspace["claimName"], "readOnly": True},
-        }],
+        "volumes": [
+            {
+                "name": WORKSPACE_VOLUME,
+                "persistentVolumeClaim": {"claimName": workspace["claimName"], "readOnly": True},
+            }
+        ],
     }
     place_pod(pod_spec, step)
     security.secure_pod_spec(pod_spec)
@@ -123,8 +127,10 @@ CLIENT_COMPONENTS = (L.COMPONENT_STEP, L.COMPONENT_ANALYZE)
 
 def app_clients_selector() -> dict[str, Any]:
     """The podSelector of the pods allowed to reach an app (same namespace only)."""
-    return {"matchLabels": {L.MANAGED_BY: L.MANAGER},
-            "matchExpressions": [{"key": L.COMPONENT, "operator": "In", "values": list(CLIENT_COMPONENTS)}]}
+    return {
+        "matchLabels": {L.MANAGED_BY: L.MANAGER},
+        "matchExpressions": [{"key": L.COMPONENT, "operator": "In", "values": list(CLIENT_COMPONENTS)}],
+    }
 
 
 def app_network_policy(ctx: PipelineContext, step: Mapping[str, Any] | Any) -> dict[str, Any]:
@@ -139,9 +145,11 @@ def app_network_policy(ctx: PipelineContext, step: Mapping[str, Any] | Any) -> d
         "spec": {
             "podSelector": {"matchLabels": L.app_service_selector(ctx.name, step["name"])},
             "policyTypes": ["Ingress"],
-            "ingress": [{
-                "from": [{"podSelector": app_clients_selector()}],
-                "ports": [{"protocol": "TCP", "port": step_port(step)}],
-            }],
+            "ingress": [
+                {
+                    "from": [{"podSelector": app_clients_selector()}],
+                    "ports": [{"protocol": "TCP", "port": step_port(step)}],
+                }
+            ],
         },
     }

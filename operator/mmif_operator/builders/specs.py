@@ -5,6 +5,7 @@ The builders and the reconciler work on plain camelCase dicts, as kopf hands the
 too and dumped by alias. Defaults mirror docs/reference.md, so a dict written by hand (a test,
 an object created before a default existed) reads the same as a defaulted one.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -5,6 +5,7 @@ Served by kopf's webhook server inside the operator, behind the Service `mmif-op
 manifests (failurePolicy Fail); at start the operator loads or creates its serving certificate
 (Secret `mmif-operator-webhook-tls`) and sets the configuration's caBundle to that CA.
 """
+
 from __future__ import annotations
 
 import base64
@@ -51,20 +52,28 @@ async def load_or_create_cert(kube: Kube, cfg: Config) -> certs.ServingCert:
         return current
     fresh = certs.generate(names)
     body: dict[str, Any] = {
-        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-        "metadata": {"name": cfg.webhook_secret, "namespace": cfg.namespace,
-                     "labels": {"app.kubernetes.io/name": "mmif-operator",
-                                "app.kubernetes.io/component": "webhook"}},
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": cfg.webhook_secret,
+            "namespace": cfg.namespace,
+            "labels": {"app.kubernetes.io/name": "mmif-operator", "app.kubernetes.io/component": "webhook"},
+        },
         "data": fresh.to_secret_data(),
     }
     if secret is None:
-        if not await kube.create(body):     # created meanwhile (another start): use that one
+        if not await kube.create(body):  # created meanwhile (another start): use that one
             return await load_or_create_cert(kube, cfg)
     else:
         body["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
         await kube.replace(body)
-    log.info("webhook: new serving certificate for %s stored in Secret %s/%s", names[2], cfg.namespace,
-             cfg.webhook_secret)
+    log.info(
+        "webhook: new serving certificate for %s stored in Secret %s/%s",
+        names[2],
+        cfg.namespace,
+        cfg.webhook_secret,
+    )
     return fresh
 
 
@@ -85,23 +94,38 @@ async def start_webhook(settings: kopf.OperatorSettings, kube: Kube, cfg: Config
     ca_bundle = base64.b64encode(cert.ca_pem).decode("ascii")
     hooks = await kube.patch_webhook_ca_bundle(cfg.webhook_configuration, ca_bundle)
     if not hooks:
-        log.warning("webhook: MutatingWebhookConfiguration %s not found: install manifests/ "
-                    "(requesters are recorded only through it)", cfg.webhook_configuration)
+        log.warning(
+            "webhook: MutatingWebhookConfiguration %s not found: install manifests/ "
+            "(requesters are recorded only through it)",
+            cfg.webhook_configuration,
+        )
     # The validating webhook (handlers/validation.py) shares the server, so the CA, and the name.
     if not await kube.patch_webhook_ca_bundle(cfg.webhook_configuration, ca_bundle, kind="validating"):
-        log.warning("webhook: ValidatingWebhookConfiguration %s not found: install manifests/ "
-                    "(app urls are checked only through it)", cfg.webhook_configuration)
+        log.warning(
+            "webhook: ValidatingWebhookConfiguration %s not found: install manifests/ "
+            "(app urls are checked only through it)",
+            cfg.webhook_configuration,
+        )
     try:
         _operator_username = (await kube.whoami()).get("username")
     except KubeError as e:
-        log.warning("webhook: cannot learn the operator's own user name (%s); triggered analyses "
-                    "will be rejected", e)
-    settings.admission.server = WebhookServer(addr="0.0.0.0", port=cfg.webhook_port,
-                                              certfile=paths["tls.crt"], pkeyfile=paths["tls.key"],
-                                              cadata=cert.ca_pem)
+        log.warning(
+            "webhook: cannot learn the operator's own user name (%s); triggered analyses will be rejected", e
+        )
+    settings.admission.server = WebhookServer(
+        addr="0.0.0.0",
+        port=cfg.webhook_port,
+        certfile=paths["tls.crt"],
+        pkeyfile=paths["tls.key"],
+        cadata=cert.ca_pem,
+    )
     settings.admission.managed = None
-    log.info("webhook: serving on :%d as %s (operator user %s)", cfg.webhook_port, cfg.webhook_service,
-             _operator_username)
+    log.info(
+        "webhook: serving on :%d as %s (operator user %s)",
+        cfg.webhook_port,
+        cfg.webhook_service,
+        _operator_username,
+    )
 
 
 def _review(kind: str, operation: str | None, userinfo: Any, spec: Any, old: Any, patch: Any) -> None:
@@ -115,15 +139,18 @@ def _review(kind: str, operation: str | None, userinfo: Any, spec: Any, old: Any
 
 
 @kopf.on.mutate(API_GROUP, VERSION, RUN_PLURAL, id="requester-pipelineruns", operations=["CREATE", "UPDATE"])
-def requester_pipelineruns(*, operation: str | None = None, userinfo: Any, spec: Any, old: Any = None, patch: Any,
-                           **_: Any) -> None:
+def requester_pipelineruns(
+    *, operation: str | None = None, userinfo: Any, spec: Any, old: Any = None, patch: Any, **_: Any
+) -> None:
     """Record who creates a PipelineRun; reject a forged or changed `spec.requester`."""
     _review("PipelineRun", operation, userinfo, spec, old, patch)
 
 
-@kopf.on.mutate(API_GROUP, VERSION, ANALYSIS_PLURAL, id="requester-analysisjobs", operations=["CREATE", "UPDATE"])
-def requester_analysisjobs(*, operation: str | None = None, userinfo: Any, spec: Any, old: Any = None, patch: Any,
-                           **_: Any) -> None:
+@kopf.on.mutate(
+    API_GROUP, VERSION, ANALYSIS_PLURAL, id="requester-analysisjobs", operations=["CREATE", "UPDATE"]
+)
+def requester_analysisjobs(
+    *, operation: str | None = None, userinfo: Any, spec: Any, old: Any = None, patch: Any, **_: Any
+) -> None:
     """Record who creates an AnalysisJob; reject a forged or changed `spec.requester`."""
     _review("AnalysisJob", operation, userinfo, spec, old, patch)
-

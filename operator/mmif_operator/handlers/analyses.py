@@ -13,12 +13,13 @@ requester, then the AnalysisJob (owned by the run) or an `AnalysisNotAuthorized`
 Event on the run; an AnalysisJob of that name the run does not own is left alone and recorded
 `NameConflict` (reconcile/ownership.py).
 """
+
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -35,15 +36,27 @@ from ..reconcile.analysis import TERMINAL_PHASES, AnalysisPlan, needs_terminatio
 from ..reconcile.observed import ObservedJob
 from ..reconcile.podstart import StartFailure, analysis_bounds, apply_start_failures
 from . import runtime
-from .runner_inputs import create_config_maps, delete_config_maps
 from .jobs import JobSummaries
-from .loop import MAX_CREATES_PER_PASS, Next, Refusals, bounded, create_jobs, reconcile_forever, resync_timeout
+from .loop import (
+    MAX_CREATES_PER_PASS,
+    Next,
+    Refusals,
+    bounded,
+    create_jobs,
+    reconcile_forever,
+    resync_timeout,
+)
 from .podstart import PodStartWatch
+from .runner_inputs import create_config_maps, delete_config_maps
 
 log = logging.getLogger(__name__)
 VERSION = "v1alpha1"
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
-_ANALYSIS_JOBS: dict[str, Any] = {L.MANAGED_BY: L.MANAGER, L.ANALYSIS: kopf.PRESENT, L.COMPONENT: kopf.PRESENT}
+_ANALYSIS_JOBS: dict[str, Any] = {
+    L.MANAGED_BY: L.MANAGER,
+    L.ANALYSIS: kopf.PRESENT,
+    L.COMPONENT: kopf.PRESENT,
+}
 
 
 def analysis_key(namespace: str, name: str) -> tuple[str, str]:
@@ -58,12 +71,19 @@ class AnalysisPass:
     plan: AnalysisPlan | None = None
 
 
-async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | None,
-                             observed: Iterable[ObservedJob], *, operator_image: str,
-                             now: datetime | None = None,
-                             post_event: EventPoster = k8s_events.post,
-                             refusals: Refusals | None = None,
-                             start_failures: Mapping[str, StartFailure] | None = None) -> AnalysisPass:
+async def reconcile_analysis(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    uid: str | None,
+    observed: Iterable[ObservedJob],
+    *,
+    operator_image: str,
+    now: datetime | None = None,
+    post_event: EventPoster = k8s_events.post,
+    refusals: Refusals | None = None,
+    start_failures: Mapping[str, StartFailure] | None = None,
+) -> AnalysisPass:
     """One pass over one AnalysisJob (see the module docstring); `refusals` as for runs
     (handlers/runs.reconcile_run); `start_failures`: Jobs whose pod cannot start
     (handlers/podstart.py), planned as failed with that reason and message."""
@@ -76,57 +96,77 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
     refusals = refusals if refusals is not None else Refusals()
     start_failures = start_failures or {}
     own_uid = meta.get("uid") or ""
-    jobs = apply_start_failures([j for j in refusals.merged(observed, own_uid) if j.owned_by(own_uid)],
-                                start_failures)
+    jobs = apply_start_failures(
+        [j for j in refusals.merged(observed, own_uid) if j.owned_by(own_uid)], start_failures
+    )
     uids = {j.name: j.uid for j in jobs if j.uid}
     messages: dict[str, Any] = {}
     for job_name in needs_termination_messages(jobs):
         if job_name in start_failures:
-            continue                  # its pod never ran: no termination message to read
+            continue  # its pod never ran: no termination message to read
         try:
             job_uid = uids.get(job_name)
-            text = await (kube.job_termination_message(namespace, job_name, uid=job_uid) if job_uid
-                          else kube.job_termination_message(namespace, job_name))
+            text = await (
+                kube.job_termination_message(namespace, job_name, uid=job_uid)
+                if job_uid
+                else kube.job_termination_message(namespace, job_name)
+            )
         except KubeError as e:
-            log.warning("analysis %s/%s: reading the termination message of Job %s: %s",
-                        namespace, name, job_name, e)
+            log.warning(
+                "analysis %s/%s: reading the termination message of Job %s: %s", namespace, name, job_name, e
+            )
             continue
         if text:
             messages[job_name] = text
-    plan = plan_analysis(aj, run, jobs, now or datetime.now(timezone.utc), operator_image=operator_image,
-                         termination_messages=messages)
+    plan = plan_analysis(
+        aj, run, jobs, now or datetime.now(UTC), operator_image=operator_image, termination_messages=messages
+    )
     result = AnalysisPass(requeue_after=plan.requeue_after, plan=plan, done=plan.done)
     # At most MAX_CREATES_PER_PASS now, 16 at a time (as a run's loop); the rest at once after.
     creates = plan.create[:MAX_CREATES_PER_PASS]
     if len(plan.create) > len(creates):
         result.requeue_after = 0.0
-    failed = bool(plan.create_config_maps) and not await create_config_maps(   # what the Jobs read: first
-        kube, plan.create_config_maps, aj, f"analysis {namespace}/{name}", post_event)
+    failed = bool(plan.create_config_maps) and not await create_config_maps(  # what the Jobs read: first
+        kube, plan.create_config_maps, aj, f"analysis {namespace}/{name}", post_event
+    )
     if not failed:
         outcome = await create_jobs(kube, creates, aj, f"analysis {namespace}/{name}", post_event)
         if refusals.add(outcome.refused):
-            result.requeue_after = 0.0      # plan again at once: the planner fails their items
+            result.requeue_after = 0.0  # plan again at once: the planner fails their items
         failed = outcome.failed
     if failed:
         result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
     if plan.status_patch:
         try:
-            await kube.patch_status(ANALYSIS_PLURAL, namespace, name, plan.status_patch,
-                                    resource_version=meta.get("resourceVersion"))
+            await kube.patch_status(
+                ANALYSIS_PLURAL,
+                namespace,
+                name,
+                plan.status_patch,
+                resource_version=meta.get("resourceVersion"),
+            )
         except KubeError as e:
             if e.conflict or e.not_found:
                 return AnalysisPass(requeue_after=0.0, done=e.not_found, gone=e.not_found)
             raise
-    await delete_config_maps(kube, namespace, plan.delete_config_maps, own_uid, f"analysis {namespace}/{name}")
-    outcomes = await bounded([partial(kube.delete_job, namespace, n, uid=uids.get(n) or None)
-                              for n in plan.delete])
+    await delete_config_maps(
+        kube, namespace, plan.delete_config_maps, own_uid, f"analysis {namespace}/{name}"
+    )
+    outcomes = await bounded(
+        [partial(kube.delete_job, namespace, n, uid=uids.get(n) or None) for n in plan.delete]
+    )
     for job_name, outcome in zip(plan.delete, outcomes, strict=True):
         if isinstance(outcome, BaseException):
             log.warning("analysis %s/%s: deleting Job %s: %s", namespace, name, job_name, outcome)
             result.requeue_after = min(result.requeue_after or 10.0, 10.0)
     if plan.phase != (aj.get("status") or {}).get("phase"):
-        log.info("analysis %s/%s: %s -> %s", namespace, name, (aj.get("status") or {}).get("phase") or "new",
-                 plan.phase)
+        log.info(
+            "analysis %s/%s: %s -> %s",
+            namespace,
+            name,
+            (aj.get("status") or {}).get("phase") or "new",
+            plan.phase,
+        )
     for event in plan.events:
         post_event(aj, event.type, event.reason, event.message)
     return result
@@ -134,8 +174,14 @@ async def reconcile_analysis(kube: Kube, namespace: str, name: str, uid: str | N
 
 # -- triggered analyses -----------------------------------------------------------------------
 
-async def trigger_analyses(kube: Kube, run: Mapping[str, Any], *, now: datetime | None = None,
-                           post_event: EventPoster = k8s_events.post) -> list[triggers.Decision]:
+
+async def trigger_analyses(
+    kube: Kube,
+    run: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+    post_event: EventPoster = k8s_events.post,
+) -> list[triggers.Decision]:
     """Decide every analysis of the run's Pipeline snapshot not decided yet (see module doc)."""
     templates = triggers.pending_templates(run)
     if not templates:
@@ -157,26 +203,36 @@ async def trigger_analyses(kube: Kube, run: Mapping[str, Any], *, now: datetime 
                 decision = decision.not_created(triggers.NAME_CONFLICT, e.message)
             except KubeError as e:
                 if not e.invalid:
-                    raise           # e.g. an earlier same-named run's AnalysisJob still going: later
-                decision = decision.not_created(triggers.CREATE_FAILED,
-                                                f"the API server refused AnalysisJob {decision.analysis_job}: "
-                                                f"{e.message}")
+                    raise  # e.g. an earlier same-named run's AnalysisJob still going: later
+                decision = decision.not_created(
+                    triggers.CREATE_FAILED,
+                    f"the API server refused AnalysisJob {decision.analysis_job}: {e.message}",
+                )
         state = decision.recorded_state
         if state == triggers.CREATED:
-            post_event(run, "Normal", "AnalysisCreated", f"AnalysisJob {decision.analysis_job} created "
-                       f"for {(requester or {}).get('username')}")
+            post_event(
+                run,
+                "Normal",
+                "AnalysisCreated",
+                f"AnalysisJob {decision.analysis_job} created for {(requester or {}).get('username')}",
+            )
         else:
             reason = {triggers.NOT_AUTHORIZED: triggers.R_NOT_AUTHORIZED}.get(state, state)
             post_event(run, "Warning", reason, f"analysis {decision.name}: {decision.message}")
         decisions.append(decision)
-    patch = triggers.status_patch(run, decisions, now or datetime.now(timezone.utc))
+    patch = triggers.status_patch(run, decisions, now or datetime.now(UTC))
     await kube.patch_status(RUN_PLURAL, namespace, meta.get("name", ""), patch)
-    log.info("run %s/%s: analyses %s", namespace, meta.get("name"),
-             ", ".join(f"{d.name}={d.recorded_state}" for d in decisions))
+    log.info(
+        "run %s/%s: analyses %s",
+        namespace,
+        meta.get("name"),
+        ", ".join(f"{d.name}={d.recorded_state}" for d in decisions),
+    )
     return decisions
 
 
 # -- kopf handlers ----------------------------------------------------------------------------
+
 
 def analysis_index_entry(namespace: str | None, body: Any) -> dict[tuple[str, str], ObservedJob] | None:
     summary = ObservedJob.from_job(body)
@@ -213,45 +269,72 @@ def _not_over(status: Any, **_: Any) -> bool:
 
 
 def _ref(namespace: str, name: str, uid: str | None) -> dict[str, Any]:
-    return {"apiVersion": f"{API_GROUP}/{VERSION}", "kind": "AnalysisJob",
-            "metadata": {"name": name, "namespace": namespace, "uid": uid}}
+    return {
+        "apiVersion": f"{API_GROUP}/{VERSION}",
+        "kind": "AnalysisJob",
+        "metadata": {"name": name, "namespace": namespace, "uid": uid},
+    }
 
 
 # kopf passes the index `analysis_jobs` by name, which its DaemonFn protocol cannot list.
 @kopf.daemon(API_GROUP, VERSION, ANALYSIS_PLURAL, id="analysis-loop", when=_not_over)  # type: ignore[arg-type]
-async def analysis_loop(name: str, namespace: str | None, uid: str, spec: Any, stopped: Any, logger: kopf.Logger,
-                        analysis_jobs: kopf.Index, **_: Any) -> None:
-    assert namespace is not None     # a namespaced resource: kopf's None is for cluster-scoped ones
+async def analysis_loop(
+    name: str,
+    namespace: str | None,
+    uid: str,
+    spec: Any,
+    stopped: Any,
+    logger: kopf.Logger,
+    analysis_jobs: kopf.Index,
+    **_: Any,
+) -> None:
+    assert namespace is not None  # a namespaced resource: kopf's None is for cluster-scoped ones
     key = analysis_key(namespace, name)
     cfg = runtime.config()
     waker = runtime.ANALYSIS_WAKERS.register(key, run=(namespace, (spec.get("runRef") or {}).get("name")))
     refusals = Refusals()
     # Pods that cannot start make no Job event: looked at beside the loop (handlers/podstart.py).
-    pods = PodStartWatch(namespace, {L.ANALYSIS: L.label_value(name)}, _ref(namespace, name, uid),
-                         wake=waker.wake, waiting_event="PodWaiting")
-    bounds = analysis_bounds({"spec": spec})         # the spec is immutable
+    pods = PodStartWatch(
+        namespace,
+        {L.ANALYSIS: L.label_value(name)},
+        _ref(namespace, name, uid),
+        wake=waker.wake,
+        waiting_event="PodWaiting",
+    )
+    bounds = analysis_bounds({"spec": spec})  # the spec is immutable
 
     async def one_pass(_refresh: bool) -> Next:
         jobs = list(analysis_jobs.get(key, ()))
         pods.prune(jobs)
-        result = await reconcile_analysis(runtime.kube(), namespace, name, uid, jobs,
-                                          operator_image=cfg.operator_image, refusals=refusals,
-                                          start_failures=pods.failures)
+        result = await reconcile_analysis(
+            runtime.kube(),
+            namespace,
+            name,
+            uid,
+            jobs,
+            operator_image=cfg.operator_image,
+            refusals=refusals,
+            start_failures=pods.failures,
+        )
         if result.gone:
             return Next(stop=True)
         if result.done:
-            return Next(timeout=None)    # kopf stops the daemon once it sees the final status
+            return Next(timeout=None)  # kopf stops the daemon once it sees the final status
         timeout = resync_timeout(result.requeue_after, cfg.resync_seconds)
         plan = result.plan
-        if (any(not j.finished for j in jobs) or (plan is not None and plan.create)
-                or (plan is not None and plan.status.get("itemsRunning"))):
+        if (
+            any(not j.finished for j in jobs)
+            or (plan is not None and plan.create)
+            or (plan is not None and plan.status.get("itemsRunning"))
+        ):
             pods.maybe_look(runtime.kube(), jobs, bounds)
             timeout = min(timeout, max(pods.seconds_left(), 0.5))
         return Next(timeout=timeout)
 
     try:
-        await reconcile_forever(waker, stopped, logger, kind="analysis", ref=_ref(namespace, name, uid),
-                                one_pass=one_pass)
+        await reconcile_forever(
+            waker, stopped, logger, kind="analysis", ref=_ref(namespace, name, uid), one_pass=one_pass
+        )
     finally:
         pods.cancel()
         runtime.ANALYSIS_WAKERS.unregister(waker)

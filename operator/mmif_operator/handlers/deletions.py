@@ -8,6 +8,7 @@ names still being deleted. A failed delete is only logged and forgotten: the Job
 index, so a later pass plans its delete again. Nothing here is needed after a restart: a new
 process plans the same deletes from the status.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,9 @@ MAX_CONCURRENT_DELETES = 16
 
 
 class BackgroundDeletes:
-    def __init__(self, delete: Callable[..., Awaitable[Any]], *, limit: int = MAX_CONCURRENT_DELETES,
-                 label: str = ""):
+    def __init__(
+        self, delete: Callable[..., Awaitable[Any]], *, limit: int = MAX_CONCURRENT_DELETES, label: str = ""
+    ):
         self._delete = delete
         self._sem = asyncio.Semaphore(limit)
         self._tasks: dict[str, asyncio.Task[Any]] = {}
@@ -53,7 +55,7 @@ class BackgroundDeletes:
                 await (self._delete(name, uid) if uid else self._delete(name))
             except asyncio.CancelledError:
                 raise
-            except Exception as e:     # noqa: BLE001 - planned again by a later pass
+            except Exception as e:  # noqa: BLE001 - planned again by a later pass
                 self.failures += 1
                 log.warning("%sdeleting Job %s: %s", self.label, name, e)
 

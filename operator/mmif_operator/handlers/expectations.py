@@ -7,6 +7,7 @@ that re-creates the previous pass's Jobs instead of the next ones. The loop reme
 created and skips those names until the index shows them. Only an optimisation, never needed for
 correctness: after `ttl` seconds, or in a new process, a Job still missing is created again.
 """
+
 from __future__ import annotations
 
 import time

@@ -8,6 +8,7 @@ A Job changes about five times in its life (created, pod active, ready, finished
 the changes the planner reads wake the loop (`changes_plan`: finished, or gone unfinished), so a
 busy run makes passes for work, not for pod counts.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -7,6 +7,7 @@ at every retry) and tries again with backoff. A crash never ends the loop, and n
 needed after a restart: every pass recomputes from the cluster. `bounded` is how a pass sends
 many writes at once (creates, deletes) without flooding the API server.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,8 +45,8 @@ MAX_CREATES_PER_PASS = MAX_CONCURRENT_WRITES
 class Next:
     """What a pass asks of its loop."""
 
-    stop: bool = False              # end the daemon (the object is gone)
-    timeout: float | None = None    # the next pass in this many seconds without a wake-up (None: only on one)
+    stop: bool = False  # end the daemon (the object is gone)
+    timeout: float | None = None  # the next pass in this many seconds without a wake-up (None: only on one)
 
 
 def resync_timeout(requeue_after: float | None, resync_seconds: float) -> float:
@@ -55,14 +56,21 @@ def resync_timeout(requeue_after: float | None, resync_seconds: float) -> float:
     return min(max(requeue_after, 0.0), resync_seconds)
 
 
-async def reconcile_forever(waker: Waker, stopped: Any, logger: logging.Logger | logging.LoggerAdapter[Any], *, kind: str,
-                            ref: Mapping[str, Any], one_pass: Callable[[bool], Awaitable[Next]],
-                            debounce: float = DEBOUNCE_SECONDS) -> None:
+async def reconcile_forever(
+    waker: Waker,
+    stopped: Any,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    *,
+    kind: str,
+    ref: Mapping[str, Any],
+    one_pass: Callable[[bool], Awaitable[Next]],
+    debounce: float = DEBOUNCE_SECONDS,
+) -> None:
     """Run `one_pass(refresh)` at once, then after each wake-up or timer, until it says stop or
     kopf stops the daemon. `refresh` is True when the pass should read its object again rather
     than trust a copy it kept: a wake asked so (the spec changed), or a long timer came due."""
     failures = 0
-    timeout: float | None = 0.0          # the first pass at once
+    timeout: float | None = 0.0  # the first pass at once
     while True:
         wake = await waker.wait(timeout, stopped)
         if wake is Wake.STOPPED:
@@ -76,12 +84,15 @@ async def reconcile_forever(waker: Waker, stopped: Any, logger: logging.Logger |
             step = await one_pass(refresh)
         except asyncio.CancelledError:
             raise
-        except Exception as e:     # noqa: BLE001 - keep the loop alive; retry with backoff
+        except Exception as e:  # noqa: BLE001 - keep the loop alive; retry with backoff
             failures += 1
             metrics.RECONCILE_ERRORS.labels(kind=kind).inc()
             timeout = backoff(failures)
-            logger.warning(f"reconcile failed ({failures} in a row), retrying in {timeout:.0f}s: "
-                           f"{type(e).__name__}: {e}", exc_info=failures == 1)
+            logger.warning(
+                f"reconcile failed ({failures} in a row), retrying in {timeout:.0f}s: "
+                f"{type(e).__name__}: {e}",
+                exc_info=failures == 1,
+            )
             if failures in (1, 5):
                 k8s_events.post(ref, "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
             continue
@@ -93,7 +104,9 @@ async def reconcile_forever(waker: Waker, stopped: Any, logger: logging.Logger |
         timeout = step.timeout
 
 
-async def bounded(calls: Iterable[Callable[[], Awaitable[Any]]], limit: int = MAX_CONCURRENT_WRITES) -> list[Any]:
+async def bounded(
+    calls: Iterable[Callable[[], Awaitable[Any]]], limit: int = MAX_CONCURRENT_WRITES
+) -> list[Any]:
     """Run the coroutine factories with at most `limit` in flight; their results or exceptions,
     in order."""
     sem = asyncio.Semaphore(limit)
@@ -109,9 +122,9 @@ async def bounded(calls: Iterable[Callable[[], Awaitable[Any]]], limit: int = MA
 class Creates:
     """What a round of creates did."""
 
-    created: list[str]                  # names created now, or found existing and ours
-    failed: bool                        # some create failed in a way worth retrying
-    refused: list[ObservedJob]          # permanent refusals, as failed Jobs (`observed.refused`)
+    created: list[str]  # names created now, or found existing and ours
+    failed: bool  # some create failed in a way worth retrying
+    refused: list[ObservedJob]  # permanent refusals, as failed Jobs (`observed.refused`)
 
 
 def refusal(body: Mapping[str, Any], error: BaseException) -> ObservedJob | None:
@@ -121,13 +134,21 @@ def refusal(body: Mapping[str, Any], error: BaseException) -> ObservedJob | None
     if isinstance(error, NameConflict):
         return observed.refused(body, observed.R_NAME_CONFLICT, error.message)
     if isinstance(error, KubeError) and error.invalid:
-        return observed.refused(body, observed.R_CREATE_FAILED,
-                                f"the API server refused Job {body['metadata']['name']}: {error.message}")
+        return observed.refused(
+            body,
+            observed.R_CREATE_FAILED,
+            f"the API server refused Job {body['metadata']['name']}: {error.message}",
+        )
     return None
 
 
-async def create_jobs(kube: Kube, bodies: list[dict[str, Any]], owner: Mapping[str, Any], what: str,
-                      post_event: Callable[[Mapping[str, Any], str, str, str], None]) -> Creates:
+async def create_jobs(
+    kube: Kube,
+    bodies: list[dict[str, Any]],
+    owner: Mapping[str, Any],
+    what: str,
+    post_event: Callable[[Mapping[str, Any], str, str, str], None],
+) -> Creates:
     """Create `bodies` (Jobs) with `bounded` concurrency; an existing Job counts as created only
     when it is ours (`Kube.create`). Permanent refusals (a name held by another's object, an
     invalid Job) come back as `refused` summaries, for the planner to fail their item or run
@@ -150,8 +171,12 @@ async def create_jobs(kube: Kube, bodies: list[dict[str, Any]], owner: Mapping[s
     for body, error in errors[:3]:
         log.warning("%s: creating Job %s: %s", what, body["metadata"]["name"], error)
     if errors:
-        post_event(owner, "Warning", "CreateFailed",
-                   f"{len(errors)} of {len(bodies)} Jobs could not be created: {errors[0][1]}")
+        post_event(
+            owner,
+            "Warning",
+            "CreateFailed",
+            f"{len(errors)} of {len(bodies)} Jobs could not be created: {errors[0][1]}",
+        )
     return Creates(created=created, failed=bool(errors), refused=refused)
 
 

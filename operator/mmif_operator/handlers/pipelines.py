@@ -16,6 +16,7 @@ app Deployments, Services and NetworkPolicies (scaled, edited or deleted by hand
 timer while a step is not ready (pods are not watched), and the resync timer. A Pipeline that
 appears also wakes the runs waiting for it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,23 +24,27 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
 from ..builders import labels as L
+from ..builders import names
 from ..builders.specs import API_GROUP
 from ..k8s import events as k8s_events
-from ..builders import names
 from ..k8s.ops import Kube, KubeError, NameConflict, owned_by
 from ..reconcile.pipeline import (
-    CONDITION_READY, compute_pipeline_status, desired_app_objects, drift, stale_app_objects,
+    CONDITION_READY,
+    compute_pipeline_status,
+    desired_app_objects,
+    drift,
+    stale_app_objects,
     waiting_reasons_from_pods,
 )
 from . import runtime
-from .runs import EventPoster, spec_changed
 from .loop import Next, reconcile_forever, resync_timeout
+from .runs import EventPoster, spec_changed
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +98,25 @@ def status_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> boo
     return any(old.get(k) != v for k, v in new.items())
 
 
-async def reconcile_pipeline(kube: Kube, namespace: str, name: str, uid: str | None, *,
-                             now: datetime | None = None,
-                             post_event: EventPoster = k8s_events.post) -> PipelinePass:
+async def reconcile_pipeline(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    uid: str | None,
+    *,
+    now: datetime | None = None,
+    post_event: EventPoster = k8s_events.post,
+) -> PipelinePass:
     pipeline = await kube.get_custom(PLURAL, namespace, name)
     meta = (pipeline or {}).get("metadata") or {}
     if pipeline is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
         return PipelinePass(done=True)
     puid = meta.get("uid") or ""
-    selector = {L.MANAGED_BY: L.MANAGER, L.COMPONENT: L.COMPONENT_APP_SERVICE,
-                L.PIPELINE: L.label_value(name)}
+    selector = {
+        L.MANAGED_BY: L.MANAGER,
+        L.COMPONENT: L.COMPONENT_APP_SERVICE,
+        L.PIPELINE: L.label_value(name),
+    }
     existing: dict[str, dict[str, dict[str, Any]]] = {}
     for kind in APP_KINDS:
         objs = await kube.list(kind, namespace, selector)
@@ -110,12 +124,14 @@ async def reconcile_pipeline(kube: Kube, namespace: str, name: str, uid: str | N
 
     try:
         desired = desired_app_objects(pipeline)
-    except ValueError as e:     # e.g. a Service step without spec.workspace (the CRD forbids it)
+    except ValueError as e:  # e.g. a Service step without spec.workspace (the CRD forbids it)
         desired = []
         log.warning("pipeline %s/%s: %s", namespace, name, e)
     requeue: float | None = None
-    step_of = {names.app_service_name(name, s["name"]): s["name"]
-               for s in ((pipeline.get("spec") or {}).get("steps") or [])}
+    step_of = {
+        names.app_service_name(name, s["name"]): s["name"]
+        for s in ((pipeline.get("spec") or {}).get("steps") or [])
+    }
     conflicts: dict[str, str] = {}
     old_status = pipeline.get("status") or {}
 
@@ -126,13 +142,14 @@ async def reconcile_pipeline(kube: Kube, namespace: str, name: str, uid: str | N
         if have is not None:
             changed = drift(body, have)
             if not changed:
-                continue                  # as desired: no write
+                continue  # as desired: no write
             # Server-side apply updates what drifted (forced: a `kubectl scale` gives the
             # replicas back), and drops fields an earlier apply set that the desired object no
             # longer has (e.g. a removed nodeSelector).
             existing[kind][obj_name] = await kube.apply(body)
-            log.info("pipeline %s/%s: updated %s %s (%s)", namespace, name, kind, obj_name,
-                     ", ".join(changed[:5]))
+            log.info(
+                "pipeline %s/%s: updated %s %s (%s)", namespace, name, kind, obj_name, ", ".join(changed[:5])
+            )
             continue
         # Not in our list: create it. A 409 is ours only when the object has our uid (its labels
         # were edited: apply them back); anyone else's is left alone: a name conflict.
@@ -148,11 +165,17 @@ async def reconcile_pipeline(kube: Kube, namespace: str, name: str, uid: str | N
         except KubeError as e:
             if not e.conflict:
                 raise
-            requeue = NOT_READY_REQUEUE_SECONDS     # an earlier same-named Pipeline's object goes
+            requeue = NOT_READY_REQUEUE_SECONDS  # an earlier same-named Pipeline's object goes
             continue
         existing[kind][obj_name] = body if created else await kube.apply(body)
-        log.info("pipeline %s/%s: %s %s %s", namespace, name, "created" if created else "re-applied",
-                 kind, obj_name)
+        log.info(
+            "pipeline %s/%s: %s %s %s",
+            namespace,
+            name,
+            "created" if created else "re-applied",
+            kind,
+            obj_name,
+        )
 
     for kind in APP_KINDS:
         for stale in stale_app_objects(pipeline, existing[kind]):
@@ -162,18 +185,20 @@ async def reconcile_pipeline(kube: Kube, namespace: str, name: str, uid: str | N
             existing[kind].pop(stale, None)
 
     deployments = list(existing["Deployment"].values())
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     status = compute_pipeline_status(pipeline, deployments, now, conflicts=conflicts)
     if not all(s.get("ready") for s in status["steps"]):
         pods = await kube.list("Pod", namespace, selector)
-        status = compute_pipeline_status(pipeline, deployments, now, waiting_reasons_from_pods(pods),
-                                         conflicts=conflicts)
+        status = compute_pipeline_status(
+            pipeline, deployments, now, waiting_reasons_from_pods(pods), conflicts=conflicts
+        )
         requeue = NOT_READY_REQUEUE_SECONDS
     old = old_status
     if status_changed(old, status):
         try:
-            await kube.patch_status(PLURAL, namespace, name, status,
-                                    resource_version=meta.get("resourceVersion"))
+            await kube.patch_status(
+                PLURAL, namespace, name, status, resource_version=meta.get("resourceVersion")
+            )
         except KubeError as e:
             if e.conflict:
                 return PipelinePass(requeue_after=0.0)
@@ -182,17 +207,20 @@ async def reconcile_pipeline(kube: Kube, namespace: str, name: str, uid: str | N
             raise
         if is_ready(status) != is_ready(old):
             cond = next(c for c in status["conditions"] if c["type"] == CONDITION_READY)
-            post_event(pipeline, "Normal" if is_ready(status) else "Warning", cond["reason"],
-                       cond.get("message", ""))
+            post_event(
+                pipeline, "Normal" if is_ready(status) else "Warning", cond["reason"], cond.get("message", "")
+            )
     return PipelinePass(requeue_after=requeue, status=status)
 
 
 # -- kopf handlers -----------------------------------------------------------------------------
 
+
 @kopf.daemon(API_GROUP, VERSION, PLURAL, id="pipeline-loop")
-async def pipeline_loop(name: str, namespace: str | None, uid: str, stopped: Any, logger: kopf.Logger,
-                        **_: Any) -> None:
-    assert namespace is not None     # a namespaced resource: kopf's None is for cluster-scoped ones
+async def pipeline_loop(
+    name: str, namespace: str | None, uid: str, stopped: Any, logger: kopf.Logger, **_: Any
+) -> None:
+    assert namespace is not None  # a namespaced resource: kopf's None is for cluster-scoped ones
     cfg = runtime.config()
     waker = runtime.PIPELINE_WAKERS.register(runtime.pipeline_key(namespace, name))
 
@@ -200,8 +228,11 @@ async def pipeline_loop(name: str, namespace: str | None, uid: str, stopped: Any
         result = await reconcile_pipeline(runtime.kube(), namespace, name, uid)
         return Next(stop=result.done, timeout=resync_timeout(result.requeue_after, cfg.resync_seconds))
 
-    ref = {"apiVersion": f"{API_GROUP}/{VERSION}", "kind": "Pipeline",
-           "metadata": {"name": name, "namespace": namespace, "uid": uid}}
+    ref = {
+        "apiVersion": f"{API_GROUP}/{VERSION}",
+        "kind": "Pipeline",
+        "metadata": {"name": name, "namespace": namespace, "uid": uid},
+    }
     try:
         await reconcile_forever(waker, stopped, logger, kind="pipeline", ref=ref, one_pass=one_pass)
     finally:
@@ -209,17 +240,20 @@ async def pipeline_loop(name: str, namespace: str | None, uid: str, stopped: Any
 
 
 @kopf.on.event(API_GROUP, VERSION, PLURAL)
-def pipeline_event(name: str, namespace: str | None, meta: Any, status: Any, type: str | None, **_: Any) -> None:
+def pipeline_event(
+    name: str, namespace: str | None, meta: Any, status: Any, type: str | None, **_: Any
+) -> None:
     """Spec changes wake the Pipeline's loop; a Pipeline that appears, or is Ready, wakes the
     pending runs waiting for it (they would otherwise look again after up to 30 s)."""
-    assert namespace is not None     # a namespaced resource: kopf's None is for cluster-scoped ones
+    assert namespace is not None  # a namespaced resource: kopf's None is for cluster-scoped ones
     if type == "DELETED":
         return
     if spec_changed(meta, status):
         runtime.PIPELINE_WAKERS.wake(runtime.pipeline_key(namespace, name))
     if type in ("ADDED", None) or is_ready(status):
-        runtime.RUN_WAKERS.wake_where(lambda w: w.key[0] == namespace and w.tags.get("pipeline") == name
-                                      and w.tags.get("pending", True))
+        runtime.RUN_WAKERS.wake_where(
+            lambda w: w.key[0] == namespace and w.tags.get("pipeline") == name and w.tags.get("pending", True)
+        )
 
 
 _APP_OBJECTS = {L.MANAGED_BY: L.MANAGER, L.COMPONENT: L.COMPONENT_APP_SERVICE}

@@ -10,13 +10,14 @@ than the owner's smallest bound (a test with a 5 s bound is decided within secon
 The failures found live here only until the pass records them (the planner then deletes the
 Job); after a restart the first look finds them again, from the pods, Jobs and Events.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..k8s import events as k8s_events
@@ -26,7 +27,7 @@ from ..reconcile.podstart import CHECK_SECONDS, Bounds, StartFailure, check_pod_
 
 log = logging.getLogger(__name__)
 
-MAX_EVENT_READS = 16          # Event lists per look, at most (the rest at the next look)
+MAX_EVENT_READS = 16  # Event lists per look, at most (the rest at the next look)
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 
 
@@ -34,8 +35,14 @@ def waiting_pods(pods: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str]
     """(pod name, reason, message) of every pod with a container waiting for a reason worth
     saying before its bound is over (an image that cannot be pulled, a container that cannot be
     created): a heads-up Event, the outcome comes with the bound."""
-    telling = {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
-               "CreateContainerConfigError", "CreateContainerError"}
+    telling = {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
     out: list[tuple[str, str, str]] = []
     for pod in pods:
         status = pod.get("status") or {}
@@ -43,7 +50,9 @@ def waiting_pods(pods: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str]
             waiting = (cs.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in telling:
                 name = (pod.get("metadata") or {}).get("name", "")
-                out.append((name, waiting["reason"], f"container {cs.get('name')}: {waiting.get('message') or ''}"))
+                out.append(
+                    (name, waiting["reason"], f"container {cs.get('name')}: {waiting.get('message') or ''}")
+                )
                 break
     return out
 
@@ -51,9 +60,16 @@ def waiting_pods(pods: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str]
 class PodStartWatch:
     """The pod-start looks of one owner (a run or an AnalysisJob)."""
 
-    def __init__(self, namespace: str, selector: Mapping[str, str], owner: Mapping[str, Any], *,
-                 wake: Callable[[], None], waiting_event: str = "StepPodWaiting",
-                 post_event: EventPoster = k8s_events.post):
+    def __init__(
+        self,
+        namespace: str,
+        selector: Mapping[str, str],
+        owner: Mapping[str, Any],
+        *,
+        wake: Callable[[], None],
+        waiting_event: str = "StepPodWaiting",
+        post_event: EventPoster = k8s_events.post,
+    ):
         self.namespace = namespace
         self.selector = dict(selector)
         self.owner = owner
@@ -61,7 +77,7 @@ class PodStartWatch:
         self.waiting_event = waiting_event
         self.post_event = post_event
         self.failures: dict[str, StartFailure] = {}
-        self.next_at = 0.0                 # time.monotonic() of the next look: the first at once
+        self.next_at = 0.0  # time.monotonic() of the next look: the first at once
         self.task: asyncio.Future | None = None
         self._seen: set[str] = set()
 
@@ -86,7 +102,7 @@ class PodStartWatch:
         if not any(not j.finished for j in jobs):
             self.next_at = time.monotonic() + 1.0
             return
-        self.next_at = time.monotonic() + min(CHECK_SECONDS, bounds.smallest)   # until the look says better
+        self.next_at = time.monotonic() + min(CHECK_SECONDS, bounds.smallest)  # until the look says better
         self.task = asyncio.ensure_future(self._look_safely(kube, jobs, bounds))
 
     def cancel(self) -> None:
@@ -98,37 +114,54 @@ class PodStartWatch:
             await self.look(kube, jobs, bounds)
         except asyncio.CancelledError:
             raise
-        except Exception as e:     # noqa: BLE001 - looked at again at the next look
-            log.warning("%s/%s: looking at pods that cannot start: %s: %s", self.namespace,
-                        (self.owner.get("metadata") or {}).get("name"), type(e).__name__, e)
+        except Exception as e:  # noqa: BLE001 - looked at again at the next look
+            log.warning(
+                "%s/%s: looking at pods that cannot start: %s: %s",
+                self.namespace,
+                (self.owner.get("metadata") or {}).get("name"),
+                type(e).__name__,
+                e,
+            )
 
-    async def look(self, kube: Kube, jobs: list[ObservedJob], bounds: Bounds,
-                   now: datetime | None = None) -> list[StartFailure]:
+    async def look(
+        self, kube: Kube, jobs: list[ObservedJob], bounds: Bounds, now: datetime | None = None
+    ) -> list[StartFailure]:
         """One look; the new failures (also kept in `failures`; the loop is woken for them)."""
         pods = await kube.list("Pod", self.namespace, self.selector, fields="status.phase=Pending")
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         check = check_pod_starts(jobs, pods, bounds.of, now, min_bound=bounds.smallest)
         if check.want_events:
             events: dict[str, list[dict[str, Any]]] = {}
             for kind, name in check.want_events[:MAX_EVENT_READS]:
                 events[name] = await kube.list(
-                    "Event", self.namespace, fields=f"involvedObject.kind={kind},involvedObject.name={name}")
+                    "Event", self.namespace, fields=f"involvedObject.kind={kind},involvedObject.name={name}"
+                )
             check = check_pod_starts(jobs, pods, bounds.of, now, events=events, min_bound=bounds.smallest)
         self.next_at = time.monotonic() + check.next_check
         new = [f for f in check.failures if f.job not in self.failures]
         for failure in new:
             self.failures[failure.job] = failure
-            log.info("%s/%s: Job %s fails: %s: %s", self.namespace,
-                     (self.owner.get("metadata") or {}).get("name"), failure.job, failure.reason, failure.message)
+            log.info(
+                "%s/%s: Job %s fails: %s: %s",
+                self.namespace,
+                (self.owner.get("metadata") or {}).get("name"),
+                failure.job,
+                failure.reason,
+                failure.message,
+            )
         failing = {f.job for f in check.failures}
         for pod_name, reason, message in waiting_pods(pods):
             key = f"{pod_name}/{reason}"
             if key in self._seen or any(pod_name.startswith(f"{j}-") for j in failing):
                 continue
             self._seen.add(key)
-            self.post_event(self.owner, "Warning", self.waiting_event,
-                            f"pod {pod_name}: {reason}: {message} (its item fails if the pod has not "
-                            "started within its startupTimeoutSeconds)")
+            self.post_event(
+                self.owner,
+                "Warning",
+                self.waiting_event,
+                f"pod {pod_name}: {reason}: {message} (its item fails if the pod has not "
+                "started within its startupTimeoutSeconds)",
+            )
         if new:
             self.wake()
         return new

@@ -22,6 +22,7 @@ run is over (and has no TTL to wait for); kopf starts it again at operator start
 still matching the filter, which is the whole restart story: nothing in memory is needed for
 correctness (the cached run only saves a read: a stale one fails the conditional patch).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -42,14 +43,22 @@ from ..builders.specs import API_GROUP
 from ..itemstates import ItemPhase
 from ..k8s import events as k8s_events
 from ..k8s.ops import Kube, KubeError
+from ..reconcile import triggers
 from ..reconcile.observed import ObservedJob
 from ..reconcile.podstart import StartFailure, apply_start_failures, run_bounds
 from ..reconcile.run import TERMINAL_PHASES, RunPlan, plan_run, progress_only, termination_messages_needed
-from ..reconcile import triggers
 from . import analyses, runtime
 from .deletions import BackgroundDeletes
 from .expectations import RecentCreates
-from .loop import MAX_CREATES_PER_PASS, Next, Refusals, bounded, create_jobs, reconcile_forever, resync_timeout
+from .loop import (
+    MAX_CREATES_PER_PASS,
+    Next,
+    Refusals,
+    bounded,
+    create_jobs,
+    reconcile_forever,
+    resync_timeout,
+)
 from .podstart import PodStartWatch
 from .runner_inputs import create_config_maps, delete_config_maps
 from .wakeups import RUN_DEBOUNCE_SECONDS
@@ -68,14 +77,14 @@ EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 
 @dataclass
 class PassResult:
-    done: bool = False                  # nothing more to do: the run is over (or gone)
-    gone: bool = False                  # the run is gone, being deleted, or was replaced
+    done: bool = False  # nothing more to do: the run is over (or gone)
+    gone: bool = False  # the run is gone, being deleted, or was replaced
     requeue_after: float | None = None  # come back after this many seconds (None: resync)
     plan: RunPlan | None = None
-    run: dict[str, Any] | None = None   # the run as read, with the plan's status
+    run: dict[str, Any] | None = None  # the run as read, with the plan's status
     latest: dict[str, Any] | None = None  # the run as the API server holds it after this pass
-                                          # (the status patch's answer); None: read it again
-    patched: bool = False               # this pass wrote the status
+    # (the status patch's answer); None: read it again
+    patched: bool = False  # this pass wrote the status
 
 
 def is_terminal(status: Mapping[str, Any] | None) -> bool:
@@ -94,16 +103,23 @@ def spec_changed(meta: Mapping[str, Any], status: Mapping[str, Any] | None) -> b
     return generation is not None and generation != observed
 
 
-async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
-                        observed: Iterable[ObservedJob], *, operator_image: str,
-                        now: datetime | None = None,
-                        post_event: EventPoster = k8s_events.post,
-                        recent: RecentCreates | None = None,
-                        known: Mapping[str, Any] | None = None,
-                        deletes: BackgroundDeletes | None = None,
-                        progress_wait: float = 0.0,
-                        refusals: Refusals | None = None,
-                        start_failures: Mapping[str, StartFailure] | None = None) -> PassResult:
+async def reconcile_run(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    uid: str | None,
+    observed: Iterable[ObservedJob],
+    *,
+    operator_image: str,
+    now: datetime | None = None,
+    post_event: EventPoster = k8s_events.post,
+    recent: RecentCreates | None = None,
+    known: Mapping[str, Any] | None = None,
+    deletes: BackgroundDeletes | None = None,
+    progress_wait: float = 0.0,
+    refusals: Refusals | None = None,
+    start_failures: Mapping[str, StartFailure] | None = None,
+) -> PassResult:
     """One pass over one run (see the module docstring). `known`: the run as the previous pass
     left it (`PassResult.latest`), instead of reading it; `deletes`: where Jobs are deleted
     beside the loop (None: deleted before this returns); `progress_wait`: seconds a
@@ -124,8 +140,12 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     jobs = apply_start_failures(refusals.merged(observed, meta.get("uid") or ""), start_failures)
     # Deletes and pod reads are bound to the uid of the run's own Job of that name.
     uids = {j.name: j.uid for j in jobs if j.uid and j.owned_by(meta.get("uid") or "")}
-    if (is_terminal(status) and spec.get("ttlSecondsAfterFinished") is None
-            and not spec_changed(meta, status) and not jobs):
+    if (
+        is_terminal(status)
+        and spec.get("ttlSecondsAfterFinished") is None
+        and not spec_changed(meta, status)
+        and not jobs
+    ):
         return PassResult(done=True)
 
     pipeline_spec = pipeline = None
@@ -142,34 +162,50 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     needed = [n for n in termination_messages_needed(run, jobs) if n not in start_failures]
     messages: dict[str, Any] = {}
     if needed:
-        results = await bounded([partial(_termination_message, kube, namespace, n, uids.get(n))
-                                 for n in needed])
+        results = await bounded(
+            [partial(_termination_message, kube, namespace, n, uids.get(n)) for n in needed]
+        )
         for job_name, result in zip(needed, results, strict=True):
             if isinstance(result, BaseException):
-                log.warning("run %s/%s: reading the termination message of Job %s: %s",
-                            namespace, name, job_name, result)
+                log.warning(
+                    "run %s/%s: reading the termination message of Job %s: %s",
+                    namespace,
+                    name,
+                    job_name,
+                    result,
+                )
             elif result:
                 messages[job_name] = result
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     # Pure, but ~50 ms at 10,000 items: off the event loop, so watch streams keep flowing.
-    plan = await asyncio.to_thread(plan_run, run, pipeline_spec, jobs, now, operator_image=operator_image,
-                                   termination_messages=messages, workspace_found=workspace_found,
-                                   pipeline=pipeline)
-    result = PassResult(requeue_after=plan.requeue_after, plan=plan, run={**run, "status": plan.status},
-                        latest=run)
+    plan = await asyncio.to_thread(
+        plan_run,
+        run,
+        pipeline_spec,
+        jobs,
+        now,
+        operator_image=operator_image,
+        termination_messages=messages,
+        workspace_found=workspace_found,
+        pipeline=pipeline,
+    )
+    result = PassResult(
+        requeue_after=plan.requeue_after, plan=plan, run={**run, "status": plan.status}, latest=run
+    )
 
     # 1. Create (409 = it exists: fine), at most MAX_CREATES_PER_PASS now, none that this loop
     # just created and the index does not show yet (expectations.py).
     skip = recent.pending(j.name for j in jobs) if recent is not None else set()
     if deletes is not None:
-        skip |= deletes.pending()        # a Job still being deleted is not created again yet
+        skip |= deletes.pending()  # a Job still being deleted is not created again yet
     wanted = [b for b in plan.create if b["metadata"]["name"] not in skip]
     creates = wanted[:MAX_CREATES_PER_PASS]
     if len(wanted) > len(creates):
         result.requeue_after = 0.0
     if plan.create_config_maps and not await create_config_maps(
-            kube, plan.create_config_maps, run, f"run {namespace}/{name}", post_event):
+        kube, plan.create_config_maps, run, f"run {namespace}/{name}", post_event
+    ):
         # What the Jobs below read comes first: without it they would wait for their volume.
         creates = []
         result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
@@ -178,20 +214,22 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
         if recent is not None:
             recent.note(outcome.created)
         if refusals.add(outcome.refused):
-            result.requeue_after = 0.0      # plan again at once: the planner fails their items
+            result.requeue_after = 0.0  # plan again at once: the planner fails their items
         if outcome.failed:
             # The status below still holds: a Job missing for an item in flight is created again.
             result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
 
     # 2. The status, only if changed, only onto the version just read; progress alone waits.
     if plan.status_patch and progress_wait > 0 and progress_only(plan, status):
-        result.requeue_after = progress_wait if result.requeue_after is None else min(
-            result.requeue_after, progress_wait)
+        result.requeue_after = (
+            progress_wait if result.requeue_after is None else min(result.requeue_after, progress_wait)
+        )
         return result
     if plan.status_patch:
         try:
-            patched = await kube.patch_status(RUN_PLURAL, namespace, name, plan.status_patch,
-                                              resource_version=meta.get("resourceVersion"))
+            patched = await kube.patch_status(
+                RUN_PLURAL, namespace, name, plan.status_patch, resource_version=meta.get("resourceVersion")
+            )
         except KubeError as e:
             if e.conflict or e.not_found:
                 # Changed meanwhile (or gone): nothing deleted, nothing lost; read and plan again.
@@ -205,22 +243,33 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     if plan.delete:
         own = deletes is None
         if deletes is None:
-            deletes = BackgroundDeletes(lambda n, u=None: _delete_job(kube, namespace, n, u),
-                                        label=f"run {namespace}/{name}: ")
+            deletes = BackgroundDeletes(
+                lambda n, u=None: _delete_job(kube, namespace, n, u), label=f"run {namespace}/{name}: "
+            )
         deletes.submit(plan.delete, uids)
         if own or plan.phase in TERMINAL_PHASES:
             await deletes.drain()
             if deletes.take_failures():
                 result.requeue_after = min(result.requeue_after or 10.0, 10.0)
 
-    await delete_config_maps(kube, namespace, plan.delete_config_maps, meta.get("uid") or "",
-                             f"run {namespace}/{name}")
+    await delete_config_maps(
+        kube, namespace, plan.delete_config_maps, meta.get("uid") or "", f"run {namespace}/{name}"
+    )
 
     # 4. Events, logs and metrics.
     if plan.phase != status.get("phase"):
-        cond: dict[str, Any] = next((c for c in plan.status.get("conditions") or () if c.get("type") == "Succeeded"), {})
-        log.info("run %s/%s: %s -> %s (%s: %s)", namespace, name, status.get("phase") or "new", plan.phase,
-                 cond.get("reason"), cond.get("message"))
+        cond: dict[str, Any] = next(
+            (c for c in plan.status.get("conditions") or () if c.get("type") == "Succeeded"), {}
+        )
+        log.info(
+            "run %s/%s: %s -> %s (%s: %s)",
+            namespace,
+            name,
+            status.get("phase") or "new",
+            plan.phase,
+            cond.get("reason"),
+            cond.get("message"),
+        )
     for event in plan.events:
         post_event(run, event.type, event.reason, event.message)
     _record_metrics(run, status, plan)
@@ -240,14 +289,14 @@ async def reconcile_run(kube: Kube, namespace: str, name: str, uid: str | None,
     return result
 
 
-async def _sweep(kube: Kube, run: Mapping[str, Any], plan: RunPlan, now: datetime,
-                 operator_image: str) -> None:
+async def _sweep(
+    kube: Kube, run: Mapping[str, Any], plan: RunPlan, now: datetime, operator_image: str
+) -> None:
     meta = run.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     try:
         bodies = await kube.list_jobs(namespace, {L.MANAGED_BY: L.MANAGER, L.RUN: L.label_value(name)})
-        fresh = [j for j in map(ObservedJob.from_job, bodies)
-                 if j is not None and j.name not in plan.delete]
+        fresh = [j for j in map(ObservedJob.from_job, bodies) if j is not None and j.name not in plan.delete]
         if not fresh:
             return
         ended = {**run, "status": plan.status}
@@ -255,7 +304,7 @@ async def _sweep(kube: Kube, run: Mapping[str, Any], plan: RunPlan, now: datetim
         uids = {j.name: j.uid for j in fresh}
         for job_name in sweep.delete:
             await _delete_job(kube, namespace, job_name, uids.get(job_name))
-    except Exception as e:     # noqa: BLE001 - housekeeping only; GC removes them with the run
+    except Exception as e:  # noqa: BLE001 - housekeeping only; GC removes them with the run
         log.warning("run %s/%s: sweeping Jobs after the end: %s", namespace, name, e)
 
 
@@ -277,8 +326,9 @@ def _record_metrics(run: Mapping[str, Any], old_status: Mapping[str, Any], plan:
     if plan.phase in TERMINAL_PHASES and old_status.get("phase") not in TERMINAL_PHASES:
         metrics.run_finished(plan.phase)
     if "failures" in plan.status_patch:
-        metrics.item_failures(pipeline, metrics.new_failures(old_status.get("failures"),
-                                                             plan.status.get("failures")))
+        metrics.item_failures(
+            pipeline, metrics.new_failures(old_status.get("failures"), plan.status.get("failures"))
+        )
 
 
 def _in_flight(plan: RunPlan | None) -> int | None:
@@ -288,11 +338,15 @@ def _in_flight(plan: RunPlan | None) -> int | None:
 
 
 def run_ref(namespace: str, name: str, uid: str | None) -> dict[str, Any]:
-    return {"apiVersion": f"{API_GROUP}/{VERSION}", "kind": "PipelineRun",
-            "metadata": {"name": name, "namespace": namespace, "uid": uid}}
+    return {
+        "apiVersion": f"{API_GROUP}/{VERSION}",
+        "kind": "PipelineRun",
+        "metadata": {"name": name, "namespace": namespace, "uid": uid},
+    }
 
 
 # -- kopf handlers -----------------------------------------------------------------------------
+
 
 def _needs_loop(spec: Any, status: Any, **_: Any) -> bool:
     return needs_loop(spec, status)
@@ -300,50 +354,78 @@ def _needs_loop(spec: Any, status: Any, **_: Any) -> bool:
 
 # kopf passes the index `run_jobs` by name, which its DaemonFn protocol cannot list.
 @kopf.daemon(API_GROUP, VERSION, RUN_PLURAL, id="run-loop", when=_needs_loop)  # type: ignore[arg-type]
-async def run_loop(name: str, namespace: str | None, uid: str, spec: Any, stopped: Any, logger: kopf.Logger,
-                   run_jobs: kopf.Index, **_: Any) -> None:
+async def run_loop(
+    name: str,
+    namespace: str | None,
+    uid: str,
+    spec: Any,
+    stopped: Any,
+    logger: kopf.Logger,
+    run_jobs: kopf.Index,
+    **_: Any,
+) -> None:
     """The run's reconcile loop (see the module docstring)."""
-    assert namespace is not None     # a namespaced resource: kopf's None is for cluster-scoped ones
+    assert namespace is not None  # a namespaced resource: kopf's None is for cluster-scoped ones
     key = runtime.run_key(namespace, name)
     cfg = runtime.config()
     waker = runtime.RUN_WAKERS.register(key, pipeline=(spec.get("pipelineRef") or {}).get("name"))
     # Pods that cannot start make no Job event: looked at beside the loop (handlers/podstart.py).
-    pods = PodStartWatch(namespace, {L.RUN: L.label_value(name)}, run_ref(namespace, name, uid),
-                         wake=waker.wake)
+    pods = PodStartWatch(
+        namespace, {L.RUN: L.label_value(name)}, run_ref(namespace, name, uid), wake=waker.wake
+    )
     recent = RecentCreates()
     refusals = Refusals()
-    deletes = BackgroundDeletes(lambda job, job_uid=None: _delete_job(runtime.kube(), namespace, job, job_uid),
-                                label=f"run {namespace}/{name}: ")
-    known: dict[str, Any] | None = None     # the run as the last pass left it
-    last_patch = float("-inf")              # time.monotonic() of this loop's last status patch
+    deletes = BackgroundDeletes(
+        lambda job, job_uid=None: _delete_job(runtime.kube(), namespace, job, job_uid),
+        label=f"run {namespace}/{name}: ",
+    )
+    known: dict[str, Any] | None = None  # the run as the last pass left it
+    last_patch = float("-inf")  # time.monotonic() of this loop's last status patch
 
     async def one_pass(refresh: bool) -> Next:
         nonlocal known, last_patch
-        start_from, known = (None if refresh else known), None   # None again if this pass raises
+        start_from, known = (None if refresh else known), None  # None again if this pass raises
         wait = max(0.0, last_patch + PROGRESS_INTERVAL_SECONDS - time.monotonic())
         jobs = list(run_jobs.get(key, ()))
         pods.prune(jobs)
-        result = await reconcile_run(runtime.kube(), namespace, name, uid, jobs,
-                                     operator_image=cfg.operator_image, recent=recent,
-                                     known=start_from, deletes=deletes, progress_wait=wait,
-                                     refusals=refusals, start_failures=pods.failures)
+        result = await reconcile_run(
+            runtime.kube(),
+            namespace,
+            name,
+            uid,
+            jobs,
+            operator_image=cfg.operator_image,
+            recent=recent,
+            known=start_from,
+            deletes=deletes,
+            progress_wait=wait,
+            refusals=refusals,
+            start_failures=pods.failures,
+        )
         known = result.latest
         if result.plan is not None:
-            waker.tags["pending"] = result.plan.phase == "Pending"   # its Pipeline's readiness wakes it
+            waker.tags["pending"] = result.plan.phase == "Pending"  # its Pipeline's readiness wakes it
         if result.patched:
             last_patch = time.monotonic()
         if result.run is not None and not result.gone and triggers.pending_templates(result.run):
             try:
                 await analyses.trigger_analyses(runtime.kube(), result.run)
-            except Exception as e:     # noqa: BLE001 - decided again at the next pass
+            except Exception as e:  # noqa: BLE001 - decided again at the next pass
                 logger.warning(f"triggering analyses: {type(e).__name__}: {e}")
                 result.requeue_after = min(result.requeue_after or 5.0, 5.0)
         in_flight = _in_flight(result.plan)
         if in_flight is not None:
             metrics.set_in_flight(key, in_flight)
         # Jobs in flight, or just created (the index shows them at the next pass).
-        active = result.run is not None and not result.done and (
-            bool(in_flight) or bool(result.plan and result.plan.create) or any(not j.finished for j in jobs))
+        active = (
+            result.run is not None
+            and not result.done
+            and (
+                bool(in_flight)
+                or bool(result.plan and result.plan.create)
+                or any(not j.finished for j in jobs)
+            )
+        )
         if active and result.run is not None:
             # Beside the loop, not in it: a slow list must not delay the next pass.
             pods.maybe_look(runtime.kube(), jobs, run_bounds(result.run))
@@ -364,10 +446,17 @@ async def run_loop(name: str, namespace: str | None, uid: str, spec: Any, stoppe
         return Next(timeout=timeout)
 
     try:
-        await reconcile_forever(waker, stopped, logger, kind="run", ref=run_ref(namespace, name, uid),
-                                one_pass=one_pass, debounce=RUN_DEBOUNCE_SECONDS)
+        await reconcile_forever(
+            waker,
+            stopped,
+            logger,
+            kind="run",
+            ref=run_ref(namespace, name, uid),
+            one_pass=one_pass,
+            debounce=RUN_DEBOUNCE_SECONDS,
+        )
     finally:
-        deletes.cancel()     # a new loop (or process) plans them again from the status
+        deletes.cancel()  # a new loop (or process) plans them again from the status
         pods.cancel()
         runtime.RUN_WAKERS.unregister(waker)
         metrics.set_in_flight(key, None)
@@ -377,6 +466,6 @@ async def run_loop(name: str, namespace: str | None, uid: str, spec: Any, stoppe
 def run_event(name: str, namespace: str | None, meta: Any, status: Any, type: str | None, **_: Any) -> None:
     """Wake the run's loop when its spec changed (e.g. `spec.status: Cancelled`). Our own status
     patches do not change the generation, so they do not wake it."""
-    assert namespace is not None     # a namespaced resource: kopf's None is for cluster-scoped ones
+    assert namespace is not None  # a namespaced resource: kopf's None is for cluster-scoped ones
     if type != "DELETED" and spec_changed(meta, status):
         runtime.RUN_WAKERS.wake(runtime.run_key(namespace, name), refresh=True)

@@ -2,6 +2,7 @@
 
 Only caches and plumbing live here; nothing that a restart would need to recover.
 """
+
 from __future__ import annotations
 
 from ..builders import labels as L
@@ -11,7 +12,7 @@ from .wakeups import Wakers
 
 RUN_WAKERS = Wakers()
 PIPELINE_WAKERS = Wakers()
-ANALYSIS_WAKERS = Wakers()   # tagged run=(namespace, source run name)
+ANALYSIS_WAKERS = Wakers()  # tagged run=(namespace, source run name)
 
 _kube: Kube | None = None
 

@@ -1,4 +1,5 @@
 """Operator start and stop: kopf settings, the Kubernetes client."""
+
 from __future__ import annotations
 
 from typing import Any

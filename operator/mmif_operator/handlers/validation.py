@@ -7,6 +7,7 @@ decision is admission/urls.py; here, only the lookups it needs: the Service a DN
 GET), and for a literal address the operator's app Services of every namespace (one labelled
 list). A lookup that fails refuses the object (failurePolicy Fail holds either way).
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,8 +53,9 @@ async def _validate(kind: str, spec: Any, body: Any, namespace: str | None) -> N
         why = await check_urls(runtime.kube(), kind, dict(spec or {}), ns)
     except KubeError as e:
         log.warning("webhook: cannot check the urls of a %s in %s: %s", kind, ns, e)
-        raise kopf.AdmissionError(f"cannot check the app urls against the operator's app Services: {e}",
-                                  code=503)
+        raise kopf.AdmissionError(
+            f"cannot check the app urls against the operator's app Services: {e}", code=503
+        ) from e
     if why:
         raise kopf.AdmissionError(why, code=403)
 
@@ -64,7 +66,9 @@ async def urls_pipelines(spec: Any, body: Any, namespace: str | None, **_: Any) 
     await _validate("Pipeline", spec, body, namespace)
 
 
-@kopf.on.validate(API_GROUP, VERSION, ANALYSIS_PLURAL, id="urls-analysisjobs", operations=["CREATE", "UPDATE"])
+@kopf.on.validate(
+    API_GROUP, VERSION, ANALYSIS_PLURAL, id="urls-analysisjobs", operations=["CREATE", "UPDATE"]
+)
 async def urls_analysisjobs(spec: Any, body: Any, namespace: str | None, **_: Any) -> None:
     """An AnalysisJob's app url may not name another namespace's app Service."""
     await _validate("AnalysisJob", spec, body, namespace)

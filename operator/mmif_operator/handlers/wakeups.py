@@ -10,6 +10,7 @@ the copy its last pass left.
 Nothing here is needed for correctness: every pass recomputes from the cluster, and a lost wake-up
 only delays the next pass until the timer.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,7 @@ DEBOUNCE_SECONDS = 0.15
 # pass in progress already batches what arrives meanwhile; a finished step waits for no timer.
 RUN_DEBOUNCE_SECONDS = 0.01
 
-Key = tuple[str, str]   # (namespace, name or label value)
+Key = tuple[str, str]  # (namespace, name or label value)
 
 
 class Wake(enum.Enum):

@@ -4,6 +4,7 @@ kopf logs in on its own (it tries kubernetes_asyncio's loaders too); this client
 handlers' reads and writes, with its own Configuration object (the library's default is left
 alone).
 """
+
 from __future__ import annotations
 
 import logging

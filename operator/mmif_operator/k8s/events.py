@@ -1,5 +1,6 @@
 """Kubernetes Events on our objects, posted through kopf (core/v1 Events, created in the
 background by kopf's poster: never blocks a reconcile, failures are only logged)."""
+
 from __future__ import annotations
 
 import logging
@@ -15,9 +16,11 @@ MAX_MESSAGE = 1024
 def object_ref(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The part of an object kopf needs to address an Event to it."""
     meta = obj.get("metadata") or {}
-    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
-            "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"),
-                         "uid": meta.get("uid")}}
+    return {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid")},
+    }
 
 
 def post(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
@@ -26,5 +29,5 @@ def post(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
     try:
         # kopf.event reads any mapping (apiVersion, kind, metadata); its annotation names only its Body view.
         kopf.event(object_ref(obj), type=type_, reason=reason, message=text)  # type: ignore[arg-type]
-    except LookupError:   # outside kopf's operator context (tests, tools)
+    except LookupError:  # outside kopf's operator context (tests, tools)
         log.info("event %s %s: %s", type_, reason, text)

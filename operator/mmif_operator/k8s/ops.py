@@ -14,6 +14,7 @@ Conventions the reconcilers rely on:
 * `patch_status` is a JSON merge patch of a custom object's `status` subresource, optionally
   conditional on a resourceVersion (409 Conflict when the object changed meanwhile).
 """
+
 from __future__ import annotations
 
 import builtins
@@ -83,8 +84,9 @@ async def _call(request: Awaitable[Any]) -> dict[str, Any]:
         data = {"message": raw[:500].decode("utf-8", "replace")}
     if status >= 400:
         message = data.get("message", "") if isinstance(data, dict) else ""
-        raise KubeError(status, (data.get("reason") if isinstance(data, dict) else None) or reason,
-                        message, data)
+        raise KubeError(
+            status, (data.get("reason") if isinstance(data, dict) else None) or reason, message, data
+        )
     return data if isinstance(data, dict) else {}
 
 
@@ -104,7 +106,7 @@ def controller_uid(obj: Mapping[str, Any]) -> str | None:
 class Kind:
     """How to reach one namespaced built-in resource."""
 
-    api: str            # "batch", "apps", "core"
+    api: str  # "batch", "apps", "core"
     plural: str
 
 
@@ -144,8 +146,9 @@ class Kube:
             k = KINDS[kind]
         except KeyError:
             raise ValueError(f"unsupported kind {kind!r}") from None
-        return {"batch": self.batch, "apps": self.apps, "core": self.core,
-                "networking": self.networking}[k.api], k.plural
+        return {"batch": self.batch, "apps": self.apps, "core": self.core, "networking": self.networking}[
+            k.api
+        ], k.plural
 
     def _kw(self, **extra: Any) -> dict[str, Any]:
         return {"_preload_content": False, "_request_timeout": self.timeout, **extra}
@@ -160,19 +163,23 @@ class Kube:
         api, plural = self._api(body["kind"])
         meta = body["metadata"]
         try:
-            await _call(getattr(api, f"create_namespaced_{plural}")(
-                meta["namespace"], dict(body), **self._kw(field_manager=FIELD_MANAGER)))
+            await _call(
+                getattr(api, f"create_namespaced_{plural}")(
+                    meta["namespace"], dict(body), **self._kw(field_manager=FIELD_MANAGER)
+                )
+            )
             return True
         except KubeError as e:
             if not e.conflict:
                 raise
         if ownership.controller_ref(body) is None:
-            return False          # not a child (e.g. the webhook's Secret): the name is enough
+            return False  # not a child (e.g. the webhook's Secret): the name is enough
         existing = await self.get(body["kind"], meta["namespace"], meta["name"])
         return _ours_or_raise(body["kind"], body, existing)
 
-    async def delete(self, kind: str, namespace: str, name: str, *,
-                     propagation: str = "Background", uid: str | None = None) -> bool:
+    async def delete(
+        self, kind: str, namespace: str, name: str, *, propagation: str = "Background", uid: str | None = None
+    ) -> bool:
         """Delete; True when deleted now, False when it was already gone (404: success). With
         `uid`, only the object of that uid: a name now held by another object (409, the
         precondition failed) counts as gone too."""
@@ -181,8 +188,7 @@ class Kube:
         if uid:
             body["preconditions"] = {"uid": uid}
         try:
-            await _call(getattr(api, f"delete_namespaced_{plural}")(name, namespace, body=body,
-                                                                    **self._kw()))
+            await _call(getattr(api, f"delete_namespaced_{plural}")(name, namespace, body=body, **self._kw()))
             return True
         except KubeError as e:
             if e.not_found or (uid and e.conflict):
@@ -193,8 +199,11 @@ class Kube:
         """PUT `body` (with its metadata.resourceVersion: 409 when it changed meanwhile)."""
         api, plural = self._api(body["kind"])
         meta = body["metadata"]
-        return await _call(getattr(api, f"replace_namespaced_{plural}")(
-            meta["name"], meta["namespace"], dict(body), **self._kw(field_manager=FIELD_MANAGER)))
+        return await _call(
+            getattr(api, f"replace_namespaced_{plural}")(
+                meta["name"], meta["namespace"], dict(body), **self._kw(field_manager=FIELD_MANAGER)
+            )
+        )
 
     async def delete_job(self, namespace: str, name: str, uid: str | None = None) -> bool:
         return await self.delete("Job", namespace, name, uid=uid)
@@ -209,8 +218,14 @@ class Kube:
                 return None
             raise
 
-    async def list(self, kind: str, namespace: str, labels: Mapping[str, str] | str | None = None,
-                   *, fields: str | None = None) -> list[dict[str, Any]]:
+    async def list(
+        self,
+        kind: str,
+        namespace: str,
+        labels: Mapping[str, str] | str | None = None,
+        *,
+        fields: str | None = None,
+    ) -> list[dict[str, Any]]:
         api, plural = self._api(kind)
         sel = labels if isinstance(labels, str) or labels is None else selector(labels)
         items: list[dict[str, Any]] = []
@@ -225,7 +240,7 @@ class Kube:
                 kw["_continue"] = token
             if namespace:
                 data = await _call(getattr(api, f"list_namespaced_{plural}")(namespace, **kw))
-            else:           # every namespace (the ClusterRole must allow it)
+            else:  # every namespace (the ClusterRole must allow it)
                 data = await _call(getattr(api, f"list_{plural}_for_all_namespaces")(**kw))
             items.extend(data.get("items") or [])
             token = (data.get("metadata") or {}).get("continue")
@@ -237,9 +252,14 @@ class Kube:
         what `body` says for the fields we own, whether it existed or not."""
         api, plural = self._api(body["kind"])
         meta = body["metadata"]
-        return await _call(getattr(api, f"patch_namespaced_{plural}")(
-            meta["name"], meta["namespace"], dict(body),
-            **self._kw(field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH)))
+        return await _call(
+            getattr(api, f"patch_namespaced_{plural}")(
+                meta["name"],
+                meta["namespace"],
+                dict(body),
+                **self._kw(field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH),
+            )
+        )
 
     async def list_jobs(self, namespace: str, labels: Mapping[str, str]) -> builtins.list[dict[str, Any]]:
         return await self.list("Job", namespace, labels)
@@ -247,9 +267,9 @@ class Kube:
     async def read_pvc(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self.get("PersistentVolumeClaim", namespace, name)
 
-    async def job_termination_message(self, namespace: str, job_name: str,
-                                      container: str = RUNNER_CONTAINER, *,
-                                      uid: str | None = None) -> str | None:
+    async def job_termination_message(
+        self, namespace: str, job_name: str, container: str = RUNNER_CONTAINER, *, uid: str | None = None
+    ) -> str | None:
         """The `state.terminated.message` of the Job's `container` in its most recently finished
         pod (None when no pod has one: pods gone, or the container never ran). With `uid` (the
         Job's), only pods that Job controls count: a pod someone labelled with the Job's name
@@ -264,50 +284,86 @@ class Kube:
         return termination_message_of(pods, container)
 
     # -- custom objects -------------------------------------------------------------------------
-    async def get_custom(self, plural: str, namespace: str, name: str, *,
-                         group: str = API_GROUP, version: str = "v1alpha1") -> dict[str, Any] | None:
+    async def get_custom(
+        self, plural: str, namespace: str, name: str, *, group: str = API_GROUP, version: str = "v1alpha1"
+    ) -> dict[str, Any] | None:
         try:
-            return await _call(self.custom.get_namespaced_custom_object(
-                group, version, namespace, plural, name, **self._kw()))
+            return await _call(
+                self.custom.get_namespaced_custom_object(
+                    group, version, namespace, plural, name, **self._kw()
+                )
+            )
         except KubeError as e:
             if e.not_found:
                 return None
             raise
 
-    async def patch_status(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any], *,
-                           resource_version: str | None = None, group: str = API_GROUP,
-                           version: str = "v1alpha1") -> dict[str, Any]:
+    async def patch_status(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+        group: str = API_GROUP,
+        version: str = "v1alpha1",
+    ) -> dict[str, Any]:
         """Merge-patch `.status` (the status subresource). With `resource_version`, the patch
         applies only to that version of the object (else KubeError 409)."""
         body: dict[str, Any] = {"status": dict(patch)}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        return await _call(self.custom.patch_namespaced_custom_object_status(
-            group, version, namespace, plural, name, body, **self._kw(_content_type=MERGE_PATCH)))
+        return await _call(
+            self.custom.patch_namespaced_custom_object_status(
+                group, version, namespace, plural, name, body, **self._kw(_content_type=MERGE_PATCH)
+            )
+        )
 
-    async def create_custom(self, plural: str, body: Mapping[str, Any], *, group: str = API_GROUP,
-                            version: str = "v1alpha1") -> bool:
+    async def create_custom(
+        self, plural: str, body: Mapping[str, Any], *, group: str = API_GROUP, version: str = "v1alpha1"
+    ) -> bool:
         """Create a custom object; True when created, False when ours existed (as `create`:
         another owner's object raises `NameConflict`)."""
         meta = body["metadata"]
         try:
-            await _call(self.custom.create_namespaced_custom_object(
-                group, version, meta["namespace"], plural, dict(body),
-                **self._kw(field_manager=FIELD_MANAGER)))
+            await _call(
+                self.custom.create_namespaced_custom_object(
+                    group,
+                    version,
+                    meta["namespace"],
+                    plural,
+                    dict(body),
+                    **self._kw(field_manager=FIELD_MANAGER),
+                )
+            )
             return True
         except KubeError as e:
             if not e.conflict:
                 raise
         if ownership.controller_ref(body) is None:
             return False
-        existing = await self.get_custom(plural, meta["namespace"], meta["name"], group=group, version=version)
+        existing = await self.get_custom(
+            plural, meta["namespace"], meta["name"], group=group, version=version
+        )
         return _ours_or_raise(body.get("kind", plural), body, existing)
 
-    async def delete_custom(self, plural: str, namespace: str, name: str, *, uid: str | None = None,
-                            group: str = API_GROUP, version: str = "v1alpha1") -> bool:
+    async def delete_custom(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        *,
+        uid: str | None = None,
+        group: str = API_GROUP,
+        version: str = "v1alpha1",
+    ) -> bool:
         """Delete a custom object (Background); with `uid`, only that incarnation of the name."""
-        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions",
-                                "propagationPolicy": "Background"}
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "propagationPolicy": "Background",
+        }
         if uid:
             body["preconditions"] = {"uid": uid}
         try:
@@ -318,7 +374,6 @@ class Kube:
             if e.not_found or e.conflict:
                 return False
             raise
-
 
     # -- authorization and admission -------------------------------------------------------------
     async def subject_access_review(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -344,12 +399,24 @@ class Kube:
                 return 0
             raise
         hooks = config.get("webhooks") or []
-        ops = [{"op": "replace" if "caBundle" in (h.get("clientConfig") or {}) else "add",
-                "path": f"/webhooks/{i}/clientConfig/caBundle", "value": ca_bundle}
-               for i, h in enumerate(hooks) if (h.get("clientConfig") or {}).get("caBundle") != ca_bundle]
+        ops = [
+            {
+                "op": "replace" if "caBundle" in (h.get("clientConfig") or {}) else "add",
+                "path": f"/webhooks/{i}/clientConfig/caBundle",
+                "value": ca_bundle,
+            }
+            for i, h in enumerate(hooks)
+            if (h.get("clientConfig") or {}).get("caBundle") != ca_bundle
+        ]
         if ops:
-            ops.insert(0, {"op": "test", "path": "/metadata/resourceVersion",
-                           "value": config["metadata"]["resourceVersion"]})
+            ops.insert(
+                0,
+                {
+                    "op": "test",
+                    "path": "/metadata/resourceVersion",
+                    "value": config["metadata"]["resourceVersion"],
+                },
+            )
             await _call(patch(name, ops, **self._kw(_content_type="application/json-patch+json")))
         return len(hooks)
 
@@ -357,14 +424,17 @@ class Kube:
 def _ours_or_raise(kind: str, body: Mapping[str, Any], existing: Mapping[str, Any] | None) -> bool:
     """After a 409: False when `existing` is ours (it exists: success); else raise."""
     name = body["metadata"]["name"]
-    if existing is None:      # deleted meanwhile: try again
+    if existing is None:  # deleted meanwhile: try again
         raise KubeError(409, "AlreadyExists", f"{kind} {name} existed and is gone now; retrying")
     verdict = ownership.classify(existing, body)
     if verdict is ownership.Ownership.OURS:
         return False
     if verdict is ownership.Ownership.RELEASING:
-        raise KubeError(409, "AlreadyExists", f"{kind} {name} of an earlier owner of the same name is "
-                        "being deleted; retrying")
+        raise KubeError(
+            409,
+            "AlreadyExists",
+            f"{kind} {name} of an earlier owner of the same name is being deleted; retrying",
+        )
     raise NameConflict(kind, name, existing)
 
 
@@ -372,8 +442,10 @@ def _finished_at(status: Mapping[str, Any]) -> str:
     return ((status.get("state") or {}).get("terminated") or {}).get("finishedAt") or ""
 
 
-def termination_message_of(pods: Iterable[Mapping[str, Any]], container: str = RUNNER_CONTAINER,
-                           ) -> str | None:
+def termination_message_of(
+    pods: Iterable[Mapping[str, Any]],
+    container: str = RUNNER_CONTAINER,
+) -> str | None:
     """The termination message of `container` in the pod where it finished last."""
     best: tuple[str, str] | None = None
     for pod in pods:

@@ -10,6 +10,7 @@ the run records it; `AfterRun` waits until the run has ended. The analysis ends 
 ended and every item the run succeeded is processed (then its manifest Job runs). Per-item state
 is the run's encoding (`itemstates`, step always 0).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -24,7 +25,8 @@ from ..builders.specs import plain
 from ..itemstates import ItemPhase, ItemState
 from ..runner.paths import MANIFEST_FILE
 from .observed import REFUSED_REASONS, JobKind, JobState, ObservedJob
-from .run import TERMINAL_PHASES as RUN_TERMINAL_PHASES, Event, parse_termination_message
+from .run import TERMINAL_PHASES as RUN_TERMINAL_PHASES
+from .run import Event, parse_termination_message
 from .status import FALSE, TRUE, UNKNOWN, capped, cut, rfc3339, set_condition
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
@@ -45,8 +47,11 @@ R_INVALID_STATUS = "InvalidStatus"
 MAX_FAILURES = 20
 MAX_FAILURE_MESSAGE = 512
 WAIT_REQUEUE_SECONDS = 30.0
-_JOB_REASONS = {"DeadlineExceeded": "Timeout", "BackoffLimitExceeded": "BackoffLimitExceeded",
-                "PodFailurePolicy": "PodFailurePolicy"}
+_JOB_REASONS = {
+    "DeadlineExceeded": "Timeout",
+    "BackoffLimitExceeded": "BackoffLimitExceeded",
+    "PodFailurePolicy": "PodFailurePolicy",
+}
 
 
 @dataclass
@@ -54,8 +59,8 @@ class AnalysisPlan:
     phase: str
     create: list[dict[str, Any]] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
-    create_config_maps: list[dict[str, Any]] = field(default_factory=list)   # before `create`
-    delete_config_maps: list[str] = field(default_factory=list)   # runner inputs read already
+    create_config_maps: list[dict[str, Any]] = field(default_factory=list)  # before `create`
+    delete_config_maps: list[str] = field(default_factory=list)  # runner inputs read already
     status: dict[str, Any] = field(default_factory=dict)
     status_patch: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
@@ -68,14 +73,23 @@ class AnalysisPlan:
 
 def needs_termination_messages(observed: Iterable[ObservedJob]) -> list[str]:
     """The Jobs whose termination message the planner reads: the failed ones."""
-    return [j.name for j in observed if j.state is JobState.FAILED and j.exists
-            and j.kind in (JobKind.ANALYZE, JobKind.ANALYSIS_MANIFEST)]
+    return [
+        j.name
+        for j in observed
+        if j.state is JobState.FAILED and j.exists and j.kind in (JobKind.ANALYZE, JobKind.ANALYSIS_MANIFEST)
+    ]
 
 
 class _Planner:
-    def __init__(self, analysis: Mapping[str, Any], run: Mapping[str, Any] | None,
-                 observed: Iterable[ObservedJob], now: datetime, operator_image: str,
-                 termination_messages: Mapping[str, Any]):
+    def __init__(
+        self,
+        analysis: Mapping[str, Any],
+        run: Mapping[str, Any] | None,
+        observed: Iterable[ObservedJob],
+        now: datetime,
+        operator_image: str,
+        termination_messages: Mapping[str, Any],
+    ):
         self.aj = analysis
         self.meta = analysis.get("metadata") or {}
         self.spec = plain(analysis.get("spec"))
@@ -92,14 +106,21 @@ class _Planner:
 
     # -- small pieces -------------------------------------------------------------------------
     def _condition(self, status: str, reason: str, message: str) -> None:
-        self.status["conditions"] = set_condition(self.status.get("conditions"), CONDITION_SUCCEEDED, status,
-                                                  reason, message, self.now, self.meta.get("generation"))
+        self.status["conditions"] = set_condition(
+            self.status.get("conditions"),
+            CONDITION_SUCCEEDED,
+            status,
+            reason,
+            message,
+            self.now,
+            self.meta.get("generation"),
+        )
 
     def _event(self, type_: str, reason: str, message: str) -> None:
         self.plan.events.append(Event(type_, reason, cut(message, 1024)))
 
     def _delete(self, job: ObservedJob) -> None:
-        if job.exists and job.name not in self.plan.delete:   # never a refused create's name
+        if job.exists and job.name not in self.plan.delete:  # never a refused create's name
             self.plan.delete.append(job.name)
 
     def _phase(self, phase: str) -> None:
@@ -126,7 +147,9 @@ class _Planner:
         return self.plan
 
     def _phase_event(self) -> None:
-        cond: dict[str, Any] = next((c for c in self.status.get("conditions") or () if c.get("type") == CONDITION_SUCCEEDED), {})
+        cond: dict[str, Any] = next(
+            (c for c in self.status.get("conditions") or () if c.get("type") == CONDITION_SUCCEEDED), {}
+        )
         if self.plan.phase == RUNNING:
             self._event("Normal", "Started", cond.get("message", ""))
         elif self.plan.phase == SUCCEEDED:
@@ -143,8 +166,9 @@ class _Planner:
             return self.plan
         run_name = (self.spec.get("runRef") or {}).get("name", "")
         if self.run is None:
-            return self._wait(R_RUN_NOT_FOUND, f"PipelineRun {run_name} not found in namespace "
-                              f"{self.meta.get('namespace')}")
+            return self._wait(
+                R_RUN_NOT_FOUND, f"PipelineRun {run_name} not found in namespace {self.meta.get('namespace')}"
+            )
         run_status = plain(self.run.get("status"))
         run_phase = run_status.get("phase") or PENDING
         run_over = run_phase in RUN_TERMINAL_PHASES
@@ -152,14 +176,20 @@ class _Planner:
         if count is None:
             if run_over:
                 self._phase(SUCCEEDED)
-                self._condition(TRUE, R_NOTHING_TO_PROCESS,
-                                f"run {run_name} ended {run_phase} before its items were prepared")
+                self._condition(
+                    TRUE,
+                    R_NOTHING_TO_PROCESS,
+                    f"run {run_name} ended {run_phase} before its items were prepared",
+                )
                 self.status.update(progress="0/0", itemsTotal=0)
                 return self._finish()
             return self._wait(R_WAITING_FOR_RUN, f"waiting for run {run_name} to prepare its items")
         if self.spec.get("trigger", AFTER_RUN) == AFTER_RUN and not run_over:
-            return self._wait(R_WAITING_FOR_RUN, f"starts when run {run_name} ends (now {run_phase}, "
-                              f"{run_status.get('progress') or '0/' + str(count)})")
+            return self._wait(
+                R_WAITING_FOR_RUN,
+                f"starts when run {run_name} ends (now {run_phase}, "
+                f"{run_status.get('progress') or '0/' + str(count)})",
+            )
         try:
             source = itemstates.decode(run_status.get("itemStates"), count)
             states = itemstates.decode(self.old.get("itemStates"), count)
@@ -172,13 +202,20 @@ class _Planner:
             self.status["outputPath"] = ctx.analysis_dir
         self._start(ctx, states, source)
         eligible = [i for i, s in enumerate(source) if s.phase is ItemPhase.SUCCEEDED]
-        total = sum(1 for s in source if s.phase in (ItemPhase.SUCCEEDED, ItemPhase.PENDING, ItemPhase.RUNNING))
+        total = sum(
+            1 for s in source if s.phase in (ItemPhase.SUCCEEDED, ItemPhase.PENDING, ItemPhase.RUNNING)
+        )
         succeeded = sum(1 for s in states if s.phase is ItemPhase.SUCCEEDED)
         failed = sum(1 for s in states if s.phase is ItemPhase.FAILED)
         running = sum(1 for s in states if s.phase is ItemPhase.RUNNING)
-        self.status.update(itemStates=itemstates.encode(states), itemsTotal=total, itemsRunning=running,
-                           itemsSucceeded=succeeded, itemsFailed=failed,
-                           progress=f"{succeeded + failed}/{total}")
+        self.status.update(
+            itemStates=itemstates.encode(states),
+            itemsTotal=total,
+            itemsRunning=running,
+            itemsSucceeded=succeeded,
+            itemsFailed=failed,
+            progress=f"{succeeded + failed}/{total}",
+        )
         if run_over and all(states[i].phase.terminal for i in eligible):
             return self._finalize(ctx, states, succeeded, failed)
         if self.plan.create or running or self.plan.phase == RUNNING:
@@ -203,7 +240,7 @@ class _Planner:
                 continue
             self._delete(job)
             if states[job.item].phase.terminal:
-                continue                      # already recorded by an earlier pass
+                continue  # already recorded by an earlier pass
             if job.state is JobState.SUCCEEDED:
                 states[job.item] = ItemState(0, ItemPhase.SUCCEEDED)
                 continue
@@ -212,21 +249,33 @@ class _Planner:
             reason = msg.get("reason") if isinstance(msg.get("reason"), str) and msg.get("reason") else None
             reason = reason or _JOB_REASONS.get(job.reason or "", job.reason or "Failed")
             message = msg.get("message") or job.message or ""
-            failure: dict[str, Any] = {"index": job.item, "reason": cut(reason, 128),
-                                       "message": cut(message, MAX_FAILURE_MESSAGE), "time": rfc3339(self.now)}
+            failure: dict[str, Any] = {
+                "index": job.item,
+                "reason": cut(reason, 128),
+                "message": cut(message, MAX_FAILURE_MESSAGE),
+                "time": rfc3339(self.now),
+            }
             if isinstance(msg.get("name"), str) and msg["name"]:
                 failure = {"item": msg["name"][:63], **failure}
-            if not msg:     # no pod wrote why (it could not start): kept for the manifest
+            if not msg:  # no pod wrote why (it could not start): kept for the manifest
                 if codes is None:
                     codes = failurereasons.decode(self.status.get("itemFailureReasons"), len(states))
                     self.status["failureReasons"] = [dict(r) for r in self.status.get("failureReasons") or []]
-                failurereasons.record(self.status["failureReasons"], codes, job.item, None,
-                                      failure["reason"], failure["message"])
+                failurereasons.record(
+                    self.status["failureReasons"],
+                    codes,
+                    job.item,
+                    None,
+                    failure["reason"],
+                    failure["message"],
+                )
                 self.status["itemFailureReasons"] = failurereasons.encode(codes)
             new_failures.append(failure)
             self._event("Warning", "ItemFailed", f"item {job.item}: {reason}: {message}")
         if new_failures:
-            self.status["failures"] = capped([*(self.status.get("failures") or []), *new_failures], MAX_FAILURES)
+            self.status["failures"] = capped(
+                [*(self.status.get("failures") or []), *new_failures], MAX_FAILURES
+            )
 
     def _start(self, ctx: AJ.AnalysisContext, states: list[ItemState], source: list[ItemState]) -> None:
         """(Re)create the Job of every item in flight, then start eligible items up to parallelism."""
@@ -244,8 +293,9 @@ class _Planner:
                 self.plan.create.append(AJ.analyze_job(ctx, self.spec, i, self.image))
                 slots -= 1
 
-    def _finalize(self, ctx: AJ.AnalysisContext, states: list[ItemState], succeeded: int,
-                  failed: int) -> AnalysisPlan:
+    def _finalize(
+        self, ctx: AJ.AnalysisContext, states: list[ItemState], succeeded: int, failed: int
+    ) -> AnalysisPlan:
         """Every item the run succeeded is processed: write the manifest, then end."""
         self._phase(RUNNING)
         manifest = next((j for j in self.observed if j.kind is JobKind.ANALYSIS_MANIFEST), None)
@@ -253,8 +303,11 @@ class _Planner:
         summary = f"{succeeded} item(s) processed, {failed} failed"
         if manifest is None:
             try:
-                self.plan.create_config_maps.extend(AJ.analysis_manifest_inputs(
-                    ctx, itemstates.encode(states), failurereasons.payload(self.status)))
+                self.plan.create_config_maps.extend(
+                    AJ.analysis_manifest_inputs(
+                        ctx, itemstates.encode(states), failurereasons.payload(self.status)
+                    )
+                )
             except runner_input.TooLarge as e:
                 self._phase(FAILED)
                 self._condition(FALSE, R_MANIFEST_FAILED, f"{summary}; the manifest Job cannot be given {e}")
@@ -269,14 +322,21 @@ class _Planner:
         self.plan.delete_config_maps.append(names.analysis_states_config_map_name(ctx.name, ctx.uid))
         if not manifest.exists and manifest.reason in REFUSED_REASONS:
             self._phase(FAILED)
-            self._condition(FALSE, manifest.reason, f"{summary}; the manifest Job could not be created: "
-                            f"{manifest.message}")
+            self._condition(
+                FALSE,
+                manifest.reason,
+                f"{summary}; the manifest Job could not be created: {manifest.message}",
+            )
             return self._finish()
         if manifest.state is JobState.FAILED:
             msg = parse_termination_message(self.tms.get(manifest.name))
             self._phase(FAILED)
-            self._condition(FALSE, R_MANIFEST_FAILED, f"{summary}; the manifest could not be written: "
-                            f"{msg.get('message') or manifest.message or manifest.reason}")
+            self._condition(
+                FALSE,
+                R_MANIFEST_FAILED,
+                f"{summary}; the manifest could not be written: "
+                f"{msg.get('message') or manifest.message or manifest.reason}",
+            )
             return self._finish()
         self._phase(ending)
         # The manifest Job claimed the folder (when no item did) and wrote the manifest.
@@ -288,8 +348,14 @@ class _Planner:
         return self._finish()
 
 
-def plan_analysis(analysis: Mapping[str, Any], run: Mapping[str, Any] | None, observed: Iterable[ObservedJob],
-                  now: datetime, *, operator_image: str,
-                  termination_messages: Mapping[str, Any] | None = None) -> AnalysisPlan:
+def plan_analysis(
+    analysis: Mapping[str, Any],
+    run: Mapping[str, Any] | None,
+    observed: Iterable[ObservedJob],
+    now: datetime,
+    *,
+    operator_image: str,
+    termination_messages: Mapping[str, Any] | None = None,
+) -> AnalysisPlan:
     """The next step of an AnalysisJob (see the module docstring)."""
     return _Planner(analysis, run, observed, now, operator_image, termination_messages or {}).make()

@@ -6,6 +6,7 @@ the planners count no other (reconcile/ownership.py). A create the API server re
 planner as a `refused` summary: a failed Job of that name that does not exist, so its item
 (or run) fails with the reason, and nothing is deleted or read for it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,8 +24,8 @@ class JobKind(enum.StrEnum):
     PREPARE = "prepare"
     STEP = "step"
     MANIFEST = "manifest"
-    ANALYZE = "analyze"                        # an AnalysisJob's item
-    ANALYSIS_MANIFEST = "analysis-manifest"    # an AnalysisJob's manifest
+    ANALYZE = "analyze"  # an AnalysisJob's item
+    ANALYSIS_MANIFEST = "analysis-manifest"  # an AnalysisJob's manifest
 
 
 class JobState(enum.StrEnum):
@@ -85,22 +86,22 @@ class ObservedJob:
     name: str
     kind: JobKind
     state: JobState = JobState.ACTIVE
-    item: int | None = None           # step Jobs only
-    step: int | None = None           # step Jobs only
-    reason: str | None = None         # Job condition reason when failed (BackoffLimitExceeded, ...)
-    message: str | None = None        # Job condition message when failed (cut)
-    run: str | None = None            # the `mmif.dev/run` label (for the index key)
+    item: int | None = None  # step Jobs only
+    step: int | None = None  # step Jobs only
+    reason: str | None = None  # Job condition reason when failed (BackoffLimitExceeded, ...)
+    message: str | None = None  # Job condition message when failed (cut)
+    run: str | None = None  # the `mmif.dev/run` label (for the index key)
     namespace: str | None = None
-    owner_uid: str | None = None      # the controlling PipelineRun's uid (a same-named older run
-                                      # may leave Jobs behind for a moment: they are not ours)
-    analysis: str | None = None       # the `mmif.dev/analysis` label (an AnalysisJob's Jobs)
-    uid: str | None = None            # the Job's own uid (deletes and pod reads are bound to it)
-    exists: bool = True               # False: a refused create (`refused`), no such Job of ours
-    created: str | None = None        # metadata.creationTimestamp (RFC 3339)
+    owner_uid: str | None = None  # the controlling PipelineRun's uid (a same-named older run
+    # may leave Jobs behind for a moment: they are not ours)
+    analysis: str | None = None  # the `mmif.dev/analysis` label (an AnalysisJob's Jobs)
+    uid: str | None = None  # the Job's own uid (deletes and pod reads are bound to it)
+    exists: bool = True  # False: a refused create (`refused`), no such Job of ours
+    created: str | None = None  # metadata.creationTimestamp (RFC 3339)
     pods: int = field(default=0, compare=False)
-                                      # pods the Job controller made so far (active, succeeded,
-                                      # failed): 0 long after `created` means it cannot make one.
-                                      # Not compared: pod counts change no plan (`changes_plan`)
+    # pods the Job controller made so far (active, succeeded,
+    # failed): 0 long after `created` means it cannot make one.
+    # Not compared: pod counts change no plan (`changes_plan`)
 
     @property
     def finished(self) -> bool:
@@ -125,7 +126,8 @@ class ObservedJob:
         counts = job.get("status") or {}
         uncounted = counts.get("uncountedTerminatedPods") or {}
         pods = sum(_int(counts.get(k)) or 0 for k in ("active", "succeeded", "failed", "terminating")) + sum(
-            len(uncounted.get(k) or ()) for k in ("succeeded", "failed"))
+            len(uncounted.get(k) or ()) for k in ("succeeded", "failed")
+        )
         item = _int(labels.get(L.ITEM_INDEX))
         step = _int(labels.get(L.STEP_INDEX))
         if kind is JobKind.STEP and (item is None or step is None):
@@ -151,19 +153,20 @@ class ObservedJob:
 
 
 # Reasons of a refused create.
-R_NAME_CONFLICT = "NameConflict"     # the name is held by an object that is not ours
-R_CREATE_FAILED = "CreateFailed"     # the API server refused the Job as invalid (422)
+R_NAME_CONFLICT = "NameConflict"  # the name is held by an object that is not ours
+R_CREATE_FAILED = "CreateFailed"  # the API server refused the Job as invalid (422)
 REFUSED_REASONS = (R_NAME_CONFLICT, R_CREATE_FAILED)
 
 
-def refused(body: Mapping[str, Any], reason: str, message: str) -> "ObservedJob | None":
+def refused(body: Mapping[str, Any], reason: str, message: str) -> ObservedJob | None:
     """The summary of a Job we built (`body`) that the API server will not create: failed, with
     `reason` and `message`, marked as not existing."""
     summary = ObservedJob.from_job(body)
     if summary is None:
         return None
-    return dataclasses.replace(summary, state=JobState.FAILED, reason=reason, message=_cut(message),
-                               uid=None, exists=False)
+    return dataclasses.replace(
+        summary, state=JobState.FAILED, reason=reason, message=_cut(message), uid=None, exists=False
+    )
 
 
 def needs_termination_message(job: ObservedJob) -> bool:

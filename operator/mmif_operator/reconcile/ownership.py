@@ -13,6 +13,7 @@ counted, patched or deleted:
 * `FOREIGN`: anything else (no controller, or another owner): a name conflict. The child cannot
   be made; the item, run, analysis or step says `NameConflict` and names the object's owner.
 """
+
 from __future__ import annotations
 
 import enum
@@ -22,7 +23,7 @@ from typing import Any
 R_NAME_CONFLICT = "NameConflict"
 
 
-class Ownership(str, enum.Enum):
+class Ownership(enum.StrEnum):
     OURS = "ours"
     RELEASING = "releasing"
     FOREIGN = "foreign"
@@ -47,7 +48,10 @@ def classify(existing: Mapping[str, Any], wanted: Mapping[str, Any]) -> Ownershi
         return Ownership.OURS
     if (existing.get("metadata") or {}).get("deletionTimestamp"):
         return Ownership.RELEASING
-    if theirs is not None and (theirs.get("kind"), theirs.get("name")) == (ours.get("kind"), ours.get("name")):
+    if theirs is not None and (theirs.get("kind"), theirs.get("name")) == (
+        ours.get("kind"),
+        ours.get("name"),
+    ):
         return Ownership.RELEASING
     return Ownership.FOREIGN
 

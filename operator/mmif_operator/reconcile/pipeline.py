@@ -1,6 +1,7 @@
 """The Pipeline reconciler, pure: the app Deployments/Services/NetworkPolicies wanted, whether a
 live one drifted from what the operator sets, and the Pipeline's status from the Deployments
 (and, optionally, the app pods' waiting reasons and the name conflicts) observed."""
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,13 @@ R_IMAGE_PULL_FAILED = "ImagePullFailed"
 R_CRASH_LOOP = "CrashLoop"
 R_NAME_CONFLICT = "NameConflict"
 
-_IMAGE_PULL = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
-               "RegistryUnavailable"}
+_IMAGE_PULL = {
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "RegistryUnavailable",
+}
 _CRASH = {"CrashLoopBackOff", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 
 
@@ -44,9 +50,24 @@ def desired_app_objects(pipeline: Mapping[str, Any]) -> list[dict[str, Any]]:
 # -- drift ------------------------------------------------------------------------------------
 
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
-_SCALE: dict[str | None, Decimal | int] = {None: 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": 10**3, "M": 10**6,
-          "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30,
-          "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_SCALE: dict[str | None, Decimal | int] = {
+    None: 1,
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
 
 
 def _quantity(value: Any) -> Decimal | None:
@@ -67,7 +88,7 @@ def _differences(desired: Any, live: Any, path: str, out: list[str]) -> None:
             return
         for key, value in desired.items():
             if key not in live:
-                if value not in ({}, [], None, ""):     # the API server omits empty fields
+                if value not in ({}, [], None, ""):  # the API server omits empty fields
                     out.append(f"{path}.{key}")
             else:
                 _differences(value, live[key], f"{path}.{key}", out)
@@ -75,8 +96,8 @@ def _differences(desired: Any, live: Any, path: str, out: list[str]) -> None:
         if not isinstance(live, list) or len(live) != len(desired):
             out.append(path)
             return
-        for i, (d, l) in enumerate(zip(desired, live)):
-            _differences(d, l, f"{path}[{i}]", out)
+        for i, (want, have) in enumerate(zip(desired, live, strict=True)):
+            _differences(want, have, f"{path}[{i}]", out)
     elif desired != live:
         # The API server writes quantities in canonical form ("0.5" -> "500m").
         if ".resources." in path and _quantity(desired) is not None and _quantity(desired) == _quantity(live):
@@ -136,9 +157,13 @@ def _available(deployment: Mapping[str, Any] | None) -> tuple[int, int]:
     return int(st.get("readyReplicas") or 0), int(st.get("availableReplicas") or 0)
 
 
-def compute_pipeline_status(pipeline: Mapping[str, Any], deployments: Iterable[Mapping[str, Any]],
-                            now: datetime, pod_waiting: Mapping[str, Any] | None = None,
-                            conflicts: Mapping[str, str] | None = None) -> dict[str, Any]:
+def compute_pipeline_status(
+    pipeline: Mapping[str, Any],
+    deployments: Iterable[Mapping[str, Any]],
+    now: datetime,
+    pod_waiting: Mapping[str, Any] | None = None,
+    conflicts: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The Pipeline's whole new `status`.
 
     deployments: the app Deployments observed (any; matched to steps by name).
@@ -154,10 +179,12 @@ def compute_pipeline_status(pipeline: Mapping[str, Any], deployments: Iterable[M
     old = plain(pipeline.get("status"))
     ns = meta.get("namespace") or "default"
     by_name = {(d.get("metadata") or {}).get("name"): d for d in deployments}
-    waiting = {k: ({"reason": v, "message": ""} if isinstance(v, str) else dict(v))
-               for k, v in (pod_waiting or {}).items()}
+    waiting = {
+        k: ({"reason": v, "message": ""} if isinstance(v, str) else dict(v))
+        for k, v in (pod_waiting or {}).items()
+    }
     steps_status: list[dict[str, Any]] = []
-    problems: list[tuple[int, str, str]] = []      # (rank, reason, message)
+    problems: list[tuple[int, str, str]] = []  # (rank, reason, message)
     service_steps = 0
     for step in spec.get("steps") or []:
         entry: dict[str, Any] = {"name": step["name"], "mode": step_mode(step)}
@@ -168,8 +195,12 @@ def compute_pipeline_status(pipeline: Mapping[str, Any], deployments: Iterable[M
             name = names.app_service_name(meta["name"], step["name"])
             ready, available = _available(by_name.get(name))
             conflict = (conflicts or {}).get(step["name"])
-            entry.update(url=f"http://{name}.{ns}.svc:{step_port(step)}", replicas=step_replicas(step),
-                         readyReplicas=ready, ready=available >= 1 and not conflict)
+            entry.update(
+                url=f"http://{name}.{ns}.svc:{step_port(step)}",
+                replicas=step_replicas(step),
+                readyReplicas=ready,
+                ready=available >= 1 and not conflict,
+            )
             if conflict:
                 problems.append((3, R_NAME_CONFLICT, f"step {step['name']}: {conflict}"))
             elif not entry["ready"]:
@@ -179,10 +210,17 @@ def compute_pipeline_status(pipeline: Mapping[str, Any], deployments: Iterable[M
                 elif w and w.get("reason") in _CRASH:
                     problems.append((1, R_CRASH_LOOP, _msg(step["name"], w)))
                 elif name not in by_name:
-                    problems.append((0, R_APP_NOT_AVAILABLE, f"step {step['name']}: Deployment {name} not found"))
+                    problems.append(
+                        (0, R_APP_NOT_AVAILABLE, f"step {step['name']}: Deployment {name} not found")
+                    )
                 else:
-                    problems.append((0, R_APP_NOT_AVAILABLE,
-                                     f"step {step['name']}: 0 of {step_replicas(step)} replicas available"))
+                    problems.append(
+                        (
+                            0,
+                            R_APP_NOT_AVAILABLE,
+                            f"step {step['name']}: 0 of {step_replicas(step)} replicas available",
+                        )
+                    )
         else:
             entry["ready"] = True
         steps_status.append(entry)
@@ -196,8 +234,9 @@ def compute_pipeline_status(pipeline: Mapping[str, Any], deployments: Iterable[M
     else:
         status, cond_reason, message = TRUE, R_READY, f"{service_steps} app services available"
     out: dict[str, Any] = {
-        "conditions": set_condition(old.get("conditions"), CONDITION_READY, status, cond_reason, message,
-                                    now, meta.get("generation")),
+        "conditions": set_condition(
+            old.get("conditions"), CONDITION_READY, status, cond_reason, message, now, meta.get("generation")
+        ),
         "steps": steps_status,
     }
     if meta.get("generation") is not None:

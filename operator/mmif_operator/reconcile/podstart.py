@@ -23,6 +23,7 @@ from pods, Jobs and Events, so a restarted operator decides the same.
 `FailedCreate`): first without, then with the Events of the objects it asked for
 (`PodStartCheck.want_events`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,7 +37,7 @@ from .observed import JobKind, JobState, ObservedJob
 from .status import cut, parse_time
 
 MAX_MESSAGE = 512
-CHECK_SECONDS = 30.0        # at most this long between two looks at a busy owner's pods
+CHECK_SECONDS = 30.0  # at most this long between two looks at a busy owner's pods
 MIN_CHECK_SECONDS = 1.0
 
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
@@ -52,7 +53,9 @@ R_POD_START_TIMEOUT = "PodStartTimeout"
 # Container waiting reasons that no wait will cure: the image name itself is wrong, or the pod
 # may never pull it (imagePullPolicy Never).
 NEVER_HEALS = frozenset({"InvalidImageName", "ErrImageNeverPull"})
-_IMAGE_PULL = frozenset({"ErrImagePull", "ImagePullBackOff", "RegistryUnavailable", "SignatureValidationFailed"})
+_IMAGE_PULL = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "RegistryUnavailable", "SignatureValidationFailed"}
+)
 _CREATE = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
 _MOUNT_WORDS = ("subpath", "volume", "mount")
 _MOUNT_EVENTS = frozenset({"FailedMount", "FailedAttachVolume", "FailedMapVolume"})
@@ -70,8 +73,8 @@ class StartFailure:
 @dataclass
 class PodStartCheck:
     failures: list[StartFailure] = field(default_factory=list)
-    want_events: list[tuple[str, str]] = field(default_factory=list)   # (kind, name) still to read
-    next_check: float = CHECK_SECONDS                                   # seconds until the next look
+    want_events: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) still to read
+    next_check: float = CHECK_SECONDS  # seconds until the next look
 
 
 def as_failed(job: ObservedJob, failure: StartFailure) -> ObservedJob:
@@ -79,11 +82,14 @@ def as_failed(job: ObservedJob, failure: StartFailure) -> ObservedJob:
     return dataclasses.replace(job, state=JobState.FAILED, reason=failure.reason, message=failure.message)
 
 
-def apply_start_failures(observed: Iterable[ObservedJob],
-                         failures: Mapping[str, StartFailure]) -> list[ObservedJob]:
+def apply_start_failures(
+    observed: Iterable[ObservedJob], failures: Mapping[str, StartFailure]
+) -> list[ObservedJob]:
     """`observed` with every still-active Job named in `failures` turned failed (`as_failed`)."""
-    return [as_failed(j, failures[j.name]) if j.name in failures and j.state is JobState.ACTIVE else j
-            for j in observed]
+    return [
+        as_failed(j, failures[j.name]) if j.name in failures and j.state is JobState.ACTIVE else j
+        for j in observed
+    ]
 
 
 def job_of_pod(pod: Mapping[str, Any]) -> str | None:
@@ -135,8 +141,9 @@ def _when(event: Mapping[str, Any]) -> str:
     return event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or ""
 
 
-def _latest(events: Iterable[Mapping[str, Any]], reasons: frozenset[str] | None = None,
-            warning_only: bool = True) -> Mapping[str, Any] | None:
+def _latest(
+    events: Iterable[Mapping[str, Any]], reasons: frozenset[str] | None = None, warning_only: bool = True
+) -> Mapping[str, Any] | None:
     best, key = None, ""
     for ev in events:
         if warning_only and ev.get("type") != "Warning":
@@ -154,14 +161,22 @@ def _never_heals(pod: Mapping[str, Any]) -> StartFailure | None:
     for container, reason, message in _waiting(pod):
         if reason in NEVER_HEALS:
             image = _image_of(pod, container)
-            return StartFailure(job_of_pod(pod) or "", R_IMAGE_PULL_FAILED, cut(
-                f"pod {name}: container {container} (image {image!r}): {reason}: {message}".rstrip(": "),
-                MAX_MESSAGE))
+            return StartFailure(
+                job_of_pod(pod) or "",
+                R_IMAGE_PULL_FAILED,
+                cut(
+                    f"pod {name}: container {container} (image {image!r}): {reason}: {message}".rstrip(": "),
+                    MAX_MESSAGE,
+                ),
+            )
     return None
 
 
-def _why_not_started(pod: Mapping[str, Any], bound: int, events: Mapping[str, Sequence[Mapping[str, Any]]],
-                     ) -> StartFailure | tuple[str, str] | None:
+def _why_not_started(
+    pod: Mapping[str, Any],
+    bound: int,
+    events: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> StartFailure | tuple[str, str] | None:
     """Why a pod past its bound has not started: a StartFailure, or ("Pod", name) when its Events
     are needed to say, or None when it did start after all."""
     meta = pod.get("metadata") or {}
@@ -171,20 +186,33 @@ def _why_not_started(pod: Mapping[str, Any], bound: int, events: Mapping[str, Se
     scheduled = _condition(pod, "PodScheduled")
     if scheduled is not None and str(scheduled.get("status")) == "False":
         detail = scheduled.get("message") or scheduled.get("reason") or "not scheduled"
-        return StartFailure(job, R_UNSCHEDULABLE, cut(f"pod {name} not scheduled within {bound} s: {detail}",
-                                                      MAX_MESSAGE))
+        return StartFailure(
+            job, R_UNSCHEDULABLE, cut(f"pod {name} not scheduled within {bound} s: {detail}", MAX_MESSAGE)
+        )
     waiting = _waiting(pod)
     for container, reason, message in waiting:
         if reason in _IMAGE_PULL:
             image = _image_of(pod, container)
-            return StartFailure(job, R_IMAGE_PULL_FAILED, cut(
-                f"pod {name} {late}: container {container} (image {image!r}): {reason}: {message}".rstrip(": "),
-                MAX_MESSAGE))
+            return StartFailure(
+                job,
+                R_IMAGE_PULL_FAILED,
+                cut(
+                    f"pod {name} {late}: container {container} (image {image!r}): {reason}: {message}".rstrip(
+                        ": "
+                    ),
+                    MAX_MESSAGE,
+                ),
+            )
     for container, reason, message in waiting:
         if reason in _CREATE:
             mount = any(w in message.lower() for w in _MOUNT_WORDS)
-            return StartFailure(job, R_MOUNT_FAILED if mount else R_CONTAINER_CREATE_FAILED, cut(
-                f"pod {name} {late}: container {container}: {reason}: {message}".rstrip(": "), MAX_MESSAGE))
+            return StartFailure(
+                job,
+                R_MOUNT_FAILED if mount else R_CONTAINER_CREATE_FAILED,
+                cut(
+                    f"pod {name} {late}: container {container}: {reason}: {message}".rstrip(": "), MAX_MESSAGE
+                ),
+            )
     if (pod.get("status") or {}).get("phase") not in (None, "Pending"):
         return None
     if name not in events:
@@ -192,20 +220,34 @@ def _why_not_started(pod: Mapping[str, Any], bound: int, events: Mapping[str, Se
     pod_events = events[name]
     mount_event = _latest(pod_events, _MOUNT_EVENTS)
     if mount_event is not None:
-        return StartFailure(job, R_MOUNT_FAILED, cut(
-            f"pod {name} {late}: {mount_event.get('reason')}: {mount_event.get('message') or ''}".rstrip(": "),
-            MAX_MESSAGE))
+        return StartFailure(
+            job,
+            R_MOUNT_FAILED,
+            cut(
+                f"pod {name} {late}: {mount_event.get('reason')}: {mount_event.get('message') or ''}".rstrip(
+                    ": "
+                ),
+                MAX_MESSAGE,
+            ),
+        )
     # The kubelet's last complaint, when the container statuses have moved on meanwhile (a
     # container that cannot be created shows `PodInitializing` between two attempts).
     warning = _latest(pod_events)
     if warning is not None:
         text = (warning.get("message") or "").lower()
-        why = (R_MOUNT_FAILED if any(w in text for w in _MOUNT_WORDS)
-               else R_IMAGE_PULL_FAILED if "image" in text and ("pull" in text or "pulling" in text)
-               else None)
+        why = (
+            R_MOUNT_FAILED
+            if any(w in text for w in _MOUNT_WORDS)
+            else R_IMAGE_PULL_FAILED
+            if "image" in text and ("pull" in text or "pulling" in text)
+            else None
+        )
         if why is not None:
-            return StartFailure(job, why, cut(
-                f"pod {name} {late}: {warning.get('reason')}: {warning.get('message')}", MAX_MESSAGE))
+            return StartFailure(
+                job,
+                why,
+                cut(f"pod {name} {late}: {warning.get('reason')}: {warning.get('message')}", MAX_MESSAGE),
+            )
     state = ", ".join(f"container {c}: {r}" for c, r, _ in waiting if r) or "Pending"
     last = warning or _latest(pod_events, warning_only=False)
     text = f"pod {name} {late} ({state})"
@@ -214,10 +256,15 @@ def _why_not_started(pod: Mapping[str, Any], bound: int, events: Mapping[str, Se
     return StartFailure(job, R_POD_START_TIMEOUT, cut(text, MAX_MESSAGE))
 
 
-def check_pod_starts(jobs: Iterable[ObservedJob], pods: Iterable[Mapping[str, Any]],
-                     bound: Callable[[ObservedJob], int], now: datetime, *,
-                     events: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
-                     min_bound: float | None = None) -> PodStartCheck:
+def check_pod_starts(
+    jobs: Iterable[ObservedJob],
+    pods: Iterable[Mapping[str, Any]],
+    bound: Callable[[ObservedJob], int],
+    now: datetime,
+    *,
+    events: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    min_bound: float | None = None,
+) -> PodStartCheck:
     """Which active Jobs fail because their pod cannot start (see the module docstring).
 
     jobs: the owner's Jobs (`ObservedJob`, with `created` and `pods`); finished ones are skipped.
@@ -241,7 +288,9 @@ def check_pod_starts(jobs: Iterable[ObservedJob], pods: Iterable[Mapping[str, An
         if job.state is not JobState.ACTIVE:
             continue
         limit = int(bound(job))
-        pending = sorted(by_job.get(job.name, ()), key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
+        pending = sorted(
+            by_job.get(job.name, ()), key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or ""
+        )
         failure: StartFailure | None = None
         if pending:
             for pod in pending:
@@ -249,7 +298,7 @@ def check_pod_starts(jobs: Iterable[ObservedJob], pods: Iterable[Mapping[str, An
                 if failure is not None:
                     break
             if failure is None:
-                pod = pending[-1]      # the newest attempt: an earlier one may be going away
+                pod = pending[-1]  # the newest attempt: an earlier one may be going away
                 created = parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
                 age = (now - created).total_seconds() if created is not None else 0.0
                 if age < limit:
@@ -280,8 +329,11 @@ def check_pod_starts(jobs: Iterable[ObservedJob], pods: Iterable[Mapping[str, An
                 next_check = min(next_check, float(limit))
                 continue
             detail = (refused.get("message") if refused else None) or "no FailedCreate event says why"
-            failure = StartFailure(job.name, R_POD_CREATE_FAILED, cut(
-                f"Job {job.name} made no pod within {limit} s: {detail}", MAX_MESSAGE))
+            failure = StartFailure(
+                job.name,
+                R_POD_CREATE_FAILED,
+                cut(f"Job {job.name} made no pod within {limit} s: {detail}", MAX_MESSAGE),
+            )
         if failure is not None:
             out.failures.append(dataclasses.replace(failure, job=job.name))
     out.next_check = max(MIN_CHECK_SECONDS, next_check)
@@ -289,6 +341,7 @@ def check_pod_starts(jobs: Iterable[ObservedJob], pods: Iterable[Mapping[str, An
 
 
 # -- the bounds of a run's and an AnalysisJob's Jobs ------------------------------------------
+
 
 @dataclass(frozen=True)
 class Bounds:

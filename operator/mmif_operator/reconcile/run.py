@@ -25,6 +25,7 @@ little-endian, zlib-compressed, base64 (see `encode_failed_steps`). When such an
 FAILED at its first failing step in `itemStates`, as a Stop-mode failure would be, so readers of
 `itemStates` alone (the manifest) see the same meaning in both modes.
 """
+
 from __future__ import annotations
 
 import base64
@@ -41,12 +42,18 @@ from .. import failurereasons, itemstates
 from ..builders import jobs as J
 from ..builders import names, runner_input
 from ..builders.specs import (
-    ON_FAILURE_CONTINUE, plain, run_on_item_failure, run_parallelism, run_start_timeout,
-    step_needs_deployment, workspace_mount_path,
+    ON_FAILURE_CONTINUE,
+    plain,
+    run_on_item_failure,
+    run_parallelism,
+    run_start_timeout,
+    step_needs_deployment,
+    workspace_mount_path,
 )
 from ..itemstates import ItemPhase, ItemState
 from ..runner.paths import MANIFEST_FILE
-from ..statemachine.table import RUN_WORKFLOW, Event as PhaseEvent, Template, TransitionError, transition
+from ..statemachine.table import RUN_WORKFLOW, Template, TransitionError, transition
+from ..statemachine.table import Event as PhaseEvent
 from .observed import R_NAME_CONFLICT, JobKind, JobState, ObservedJob
 from .status import FALSE, UNKNOWN, capped, cut, find_condition, parse_time, rfc3339, set_condition
 
@@ -84,9 +91,9 @@ R_PIPELINE_NOT_FOUND = "PipelineNotFound"
 R_WORKSPACE_NOT_FOUND = "WorkspaceNotFound"
 R_PIPELINE_NOT_READY = "PipelineNotReady"
 R_RUNNING = "Running"
-R_FINALIZING = "Finalizing"          # every item is terminal; the manifest Job runs
-R_CANCELLING = "Cancelling"          # items were cancelled by spec.status; the manifest Job runs
-R_TIMING_OUT = "TimingOut"           # items were cancelled by the run's timeout; the manifest Job runs
+R_FINALIZING = "Finalizing"  # every item is terminal; the manifest Job runs
+R_CANCELLING = "Cancelling"  # items were cancelled by spec.status; the manifest Job runs
+R_TIMING_OUT = "TimingOut"  # items were cancelled by the run's timeout; the manifest Job runs
 R_SUCCEEDED = "Succeeded"
 R_ITEMS_FAILED = "ItemsFailed"
 R_CANCELLED = "Cancelled"
@@ -103,8 +110,11 @@ MAX_EVENT_MESSAGE = 1024
 PENDING_REQUEUE_SECONDS = 30.0
 
 # Job condition reasons → failure reasons, when the runner left no termination message.
-_JOB_REASONS = {"DeadlineExceeded": "Timeout", "BackoffLimitExceeded": "BackoffLimitExceeded",
-                "PodFailurePolicy": "PodFailurePolicy"}
+_JOB_REASONS = {
+    "DeadlineExceeded": "Timeout",
+    "BackoffLimitExceeded": "BackoffLimitExceeded",
+    "PodFailurePolicy": "PodFailurePolicy",
+}
 
 # (target phase, condition status, reason) for events the template may lack in some phase.
 _FALLBACK_ROWS = {
@@ -116,17 +126,17 @@ _FALLBACK_ROWS = {
 class Event:
     """A Kubernetes Event to emit on the PipelineRun."""
 
-    type: str        # Normal | Warning
+    type: str  # Normal | Warning
     reason: str
     message: str
 
 
 @dataclass
 class RunPlan:
-    phase: str                                            # the phase after this plan
+    phase: str  # the phase after this plan
     phase_events: list[str] = field(default_factory=list)  # state-machine events fired, in order
     create: list[dict[str, Any]] = field(default_factory=list)
-    delete: list[str] = field(default_factory=list)       # Job names, after the status patch
+    delete: list[str] = field(default_factory=list)  # Job names, after the status patch
     # ConfigMaps the runner reads (builders/runner_input.py): created before `create`, deleted
     # (after the status patch) once the Job that reads them is over
     create_config_maps: list[dict[str, Any]] = field(default_factory=list)
@@ -146,6 +156,7 @@ class RunPlan:
 
 # -- Continue-mode failures ------------------------------------------------------------------
 
+
 def encode_failed_steps(masks: list[int]) -> str:
     """Per-item masks of failed steps (bit k = step k failed) → compact text."""
     raw = b"".join(int(m).to_bytes(4, "little") for m in masks)
@@ -156,7 +167,7 @@ def decode_failed_steps(text: str | None, count: int) -> list[int]:
     if not text:
         return [0] * count
     raw = zlib.decompress(base64.b64decode(text))
-    masks = [int.from_bytes(raw[i:i + 4], "little") for i in range(0, len(raw), 4)]
+    masks = [int.from_bytes(raw[i : i + 4], "little") for i in range(0, len(raw), 4)]
     if len(masks) != count:
         raise ValueError(f"itemFailedSteps holds {len(masks)} items, expected {count}")
     return masks
@@ -167,6 +178,7 @@ def first_failed_step(mask: int) -> int:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
 
 def _value(x: Any) -> str:
     return getattr(x, "value", x)
@@ -219,12 +231,16 @@ def validate_run(spec: Mapping[str, Any], pipeline_spec: Mapping[str, Any]) -> s
     run_ws = spec.get("workspace") or {}
     pipe_ws = pipeline_spec.get("workspace") or {}
     for step in steps:
-        if step_needs_deployment(step) and (pipe_ws.get("claimName") != run_ws.get("claimName")
-                                            or workspace_mount_path(pipe_ws) != workspace_mount_path(run_ws)):
-            return (f"step {step.get('name')} runs as a Service that mounts claim "
-                    f"{pipe_ws.get('claimName')!r} at {workspace_mount_path(pipe_ws)}, but the run "
-                    f"uses claim {run_ws.get('claimName')!r} at {workspace_mount_path(run_ws)}: "
-                    "they must be the same")
+        if step_needs_deployment(step) and (
+            pipe_ws.get("claimName") != run_ws.get("claimName")
+            or workspace_mount_path(pipe_ws) != workspace_mount_path(run_ws)
+        ):
+            return (
+                f"step {step.get('name')} runs as a Service that mounts claim "
+                f"{pipe_ws.get('claimName')!r} at {workspace_mount_path(pipe_ws)}, but the run "
+                f"uses claim {run_ws.get('claimName')!r} at {workspace_mount_path(run_ws)}: "
+                "they must be the same"
+            )
     return None
 
 
@@ -267,9 +283,14 @@ def count_items(states: list[ItemState]) -> Counts:
     by = [0] * 8
     for s in states:
         by[s.phase] += 1
-    return Counts(total=len(states), succeeded=by[ItemPhase.SUCCEEDED], failed=by[ItemPhase.FAILED],
-                  cancelled=by[ItemPhase.CANCELLED], running=by[ItemPhase.RUNNING],
-                  pending=by[ItemPhase.PENDING])
+    return Counts(
+        total=len(states),
+        succeeded=by[ItemPhase.SUCCEEDED],
+        failed=by[ItemPhase.FAILED],
+        cancelled=by[ItemPhase.CANCELLED],
+        running=by[ItemPhase.RUNNING],
+        pending=by[ItemPhase.PENDING],
+    )
 
 
 def step_counts(states: list[ItemState], masks: list[int], step_names: list[str]) -> list[dict[str, Any]]:
@@ -303,8 +324,16 @@ def step_counts(states: list[ItemState], masks: list[int], step_names: list[str]
             elif ph is ItemPhase.FAILED:
                 failed[k] += 1
             # CANCELLED: stopped before finishing step k; nothing counted from k on.
-    return [{"name": name, "pending": pending[s], "running": running[s], "succeeded": succeeded[s],
-             "failed": failed[s]} for s, name in enumerate(step_names)]
+    return [
+        {
+            "name": name,
+            "pending": pending[s],
+            "running": running[s],
+            "succeeded": succeeded[s],
+            "failed": failed[s],
+        }
+        for s, name in enumerate(step_names)
+    ]
 
 
 def failed_at_summary(states: list[ItemState], step_names: list[str]) -> str:
@@ -314,18 +343,30 @@ def failed_at_summary(states: list[ItemState], step_names: list[str]) -> str:
         if s.phase is ItemPhase.FAILED:
             per_step[s.step] += 1
     total = sum(per_step.values())
-    parts = [f"{c} at step {step_names[k] if k < len(step_names) else k}" for k, c in sorted(per_step.items())]
+    parts = [
+        f"{c} at step {step_names[k] if k < len(step_names) else k}" for k, c in sorted(per_step.items())
+    ]
     text = f"{total} of {len(states)} items failed"
     return f"{text}: {', '.join(parts)}" if parts else text
 
 
 # -- the planner -----------------------------------------------------------------------------
 
+
 class _Planner:
-    def __init__(self, run: Mapping[str, Any], pipeline_spec: Any, observed: Iterable[ObservedJob],
-                 now: datetime, operator_image: str, termination_messages: Mapping[str, Any],
-                 item_count: int | None, workspace_found: bool, template: Template,
-                 pipeline: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        run: Mapping[str, Any],
+        pipeline_spec: Any,
+        observed: Iterable[ObservedJob],
+        now: datetime,
+        operator_image: str,
+        termination_messages: Mapping[str, Any],
+        item_count: int | None,
+        workspace_found: bool,
+        template: Template,
+        pipeline: Mapping[str, Any] | None = None,
+    ):
         self.template = template
         self.meta = dict(run.get("metadata") or {})
         self.spec = plain(run.get("spec"))
@@ -347,7 +388,7 @@ class _Planner:
         self.phase = self.old.get("phase") or PENDING
         self.plan = RunPlan(phase=self.phase)
         self.new_failures: list[dict[str, Any]] = []
-        self.reason_codes: list[int] | None = None    # itemFailureReasons, decoded when needed
+        self.reason_codes: list[int] | None = None  # itemFailureReasons, decoded when needed
 
     # -- small pieces ---------------------------------------------------------------------
     def _event(self, type_: str, reason: str, message: str) -> None:
@@ -355,8 +396,14 @@ class _Planner:
 
     def _condition(self, status: str, reason: str, message: str) -> None:
         self.status["conditions"] = set_condition(
-            self.status.get("conditions"), CONDITION_SUCCEEDED, status, reason, message, self.now,
-            self.meta.get("generation"))
+            self.status.get("conditions"),
+            CONDITION_SUCCEEDED,
+            status,
+            reason,
+            message,
+            self.now,
+            self.meta.get("generation"),
+        )
 
     def _cond_reason(self) -> str | None:
         cond = find_condition(self.old.get("conditions"), CONDITION_SUCCEEDED)
@@ -368,7 +415,12 @@ class _Planner:
         current = self.status.get("phase")
         try:
             row = transition(self.template, current, event)
-            target, cstatus, reason, terminal = _value(row.target), _value(row.status), row.reason, row.terminal
+            target, cstatus, reason, terminal = (
+                _value(row.target),
+                _value(row.status),
+                row.reason,
+                row.terminal,
+            )
         except TransitionError:
             if event not in _FALLBACK_ROWS:
                 raise
@@ -405,7 +457,7 @@ class _Planner:
 
     def _delete(self, job: ObservedJob) -> None:
         if not job.exists:
-            return          # a refused create: the object of that name is not ours to delete
+            return  # a refused create: the object of that name is not ours to delete
         if job.name not in self.plan.delete:
             self.plan.delete.append(job.name)
 
@@ -444,13 +496,19 @@ class _Planner:
         ref = (self.spec.get("pipelineRef") or {}).get("name")
         ns = self.meta.get("namespace")
         if not pipeline:
-            self._waiting(EV_PIPELINE_NOT_FOUND, EV_PIPELINE_NOT_FOUND_TOO_LONG,
-                          f"Pipeline {ref!r} not found in namespace {ns!r}")
+            self._waiting(
+                EV_PIPELINE_NOT_FOUND,
+                EV_PIPELINE_NOT_FOUND_TOO_LONG,
+                f"Pipeline {ref!r} not found in namespace {ns!r}",
+            )
             return
         if not self.workspace_found:
             claim = (self.spec.get("workspace") or {}).get("claimName")
-            self._waiting(EV_WORKSPACE_NOT_FOUND, EV_WORKSPACE_NOT_FOUND_TOO_LONG,
-                          f"PersistentVolumeClaim {claim!r} not found in namespace {ns!r}")
+            self._waiting(
+                EV_WORKSPACE_NOT_FOUND,
+                EV_WORKSPACE_NOT_FOUND_TOO_LONG,
+                f"PersistentVolumeClaim {claim!r} not found in namespace {ns!r}",
+            )
             return
         problem = validate_run(self.spec, pipeline)
         if problem:
@@ -458,14 +516,19 @@ class _Planner:
             return
         not_ready = pipeline_not_ready(self.pipeline_obj)
         if not_ready is not None:
-            self._waiting(EV_PIPELINE_NOT_READY, EV_PIPELINE_NOT_READY_TOO_LONG,
-                          f"Pipeline {ref!r} is not Ready: {not_ready[0]}: {not_ready[1]}")
+            self._waiting(
+                EV_PIPELINE_NOT_READY,
+                EV_PIPELINE_NOT_READY_TOO_LONG,
+                f"Pipeline {ref!r} is not Ready: {not_ready[0]}: {not_ready[1]}",
+            )
             return
         ctx = J.RunContext.from_run(self.run)
         self.status["pipelineSpec"] = pipeline
         self.status["startTime"] = rfc3339(self.now)
-        self.status["steps"] = [{"name": s["name"], "pending": 0, "running": 0, "succeeded": 0, "failed": 0}
-                                for s in pipeline["steps"]]
+        self.status["steps"] = [
+            {"name": s["name"], "pending": 0, "running": 0, "succeeded": 0, "failed": 0}
+            for s in pipeline["steps"]
+        ]
         self._fire(EV_STARTED, "preparing the batch")
         self._event("Normal", "Started", f"following Pipeline {ref!r}; preparing the batch")
         if self._create_prepare(ctx):
@@ -477,8 +540,11 @@ class _Planner:
         try:
             self.plan.create_config_maps.extend(J.prepare_inputs(ctx, self.spec))
         except runner_input.TooLarge as e:
-            self._fire(EV_PREPARE_FAILED, f"spec.items cannot reach the prepare Job: {e}; list the batch "
-                       "in a file on the workspace (spec.itemsFrom) instead")
+            self._fire(
+                EV_PREPARE_FAILED,
+                f"spec.items cannot reach the prepare Job: {e}; list the batch "
+                "in a file on the workspace (spec.itemsFrom) instead",
+            )
             return False
         self.plan.create.append(J.prepare_job(ctx, self.spec, self.image))
         return True
@@ -491,7 +557,7 @@ class _Planner:
     def start_deadline(self) -> datetime:
         """Until when the run may wait to start: its creation plus `startTimeoutSeconds`."""
         created = parse_time(self.meta.get("creationTimestamp"))
-        if created is None:     # (an object made by hand) the first history entry, else now
+        if created is None:  # (an object made by hand) the first history entry, else now
             history = self.status.get("history") or []
             created = parse_time(history[0].get("time")) if history else None
         return (created or self.now) + timedelta(seconds=run_start_timeout(self.spec))
@@ -512,7 +578,9 @@ class _Planner:
             self._event("Warning", row.reason, message)
         else:
             self._condition(_value(row.status), row.reason, message)
-        self.plan.requeue_after = max(0.5, min(PENDING_REQUEUE_SECONDS, (deadline - self.now).total_seconds()))
+        self.plan.requeue_after = max(
+            0.5, min(PENDING_REQUEUE_SECONDS, (deadline - self.now).total_seconds())
+        )
 
     def _deadline(self) -> datetime | None:
         timeout = self.spec.get("timeoutSeconds")
@@ -582,8 +650,11 @@ class _Planner:
         if timed_out:
             if job is not None:
                 self._delete(job)
-            self._fire(EV_TIMED_OUT, f"the run exceeded its timeout of {self.spec.get('timeoutSeconds')}s "
-                       "while preparing the batch")
+            self._fire(
+                EV_TIMED_OUT,
+                f"the run exceeded its timeout of {self.spec.get('timeoutSeconds')}s "
+                "while preparing the batch",
+            )
             return False
         if job is None and not self._create_prepare(self.ctx):
             return False
@@ -594,15 +665,17 @@ class _Planner:
     def _refused(self, job: ObservedJob, what: str) -> None:
         """The run's own prepare or manifest Job cannot be created: the run fails with why."""
         event = EV_NAME_CONFLICT if job.reason == R_NAME_CONFLICT else EV_CREATE_FAILED
-        self._fire(event, cut(f"the {what} Job could not be created: {job.message or job.reason}",
-                              MAX_FAILURE_MESSAGE))
+        self._fire(
+            event,
+            cut(f"the {what} Job could not be created: {job.message or job.reason}", MAX_FAILURE_MESSAGE),
+        )
 
     # -- items ----------------------------------------------------------------------------
     def _item_name(self, index: int, msg: Mapping[str, Any]) -> str | None:
         items = self.spec.get("items")
         if items and index < len(items) and items[index].get("name"):
             return items[index]["name"]
-        name = msg.get("name")   # the runner's summary: {"item": <index>, "name": <item name>, ...}
+        name = msg.get("name")  # the runner's summary: {"item": <index>, "name": <item name>, ...}
         return name[:63] if isinstance(name, str) and name else None
 
     def _outcome(self, index: int, k: int, job: ObservedJob, masks: list[int]) -> ItemState:
@@ -617,8 +690,13 @@ class _Planner:
         reason = msg.get("reason") if isinstance(msg.get("reason"), str) and msg.get("reason") else None
         reason = reason or _JOB_REASONS.get(job.reason or "", job.reason or "Failed")
         message = msg.get("message") or job.message or ""
-        failure: dict[str, Any] = {"index": index, "step": self.step_names[k], "reason": cut(reason, 128),
-                                   "message": cut(message, MAX_FAILURE_MESSAGE), "time": rfc3339(self.now)}
+        failure: dict[str, Any] = {
+            "index": index,
+            "step": self.step_names[k],
+            "reason": cut(reason, 128),
+            "message": cut(message, MAX_FAILURE_MESSAGE),
+            "time": rfc3339(self.now),
+        }
         if not msg:
             # No pod wrote why (it could not start, the Job could not be created): the manifest
             # learns it from the status (failurereasons).
@@ -628,7 +706,9 @@ class _Planner:
             failure = {"item": item_name, **failure}
         self.new_failures.append(failure)
         label = f"item {index}" + (f" ({item_name})" if item_name else "")
-        self._event("Warning", "StepFailed", f"{label} failed at step {self.step_names[k]}: {reason}: {message}")
+        self._event(
+            "Warning", "StepFailed", f"{label} failed at step {self.step_names[k]}: {reason}: {message}"
+        )
         if run_on_item_failure(self.spec) == ON_FAILURE_CONTINUE:
             masks[index] |= 1 << k
             if k + 1 < nsteps:
@@ -641,8 +721,14 @@ class _Planner:
         if self.reason_codes is None:
             self.reason_codes = failurereasons.decode(self.status.get("itemFailureReasons"), n)
             self.status["failureReasons"] = [dict(r) for r in self.status.get("failureReasons") or []]
-        failurereasons.record(self.status["failureReasons"], self.reason_codes, index, failure["step"],
-                              failure["reason"], failure["message"])
+        failurereasons.record(
+            self.status["failureReasons"],
+            self.reason_codes,
+            index,
+            failure["step"],
+            failure["reason"],
+            failure["message"],
+        )
         self.status["itemFailureReasons"] = failurereasons.encode(self.reason_codes)
 
     def _items(self, cancel: bool, timed_out: bool) -> None:
@@ -654,7 +740,12 @@ class _Planner:
         manifest: ObservedJob | None = None
         for job in self.observed:
             if job.kind is JobKind.STEP:
-                if job.item is not None and job.step is not None and 0 <= job.item < n and 0 <= job.step < nsteps:
+                if (
+                    job.item is not None
+                    and job.step is not None
+                    and 0 <= job.item < n
+                    and 0 <= job.step < nsteps
+                ):
                     jobs_by_item[job.item][job.step] = job
                 elif job.finished:
                     self._delete(job)
@@ -668,7 +759,7 @@ class _Planner:
             st = states[i]
             while True:
                 if st.phase is ItemPhase.PENDING and 0 in by_step:
-                    st = ItemState(0, ItemPhase.RUNNING)   # created, status patch lost: in flight
+                    st = ItemState(0, ItemPhase.RUNNING)  # created, status patch lost: in flight
                 current = by_step.get(st.step)
                 if st.phase is ItemPhase.RUNNING and current is not None and current.finished:
                     st = self._outcome(i, st.step, current, masks)
@@ -678,7 +769,7 @@ class _Planner:
             states[i] = st
             for step, job in by_step.items():
                 if st.phase.terminal or step < st.step:
-                    self._delete(job)   # accounted for (or the Job of a cancelled item)
+                    self._delete(job)  # accounted for (or the Job of a cancelled item)
 
         # 2. Cancel or time out: items not terminal become Cancelled, their Jobs go.
         stop = self._cond_reason() if self._cond_reason() in (R_CANCELLING, R_TIMING_OUT) else None
@@ -696,8 +787,12 @@ class _Planner:
             if stop == R_CANCELLING:
                 self._event("Normal", "Cancelling", f"cancelled: {stopped} items in flight stopped")
             else:
-                self._event("Warning", "TimedOut", f"the run exceeded its timeout of "
-                            f"{self.spec.get('timeoutSeconds')}s: {stopped} items in flight stopped")
+                self._event(
+                    "Warning",
+                    "TimedOut",
+                    f"the run exceeded its timeout of "
+                    f"{self.spec.get('timeoutSeconds')}s: {stopped} items in flight stopped",
+                )
             all_terminal = True
 
         # 3. Start pending items up to `parallelism`, and create the Job of every item in flight.
@@ -714,8 +809,11 @@ class _Planner:
             # Items further along first: their Jobs free a slot soonest, and an item that just
             # finished a step should not wait behind items that only start (the handler creates
             # at most a bounded number of Jobs per pass, in this order).
-            missing = [(i, st.step) for i, st in enumerate(states)
-                       if st.phase is ItemPhase.RUNNING and st.step not in jobs_by_item.get(i, {})]
+            missing = [
+                (i, st.step)
+                for i, st in enumerate(states)
+                if st.phase is ItemPhase.RUNNING and st.step not in jobs_by_item.get(i, {})
+            ]
             for i, step in sorted(missing, key=lambda m: -m[1]):
                 self.plan.create.append(J.step_job(self.ctx, self.spec, self.pipeline, i, step, self.image))
 
@@ -732,8 +830,9 @@ class _Planner:
         self.status["itemsCancelled"] = counts.cancelled
         self.status["steps"] = step_counts(states, masks, self.step_names)
         if self.new_failures:
-            self.status["failures"] = capped([*(self.status.get("failures") or []), *self.new_failures],
-                                             MAX_FAILURES)
+            self.status["failures"] = capped(
+                [*(self.status.get("failures") or []), *self.new_failures], MAX_FAILURES
+            )
         self.plan.item_states = states
 
         # 5. Finalize: the manifest Job once every item is terminal, then the final phase.
@@ -742,8 +841,9 @@ class _Planner:
             states_config_map = names.states_config_map_name(self.name, self.uid)
             if manifest is None:
                 try:
-                    self.plan.create_config_maps.extend(J.manifest_inputs(self.ctx, encoded,
-                                                                          failurereasons.payload(self.status)))
+                    self.plan.create_config_maps.extend(
+                        J.manifest_inputs(self.ctx, encoded, failurereasons.payload(self.status))
+                    )
                 except runner_input.TooLarge as e:
                     self._fire(EV_MANIFEST_FAILED, f"{message}; the manifest Job cannot be given {e}")
                     return
@@ -752,14 +852,16 @@ class _Planner:
             elif manifest.state is JobState.SUCCEEDED:
                 self._delete(manifest)
                 self.plan.delete_config_maps.append(states_config_map)
-                self.status["manifestPath"] = f"{self.ctx.run_dir}/{MANIFEST_FILE}"   # written now
+                self.status["manifestPath"] = f"{self.ctx.run_dir}/{MANIFEST_FILE}"  # written now
                 self._fire(event, message)
             elif not manifest.exists:
                 self._refused(manifest, "manifest")
             elif manifest.state is JobState.FAILED:
                 self.plan.delete_config_maps.append(states_config_map)
                 msg = self._tm(manifest)
-                detail = msg.get("message") or manifest.message or manifest.reason or "the manifest Job failed"
+                detail = (
+                    msg.get("message") or manifest.message or manifest.reason or "the manifest Job failed"
+                )
                 self._fire(EV_MANIFEST_FAILED, f"{message}; the manifest Job failed: {detail}")
             else:
                 self._condition(UNKNOWN, stop or R_FINALIZING, f"{message}; writing the manifest")
@@ -767,15 +869,21 @@ class _Planner:
             self._condition(UNKNOWN, R_RUNNING, f"{counts.done}/{n} items done, {counts.running} in flight")
             self._deadline_requeue()
 
-    def _final_outcome(self, states: list[ItemState], stop: str | None, cancel: bool,
-                       counts: Counts) -> tuple[str, str, str]:
-        summary = (f"{counts.succeeded} succeeded, {counts.failed} failed, {counts.cancelled} cancelled"
-                   f" of {counts.total} items")
+    def _final_outcome(
+        self, states: list[ItemState], stop: str | None, cancel: bool, counts: Counts
+    ) -> tuple[str, str, str]:
+        summary = (
+            f"{counts.succeeded} succeeded, {counts.failed} failed, {counts.cancelled} cancelled"
+            f" of {counts.total} items"
+        )
         if stop == R_CANCELLING or (stop is None and counts.cancelled and cancel):
             return CANCELLED, f"cancelled: {summary}", EV_CANCELLED
         if stop == R_TIMING_OUT or (stop is None and counts.cancelled):
-            return (FAILED, f"the run exceeded its timeout of {self.spec.get('timeoutSeconds')}s: {summary}",
-                    EV_TIMED_OUT)
+            return (
+                FAILED,
+                f"the run exceeded its timeout of {self.spec.get('timeoutSeconds')}s: {summary}",
+                EV_TIMED_OUT,
+            )
         if counts.failed:
             return FAILED, failed_at_summary(states, self.step_names), EV_ITEMS_FAILED
         return SUCCEEDED, f"{counts.succeeded} of {counts.total} items succeeded", EV_ALL_ITEMS_SUCCEEDED
@@ -786,16 +894,29 @@ def progress_only(plan: RunPlan, old_status: Mapping[str, Any]) -> bool:
     condition's message): no phase change or state-machine event, no Event to post, no new
     failure, no new spec generation or snapshot. Such a patch may wait a little and be merged
     with the next ones; the Jobs it would account for are deleted after the patch that does."""
-    return (plan.phase == old_status.get("phase") and plan.phase not in TERMINAL_PHASES
-            and not plan.phase_events and not plan.events and not plan.delete_run
-            and not {"failures", "observedGeneration", "pipelineSpec"} & plan.status_patch.keys())
+    return (
+        plan.phase == old_status.get("phase")
+        and plan.phase not in TERMINAL_PHASES
+        and not plan.phase_events
+        and not plan.events
+        and not plan.delete_run
+        and not {"failures", "observedGeneration", "pipelineSpec"} & plan.status_patch.keys()
+    )
 
 
-def plan_run(run: Mapping[str, Any], pipeline_spec: Mapping[str, Any] | Any | None,
-             observed: Iterable[ObservedJob], now: datetime, *, operator_image: str,
-             termination_messages: Mapping[str, Any] | None = None, item_count: int | None = None,
-             workspace_found: bool = True, template: Template = RUN_WORKFLOW,
-             pipeline: Mapping[str, Any] | None = None) -> RunPlan:
+def plan_run(
+    run: Mapping[str, Any],
+    pipeline_spec: Mapping[str, Any] | Any | None,
+    observed: Iterable[ObservedJob],
+    now: datetime,
+    *,
+    operator_image: str,
+    termination_messages: Mapping[str, Any] | None = None,
+    item_count: int | None = None,
+    workspace_found: bool = True,
+    template: Template = RUN_WORKFLOW,
+    pipeline: Mapping[str, Any] | None = None,
+) -> RunPlan:
     """Decide what to do for one PipelineRun.
 
     run: the PipelineRun object (`metadata` with name/namespace/uid/generation, `spec`, `status`).
@@ -815,8 +936,18 @@ def plan_run(run: Mapping[str, Any], pipeline_spec: Mapping[str, Any] | Any | No
     A pending run waits for each of these until `metadata.creationTimestamp` +
     `spec.startTimeoutSeconds`, then fails with the reason it waited for.
     """
-    return _Planner(run, pipeline_spec, observed, now, operator_image, termination_messages or {},
-                    item_count, workspace_found, template, pipeline).run_plan()
+    return _Planner(
+        run,
+        pipeline_spec,
+        observed,
+        now,
+        operator_image,
+        termination_messages or {},
+        item_count,
+        workspace_found,
+        template,
+        pipeline,
+    ).run_plan()
 
 
 def termination_messages_needed(run: Mapping[str, Any], observed: Iterable[ObservedJob]) -> list[str]:
@@ -833,11 +964,18 @@ def termination_messages_needed(run: Mapping[str, Any], observed: Iterable[Obser
     for job in observed:
         if not job.exists or not job.owned_by(uid):
             continue
-        if ((job.kind is JobKind.PREPARE and job.finished and count is None)
-                or (job.kind is JobKind.MANIFEST and job.state is JobState.FAILED)):
+        if (job.kind is JobKind.PREPARE and job.finished and count is None) or (
+            job.kind is JobKind.MANIFEST and job.state is JobState.FAILED
+        ):
             out.append(job.name)
-        elif (job.kind is JobKind.STEP and job.state is JobState.FAILED and states is not None
-              and job.item is not None and job.step is not None and 0 <= job.item < len(states)):
+        elif (
+            job.kind is JobKind.STEP
+            and job.state is JobState.FAILED
+            and states is not None
+            and job.item is not None
+            and job.step is not None
+            and 0 <= job.item < len(states)
+        ):
             st = states[job.item]
             if not st.phase.terminal and job.step >= st.step:
                 out.append(job.name)

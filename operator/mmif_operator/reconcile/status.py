@@ -1,8 +1,9 @@
 """Status helpers: conditions (Kubernetes API conventions), capped lists, timestamps."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
@@ -11,15 +12,15 @@ TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 def rfc3339(t: datetime) -> str:
     """A time as Kubernetes writes it: UTC, whole seconds, trailing Z."""
     if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: str | datetime | None) -> datetime | None:
     if text is None or text == "":
         return None
     if isinstance(text, datetime):
-        return text if text.tzinfo else text.replace(tzinfo=timezone.utc)
+        return text if text.tzinfo else text.replace(tzinfo=UTC)
     return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
 
 
@@ -30,8 +31,15 @@ def find_condition(conditions: Iterable[Mapping[str, Any]] | None, type_: str) -
     return None
 
 
-def set_condition(conditions: Sequence[Mapping[str, Any]] | None, type_: str, status: str, reason: str,
-                  message: str, now: datetime, observed_generation: int | None = None) -> list[dict[str, Any]]:
+def set_condition(
+    conditions: Sequence[Mapping[str, Any]] | None,
+    type_: str,
+    status: str,
+    reason: str,
+    message: str,
+    now: datetime,
+    observed_generation: int | None = None,
+) -> list[dict[str, Any]]:
     """A new conditions list with `type_` set; `lastTransitionTime` is kept when the status is
     unchanged (only a change of status is a transition), as metav1.Condition requires."""
     old = find_condition(conditions, type_)

@@ -10,6 +10,7 @@ named `<run>-<analysis>` first) is never taken for the run's: the analysis is re
 `NameConflict` with the object's owner, and the object is left alone. A decision, once
 recorded, is final for the run.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -28,27 +29,35 @@ R_CREATED = "Created"
 R_NOT_AUTHORIZED = "AnalysisNotAuthorized"
 R_NAME_CONFLICT = "NameConflict"
 R_CREATE_FAILED = "CreateFailed"
-CREATED, NOT_AUTHORIZED, NAME_CONFLICT, CREATE_FAILED = "Created", "NotAuthorized", "NameConflict", "CreateFailed"
+CREATED, NOT_AUTHORIZED, NAME_CONFLICT, CREATE_FAILED = (
+    "Created",
+    "NotAuthorized",
+    "NameConflict",
+    "CreateFailed",
+)
 # The condition's reason for each state that is not `Created` (first found in this order wins).
-_REFUSED_REASONS = ((NAME_CONFLICT, R_NAME_CONFLICT), (CREATE_FAILED, R_CREATE_FAILED),
-                    (NOT_AUTHORIZED, R_NOT_AUTHORIZED))
+_REFUSED_REASONS = (
+    (NAME_CONFLICT, R_NAME_CONFLICT),
+    (CREATE_FAILED, R_CREATE_FAILED),
+    (NOT_AUTHORIZED, R_NOT_AUTHORIZED),
+)
 ANALYSIS_PLURAL = "analysisjobs"
 ANALYSIS_KIND = "AnalysisJob"
 
 
 @dataclass(frozen=True)
 class Decision:
-    name: str                     # the analysis's name in the Pipeline
+    name: str  # the analysis's name in the Pipeline
     allowed: bool
     message: str = ""
     analysis_job: str | None = None
-    state: str | None = None      # the recorded state; None: Created when allowed, else NotAuthorized
+    state: str | None = None  # the recorded state; None: Created when allowed, else NotAuthorized
 
     @property
     def recorded_state(self) -> str:
         return self.state or (CREATED if self.allowed else NOT_AUTHORIZED)
 
-    def not_created(self, state: str, message: str) -> "Decision":
+    def not_created(self, state: str, message: str) -> Decision:
         """This decision, with the AnalysisJob not created after all (`NameConflict`, ...)."""
         return Decision(self.name, self.allowed, message, self.analysis_job, state)
 
@@ -73,8 +82,12 @@ def access_review(requester: Mapping[str, Any], namespace: str) -> dict[str, Any
     spec: dict[str, Any] = {
         "user": requester.get("username", ""),
         "groups": groups,
-        "resourceAttributes": {"namespace": namespace, "verb": "create", "group": API_GROUP,
-                               "resource": ANALYSIS_PLURAL},
+        "resourceAttributes": {
+            "namespace": namespace,
+            "verb": "create",
+            "group": API_GROUP,
+            "resource": ANALYSIS_PLURAL,
+        },
     }
     if requester.get("uid"):
         spec["uid"] = requester["uid"]
@@ -89,14 +102,22 @@ def decide(template: Mapping[str, Any], run: Mapping[str, Any], review: Mapping[
     name = template["name"]
     requester = (run.get("spec") or {}).get("requester") or {}
     if review is None:
-        return Decision(name, False, "the run has no recorded requester (is the operator's admission "
-                        "webhook installed?), so no analysis can be authorised")
+        return Decision(
+            name,
+            False,
+            "the run has no recorded requester (is the operator's admission "
+            "webhook installed?), so no analysis can be authorised",
+        )
     answer = review.get("status") or {}
     if answer.get("allowed") and not answer.get("denied"):
         return Decision(name, True, analysis_job=names.triggered_analysis_name(meta["name"], name))
     why = answer.get("reason") or answer.get("evaluationError") or "no RBAC rule allows it"
-    return Decision(name, False, f"user {requester.get('username')!r} may not create analysisjobs in "
-                    f"namespace {meta.get('namespace')}: {cut(why, 300)}")
+    return Decision(
+        name,
+        False,
+        f"user {requester.get('username')!r} may not create analysisjobs in "
+        f"namespace {meta.get('namespace')}: {cut(why, 300)}",
+    )
 
 
 def analysis_job(run: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str, Any]:
@@ -106,8 +127,13 @@ def analysis_job(run: Mapping[str, Any], template: Mapping[str, Any]) -> dict[st
     pipeline = (spec.get("pipelineRef") or {}).get("name", "")
     name = names.triggered_analysis_name(meta["name"], template["name"])
     labels = L.common_labels("analysis", name="mmif-analysis", instance=name)
-    labels.update({L.RUN: L.label_value(meta["name"]), L.PIPELINE: L.label_value(pipeline),
-                   L.ANALYSIS: L.label_value(template["name"])})
+    labels.update(
+        {
+            L.RUN: L.label_value(meta["name"]),
+            L.PIPELINE: L.label_value(pipeline),
+            L.ANALYSIS: L.label_value(template["name"]),
+        }
+    )
     body_spec: dict[str, Any] = {
         "runRef": {"name": meta["name"]},
         "app": plain(template.get("app")),
@@ -123,8 +149,16 @@ def analysis_job(run: Mapping[str, Any], template: Mapping[str, Any]) -> dict[st
             "name": name,
             "namespace": meta.get("namespace"),
             "labels": labels,
-            "ownerReferences": [{"apiVersion": API_VERSION, "kind": KIND_RUN, "name": meta["name"],
-                                 "uid": meta.get("uid"), "controller": True, "blockOwnerDeletion": True}],
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": KIND_RUN,
+                    "name": meta["name"],
+                    "uid": meta.get("uid"),
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": body_spec,
     }
@@ -146,8 +180,13 @@ def status_patch(run: Mapping[str, Any], decisions: Sequence[Decision], now: dat
     if refused:
         states = {e["state"] for e in refused}
         reason = next(r for state, r in _REFUSED_REASONS if state in states)
-        cond = (FALSE, reason, cut("; ".join(f"analysis {e['name']} not created: {e.get('message', '')}"
-                                             for e in refused), 4096))
+        cond = (
+            FALSE,
+            reason,
+            cut(
+                "; ".join(f"analysis {e['name']} not created: {e.get('message', '')}" for e in refused), 4096
+            ),
+        )
     else:
         cond = (TRUE, R_CREATED, "created " + ", ".join(e.get("analysisJob") or e["name"] for e in entries))
     conditions = set_condition(status.get("conditions"), CONDITION, *cond, now, meta.get("generation"))

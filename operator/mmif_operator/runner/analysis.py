@@ -5,15 +5,16 @@ app and keeps the checked output in the AnalysisJob's own folder (`<run>/analyse
 only folder its pod may write). Same contract, exit codes and result record as `step`: a record
 that says Succeeded with the output's sha256 intact means "already done" (no second app call).
 """
+
 from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Mapping
-from typing import Any
 import os
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .. import failurereasons, itemstates
 from ..itemstates import ItemPhase
@@ -21,8 +22,8 @@ from . import appclient, claims, files
 from .exitcodes import ExitCode, Reason
 from .items import read_item, read_items
 from .outcome import InputViews, Kind, classify, parse_mmif
-from .step import read_input
 from .paths import ANALYSIS_UID_FILE, RUN_UID_FILE, AnalysisLayout, RunLayout
+from .step import read_input
 
 log = logging.getLogger("mmif-runner")
 
@@ -38,8 +39,8 @@ class AnalyzeConfig:
     app_wait: float
     termination_log: str
     analysis_uid: str | None = None
-    app_startup: float | None = None    # the app is this pod's sidecar: seconds it may take to listen
-    run_uid: str | None = None      # the source run's UID: its folder must hold it
+    app_startup: float | None = None  # the app is this pod's sidecar: seconds it may take to listen
+    run_uid: str | None = None  # the source run's UID: its folder must hold it
 
 
 def claim_folder(run_dir: str, layout: AnalysisLayout, uid: str | None, run_uid: str | None) -> None:
@@ -49,10 +50,11 @@ def claim_folder(run_dir: str, layout: AnalysisLayout, uid: str | None, run_uid:
     one of the same name) claimed: its outputs are never overwritten."""
     if not uid:
         return
-    if not run_uid:   # a Job made before MMIF_RUN_UID was passed: the run folder's own marker
+    if not run_uid:  # a Job made before MMIF_RUN_UID was passed: the run folder's own marker
         run_uid = claims.read_markers(run_dir).get(RUN_UID_FILE) or ""
-    claims.claim(run_dir, layout.root, claims.Owner(ANALYSIS_UID_FILE, uid),
-                 allowed={run_dir: (RUN_UID_FILE, run_uid)})
+    claims.claim(
+        run_dir, layout.root, claims.Owner(ANALYSIS_UID_FILE, uid), allowed={run_dir: (RUN_UID_FILE, run_uid)}
+    )
 
 
 def _done_before(layout: AnalysisLayout, index: int) -> dict | None:
@@ -70,13 +72,22 @@ def run_analyze(cfg: AnalyzeConfig) -> int:
     write_record = False
 
     def finish(code: int, reason: str, message: str, **extra) -> int:
-        record.update(state="Succeeded" if code == ExitCode.OK else "Failed", reason=reason,
-                      message=message, exitCode=int(code), retriable=code == ExitCode.INFRA,
-                      startedAt=started, finishedAt=files.utcnow(), **extra)
+        record.update(
+            state="Succeeded" if code == ExitCode.OK else "Failed",
+            reason=reason,
+            message=message,
+            exitCode=int(code),
+            retriable=code == ExitCode.INFRA,
+            startedAt=started,
+            finishedAt=files.utcnow(),
+            **extra,
+        )
         if write_record:
             files.atomic_write_json(layout.record(cfg.item_index), record)
-        files.write_termination(cfg.termination_log, {"item": cfg.item_index, "name": record["name"],
-                                                      "reason": reason, "message": message})
+        files.write_termination(
+            cfg.termination_log,
+            {"item": cfg.item_index, "name": record["name"], "reason": reason, "message": message},
+        )
         return int(code)
 
     try:
@@ -85,19 +96,29 @@ def run_analyze(cfg: AnalyzeConfig) -> int:
         return finish(ExitCode.OUTPUT_CONFLICT, Reason.OUTPUT_CONFLICT, str(e))
     item = read_item(run.items, cfg.item_index) if os.path.isfile(run.items) else None
     if item is None:
-        return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"{run.items} has no item {cfg.item_index}")
+        return finish(
+            ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"{run.items} has no item {cfg.item_index}"
+        )
     record["name"] = item.name
     write_record = True
     done = _done_before(layout, item.index)
     if done is not None:
         log.info("item %d already analysed (sha256 %s): nothing to do", item.index, done["sha256"])
-        files.write_termination(cfg.termination_log, {"item": item.index, "name": item.name,
-                                                      "reason": Reason.SUCCEEDED, "message": "already done"})
+        files.write_termination(
+            cfg.termination_log,
+            {"item": item.index, "name": item.name, "reason": Reason.SUCCEEDED, "message": "already done"},
+        )
         return int(ExitCode.OK)
     previous = files.read_json(layout.record(item.index))
-    record.update(attempt=(previous.get("attempt", 0) if isinstance(previous, dict) else 0) + 1,
-                  appUrl=cfg.app_url, app=None, httpStatus=None, input=run.final_mmif(item.index),
-                  output=None, sha256=None)
+    record.update(
+        attempt=(previous.get("attempt", 0) if isinstance(previous, dict) else 0) + 1,
+        appUrl=cfg.app_url,
+        app=None,
+        httpStatus=None,
+        input=run.final_mmif(item.index),
+        output=None,
+        sha256=None,
+    )
     try:
         in_bytes = read_input(run.final_mmif(item.index))
         in_views = InputViews.of(parse_mmif(in_bytes))
@@ -136,8 +157,14 @@ def run_analyze(cfg: AnalyzeConfig) -> int:
 _STATE_NAMES = {ItemPhase.SUCCEEDED: "Succeeded", ItemPhase.FAILED: "Failed"}
 
 
-def build_analysis_manifest(run_dir: str, analysis_dir: str, name: str, phase: str,
-                            states_text: str | None, failure_reasons: Mapping[str, Any] | None = None) -> dict:
+def build_analysis_manifest(
+    run_dir: str,
+    analysis_dir: str,
+    name: str,
+    phase: str,
+    states_text: str | None,
+    failure_reasons: Mapping[str, Any] | None = None,
+) -> dict:
     """Every item the analysis processed (succeeded or failed), from the analysis's item states
     (status.itemStates) and the result records; items it never took are not listed."""
     run = RunLayout(run_dir)
@@ -151,31 +178,52 @@ def build_analysis_manifest(run_dir: str, analysis_dir: str, name: str, phase: s
             continue
         rec = files.read_json(layout.record(item.index))
         rec = rec if isinstance(rec, dict) else {}
-        if why is not None and state.phase is ItemPhase.FAILED:    # no pod wrote why: the operator's
+        if why is not None and state.phase is ItemPhase.FAILED:  # no pod wrote why: the operator's
             rec = {**rec, "reason": why.get("reason"), "message": why.get("message")}
         succeeded = state.phase is ItemPhase.SUCCEEDED
         output = layout.output(item.index)
-        entries.append({
-            "index": item.index, "name": item.name, "state": _STATE_NAMES[state.phase],
-            "source": run.relative(run.final_mmif(item.index)),
-            "output": layout.relative(output) if succeeded and os.path.isfile(output) else None,
-            "sha256": rec.get("sha256") if succeeded else None,
-            "reason": None if succeeded else rec.get("reason"),
-            "message": None if succeeded else rec.get("message"),
-            "finishedAt": rec.get("finishedAt"),
-        })
-    counts = {"total": len(entries), "succeeded": sum(e["state"] == "Succeeded" for e in entries),
-              "failed": sum(e["state"] == "Failed" for e in entries)}
-    return {"analysisJob": name, "phase": phase, "generatedAt": files.utcnow(), "runDir": run_dir,
-            "analysisDir": analysis_dir, "counts": counts, "items": entries}
+        entries.append(
+            {
+                "index": item.index,
+                "name": item.name,
+                "state": _STATE_NAMES[state.phase],
+                "source": run.relative(run.final_mmif(item.index)),
+                "output": layout.relative(output) if succeeded and os.path.isfile(output) else None,
+                "sha256": rec.get("sha256") if succeeded else None,
+                "reason": None if succeeded else rec.get("reason"),
+                "message": None if succeeded else rec.get("message"),
+                "finishedAt": rec.get("finishedAt"),
+            }
+        )
+    counts = {
+        "total": len(entries),
+        "succeeded": sum(e["state"] == "Succeeded" for e in entries),
+        "failed": sum(e["state"] == "Failed" for e in entries),
+    }
+    return {
+        "analysisJob": name,
+        "phase": phase,
+        "generatedAt": files.utcnow(),
+        "runDir": run_dir,
+        "analysisDir": analysis_dir,
+        "counts": counts,
+        "items": entries,
+    }
 
 
-def run_analysis_manifest(run_dir: str, analysis_dir: str, name: str, phase: str,
-                          states_text: str | None, termination_log: str,
-                          failure_reasons: Mapping[str, Any] | None = None, analysis_uid: str | None = None,
-                          run_uid: str | None = None) -> int:
+def run_analysis_manifest(
+    run_dir: str,
+    analysis_dir: str,
+    name: str,
+    phase: str,
+    states_text: str | None,
+    termination_log: str,
+    failure_reasons: Mapping[str, Any] | None = None,
+    analysis_uid: str | None = None,
+    run_uid: str | None = None,
+) -> int:
     layout = AnalysisLayout(analysis_dir)
-    try:   # the first writer when no item was processed: it claims the folder as `analyze` does
+    try:  # the first writer when no item was processed: it claims the folder as `analyze` does
         claim_folder(run_dir, layout, analysis_uid, run_uid)
     except claims.ClaimConflict as e:
         files.write_termination(termination_log, {"reason": Reason.OUTPUT_CONFLICT, "message": str(e)})

@@ -10,6 +10,7 @@ with mmif-python, whose objects take about 41 bytes of memory per byte of an ann
 MMIF, and the cap is chosen with the runner's memory limit (builders/jobs.py, RUNNER_RESOURCES)
 so that any answer under it is parsed within the limit (docs/design.md, "Runner exit codes").
 """
+
 from __future__ import annotations
 
 import http.client
@@ -66,8 +67,10 @@ def read_capped(resp, limit: int, what: str) -> bytes:
     than `limit` bytes, or at once when its Content-Length says so."""
     length = (resp.headers.get("Content-Length") or "").strip() if resp.headers else ""
     if length.isdigit() and int(length) > limit:
-        raise TooLargeError(f"{what}: the answer is {int(length)} bytes long (Content-Length), more than "
-                            f"the {mib(limit)} the runner reads")
+        raise TooLargeError(
+            f"{what}: the answer is {int(length)} bytes long (Content-Length), more than "
+            f"the {mib(limit)} the runner reads"
+        )
     chunks: list[bytes] = []
     total = 0
     while True:
@@ -76,8 +79,10 @@ def read_capped(resp, limit: int, what: str) -> bytes:
             return b"".join(chunks)
         total += len(chunk)
         if total > limit:
-            raise TooLargeError(f"{what}: the answer is longer than the {mib(limit)} the runner reads "
-                                f"(it stopped reading there)")
+            raise TooLargeError(
+                f"{what}: the answer is longer than the {mib(limit)} the runner reads "
+                f"(it stopped reading there)"
+            )
         chunks.append(chunk)
 
 
@@ -118,8 +123,10 @@ def wait_for_app(url: str, wait_seconds: float, poll: float = 0.5) -> None:
     host, port = _host_port(url)
     last = _await_port(host, port, wait_seconds, poll)
     if last is not None:
-        raise InfraError(Reason.APP_UNREACHABLE,
-                         f"the app at {url} did not accept connections within {wait_seconds:g}s ({last})")
+        raise InfraError(
+            Reason.APP_UNREACHABLE,
+            f"the app at {url} did not accept connections within {wait_seconds:g}s ({last})",
+        )
 
 
 class NotListeningError(Exception):
@@ -133,8 +140,10 @@ def wait_for_sidecar(url: str, startup_seconds: float, poll: float = 0.5) -> Non
     host, port = _host_port(url)
     last = _await_port(host, port, startup_seconds, poll)
     if last is not None:
-        raise NotListeningError(f"nothing listened on port {port} within {startup_seconds:g} s ({last}): "
-                                "check the step's port and the app container's log")
+        raise NotListeningError(
+            f"nothing listened on port {port} within {startup_seconds:g} s ({last}): "
+            "check the step's port and the app container's log"
+        )
 
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -180,8 +189,11 @@ def _request(req: urllib.request.Request, timeout: float, limit: int = MAX_ANSWE
 
 def identity(url: str, timeout: float) -> str:
     """The app's identifier, from the metadata JSON that `GET /` returns."""
-    r = _request(urllib.request.Request(url, method="GET", headers={"Accept": "application/json"}),
-                 timeout, MAX_METADATA_BYTES)
+    r = _request(
+        urllib.request.Request(url, method="GET", headers={"Accept": "application/json"}),
+        timeout,
+        MAX_METADATA_BYTES,
+    )
     if r.status != 200:
         raise NotAnAppError(f"GET {url} answered HTTP {r.status}, not CLAMS app metadata")
     try:
@@ -205,7 +217,10 @@ def annotate_url(url: str, params: dict[str, str | list[str]]) -> str:
 def annotate(url: str, mmif: bytes, params: dict[str, str | list[str]], timeout: float) -> Response:
     """POST the complete MMIF; parameters go in the query string. Returns any answer the app gave
     except the retriable ones (which raise InfraError)."""
-    req = urllib.request.Request(annotate_url(url, params), data=mmif, method="POST",
-                                 headers={"Content-Type": "application/json",
-                                          "Accept": "application/json"})
+    req = urllib.request.Request(
+        annotate_url(url, params),
+        data=mmif,
+        method="POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
     return _request(req, timeout)

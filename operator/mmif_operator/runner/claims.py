@@ -19,8 +19,10 @@ its owner's UID (`.run-uid` or `.analysis-uid`), so:
 Nothing is created inside a claimed folder by a claimer that is refused: the way down is created
 one level at a time, each level checked before the next is made.
 """
+
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import secrets
@@ -40,7 +42,7 @@ class ClaimConflict(Exception):
 
 @dataclass(frozen=True)
 class Owner:
-    marker: str     # RUN_UID_FILE or ANALYSIS_UID_FILE
+    marker: str  # RUN_UID_FILE or ANALYSIS_UID_FILE
     uid: str
 
     @property
@@ -58,7 +60,7 @@ def read_markers(folder: str) -> dict[str, str]:
     for marker in MARKERS:
         path = os.path.join(folder, marker)
         try:
-            with open(path, "r", encoding="utf-8") as f:
+            with open(path, encoding="utf-8") as f:
                 found[marker] = f.read().strip()
         except FileNotFoundError:
             continue
@@ -115,13 +117,17 @@ class _Way:
             want = self.allowed.get(level)
             if want is not None:
                 if markers != {want[0]: want[1]}:
-                    raise ClaimConflict(f"{level} should be the folder of {describe(*want)}, but it "
-                                        f"holds the marker of {owners_text(markers)}")
+                    raise ClaimConflict(
+                        f"{level} should be the folder of {describe(*want)}, but it "
+                        f"holds the marker of {owners_text(markers)}"
+                    )
                 continue
             if markers:
-                raise ClaimConflict(f"{self.folder} lies inside {level}, the folder of "
-                                    f"{owners_text(markers)}: a run's or analysis's folder never "
-                                    f"lies inside another's")
+                raise ClaimConflict(
+                    f"{self.folder} lies inside {level}, the folder of "
+                    f"{owners_text(markers)}: a run's or analysis's folder never "
+                    f"lies inside another's"
+                )
 
 
 def find_markers(folder: str, limit: int = SCAN_LIMIT) -> list[tuple[str, str, str]]:
@@ -139,8 +145,9 @@ def find_markers(folder: str, limit: int = SCAN_LIMIT) -> list[tuple[str, str, s
         for entry in entries:
             seen += 1
             if cur != folder and entry.name in MARKERS:
-                found.append((posixpath.relpath(cur, folder), entry.name,
-                              read_markers(cur).get(entry.name, "")))
+                found.append(
+                    (posixpath.relpath(cur, folder), entry.name, read_markers(cur).get(entry.name, ""))
+                )
             elif entry.is_dir(follow_symlinks=False):
                 stack.append(entry.path)
     return found
@@ -149,8 +156,10 @@ def find_markers(folder: str, limit: int = SCAN_LIMIT) -> list[tuple[str, str, s
 def _inside_text(inside: list[tuple[str, str, str]]) -> str:
     where, marker, uid = inside[0]
     more = f" (and {len(inside) - 1} more)" if len(inside) > 1 else ""
-    return (f"holds {where}, the folder of {describe(marker, uid)}{more}: a run's or analysis's "
-            f"folder never contains another's")
+    return (
+        f"holds {where}, the folder of {describe(marker, uid)}{more}: a run's or analysis's "
+        f"folder never contains another's"
+    )
 
 
 def _create_marker(folder: str, owner: Owner) -> bool:
@@ -162,7 +171,7 @@ def _create_marker(folder: str, owner: Owner) -> bool:
         f.flush()
         os.fsync(f.fileno())
     try:
-        os.link(tmp, path)       # fails if the marker appeared meanwhile
+        os.link(tmp, path)  # fails if the marker appeared meanwhile
         return True
     except FileExistsError:
         return False
@@ -186,20 +195,23 @@ def _check_folder(folder: str, owner: Owner) -> bool:
     if markers == {owner.marker: owner.uid}:
         return True
     if markers:
-        raise ClaimConflict(f"{folder} belongs to {owners_text(markers)}, not to {owner.kind} "
-                            f"{owner.uid}: a run never writes into another run's or analysis's folder")
+        raise ClaimConflict(
+            f"{folder} belongs to {owners_text(markers)}, not to {owner.kind} "
+            f"{owner.uid}: a run never writes into another run's or analysis's folder"
+        )
     names = sorted(n for n in os.listdir(folder) if not n.startswith(_tmp_prefix(owner.marker)))
     if not names:
         return False
     inside = find_markers(folder)
     if inside:
         raise ClaimConflict(f"{folder} already exists and {_inside_text(inside)}")
-    raise ClaimConflict(f"{folder} already exists, is not empty and is not marked as a {owner.kind}'s "
-                        f"folder (holds {', '.join(names[:3])}{', ...' if len(names) > 3 else ''})")
+    raise ClaimConflict(
+        f"{folder} already exists, is not empty and is not marked as a {owner.kind}'s "
+        f"folder (holds {', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+    )
 
 
-def claim(top: str, folder: str, owner: Owner,
-          allowed: Mapping[str, tuple[str, str]] | None = None) -> None:
+def claim(top: str, folder: str, owner: Owner, allowed: Mapping[str, tuple[str, str]] | None = None) -> None:
     """Claim `folder` (under `top`) for `owner` by the rule of the module docstring; raise
     ClaimConflict, with nothing of another's touched, when it cannot be this owner's.
 
@@ -216,12 +228,10 @@ def claim(top: str, folder: str, owner: Owner,
                 created.append(path)
             except FileExistsError:
                 pass
-        way.check(path)          # before anything is made one level further down
+        way.check(path)  # before anything is made one level further down
     if not os.path.lexists(folder):
-        try:
+        with contextlib.suppress(FileExistsError):
             os.mkdir(folder)
-        except FileExistsError:
-            pass
     if os.path.islink(folder) or not os.path.isdir(folder):
         raise ClaimConflict(f"{folder} cannot be claimed: it exists and is not a folder")
     mine = False
@@ -244,10 +254,8 @@ def claim(top: str, folder: str, owner: Owner,
                 raise ClaimConflict(f"{folder} {_inside_text(inside)}")
     except ClaimConflict:
         if mine:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(os.path.join(folder, owner.marker))
-            except OSError:
-                pass
         for path in reversed(created):
             try:
                 os.rmdir(path)
@@ -263,6 +271,8 @@ def verify(folder: str, owner: Owner) -> None:
     if markers == {owner.marker: owner.uid}:
         return
     if not markers:
-        raise FileNotFoundError(f"{os.path.join(folder, owner.marker)} is missing: the folder was "
-                                f"never claimed by {owner.kind} {owner.uid}")
+        raise FileNotFoundError(
+            f"{os.path.join(folder, owner.marker)} is missing: the folder was "
+            f"never claimed by {owner.kind} {owner.uid}"
+        )
     raise ClaimConflict(f"{folder} belongs to {owners_text(markers)}, not to {owner.kind} {owner.uid}")

@@ -1,5 +1,6 @@
 """`mmif-runner prepare|step|manifest|analyze|analysis-manifest`: configured by environment variables (see `env`), it exits
 with the codes of `exitcodes` (docs/design.md, "Runner exit codes")."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,18 @@ import traceback
 from typing import Literal, overload
 
 from . import env, files
-from .exitcodes import (APP_ERROR, FAIL_JOB, INFRA, INVALID_CONFIG, INVALID_INPUT,  # noqa: F401
-                        INVALID_OUTPUT, OK, OUTPUT_CONFLICT, ExitCode, Reason)
+from .exitcodes import (  # noqa: F401
+    APP_ERROR,
+    FAIL_JOB,
+    INFRA,
+    INVALID_CONFIG,
+    INVALID_INPUT,
+    INVALID_OUTPUT,
+    OK,
+    OUTPUT_CONFLICT,
+    ExitCode,
+    Reason,
+)
 
 log = logging.getLogger("mmif-runner")
 
@@ -78,17 +89,20 @@ def _steps() -> list[str]:
 
 def cmd_prepare() -> int:
     from .prepare import run_prepare
+
     items_file, items_from = _get(env.ITEMS_FILE, required=False), _get(env.ITEMS_FROM, required=False)
     if (items_file is None) == (items_from is None):
         raise ConfigError(f"set exactly one of {env.ITEMS_FILE} and {env.ITEMS_FROM}")
-    return run_prepare(_abs(env.WORKSPACE), _abs(env.RUN_DIR), _get(env.RUN_UID), items_file, items_from,
-                       _termination_log())
+    return run_prepare(
+        _abs(env.WORKSPACE), _abs(env.RUN_DIR), _get(env.RUN_UID), items_file, items_from, _termination_log()
+    )
 
 
 def _manifest_inputs(owner_uid: str | None) -> tuple[str, dict | None]:
     """status.itemStates, and why items failed where no pod wrote it
     (`failurereasons.payload`), from the mounted ConfigMap the operator made for this owner."""
     from .inputs import InputFileError, read
+
     path = _abs(env.ITEM_STATES_FILE)
     try:
         data = read(path, owner_uid, "the item states")
@@ -104,31 +118,49 @@ def _manifest_inputs(owner_uid: str | None) -> tuple[str, dict | None]:
 
 def cmd_step() -> int:
     from .step import StepConfig, run_step
+
     steps = _steps()
     step_index = _int(env.STEP_INDEX)
     if step_index >= len(steps):
         raise ConfigError(f"{env.STEP_INDEX}={step_index} but {env.STEPS} has {len(steps)} step(s)")
     url, params = _app_config()
-    cfg = StepConfig(workspace=_abs(env.WORKSPACE), run_dir=_abs(env.RUN_DIR),
-                     item_index=_int(env.ITEM_INDEX), step_index=step_index, steps=tuple(steps),
-                     app_url=url, params=params,
-                     http_timeout=_float(env.HTTP_TIMEOUT, env.DEFAULT_HTTP_TIMEOUT, positive=True),
-                     app_wait=_float(env.APP_WAIT, env.DEFAULT_APP_WAIT),
-                     termination_log=_termination_log(), run_uid=_get(env.RUN_UID, required=False),
-                     app_startup=_app_startup())
+    cfg = StepConfig(
+        workspace=_abs(env.WORKSPACE),
+        run_dir=_abs(env.RUN_DIR),
+        item_index=_int(env.ITEM_INDEX),
+        step_index=step_index,
+        steps=tuple(steps),
+        app_url=url,
+        params=params,
+        http_timeout=_float(env.HTTP_TIMEOUT, env.DEFAULT_HTTP_TIMEOUT, positive=True),
+        app_wait=_float(env.APP_WAIT, env.DEFAULT_APP_WAIT),
+        termination_log=_termination_log(),
+        run_uid=_get(env.RUN_UID, required=False),
+        app_startup=_app_startup(),
+    )
     return run_step(cfg)
 
 
 def cmd_manifest() -> int:
     from .manifest import run_manifest
+
     run_uid = _get(env.RUN_UID, required=False)
     states, reasons = _manifest_inputs(run_uid)
-    return run_manifest(_abs(env.RUN_DIR), _get(env.RUN_NAME, ""), _get(env.RUN_PHASE, ""), _steps(),
-                        states, _termination_log(), failure_reasons=reasons, run_uid=run_uid)
+    return run_manifest(
+        _abs(env.RUN_DIR),
+        _get(env.RUN_NAME, ""),
+        _get(env.RUN_PHASE, ""),
+        _steps(),
+        states,
+        _termination_log(),
+        failure_reasons=reasons,
+        run_uid=run_uid,
+    )
 
 
 def _app_config() -> tuple[str, dict]:
     from .step import parse_params
+
     try:
         params = parse_params(_get(env.APP_PARAMS, required=False))
     except ValueError as e:
@@ -147,28 +179,49 @@ def _app_startup() -> float | None:
 
 def cmd_analyze() -> int:
     from .analysis import AnalyzeConfig, run_analyze
+
     url, params = _app_config()
-    cfg = AnalyzeConfig(run_dir=_abs(env.RUN_DIR), analysis_dir=_abs(env.ANALYSIS_DIR),
-                        item_index=_int(env.ITEM_INDEX), app_url=url, params=params,
-                        http_timeout=_float(env.HTTP_TIMEOUT, env.DEFAULT_HTTP_TIMEOUT, positive=True),
-                        app_wait=_float(env.APP_WAIT, env.DEFAULT_APP_WAIT),
-                        termination_log=_termination_log(),
-                        analysis_uid=_get(env.ANALYSIS_UID, required=False),
-                        run_uid=_get(env.RUN_UID, required=False), app_startup=_app_startup())
+    cfg = AnalyzeConfig(
+        run_dir=_abs(env.RUN_DIR),
+        analysis_dir=_abs(env.ANALYSIS_DIR),
+        item_index=_int(env.ITEM_INDEX),
+        app_url=url,
+        params=params,
+        http_timeout=_float(env.HTTP_TIMEOUT, env.DEFAULT_HTTP_TIMEOUT, positive=True),
+        app_wait=_float(env.APP_WAIT, env.DEFAULT_APP_WAIT),
+        termination_log=_termination_log(),
+        analysis_uid=_get(env.ANALYSIS_UID, required=False),
+        run_uid=_get(env.RUN_UID, required=False),
+        app_startup=_app_startup(),
+    )
     return run_analyze(cfg)
 
 
 def cmd_analysis_manifest() -> int:
     from .analysis import run_analysis_manifest
+
     analysis_uid = _get(env.ANALYSIS_UID, required=False)
     states, reasons = _manifest_inputs(analysis_uid)
-    return run_analysis_manifest(_abs(env.RUN_DIR), _abs(env.ANALYSIS_DIR), _get(env.ANALYSIS_NAME, ""),
-                                 _get(env.RUN_PHASE, ""), states, _termination_log(), failure_reasons=reasons,
-                                 analysis_uid=analysis_uid, run_uid=_get(env.RUN_UID, required=False))
+    return run_analysis_manifest(
+        _abs(env.RUN_DIR),
+        _abs(env.ANALYSIS_DIR),
+        _get(env.ANALYSIS_NAME, ""),
+        _get(env.RUN_PHASE, ""),
+        states,
+        _termination_log(),
+        failure_reasons=reasons,
+        analysis_uid=analysis_uid,
+        run_uid=_get(env.RUN_UID, required=False),
+    )
 
 
-COMMANDS = {"prepare": cmd_prepare, "step": cmd_step, "manifest": cmd_manifest,
-            "analyze": cmd_analyze, "analysis-manifest": cmd_analysis_manifest}
+COMMANDS = {
+    "prepare": cmd_prepare,
+    "step": cmd_step,
+    "manifest": cmd_manifest,
+    "analyze": cmd_analyze,
+    "analysis-manifest": cmd_analysis_manifest,
+}
 
 
 def _termination_log() -> str:
@@ -186,8 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits 2, which would read as "infrastructure, retry"
         return int(ExitCode.INVALID_CONFIG) if e.code else int(ExitCode.OK)
-    logging.basicConfig(level=os.environ.get("MMIF_LOG_LEVEL", "INFO"), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("MMIF_LOG_LEVEL", "INFO"),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -198,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(ExitCode.INVALID_CONFIG)
     except Exception as e:  # noqa: BLE001 - never exit 1 (= app error) by accident
         log.error("unexpected error: %s", traceback.format_exc())
-        files.write_termination(_termination_log(), {"reason": Reason.RUNNER_ERROR,
-                                                      "message": f"{type(e).__name__}: {e}"})
+        files.write_termination(
+            _termination_log(), {"reason": Reason.RUNNER_ERROR, "message": f"{type(e).__name__}: {e}"}
+        )
         return int(ExitCode.INFRA)
     finally:
         if previous is not None:

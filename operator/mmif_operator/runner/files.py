@@ -1,4 +1,5 @@
 """Small file helpers: atomic writes, digests, timestamps, the termination message."""
+
 from __future__ import annotations
 
 import contextlib
@@ -12,8 +13,8 @@ from typing import Any
 
 log = logging.getLogger("mmif-runner")
 
-MESSAGE_LIMIT = 1024          # bytes of `message` in a termination message
-TERMINATION_LIMIT = 4096      # what the kubelet keeps of /dev/termination-log
+MESSAGE_LIMIT = 1024  # bytes of `message` in a termination message
+TERMINATION_LIMIT = 4096  # what the kubelet keeps of /dev/termination-log
 
 
 def utcnow() -> str:

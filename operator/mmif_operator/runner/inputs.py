@@ -1,5 +1,6 @@
 """The runner's input file: a key of a ConfigMap the operator made for one run or AnalysisJob,
 mounted read-only (builders/runner_input.py): zlib-compressed JSON `{"owner": <uid>, ...}`."""
+
 from __future__ import annotations
 
 import json
@@ -29,6 +30,8 @@ def read(path: str, owner_uid: str | None, what: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise InputFileError(f"{what} at {path} is not a JSON object")
     if owner_uid and obj.get("owner") != owner_uid:
-        raise InputFileError(f"{what} at {path} was made for {obj.get('owner')!r}, not for {owner_uid!r}: "
-                             f"its ConfigMap is not this object's")
+        raise InputFileError(
+            f"{what} at {path} was made for {obj.get('owner')!r}, not for {owner_uid!r}: "
+            f"its ConfigMap is not this object's"
+        )
     return obj

@@ -4,19 +4,21 @@ An item (docs/reference.md) is `{name?, documents: [{location, mimeType}]}` (1..
 `{name?, mmif: path}`; every path is relative to the workspace, has no leading "/" and no ".."
 segment, and must name an existing file inside the workspace (symlinks included).
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 MAX_NAME = 63
 MAX_DOCUMENTS = 10
 #: media types an item document may have; the major type picks the MMIF document type
 MEDIA_MAJOR_TYPES = ("video", "audio", "text", "image")
-MAX_PROBLEMS = 5   # problems reported in the termination message
+MAX_PROBLEMS = 5  # problems reported in the termination message
 _MIME = re.compile(r"^([a-z]+)/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$")
 
 
@@ -26,7 +28,7 @@ def default_name(index: int) -> str:
 
 @dataclass(frozen=True)
 class DocumentSpec:
-    location: str      # relative to the workspace
+    location: str  # relative to the workspace
     mime_type: str
 
     def to_json(self) -> dict:
@@ -38,7 +40,7 @@ class Item:
     index: int
     name: str
     documents: tuple[DocumentSpec, ...] = ()
-    mmif: str | None = None   # relative to the workspace
+    mmif: str | None = None  # relative to the workspace
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {"index": self.index, "name": self.name}
@@ -114,7 +116,8 @@ def _check_file(workspace: str, rel: Any, what: str, problems: list[str], *, loc
     elif not os.access(path, os.R_OK):
         problems.append(f"{what} {rel!r} is not readable")
     elif location:
-        from . import locations    # mmif-python: only where documents are checked
+        from . import locations  # mmif-python: only where documents are checked
+
         why = locations.problem(path)
         if why:
             problems.append(f"{what} {rel!r}: {why}")
@@ -159,15 +162,20 @@ def validate_item(raw: Any, index: int, workspace: str) -> tuple[Item | None, li
             if m is None:
                 problems.append(f"{where}.mimeType {mime!r} is not a media type like 'video/mp4'")
             elif m.group(1) not in MEDIA_MAJOR_TYPES:
-                problems.append(f"{where}.mimeType {mime!r} is not one of "
-                                f"{'/, '.join(MEDIA_MAJOR_TYPES)}/ types")
+                problems.append(
+                    f"{where}.mimeType {mime!r} is not one of {'/, '.join(MEDIA_MAJOR_TYPES)}/ types"
+                )
             _check_file(workspace, doc.get("location"), f"{where}.location", problems, location=True)
             if isinstance(doc.get("location"), str) and isinstance(mime, str):
                 docs.append(DocumentSpec(os.path.normpath(doc["location"]), mime))
     if problems:
         return None, problems
-    return Item(index=index, name=name, documents=tuple(docs),
-                mmif=os.path.normpath(raw["mmif"]) if has_mmif else None), []
+    return Item(
+        index=index,
+        name=name,
+        documents=tuple(docs),
+        mmif=os.path.normpath(raw["mmif"]) if has_mmif else None,
+    ), []
 
 
 def parse_list(raw: Any) -> list[tuple[str, Any]]:

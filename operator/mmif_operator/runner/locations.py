@@ -16,6 +16,7 @@ another file (`problem`), naming the item, the file and the path apps would open
 letting apps read the wrong file. A path of letters, digits and `-._~!$&'()*+,;=:@` needs no
 encoding, and goes through.
 """
+
 from __future__ import annotations
 
 import urllib.parse
@@ -56,6 +57,8 @@ def problem(path: str) -> str | None:
     seen = app_path(uri)
     if seen == path:
         return None
-    return (f"CLAMS apps would open {seen!r} instead (its location {uri} as mmif-python "
-            f"{mmif.__version__}'s Document.location_path() reads it): rename the file with letters, "
-            f"digits and -._~!$&'()*+,;=:@ only")
+    return (
+        f"CLAMS apps would open {seen!r} instead (its location {uri} as mmif-python "
+        f"{mmif.__version__}'s Document.location_path() reads it): rename the file with letters, "
+        f"digits and -._~!$&'()*+,;=:@ only"
+    )

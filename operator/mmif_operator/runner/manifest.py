@@ -1,12 +1,13 @@
 """`mmif-runner manifest`: `<run dir>/manifest.json`, every item's outcome, from the item states the
 operator passes (status.itemStates) and the step result records on the volume."""
+
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 import os
 import zlib
+from collections.abc import Mapping
+from typing import Any
 
 from .. import failurereasons, itemstates
 from ..itemstates import ItemPhase
@@ -19,23 +20,36 @@ log = logging.getLogger("mmif-runner")
 
 STATE_NAMES = {
     ItemPhase.PENDING: "Pending",
-    ItemPhase.RUNNING: "Running",   # should not happen once a run is finished
+    ItemPhase.RUNNING: "Running",  # should not happen once a run is finished
     ItemPhase.SUCCEEDED: "Succeeded",
     ItemPhase.FAILED: "Failed",
     ItemPhase.CANCELLED: "Cancelled",
 }
 
 
-def item_entry(layout: RunLayout, item: Item, state: itemstates.ItemState, steps: list[str],
-               unwritten: dict | None = None) -> dict:
+def item_entry(
+    layout: RunLayout,
+    item: Item,
+    state: itemstates.ItemState,
+    steps: list[str],
+    unwritten: dict | None = None,
+) -> dict:
     """One item's manifest entry; `unwritten`: why it failed when no pod wrote it (the operator's
     `failureReasons` entry), which wins over the step's record (an earlier attempt's)."""
     records = [files.read_json(layout.step_record(item.index, k, s)) for k, s in enumerate(steps)]
     records = [r if isinstance(r, dict) else None for r in records]
     name = STATE_NAMES[state.phase]
-    entry: dict = {"index": item.index, "name": item.name, "state": name,
-                   "failedStep": None, "reason": None, "message": None,
-                   "output": None, "sha256": None, "finishedAt": None}
+    entry: dict = {
+        "index": item.index,
+        "name": item.name,
+        "state": name,
+        "failedStep": None,
+        "reason": None,
+        "message": None,
+        "output": None,
+        "sha256": None,
+        "finishedAt": None,
+    }
     at = state.step
     if state.phase is ItemPhase.FAILED:  # with onItemFailure=Continue the item went on: first failure
         at = next((k for k, r in enumerate(records) if r is not None and r.get("state") == "Failed"), at)
@@ -55,16 +69,21 @@ def item_entry(layout: RunLayout, item: Item, state: itemstates.ItemState, steps
     # the output: final.mmif, else the newest step MMIF written, else the source MMIF
     final = layout.final_mmif(item.index)
     if os.path.isfile(final) and records[-1] is not None:
-        entry.update(output=layout.relative(final), sha256=records[-1].get("sha256"),
-                     finishedAt=records[-1].get("finishedAt"))
+        entry.update(
+            output=layout.relative(final),
+            sha256=records[-1].get("sha256"),
+            finishedAt=records[-1].get("finishedAt"),
+        )
     else:
         for k in range(len(steps) - 1, -1, -1):
             path = layout.step_mmif(item.index, k, steps[k])
             if os.path.isfile(path):
                 rec = records[k] or {}
-                entry.update(output=layout.relative(path),
-                             sha256=rec.get("sha256") or files.sha256_file(path),
-                             finishedAt=rec.get("finishedAt"))
+                entry.update(
+                    output=layout.relative(path),
+                    sha256=rec.get("sha256") or files.sha256_file(path),
+                    finishedAt=rec.get("finishedAt"),
+                )
                 break
         else:
             if os.path.isfile(layout.source_mmif(item.index)):
@@ -75,26 +94,48 @@ def item_entry(layout: RunLayout, item: Item, state: itemstates.ItemState, steps
     return entry
 
 
-def build_manifest(run_dir: str, run_name: str, phase: str, steps: list[str],
-                   states_text: str | None, failure_reasons: Mapping[str, Any] | None = None) -> dict:
+def build_manifest(
+    run_dir: str,
+    run_name: str,
+    phase: str,
+    steps: list[str],
+    states_text: str | None,
+    failure_reasons: Mapping[str, Any] | None = None,
+) -> dict:
     layout = RunLayout(run_dir)
     items = read_items(layout.items) if os.path.isfile(layout.items) else []
     states = itemstates.decode(states_text, count=len(items))
     unwritten = failurereasons.lookup(failure_reasons, len(items))
-    entries = [item_entry(layout, item, st, steps, why)
-               for item, st, why in zip(items, states, unwritten, strict=True)]
+    entries = [
+        item_entry(layout, item, st, steps, why)
+        for item, st, why in zip(items, states, unwritten, strict=True)
+    ]
     counts = {"total": len(entries)}
     for state_name in STATE_NAMES.values():
         counts[state_name[0].lower() + state_name[1:]] = sum(e["state"] == state_name for e in entries)
-    return {"run": run_name, "phase": phase, "generatedAt": files.utcnow(), "runDir": run_dir,
-            "steps": steps, "counts": counts, "items": entries}
+    return {
+        "run": run_name,
+        "phase": phase,
+        "generatedAt": files.utcnow(),
+        "runDir": run_dir,
+        "steps": steps,
+        "counts": counts,
+        "items": entries,
+    }
 
 
-def run_manifest(run_dir: str, run_name: str, phase: str, steps: list[str], states_text: str | None,
-                 termination_log: str, failure_reasons: Mapping[str, Any] | None = None,
-                 run_uid: str | None = None) -> int:
+def run_manifest(
+    run_dir: str,
+    run_name: str,
+    phase: str,
+    steps: list[str],
+    states_text: str | None,
+    termination_log: str,
+    failure_reasons: Mapping[str, Any] | None = None,
+    run_uid: str | None = None,
+) -> int:
     layout = RunLayout(run_dir)
-    if run_uid:   # never write into a folder that is not this run's
+    if run_uid:  # never write into a folder that is not this run's
         try:
             claims.verify(layout.root, claims.Owner(RUN_UID_FILE, run_uid))
         except claims.ClaimConflict as e:
@@ -105,7 +146,7 @@ def run_manifest(run_dir: str, run_name: str, phase: str, steps: list[str], stat
             return int(ExitCode.INVALID_INPUT)
     try:
         manifest = build_manifest(run_dir, run_name, phase, steps, states_text, failure_reasons)
-    except (ValueError, zlib.error) as e:   # item states unreadable or not matching items.jsonl
+    except (ValueError, zlib.error) as e:  # item states unreadable or not matching items.jsonl
         files.write_termination(termination_log, {"reason": Reason.INVALID_CONFIG, "message": str(e)})
         return int(ExitCode.INVALID_CONFIG)
     files.atomic_write_json(layout.manifest, manifest)

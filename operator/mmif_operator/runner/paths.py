@@ -6,6 +6,7 @@ computes every path. Pure string work with POSIX paths, so the operator can use 
       .run-uid  items.jsonl  manifest.json
       items/<index:05d>/source.mmif  <k:02d>-<step>.mmif  <k:02d>-<step>.json  final.mmif
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -22,8 +23,7 @@ SOURCE_MMIF = "source.mmif"
 FINAL_MMIF = "final.mmif"
 
 
-def run_dir(run_name: str, mount_path: str = DEFAULT_MOUNT_PATH,
-            output_dir: str = DEFAULT_OUTPUT_DIR) -> str:
+def run_dir(run_name: str, mount_path: str = DEFAULT_MOUNT_PATH, output_dir: str = DEFAULT_OUTPUT_DIR) -> str:
     """The run's folder as seen in pods, e.g. /data/mmif-runs/run-1."""
     return posixpath.normpath(posixpath.join(mount_path, output_dir, run_name))
 
@@ -39,6 +39,7 @@ def step_basename(step_index: int, step_name: str) -> str:
 @dataclass(frozen=True)
 class RunLayout:
     """Every path of one run, from its folder (`root`, absolute)."""
+
     root: str
 
     @property
@@ -91,6 +92,7 @@ def analysis_dir(run_folder: str, analysis_name: str) -> str:
 @dataclass(frozen=True)
 class AnalysisLayout:
     """Every path of one AnalysisJob, from its folder (`root`, absolute)."""
+
     root: str
 
     @property

@@ -1,4 +1,5 @@
 """`mmif-runner prepare`: validate the batch, claim the run folder, write items.jsonl."""
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,14 @@ def inline_items(items_file: str, run_uid: str) -> list:
     return parse_list(raw)
 
 
-def run_prepare(workspace: str, run_dir: str, run_uid: str, items_file: str | None,
-                items_from: str | None, termination_log: str) -> int:
+def run_prepare(
+    workspace: str,
+    run_dir: str,
+    run_uid: str,
+    items_file: str | None,
+    items_from: str | None,
+    termination_log: str,
+) -> int:
     layout = RunLayout(run_dir)
     raws: Iterable[tuple[str, Any]]
     try:
@@ -43,9 +50,15 @@ def run_prepare(workspace: str, run_dir: str, run_uid: str, items_file: str | No
         files.write_termination(termination_log, {"reason": Reason.INVALID_ITEMS, "message": where + str(e)})
         return int(ExitCode.INVALID_INPUT)
     if problems:
-        files.write_termination(termination_log, {
-            "reason": Reason.INVALID_ITEMS, "message": problems.message(),
-            "problems": problems.first, "problemCount": problems.count})
+        files.write_termination(
+            termination_log,
+            {
+                "reason": Reason.INVALID_ITEMS,
+                "message": problems.message(),
+                "problems": problems.first,
+                "problemCount": problems.count,
+            },
+        )
         return int(ExitCode.INVALID_INPUT)
     try:
         claim(workspace, layout, run_uid)

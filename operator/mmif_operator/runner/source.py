@@ -2,6 +2,7 @@
 does). Locations are absolute, percent-encoded `file://` URIs under the workspace mount path,
 which every pod mounts at the same path (runner/locations.py; prepare refused any document
 whose location CLAMS apps would resolve to another file)."""
+
 from __future__ import annotations
 
 from mmif import Document, DocumentTypes, Mmif

@@ -1,4 +1,5 @@
 """`mmif-runner step`: run one (item, step): input MMIF -> app -> checked output on the volume."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ class StepConfig:
     app_wait: float
     termination_log: str
     run_uid: str | None = None
-    app_startup: float | None = None    # the app is this pod's sidecar: seconds it may take to listen
+    app_startup: float | None = None  # the app is this pod's sidecar: seconds it may take to listen
 
     @property
     def step(self) -> str:
@@ -58,7 +59,9 @@ def read_input(path: str, limit: int | None = None) -> bytes:
     limit = appclient.MAX_ANSWER_BYTES if limit is None else limit
     size = os.path.getsize(path)
     if size > limit:
-        raise ValueError(f"{path} is {size} bytes long, more than the {appclient.mib(limit)} the runner reads")
+        raise ValueError(
+            f"{path} is {size} bytes long, more than the {appclient.mib(limit)} the runner reads"
+        )
     return _read(path)
 
 
@@ -109,18 +112,32 @@ def run_step(cfg: StepConfig) -> int:
     started = files.utcnow()
     item_name = ""
     record: dict = {}
-    rec_path: str | None = None   # known once the item is
+    rec_path: str | None = None  # known once the item is
 
     def finish(code: int, reason: str, message: str, **extra) -> int:
         state = "Succeeded" if code == ExitCode.OK else "Failed"
-        record.update(state=state, reason=reason, message=message, exitCode=int(code),
-                      retriable=code == ExitCode.INFRA, startedAt=started, finishedAt=files.utcnow(),
-                      **extra)
+        record.update(
+            state=state,
+            reason=reason,
+            message=message,
+            exitCode=int(code),
+            retriable=code == ExitCode.INFRA,
+            startedAt=started,
+            finishedAt=files.utcnow(),
+            **extra,
+        )
         if rec_path is not None:
             files.atomic_write_json(rec_path, record)
-        files.write_termination(cfg.termination_log, {"item": cfg.item_index, "name": item_name,
-                                                      "step": cfg.step, "reason": reason,
-                                                      "message": message})
+        files.write_termination(
+            cfg.termination_log,
+            {
+                "item": cfg.item_index,
+                "name": item_name,
+                "step": cfg.step,
+                "reason": reason,
+                "message": message,
+            },
+        )
         return int(code)
 
     try:
@@ -138,23 +155,44 @@ def run_step(cfg: StepConfig) -> int:
     rec_path = layout.step_record(item.index, cfg.step_index, cfg.step)
     done = _done_before(cfg, layout, item, out_path, rec_path)
     if done is not None:
-        log.info("step %s of item %d already succeeded (sha256 %s): nothing to do",
-                 cfg.step, item.index, done["sha256"])
-        files.write_termination(cfg.termination_log, {"item": item.index, "name": item.name,
-                                                      "step": cfg.step, "reason": Reason.SUCCEEDED,
-                                                      "message": "already done"})
+        log.info(
+            "step %s of item %d already succeeded (sha256 %s): nothing to do",
+            cfg.step,
+            item.index,
+            done["sha256"],
+        )
+        files.write_termination(
+            cfg.termination_log,
+            {
+                "item": item.index,
+                "name": item.name,
+                "step": cfg.step,
+                "reason": Reason.SUCCEEDED,
+                "message": "already done",
+            },
+        )
         return int(ExitCode.OK)
     previous = files.read_json(rec_path)
     attempt = (previous.get("attempt", 0) if isinstance(previous, dict) else 0) + 1
-    record.update(item=item.index, name=item.name, step=cfg.step, stepIndex=cfg.step_index,
-                  attempt=attempt, appUrl=cfg.app_url, app=None, httpStatus=None, input=None,
-                  output=None, sha256=None)
+    record.update(
+        item=item.index,
+        name=item.name,
+        step=cfg.step,
+        stepIndex=cfg.step_index,
+        attempt=attempt,
+        appUrl=cfg.app_url,
+        app=None,
+        httpStatus=None,
+        input=None,
+        output=None,
+        sha256=None,
+    )
 
     try:
         in_path = input_path(cfg, layout, item)
         record["input"] = in_path
         in_bytes = read_input(in_path)
-        in_views = InputViews.of(parse_mmif(in_bytes))   # the parsed input is freed here
+        in_views = InputViews.of(parse_mmif(in_bytes))  # the parsed input is freed here
     except (FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as e:
         # other OSErrors (EIO, ENOSPC...) are the volume's: RunnerError, exit 2, retried
         return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"cannot use the input MMIF: {e}")
@@ -166,8 +204,15 @@ def run_step(cfg: StepConfig) -> int:
             appclient.wait_for_app(cfg.app_url, cfg.app_wait)
         app_id = appclient.identity(cfg.app_url, min(cfg.http_timeout, 60.0))
         record["app"] = app_id
-        log.info("item %d (%s) step %d (%s): POST %s to %s", item.index, item.name, cfg.step_index,
-                 cfg.step, os.path.basename(in_path), app_id)
+        log.info(
+            "item %d (%s) step %d (%s): POST %s to %s",
+            item.index,
+            item.name,
+            cfg.step_index,
+            cfg.step,
+            os.path.basename(in_path),
+            app_id,
+        )
         resp = appclient.annotate(cfg.app_url, in_bytes, cfg.params, cfg.http_timeout)
     except appclient.NotListeningError as e:
         return finish(ExitCode.APP_NOT_LISTENING, Reason.APP_NOT_LISTENING, str(e))
@@ -182,7 +227,7 @@ def run_step(cfg: StepConfig) -> int:
 
     outcome: Outcome = classify(resp.status, resp.content_type, resp.body, in_views, app_id)
     extra: dict[str, object] = {"newViews": outcome.new_views, "warnings": outcome.warnings}
-    if outcome.output is not None:   # success, or the failed MMIF of an app error: keep it
+    if outcome.output is not None:  # success, or the failed MMIF of an app error: keep it
         files.atomic_write(out_path, outcome.output)
         extra.update(output=out_path, sha256=files.sha256_bytes(outcome.output))
         if outcome.kind is Kind.SUCCEEDED and cfg.last:

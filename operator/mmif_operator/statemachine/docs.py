@@ -1,7 +1,8 @@
 """Render every state-machine template as Markdown (`make docs`).
 
-    python -m mmif_operator.statemachine.docs > docs/state-machines.md
+python -m mmif_operator.statemachine.docs > docs/state-machines.md
 """
+
 from __future__ import annotations
 
 from .table import TEMPLATES, Template
@@ -17,9 +18,7 @@ def _table(template: Template) -> list[str]:
     for t in template.transitions:
         source = t.source or "(created)"
         terminal = "yes" if t.terminal else ""
-        lines.append(
-            f"| {source} | `{t.event}` | {t.target} | {t.status} | `{t.reason}` | {terminal} |"
-        )
+        lines.append(f"| {source} | `{t.event}` | {t.target} | {t.status} | `{t.reason}` | {terminal} |")
     return lines
 
 

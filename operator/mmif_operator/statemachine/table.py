@@ -6,6 +6,7 @@ from one phase to another and which status and reason it gives the run's `Succee
 between Running and Succeeded, say) are added by deriving a template with `insert_state()`,
 not by editing `RUN_WORKFLOW`.
 """
+
 from __future__ import annotations
 
 import enum
@@ -17,7 +18,11 @@ from ..api.pipelinerun import RunPhase
 
 UNKNOWN, TRUE, FALSE = ConditionStatus.UNKNOWN, ConditionStatus.TRUE, ConditionStatus.FALSE
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
-    RunPhase.PENDING, RunPhase.RUNNING, RunPhase.SUCCEEDED, RunPhase.FAILED, RunPhase.CANCELLED
+    RunPhase.PENDING,
+    RunPhase.RUNNING,
+    RunPhase.SUCCEEDED,
+    RunPhase.FAILED,
+    RunPhase.CANCELLED,
 )
 
 
@@ -40,8 +45,8 @@ class Event(enum.StrEnum):
     TIMED_OUT = "TimedOut"
     CANCELLED = "Cancelled"
     MANIFEST_FAILED = "ManifestFailed"
-    NAME_CONFLICT = "NameConflict"      # the prepare or manifest Job's name is held by another's object
-    CREATE_FAILED = "CreateFailed"      # the API server refused the prepare or manifest Job (422)
+    NAME_CONFLICT = "NameConflict"  # the prepare or manifest Job's name is held by another's object
+    CREATE_FAILED = "CreateFailed"  # the API server refused the prepare or manifest Job (422)
 
 
 @dataclass(frozen=True)
@@ -114,8 +119,7 @@ def transition(template: Template, current_phase: str | None, event: str) -> Tra
             return t
     allowed = ", ".join(template.events_from(current_phase)) or "none (terminal)"
     raise TransitionError(
-        f"{template.name}: event {event!r} is not allowed in phase {current_phase!r} "
-        f"(allowed: {allowed})"
+        f"{template.name}: event {event!r} is not allowed in phase {current_phase!r} (allowed: {allowed})"
     )
 
 
@@ -143,9 +147,7 @@ def insert_state(
     transitions: list[Transition] = []
     for t in template.transitions:
         if t.source == after and t.target == before:
-            transitions.append(
-                replace(t, target=state, status=UNKNOWN, reason=reason, terminal=False)
-            )
+            transitions.append(replace(t, target=state, status=UNKNOWN, reason=reason, terminal=False))
             transitions.append(replace(t, source=state, event=leave_event))
         else:
             transitions.append(t)

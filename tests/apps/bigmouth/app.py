@@ -5,14 +5,14 @@ itself holds 1 MiB at a time; with `declareLength=true` the answer carries a Con
 
 Not a ClamsApp: the CLAMS SDK builds the whole answer in memory before sending it, which is the
 point this app must not need. Flask (from the apps' venv) and werkzeug's threaded server."""
+
 import argparse
-import json
 
 from flask import Flask, Response, request
 from werkzeug.serving import run_simple
 
 IDENTIFIER = "http://apps.mmif.dev/bigmouth/v1"
-DEFAULT_BYTES = 3 * 1024 ** 3
+DEFAULT_BYTES = 3 * 1024**3
 CHUNK = 1024 * 1024
 
 
@@ -21,14 +21,23 @@ def get_flask() -> Flask:
 
     @flask.get("/")
     def metadata():
-        return {"name": "bigmouth", "identifier": IDENTIFIER, "app_version": "v1", "mmif_version": "1.0.5",
-                "description": "Test app: answers POST with a huge body.", "input": [], "output": [],
-                "parameters": [{"name": "bytes", "type": "integer", "default": DEFAULT_BYTES},
-                               {"name": "declareLength", "type": "boolean", "default": False}]}
+        return {
+            "name": "bigmouth",
+            "identifier": IDENTIFIER,
+            "app_version": "v1",
+            "mmif_version": "1.0.5",
+            "description": "Test app: answers POST with a huge body.",
+            "input": [],
+            "output": [],
+            "parameters": [
+                {"name": "bytes", "type": "integer", "default": DEFAULT_BYTES},
+                {"name": "declareLength", "type": "boolean", "default": False},
+            ],
+        }
 
     @flask.post("/")
     def annotate():
-        request.get_data()                                   # read the MMIF, as an app would
+        request.get_data()  # read the MMIF, as an app would
         total = int(request.args.get("bytes", DEFAULT_BYTES))
         head = b'{"filler": "'
         tail = b'"}'

@@ -1,6 +1,7 @@
 """failer: a tiny CLAMS test app that fails on demand. When a document location contains the
 `failOn` parameter (a non-empty substring) it raises, so the SDK answers HTTP 500 with an error
 view; otherwise it behaves like textgen. Identifier http://apps.mmif.dev/failer/v1."""
+
 import argparse
 import logging
 
@@ -15,15 +16,23 @@ IDENTIFIER = "http://apps.mmif.dev/failer/v1"
 class Failer(ClamsApp):
     def _appmetadata(self) -> AppMetadata:
         md = AppMetadata(
-            name="failer", description="Test app: fails when a document location contains failOn.",
-            app_license="Apache-2.0", identifier=IDENTIFIER, url="https://example.org/mmif-operator")
+            name="failer",
+            description="Test app: fails when a document location contains failOn.",
+            app_license="Apache-2.0",
+            identifier=IDENTIFIER,
+            url="https://example.org/mmif-operator",
+        )
         md.identifier = pydantic.AnyHttpUrl(IDENTIFIER)  # the SDK appends a version: pin it
         md.app_version = "v1"
         md.add_input(DocumentTypes.Document, required=False)
         md.add_output(DocumentTypes.TextDocument)
         md.add_output(AnnotationTypes.Alignment)
-        md.add_parameter(name="failOn", description="fail when a document location contains this",
-                         type="string", default="")
+        md.add_parameter(
+            name="failOn",
+            description="fail when a document location contains this",
+            type="string",
+            default="",
+        )
         return md
 
     def _annotate(self, mmif: Mmif, **parameters) -> Mmif:

@@ -1,5 +1,6 @@
 """sleeper: a tiny CLAMS test app that sleeps `seconds` (default 1) and then adds a view holding one
 marker annotation. Used to test timeouts and cancel. Identifier http://apps.mmif.dev/sleeper/v1."""
+
 import argparse
 import logging
 import time
@@ -15,8 +16,12 @@ IDENTIFIER = "http://apps.mmif.dev/sleeper/v1"
 class Sleeper(ClamsApp):
     def _appmetadata(self) -> AppMetadata:
         md = AppMetadata(
-            name="sleeper", description="Test app: sleeps, then adds one marker annotation.",
-            app_license="Apache-2.0", identifier=IDENTIFIER, url="https://example.org/mmif-operator")
+            name="sleeper",
+            description="Test app: sleeps, then adds one marker annotation.",
+            app_license="Apache-2.0",
+            identifier=IDENTIFIER,
+            url="https://example.org/mmif-operator",
+        )
         md.identifier = pydantic.AnyHttpUrl(IDENTIFIER)  # the SDK appends a version: pin it
         md.app_version = "v1"
         md.add_input(DocumentTypes.Document, required=False)
@@ -33,8 +38,9 @@ class Sleeper(ClamsApp):
         self.sign_view(view, parameters)
         # the SDK drops views without annotations: the marker keeps this one. mmif-python
         # requires a `document` property on Annotation-typed annotations when reading.
-        view.new_annotation(AnnotationTypes.Annotation, document=mmif.documents[0].id,
-                            marker="slept", seconds=seconds)
+        view.new_annotation(
+            AnnotationTypes.Annotation, document=mmif.documents[0].id, marker="slept", seconds=seconds
+        )
         return mmif
 
 

@@ -1,5 +1,6 @@
 """textgen: a tiny CLAMS test app that adds a derived TextDocument ("transcript of <location>")
 for every source document, aligned to it. Identifier http://apps.mmif.dev/textgen/v1."""
+
 import argparse
 import logging
 
@@ -14,13 +15,21 @@ IDENTIFIER = "http://apps.mmif.dev/textgen/v1"
 class TextGen(ClamsApp):
     def _appmetadata(self) -> AppMetadata:
         md = AppMetadata(
-            name="textgen", description="Test app: a fake transcript per document.",
-            app_license="Apache-2.0", identifier=IDENTIFIER, url="https://example.org/mmif-operator")
+            name="textgen",
+            description="Test app: a fake transcript per document.",
+            app_license="Apache-2.0",
+            identifier=IDENTIFIER,
+            url="https://example.org/mmif-operator",
+        )
         # the SDK appends a version to the identifier (git describe or CLAMS_APP_VERSION): pin it
         md.identifier = pydantic.AnyHttpUrl(IDENTIFIER)
         md.app_version = "v1"
-        md.add_input_oneof(DocumentTypes.VideoDocument, DocumentTypes.AudioDocument,
-                           DocumentTypes.TextDocument, DocumentTypes.ImageDocument)
+        md.add_input_oneof(
+            DocumentTypes.VideoDocument,
+            DocumentTypes.AudioDocument,
+            DocumentTypes.TextDocument,
+            DocumentTypes.ImageDocument,
+        )
         md.add_output(DocumentTypes.TextDocument)
         md.add_output(AnnotationTypes.Alignment)
         return md

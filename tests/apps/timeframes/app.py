@@ -1,5 +1,6 @@
 """timeframes: a tiny CLAMS test app that adds `count` (default 3) TimeFrame annotations over the
 first VideoDocument or AudioDocument. Identifier http://apps.mmif.dev/timeframes/v1."""
+
 import argparse
 import logging
 
@@ -14,8 +15,12 @@ IDENTIFIER = "http://apps.mmif.dev/timeframes/v1"
 class TimeFrames(ClamsApp):
     def _appmetadata(self) -> AppMetadata:
         md = AppMetadata(
-            name="timeframes", description="Test app: a few fixed TimeFrames over the first video/audio.",
-            app_license="Apache-2.0", identifier=IDENTIFIER, url="https://example.org/mmif-operator")
+            name="timeframes",
+            description="Test app: a few fixed TimeFrames over the first video/audio.",
+            app_license="Apache-2.0",
+            identifier=IDENTIFIER,
+            url="https://example.org/mmif-operator",
+        )
         md.identifier = pydantic.AnyHttpUrl(IDENTIFIER)  # the SDK appends a version: pin it
         md.app_version = "v1"
         md.add_input_oneof(DocumentTypes.VideoDocument, DocumentTypes.AudioDocument)
@@ -24,8 +29,11 @@ class TimeFrames(ClamsApp):
         return md
 
     def _annotate(self, mmif: Mmif, **parameters) -> Mmif:
-        media = [d for d in mmif.documents
-                 if d.at_type in (DocumentTypes.VideoDocument, DocumentTypes.AudioDocument)]
+        media = [
+            d
+            for d in mmif.documents
+            if d.at_type in (DocumentTypes.VideoDocument, DocumentTypes.AudioDocument)
+        ]
         if not media:
             raise ValueError("no VideoDocument or AudioDocument in the input")
         doc = media[0]
@@ -33,8 +41,9 @@ class TimeFrames(ClamsApp):
         self.sign_view(view, parameters)
         view.new_contain(AnnotationTypes.TimeFrame, timeUnit="milliseconds", document=doc.id)
         for n in range(int(parameters["count"])):
-            view.new_annotation(AnnotationTypes.TimeFrame, start=n * 1000, end=n * 1000 + 500,
-                                label=f"segment-{n}")
+            view.new_annotation(
+                AnnotationTypes.TimeFrame, start=n * 1000, end=n * 1000 + 500, label=f"segment-{n}"
+            )
         return mmif
 
 
