@@ -661,6 +661,7 @@ def test_a_valid_pipeline_and_run_are_accepted_with_the_defaults_filled_in(admis
                 "port": 5000,
                 "replicas": 1,
                 "retries": 2,
+                "startupTimeoutSeconds": 900,
             },
             {
                 "name": "segments",
@@ -669,6 +670,7 @@ def test_a_valid_pipeline_and_run_are_accepted_with_the_defaults_filled_in(admis
                 "port": 5000,
                 "replicas": 1,
                 "retries": 2,
+                "startupTimeoutSeconds": 900,
             },
         ],
         "workspace": {"claimName": "media", "mountPath": "/data"},
@@ -679,6 +681,7 @@ def test_a_valid_pipeline_and_run_are_accepted_with_the_defaults_filled_in(admis
         "items": run["spec"]["items"],
         "parallelism": 4,
         "onItemFailure": "Stop",
+        "startTimeoutSeconds": 900,
     }
 
 
