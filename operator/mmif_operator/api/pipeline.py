@@ -16,6 +16,7 @@ from .common import (
     StatusModel,
     list_map,
 )
+from .review import ReviewPolicy
 
 __all__ = ["App", "StepMode", "Step", "PipelineSpec", "PipelineStatus", "StepStatus"]
 
@@ -74,6 +75,11 @@ class PipelineSpec(SpecModel):
         "the run may create AnalysisJobs in the namespace.",
         max_length=MAX_ANALYSES,
         json_schema_extra=list_map("name"),
+    )
+    review: ReviewPolicy | None = Field(
+        None,
+        description="A review (QA) gate before the runs' outputs are published. Without it a run "
+        "succeeds as soon as its items and manifest are done.",
     )
 
     cel_rules = (

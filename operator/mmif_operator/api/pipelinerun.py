@@ -23,6 +23,7 @@ from .common import (
 )
 from .pipeline import MAX_STEPS, PipelineSpec
 from .requester import Requester
+from .review import RunReview
 
 KIND = "PipelineRun"
 PLURAL = "pipelineruns"
@@ -213,6 +214,11 @@ class PipelineRunSpec(SpecModel):
         description="Who created the run. Set by the operator's admission webhook; setting or "
         "changing it by hand is rejected. The run's analyses are authorised for this user.",
     )
+    review: RunReview | None = Field(
+        None,
+        description="The reviewer's decision, for a run whose Pipeline requires review. Set it "
+        "with `kubectl patch` once the run is `AwaitingReview`; it cannot change once made.",
+    )
     ttl_seconds_after_finished: int | None = Field(
         None,
         description="Delete the run (and its Jobs) this many seconds after it ends. Kept "
@@ -230,6 +236,11 @@ class PipelineRunSpec(SpecModel):
             "has(self.status) || !has(oldSelf.status)",
             "spec.status: a cancelled run cannot be resumed",
             field_path=".status",
+        ),
+        Rule(
+            "!has(oldSelf.review) || (has(self.review) && self.review == oldSelf.review)",
+            "spec.review: a review decision cannot change or be withdrawn once made",
+            field_path=".review",
         ),
         *map(_immutable, IMMUTABLE_SPEC_FIELDS),
     )

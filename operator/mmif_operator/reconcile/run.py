@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import failurereasons, itemstates
+from ..api.notifications import NotificationEvent
 from ..builders import jobs as J
 from ..builders import names, runner_input
 from ..builders.specs import (
@@ -52,7 +53,7 @@ from ..builders.specs import (
 )
 from ..itemstates import ItemPhase, ItemState
 from ..runner.paths import MANIFEST_FILE
-from ..statemachine.table import RUN_WORKFLOW, Template, TransitionError, transition
+from ..statemachine.table import RUN_WORKFLOW, Notify, Template, TransitionError, transition
 from ..statemachine.table import Event as PhaseEvent
 from .observed import R_NAME_CONFLICT, JobKind, JobState, ObservedJob
 from .status import FALSE, UNKNOWN, capped, cut, find_condition, parse_time, rfc3339, set_condition
@@ -131,6 +132,16 @@ class Event:
     message: str
 
 
+@dataclass(frozen=True)
+class Notification:
+    """A notification the plan's transitions ask for (their `Notify` actions); the handler
+    queues it for the Pipeline's targets that want `event`."""
+
+    event: NotificationEvent
+    reason: str  # the run's Succeeded reason after the transition
+    message: str
+
+
 @dataclass
 class RunPlan:
     phase: str  # the phase after this plan
@@ -145,6 +156,7 @@ class RunPlan:
     status_patch: dict[str, Any] = field(default_factory=dict)  # the top-level keys that changed
     item_states: list[ItemState] | None = None
     events: list[Event] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
     requeue_after: float | None = None
     delete_run: bool = False
 
@@ -426,7 +438,15 @@ class _Planner:
                 raise
             target, cstatus, reason = _FALLBACK_ROWS[event]
             terminal = target in TERMINAL_PHASES
+            actions: tuple[Notify, ...] = (Notify(NotificationEvent.RUN_FAILED),) if target == FAILED else ()
+        else:
+            actions = row.actions
         self.plan.phase_events.append(event)
+        for action in actions:
+            if isinstance(action, Notify):
+                self.plan.notifications.append(
+                    Notification(action.event, reason, cut(message, MAX_EVENT_MESSAGE))
+                )
         if target != current:
             entry: dict[str, Any] = {"to": target, "reason": reason, "time": rfc3339(self.now)}
             if current:

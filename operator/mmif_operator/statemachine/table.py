@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from ..api.common import ConditionStatus
+from ..api.notifications import NotificationEvent
 from ..api.pipelinerun import RunPhase
 
 UNKNOWN, TRUE, FALSE = ConditionStatus.UNKNOWN, ConditionStatus.TRUE, ConditionStatus.FALSE
@@ -50,6 +51,21 @@ class Event(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class Notify:
+    """An action of a transition: send the notification `event` to the Pipeline's targets that
+    asked for it."""
+
+    event: NotificationEvent
+
+    def __str__(self) -> str:
+        return f"{{SendNotification {self.event}}}"
+
+
+Action = Notify
+"""What a transition does besides moving the run (more kinds of action join this union)."""
+
+
+@dataclass(frozen=True)
 class Transition:
     """One row of a template: on `event` in phase `source`, go to `target`.
 
@@ -63,6 +79,7 @@ class Transition:
     status: ConditionStatus
     reason: str
     terminal: bool
+    actions: tuple[Action, ...] = ()
 
     @property
     def changes_phase(self) -> bool:
@@ -158,6 +175,9 @@ def insert_state(
     return Template(name, description, tuple(states), (*transitions, *extra))
 
 
+NOTIFY_SUCCEEDED = Notify(NotificationEvent.RUN_SUCCEEDED)
+NOTIFY_FAILED = Notify(NotificationEvent.RUN_FAILED)
+
 # fmt: off
 RUN_WORKFLOW = Template(
     name="run-workflow",
@@ -171,21 +191,21 @@ RUN_WORKFLOW = Template(
         Transition(PENDING, Event.WORKSPACE_NOT_FOUND, PENDING,   UNKNOWN, "WorkspaceNotFound", False),
         Transition(PENDING, Event.PIPELINE_NOT_READY,  PENDING,   UNKNOWN, "PipelineNotReady",  False),
         # Waiting is bounded (spec.startTimeoutSeconds): then the run fails with what it waited for.
-        Transition(PENDING, Event.PIPELINE_NOT_FOUND_TOO_LONG,  FAILED, FALSE, "PipelineNotFound",  True),
-        Transition(PENDING, Event.WORKSPACE_NOT_FOUND_TOO_LONG, FAILED, FALSE, "WorkspaceNotFound", True),
-        Transition(PENDING, Event.PIPELINE_NOT_READY_TOO_LONG,  FAILED, FALSE, "PipelineNotReady",  True),
-        Transition(PENDING, Event.INVALID_SPEC,        FAILED,    FALSE,   "InvalidSpec",       True),
+        Transition(PENDING, Event.PIPELINE_NOT_FOUND_TOO_LONG,  FAILED, FALSE, "PipelineNotFound",  True, (NOTIFY_FAILED,)),
+        Transition(PENDING, Event.WORKSPACE_NOT_FOUND_TOO_LONG, FAILED, FALSE, "WorkspaceNotFound", True, (NOTIFY_FAILED,)),
+        Transition(PENDING, Event.PIPELINE_NOT_READY_TOO_LONG,  FAILED, FALSE, "PipelineNotReady",  True, (NOTIFY_FAILED,)),
+        Transition(PENDING, Event.INVALID_SPEC,        FAILED,    FALSE,   "InvalidSpec",       True, (NOTIFY_FAILED,)),
         Transition(PENDING, Event.STARTED,             RUNNING,   UNKNOWN, "Running",           False),
         Transition(PENDING, Event.CANCELLED,           CANCELLED, FALSE,   "Cancelled",         True),
-        Transition(RUNNING, Event.PREPARE_FAILED,      FAILED,    FALSE,   "PrepareFailed",     True),
-        Transition(RUNNING, Event.OUTPUT_CONFLICT,     FAILED,    FALSE,   "OutputConflict",    True),
-        Transition(RUNNING, Event.ALL_ITEMS_SUCCEEDED, SUCCEEDED, TRUE,    "Succeeded",         True),
-        Transition(RUNNING, Event.ITEMS_FAILED,        FAILED,    FALSE,   "ItemsFailed",       True),
-        Transition(RUNNING, Event.TIMED_OUT,           FAILED,    FALSE,   "Timeout",           True),
+        Transition(RUNNING, Event.PREPARE_FAILED,      FAILED,    FALSE,   "PrepareFailed",     True, (NOTIFY_FAILED,)),
+        Transition(RUNNING, Event.OUTPUT_CONFLICT,     FAILED,    FALSE,   "OutputConflict",    True, (NOTIFY_FAILED,)),
+        Transition(RUNNING, Event.ALL_ITEMS_SUCCEEDED, SUCCEEDED, TRUE,    "Succeeded",         True, (NOTIFY_SUCCEEDED,)),
+        Transition(RUNNING, Event.ITEMS_FAILED,        FAILED,    FALSE,   "ItemsFailed",       True, (NOTIFY_FAILED,)),
+        Transition(RUNNING, Event.TIMED_OUT,           FAILED,    FALSE,   "Timeout",           True, (NOTIFY_FAILED,)),
         Transition(RUNNING, Event.CANCELLED,           CANCELLED, FALSE,   "Cancelled",         True),
-        Transition(RUNNING, Event.MANIFEST_FAILED,     FAILED,    FALSE,   "ManifestFailed",    True),
-        Transition(RUNNING, Event.NAME_CONFLICT,       FAILED,    FALSE,   "NameConflict",      True),
-        Transition(RUNNING, Event.CREATE_FAILED,       FAILED,    FALSE,   "CreateFailed",      True),
+        Transition(RUNNING, Event.MANIFEST_FAILED,     FAILED,    FALSE,   "ManifestFailed",    True, (NOTIFY_FAILED,)),
+        Transition(RUNNING, Event.NAME_CONFLICT,       FAILED,    FALSE,   "NameConflict",      True, (NOTIFY_FAILED,)),
+        Transition(RUNNING, Event.CREATE_FAILED,       FAILED,    FALSE,   "CreateFailed",      True, (NOTIFY_FAILED,)),
     ),
 )
 # fmt: on
