@@ -36,7 +36,7 @@ VOLUME_POD_IMAGE = "mmif.local/debian-python:bookworm"
 MOUNT_PATH = "/data"
 
 # The test apps (tests/apps/): image and the identifier that signs their views.
-APPS = ("textgen", "timeframes", "sleeper", "failer", "spy", "bigmouth")
+APPS = ("textgen", "timeframes", "sleeper", "failer", "spy", "bigmouth", "flaky")
 
 
 def app_image(app: str) -> str:

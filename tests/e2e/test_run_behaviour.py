@@ -256,6 +256,41 @@ def test_killed_step_pods_and_app_pods_are_retried_and_the_runs_succeed(
             assert [v.metadata.app for v in out.views] == [sleeper], entry
 
 
+def test_an_app_answering_404_before_it_is_the_app_is_retried_and_the_item_succeeds(
+    operator_deployed, namespace, workspace, build, runs
+):
+    """A Service-mode app whose first answers are `404 Not Found` (as a Service answers while its
+    endpoints are not the app yet, or a proxy's default backend) is "not the app yet": the item's
+    Job retries it (runner exit 2, AppUnavailable) instead of taking the 404 as the app's output,
+    and the item succeeds with the app's view once the app answers."""
+    locations = media(workspace, 1, prefix="late")
+    build.apply(
+        build.pipeline(
+            "late-app",
+            [build.step("late", "flaky", mode="Service", retries=3, parameters={"notFoundFirst": "2"})],
+            claim_name=workspace.claim_name,
+        ),
+        namespace,
+    )
+    kube.wait("pipeline/late-app", "condition=Ready", namespace, timeout=120)
+    build.apply(
+        build.run("late-run", "late-app", items_for(locations), claim_name=workspace.claim_name), namespace
+    )
+
+    run = finished(runs, namespace, "late-run")
+    assert_condition(runs, namespace, run, "True", "Succeeded")
+    assert (run["status"]["itemsSucceeded"], run["status"]["itemsFailed"]) == (1, 0)
+    assert not run["status"].get("failures"), run["status"]["failures"]
+    # two pods met the 404s and were retried; the third got the app's answer
+    assert job_pod_creations(namespace, "late-run").get("late-run-00000-0") == 3, job_pod_creations(
+        namespace, "late-run"
+    )
+    entry = manifest_of(workspace, run)["items"][0]
+    assert entry["state"] == "Succeeded", entry
+    out = Mmif(workspace.read_file(posixpath.join(run["status"]["outputPath"], entry["output"])).decode())
+    assert [v.metadata.app for v in out.views] == [build.app_identifier("flaky")]
+
+
 # --- 3 and 4. cancel and timeout ----------------------------------------------------------------
 
 
