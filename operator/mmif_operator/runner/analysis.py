@@ -18,10 +18,11 @@ from typing import Any
 
 from .. import failurereasons, itemstates
 from ..itemstates import ItemPhase
-from . import appclient, claims, files
+from . import claims, files
+from .appcall import Failure, call_app
 from .exitcodes import ExitCode, Reason
 from .items import read_item, read_items
-from .outcome import InputViews, Kind, classify, parse_mmif
+from .outcome import InputViews, Kind, parse_mmif
 from .paths import ANALYSIS_UID_FILE, RUN_UID_FILE, AnalysisLayout, RunLayout
 from .step import read_input
 
@@ -125,26 +126,10 @@ def run_analyze(cfg: AnalyzeConfig) -> int:
     except (FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as e:
         return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"cannot use the item's final MMIF: {e}")
 
-    try:
-        if cfg.app_startup is not None:
-            appclient.wait_for_sidecar(cfg.app_url, cfg.app_startup)
-        else:
-            appclient.wait_for_app(cfg.app_url, cfg.app_wait)
-        app_id = appclient.identity(cfg.app_url, min(cfg.http_timeout, 60.0))
-        record["app"] = app_id
-        log.info("item %d (%s): POST final.mmif to %s", item.index, item.name, app_id)
-        resp = appclient.annotate(cfg.app_url, in_bytes, cfg.params, cfg.http_timeout)
-    except appclient.NotListeningError as e:
-        return finish(ExitCode.APP_NOT_LISTENING, Reason.APP_NOT_LISTENING, str(e))
-    except appclient.InfraError as e:
-        return finish(ExitCode.INFRA, e.reason, e.message)
-    except appclient.NotAnAppError as e:
-        return finish(ExitCode.INVALID_OUTPUT, Reason.INVALID_OUTPUT, str(e))
-    except appclient.TooLargeError as e:
-        return finish(ExitCode.INVALID_OUTPUT, Reason.OUTPUT_TOO_LARGE, str(e))
-    record["httpStatus"] = resp.status
+    outcome = call_app(cfg, in_bytes, in_views, record, f"item {item.index} ({item.name}), final.mmif")
     del in_bytes
-    outcome = classify(resp.status, resp.content_type, resp.body, in_views, app_id)
+    if isinstance(outcome, Failure):
+        return finish(outcome.code, outcome.reason, outcome.message)
     extra: dict[str, object] = {"newViews": outcome.new_views, "warnings": outcome.warnings}
     if outcome.output is not None and outcome.kind is Kind.SUCCEEDED:
         files.atomic_write(layout.output(item.index), outcome.output)

@@ -8,9 +8,10 @@ import os
 from dataclasses import dataclass
 
 from . import appclient, claims, files, source
+from .appcall import Failure, call_app
 from .exitcodes import ExitCode, Reason
 from .items import Item, read_item, resolve_in_workspace
-from .outcome import InputViews, Kind, Outcome, classify, parse_mmif
+from .outcome import InputViews, Kind, parse_mmif
 from .paths import RUN_UID_FILE, RunLayout
 
 log = logging.getLogger("mmif-runner")
@@ -197,35 +198,11 @@ def run_step(cfg: StepConfig) -> int:
         # other OSErrors (EIO, ENOSPC...) are the volume's: RunnerError, exit 2, retried
         return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"cannot use the input MMIF: {e}")
 
-    try:
-        if cfg.app_startup is not None:
-            appclient.wait_for_sidecar(cfg.app_url, cfg.app_startup)
-        else:
-            appclient.wait_for_app(cfg.app_url, cfg.app_wait)
-        app_id = appclient.identity(cfg.app_url, min(cfg.http_timeout, 60.0))
-        record["app"] = app_id
-        log.info(
-            "item %d (%s) step %d (%s): POST %s to %s",
-            item.index,
-            item.name,
-            cfg.step_index,
-            cfg.step,
-            os.path.basename(in_path),
-            app_id,
-        )
-        resp = appclient.annotate(cfg.app_url, in_bytes, cfg.params, cfg.http_timeout)
-    except appclient.NotListeningError as e:
-        return finish(ExitCode.APP_NOT_LISTENING, Reason.APP_NOT_LISTENING, str(e))
-    except appclient.InfraError as e:
-        return finish(ExitCode.INFRA, e.reason, e.message)
-    except appclient.NotAnAppError as e:
-        return finish(ExitCode.INVALID_OUTPUT, Reason.INVALID_OUTPUT, str(e))
-    except appclient.TooLargeError as e:
-        return finish(ExitCode.INVALID_OUTPUT, Reason.OUTPUT_TOO_LARGE, str(e))
-    record["httpStatus"] = resp.status
+    what = f"item {item.index} ({item.name}) step {cfg.step_index} ({cfg.step}), {os.path.basename(in_path)}"
+    outcome = call_app(cfg, in_bytes, in_views, record, what)
     del in_bytes
-
-    outcome: Outcome = classify(resp.status, resp.content_type, resp.body, in_views, app_id)
+    if isinstance(outcome, Failure):
+        return finish(outcome.code, outcome.reason, outcome.message)
     extra: dict[str, object] = {"newViews": outcome.new_views, "warnings": outcome.warnings}
     if outcome.output is not None:  # success, or the failed MMIF of an app error: keep it
         files.atomic_write(out_path, outcome.output)
