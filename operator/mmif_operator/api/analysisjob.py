@@ -15,14 +15,22 @@ from pydantic import Field
 from .. import failurereasons
 from .app import App, StepMode
 from .cel import Rule
-from .common import DNS_LABEL, DNS_SUBDOMAIN, Condition, SpecModel, StatusModel, Timestamp, list_map
+from .common import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    MAX_FAILURE_MESSAGE,
+    MAX_FAILURES,
+    Condition,
+    SpecModel,
+    StatusModel,
+    Timestamp,
+    list_map,
+)
 from .requester import Requester
 
 KIND = "AnalysisJob"
 PLURAL = "analysisjobs"
 MAX_ANALYSES = 8
-MAX_FAILURES = 20
-MAX_FAILURE_MESSAGE = 512
 
 
 class Trigger(enum.StrEnum):

@@ -25,6 +25,10 @@ GROUP = "mmif.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
+# The bounds on a run's and an AnalysisJob's status: the latest failures kept, and each message.
+MAX_FAILURES = 20
+MAX_FAILURE_MESSAGE = 512
+
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 QUANTITY = (

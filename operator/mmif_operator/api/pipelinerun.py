@@ -12,6 +12,8 @@ from .analysisjob import MAX_ANALYSES
 from .cel import Rule
 from .common import (
     DNS_SUBDOMAIN,
+    MAX_FAILURE_MESSAGE,
+    MAX_FAILURES,
     Condition,
     MountPath,
     RelativePath,
@@ -28,9 +30,7 @@ from .review import RunReview
 KIND = "PipelineRun"
 PLURAL = "pipelineruns"
 MAX_INLINE_ITEMS = 1000
-MAX_FAILURES = 20
 MAX_HISTORY = 20
-MAX_FAILURE_MESSAGE = 512
 MAX_FAILURE_REASONS = failurereasons.MAX_REASONS
 
 

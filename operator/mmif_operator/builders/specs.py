@@ -2,7 +2,7 @@
 
 The builders and the reconciler work on plain camelCase dicts, as kopf hands them over (and as
 `status.pipelineSpec` stores the snapshot). A pydantic model of `mmif_operator.api` is accepted
-too and dumped by alias. Defaults mirror docs/reference.md, so a dict written by hand (a test,
+too and dumped by alias. Every default is read from the models (`_default`), so a dict written by hand (a test,
 an object created before a default existed) reads the same as a defaulted one.
 """
 
@@ -11,28 +11,38 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..api.app import App
-from ..api.pipelinerun import PipelineRunSpec
+from pydantic import BaseModel
+
+from ..api import pipeline as pipeline_api
+from ..api import pipelinerun as run_api
+from ..api.app import App, StepMode
+from ..api.common import API_VERSION as API_VERSION  # re-exported for the builders
+from ..api.common import GROUP
+from ..api.pipelinerun import OnItemFailure, PipelineRunSpec, RunWorkspace
 from ..runner.paths import run_dir
 
-DEFAULT_PORT = 5000
-DEFAULT_RETRIES = 2
-DEFAULT_REPLICAS = 1
-DEFAULT_MOUNT_PATH = "/data"
-DEFAULT_OUTPUT_DIR = "mmif-runs"
-DEFAULT_PARALLELISM = 4
-# The bounds on waiting, declared in the models (api/): read from there, not repeated.
-DEFAULT_STARTUP_TIMEOUT = int(App.model_fields["startup_timeout_seconds"].default)
-DEFAULT_START_TIMEOUT = int(PipelineRunSpec.model_fields["start_timeout_seconds"].default)
-MODE_JOB = "Job"
-MODE_SERVICE = "Service"
-ON_FAILURE_STOP = "Stop"
-ON_FAILURE_CONTINUE = "Continue"
 
-API_GROUP = "mmif.dev"
-API_VERSION = "mmif.dev/v1alpha1"
-KIND_PIPELINE = "Pipeline"
-KIND_RUN = "PipelineRun"
+def _default(model: type[BaseModel], field: str) -> Any:
+    """A field's default, as the model declares it (the one place a default is written)."""
+    return model.model_fields[field].default
+
+
+DEFAULT_PORT = int(_default(App, "port"))
+DEFAULT_RETRIES = int(_default(App, "retries"))
+DEFAULT_REPLICAS = int(_default(App, "replicas"))
+DEFAULT_MOUNT_PATH = str(_default(RunWorkspace, "mount_path"))
+DEFAULT_OUTPUT_DIR = str(_default(RunWorkspace, "output_dir"))
+DEFAULT_PARALLELISM = int(_default(PipelineRunSpec, "parallelism"))
+DEFAULT_STARTUP_TIMEOUT = int(_default(App, "startup_timeout_seconds"))
+DEFAULT_START_TIMEOUT = int(_default(PipelineRunSpec, "start_timeout_seconds"))
+MODE_JOB = StepMode.JOB.value
+MODE_SERVICE = StepMode.SERVICE.value
+ON_FAILURE_STOP = OnItemFailure.STOP.value
+ON_FAILURE_CONTINUE = OnItemFailure.CONTINUE.value
+
+API_GROUP = GROUP
+KIND_PIPELINE = pipeline_api.KIND
+KIND_RUN = run_api.KIND
 
 
 def plain(obj: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import failurereasons, itemstates
+from ..api.analysisjob import MAX_FAILURE_MESSAGE, MAX_FAILURES
 from ..builders import analysis_jobs as AJ
 from ..builders import names, runner_input
 from ..builders.specs import plain
@@ -44,8 +45,6 @@ R_ITEMS_FAILED = "ItemsFailed"
 R_MANIFEST_FAILED = "ManifestFailed"
 R_INVALID_STATUS = "InvalidStatus"
 
-MAX_FAILURES = 20
-MAX_FAILURE_MESSAGE = 512
 WAIT_REQUEUE_SECONDS = 30.0
 _JOB_REASONS = {
     "DeadlineExceeded": "Timeout",

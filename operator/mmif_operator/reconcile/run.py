@@ -40,6 +40,7 @@ from typing import Any
 
 from .. import failurereasons, itemstates
 from ..api.notifications import NotificationEvent
+from ..api.pipelinerun import MAX_FAILURE_MESSAGE, MAX_FAILURES, MAX_HISTORY
 from ..builders import jobs as J
 from ..builders import names, runner_input
 from ..builders.specs import (
@@ -104,9 +105,6 @@ R_PREPARE_FAILED = "PrepareFailed"
 R_OUTPUT_CONFLICT = "OutputConflict"
 R_MANIFEST_FAILED = "ManifestFailed"
 
-MAX_FAILURES = 20
-MAX_HISTORY = 20
-MAX_FAILURE_MESSAGE = 512
 MAX_EVENT_MESSAGE = 1024
 PENDING_REQUEUE_SECONDS = 30.0
 
