@@ -159,15 +159,19 @@ def test_reviewer_and_time_are_recorded(operator_deployed, namespace, workspace,
     build.apply(
         build.run("batch", "checked", [build.item("media/a.mp4")], claim_name=workspace.claim_name), namespace
     )
+    settled = ("AwaitingReview", "Succeeded", "Failed", "Cancelled")  # not waited out when it ends
     try:
         kube.eventually(
-            lambda: phase_and_reason(namespace, "batch") == ("AwaitingReview", "AwaitingReview"),
+            lambda: phase_and_reason(namespace, "batch")[0] in settled,
             timeout=180,
             interval=1,
             what="run batch AwaitingReview",
         )
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{runs.diagnostics(namespace, 'batch')}") from None
+    assert phase_and_reason(namespace, "batch") == ("AwaitingReview", "AwaitingReview"), runs.diagnostics(
+        namespace, "batch"
+    )
 
     proc = patch_as(PATCHER, PATCHERS, namespace, "batch", {"review": {"decision": "Pass"}})
     assert proc.returncode != 0 and f"{PATCHER} may not review pipelineruns" in proc.stderr, proc.stderr
