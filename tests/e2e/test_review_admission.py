@@ -149,6 +149,33 @@ def test_a_decision_on_a_run_not_awaiting_review_is_refused_naming_its_phase(
     ).stdout
 
 
+def review_webhook_calls() -> float:
+    """How often the API server has called the review webhook (its metric, summed over outcomes)."""
+    total = 0.0
+    for line in kube.kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        if line.startswith("apiserver_admission_webhook_request_total{") and (
+            'name="review.pipelineruns.mmif.dev"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_requests_that_do_not_touch_the_review_never_reach_its_webhook(operator_deployed, namespace, build):
+    grant(namespace)
+    run = waiting_run(namespace, build)
+    before = review_webhook_calls()
+    for change in ({"ttlSecondsAfterFinished": 600}, {"status": "Cancelled"}):
+        proc = patch_as(PATCHER, PATCHERS, namespace, run, change)
+        assert proc.returncode == 0, proc.stderr
+    kube.kubectl("label", "pipelinerun", run, "-n", namespace, "checked=no")
+    build.apply(build.run("another", "p", [build.item("media/b.mp4")], claim_name="missing"), namespace)
+    assert review_webhook_calls() == before
+    # and a request that does touch it does reach it (so the count above can tell)
+    proc = patch_as(PATCHER, PATCHERS, namespace, "another", {"review": {"decision": "Fail"}})
+    assert proc.returncode != 0 and "may not review" in proc.stderr, proc.stderr
+    assert review_webhook_calls() == before + 1
+
+
 def test_reviewer_and_time_are_recorded(operator_deployed, namespace, workspace, build, runs):
     """Needs the review template (phase AwaitingReview; branch `spine`)."""
     grant(namespace)
