@@ -8,7 +8,8 @@ wakeups.py    wake-ups of the loops; expectations.py, deletions.py: a run loop's
               the Jobs it just created and is deleting (optimisations, not state)
 pipelines.py  one daemon per Pipeline: Service-mode app Deployments/Services and status
 analyses.py   one daemon per AnalysisJob (plan_analysis), its Jobs' index, triggered analyses
-admission.py  the admission webhook recording who created a run or an analysis
+admission.py  the admission webhooks recording who created a run or an analysis, and who
+              decided a run's review and when (only a user who may `review` pipelineruns)
 validation.py the validating webhook: an app url may not name another namespace's app Service
 """
 

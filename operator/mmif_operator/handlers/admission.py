@@ -1,4 +1,5 @@
-"""The admission webhook: `spec.requester` of PipelineRuns and AnalysisJobs (admission/requester.py).
+"""The admission webhook: `spec.requester` of PipelineRuns and AnalysisJobs (admission/requester.py)
+and a PipelineRun's review decision, `spec.review` (admission/review.py).
 
 Served by kopf's webhook server inside the operator, behind the Service `mmif-operator-webhook`
 (manifests/webhook.yaml). The MutatingWebhookConfiguration `mmif-operator` is installed with the
@@ -12,16 +13,18 @@ import base64
 import logging
 import os
 import tempfile
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
-from ..admission import certs, requester
+from ..admission import certs, requester, review
 from ..api.analysisjob import PLURAL as ANALYSIS_PLURAL
 from ..api.pipelinerun import PLURAL as RUN_PLURAL
 from ..builders.specs import API_GROUP
 from ..k8s.ops import Kube, KubeError
 from ..settings import Config
+from . import runtime
 
 log = logging.getLogger(__name__)
 VERSION = "v1alpha1"
@@ -154,3 +157,37 @@ def requester_analysisjobs(
 ) -> None:
     """Record who creates an AnalysisJob; reject a forged or changed `spec.requester`."""
     _review("AnalysisJob", operation, userinfo, spec, old, patch)
+
+
+@kopf.on.mutate(API_GROUP, VERSION, RUN_PLURAL, id="review-pipelineruns", operations=["CREATE", "UPDATE"])
+async def review_pipelineruns(
+    *,
+    operation: str | None = None,
+    userinfo: Any,
+    spec: Any,
+    old: Any = None,
+    namespace: str | None = None,
+    patch: Any,
+    **_: Any,
+) -> None:
+    """A review decision: only by a user who may `review` pipelineruns, only on a run awaiting
+    review; record who decided and when; reject a forged or changed reviewer or time."""
+    op = operation or ""
+    old_spec = (old or {}).get("spec") if old else None
+    if not review.touches_review(op, spec, old_spec):
+        return
+    ns = namespace or ""
+    try:
+        answer = await runtime.kube().subject_access_review(review.access_review(userinfo, ns))
+    except KubeError as e:
+        user = (userinfo or {}).get("username")
+        log.warning("webhook: cannot check whether %s may review pipelineruns in %s: %s", user, ns, e)
+        raise kopf.AdmissionError(
+            f"cannot check whether the user may review pipelineruns in namespace {ns}: {e}", code=503
+        ) from e
+    try:
+        record = review.decide(op, userinfo, ns, spec, old, answer, datetime.now(UTC))
+    except requester.Denied as e:
+        raise kopf.AdmissionError(str(e), code=403) from e
+    if record is not None:
+        patch.spec["review"] = record

@@ -70,9 +70,12 @@ def pending_templates(run: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [plain(t) for t in templates if t.get("name") not in decided]
 
 
-def access_review(requester: Mapping[str, Any], namespace: str) -> dict[str, Any]:
-    """May `requester` create AnalysisJobs in `namespace`? With every group of the requester,
-    `moreGroups` included (api/requester.py)."""
+def access_review(
+    requester: Mapping[str, Any], namespace: str, *, verb: str = "create", resource: str = ANALYSIS_PLURAL
+) -> dict[str, Any]:
+    """May `requester` create AnalysisJobs (or `verb` `resource` of mmif.dev) in `namespace`? With
+    every group of the requester, `moreGroups` included (api/requester.py). The admission webhook
+    asks the same for a reviewer (admission/review.py: verb `review`, resource `pipelineruns`)."""
     try:
         groups = all_groups(requester)
     except ValueError:
@@ -84,9 +87,9 @@ def access_review(requester: Mapping[str, Any], namespace: str) -> dict[str, Any
         "groups": groups,
         "resourceAttributes": {
             "namespace": namespace,
-            "verb": "create",
+            "verb": verb,
             "group": API_GROUP,
-            "resource": ANALYSIS_PLURAL,
+            "resource": resource,
         },
     }
     if requester.get("uid"):
