@@ -246,10 +246,10 @@ def test_a_run_awaiting_review_survives_the_operator_killed(
 def test_a_review_never_made_fails_the_run_at_its_timeout(
     operator_deployed, namespace, workspace, build, runs
 ):
-    setup(namespace, workspace, build, timeout_seconds=5)
+    setup(namespace, workspace, build, timeout_seconds=8)
     start(namespace, workspace, build, "rev")
     awaiting(runs, namespace, "rev")
     run = ended(runs, namespace, "rev", timeout=60)
     cond = runs.condition(run)
     assert (cond["status"], cond["reason"]) == ("False", "ReviewTimeout")
-    assert "5 s" in cond["message"]
+    assert "8 s" in cond["message"]

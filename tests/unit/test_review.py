@@ -199,6 +199,12 @@ def test_a_run_of_a_request_looks_at_its_siblings_soon_when_not_given_them():
     assert plan.phase == "AwaitingReview" and plan.requeue_after == pytest.approx(1.0)
     plan = sim.step(siblings=[R.Sibling("run-2", "AwaitingReview", False)])
     assert plan.phase == "AwaitingReview" and plan.requeue_after == pytest.approx(600)
+    # A pass is acted on only with the siblings known (the handler lists them under a lock).
+    sim.run["spec"]["review"] = {"decision": "Pass"}
+    plan = sim.step()
+    assert plan.phase == "AwaitingReview" and plan.create == [] and plan.requeue_after == pytest.approx(1.0)
+    plan = sim.step(siblings=[R.Sibling("run-2", "AwaitingReview", False)])
+    assert plan.phase == "Publishing"
 
 
 def test_a_status_without_stage_is_read_as_before():

@@ -197,6 +197,7 @@ def _scenario(template: Template, source: str | None, event: str) -> dict:
             kw["jobs"] = [job(template, run, "manifest", JobState.SUCCEEDED)]
         return {"run": run, **kw}
     if source == "AwaitingReview":
+        kw["siblings"] = []  # looked up: no other version of the request
         if event in (Event.REVIEW_PASSED, Event.REVIEW_FAILED):
             decision = "Pass" if event == Event.REVIEW_PASSED else "Fail"
             run["spec"]["review"] = {"decision": decision, "comment": "seen"}

@@ -819,7 +819,8 @@ class _Planner:
                 f"run {winner} of request {request!r} passed its review first: this version is not published",
             )
             return
-        if decision.get("decision") == ReviewDecision.PASS.value:
+        unknown_siblings = bool(request) and self.siblings is None
+        if decision.get("decision") == ReviewDecision.PASS.value and not unknown_siblings:
             self._record_decision(review, decision)
             self._fire(EV_REVIEW_PASSED, f"the review passed the run: {comment or 'no comment'}; publishing")
             return
@@ -839,8 +840,11 @@ class _Planner:
             f"Fail; the run fails at {rfc3339(deadline)} (pipelineSpec.review.timeoutSeconds)",
         )
         self.plan.requeue_after = max(1.0, (deadline - self.now).total_seconds())
-        if request and self.siblings is None:
-            self.plan.requeue_after = 1.0  # look at the request's other versions next pass
+        if unknown_siblings:
+            # A version of a request passes only once its siblings were looked at (the handler
+            # lists them, under the request's lock, when the run is AwaitingReview at the start
+            # of a pass): come back at once for that.
+            self.plan.requeue_after = 1.0
 
     def _record_decision(self, review: dict[str, Any], decision: Mapping[str, Any]) -> None:
         for key in ("decision", "comment", "reviewer", "decidedAt"):
