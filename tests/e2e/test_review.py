@@ -10,6 +10,7 @@ the admission webhook's to record).
 4. Two versions of a request: passing one supersedes the other at once.
 5. The operator SIGKILLed while a run awaits review: it still awaits; a later pass completes it.
 6. A review never made fails the run at `review.timeoutSeconds` (ReviewTimeout).
+7. A run awaiting review is cancelled by `spec.status: Cancelled`.
 """
 
 from __future__ import annotations
@@ -253,3 +254,25 @@ def test_a_review_never_made_fails_the_run_at_its_timeout(
     cond = runs.condition(run)
     assert (cond["status"], cond["reason"]) == ("False", "ReviewTimeout")
     assert "8 s" in cond["message"]
+
+
+def test_a_run_awaiting_review_can_be_cancelled(operator_deployed, namespace, workspace, build, runs):
+    setup(namespace, workspace, build)
+    start(namespace, workspace, build, "rev")
+    awaiting(runs, namespace, "rev")
+    kube.kubectl(
+        "patch",
+        "pipelinerun",
+        "rev",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"status":"Cancelled"}}',
+    )
+    run = ended(runs, namespace, "rev", timeout=30)
+    cond = runs.condition(run)
+    assert (cond["status"], cond["reason"]) == ("False", "Cancelled") and run["status"][
+        "phase"
+    ] == "Cancelled"
+    assert "awaiting its review" in cond["message"]
