@@ -805,11 +805,8 @@ class _Planner:
             return
         if decision.get("decision") == ReviewDecision.FAIL.value:
             self._record_decision(review, decision)
-            self._fire(
-                EV_REVIEW_FAILED,
-                f"the review failed the run{' (' + decision['reviewer'] + ')' if decision.get('reviewer') else ''}"
-                f": {comment or 'no comment'}",
-            )
+            who = f" by {decision['reviewer']}" if decision.get("reviewer") else ""
+            self._fire(EV_REVIEW_FAILED, f"the review{who} failed the run: {comment or 'no comment'}")
             return
         request = request_of(self.run)
         winner = superseded_by(self.name, self.siblings or ()) if request else None
