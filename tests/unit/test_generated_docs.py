@@ -32,6 +32,20 @@ def test_reference_lists_every_spec_field_with_its_rules():
 
 def test_state_machine_doc_has_a_table_and_a_diagram_per_template():
     text = statemachine_docs.render()
-    assert "## run-workflow" in text
-    assert "| Running | `AllItemsSucceeded` | Succeeded | True | `Succeeded` | yes |" in text
-    assert "stateDiagram-v2" in text and "Running --> Succeeded: AllItemsSucceeded" in text
+    assert "## run-workflow" in text and "## run-with-review" in text
+    assert (
+        "| WritingManifest | `AllItemsSucceeded` | Succeeded | True | `Succeeded` | "
+        "`{Announce}` `{SendNotification RunSucceeded}` | yes |"
+    ) in text
+    assert "stateDiagram-v2" in text and "WritingManifest --> Succeeded: AllItemsSucceeded" in text
+    # The notation, with each row's actions.
+    assert (
+        "[WritingManifest] - <AllItemsSucceeded> {Announce} {SendNotification RunSucceeded} -> [Succeeded]"
+    ) in text
+    assert (
+        "[WritingManifest] - <AllItemsSucceeded> {Announce} {SendNotification AwaitingReview} "
+        "-> [AwaitingReview]"
+    ) in text
+    assert (
+        "[Publishing] - <PublishFailed> {Announce Warning} {SendNotification PublishFailed} -> [Failed]"
+    ) in text

@@ -589,3 +589,52 @@ def test_progress_alone_waits_for_the_next_status_write_but_creates_do_not():
     assert result.patched and [c for c in kube.calls if c[0] == "patch"]
     assert not [c for c in kube.calls if c[0] == "create"]  # nothing created twice
     assert [c for c in kube.calls if c[0] == "delete"]  # deleted once accounted for
+
+
+def test_a_run_of_a_request_that_passes_wakes_its_siblings_and_is_planned_with_them():
+    reviewed = {**PIPELINE, "review": {"required": True}}
+    kube = FakeKube(make_run(1), pipeline=reviewed)
+    kube.run["metadata"]["labels"] = {"mmif.dev/request": "req-1"}
+    for _ in range(10):
+        finish_all(kube)
+        reconcile(kube)
+        if kube.run["status"].get("phase") == "AwaitingReview":
+            break
+    assert kube.run["status"]["phase"] == "AwaitingReview"
+    siblings = [
+        {"metadata": {"name": "run-1"}, "status": copy.deepcopy(kube.run["status"])},
+        {"metadata": {"name": "run-2"}, "status": {"phase": "AwaitingReview"}},
+        {"metadata": {"name": "run-3"}, "status": {"phase": "Failed"}},
+    ]
+    listed: list[dict] = []
+
+    async def list_custom(plural, ns, labels):
+        listed.append(labels)
+        return copy.deepcopy(siblings)
+
+    kube.list_custom = list_custom
+    kube.run["spec"]["review"] = {"decision": "Pass", "comment": "ok"}
+    woken: list[str] = []
+    result = asyncio.run(
+        H.reconcile_run(
+            kube, "ns", "run-1", "uid-1", kube.observed(), operator_image="img", now=T0,
+            post_event=lambda *a: None, wake=woken.append,
+        )
+    )  # fmt: skip
+    assert listed == [{"mmif.dev/request": "req-1"}], "one list of the request's runs"
+    assert result.plan is not None and result.plan.phase == "Publishing"
+    assert woken == ["run-2"], "only the siblings still awaiting review"
+    assert "run-1-publish" in kube.jobs
+    # Once a sibling passed first, this one (awaiting) is superseded.
+    kube2 = FakeKube(make_run(1), pipeline=reviewed)
+    kube2.run["metadata"]["labels"] = {"mmif.dev/request": "req-1"}
+    kube2.run["status"] = copy.deepcopy(siblings[0]["status"])
+    siblings[1]["status"] = {"phase": "Publishing", "review": {"decision": "Pass"}}
+    kube2.list_custom = list_custom
+    asyncio.run(
+        H.reconcile_run(
+            kube2, "ns", "run-1", "uid-1", [], operator_image="img", now=T0, post_event=lambda *a: None
+        )
+    )
+    cond = next(c for c in kube2.run["status"]["conditions"] if c["type"] == "Succeeded")
+    assert cond["reason"] == "Superseded" and "run-2" in cond["message"]

@@ -5,16 +5,23 @@ from __future__ import annotations
 import pytest
 
 from mmif_operator.api.common import ConditionStatus
-from mmif_operator.api.pipelinerun import RunPhase
+from mmif_operator.api.notifications import NotificationEvent
+from mmif_operator.api.pipelinerun import RunPhase, RunStage
 from mmif_operator.statemachine.table import (
+    RUN_WITH_REVIEW,
     RUN_WORKFLOW,
     TEMPLATES,
+    Announce,
     Event,
+    Notify,
+    State,
     Template,
     Transition,
     TransitionError,
     insert_state,
+    template_for,
     transition,
+    with_review,
 )
 
 DOCUMENTED_REASONS = {
@@ -40,10 +47,15 @@ def test_created_run_starts_pending_and_undecided():
     ("phase", "event", "target", "status", "reason"),
     [
         ("Pending", "PipelineNotFound", "Pending", "Unknown", "PipelineNotFound"),
-        ("Pending", "Started", "Running", "Unknown", "Running"),
-        ("Running", "AllItemsSucceeded", "Succeeded", "True", "Succeeded"),
-        ("Running", "ItemsFailed", "Failed", "False", "ItemsFailed"),
-        ("Running", "TimedOut", "Failed", "False", "Timeout"),
+        ("Pending", "Started", "Preparing", "Unknown", "Running"),
+        ("Preparing", "Prepared", "RunningItems", "Unknown", "Running"),
+        ("RunningItems", "ItemsDone", "WritingManifest", "Unknown", "Finalizing"),
+        ("RunningItems", "CancelRequested", "Cancelling", "Unknown", "Cancelling"),
+        ("RunningItems", "DeadlineReached", "TimingOut", "Unknown", "TimingOut"),
+        ("WritingManifest", "AllItemsSucceeded", "Succeeded", "True", "Succeeded"),
+        ("WritingManifest", "ItemsFailed", "Failed", "False", "ItemsFailed"),
+        ("TimingOut", "TimedOut", "Failed", "False", "Timeout"),
+        ("Cancelling", "Cancelled", "Cancelled", "False", "Cancelled"),
         ("Pending", "Cancelled", "Cancelled", "False", "Cancelled"),
     ],
 )
@@ -59,13 +71,14 @@ def test_transition_gives_target_and_condition(phase, event, target, status, rea
         ("Succeeded", "Cancelled"),  # a finished run stays finished
         ("Failed", "Started"),
         ("Pending", "AllItemsSucceeded"),
-        ("Running", "Started"),
-        ("Running", "NoSuchEvent"),
+        ("RunningItems", "Started"),
+        ("RunningItems", "NoSuchEvent"),
+        ("WritingManifest", "CancelRequested"),  # the manifest is written whatever comes
         (None, "Started"),
     ],
 )
 def test_transition_outside_table_is_refused(phase, event):
-    with pytest.raises(TransitionError, match=f"event '{event}' is not allowed in phase"):
+    with pytest.raises(TransitionError, match=f"event '{event}' is not allowed in state"):
         transition(RUN_WORKFLOW, phase, event)
 
 
@@ -78,9 +91,20 @@ def test_terminal_states_are_the_ends():
     assert RUN_WORKFLOW.terminal_states == {"Succeeded", "Failed", "Cancelled"}
 
 
-def test_every_state_is_a_run_phase_of_the_crd():
+def test_every_state_is_a_run_stage_and_shows_a_run_phase_of_the_crd():
     for template in TEMPLATES.values():
-        assert set(template.states) <= set(RunPhase)
+        assert set(template.state_names) <= set(RunStage)
+        assert {s.phase for s in template.states} <= set(RunPhase)
+    # The fine stages of processing all show phase Running, as before status.stage existed.
+    running = {s.name for s in RUN_WORKFLOW.states if s.phase == RunPhase.RUNNING}
+    assert running == {"Preparing", "RunningItems", "WritingManifest", "Cancelling", "TimingOut"}
+
+
+def test_every_run_that_ends_posts_an_event():
+    for template in TEMPLATES.values():
+        for t in template.transitions:
+            if t.terminal:
+                assert any(isinstance(a, Announce) for a in t.actions), t
 
 
 def test_table_sets_every_documented_reason():
@@ -90,45 +114,100 @@ def test_table_sets_every_documented_reason():
 @pytest.mark.parametrize(
     ("transitions", "message"),
     [
-        ((Transition("A", "go", "Z", ConditionStatus.TRUE, "Done", True),), "'Z' is not one of"),
+        (
+            (Transition("A", "go", "Z", ConditionStatus.TRUE, "Done", True, (Announce(),)),),
+            "'Z' is not one of",
+        ),
         (
             (
-                Transition("A", "go", "B", ConditionStatus.TRUE, "Done", True),
-                Transition("A", "go", "B", ConditionStatus.TRUE, "Done", True),
+                Transition("A", "go", "B", ConditionStatus.TRUE, "Done", True, (Announce(),)),
+                Transition("A", "go", "B", ConditionStatus.TRUE, "Done", True, (Announce(),)),
             ),
             "two transitions",
         ),
         ((Transition("A", "go", "B", ConditionStatus.TRUE, "Done", False),), "terminal must be"),
+        ((Transition("A", "go", "B", ConditionStatus.TRUE, "Done", True),), "ends the run silently"),
     ],
 )
 def test_inconsistent_table_is_refused(transitions, message):
     with pytest.raises(ValueError, match=message):
-        Template("broken", "", ("A", "B"), transitions)
+        Template("broken", "", (State("A", "Running", "x"), State("B", "Succeeded", "y")), transitions)
 
 
-def test_insert_state_adds_a_stage_between_running_and_succeeded():
+def test_insert_state_adds_a_stage_between_writing_the_manifest_and_succeeded():
     qa = insert_state(
         RUN_WORKFLOW,
         name="run-with-qa",
         description="With a QA stage.",
-        state="Reviewing",
-        after="Running",
+        state=State("Reviewing", "Running", "reviewing"),
+        after="WritingManifest",
         before="Succeeded",
         reason="Reviewing",
         leave_event="ReviewPassed",
-        shared_events=[Event.CANCELLED, Event.TIMED_OUT],
+        enter_actions=[Announce()],
+        shared_events=[Event.MANIFEST_FAILED],
         extra=[
-            Transition("Reviewing", "ReviewFailed", "Failed", ConditionStatus.FALSE, "ReviewFailed", True)
+            Transition(
+                "Reviewing",
+                "ReviewFailed",
+                "Failed",
+                ConditionStatus.FALSE,
+                "ReviewFailed",
+                True,
+                (Announce(),),
+            )
         ],
     )
-    assert qa.states.index("Reviewing") == qa.states.index("Running") + 1
-    into = transition(qa, "Running", Event.ALL_ITEMS_SUCCEEDED)
+    assert qa.state_names.index("Reviewing") == qa.state_names.index("WritingManifest") + 1
+    into = transition(qa, "WritingManifest", Event.ALL_ITEMS_SUCCEEDED)
     assert (into.target, into.status, into.terminal) == ("Reviewing", "Unknown", False)
+    assert into.actions == (Announce(),), "entering does what the new state asks, not the old end"
     out = transition(qa, "Reviewing", "ReviewPassed")
     assert (out.target, out.status, out.reason) == ("Succeeded", "True", "Succeeded")
-    assert out.terminal
-    assert transition(qa, "Reviewing", Event.CANCELLED).target == "Cancelled"
+    assert out.terminal and Notify(NotificationEvent.RUN_SUCCEEDED) in out.actions
+    assert transition(qa, "Reviewing", Event.MANIFEST_FAILED).target == "Failed"
     assert transition(qa, "Reviewing", "ReviewFailed").target == "Failed"
+    assert qa.state("Reviewing").plans == "reviewing"
     with pytest.raises(TransitionError):
         transition(qa, "Reviewing", Event.ITEMS_FAILED)
-    assert transition(RUN_WORKFLOW, "Running", Event.ALL_ITEMS_SUCCEEDED).target == "Succeeded"
+    assert transition(RUN_WORKFLOW, "WritingManifest", Event.ALL_ITEMS_SUCCEEDED).target == "Succeeded"
+
+
+def test_run_with_review_is_run_workflow_with_the_review_decorator():
+    assert with_review(RUN_WORKFLOW) == RUN_WITH_REVIEW
+    assert RUN_WITH_REVIEW.name == "run-with-review"
+    # Every row of run-workflow but the success is in run-with-review unchanged.
+    success = transition(RUN_WORKFLOW, "WritingManifest", Event.ALL_ITEMS_SUCCEEDED)
+    assert set(RUN_WORKFLOW.transitions) - set(RUN_WITH_REVIEW.transitions) == {success}
+    into = transition(RUN_WITH_REVIEW, "WritingManifest", Event.ALL_ITEMS_SUCCEEDED)
+    assert (into.target, into.status, into.reason) == ("AwaitingReview", "Unknown", "AwaitingReview")
+    assert Notify(NotificationEvent.AWAITING_REVIEW) in into.actions
+    passed = transition(RUN_WITH_REVIEW, "AwaitingReview", Event.REVIEW_PASSED)
+    assert passed.target == "Publishing" and Notify(NotificationEvent.REVIEW_PASSED) in passed.actions
+    done = transition(RUN_WITH_REVIEW, "Publishing", Event.PUBLISHED)
+    assert done.target == "Succeeded" and done.actions == success.actions
+    failed = transition(RUN_WITH_REVIEW, "Publishing", Event.PUBLISH_FAILED)
+    assert failed.reason == "PublishFailed" and Notify(NotificationEvent.PUBLISH_FAILED) in failed.actions
+    for event, reason in [
+        (Event.REVIEW_FAILED, "ReviewFailed"),
+        (Event.REVIEW_TIMED_OUT, "ReviewTimeout"),
+        (Event.SUPERSEDED, "Superseded"),
+    ]:
+        row = transition(RUN_WITH_REVIEW, "AwaitingReview", event)
+        assert (row.target, row.reason) == ("Failed", reason)
+    assert transition(RUN_WITH_REVIEW, "AwaitingReview", Event.CANCELLED).target == "Cancelled"
+    assert RUN_WITH_REVIEW.state("AwaitingReview").phase == "AwaitingReview"
+    assert RUN_WITH_REVIEW.state("Publishing").phase == "Publishing"
+
+
+@pytest.mark.parametrize(
+    ("spec", "name"),
+    [
+        (None, "run-workflow"),
+        ({"steps": []}, "run-workflow"),
+        ({"review": {"required": False}}, "run-workflow"),
+        ({"review": {"required": True}}, "run-with-review"),
+    ],
+)
+def test_template_for_follows_the_review_policy(spec, name):
+    assert template_for(spec).name == name

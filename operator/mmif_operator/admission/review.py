@@ -26,14 +26,15 @@ from datetime import datetime
 from typing import Any
 
 from ..api.pipelinerun import PLURAL as RUN_PLURAL
+from ..api.pipelinerun import RunPhase
 from ..builders.specs import API_GROUP
 from ..reconcile.status import cut, rfc3339
 from ..reconcile.triggers import access_review as _access_review
 from .requester import Denied
 
 VERB = "review"
-#: The run phase in which a decision is taken (RunPhase.AWAITING_REVIEW of the review template).
-AWAITING_REVIEW = "AwaitingReview"
+#: The run phase in which a decision is taken (of the run-with-review template).
+AWAITING_REVIEW = RunPhase.AWAITING_REVIEW.value
 #: The fields of `spec.review` the webhook writes; a request that sets them is refused.
 RECORDED = ("reviewer", "decidedAt")
 HOWTO = "docs/howto.md"

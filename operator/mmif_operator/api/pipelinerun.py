@@ -25,7 +25,7 @@ from .common import (
 )
 from .pipeline import MAX_STEPS, PipelineSpec
 from .requester import Requester
-from .review import RunReview
+from .review import ReviewStatus, RunReview
 
 KIND = "PipelineRun"
 PLURAL = "pipelineruns"
@@ -41,6 +41,26 @@ StepParams = Annotated[dict[str, ShortString], Field(max_length=50)]
 class RunPhase(enum.StrEnum):
     PENDING = "Pending"
     RUNNING = "Running"
+    AWAITING_REVIEW = "AwaitingReview"
+    PUBLISHING = "Publishing"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+class RunStage(enum.StrEnum):
+    """The fine stage of a run: a state of its template (statemachine/table.py). Several stages
+    share a phase: Preparing, RunningItems, WritingManifest, Cancelling and TimingOut are all
+    phase `Running`."""
+
+    PENDING = "Pending"
+    PREPARING = "Preparing"
+    RUNNING_ITEMS = "RunningItems"
+    WRITING_MANIFEST = "WritingManifest"
+    CANCELLING = "Cancelling"
+    TIMING_OUT = "TimingOut"
+    AWAITING_REVIEW = "AwaitingReview"
+    PUBLISHING = "Publishing"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     CANCELLED = "Cancelled"
@@ -330,7 +350,19 @@ class PipelineRunStatus(StatusModel):
     observed_generation: int | None = Field(
         None, description="The `metadata.generation` this status describes.", ge=0
     )
-    phase: RunPhase | None = Field(None, description="Pending, Running, Succeeded, Failed or Cancelled.")
+    phase: RunPhase | None = Field(
+        None,
+        description="Pending, Running, AwaitingReview, Publishing (the last two only when the "
+        "Pipeline requires review), Succeeded, Failed or Cancelled.",
+    )
+    stage: RunStage | None = Field(
+        None,
+        description="The state of the run's template (docs/state-machines.md) it is in: finer "
+        "than `phase`. While `phase` is `Running`: `Preparing` (the prepare Job lists the batch), "
+        "`RunningItems`, `WritingManifest` (every item is done; the manifest Job runs), "
+        "`Cancelling` or `TimingOut` (items were stopped; the manifest Job runs). Otherwise the "
+        "same as `phase`.",
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         description="`Succeeded`: `Unknown` while the run is pending or running, then `True` or "
@@ -409,3 +441,8 @@ class PipelineRunStatus(StatusModel):
         description="The run's output folder as seen in pods, e.g. `/data/mmif-runs/run-1`.",
     )
     manifest_path: str | None = Field(None, description="The run's manifest, `<outputPath>/manifest.json`.")
+    review: ReviewStatus | None = Field(
+        None,
+        description="The review, for a run whose Pipeline requires one (`pipelineSpec.review`): "
+        "since and until when it awaits, and the decision acted on.",
+    )

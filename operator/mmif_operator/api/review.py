@@ -12,9 +12,11 @@ import enum
 
 from pydantic import Field
 
-from .common import SpecModel, Timestamp
+from .common import SpecModel, StatusModel, Timestamp
 
 MAX_REVIEW_COMMENT = 4096
+DEFAULT_REVIEW_TIMEOUT_SECONDS = 604800  # 7 days
+MAX_REVIEW_TIMEOUT_SECONDS = 31536000  # 365 days
 
 
 class ReviewPolicy(SpecModel):
@@ -25,6 +27,13 @@ class ReviewPolicy(SpecModel):
         description="When true, a run whose items are all done and whose manifest is written "
         "waits in phase `AwaitingReview` until a reviewer passes or fails it "
         "(`spec.review.decision` on the run).",
+    )
+    timeout_seconds: int = Field(
+        DEFAULT_REVIEW_TIMEOUT_SECONDS,
+        description="How long a run may await its review, counted from when it entered "
+        "`AwaitingReview`; then it fails with reason `ReviewTimeout`.",
+        ge=1,
+        le=MAX_REVIEW_TIMEOUT_SECONDS,
     )
 
 
@@ -51,4 +60,27 @@ class RunReview(SpecModel):
         None,
         description="When the decision was made. Set by the operator's admission webhook.",
         json_schema_extra={"maxLength": 64},
+    )
+
+
+class ReviewStatus(StatusModel):
+    """The review of a run whose Pipeline requires one: since and until when it waits, then the
+    decision as the operator acted on it (copied from `spec.review`)."""
+
+    requested_at: Timestamp | None = Field(None, description="When the run entered `AwaitingReview`.")
+    deadline: Timestamp | None = Field(
+        None, description="When the wait ends: then the run fails with reason `ReviewTimeout`."
+    )
+    decision: ReviewDecision | None = Field(
+        None, description="The decision the operator acted on (`Pass`: the run went on to `Publishing`)."
+    )
+    comment: str | None = Field(None, description="The reviewer's comment.", max_length=MAX_REVIEW_COMMENT)
+    reviewer: str | None = Field(None, description="Who decided.", max_length=512)
+    decided_at: Timestamp | None = Field(
+        None, description="When the decision was made.", json_schema_extra={"maxLength": 64}
+    )
+    record_path: str | None = Field(
+        None,
+        description="`<outputPath>/review.json`, once the publish Job wrote it.",
+        max_length=4096,
     )

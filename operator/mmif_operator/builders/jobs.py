@@ -1,4 +1,4 @@
-"""batch/v1 Job dicts for a PipelineRun: prepare, one (item, step), manifest.
+"""batch/v1 Job dicts for a PipelineRun: prepare, one (item, step), manifest, publish.
 
 Plain dicts, ready for `BatchV1Api.create_namespaced_job(namespace, body)`. Nothing here talks
 to Kubernetes. See docs/design.md ("Execution model") for the pod layout.
@@ -49,8 +49,10 @@ RUNNER_RESOURCES = {
 }
 PREPARE_RETRIES = 2
 MANIFEST_RETRIES = 2
+PUBLISH_RETRIES = 2
 PREPARE_DEADLINE_SECONDS = 3600
 MANIFEST_DEADLINE_SECONDS = 3600
+PUBLISH_DEADLINE_SECONDS = 600
 
 
 class JobOwner(Protocol):
@@ -398,4 +400,35 @@ def manifest_job(
         pod_spec,
         retries=MANIFEST_RETRIES,
         deadline=MANIFEST_DEADLINE_SECONDS,
+    )
+
+
+def publish_job(
+    ctx: RunContext, operator_image: str, review: Mapping[str, Any], manifest_path: str
+) -> dict[str, Any]:
+    """The Job publishing a reviewed run's outputs (`mmif-runner publish`): it writes
+    `<runDir>/review.json` (the decision, from `review` = status.review) and marks the manifest
+    published. Named `<run>-publish`, owned by the run, bounded like the manifest Job (its pod's
+    start by the run's `startTimeoutSeconds`, its run by `activeDeadlineSeconds`)."""
+    labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PUBLISH)
+    env = {
+        E.RUN_DIR: ctx.run_dir,
+        E.RUN_UID: ctx.uid or None,
+        E.RUN_NAME: ctx.name,
+        E.RUN_NAMESPACE: ctx.namespace,
+        E.MANIFEST_PATH: manifest_path,
+        E.REVIEW_DECISION: review.get("decision"),
+        E.REVIEW_COMMENT: review.get("comment"),
+        E.REVIEWER: review.get("reviewer"),
+        E.REVIEW_DECIDED_AT: review.get("decidedAt"),
+    }
+    runner = _runner_container(operator_image, "publish", env, ctx.mount_path)
+    pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
+    return _job(
+        ctx,
+        names.publish_job_name(ctx.name),
+        labels,
+        pod_spec,
+        retries=PUBLISH_RETRIES,
+        deadline=PUBLISH_DEADLINE_SECONDS,
     )

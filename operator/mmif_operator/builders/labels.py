@@ -19,6 +19,7 @@ STEP_INDEX = "mmif.dev/step-index"
 ITEM_INDEX = "mmif.dev/item-index"
 ANALYSIS = "mmif.dev/analysis"
 APP = "mmif.dev/app"  # a Service-mode app's pods: the app's (injective) object name
+REQUEST = "mmif.dev/request"  # on PipelineRuns: the request the run is a version of (set by whoever makes it)
 SOURCE_RUN = "mmif.dev/source-run"  # on an AnalysisJob's Jobs (not `mmif.dev/run`: not the run's Jobs)
 
 # Values.
@@ -30,11 +31,12 @@ NAME_APP = "clams-app"  # Service-mode app Deployments
 COMPONENT_STEP = "step"
 COMPONENT_PREPARE = "prepare"
 COMPONENT_MANIFEST = "manifest"
+COMPONENT_PUBLISH = "publish"
 COMPONENT_APP_SERVICE = "app-service"
 COMPONENT_ANALYZE = "analyze"
 COMPONENT_ANALYSIS_MANIFEST = "analysis-manifest"
 ANALYSIS_COMPONENTS = (COMPONENT_ANALYZE, COMPONENT_ANALYSIS_MANIFEST)
-RUN_COMPONENTS = (COMPONENT_PREPARE, COMPONENT_STEP, COMPONENT_MANIFEST)
+RUN_COMPONENTS = (COMPONENT_PREPARE, COMPONENT_STEP, COMPONENT_MANIFEST, COMPONENT_PUBLISH)
 
 MAX_VALUE = 63
 _VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")

@@ -14,7 +14,7 @@ Two forms, which can never be equal to each other:
   tens of thousands of long names in one namespace, and a deliberate one ~2^32 tries.
 
 The suffixes of the kinds end in different last tokens (`-<item>-<step>` digits, `-prepare`,
-`-manifest`, `-a<item>`, `-amanifest`), so a run's Jobs and an AnalysisJob's Jobs of one
+`-manifest`, `-publish`, `-a<item>`, `-amanifest`), so a run's Jobs and an AnalysisJob's Jobs of one
 namespace never share a name either. App objects of Service-mode steps (Deployment, Service,
 NetworkPolicy) are always hashed, over the (pipeline, step) pair: `col` + `a-b` and `col-a` +
 `b` differ. A name is injective, not a claim: an object found under it is used only when it is
@@ -97,6 +97,11 @@ def prepare_job_name(run: str) -> str:
 
 def manifest_job_name(run: str) -> str:
     return fit_name(run, "-manifest")
+
+
+def publish_job_name(run: str) -> str:
+    """`<run>-publish`: the Job publishing a reviewed run's outputs."""
+    return fit_name(run, "-publish")
 
 
 def _incarnation(uid: str) -> str:

@@ -26,9 +26,10 @@ correctness (the cached run only saves a read: a stale one fails the conditional
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -46,7 +47,17 @@ from ..k8s.ops import Kube, KubeError
 from ..reconcile import triggers
 from ..reconcile.observed import ObservedJob
 from ..reconcile.podstart import StartFailure, apply_start_failures, run_bounds
-from ..reconcile.run import TERMINAL_PHASES, RunPlan, plan_run, progress_only, termination_messages_needed
+from ..reconcile.run import (
+    AWAITING_REVIEW,
+    PUBLISHING,
+    TERMINAL_PHASES,
+    RunPlan,
+    Sibling,
+    plan_run,
+    progress_only,
+    request_of,
+    termination_messages_needed,
+)
 from . import analyses, runtime
 from .deletions import BackgroundDeletes
 from .expectations import RecentCreates
@@ -73,6 +84,31 @@ DELETE_RETRY_SECONDS = 10.0
 PROGRESS_INTERVAL_SECONDS = 1.0
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
+Wake = Callable[[str], object]  # wake the loop of the run of that name (same namespace)
+
+
+class RequestLocks:
+    """One lock per (namespace, request): the runs of one request that await their review are
+    planned one at a time, each after a fresh list of the others, so of two passed at once the
+    first to enter Publishing wins and the other sees it (`reconcile.run.superseded_by`). In
+    memory: one operator process plans every run."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, namespace: str, request: str) -> AsyncIterator[None]:
+        key = (namespace, request)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._locks.get(key) is lock:
+                del self._locks[key]
+
+
+REQUEST_LOCKS = RequestLocks()
 
 
 @dataclass
@@ -119,6 +155,7 @@ async def reconcile_run(
     progress_wait: float = 0.0,
     refusals: Refusals | None = None,
     start_failures: Mapping[str, StartFailure] | None = None,
+    wake: Wake | None = None,
 ) -> PassResult:
     """One pass over one run (see the module docstring). `known`: the run as the previous pass
     left it (`PassResult.latest`), instead of reading it; `deletes`: where Jobs are deleted
@@ -128,11 +165,49 @@ async def reconcile_run(
     was refused for good (a name held by another's object, an invalid Job), handed to the
     planner as failed Jobs of that name (None: only this pass's, planned again at once);
     `start_failures`: Jobs whose pod cannot start (handlers/podstart.py), planned as failed
-    with that reason and message."""
+    with that reason and message. A run awaiting its review that was made for a request
+    (label `mmif.dev/request`) is planned under the request's lock, with the other runs of the
+    request listed afresh; when it enters Publishing, `wake` wakes those still awaiting theirs."""
     run = dict(known) if known is not None else await kube.get_custom(RUN_PLURAL, namespace, name)
     meta = (run or {}).get("metadata") or {}
     if run is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
         return PassResult(done=True, gone=True)
+    request = request_of(run)
+    if request is None or (run.get("status") or {}).get("phase") != AWAITING_REVIEW:
+        return await _reconcile(
+            kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
+            refusals, start_failures, None,
+        )  # fmt: skip
+    async with REQUEST_LOCKS.hold(namespace, request):
+        listed = await kube.list_custom(RUN_PLURAL, namespace, {L.REQUEST: request})
+        siblings = [Sibling.from_run(r) for r in listed if (r.get("metadata") or {}).get("name") != name]
+        result = await _reconcile(
+            kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
+            refusals, start_failures, siblings,
+        )  # fmt: skip
+    if result.plan is not None and result.plan.phase == PUBLISHING and result.patched and wake is not None:
+        for sibling in siblings:
+            if sibling.phase == AWAITING_REVIEW:
+                wake(sibling.name)  # it is superseded now: tell it at once
+    return result
+
+
+async def _reconcile(
+    kube: Kube,
+    run: dict[str, Any],
+    observed: Iterable[ObservedJob],
+    operator_image: str,
+    now: datetime | None,
+    post_event: EventPoster,
+    recent: RecentCreates | None,
+    deletes: BackgroundDeletes | None,
+    progress_wait: float,
+    refusals: Refusals | None,
+    start_failures: Mapping[str, StartFailure] | None,
+    siblings: list[Sibling] | None,
+) -> PassResult:
+    meta = run.get("metadata") or {}
+    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
     spec = run.get("spec") or {}
     status = run.get("status") or {}
     refusals = refusals if refusals is not None else Refusals()
@@ -189,6 +264,7 @@ async def reconcile_run(
         termination_messages=messages,
         workspace_found=workspace_found,
         pipeline=pipeline,
+        siblings=siblings,
     )
     result = PassResult(
         requeue_after=plan.requeue_after, plan=plan, run={**run, "status": plan.status}, latest=run
@@ -401,6 +477,7 @@ async def run_loop(
             progress_wait=wait,
             refusals=refusals,
             start_failures=pods.failures,
+            wake=lambda other: runtime.RUN_WAKERS.wake(runtime.run_key(namespace, other), refresh=True),
         )
         known = result.latest
         if result.plan is not None:

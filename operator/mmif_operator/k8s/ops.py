@@ -284,6 +284,30 @@ class Kube:
         return termination_message_of(pods, container)
 
     # -- custom objects -------------------------------------------------------------------------
+    async def list_custom(
+        self,
+        plural: str,
+        namespace: str,
+        labels: Mapping[str, str],
+        *,
+        group: str = API_GROUP,
+        version: str = "v1alpha1",
+    ) -> builtins.list[dict[str, Any]]:
+        """The custom objects of `plural` in `namespace` with `labels` (a consistent read)."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            kw = self._kw(limit=500, label_selector=selector(labels))
+            if token:
+                kw["_continue"] = token
+            data = await _call(
+                self.custom.list_namespaced_custom_object(group, version, namespace, plural, **kw)
+            )
+            items.extend(data.get("items") or [])
+            token = (data.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
     async def get_custom(
         self, plural: str, namespace: str, name: str, *, group: str = API_GROUP, version: str = "v1alpha1"
     ) -> dict[str, Any] | None:

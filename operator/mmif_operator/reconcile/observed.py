@@ -24,6 +24,7 @@ class JobKind(enum.StrEnum):
     PREPARE = "prepare"
     STEP = "step"
     MANIFEST = "manifest"
+    PUBLISH = "publish"  # a reviewed run's publish Job
     ANALYZE = "analyze"  # an AnalysisJob's item
     ANALYSIS_MANIFEST = "analysis-manifest"  # an AnalysisJob's manifest
 

@@ -33,7 +33,7 @@ import copy
 import json
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,8 +41,10 @@ from typing import Any
 from .. import failurereasons, itemstates
 from ..api.notifications import NotificationEvent
 from ..api.pipelinerun import MAX_FAILURE_MESSAGE, MAX_FAILURES, MAX_HISTORY
+from ..api.review import DEFAULT_REVIEW_TIMEOUT_SECONDS, ReviewDecision
 from ..builders import jobs as J
 from ..builders import names, runner_input
+from ..builders.labels import REQUEST
 from ..builders.specs import (
     ON_FAILURE_CONTINUE,
     plain,
@@ -53,15 +55,19 @@ from ..builders.specs import (
     workspace_mount_path,
 )
 from ..itemstates import ItemPhase, ItemState
-from ..runner.paths import MANIFEST_FILE
-from ..statemachine.table import RUN_WORKFLOW, Notify, Template, TransitionError, transition
+from ..runner.paths import MANIFEST_FILE, REVIEW_FILE
+from ..statemachine.table import Announce, Notify, Template, template_for, transition
 from ..statemachine.table import Event as PhaseEvent
 from .observed import R_NAME_CONFLICT, JobKind, JobState, ObservedJob
-from .status import FALSE, UNKNOWN, capped, cut, find_condition, parse_time, rfc3339, set_condition
+from .status import UNKNOWN, capped, cut, find_condition, parse_time, rfc3339, set_condition
 
 # Run phases.
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = "Pending", "Running", "Succeeded", "Failed", "Cancelled"
+AWAITING_REVIEW, PUBLISHING = "AwaitingReview", "Publishing"
 TERMINAL_PHASES = (SUCCEEDED, FAILED, CANCELLED)
+# Run stages (status.stage) besides those named like a phase: the phase is Running in them.
+PREPARING, RUNNING_ITEMS, WRITING_MANIFEST = "Preparing", "RunningItems", "WritingManifest"
+STAGE_CANCELLING, STAGE_TIMING_OUT = "Cancelling", "TimingOut"
 
 # Phase events: the events of the state machine (statemachine/table.py, `run-workflow`).
 EV_CREATED = PhaseEvent.CREATED.value
@@ -82,8 +88,17 @@ EV_CANCELLED = PhaseEvent.CANCELLED.value
 EV_MANIFEST_FAILED = PhaseEvent.MANIFEST_FAILED.value
 EV_NAME_CONFLICT = PhaseEvent.NAME_CONFLICT.value
 EV_CREATE_FAILED = PhaseEvent.CREATE_FAILED.value
-# Not (yet) a row of the table: used through _FALLBACK_ROWS when the table has no row for it.
-EV_SNAPSHOT_LOST = "SnapshotLost"
+EV_SNAPSHOT_LOST = PhaseEvent.SNAPSHOT_LOST.value
+EV_PREPARED = PhaseEvent.PREPARED.value
+EV_ITEMS_DONE = PhaseEvent.ITEMS_DONE.value
+EV_CANCEL_REQUESTED = PhaseEvent.CANCEL_REQUESTED.value
+EV_DEADLINE_REACHED = PhaseEvent.DEADLINE_REACHED.value
+EV_REVIEW_PASSED = PhaseEvent.REVIEW_PASSED.value
+EV_REVIEW_FAILED = PhaseEvent.REVIEW_FAILED.value
+EV_REVIEW_TIMED_OUT = PhaseEvent.REVIEW_TIMED_OUT.value
+EV_SUPERSEDED = PhaseEvent.SUPERSEDED.value
+EV_PUBLISHED = PhaseEvent.PUBLISHED.value
+EV_PUBLISH_FAILED = PhaseEvent.PUBLISH_FAILED.value
 
 CONDITION_SUCCEEDED = "Succeeded"
 
@@ -104,6 +119,7 @@ R_INVALID_SPEC = "InvalidSpec"
 R_PREPARE_FAILED = "PrepareFailed"
 R_OUTPUT_CONFLICT = "OutputConflict"
 R_MANIFEST_FAILED = "ManifestFailed"
+R_AWAITING_REVIEW = "AwaitingReview"
 
 MAX_EVENT_MESSAGE = 1024
 PENDING_REQUEUE_SECONDS = 30.0
@@ -115,10 +131,67 @@ _JOB_REASONS = {
     "PodFailurePolicy": "PodFailurePolicy",
 }
 
-# (target phase, condition status, reason) for events the template may lack in some phase.
-_FALLBACK_ROWS = {
-    EV_SNAPSHOT_LOST: (FAILED, FALSE, R_INVALID_SPEC),
-}
+
+@dataclass(frozen=True)
+class Sibling:
+    """Another run of the same request (label `mmif.dev/request`), as the review stage needs it."""
+
+    name: str
+    phase: str | None
+    passed: bool  # it passed its review and entered Publishing (status.review.decision Pass)
+
+    @classmethod
+    def from_run(cls, run: Mapping[str, Any]) -> Sibling:
+        status = run.get("status") or {}
+        review = status.get("review") or {}
+        return cls(
+            name=(run.get("metadata") or {}).get("name", ""),
+            phase=status.get("phase"),
+            passed=review.get("decision") == ReviewDecision.PASS.value,
+        )
+
+
+def superseded_by(name: str, siblings: Iterable[Sibling]) -> str | None:
+    """The run of the same request that passed its review first, when it is not `name`: then
+    the run `name`, still awaiting its review, is superseded. None: no other run passed.
+
+    The handler lists the siblings and plans the run under one lock per request, so of two runs
+    passed at once the first to enter Publishing wins and the other sees it here."""
+    winners = sorted(s.name for s in siblings if s.passed and s.name != name)
+    return winners[0] if winners else None
+
+
+def review_timeout(pipeline_spec: Mapping[str, Any] | None) -> int:
+    """`review.timeoutSeconds` of the snapshot (its default from api/review.py)."""
+    value = ((pipeline_spec or {}).get("review") or {}).get("timeoutSeconds")
+    return DEFAULT_REVIEW_TIMEOUT_SECONDS if value is None else int(value)
+
+
+def request_of(run: Mapping[str, Any]) -> str | None:
+    """The request the run was made for (label `mmif.dev/request`), if any."""
+    return ((run.get("metadata") or {}).get("labels") or {}).get(REQUEST) or None
+
+
+def stage_of(status: Mapping[str, Any], template: Template | None = None) -> str | None:
+    """The run's state in its template: `status.stage` when it is one of the template's states
+    and shows the run's phase; else (a status written before that field existed, or a phase set
+    without it) derived from the phase, the item count and the condition's reason."""
+    phase = status.get("phase")
+    stage = status.get("stage")
+    if stage and (
+        template is None or (stage in template.state_names and _value(template.state(stage).phase) == phase)
+    ):
+        return str(stage)
+    if phase != RUNNING:
+        return phase
+    if status.get("itemCount") is None:
+        return PREPARING
+    cond = find_condition(status.get("conditions"), CONDITION_SUCCEEDED) or {}
+    return {
+        R_FINALIZING: WRITING_MANIFEST,
+        R_CANCELLING: STAGE_CANCELLING,
+        R_TIMING_OUT: STAGE_TIMING_OUT,
+    }.get(cond.get("reason") or "", RUNNING_ITEMS)
 
 
 @dataclass(frozen=True)
@@ -374,10 +447,10 @@ class _Planner:
         termination_messages: Mapping[str, Any],
         item_count: int | None,
         workspace_found: bool,
-        template: Template,
+        template: Template | None,
         pipeline: Mapping[str, Any] | None = None,
+        siblings: Iterable[Sibling] | None = None,
     ):
-        self.template = template
         self.meta = dict(run.get("metadata") or {})
         self.spec = plain(run.get("spec"))
         self.old = copy.deepcopy(plain(run.get("status")))
@@ -396,6 +469,11 @@ class _Planner:
         # that someone else made, or an earlier same-named run left behind, is not counted.
         self.observed = [j for j in observed if j.owned_by(self.uid)]
         self.phase = self.old.get("phase") or PENDING
+        # The template: the pipeline snapshot's once the run started (a pending run follows
+        # rows that every template shares).
+        self.template = template or template_for(self._pipeline())
+        self.stage = stage_of(self.old, self.template)
+        self.siblings = list(siblings) if siblings is not None else None
         self.plan = RunPlan(phase=self.phase)
         self.new_failures: list[dict[str, Any]] = []
         self.reason_codes: list[int] | None = None  # itemFailureReasons, decoded when needed
@@ -420,42 +498,34 @@ class _Planner:
         return cond.get("reason") if cond else None
 
     def _fire(self, event: str, message: str) -> str:
-        """Apply a state-machine event: phase, history, the Succeeded condition, and on a
-        terminal phase completionTime, an Event and the TTL. Returns the new phase."""
-        current = self.status.get("phase")
-        try:
-            row = transition(self.template, current, event)
-            target, cstatus, reason, terminal = (
-                _value(row.target),
-                _value(row.status),
-                row.reason,
-                row.terminal,
-            )
-        except TransitionError:
-            if event not in _FALLBACK_ROWS:
-                raise
-            target, cstatus, reason = _FALLBACK_ROWS[event]
-            terminal = target in TERMINAL_PHASES
-            actions: tuple[Notify, ...] = (Notify(NotificationEvent.RUN_FAILED),) if target == FAILED else ()
-        else:
-            actions = row.actions
+        """Apply a state-machine event from the run's current state: the row's actions (Events,
+        notifications), the stage and phase (and history, when the phase changes), the Succeeded
+        condition, and on a terminal state completionTime and the TTL. Returns the new stage."""
+        row = transition(self.template, self.stage, event)
+        target = _value(row.target)
+        phase = _value(self.template.state(row.target).phase)
+        reason = row.reason
         self.plan.phase_events.append(event)
-        for action in actions:
+        for action in row.actions:
             if isinstance(action, Notify):
                 self.plan.notifications.append(
                     Notification(action.event, reason, cut(message, MAX_EVENT_MESSAGE))
                 )
-        if target != current:
-            entry: dict[str, Any] = {"to": target, "reason": reason, "time": rfc3339(self.now)}
+            elif isinstance(action, Announce):
+                self._event(action.type, action.reason or reason, message)
+        current = self.status.get("phase")
+        if phase != current:
+            entry: dict[str, Any] = {"to": phase, "reason": reason, "time": rfc3339(self.now)}
             if current:
                 entry["from"] = current
             self.status["history"] = capped([*(self.status.get("history") or []), entry], MAX_HISTORY)
-            self.status["phase"] = target
-            self.phase = target
-        self._condition(cstatus, reason, message)
-        if terminal:
+            self.status["phase"] = phase
+            self.phase = phase
+        self.status["stage"] = target
+        self.stage = target
+        self._condition(_value(row.status), reason, message)
+        if row.terminal:
             self.status["completionTime"] = rfc3339(self.now)
-            self._event("Normal" if target in (SUCCEEDED, CANCELLED) else "Warning", reason, message)
             self._ttl()
         return target
 
@@ -482,16 +552,20 @@ class _Planner:
     def _pipeline(self) -> dict[str, Any] | None:
         return plain(self.old.get("pipelineSpec")) or self.pipeline_arg or None
 
-    # -- phases ---------------------------------------------------------------------------
+    # -- stages ---------------------------------------------------------------------------
     def run_plan(self) -> RunPlan:
+        """Plan the run's current state with the stage function the template names for it
+        (`STAGES`). When that moves the run to another state that does not end it, that state's
+        stage is planned too in the same pass (a prepared batch starts its first items, all
+        items done creates the manifest Job), as many times as the template has states."""
         if not self.old.get("phase"):
             self._fire(EV_CREATED, "waiting for the Pipeline and the workspace")
-        if self.phase in TERMINAL_PHASES:
-            self._terminal()
-        elif self.phase == PENDING:
-            self._pending()
-        else:
-            self._running()
+        for _ in range(len(self.template.states)):
+            stage = self.stage
+            assert stage is not None  # (Created fired above)
+            STAGES[self.template.state(stage).plans](self)
+            if self.stage == stage or self.stage in self.template.terminal_states:
+                break
         if self.meta.get("generation") is not None:
             self.status["observedGeneration"] = self.meta["generation"]
         self.plan.phase = self.phase
@@ -500,6 +574,8 @@ class _Planner:
         return self.plan
 
     def _terminal(self) -> None:
+        """A run that ended: its Jobs go (a failed prepare, manifest or publish Job stays for
+        its logs), and the TTL is enforced."""
         for job in self.observed:
             keep = job.kind is not JobKind.STEP and job.state is JobState.FAILED
             if not keep:
@@ -507,6 +583,7 @@ class _Planner:
         self._ttl()
 
     def _pending(self) -> None:
+        """Wait (bounded) for the Pipeline, its readiness and the volume; then start."""
         if self.spec.get("status") == CANCELLED:
             self._fire(EV_CANCELLED, "the run was cancelled before it started")
             return
@@ -540,17 +617,14 @@ class _Planner:
                 f"Pipeline {ref!r} is not Ready: {not_ready[0]}: {not_ready[1]}",
             )
             return
-        ctx = J.RunContext.from_run(self.run)
         self.status["pipelineSpec"] = pipeline
         self.status["startTime"] = rfc3339(self.now)
         self.status["steps"] = [
             {"name": s["name"], "pending": 0, "running": 0, "succeeded": 0, "failed": 0}
             for s in pipeline["steps"]
         ]
-        self._fire(EV_STARTED, "preparing the batch")
-        self._event("Normal", "Started", f"following Pipeline {ref!r}; preparing the batch")
-        if self._create_prepare(ctx):
-            self._deadline_requeue()
+        self.template = template_for(pipeline)  # the snapshot's: the same from now on
+        self._fire(EV_STARTED, f"following Pipeline {ref!r}; preparing the batch")
 
     def _create_prepare(self, ctx: J.RunContext) -> bool:
         """The prepare Job, after the ConfigMap holding its inline items; PrepareFailed (False)
@@ -590,10 +664,9 @@ class _Planner:
             self._fire(too_long, f"{message}, for {limit} s (spec.startTimeoutSeconds): the run gave up")
             return
         message = f"{message}; waiting until {rfc3339(deadline)} (spec.startTimeoutSeconds {limit} s), then the run fails"
-        row = transition(self.template, self.status.get("phase"), event)
+        row = transition(self.template, self.stage, event)
         if self._cond_reason() != row.reason:
-            self._fire(event, message)
-            self._event("Warning", row.reason, message)
+            self._fire(event, message)  # (its row posts the Event)
         else:
             self._condition(_value(row.status), row.reason, message)
         self.plan.requeue_after = max(
@@ -614,19 +687,36 @@ class _Planner:
             return
         self.plan.requeue_after = max(1.0, (deadline - self.now).total_seconds())
 
-    def _running(self) -> None:
+    def _snapshot(self) -> bool:
+        """The pipeline snapshot every started stage follows (False: it is gone, the run failed)."""
         pipeline = self._pipeline()
         if not pipeline or not pipeline.get("steps"):
             self._fire(EV_SNAPSHOT_LOST, "the run has no pipeline snapshot (status.pipelineSpec)")
-            return
+            return False
         self.pipeline = pipeline
         self.step_names = [s["name"] for s in pipeline["steps"]]
         self.ctx = J.RunContext.from_run(self.run)
+        return True
+
+    def _stops(self) -> tuple[bool, bool]:
+        """(cancel, timed_out): spec.status Cancelled; the run's deadline passed."""
         deadline = self._deadline()
-        timed_out = deadline is not None and self.now >= deadline
-        cancel = self.spec.get("status") == CANCELLED
-        if self.status.get("itemCount") is None and not self._prepare(cancel, timed_out):
+        return self.spec.get("status") == CANCELLED, deadline is not None and self.now >= deadline
+
+    def _preparing(self) -> None:
+        """The prepare Job: created, then its item count recorded (`Prepared`)."""
+        if not self._snapshot():
             return
+        cancel, timed_out = self._stops()
+        if self._prepare(cancel, timed_out):
+            self._fire(EV_PREPARED, f"{self.status['itemCount']} items")
+
+    def _running_items(self) -> None:
+        """Every item's Jobs, step after step; `ItemsDone` once every item is terminal, or the
+        items stopped by a cancel (`CancelRequested`) or the deadline (`DeadlineReached`)."""
+        if not self._snapshot():
+            return
+        cancel, timed_out = self._stops()
         self._items(cancel, timed_out)
 
     # -- prepare --------------------------------------------------------------------------
@@ -648,7 +738,6 @@ class _Planner:
             self.status["outputPath"] = self.ctx.run_dir
             self._delete(job)
             self._items_read()
-            self._event("Normal", "Prepared", f"{count} items")
             return True
         if job is not None and not job.exists:
             self._refused(job, "prepare")
@@ -687,6 +776,109 @@ class _Planner:
             event,
             cut(f"the {what} Job could not be created: {job.message or job.reason}", MAX_FAILURE_MESSAGE),
         )
+
+    # -- review (run-with-review) -----------------------------------------------------------
+    def _review_status(self) -> dict[str, Any]:
+        review = dict(self.status.get("review") or {})
+        if not review.get("requestedAt"):
+            timeout = review_timeout(self.pipeline)
+            review["requestedAt"] = rfc3339(self.now)
+            review["deadline"] = rfc3339(self.now + timedelta(seconds=timeout))
+            self.status["review"] = review
+        return review
+
+    def _awaiting_review(self) -> None:
+        """Wait for a person's decision on the whole run (spec.review), bounded by the
+        snapshot's `review.timeoutSeconds`; no Jobs. Cancel, a Fail, another version of the
+        request that passed first, and the deadline end the wait; a Pass publishes."""
+        if not self._snapshot():
+            return
+        for job in self.observed:
+            self._delete(job)  # (the manifest Job's leftovers, if any)
+        review = self._review_status()
+        decision = plain(self.spec.get("review"))
+        comment = decision.get("comment") or ""
+        if self.spec.get("status") == CANCELLED:
+            self._fire(EV_CANCELLED, "the run was cancelled while awaiting its review")
+            return
+        if decision.get("decision") == ReviewDecision.FAIL.value:
+            self._record_decision(review, decision)
+            who = f" by {decision['reviewer']}" if decision.get("reviewer") else ""
+            self._fire(EV_REVIEW_FAILED, f"the review{who} failed the run: {comment or 'no comment'}")
+            return
+        request = request_of(self.run)
+        winner = superseded_by(self.name, self.siblings or ()) if request else None
+        if winner is not None:
+            self._fire(
+                EV_SUPERSEDED,
+                f"run {winner} of request {request!r} passed its review first: this version is not published",
+            )
+            return
+        unknown_siblings = bool(request) and self.siblings is None
+        if decision.get("decision") == ReviewDecision.PASS.value and not unknown_siblings:
+            self._record_decision(review, decision)
+            self._fire(EV_REVIEW_PASSED, f"the review passed the run: {comment or 'no comment'}; publishing")
+            return
+        deadline = parse_time(review.get("deadline")) or self.now
+        if self.now >= deadline:
+            self._fire(
+                EV_REVIEW_TIMED_OUT,
+                f"no review decision within {review_timeout(self.pipeline)} s "
+                "(pipelineSpec.review.timeoutSeconds): the run gave up",
+            )
+            return
+        manifest = self.status.get("manifestPath") or f"{self.ctx.run_dir}/{MANIFEST_FILE}"
+        self._condition(
+            UNKNOWN,
+            R_AWAITING_REVIEW,
+            f"awaiting a review of the outputs ({manifest}): set spec.review.decision to Pass or "
+            f"Fail; the run fails at {rfc3339(deadline)} (pipelineSpec.review.timeoutSeconds)",
+        )
+        self.plan.requeue_after = max(1.0, (deadline - self.now).total_seconds())
+        if unknown_siblings:
+            # A version of a request passes only once its siblings were looked at (the handler
+            # lists them, under the request's lock, when the run is AwaitingReview at the start
+            # of a pass): come back at once for that.
+            self.plan.requeue_after = 1.0
+
+    def _record_decision(self, review: dict[str, Any], decision: Mapping[str, Any]) -> None:
+        for key in ("decision", "comment", "reviewer", "decidedAt"):
+            if decision.get(key) is not None:
+                review[key] = decision[key]
+        self.status["review"] = review
+
+    def _publishing(self) -> None:
+        """The publish Job writes `<outputPath>/review.json` and marks the manifest published."""
+        if not self._snapshot():
+            return
+        job = next((j for j in self.observed if j.kind is JobKind.PUBLISH), None)
+        for other in self.observed:
+            if other is not job:
+                self._delete(other)
+        review = dict(self.status.get("review") or {})
+        if job is None:
+            self.plan.create.append(
+                J.publish_job(
+                    self.ctx,
+                    self.image,
+                    review,
+                    self.status.get("manifestPath") or f"{self.ctx.run_dir}/{MANIFEST_FILE}",
+                )
+            )
+            self._condition(UNKNOWN, PUBLISHING, f"the publish Job writes {self.ctx.run_dir}/{REVIEW_FILE}")
+        elif not job.exists:
+            self._refused(job, "publish")
+        elif job.state is JobState.SUCCEEDED:
+            self._delete(job)
+            review["recordPath"] = f"{self.ctx.run_dir}/{REVIEW_FILE}"
+            self.status["review"] = review
+            self._fire(EV_PUBLISHED, f"published: {review['recordPath']}")
+        elif job.state is JobState.FAILED:
+            msg = self._tm(job)
+            detail = msg.get("message") or job.message or job.reason or "the publish Job failed"
+            self._fire(EV_PUBLISH_FAILED, cut(f"the publish Job failed: {detail}", MAX_FAILURE_MESSAGE))
+        else:
+            self._condition(UNKNOWN, PUBLISHING, f"the publish Job writes {self.ctx.run_dir}/{REVIEW_FILE}")
 
     # -- items ----------------------------------------------------------------------------
     def _item_name(self, index: int, msg: Mapping[str, Any]) -> str | None:
@@ -790,10 +982,9 @@ class _Planner:
                     self._delete(job)  # accounted for (or the Job of a cancelled item)
 
         # 2. Cancel or time out: items not terminal become Cancelled, their Jobs go.
-        stop = self._cond_reason() if self._cond_reason() in (R_CANCELLING, R_TIMING_OUT) else None
+        stop: tuple[str, str] | None = None  # (event, message)
         all_terminal = all(s.phase.terminal for s in states)
-        if stop is None and not all_terminal and manifest is None and (cancel or timed_out):
-            stop = R_CANCELLING if cancel else R_TIMING_OUT
+        if not all_terminal and manifest is None and (cancel or timed_out):
             stopped = 0
             for i, st in enumerate(states):
                 if not st.phase.terminal:
@@ -802,12 +993,11 @@ class _Planner:
                     states[i] = ItemState(st.step, ItemPhase.CANCELLED)
                     for job in jobs_by_item.get(i, {}).values():
                         self._delete(job)
-            if stop == R_CANCELLING:
-                self._event("Normal", "Cancelling", f"cancelled: {stopped} items in flight stopped")
+            if cancel:
+                stop = (EV_CANCEL_REQUESTED, f"cancelled: {stopped} items in flight stopped")
             else:
-                self._event(
-                    "Warning",
-                    "TimedOut",
+                stop = (
+                    EV_DEADLINE_REACHED,
                     f"the run exceeded its timeout of "
                     f"{self.spec.get('timeoutSeconds')}s: {stopped} items in flight stopped",
                 )
@@ -853,58 +1043,101 @@ class _Planner:
             )
         self.plan.item_states = states
 
-        # 5. Finalize: the manifest Job once every item is terminal, then the final phase.
-        if all_terminal:
-            phase, message, event = self._final_outcome(states, stop, cancel, counts)
-            states_config_map = names.states_config_map_name(self.name, self.uid)
-            if manifest is None:
-                try:
-                    self.plan.create_config_maps.extend(
-                        J.manifest_inputs(self.ctx, encoded, failurereasons.payload(self.status))
-                    )
-                except runner_input.TooLarge as e:
-                    self._fire(EV_MANIFEST_FAILED, f"{message}; the manifest Job cannot be given {e}")
-                    return
-                self.plan.create.append(J.manifest_job(self.ctx, self.pipeline, self.image, phase))
-                self._condition(UNKNOWN, stop or R_FINALIZING, f"{message}; writing the manifest")
-            elif manifest.state is JobState.SUCCEEDED:
-                self._delete(manifest)
-                self.plan.delete_config_maps.append(states_config_map)
-                self.status["manifestPath"] = f"{self.ctx.run_dir}/{MANIFEST_FILE}"  # written now
-                self._fire(event, message)
-            elif not manifest.exists:
-                self._refused(manifest, "manifest")
-            elif manifest.state is JobState.FAILED:
-                self.plan.delete_config_maps.append(states_config_map)
-                msg = self._tm(manifest)
-                detail = (
-                    msg.get("message") or manifest.message or manifest.reason or "the manifest Job failed"
-                )
-                self._fire(EV_MANIFEST_FAILED, f"{message}; the manifest Job failed: {detail}")
-            else:
-                self._condition(UNKNOWN, stop or R_FINALIZING, f"{message}; writing the manifest")
+        # 5. Every item terminal: on to the manifest (the next stage, planned in this pass too).
+        if stop is not None:
+            self._fire(*stop)
+        elif all_terminal:
+            self._fire(EV_ITEMS_DONE, f"{counts.done}/{n} items done; writing the manifest")
         else:
             self._condition(UNKNOWN, R_RUNNING, f"{counts.done}/{n} items done, {counts.running} in flight")
             self._deadline_requeue()
 
+    # -- the manifest ---------------------------------------------------------------------
+    def _write_manifest(self) -> None:
+        """WritingManifest, Cancelling, TimingOut: every item is terminal; the manifest Job
+        writes manifest.json, then the run goes where the outcome's row leads (it ends, or e.g.
+        awaits a review)."""
+        if not self._snapshot():
+            return
+        n = int(self.status["itemCount"])
+        states = itemstates.decode(self.status.get("itemStates"), n)
+        manifest: ObservedJob | None = None
+        for job in self.observed:
+            if job.kind is JobKind.MANIFEST:
+                manifest = job
+            elif job.kind in (JobKind.STEP, JobKind.PREPARE):
+                self._delete(job)  # every item is terminal: accounted for
+        self.plan.item_states = states
+        counts = count_items(states)
+        stop = self.stage if self.stage in (STAGE_CANCELLING, STAGE_TIMING_OUT) else None
+        message, event = self._final_outcome(states, stop, self.spec.get("status") == CANCELLED, counts)
+        row = transition(self.template, self.stage, event)
+        writing = {
+            STAGE_CANCELLING: R_CANCELLING,
+            STAGE_TIMING_OUT: R_TIMING_OUT,
+        }.get(self.stage or "", R_FINALIZING)
+        states_config_map = names.states_config_map_name(self.name, self.uid)
+        if manifest is None:
+            try:
+                self.plan.create_config_maps.extend(
+                    J.manifest_inputs(
+                        self.ctx, self.status["itemStates"], failurereasons.payload(self.status)
+                    )
+                )
+            except runner_input.TooLarge as e:
+                self._fire(EV_MANIFEST_FAILED, f"{message}; the manifest Job cannot be given {e}")
+                return
+            phase = _value(self.template.state(row.target).phase)
+            self.plan.create.append(J.manifest_job(self.ctx, self.pipeline, self.image, phase))
+            self._condition(UNKNOWN, writing, f"{message}; writing the manifest")
+        elif manifest.state is JobState.SUCCEEDED:
+            self._delete(manifest)
+            self.plan.delete_config_maps.append(states_config_map)
+            path = f"{self.ctx.run_dir}/{MANIFEST_FILE}"
+            self.status["manifestPath"] = path  # written now
+            if not row.terminal:  # the run goes on (e.g. to its review): say where the results are
+                message = f"run {self.meta.get('namespace')}/{self.name}: {message}; the manifest is {path}"
+            self._fire(event, message)
+        elif not manifest.exists:
+            self._refused(manifest, "manifest")
+        elif manifest.state is JobState.FAILED:
+            self.plan.delete_config_maps.append(states_config_map)
+            msg = self._tm(manifest)
+            detail = msg.get("message") or manifest.message or manifest.reason or "the manifest Job failed"
+            self._fire(EV_MANIFEST_FAILED, f"{message}; the manifest Job failed: {detail}")
+        else:
+            self._condition(UNKNOWN, writing, f"{message}; writing the manifest")
+
     def _final_outcome(
         self, states: list[ItemState], stop: str | None, cancel: bool, counts: Counts
-    ) -> tuple[str, str, str]:
+    ) -> tuple[str, str]:
+        """(message, event) of the run's outcome once the manifest is written."""
         summary = (
             f"{counts.succeeded} succeeded, {counts.failed} failed, {counts.cancelled} cancelled"
             f" of {counts.total} items"
         )
-        if stop == R_CANCELLING or (stop is None and counts.cancelled and cancel):
-            return CANCELLED, f"cancelled: {summary}", EV_CANCELLED
-        if stop == R_TIMING_OUT or (stop is None and counts.cancelled):
+        if stop == STAGE_CANCELLING or (stop is None and counts.cancelled and cancel):
+            return f"cancelled: {summary}", EV_CANCELLED
+        if stop == STAGE_TIMING_OUT or (stop is None and counts.cancelled):
             return (
-                FAILED,
                 f"the run exceeded its timeout of {self.spec.get('timeoutSeconds')}s: {summary}",
                 EV_TIMED_OUT,
             )
         if counts.failed:
-            return FAILED, failed_at_summary(states, self.step_names), EV_ITEMS_FAILED
-        return SUCCEEDED, f"{counts.succeeded} of {counts.total} items succeeded", EV_ALL_ITEMS_SUCCEEDED
+            return failed_at_summary(states, self.step_names), EV_ITEMS_FAILED
+        return f"{counts.succeeded} of {counts.total} items succeeded", EV_ALL_ITEMS_SUCCEEDED
+
+
+STAGES: dict[str, Callable[[_Planner], None]] = {
+    "pending": _Planner._pending,
+    "preparing": _Planner._preparing,
+    "running_items": _Planner._running_items,
+    "write_manifest": _Planner._write_manifest,
+    "awaiting_review": _Planner._awaiting_review,
+    "publishing": _Planner._publishing,
+    "terminal": _Planner._terminal,
+}
+"""The stage functions, by the name a template's state gives (`State.plans`)."""
 
 
 def progress_only(plan: RunPlan, old_status: Mapping[str, Any]) -> bool:
@@ -932,8 +1165,9 @@ def plan_run(
     termination_messages: Mapping[str, Any] | None = None,
     item_count: int | None = None,
     workspace_found: bool = True,
-    template: Template = RUN_WORKFLOW,
+    template: Template | None = None,
     pipeline: Mapping[str, Any] | None = None,
+    siblings: Iterable[Sibling] | None = None,
 ) -> RunPlan:
     """Decide what to do for one PipelineRun.
 
@@ -947,7 +1181,8 @@ def plan_run(
     item_count: the batch size, if the handler already knows it; otherwise the prepare Job's
         termination message (`itemCount`) or the inline items give it.
     workspace_found: False when `spec.workspace.claimName` does not exist (the run waits).
-    template: the state machine whose transitions the phase follows (statemachine/table.py).
+    template: the state machine the run follows (statemachine/table.py); by default the one
+        its pipeline snapshot asks for (`template_for`: `run-with-review` when review is required).
     pipeline: the referenced Pipeline object (metadata and status), while the run is pending: it
         starts only once the Pipeline is Ready for its generation (`pipeline_not_ready`). Not
         given: not checked.
@@ -965,6 +1200,7 @@ def plan_run(
         workspace_found,
         template,
         pipeline,
+        siblings,
     ).run_plan()
 
 
@@ -983,7 +1219,7 @@ def termination_messages_needed(run: Mapping[str, Any], observed: Iterable[Obser
         if not job.exists or not job.owned_by(uid):
             continue
         if (job.kind is JobKind.PREPARE and job.finished and count is None) or (
-            job.kind is JobKind.MANIFEST and job.state is JobState.FAILED
+            job.kind in (JobKind.MANIFEST, JobKind.PUBLISH) and job.state is JobState.FAILED
         ):
             out.append(job.name)
         elif (

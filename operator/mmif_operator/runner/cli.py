@@ -1,4 +1,4 @@
-"""`mmif-runner prepare|step|manifest|analyze|analysis-manifest`: configured by environment variables (see `env`), it exits
+"""`mmif-runner prepare|step|manifest|publish|analyze|analysis-manifest`: configured by environment variables (see `env`), it exits
 with the codes of `exitcodes` (docs/design.md, "Runner exit codes")."""
 
 from __future__ import annotations
@@ -158,6 +158,27 @@ def cmd_manifest() -> int:
     )
 
 
+def cmd_publish() -> int:
+    from .publish import PublishConfig, run_publish
+
+    decision = _get(env.REVIEW_DECISION)
+    if decision != "Pass":
+        raise ConfigError(f"{env.REVIEW_DECISION}={decision!r}: only a passed run is published")
+    cfg = PublishConfig(
+        run_dir=_abs(env.RUN_DIR),
+        run_name=_get(env.RUN_NAME),
+        run_namespace=_get(env.RUN_NAMESPACE),
+        run_uid=_get(env.RUN_UID, required=False),
+        manifest_path=_abs(env.MANIFEST_PATH),
+        decision=decision,
+        comment=_get(env.REVIEW_COMMENT, required=False),
+        reviewer=_get(env.REVIEWER, required=False),
+        decided_at=_get(env.REVIEW_DECIDED_AT, required=False),
+        termination_log=_termination_log(),
+    )
+    return run_publish(cfg)
+
+
 def _app_config() -> tuple[str, dict]:
     from .step import parse_params
 
@@ -219,6 +240,7 @@ COMMANDS = {
     "prepare": cmd_prepare,
     "step": cmd_step,
     "manifest": cmd_manifest,
+    "publish": cmd_publish,
     "analyze": cmd_analyze,
     "analysis-manifest": cmd_analysis_manifest,
 }

@@ -53,6 +53,15 @@ ITEM_STATES_FILE = "MMIF_ITEM_STATES_FILE"
 RUN_NAME = "MMIF_RUN_NAME"
 RUN_PHASE = "MMIF_RUN_PHASE"
 
+# -- publish ------------------------------------------------------------------------------------
+#: the review decision the publish Job records (spec.review, as status.review copied it)
+REVIEW_DECISION = "MMIF_REVIEW_DECISION"
+REVIEW_COMMENT = "MMIF_REVIEW_COMMENT"
+REVIEWER = "MMIF_REVIEWER"
+REVIEW_DECIDED_AT = "MMIF_REVIEW_DECIDED_AT"
+RUN_NAMESPACE = "MMIF_RUN_NAMESPACE"
+MANIFEST_PATH = "MMIF_MANIFEST_PATH"
+
 # -- analyze and analysis-manifest ------------------------------------------------------------
 #: absolute folder of the AnalysisJob (analysis_dir), the only one its pods may write
 ANALYSIS_DIR = "MMIF_ANALYSIS_DIR"
@@ -76,6 +85,18 @@ STEP = (
     TERMINATION_LOG,
 )
 MANIFEST = (RUN_DIR, RUN_UID, STEPS, ITEM_STATES_FILE, RUN_NAME, RUN_PHASE, TERMINATION_LOG)
+PUBLISH = (
+    RUN_DIR,
+    RUN_UID,
+    RUN_NAME,
+    RUN_NAMESPACE,
+    MANIFEST_PATH,
+    REVIEW_DECISION,
+    REVIEW_COMMENT,
+    REVIEWER,
+    REVIEW_DECIDED_AT,
+    TERMINATION_LOG,
+)
 ANALYZE = (
     RUN_DIR,
     RUN_UID,

@@ -3,7 +3,7 @@ computes every path. Pure string work with POSIX paths, so the operator can use 
 `outputPath` / `manifestPath` as pods see them.
 
     <mountPath>/<outputDir>/<run>/
-      .run-uid  items.jsonl  manifest.json
+      .run-uid  items.jsonl  manifest.json  review.json (reviewed runs, once passed)
       items/<index:05d>/source.mmif  <k:02d>-<step>.mmif  <k:02d>-<step>.json  final.mmif
 """
 
@@ -18,6 +18,7 @@ DEFAULT_OUTPUT_DIR = "mmif-runs"
 RUN_UID_FILE = ".run-uid"
 ITEMS_FILE = "items.jsonl"
 MANIFEST_FILE = "manifest.json"
+REVIEW_FILE = "review.json"  # written by `mmif-runner publish` once a review passed the run
 ITEMS_DIR = "items"
 SOURCE_MMIF = "source.mmif"
 FINAL_MMIF = "final.mmif"
@@ -53,6 +54,10 @@ class RunLayout:
     @property
     def manifest(self) -> str:
         return posixpath.join(self.root, MANIFEST_FILE)
+
+    @property
+    def review(self) -> str:
+        return posixpath.join(self.root, REVIEW_FILE)
 
     def item_dir(self, item_index: int) -> str:
         return posixpath.join(self.root, ITEMS_DIR, item_dirname(item_index))

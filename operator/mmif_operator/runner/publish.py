@@ -1,0 +1,110 @@
+"""`mmif-runner publish`: publish a reviewed run's outputs once a review passed it.
+
+It writes `<run dir>/review.json` (the decision, the comment, who decided and when, the run and
+its manifest) and marks the outputs published: a `published` block in `manifest.json` naming
+`review.json` and the decision. Both writes are atomic (a temporary file, then a rename), and
+nothing here depends on the time it runs, so a retried or repeated publish (the operator died,
+the Job's pod was retried) writes the same bytes again.
+
+It never overwrites what is not its own: the run folder must be this run's (`.run-uid`), and a
+`review.json` or a `published` block that exists with other content (another decision, another
+run, a file someone put there) fails the Job with OutputConflict (exit 5), leaving them as they
+are.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from . import claims, files
+from .exitcodes import ExitCode, Reason
+from .paths import REVIEW_FILE, RUN_UID_FILE, RunLayout
+
+log = logging.getLogger("mmif-runner")
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    run_dir: str
+    run_name: str
+    run_namespace: str
+    run_uid: str | None
+    manifest_path: str
+    decision: str
+    comment: str | None
+    reviewer: str | None
+    decided_at: str | None
+    termination_log: str
+
+
+def review_record(cfg: PublishConfig) -> dict[str, Any]:
+    """The content of review.json (deterministic: the same inputs give the same record)."""
+    return {
+        "decision": cfg.decision,
+        "comment": cfg.comment,
+        "reviewer": cfg.reviewer,
+        "decidedAt": cfg.decided_at,
+        "run": {"name": cfg.run_name, "namespace": cfg.run_namespace, "uid": cfg.run_uid},
+        "manifest": cfg.manifest_path,
+    }
+
+
+def published_block(cfg: PublishConfig) -> dict[str, Any]:
+    """What `manifest.json` gains under `published`."""
+    return {
+        "review": REVIEW_FILE,
+        "decision": cfg.decision,
+        "reviewer": cfg.reviewer,
+        "decidedAt": cfg.decided_at,
+    }
+
+
+def _conflict(cfg: PublishConfig, message: str) -> int:
+    files.write_termination(cfg.termination_log, {"reason": Reason.OUTPUT_CONFLICT, "message": message})
+    return int(ExitCode.OUTPUT_CONFLICT)
+
+
+def run_publish(cfg: PublishConfig) -> int:
+    layout = RunLayout(cfg.run_dir)
+    if cfg.run_uid:  # never write into a folder that is not this run's
+        try:
+            claims.verify(layout.root, claims.Owner(RUN_UID_FILE, cfg.run_uid))
+        except claims.ClaimConflict as e:
+            return _conflict(cfg, str(e))
+        except FileNotFoundError as e:
+            files.write_termination(cfg.termination_log, {"reason": Reason.INVALID_INPUT, "message": str(e)})
+            return int(ExitCode.INVALID_INPUT)
+    manifest = files.read_json(cfg.manifest_path)
+    if not isinstance(manifest, dict):
+        files.write_termination(
+            cfg.termination_log,
+            {
+                "reason": Reason.INVALID_INPUT,
+                "message": f"{cfg.manifest_path} is missing or not a JSON object",
+            },
+        )
+        return int(ExitCode.INVALID_INPUT)
+    record = review_record(cfg)
+    if os.path.lexists(layout.review):
+        existing = files.read_json(layout.review) if os.path.isfile(layout.review) else None
+        if existing != record:
+            return _conflict(
+                cfg,
+                f"{layout.review} exists with other content (not this run's review decision): "
+                "it is left as it is, and the outputs are not published",
+            )
+    block = published_block(cfg)
+    if manifest.get("published") not in (None, block):
+        return _conflict(
+            cfg, f"{cfg.manifest_path} is already marked published by another decision: left as it is"
+        )
+    if not os.path.lexists(layout.review):
+        files.atomic_write_json(layout.review, record)
+    if manifest.get("published") != block:
+        files.atomic_write_json(cfg.manifest_path, {**manifest, "published": block})
+    log.info("published %s: %s", cfg.run_dir, layout.review)
+    files.write_termination(cfg.termination_log, {"review": layout.review, "decision": cfg.decision})
+    return int(ExitCode.OK)
