@@ -16,6 +16,7 @@ the admission webhook's to record).
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -138,7 +139,9 @@ def test_a_reviewer_passes_a_run_and_its_outputs_are_published(
         e.get("reason") == "AwaitingReview" and e["involvedObject"].get("name") == "rev" for e in events
     )
 
+    before = datetime.now(UTC).replace(microsecond=0)
     decide(namespace, "rev", "Pass", "transcript checked against the tape")
+    after = datetime.now(UTC)
     run = ended(runs, namespace, "rev")
     cond = runs.condition(run)
     assert (cond["status"], cond["reason"]) == ("True", "Succeeded"), runs.diagnostics(namespace, "rev")
@@ -146,7 +149,13 @@ def test_a_reviewer_passes_a_run_and_its_outputs_are_published(
     assert [h["to"] for h in status["history"]][-3:] == ["AwaitingReview", "Publishing", "Succeeded"]
     assert status["review"]["decision"] == "Pass"
     assert status["review"]["comment"] == "transcript checked against the tape"
+    # the admission webhook recorded who decided and when; they travel to status and review.json
+    assert run["spec"]["review"]["reviewer"] == REVIEWER == status["review"]["reviewer"]
+    decided = datetime.fromisoformat(run["spec"]["review"]["decidedAt"].replace("Z", "+00:00"))
+    assert before <= decided <= after, (before, decided, after)
+    assert status["review"]["decidedAt"] == run["spec"]["review"]["decidedAt"]
     review = json.loads(workspace.read_file(status["review"]["recordPath"]))
+    assert (review["reviewer"], review["decidedAt"]) == (REVIEWER, run["spec"]["review"]["decidedAt"])
     assert status["review"]["recordPath"] == f"{status['outputPath']}/review.json"
     assert review["decision"] == "Pass" and review["comment"] == "transcript checked against the tape"
     assert review["run"] == {"name": "rev", "namespace": namespace, "uid": run["metadata"]["uid"]}
