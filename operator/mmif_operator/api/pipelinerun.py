@@ -21,6 +21,7 @@ from .common import (
     Timestamp,
     list_map,
 )
+from .notifications import RunNotifications
 from .pipeline import MAX_STEPS, PipelineSpec
 from .requester import Requester
 from .review import RunReview
@@ -409,3 +410,8 @@ class PipelineRunStatus(StatusModel):
         description="The run's output folder as seen in pods, e.g. `/data/mmif-runs/run-1`.",
     )
     manifest_path: str | None = Field(None, description="The run's manifest, `<outputPath>/manifest.json`.")
+    notifications: RunNotifications | None = Field(
+        None,
+        description="The notifications the run's transitions sent to the Pipeline's "
+        "`notifications` targets: one delivery per target and event, with its attempts.",
+    )

@@ -10,6 +10,7 @@ pipelines.py  one daemon per Pipeline: Service-mode app Deployments/Services and
 analyses.py   one daemon per AnalysisJob (plan_analysis), its Jobs' index, triggered analyses
 admission.py  the admission webhook recording who created a run or an analysis
 validation.py the validating webhook: an app url may not name another namespace's app Service
+notifications.py one daemon per run with pending notifications: webhook and email deliveries
 """
 
-from . import admission, analyses, jobs, pipelines, runs, startup, validation  # noqa: F401
+from . import admission, analyses, jobs, notifications, pipelines, runs, startup, validation  # noqa: F401
