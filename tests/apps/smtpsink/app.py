@@ -35,7 +35,7 @@ class Recorder:
         record = {
             "from": envelope.mail_from,
             "to": list(envelope.rcpt_tos),
-            "subject": str(msg.get("Subject", "")),
+            "subject": str(msg.get("Subject", "")).strip(),  # a folded header keeps a leading space
             "messageId": str(msg.get("Message-ID", "")),
             "body": body.get_content() if body is not None else "",
             "headers": {k: str(v) for k, v in msg.items()},
