@@ -499,3 +499,82 @@ def test_an_email_attempt_against_the_smtp_server():
 def test_a_target_list_that_does_not_parse_keeps_the_others():
     ok = NotificationTarget.model_validate(hook()).to_dict()
     assert [t.name for t in outbox.parse_targets({"notifications": [ok, {"name": "x"}]})] == ["hook"]
+
+
+def test_a_run_that_fails_before_it_took_a_snapshot_notifies_the_pipelines_targets():
+    """WorkspaceNotFound for longer than startTimeoutSeconds: no status.pipelineSpec yet, so the
+    targets are those of the Pipeline read in that pass."""
+    pipeline = {**runs_test.PIPELINE, "notifications": [mail("qa", events=["RunFailed"])]}
+    run = runs_test.make_run(1, startTimeoutSeconds=60)
+    run["metadata"]["creationTimestamp"] = "2025-01-01T12:00:00Z"
+    kube = runs_test.FakeKube(run, pipeline=pipeline, pvc=False)
+    runs_test.reconcile(kube)
+    assert kube.run["status"]["phase"] == "Pending" and "notifications" not in kube.run["status"]
+    runs_test.reconcile(kube, now=runs_test.T0 + timedelta(seconds=61))
+    status = kube.run["status"]
+    assert status["phase"] == "Failed" and "pipelineSpec" not in status
+    (d,) = status["notifications"]["deliveries"]
+    assert (d["target"], d["event"], d["reason"], d["phase"]) == (
+        "qa",
+        "RunFailed",
+        "WorkspaceNotFound",
+        "Failed",
+    )
+
+
+class OutboxKube:
+    """A run with an outbox; the first status patch meets a conflict (the run's loop queued
+    another delivery meanwhile)."""
+
+    def __init__(self, run, meanwhile):
+        self.run, self.meanwhile, self.patches = run, meanwhile, []
+
+    async def get_custom(self, plural, ns, name):
+        assert plural == "pipelineruns"
+        return copy.deepcopy(self.run)
+
+    async def patch_status(self, plural, ns, name, patch, resource_version=None):
+        from mmif_operator.k8s.ops import KubeError
+
+        self.patches.append(resource_version)
+        if self.meanwhile is not None:
+            self.run["status"]["notifications"] = self.meanwhile
+            self.run["metadata"]["resourceVersion"] = "2"
+            self.meanwhile = None
+        if resource_version != self.run["metadata"]["resourceVersion"]:
+            raise KubeError(409, "Conflict", "modified")
+        self.run["status"].update(copy.deepcopy(patch))
+        return self.run
+
+
+def test_a_delivery_pass_records_its_outcomes_onto_the_latest_run(monkeypatch):
+    from mmif_operator.handlers import notifications as NH
+
+    ts = targets(hook("a", events=["RunSucceeded", "AwaitingReview"]))
+    first = outbox.queue(None, [Note(E.AWAITING_REVIEW)], ts, run_uid="uid-1", phase="AwaitingReview", now=T0)
+    both = outbox.queue(first, [Note(E.RUN_SUCCEEDED)], ts, run_uid="uid-1", phase="Succeeded", now=T0)
+    run = copy.deepcopy(RUN)
+    run["metadata"]["resourceVersion"] = "1"
+    run["status"] = {
+        "pipelineSpec": {"notifications": [hook("a", events=["RunSucceeded", "AwaitingReview"])]},
+        "notifications": first,
+    }
+    kube = OutboxKube(run, meanwhile=both)
+    sent = []
+
+    async def fake_attempt(target, run, delivery):
+        sent.append((target.name, delivery.event))
+        return Outcome(True)
+
+    monkeypatch.setattr(NH, "_attempt", fake_attempt)
+    wait = asyncio.run(NH.deliver_pass(kube, "ns", "run-1", "uid-1", now=T0))
+    assert sent == [("a", E.AWAITING_REVIEW)] and kube.patches == ["1", "2"]
+    box = kube.run["status"]["notifications"]
+    assert [(d["event"], d["state"]) for d in box["deliveries"]] == [
+        ("AwaitingReview", "Delivered"),
+        ("RunSucceeded", "Pending"),
+    ]
+    assert wait == 0.0, "the one queued meanwhile is due at once"
+    assert asyncio.run(NH.deliver_pass(kube, "ns", "run-1", "uid-1", now=T0)) is None
+    assert kube.run["status"]["notifications"]["delivered"] == 2
+    assert asyncio.run(NH.deliver_pass(kube, "ns", "run-1", "another-uid")) is None
