@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import uuid
 from collections import defaultdict
 
 import pytest
@@ -397,3 +399,56 @@ def test_a_secret_without_the_opt_in_label_is_not_used_and_the_delivery_says_why
     assert received(ns)["events"] == [], "nothing was sent"
     warnings = run_events(ns, "nosy", "NotificationFailed")
     assert warnings and warnings[0]["type"] == "Warning" and "not labelled" in warnings[0]["message"]
+
+
+# --- 5. admission -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def other_namespace(cluster):
+    name = f"t-notify-b-{uuid.uuid4().hex[:6]}"
+    kube.kubectl("create", "namespace", name)
+    yield name
+    if os.environ.get("MMIF_KEEP_NAMESPACES") != "1":
+        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def test_a_webhook_may_not_name_another_namespaces_app_and_a_target_is_one_kind(
+    operator_deployed, namespace, other_namespace, build
+):
+    # One of the operator's app Services (by its labels) in another namespace.
+    app_service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "col-a--1234abcd",
+            "labels": {
+                "app.kubernetes.io/managed-by": "mmif-operator",
+                "app.kubernetes.io/component": "app-service",
+            },
+        },
+        "spec": {"selector": {"app": "none"}, "ports": [{"port": 5000}]},
+    }
+    build.apply(app_service, other_namespace)
+    url = f"http://col-a--1234abcd.{other_namespace}.svc:5000/"
+    steps = [build.step("text", "textgen")]
+    target = {"name": "leak", "events": ["RunSucceeded"], "webhook": {"url": url}}
+    proc = kube.create(build.pipeline("leaky", steps, notifications=[target]), namespace, check=False)
+    assert proc.returncode != 0, "admitted"
+    assert 'admission webhook "urls.pipelines.mmif.dev" denied the request' in proc.stderr, proc.stderr
+    assert f"spec.notifications[0].webhook.url: '{url}'" in proc.stderr, proc.stderr
+    assert kube.get_list("pipelines", namespace) == []
+
+    both = {
+        **target,
+        "webhook": {"url": "http://rx:5000/"},
+        "email": {"smtp": {"host": "smtp"}, "from": "a@b.c", "to": ["d@e.f"]},
+    }
+    proc = kube.create(build.pipeline("both", steps, notifications=[both]), namespace, check=False)
+    assert proc.returncode != 0 and "exactly one of webhook or email" in proc.stderr, proc.stderr
+    assert "spec.notifications[0]" in proc.stderr, proc.stderr
+
+    # The same name in the pipeline's own namespace is fine.
+    own = {**target, "webhook": {"url": "http://col-a--1234abcd:5000/"}}
+    kube.create(build.pipeline("fine", steps, notifications=[own]), namespace)
+    assert [p["metadata"]["name"] for p in kube.get_list("pipelines", namespace)] == ["fine"]
