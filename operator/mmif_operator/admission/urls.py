@@ -68,7 +68,8 @@ def is_app_service(svc: Mapping[str, Any] | None) -> bool:
 
 
 def url_fields(kind: str, spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """(field path, url) of every app url in a Pipeline's or AnalysisJob's spec."""
+    """(field path, url) of every app url in a Pipeline's or AnalysisJob's spec, and of every
+    notification webhook of a Pipeline (the operator POSTs there for the namespace's runs)."""
     spec = spec or {}
     out: list[tuple[str, str]] = []
     if kind == "Pipeline":
@@ -79,6 +80,10 @@ def url_fields(kind: str, spec: Mapping[str, Any] | None) -> list[tuple[str, str
             app = (analysis or {}).get("app") if isinstance(analysis, Mapping) else None
             if isinstance(app, Mapping) and app.get("url"):
                 out.append((f"spec.analyses[{i}].app.url", str(app["url"])))
+        for i, target in enumerate(spec.get("notifications") or []):
+            hook = (target or {}).get("webhook") if isinstance(target, Mapping) else None
+            if isinstance(hook, Mapping) and hook.get("url"):
+                out.append((f"spec.notifications[{i}].webhook.url", str(hook["url"])))
     elif kind == "AnalysisJob":
         app = spec.get("app")
         if isinstance(app, Mapping) and app.get("url"):

@@ -16,6 +16,7 @@ from .common import (
     StatusModel,
     list_map,
 )
+from .notifications import MAX_TARGETS, NotificationTarget
 from .review import ReviewPolicy
 
 __all__ = ["App", "StepMode", "Step", "PipelineSpec", "PipelineStatus", "StepStatus"]
@@ -81,6 +82,14 @@ class PipelineSpec(SpecModel):
         description="A review (QA) gate before the runs' outputs are published. Without it a run "
         "succeeds as soon as its items and manifest are done.",
     )
+    notifications: list[NotificationTarget] = Field(
+        default_factory=list,
+        description="Who hears about the runs' transitions (succeeded, failed, awaiting review, "
+        "review passed or failed, publish failed): webhooks (CloudEvents) and email. Delivered at "
+        "least once, with retries; never delays or fails a run (see `status.notifications`).",
+        max_length=MAX_TARGETS,
+        json_schema_extra=list_map("name"),
+    )
 
     cel_rules = (
         Rule(
@@ -92,6 +101,12 @@ class PipelineSpec(SpecModel):
                 and not {a.name for a in p.analyses} & {s.name for s in p.steps}
             ),
             field_path=".analyses",
+        ),
+        Rule(
+            "!has(self.notifications) || self.notifications.all(n, self.notifications.exists_one(m, m.name == n.name))",
+            "spec.notifications: target names must be unique",
+            check=lambda p: len({n.name for n in p.notifications}) == len(p.notifications),
+            field_path=".notifications",
         ),
         Rule(
             "self.steps.all(s, self.steps.exists_one(t, t.name == s.name))",

@@ -23,6 +23,7 @@ from .common import (
     Timestamp,
     list_map,
 )
+from .notifications import RunNotifications
 from .pipeline import MAX_STEPS, PipelineSpec
 from .requester import Requester
 from .review import ReviewStatus, RunReview
@@ -445,4 +446,9 @@ class PipelineRunStatus(StatusModel):
         None,
         description="The review, for a run whose Pipeline requires one (`pipelineSpec.review`): "
         "since and until when it awaits, and the decision acted on.",
+    )
+    notifications: RunNotifications | None = Field(
+        None,
+        description="The notifications the run's transitions sent to the Pipeline's "
+        "`notifications` targets: one delivery per target and event, with its attempts.",
     )

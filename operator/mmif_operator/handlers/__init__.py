@@ -11,6 +11,7 @@ analyses.py   one daemon per AnalysisJob (plan_analysis), its Jobs' index, trigg
 admission.py  the admission webhooks recording who created a run or an analysis, and who
               decided a run's review and when (only a user who may `review` pipelineruns)
 validation.py the validating webhook: an app url may not name another namespace's app Service
+notifications.py one daemon per run with pending notifications: webhook and email deliveries
 """
 
-from . import admission, analyses, jobs, pipelines, runs, startup, validation  # noqa: F401
+from . import admission, analyses, jobs, notifications, pipelines, runs, startup, validation  # noqa: F401

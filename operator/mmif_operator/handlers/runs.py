@@ -44,6 +44,7 @@ from ..builders.specs import API_GROUP
 from ..itemstates import ItemPhase
 from ..k8s import events as k8s_events
 from ..k8s.ops import Kube, KubeError
+from ..notifications import outbox
 from ..reconcile import triggers
 from ..reconcile.observed import ObservedJob
 from ..reconcile.podstart import StartFailure, apply_start_failures, run_bounds
@@ -266,6 +267,18 @@ async def _reconcile(
         pipeline=pipeline,
         siblings=siblings,
     )
+    if plan.notifications:
+        # Queued in the same status patch as the transition; sent beside the loop (notifications.py).
+        queued = outbox.queue(
+            status.get("notifications"),
+            plan.notifications,
+            outbox.parse_targets(plan.status.get("pipelineSpec") or pipeline_spec),
+            run_uid=meta.get("uid") or "",
+            phase=plan.phase,
+            now=now,
+        )
+        if queued is not None:
+            plan.status["notifications"] = plan.status_patch["notifications"] = queued
     result = PassResult(
         requeue_after=plan.requeue_after, plan=plan, run={**run, "status": plan.status}, latest=run
     )
@@ -313,6 +326,8 @@ async def _reconcile(
             raise
         result.latest = patched if isinstance(patched, dict) and patched.get("metadata") else None
         result.patched = True
+        if "notifications" in plan.status_patch:
+            runtime.NOTIFY_WAKERS.wake(runtime.run_key(namespace, name))
 
     # 3. Delete only what the status now accounts for: beside the loop, or before returning (a
     # pass on its own, or the pass that ends the run, which awaits every delete still going).

@@ -13,6 +13,7 @@ from .wakeups import Wakers
 RUN_WAKERS = Wakers()
 PIPELINE_WAKERS = Wakers()
 ANALYSIS_WAKERS = Wakers()  # tagged run=(namespace, source run name)
+NOTIFY_WAKERS = Wakers()  # the runs' delivery loops (handlers/notifications.py)
 
 _kube: Kube | None = None
 

@@ -10,7 +10,7 @@ from .. import metrics
 from .. import settings as S
 from ..k8s import Kube
 from ..k8s.client import make_api_client
-from . import admission, runtime
+from . import admission, notifications, runtime
 
 
 @kopf.on.startup()
@@ -30,5 +30,6 @@ async def cleanup(logger: kopf.Logger, **_: Any) -> None:
         kube = runtime.kube()
     except RuntimeError:
         return
+    await notifications.close()
     runtime.set_kube(None)
     await kube.close()
