@@ -300,6 +300,80 @@ def test_a_succeeded_and_a_failed_run_notify_the_webhook_and_the_email_targets_o
     assert len(run_events(ns, "good", "NotificationDelivered")) >= 1
 
 
+# --- 1b. the review gate's notifications; a publish failure goes to its own list ----------------
+
+
+def test_review_notifications_and_a_publish_failure_mail_to_the_publish_failed_list(
+    receivers, workspace, build, runs
+):
+    """A run with review notifies `AwaitingReview` (naming the manifest) and `ReviewPassed`; its
+    publish failing sends `PublishFailed` to the publish-failed list only, with its own subject
+    (as the table says: that row's only notification is PublishFailed, not RunFailed)."""
+    ns = workspace.namespace
+    workspace.write_media({"media/clip.mp4": "not really a video\n"})
+    build.apply(
+        build.pipeline(
+            "gated",
+            [build.step("text", "textgen")],
+            claim_name=workspace.claim_name,
+            review={"required": True},
+            notifications=[
+                webhook_target(ns, ["AwaitingReview", "ReviewPassed", "RunSucceeded", "RunFailed"]),
+                email_target(ns, "qa", ADDRESS, ["AwaitingReview"]),
+                email_target(ns, "publish-failed", ANALYSTS, ["PublishFailed"]),
+            ],
+        ),
+        ns,
+    )
+    make_run(build, workspace, "gated-run", "gated", "media/clip.mp4")
+
+    def awaiting():
+        run = kube.get("pipelinerun", "gated-run", ns)
+        phase = (run.get("status") or {}).get("phase")
+        assert phase not in ("Succeeded", "Failed", "Cancelled"), runs.diagnostics(ns, "gated-run")
+        return run if phase == "AwaitingReview" else None
+
+    run = kube.eventually(awaiting, timeout=240, interval=2, what="gated-run awaiting review")
+    manifest_path = run["status"]["manifestPath"]
+    box = wait_delivered(runs, ns, "gated-run", 2)
+    assert sorted((d["target"], d["event"]) for d in box["deliveries"]) == [
+        ("hooks", "AwaitingReview"),
+        ("qa", "AwaitingReview"),
+    ]
+    awaiting_event = one_event_for(ns, "gated-run")
+    assert awaiting_event["attributes"]["type"] == "dev.mmif.pipelinerun.awaiting-review"
+    assert awaiting_event["data"]["manifestPath"] == manifest_path
+    (qa_mail,) = mails(ns)
+    assert qa_mail["to"] == [ADDRESS] and manifest_path in qa_mail["body"], qa_mail
+
+    # someone else's review.json sits where publishing writes: the publish Job fails
+    workspace.write_media({f"{run['status']['outputPath']}/review.json": '{"decision": "Fail"}\n'})
+    kube.kubectl(
+        "patch",
+        "pipelinerun",
+        "gated-run",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"review": {"decision": "Pass", "comment": "looks right"}}}),
+    )
+    run = runs.wait_to_finish(ns, "gated-run", timeout=240)
+    assert runs.condition(run)["reason"] == "PublishFailed", runs.diagnostics(ns, "gated-run")
+    box = wait_delivered(runs, ns, "gated-run", 4)
+    assert sorted((d["target"], d["event"]) for d in box["deliveries"]) == [
+        ("hooks", "AwaitingReview"),
+        ("hooks", "ReviewPassed"),
+        ("publish-failed", "PublishFailed"),
+        ("qa", "AwaitingReview"),
+    ]
+    types = sorted(rs[0]["attributes"]["type"] for rs in events_by_id(ns).values())
+    assert types == ["dev.mmif.pipelinerun.awaiting-review", "dev.mmif.pipelinerun.review-passed"], types
+    analysts = [m for m in mails(ns) if m["to"] == [ANALYSTS]]
+    assert [m["subject"] for m in analysts] == [f"[mmif] {ns}/gated-run: publishing failed"], analysts
+    assert len(mails(ns)) == 2  # the QA list got only its AwaitingReview mail
+
+
 # --- 2. a receiver that is down -----------------------------------------------------------------
 
 
