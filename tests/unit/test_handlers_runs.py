@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mmif_operator.handlers import runs as H
+from mmif_operator.handlers.loop import MAX_CREATES_PER_PASS
 from mmif_operator.k8s import ops
 from mmif_operator.k8s.ops import KubeError
 from mmif_operator.reconcile.observed import ObservedJob
@@ -381,7 +382,7 @@ def test_the_pass_that_ends_a_run_sweeps_jobs_the_index_did_not_show():
 
 
 def test_a_pass_creates_a_bounded_number_of_jobs_items_further_along_first():
-    n = H.MAX_CREATES_PER_PASS * 2 + 10
+    n = MAX_CREATES_PER_PASS * 2 + 10
     kube = FakeKube(make_run(n, parallelism=n))
     reconcile(kube)  # the prepare Job
     finish_all(kube)
@@ -389,17 +390,17 @@ def test_a_pass_creates_a_bounded_number_of_jobs_items_further_along_first():
     created = [
         c[1] for c in kube.calls if c[0] == "create" and c[1] not in ("run-1-prepare", "run-1-items-uid1")
     ]
-    assert len(created) == H.MAX_CREATES_PER_PASS and result.requeue_after == 0.0
+    assert len(created) == MAX_CREATES_PER_PASS and result.requeue_after == 0.0
     assert kube.run["status"]["steps"][0]["running"] == n  # all in flight, some Jobs still to come
     kube.finish(created[0])  # item 0 finishes step 0: its next Job comes before new items
     kube.calls.clear()
     result = reconcile(kube)
     created = [c[1] for c in kube.calls if c[0] == "create"]
-    assert created[0] == "run-1-00000-1" and len(created) == H.MAX_CREATES_PER_PASS
+    assert created[0] == "run-1-00000-1" and len(created) == MAX_CREATES_PER_PASS
     assert result.requeue_after == 0.0
     kube.calls.clear()
     result = reconcile(kube)  # the rest
-    assert len([c for c in kube.calls if c[0] == "create"]) == n - 2 * H.MAX_CREATES_PER_PASS + 1
+    assert len([c for c in kube.calls if c[0] == "create"]) == n - 2 * MAX_CREATES_PER_PASS + 1
     assert result.requeue_after != 0.0
     assert len([j for j in kube.jobs if j.endswith("-0")]) == n - 1 and "run-1-00000-1" in kube.jobs
 
@@ -415,7 +416,7 @@ def test_recent_creates_are_skipped_until_the_index_shows_them():
     clock[0] += 31
     assert recent.pending([]) == set() and len(recent) == 0  # expired: created again
 
-    n = H.MAX_CREATES_PER_PASS + 10
+    n = MAX_CREATES_PER_PASS + 10
     kube = FakeKube(make_run(n, parallelism=n))
     reconcile(kube)
     finish_all(kube)
@@ -440,7 +441,7 @@ def test_recent_creates_are_skipped_until_the_index_shows_them():
         return [c[1] for c in kube.calls if c[0] == "create"]
 
     first = pass_with(lagging_index)
-    assert len(first) == H.MAX_CREATES_PER_PASS
+    assert len(first) == MAX_CREATES_PER_PASS
     lagging_index = [j for j in kube.observed() if j.name not in first[:10]]  # 10 not indexed yet
     second = pass_with(lagging_index)
     assert not set(second) & set(first) and len(second) == 10  # only the rest, no 409s

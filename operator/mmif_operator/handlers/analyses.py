@@ -34,20 +34,19 @@ from ..k8s.ops import Kube, KubeError, NameConflict
 from ..reconcile import triggers
 from ..reconcile.analysis import TERMINAL_PHASES, AnalysisPlan, needs_termination_messages, plan_analysis
 from ..reconcile.observed import ObservedJob
-from ..reconcile.podstart import StartFailure, analysis_bounds, apply_start_failures
+from ..reconcile.podstart import StartFailure, analysis_bounds
 from . import runtime
+from .apply import apply_creates, patch_status, planned_jobs, sooner, termination_messages
 from .jobs import JobSummaries
 from .loop import (
-    MAX_CREATES_PER_PASS,
     Next,
     Refusals,
     bounded,
-    create_jobs,
     reconcile_forever,
     resync_timeout,
 )
 from .podstart import PodStartWatch
-from .runner_inputs import create_config_maps, delete_config_maps
+from .runner_inputs import delete_config_maps
 
 log = logging.getLogger(__name__)
 VERSION = "v1alpha1"
@@ -96,59 +95,31 @@ async def reconcile_analysis(
     refusals = refusals if refusals is not None else Refusals()
     start_failures = start_failures or {}
     own_uid = meta.get("uid") or ""
-    jobs = apply_start_failures(
-        [j for j in refusals.merged(observed, own_uid) if j.owned_by(own_uid)], start_failures
-    )
+    jobs = [j for j in planned_jobs(observed, refusals, start_failures, own_uid) if j.owned_by(own_uid)]
     uids = {j.name: j.uid for j in jobs if j.uid}
-    messages: dict[str, Any] = {}
-    for job_name in needs_termination_messages(jobs):
-        if job_name in start_failures:
-            continue  # its pod never ran: no termination message to read
-        try:
-            job_uid = uids.get(job_name)
-            text = await (
-                kube.job_termination_message(namespace, job_name, uid=job_uid)
-                if job_uid
-                else kube.job_termination_message(namespace, job_name)
-            )
-        except KubeError as e:
-            log.warning(
-                "analysis %s/%s: reading the termination message of Job %s: %s", namespace, name, job_name, e
-            )
-            continue
-        if text:
-            messages[job_name] = text
+    # its pod never ran (start failures): no termination message to read
+    needed = [n for n in needs_termination_messages(jobs) if n not in start_failures]
+    messages = await termination_messages(kube, namespace, needed, uids, f"analysis {namespace}/{name}")
     plan = plan_analysis(
         aj, run, jobs, now or datetime.now(UTC), operator_image=operator_image, termination_messages=messages
     )
     result = AnalysisPass(requeue_after=plan.requeue_after, plan=plan, done=plan.done)
-    # At most MAX_CREATES_PER_PASS now, 16 at a time (as a run's loop); the rest at once after.
-    creates = plan.create[:MAX_CREATES_PER_PASS]
-    if len(plan.create) > len(creates):
-        result.requeue_after = 0.0
-    failed = bool(plan.create_config_maps) and not await create_config_maps(  # what the Jobs read: first
-        kube, plan.create_config_maps, aj, f"analysis {namespace}/{name}", post_event
+    result.requeue_after = sooner(
+        result.requeue_after,
+        await apply_creates(
+            kube,
+            aj,
+            plan.create,
+            plan.create_config_maps,
+            refusals,
+            f"analysis {namespace}/{name}",
+            post_event,
+        ),
     )
-    if not failed:
-        outcome = await create_jobs(kube, creates, aj, f"analysis {namespace}/{name}", post_event)
-        if refusals.add(outcome.refused):
-            result.requeue_after = 0.0  # plan again at once: the planner fails their items
-        failed = outcome.failed
-    if failed:
-        result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
     if plan.status_patch:
-        try:
-            await kube.patch_status(
-                ANALYSIS_PLURAL,
-                namespace,
-                name,
-                plan.status_patch,
-                resource_version=meta.get("resourceVersion"),
-            )
-        except KubeError as e:
-            if e.conflict or e.not_found:
-                return AnalysisPass(requeue_after=0.0, done=e.not_found, gone=e.not_found)
-            raise
+        patched = await patch_status(kube, ANALYSIS_PLURAL, aj, plan.status_patch)
+        if patched.conflict or patched.gone:
+            return AnalysisPass(requeue_after=0.0, done=patched.gone, gone=patched.gone)
     await delete_config_maps(
         kube, namespace, plan.delete_config_maps, own_uid, f"analysis {namespace}/{name}"
     )

@@ -32,7 +32,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import kopf
@@ -43,11 +42,11 @@ from ..builders import labels as L
 from ..builders.specs import API_GROUP
 from ..itemstates import ItemPhase
 from ..k8s import events as k8s_events
-from ..k8s.ops import Kube, KubeError
+from ..k8s.ops import Kube
 from ..notifications import outbox
 from ..reconcile import triggers
 from ..reconcile.observed import ObservedJob
-from ..reconcile.podstart import StartFailure, apply_start_failures, run_bounds
+from ..reconcile.podstart import StartFailure, run_bounds
 from ..reconcile.run import (
     AWAITING_REVIEW,
     PUBLISHING,
@@ -60,19 +59,17 @@ from ..reconcile.run import (
     termination_messages_needed,
 )
 from . import analyses, runtime
+from .apply import apply_creates, patch_status, planned_jobs, sooner, termination_messages
 from .deletions import BackgroundDeletes
 from .expectations import RecentCreates
 from .loop import (
-    MAX_CREATES_PER_PASS,
     Next,
     Refusals,
-    bounded,
-    create_jobs,
     reconcile_forever,
     resync_timeout,
 )
 from .podstart import PodStartWatch
-from .runner_inputs import create_config_maps, delete_config_maps
+from .runner_inputs import delete_config_maps
 from .wakeups import RUN_DEBOUNCE_SECONDS
 
 log = logging.getLogger(__name__)
@@ -213,7 +210,7 @@ async def _reconcile(
     status = run.get("status") or {}
     refusals = refusals if refusals is not None else Refusals()
     start_failures = start_failures or {}
-    jobs = apply_start_failures(refusals.merged(observed, meta.get("uid") or ""), start_failures)
+    jobs = planned_jobs(observed, refusals, start_failures, meta.get("uid") or "")
     # Deletes and pod reads are bound to the uid of the run's own Job of that name.
     uids = {j.name: j.uid for j in jobs if j.uid and j.owned_by(meta.get("uid") or "")}
     if (
@@ -236,22 +233,7 @@ async def _reconcile(
 
     # A pod that never started has no termination message (an earlier attempt's would mislead).
     needed = [n for n in termination_messages_needed(run, jobs) if n not in start_failures]
-    messages: dict[str, Any] = {}
-    if needed:
-        results = await bounded(
-            [partial(_termination_message, kube, namespace, n, uids.get(n)) for n in needed]
-        )
-        for job_name, result in zip(needed, results, strict=True):
-            if isinstance(result, BaseException):
-                log.warning(
-                    "run %s/%s: reading the termination message of Job %s: %s",
-                    namespace,
-                    name,
-                    job_name,
-                    result,
-                )
-            elif result:
-                messages[job_name] = result
+    messages = await termination_messages(kube, namespace, needed, uids, f"run {namespace}/{name}")
 
     now = now or datetime.now(UTC)
     # Pure, but ~50 ms at 10,000 items: off the event loop, so watch streams keep flowing.
@@ -289,24 +271,19 @@ async def _reconcile(
     if deletes is not None:
         skip |= deletes.pending()  # a Job still being deleted is not created again yet
     wanted = [b for b in plan.create if b["metadata"]["name"] not in skip]
-    creates = wanted[:MAX_CREATES_PER_PASS]
-    if len(wanted) > len(creates):
-        result.requeue_after = 0.0
-    if plan.create_config_maps and not await create_config_maps(
-        kube, plan.create_config_maps, run, f"run {namespace}/{name}", post_event
-    ):
-        # What the Jobs below read comes first: without it they would wait for their volume.
-        creates = []
-        result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
-    if creates:
-        outcome = await create_jobs(kube, creates, run, f"run {namespace}/{name}", post_event)
-        if recent is not None:
-            recent.note(outcome.created)
-        if refusals.add(outcome.refused):
-            result.requeue_after = 0.0  # plan again at once: the planner fails their items
-        if outcome.failed:
-            # The status below still holds: a Job missing for an item in flight is created again.
-            result.requeue_after = min(10.0 if result.requeue_after is None else result.requeue_after, 10.0)
+    result.requeue_after = sooner(
+        result.requeue_after,
+        await apply_creates(
+            kube,
+            run,
+            wanted,
+            plan.create_config_maps,
+            refusals,
+            f"run {namespace}/{name}",
+            post_event,
+            recent,
+        ),
+    )
 
     # 2. The status, only if changed, only onto the version just read; progress alone waits.
     if plan.status_patch and progress_wait > 0 and progress_only(plan, status):
@@ -315,16 +292,11 @@ async def _reconcile(
         )
         return result
     if plan.status_patch:
-        try:
-            patched = await kube.patch_status(
-                RUN_PLURAL, namespace, name, plan.status_patch, resource_version=meta.get("resourceVersion")
-            )
-        except KubeError as e:
-            if e.conflict or e.not_found:
-                # Changed meanwhile (or gone): nothing deleted, nothing lost; read and plan again.
-                return PassResult(requeue_after=0.0, done=e.not_found, gone=e.not_found)
-            raise
-        result.latest = patched if isinstance(patched, dict) and patched.get("metadata") else None
+        patched = await patch_status(kube, RUN_PLURAL, run, plan.status_patch)
+        if patched.conflict or patched.gone:
+            # Changed meanwhile (or gone): nothing deleted, nothing lost; read and plan again.
+            return PassResult(requeue_after=0.0, done=patched.gone, gone=patched.gone)
+        result.latest = patched.obj
         result.patched = True
         if "notifications" in plan.status_patch:
             runtime.NOTIFY_WAKERS.wake(runtime.run_key(namespace, name))
@@ -402,14 +374,6 @@ async def _sweep(
 async def _delete_job(kube: Kube, namespace: str, name: str, uid: str | None) -> Any:
     """Delete the Job `name`, only the object of `uid` when known (a precondition)."""
     return await (kube.delete_job(namespace, name, uid=uid) if uid else kube.delete_job(namespace, name))
-
-
-async def _termination_message(kube: Kube, namespace: str, name: str, uid: str | None) -> str | None:
-    """The runner's termination message in the Job's pods (only pods that Job controls, when
-    its uid is known)."""
-    if uid:
-        return await kube.job_termination_message(namespace, name, uid=uid)
-    return await kube.job_termination_message(namespace, name)
 
 
 def _record_metrics(run: Mapping[str, Any], old_status: Mapping[str, Any], plan: RunPlan) -> None:
