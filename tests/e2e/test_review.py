@@ -56,8 +56,12 @@ def reviewer_role(namespace: str) -> None:
 
 
 def decide(namespace: str, run: str, decision: str, comment: str) -> None:
+    """`kubectl patch` of the decision as the reviewer. Right after the operator pod is replaced,
+    the API server may not reach the new pod's webhook for a moment (its Service endpoints are
+    being updated: "failed calling webhook ... connection refused"); a person tries again, and
+    so does this, for up to 30 s. Any other refusal fails at once."""
     patch = {"spec": {"review": {"decision": decision, "comment": comment}}}
-    kube.kubectl(
+    args = (
         "--as",
         REVIEWER,
         "patch",
@@ -69,6 +73,15 @@ def decide(namespace: str, run: str, decision: str, comment: str) -> None:
         "-p",
         json.dumps(patch),
     )
+
+    def attempt():
+        proc = kube.kubectl(*args, check=False)
+        if proc.returncode == 0:
+            return True
+        assert "failed calling webhook" in proc.stderr, proc.stderr
+        return None
+
+    kube.eventually(attempt, timeout=30, interval=1, what=f"the decision on {run} accepted")
 
 
 def setup(namespace, workspace, build, *, timeout_seconds: int | None = None) -> None:
