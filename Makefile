@@ -38,11 +38,11 @@ images: ## build the operator and test-app images and load them into the local c
 	bash images/build.sh
 
 crds: venv ## regenerate crds/ from the pydantic models
-	$(PY) -m mmif_operator.api.crdgen --out crds/
+	$(PY) -m mmif_operator.core.crdgen --out crds/
 
 docs: venv ## regenerate the generated docs (state machines, resource reference)
-	$(PY) -m mmif_operator.statemachine.docs > docs/state-machines.md
-	$(PY) -m mmif_operator.api.docs > docs/reference.md
+	$(PY) -m mmif_operator.kinds.pipelinerun.phases_doc > docs/state-machines.md
+	$(PY) -m mmif_operator.core.refdocs > docs/reference.md
 
 ensure-cluster:
 ifdef USE_LOCAL_CLUSTER

@@ -1,7 +1,7 @@
 """The baseline: the least a client must do to run N items x S steps as the operator does.
 
 It creates exactly the step Jobs the operator would (bodies from the operator's own builder,
-`mmif_operator.builders.jobs.step_job`; only the owner differs: a ConfigMap stands in for the
+`mmif_operator.kinds.pipelinerun.children.step_job`; only the owner differs: a ConfigMap stands in for the
 PipelineRun, since a Job whose owner does not exist is garbage-collected), each item's steps in
 order, up to `parallelism` items at once; when a Job finishes it creates the item's next Job (or
 starts the next item) and deletes the finished Job, as the operator does. Creates and deletes
@@ -18,14 +18,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mmif_operator.builders import jobs as J
+from mmif_operator.kinds.pipelinerun import children as J
 
 from .kube import ApiError, Kube
 from .watch import JobRecord
 
 log = logging.getLogger("bench")
 
-MAX_CONCURRENT_WRITES = 16  # the operator's bounds (handlers/runs.py, handlers/deletions.py)
+MAX_CONCURRENT_WRITES = 16  # the operator's bounds (kinds/pipelinerun/handler.py, core/runtime/deletions.py)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 
-from mmif_operator.reconcile import run as R
+from mmif_operator.kinds.pipelinerun import planning as R
 from tests.unit.test_reconcile_run import Sim, make_run
 
 STEPS = 3

@@ -7,7 +7,7 @@ annotation-dense TimeFrames (the densest kind of MMIF: the most mmif-python obje
 just under `MAX_ANSWER_BYTES`; runs `mmif-runner prepare` and `mmif-runner step` as children on a
 temporary workspace whose item is an input MMIF of `--input-mib` MiB (annotation-dense as well);
 prints the step's peak RSS (the children's maxrss) and duration. The runner's memory limit
-(`RUNNER_RESOURCES`, builders/jobs.py) must stay above it.
+(`RUNNER_RESOURCES`, kinds/pipelinerun/children.py) must stay above it.
 """
 
 from __future__ import annotations

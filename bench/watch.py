@@ -2,7 +2,7 @@
 
 Job creation timestamps have a one-second resolution, so every time here is `time.monotonic()`
 when the watch event reached the bench: `added` when a Job was first seen, `finished` when its
-outcome was first seen (the operator's own definition: reconcile/observed.py `job_state`).
+outcome was first seen (the operator's own definition: core/observed.py `job_state`).
 The same recorder watches the baseline's Jobs and the operator's, so both are measured alike.
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mmif_operator.builders import labels as L
-from mmif_operator.reconcile.observed import JobState, job_state
+from mmif_operator.core import labels as L
+from mmif_operator.core.observed import JobState, job_state
 
 from .kube import ApiError, Kube
 

@@ -15,7 +15,7 @@ import dataclasses
 import sys
 from typing import Any
 
-from . import settings as S
+from mmif_operator import settings as S
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import kopf
 
-    from . import handlers  # noqa: F401  (registers the handlers)
+    from mmif_operator import handlers  # noqa: F401  (registers the handlers)
 
     kopf.run(
         standalone=True,

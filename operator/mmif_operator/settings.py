@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import kopf
 
-from .builders import labels as L
+from mmif_operator.core import labels as L
 
 PREFIX = "mmif.dev"
 FINALIZER = f"{PREFIX}/finalizer"

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from mmif import Mmif
 
-from mmif_operator.builders import names
+from mmif_operator.core import names
 from tests import kube
 
 pytestmark = pytest.mark.cluster

@@ -244,7 +244,7 @@ def test_a_user_in_100_groups_creates_a_run_and_its_analysis_is_authorised_by_a_
         as_member(user, member_of, "create", "-n", namespace, "-f", "-", input=json.dumps(run))
 
     recorded = kube.get("pipelinerun", "dana-run", namespace)["spec"]["requester"]
-    from mmif_operator.api.requester import all_groups
+    from mmif_operator.core.requester import all_groups
 
     assert recorded["username"] == "dana" and len(recorded["groups"]) == 64 and recorded["moreGroups"]
     assert set(all_groups(recorded)) == set(groups) | {"system:authenticated"}

@@ -9,7 +9,7 @@ from cryptography import x509
 
 from mmif_operator.admission import certs
 from mmif_operator.admission.requester import Denied, decide
-from mmif_operator.reconcile import triggers
+from mmif_operator.kinds.analysisjob import triggers
 
 ALICE = {
     "username": "alice",
@@ -146,7 +146,7 @@ def test_a_refused_or_unrecorded_requester_gets_analysis_not_authorized():
 
 
 def test_groups_beyond_64_are_kept_compressed_and_every_one_reaches_the_access_review():
-    from mmif_operator.api.requester import MAX_GROUPS, Requester, all_groups
+    from mmif_operator.core.requester import MAX_GROUPS, Requester, all_groups
 
     groups = [f"cn=team-{i:03d},ou=groups,dc=example,dc=org" for i in range(100)] + ["system:authenticated"]
     user = {"username": "dana", "groups": groups}
@@ -180,7 +180,7 @@ def test_groups_beyond_64_are_kept_compressed_and_every_one_reaches_the_access_r
 def test_a_user_whose_groups_do_not_fit_even_compressed_is_refused_naming_the_sizes():
     import os
 
-    from mmif_operator.api.requester import MAX_MORE_GROUPS_CHARS
+    from mmif_operator.core.requester import MAX_MORE_GROUPS_CHARS
 
     groups = [os.urandom(200).hex() for _ in range(200)]  # random names barely compress
     with pytest.raises(

@@ -12,10 +12,10 @@ import kopf
 import pytest
 import yaml
 
+from mmif_operator.admission import handler as handler
 from mmif_operator.admission import review
 from mmif_operator.admission.requester import Denied
-from mmif_operator.handlers import admission as handler
-from mmif_operator.handlers import runtime
+from mmif_operator.core.runtime import state as runtime
 
 ALICE = {
     "username": "alice",

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from mmif_operator.api.common import RESERVED_MOUNT_PATHS, reserved_mount_path
-from mmif_operator.api.pipeline import PipelineSpec, StepMode
-from mmif_operator.api.pipelinerun import (
+from mmif_operator.core.model import RESERVED_MOUNT_PATHS, reserved_mount_path
+from mmif_operator.kinds.pipeline.model import PipelineSpec, StepMode
+from mmif_operator.kinds.pipelinerun.model import (
     IMMUTABLE_SPEC_FIELDS,
     PipelineRunSpec,
     PipelineRunStatus,
@@ -213,7 +213,7 @@ def test_ordinary_mount_paths_are_accepted(mount_path):
 
 
 def test_the_reserved_folders_are_declared_once_and_the_schema_rule_lists_them_all():
-    from mmif_operator.api.crdgen import rendered_files
+    from mmif_operator.core.crdgen import rendered_files
 
     files = rendered_files()
     for name in ("mmif.dev_pipelines.yaml", "mmif.dev_pipelineruns.yaml"):

@@ -162,8 +162,8 @@ def test_bench_objects():
     assert all(s["tolerations"][0]["key"] == "kwok.x-k8s.io/node" for s in spec["steps"])
     run = workspace.run_body("op-10", 10, 1000)
     assert run["spec"]["parallelism"] == 10 and run["spec"]["itemsFrom"] == {"path": "bench/items-10.jsonl"}
-    from mmif_operator.api.pipeline import PipelineSpec
-    from mmif_operator.api.pipelinerun import PipelineRunSpec
+    from mmif_operator.kinds.pipeline.model import PipelineSpec
+    from mmif_operator.kinds.pipelinerun.model import PipelineRunSpec
 
     PipelineSpec.from_obj(spec)
     PipelineRunSpec.from_obj(run["spec"])

@@ -1,4 +1,4 @@
-"""builders/jobs.py, services.py, security.py: the dicts the operator sends to the API."""
+"""kinds/pipelinerun/children.py, services.py, security.py: the dicts the operator sends to the API."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from mmif_operator.builders import jobs, names, runner_input, services
-from mmif_operator.builders import labels as L
+from mmif_operator.core import labels as L
+from mmif_operator.core import names, runner_input
+from mmif_operator.kinds.pipeline import children as services
+from mmif_operator.kinds.pipelinerun import children as jobs
 from mmif_operator.runner import env as E
 from mmif_operator.runner import inputs
 

@@ -1,11 +1,11 @@
-"""builders/names.py and builders/labels.py: deterministic, valid, collision-free."""
+"""core/names.py and core/labels.py: deterministic, valid, collision-free."""
 
 from __future__ import annotations
 
 import pytest
 
-from mmif_operator.builders import labels as L
-from mmif_operator.builders import names
+from mmif_operator.core import labels as L
+from mmif_operator.core import names
 
 
 def test_short_names_are_kept():

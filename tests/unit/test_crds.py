@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mmif_operator.api import crdgen
+from mmif_operator.core import crdgen
 
 CRDS_DIR = Path(__file__).resolve().parents[2] / "crds"
 CRDS = {r.kind: crdgen.crd(r) for r in crdgen.RESOURCES}

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mmif_operator.api import docs as api_docs
-from mmif_operator.statemachine import docs as statemachine_docs
+from mmif_operator.core import refdocs as api_docs
+from mmif_operator.kinds.pipelinerun import phases_doc as statemachine_docs
 
 DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
 

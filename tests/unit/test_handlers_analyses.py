@@ -1,13 +1,13 @@
-"""handlers/analyses.py: an AnalysisJob pass applies its plan as a run's pass does: at most
+"""kinds/analysisjob/handler.py: an AnalysisJob pass applies its plan as a run's pass does: at most
 MAX_CREATES_PER_PASS creates (16 at a time), then the status, then the deletes."""
 
 from __future__ import annotations
 
 import asyncio
 
-from mmif_operator.handlers import analyses as H
-from mmif_operator.handlers import loop
-from mmif_operator.reconcile.analysis import AnalysisPlan
+from mmif_operator.core.runtime import loop
+from mmif_operator.kinds.analysisjob import handler as H
+from mmif_operator.kinds.analysisjob.planning import AnalysisPlan
 
 
 class FakeKube:

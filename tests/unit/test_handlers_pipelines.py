@@ -1,4 +1,4 @@
-"""handlers/pipelines.py: app Deployments/Services and the Pipeline's status, on a fake cluster."""
+"""kinds/pipeline/handler.py: app Deployments/Services and the Pipeline's status, on a fake cluster."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import asyncio
 import copy
 from datetime import UTC, datetime
 
-from mmif_operator.builders import names
-from mmif_operator.handlers import pipelines as H
-from mmif_operator.k8s.ops import KubeError, NameConflict
-from mmif_operator.reconcile import ownership
+from mmif_operator.core import names, ownership
+from mmif_operator.core.kube.ops import KubeError, NameConflict
+from mmif_operator.kinds.pipeline import handler as H
 
 NAME = names.app_service_name("pipe", "ner")  # pipe-ner--<hash>
 

@@ -1,4 +1,4 @@
-"""handlers/runs.py: one reconcile pass applies the plan in order, against a fake cluster."""
+"""kinds/pipelinerun/handler.py: one reconcile pass applies the plan in order, against a fake cluster."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mmif_operator.handlers import runs as H
-from mmif_operator.handlers.loop import MAX_CREATES_PER_PASS
-from mmif_operator.k8s import ops
-from mmif_operator.k8s.ops import KubeError
-from mmif_operator.reconcile.observed import ObservedJob
+from mmif_operator.core.kube import ops
+from mmif_operator.core.kube.ops import KubeError
+from mmif_operator.core.observed import ObservedJob
+from mmif_operator.core.runtime.loop import MAX_CREATES_PER_PASS
+from mmif_operator.kinds.pipelinerun import handler as H
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 PIPELINE = {"steps": [{"name": "asr", "image": "asr:1"}, {"name": "ner", "image": "ner:1"}]}
@@ -406,7 +406,7 @@ def test_a_pass_creates_a_bounded_number_of_jobs_items_further_along_first():
 
 
 def test_recent_creates_are_skipped_until_the_index_shows_them():
-    from mmif_operator.handlers.expectations import RecentCreates
+    from mmif_operator.core.runtime.expectations import RecentCreates
 
     clock = [100.0]
     recent = RecentCreates(ttl=30, clock=lambda: clock[0])

@@ -1,13 +1,13 @@
-"""Which Job events wake a loop (reconcile/observed.changes_plan, handlers/jobs.JobSummaries), and
-the deletes a run's loop makes beside its passes (handlers/deletions.BackgroundDeletes)."""
+"""Which Job events wake a loop (core/observed.changes_plan, core/runtime/jobs.JobSummaries), and
+the deletes a run's loop makes beside its passes (core/runtime/deletions.BackgroundDeletes)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from mmif_operator.handlers.deletions import BackgroundDeletes
-from mmif_operator.handlers.jobs import JobSummaries
-from mmif_operator.reconcile.observed import JobKind, JobState, ObservedJob, changes_plan
+from mmif_operator.core.observed import JobKind, JobState, ObservedJob, changes_plan
+from mmif_operator.core.runtime.deletions import BackgroundDeletes
+from mmif_operator.core.runtime.jobs import JobSummaries
 
 
 def job(uid="u1", condition=None):

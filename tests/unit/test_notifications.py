@@ -27,7 +27,9 @@ from cloudevents.core.formats.json import JSONFormat
 from pydantic import ValidationError
 
 from mmif_operator.admission import urls
-from mmif_operator.api.notifications import (
+from mmif_operator.kinds.pipeline.model import PipelineSpec
+from mmif_operator.notifications import deliver, messages, outbox
+from mmif_operator.notifications.model import (
     DEFAULT_BODY,
     DEFAULT_SUBJECTS,
     MAX_DELIVERIES,
@@ -38,8 +40,6 @@ from mmif_operator.api.notifications import (
     RetryPolicy,
     RunNotifications,
 )
-from mmif_operator.api.pipeline import PipelineSpec
-from mmif_operator.notifications import deliver, messages, outbox
 from mmif_operator.notifications.outbox import Outcome
 from tests.unit import test_handlers_runs as runs_test
 
@@ -534,7 +534,7 @@ class OutboxKube:
         return copy.deepcopy(self.run)
 
     async def patch_status(self, plural, ns, name, patch, resource_version=None):
-        from mmif_operator.k8s.ops import KubeError
+        from mmif_operator.core.kube.ops import KubeError
 
         self.patches.append(resource_version)
         if self.meanwhile is not None:
@@ -548,7 +548,7 @@ class OutboxKube:
 
 
 def test_a_delivery_pass_records_its_outcomes_onto_the_latest_run(monkeypatch):
-    from mmif_operator.handlers import notifications as NH
+    from mmif_operator.notifications import handler as NH
 
     ts = targets(hook("a", events=["RunSucceeded", "AwaitingReview"]))
     first = outbox.queue(None, [Note(E.AWAITING_REVIEW)], ts, run_uid="uid-1", phase="AwaitingReview", now=T0)

@@ -13,11 +13,11 @@ import pytest
 from mmif_operator import main as M
 from mmif_operator import metrics
 from mmif_operator import settings as S
-from mmif_operator.builders import jobs
-from mmif_operator.handlers import wakeups as W
-from mmif_operator.handlers.jobs import job_index_entry
-from mmif_operator.k8s import ops
-from mmif_operator.reconcile.observed import JobKind
+from mmif_operator.core.kube import ops
+from mmif_operator.core.observed import JobKind
+from mmif_operator.core.runtime import wakeups as W
+from mmif_operator.core.runtime.jobs import job_index_entry
+from mmif_operator.kinds.pipelinerun import children as jobs
 
 CTX = jobs.RunContext(name="run-1", namespace="ns", uid="uid-1", pipeline="pipe", claim_name="media")
 SPEC = {"steps": [{"name": "asr", "image": "asr:1"}]}
@@ -259,7 +259,7 @@ def test_in_flight_gauge_sums_runs():
 
 
 def test_a_reconcile_loop_retries_a_failed_pass_reads_again_on_request_and_stops(monkeypatch):
-    from mmif_operator.handlers import loop as Lp
+    from mmif_operator.core.runtime import loop as Lp
 
     posted = []
     monkeypatch.setattr(Lp.k8s_events, "post", lambda obj, t, r, m: posted.append((t, r, m)))
@@ -301,7 +301,7 @@ def test_a_reconcile_loop_retries_a_failed_pass_reads_again_on_request_and_stops
 
 
 def test_resync_timeout():
-    from mmif_operator.handlers.loop import resync_timeout
+    from mmif_operator.core.runtime.loop import resync_timeout
 
     assert resync_timeout(None, 300) == 300 and resync_timeout(5, 300) == 5
     assert resync_timeout(-1, 300) == 0 and resync_timeout(900, 300) == 300

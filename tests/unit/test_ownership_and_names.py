@@ -1,10 +1,10 @@
 """Issue 10, cases 1, 3, 4 and 6, the pure decisions and the handlers on fake clusters:
 
 - ownership: a child found by name is the operator's only with the expected owner uid
-  (reconcile/ownership.py, Kube.create, loop.create_jobs, the planners);
-- names: injective over adversarial run, AnalysisJob, pipeline and step names (builders/names.py);
-- the NetworkPolicy of a Service-mode app (builders/services.py);
-- drift of the app objects from what the operator sets (reconcile/pipeline.drift);
+  (core/ownership.py, Kube.create, loop.create_jobs, the planners);
+- names: injective over adversarial run, AnalysisJob, pipeline and step names (core/names.py);
+- the NetworkPolicy of a Service-mode app (kinds/pipeline/children.py);
+- drift of the app objects from what the operator sets (kinds/pipeline/planning.drift);
 - the url an app may not be called at from another namespace (admission/urls.py).
 """
 
@@ -19,24 +19,24 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mmif_operator import itemstates
 from mmif_operator.admission import urls as U
-from mmif_operator.builders import labels as L
-from mmif_operator.builders import names, services
-from mmif_operator.handlers import analyses as HA
-from mmif_operator.handlers import loop
-from mmif_operator.handlers import pipelines as HP
-from mmif_operator.handlers import runs as HR
-from mmif_operator.handlers import validation as HV
-from mmif_operator.itemstates import ItemPhase, ItemState
-from mmif_operator.k8s import ops
-from mmif_operator.k8s.ops import KubeError, NameConflict
-from mmif_operator.reconcile import analysis as RA
-from mmif_operator.reconcile import ownership as O
-from mmif_operator.reconcile import pipeline as RP
-from mmif_operator.reconcile import run as R
-from mmif_operator.reconcile import triggers
-from mmif_operator.reconcile.observed import JobState, ObservedJob, refused
+from mmif_operator.admission import validation as HV
+from mmif_operator.core import itemstates, names
+from mmif_operator.core import labels as L
+from mmif_operator.core import ownership as O
+from mmif_operator.core.itemstates import ItemPhase, ItemState
+from mmif_operator.core.kube import ops
+from mmif_operator.core.kube.ops import KubeError, NameConflict
+from mmif_operator.core.observed import JobState, ObservedJob, refused
+from mmif_operator.core.runtime import loop
+from mmif_operator.kinds.analysisjob import handler as HA
+from mmif_operator.kinds.analysisjob import planning as RA
+from mmif_operator.kinds.analysisjob import triggers
+from mmif_operator.kinds.pipeline import children as services
+from mmif_operator.kinds.pipeline import handler as HP
+from mmif_operator.kinds.pipeline import planning as RP
+from mmif_operator.kinds.pipelinerun import handler as HR
+from mmif_operator.kinds.pipelinerun import planning as R
 
 T0 = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
@@ -635,7 +635,7 @@ def test_the_app_network_policy_admits_only_this_namespaces_step_and_analysis_po
     assert sel["matchLabels"] == {L.MANAGED_BY: L.MANAGER}
     assert sel["matchExpressions"] == [{"key": L.COMPONENT, "operator": "In", "values": ["step", "analyze"]}]
     # The step pods of runs carry those labels.
-    from mmif_operator.builders import jobs
+    from mmif_operator.kinds.pipelinerun import children as jobs
 
     run_ctx = jobs.RunContext(name="r", namespace="b", uid="u", pipeline="col", claim_name="media")
     pod_labels = jobs.step_job(run_ctx, {}, {"steps": [step]}, 0, 0, "img")["spec"]["template"]["metadata"][

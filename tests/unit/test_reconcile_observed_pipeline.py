@@ -1,15 +1,16 @@
-"""reconcile/observed.py, status.py and pipeline.py."""
+"""core/observed.py, status.py and pipeline.py."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from mmif_operator.api.pipeline import PipelineStatus
-from mmif_operator.builders import jobs, names
-from mmif_operator.builders import labels as L
-from mmif_operator.reconcile import pipeline as P
-from mmif_operator.reconcile.observed import JobKind, JobState, ObservedJob, needs_termination_message
-from mmif_operator.reconcile.status import capped, find_condition, set_condition
+from mmif_operator.core import labels as L
+from mmif_operator.core import names
+from mmif_operator.core.observed import JobKind, JobState, ObservedJob, needs_termination_message
+from mmif_operator.core.status import capped, find_condition, set_condition
+from mmif_operator.kinds.pipeline import planning as P
+from mmif_operator.kinds.pipeline.model import PipelineStatus
+from mmif_operator.kinds.pipelinerun import children as jobs
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 CTX = jobs.RunContext(name="run-1", namespace="ns", uid="uid-1", pipeline="pipe", claim_name="media")

@@ -1,4 +1,4 @@
-"""reconcile/run.py: the run planner, driven through a tiny simulated cluster."""
+"""kinds/pipelinerun/planning.py: the run planner, driven through a tiny simulated cluster."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mmif_operator import itemstates
-from mmif_operator.api.pipelinerun import PipelineRunStatus
-from mmif_operator.builders import names
-from mmif_operator.itemstates import ItemPhase, ItemState
-from mmif_operator.reconcile import run as R
-from mmif_operator.reconcile.observed import JobKind, JobState, ObservedJob
+from mmif_operator.core import itemstates, names
+from mmif_operator.core.itemstates import ItemPhase, ItemState
+from mmif_operator.core.observed import JobKind, JobState, ObservedJob
+from mmif_operator.kinds.pipelinerun import planning as R
+from mmif_operator.kinds.pipelinerun.model import PipelineRunStatus
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 PIPELINE = {"steps": [{"name": "asr", "image": "asr:1"}, {"name": "ner", "image": "ner:1"}]}

@@ -9,12 +9,13 @@ from datetime import timedelta
 
 import pytest
 
-from mmif_operator.api.notifications import NotificationEvent
-from mmif_operator.api.pipelinerun import PipelineRunStatus
-from mmif_operator.api.review import DEFAULT_REVIEW_TIMEOUT_SECONDS, ReviewPolicy
-from mmif_operator.builders import jobs, names
-from mmif_operator.builders import labels as L
-from mmif_operator.reconcile import run as R
+from mmif_operator.core import labels as L
+from mmif_operator.core import names
+from mmif_operator.kinds.pipelinerun import children as jobs
+from mmif_operator.kinds.pipelinerun import planning as R
+from mmif_operator.kinds.pipelinerun.model import PipelineRunStatus
+from mmif_operator.kinds.pipelinerun.review import DEFAULT_REVIEW_TIMEOUT_SECONDS, ReviewPolicy
+from mmif_operator.notifications.model import NotificationEvent
 from mmif_operator.runner import cli
 from mmif_operator.runner import env as E
 from mmif_operator.runner.exitcodes import ExitCode

@@ -10,8 +10,8 @@ import pathlib
 from mmif import Mmif
 from test_runner_step import TEXTGEN, TIMEFRAMES, VIDEO, Run
 
-from mmif_operator import itemstates
-from mmif_operator.itemstates import ItemPhase, ItemState
+from mmif_operator.core import itemstates
+from mmif_operator.core.itemstates import ItemPhase, ItemState
 from mmif_operator.runner import env as E
 from mmif_operator.runner.exitcodes import ExitCode
 from mmif_operator.runner.files import sha256_file

@@ -13,8 +13,8 @@ import sys
 import pytest
 from mmif import Mmif
 
-from mmif_operator import itemstates
-from mmif_operator.itemstates import ItemPhase, ItemState
+from mmif_operator.core import itemstates
+from mmif_operator.core.itemstates import ItemPhase, ItemState
 from mmif_operator.runner import cli, inputs
 from mmif_operator.runner import env as E
 from mmif_operator.runner.exitcodes import FAIL_JOB, ExitCode
@@ -97,7 +97,7 @@ class Run:
         assert code == ExitCode.OK
 
     def input_file(self, name, owner, body):
-        """A file as the operator's ConfigMap gives it to a runner pod (builders/runner_input.py)."""
+        """A file as the operator's ConfigMap gives it to a runner pod (core/runner_input.py)."""
         path = self.root / f"{name}.json.z"
         path.write_bytes(inputs.encode(owner, body))
         return str(path)

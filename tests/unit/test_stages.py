@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mmif_operator import itemstates
-from mmif_operator.api.pipelinerun import PipelineRunStatus, RunPhase
-from mmif_operator.builders import jobs as J
-from mmif_operator.builders import labels as L
-from mmif_operator.itemstates import ItemPhase, ItemState
-from mmif_operator.reconcile import run as R
-from mmif_operator.reconcile.observed import JobState, ObservedJob, refused
-from mmif_operator.statemachine.table import RUN_WITH_REVIEW, TEMPLATES, Event, Template, transition
+from mmif_operator.core import itemstates
+from mmif_operator.core import labels as L
+from mmif_operator.core.itemstates import ItemPhase, ItemState
+from mmif_operator.core.observed import JobState, ObservedJob, refused
+from mmif_operator.kinds.pipelinerun import children as J
+from mmif_operator.kinds.pipelinerun import planning as R
+from mmif_operator.kinds.pipelinerun.model import PipelineRunStatus, RunPhase
+from mmif_operator.kinds.pipelinerun.phases import RUN_WITH_REVIEW, TEMPLATES, Event, Template, transition
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 STEPS = [{"name": "asr", "image": "asr:1"}]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mmif_operator.api.common import ConditionStatus
-from mmif_operator.api.notifications import NotificationEvent
-from mmif_operator.api.pipelinerun import RunPhase, RunStage
-from mmif_operator.statemachine.table import (
+from mmif_operator.core.model import ConditionStatus
+from mmif_operator.kinds.pipelinerun.model import RunPhase, RunStage
+from mmif_operator.kinds.pipelinerun.phases import (
     RUN_WITH_REVIEW,
     RUN_WORKFLOW,
     TEMPLATES,
@@ -23,6 +22,7 @@ from mmif_operator.statemachine.table import (
     transition,
     with_review,
 )
+from mmif_operator.notifications.model import NotificationEvent
 
 DOCUMENTED_REASONS = {
     "Running",

@@ -1,6 +1,6 @@
 """Nothing waits for ever: a pending run's bounded wait for its Pipeline, volume and the Pipeline's
-readiness (reconcile/run.py), and the pure decision on pods that cannot start
-(reconcile/podstart.py), with the planner recording such a failure like any failed Job."""
+readiness (kinds/pipelinerun/planning.py), and the pure decision on pods that cannot start
+(core/podstart.py), with the planner recording such a failure like any failed Job."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from test_runner_step import VIDEO, Run
 
-from mmif_operator.builders import jobs as J
-from mmif_operator.builders import runner_input
-from mmif_operator.handlers.podstart import PodStartWatch
-from mmif_operator.reconcile import podstart as P
-from mmif_operator.reconcile import run as R
-from mmif_operator.reconcile.observed import JobKind, JobState, ObservedJob
+from mmif_operator.core import podstart as P
+from mmif_operator.core import runner_input
+from mmif_operator.core.observed import JobKind, JobState, ObservedJob
+from mmif_operator.core.runtime.podstart import PodStartWatch
+from mmif_operator.kinds.pipelinerun import children as J
+from mmif_operator.kinds.pipelinerun import planning as R
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 PIPELINE = {
@@ -418,7 +418,7 @@ def test_the_watch_reads_events_only_for_what_it_cannot_explain_and_wakes_the_lo
 
 
 def test_failures_no_pod_wrote_are_kept_compactly_for_the_manifest_and_runner_failures_are_not():
-    from mmif_operator import failurereasons as FR
+    from mmif_operator.core import failurereasons as FR
 
     run = make_run(n=3)
     plan(run, T0, pipeline=pipeline_obj())
@@ -466,8 +466,8 @@ def test_failures_no_pod_wrote_are_kept_compactly_for_the_manifest_and_runner_fa
 
 
 def test_the_manifest_gives_an_item_that_never_started_its_reason(tmp_path, monkeypatch, apps):
-    from mmif_operator import failurereasons as FR
-    from mmif_operator.itemstates import ItemPhase, ItemState
+    from mmif_operator.core import failurereasons as FR
+    from mmif_operator.core.itemstates import ItemPhase, ItemState
 
     run = Run(tmp_path, monkeypatch, ["asr", "ner"], [VIDEO, VIDEO])
     assert run.step(0, 0, apps["textgen"][0])[0] == 0  # item 0 passes asr; ner never starts

@@ -1,4 +1,4 @@
-"""The operator's webhook server (handlers/admission.py) reads admission reviews far larger than
+"""The operator's webhook server (admission/handler.py) reads admission reviews far larger than
 aiohttp's default 1 MiB: the review of a CREATE of the largest object the API accepts (3 MiB)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 import aiohttp
 import kopf
 
-from mmif_operator.handlers import admission
+from mmif_operator.admission import handler as admission
 
 
 def serve_and_post(server_class, size: int) -> tuple[int, int | None]:

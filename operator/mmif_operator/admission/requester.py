@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..api.requester import TooManyGroups, split_groups
+from mmif_operator.core.requester import TooManyGroups, split_groups
 
 
 class Denied(Exception):
@@ -21,7 +21,7 @@ class Denied(Exception):
 
 def user_info(userinfo: Mapping[str, Any] | None) -> dict[str, Any]:
     """The admission request's userInfo as a `spec.requester` (empty fields left out); groups
-    beyond the first 64 go compressed into `moreGroups` (api/requester.py)."""
+    beyond the first 64 go compressed into `moreGroups` (core/requester.py)."""
     info = dict(userinfo or {})
     out: dict[str, Any] = {"username": str(info.get("username") or "")}
     if info.get("uid"):

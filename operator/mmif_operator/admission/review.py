@@ -25,12 +25,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ..api.pipelinerun import PLURAL as RUN_PLURAL
-from ..api.pipelinerun import RunPhase
-from ..builders.specs import API_GROUP
-from ..reconcile.status import cut, rfc3339
-from ..reconcile.triggers import access_review as _access_review
-from .requester import Denied
+from mmif_operator.admission.requester import Denied
+from mmif_operator.core.specs import API_GROUP
+from mmif_operator.core.status import cut, rfc3339
+from mmif_operator.kinds.analysisjob.triggers import access_review as _access_review
+from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
+from mmif_operator.kinds.pipelinerun.model import RunPhase
 
 VERB = "review"
 #: The run phase in which a decision is taken (of the run-with-review template).

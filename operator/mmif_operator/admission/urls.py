@@ -27,8 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..builders import labels as L
-from ..builders.names import is_dns1123_label
+from mmif_operator.core import labels as L
+from mmif_operator.core.names import is_dns1123_label
 
 
 @dataclass(frozen=True)

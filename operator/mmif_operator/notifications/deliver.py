@@ -4,7 +4,7 @@ Every wait is bounded (`WEBHOOK_TIMEOUT_SECONDS`, `SMTP_TIMEOUT_SECONDS`), every
 back as an `Outcome` with a message for `status.notifications[].lastError`, never an exception.
 
 Secrets: only of the run's namespace, and only those labelled `mmif.dev/notifications: "true"`
-(whoever may write Secrets opts one in; see api/notifications.py). Anything else fails the
+(whoever may write Secrets opts one in; see notifications/model.py). Anything else fails the
 attempt with a reason saying so (retried: labelling the Secret fixes it).
 """
 
@@ -19,7 +19,9 @@ from typing import Any
 import aiohttp
 import aiosmtplib
 
-from ..api.notifications import (
+from mmif_operator.core.kube.ops import Kube, KubeError
+from mmif_operator.notifications import messages
+from mmif_operator.notifications.model import (
     SECRET_LABEL,
     SECRET_LABEL_VALUE,
     SMTP_TIMEOUT_SECONDS,
@@ -30,9 +32,7 @@ from ..api.notifications import (
     SmtpTls,
     WebhookTarget,
 )
-from ..k8s.ops import Kube, KubeError
-from . import messages
-from .outbox import Outcome
+from mmif_operator.notifications.outbox import Outcome
 
 log = logging.getLogger(__name__)
 USER_AGENT = "mmif-operator"

@@ -25,8 +25,9 @@ from typing import Any
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 
-from ..api.common import API_VERSION
-from ..api.notifications import (
+from mmif_operator.core.model import API_VERSION
+from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
+from mmif_operator.notifications.model import (
     CLOUDEVENT_TYPE_PREFIX,
     DEFAULT_BODY,
     DEFAULT_SUBJECTS,
@@ -37,8 +38,7 @@ from ..api.notifications import (
     EmailTarget,
     NotificationEvent,
 )
-from ..api.pipelinerun import PLURAL as RUN_PLURAL
-from .outbox import Outcome
+from mmif_operator.notifications.outbox import Outcome
 
 EVENT_TYPES: dict[NotificationEvent, str] = {
     NotificationEvent.RUN_SUCCEEDED: "succeeded",

@@ -23,7 +23,8 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from ..api.notifications import (
+from mmif_operator.core.status import cut
+from mmif_operator.notifications.model import (
     MAX_BACKOFF_SECONDS,
     MAX_DELIVERIES,
     MAX_DELIVERY_ERROR,
@@ -35,7 +36,6 @@ from ..api.notifications import (
     RetryPolicy,
     RunNotifications,
 )
-from ..reconcile.status import cut
 
 DEFAULT_RETRY = RetryPolicy.model_validate({})
 # uuid5 namespace of delivery ids (fixed forever: ids must not change across versions).
@@ -43,7 +43,7 @@ ID_NAMESPACE = uuid.UUID("6f1d2a4e-5b7c-5e0f-9a3d-2c8b4e6f1a90")
 
 
 class NotificationLike(Protocol):
-    """What the planner hands over (reconcile.run.Notification)."""
+    """What the planner hands over (kinds.pipelinerun.planning.Notification)."""
 
     @property
     def event(self) -> NotificationEvent: ...

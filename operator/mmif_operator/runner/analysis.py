@@ -16,15 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import failurereasons, itemstates
-from ..itemstates import ItemPhase
-from . import claims, files
-from .appcall import Failure, call_app
-from .exitcodes import ExitCode, Reason
-from .items import read_item, read_items
-from .outcome import InputViews, Kind, parse_mmif
-from .paths import ANALYSIS_UID_FILE, RUN_UID_FILE, AnalysisLayout, RunLayout
-from .step import read_input
+from mmif_operator.core import failurereasons, itemstates
+from mmif_operator.core.itemstates import ItemPhase
+from mmif_operator.runner import claims, files
+from mmif_operator.runner.appcall import Failure, call_app
+from mmif_operator.runner.exitcodes import ExitCode, Reason
+from mmif_operator.runner.items import read_item, read_items
+from mmif_operator.runner.outcome import InputViews, Kind, parse_mmif
+from mmif_operator.runner.paths import ANALYSIS_UID_FILE, RUN_UID_FILE, AnalysisLayout, RunLayout
+from mmif_operator.runner.step import read_input
 
 log = logging.getLogger("mmif-runner")
 

@@ -12,9 +12,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from . import appclient
-from .exitcodes import ExitCode, Reason
-from .outcome import InputViews, Outcome, classify
+from mmif_operator.runner import appclient
+from mmif_operator.runner.exitcodes import ExitCode, Reason
+from mmif_operator.runner.outcome import InputViews, Outcome, classify
 
 log = logging.getLogger("mmif-runner")
 

@@ -7,7 +7,7 @@ a CLAMS app raises `NotAnAppError` (exit 3); an answer longer than the runner ma
 
 Answers are read with a cap (`MAX_ANSWER_BYTES`), never whole: the runner parses what it reads
 with mmif-python, whose objects take about 41 bytes of memory per byte of an annotation-dense
-MMIF, and the cap is chosen with the runner's memory limit (builders/jobs.py, RUNNER_RESOURCES)
+MMIF, and the cap is chosen with the runner's memory limit (kinds/pipelinerun/children.py, RUNNER_RESOURCES)
 so that any answer under it is parsed within the limit (docs/design.md, "Runner exit codes").
 """
 
@@ -22,7 +22,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from .exitcodes import Reason
+from mmif_operator.runner.exitcodes import Reason
 
 #: HTTP statuses that mean "the app (or a proxy before it) is not able to answer now"
 RETRIABLE_STATUSES = (429, 502, 503, 504)

@@ -29,7 +29,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .paths import ANALYSIS_UID_FILE, RUN_UID_FILE
+from mmif_operator.runner.paths import ANALYSIS_UID_FILE, RUN_UID_FILE
 
 MARKERS = {RUN_UID_FILE: "run", ANALYSIS_UID_FILE: "AnalysisJob"}
 #: entries looked at when naming what a non-empty folder holds (a bounded walk)

@@ -12,16 +12,8 @@ import threading
 import traceback
 from typing import Literal, overload
 
-from . import env, files
-from .exitcodes import (  # noqa: F401
-    APP_ERROR,
-    FAIL_JOB,
-    INFRA,
-    INVALID_CONFIG,
-    INVALID_INPUT,
-    INVALID_OUTPUT,
-    OK,
-    OUTPUT_CONFLICT,
+from mmif_operator.runner import env, files
+from mmif_operator.runner.exitcodes import (
     ExitCode,
     Reason,
 )
@@ -88,7 +80,7 @@ def _steps() -> list[str]:
 
 
 def cmd_prepare() -> int:
-    from .prepare import run_prepare
+    from mmif_operator.runner.prepare import run_prepare
 
     items_file, items_from = _get(env.ITEMS_FILE, required=False), _get(env.ITEMS_FROM, required=False)
     if (items_file is None) == (items_from is None):
@@ -101,7 +93,7 @@ def cmd_prepare() -> int:
 def _manifest_inputs(owner_uid: str | None) -> tuple[str, dict | None]:
     """status.itemStates, and why items failed where no pod wrote it
     (`failurereasons.payload`), from the mounted ConfigMap the operator made for this owner."""
-    from .inputs import InputFileError, read
+    from mmif_operator.runner.inputs import InputFileError, read
 
     path = _abs(env.ITEM_STATES_FILE)
     try:
@@ -117,7 +109,7 @@ def _manifest_inputs(owner_uid: str | None) -> tuple[str, dict | None]:
 
 
 def cmd_step() -> int:
-    from .step import StepConfig, run_step
+    from mmif_operator.runner.step import StepConfig, run_step
 
     steps = _steps()
     step_index = _int(env.STEP_INDEX)
@@ -142,7 +134,7 @@ def cmd_step() -> int:
 
 
 def cmd_manifest() -> int:
-    from .manifest import run_manifest
+    from mmif_operator.runner.manifest import run_manifest
 
     run_uid = _get(env.RUN_UID, required=False)
     states, reasons = _manifest_inputs(run_uid)
@@ -159,7 +151,7 @@ def cmd_manifest() -> int:
 
 
 def cmd_publish() -> int:
-    from .publish import PublishConfig, run_publish
+    from mmif_operator.runner.publish import PublishConfig, run_publish
 
     decision = _get(env.REVIEW_DECISION)
     if decision != "Pass":
@@ -180,7 +172,7 @@ def cmd_publish() -> int:
 
 
 def _app_config() -> tuple[str, dict]:
-    from .step import parse_params
+    from mmif_operator.runner.step import parse_params
 
     try:
         params = parse_params(_get(env.APP_PARAMS, required=False))
@@ -199,7 +191,7 @@ def _app_startup() -> float | None:
 
 
 def cmd_analyze() -> int:
-    from .analysis import AnalyzeConfig, run_analyze
+    from mmif_operator.runner.analysis import AnalyzeConfig, run_analyze
 
     url, params = _app_config()
     cfg = AnalyzeConfig(
@@ -219,7 +211,7 @@ def cmd_analyze() -> int:
 
 
 def cmd_analysis_manifest() -> int:
-    from .analysis import run_analysis_manifest
+    from mmif_operator.runner.analysis import run_analysis_manifest
 
     analysis_uid = _get(env.ANALYSIS_UID, required=False)
     states, reasons = _manifest_inputs(analysis_uid)

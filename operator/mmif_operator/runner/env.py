@@ -48,7 +48,7 @@ APP_STARTUP_TIMEOUT = "MMIF_APP_STARTUP_TIMEOUT"
 
 # -- manifest -----------------------------------------------------------------------------------
 #: the file (a mounted ConfigMap key, runner/inputs.py) holding {"owner": uid, "itemStates":
-#: status.itemStates (mmif_operator.itemstates.encode)}
+#: status.itemStates (mmif_operator.core.itemstates.encode)}
 ITEM_STATES_FILE = "MMIF_ITEM_STATES_FILE"
 RUN_NAME = "MMIF_RUN_NAME"
 RUN_PHASE = "MMIF_RUN_PHASE"

@@ -1,5 +1,5 @@
 """The runner's input file: a key of a ConfigMap the operator made for one run or AnalysisJob,
-mounted read-only (builders/runner_input.py): zlib-compressed JSON `{"owner": <uid>, ...}`."""
+mounted read-only (core/runner_input.py): zlib-compressed JSON `{"owner": <uid>, ...}`."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ def _check_file(workspace: str, rel: Any, what: str, problems: list[str], *, loc
     elif not os.access(path, os.R_OK):
         problems.append(f"{what} {rel!r} is not readable")
     elif location:
-        from . import locations  # mmif-python: only where documents are checked
+        from mmif_operator.runner import locations  # mmif-python: only where documents are checked
 
         why = locations.problem(path)
         if why:

@@ -9,12 +9,12 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from .. import failurereasons, itemstates
-from ..itemstates import ItemPhase
-from . import claims, files
-from .exitcodes import ExitCode, Reason
-from .items import Item, read_items
-from .paths import RUN_UID_FILE, RunLayout
+from mmif_operator.core import failurereasons, itemstates
+from mmif_operator.core.itemstates import ItemPhase
+from mmif_operator.runner import claims, files
+from mmif_operator.runner.exitcodes import ExitCode, Reason
+from mmif_operator.runner.items import Item, read_items
+from mmif_operator.runner.paths import RUN_UID_FILE, RunLayout
 
 log = logging.getLogger("mmif-runner")
 

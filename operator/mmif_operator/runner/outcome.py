@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from mmif import Mmif, View
 
-from .exitcodes import ExitCode, Reason
+from mmif_operator.runner.exitcodes import ExitCode, Reason
 
 
 class Kind(enum.Enum):

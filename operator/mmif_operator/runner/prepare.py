@@ -6,10 +6,17 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from . import claims, files, inputs
-from .exitcodes import ExitCode, Reason
-from .items import ItemsError, dump_jsonl, parse_jsonl, parse_list, resolve_in_workspace, validate_all
-from .paths import RUN_UID_FILE, RunLayout
+from mmif_operator.runner import claims, files, inputs
+from mmif_operator.runner.exitcodes import ExitCode, Reason
+from mmif_operator.runner.items import (
+    ItemsError,
+    dump_jsonl,
+    parse_jsonl,
+    parse_list,
+    resolve_in_workspace,
+    validate_all,
+)
+from mmif_operator.runner.paths import RUN_UID_FILE, RunLayout
 
 log = logging.getLogger("mmif-runner")
 

@@ -19,9 +19,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from . import claims, files
-from .exitcodes import ExitCode, Reason
-from .paths import REVIEW_FILE, RUN_UID_FILE, RunLayout
+from mmif_operator.runner import claims, files
+from mmif_operator.runner.exitcodes import ExitCode, Reason
+from mmif_operator.runner.paths import REVIEW_FILE, RUN_UID_FILE, RunLayout
 
 log = logging.getLogger("mmif-runner")
 

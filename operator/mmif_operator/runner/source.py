@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from mmif import Document, DocumentTypes, Mmif
 
-from .items import Item, resolve_in_workspace
-from .locations import file_uri
+from mmif_operator.runner.items import Item, resolve_in_workspace
+from mmif_operator.runner.locations import file_uri
 
 DOCUMENT_TYPES = {
     "video": DocumentTypes.VideoDocument,

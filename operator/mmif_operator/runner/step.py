@@ -7,12 +7,12 @@ import logging
 import os
 from dataclasses import dataclass
 
-from . import appclient, claims, files, source
-from .appcall import Failure, call_app
-from .exitcodes import ExitCode, Reason
-from .items import Item, read_item, resolve_in_workspace
-from .outcome import InputViews, Kind, parse_mmif
-from .paths import RUN_UID_FILE, RunLayout
+from mmif_operator.runner import appclient, claims, files, source
+from mmif_operator.runner.appcall import Failure, call_app
+from mmif_operator.runner.exitcodes import ExitCode, Reason
+from mmif_operator.runner.items import Item, read_item, resolve_in_workspace
+from mmif_operator.runner.outcome import InputViews, Kind, parse_mmif
+from mmif_operator.runner.paths import RUN_UID_FILE, RunLayout
 
 log = logging.getLogger("mmif-runner")
 

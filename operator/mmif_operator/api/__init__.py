@@ -1,1 +1,0 @@
-"""Pydantic models of the custom resources: the single source of the CRD schemas."""

@@ -1,1 +1,0 @@
-"""Pure builders: names, labels, pod security, Job / Deployment / Service dicts (no API calls)."""

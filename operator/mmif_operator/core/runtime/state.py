@@ -1,0 +1,43 @@
+"""Process-wide state of the handlers: the configuration, the Kubernetes client, the wakers.
+
+Only caches and plumbing live here; nothing that a restart would need to recover.
+"""
+
+from __future__ import annotations
+
+from mmif_operator.core import labels as L
+from mmif_operator.core.kube import Kube
+from mmif_operator.core.runtime.wakeups import Wakers
+from mmif_operator.settings import Config, get_config
+
+RUN_WAKERS = Wakers()
+PIPELINE_WAKERS = Wakers()
+ANALYSIS_WAKERS = Wakers()  # tagged run=(namespace, source run name)
+NOTIFY_WAKERS = Wakers()  # the runs' delivery loops (notifications/handler.py)
+
+_kube: Kube | None = None
+
+
+def kube() -> Kube:
+    if _kube is None:
+        raise RuntimeError("the Kubernetes client is not set up (the startup handler did not run)")
+    return _kube
+
+
+def set_kube(value: Kube | None) -> None:
+    global _kube
+    _kube = value
+
+
+def config() -> Config:
+    return get_config()
+
+
+def run_key(namespace: str, run_name: str) -> tuple[str, str]:
+    """The key of a run in the Job index and the wakers: its namespace and `mmif.dev/run` label."""
+    return (namespace, L.label_value(run_name))
+
+
+def pipeline_key(namespace: str, pipeline_name: str) -> tuple[str, str]:
+    """The key of a pipeline: its namespace and `mmif.dev/pipeline` label value."""
+    return (namespace, L.label_value(pipeline_name))

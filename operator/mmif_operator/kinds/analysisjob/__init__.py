@@ -1,0 +1,1 @@
+"""AnalysisJob: processed data from a run's outputs, on behalf of the run's requester."""

@@ -1,0 +1,1 @@
+"""Pipeline: an ordered chain of CLAMS apps, and the Service-mode apps it keeps."""

@@ -1,0 +1,251 @@
+"""The Pipeline reconciler, pure: the app Deployments/Services/NetworkPolicies wanted, whether a
+live one drifted from what the operator sets, and the Pipeline's status from the Deployments
+(and, optionally, the app pods' waiting reasons and the name conflicts) observed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from mmif_operator.core import labels as L
+from mmif_operator.core import names
+from mmif_operator.core.specs import plain, step_mode, step_needs_deployment, step_port, step_replicas
+from mmif_operator.core.status import FALSE, TRUE, cut, set_condition
+from mmif_operator.kinds.pipeline import children as services
+
+CONDITION_READY = "Ready"
+R_READY = "Ready"
+R_NO_SERVICE_STEPS = "NoServiceSteps"
+R_APP_NOT_AVAILABLE = "AppNotAvailable"
+R_IMAGE_PULL_FAILED = "ImagePullFailed"
+R_CRASH_LOOP = "CrashLoop"
+R_NAME_CONFLICT = "NameConflict"
+
+_IMAGE_PULL = {
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "RegistryUnavailable",
+}
+_CRASH = {"CrashLoopBackOff", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+
+
+def desired_app_objects(pipeline: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Deployment, Service and NetworkPolicy of every Service-mode step without `url`, in
+    step order."""
+    ctx = services.PipelineContext.from_pipeline(pipeline)
+    spec = plain(pipeline.get("spec"))
+    out: list[dict[str, Any]] = []
+    for step in spec.get("steps") or []:
+        if step_needs_deployment(step):
+            out.append(services.app_deployment(ctx, spec, step))
+            out.append(services.app_service(ctx, step))
+            out.append(services.app_network_policy(ctx, step))
+    return out
+
+
+# -- drift ------------------------------------------------------------------------------------
+
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+_SCALE: dict[str | None, Decimal | int] = {
+    None: 1,
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
+
+
+def _quantity(value: Any) -> Decimal | None:
+    """A resource quantity's value ("500m", "0.5", "1Gi"), None when it is not one."""
+    m = _QUANTITY.match(str(value))
+    if not m:
+        return None
+    try:
+        return Decimal(m.group(1)) * _SCALE[m.group(2)]
+    except InvalidOperation:
+        return None
+
+
+def _differences(desired: Any, live: Any, path: str, out: list[str]) -> None:
+    if isinstance(desired, Mapping):
+        if not isinstance(live, Mapping):
+            out.append(path or ".")
+            return
+        for key, value in desired.items():
+            if key not in live:
+                if value not in ({}, [], None, ""):  # the API server omits empty fields
+                    out.append(f"{path}.{key}")
+            else:
+                _differences(value, live[key], f"{path}.{key}", out)
+    elif isinstance(desired, list):
+        if not isinstance(live, list) or len(live) != len(desired):
+            out.append(path)
+            return
+        for i, (want, have) in enumerate(zip(desired, live, strict=True)):
+            _differences(want, have, f"{path}[{i}]", out)
+    elif desired != live:
+        # The API server writes quantities in canonical form ("0.5" -> "500m").
+        if ".resources." in path and _quantity(desired) is not None and _quantity(desired) == _quantity(live):
+            return
+        out.append(path)
+
+
+def drift(desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
+    """The paths of the fields the operator sets on an app object (`desired`) whose live value
+    differs: a Deployment scaled by hand (`.spec.replicas`), a template, Service selector or
+    ports, or a NetworkPolicy edited. Fields the API server or others add are not compared
+    (defaults, `clusterIP`, another field manager's annotations); lists must match in length
+    and order. Ownership is not drift: only objects the Pipeline controls are compared."""
+    out: list[str] = []
+    meta, live_meta = desired.get("metadata") or {}, live.get("metadata") or {}
+    for key in ("labels", "annotations"):
+        if key in meta:
+            _differences(meta[key], live_meta.get(key), f".metadata.{key}", out)
+    if "spec" in desired:
+        _differences(desired["spec"], live.get("spec"), ".spec", out)
+    return out
+
+
+def stale_app_objects(pipeline: Mapping[str, Any], existing: Iterable[str]) -> list[str]:
+    """Names of app Deployments/Services (owned by this pipeline, listed by the handler with
+    `app_service_selector`-style labels) that no step wants any more, e.g. after a step became
+    Job mode or was renamed."""
+    wanted = {o["metadata"]["name"] for o in desired_app_objects(pipeline)}
+    return sorted({n for n in existing if n not in wanted})
+
+
+def waiting_reasons_from_pods(pods: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """Step name → the most telling `{reason, message}` of its app pods' waiting containers."""
+    out: dict[str, dict[str, str]] = {}
+    for pod in pods:
+        step = ((pod.get("metadata") or {}).get("labels") or {}).get(L.STEP)
+        if not step:
+            continue
+        status = pod.get("status") or {}
+        for cs in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason and (step not in out or _rank(reason) > _rank(out[step]["reason"])):
+                out[step] = {"reason": reason, "message": cut(waiting.get("message"), 512)}
+    return out
+
+
+def _rank(reason: str) -> int:
+    return 2 if reason in _IMAGE_PULL else 1 if reason in _CRASH else 0
+
+
+def _available(deployment: Mapping[str, Any] | None) -> tuple[int, int]:
+    """(readyReplicas, availableReplicas) of a Deployment (0, 0 when missing)."""
+    if not deployment:
+        return 0, 0
+    st = deployment.get("status") or {}
+    return int(st.get("readyReplicas") or 0), int(st.get("availableReplicas") or 0)
+
+
+def compute_pipeline_status(
+    pipeline: Mapping[str, Any],
+    deployments: Iterable[Mapping[str, Any]],
+    now: datetime,
+    pod_waiting: Mapping[str, Any] | None = None,
+    conflicts: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The Pipeline's whole new `status`.
+
+    deployments: the app Deployments observed (any; matched to steps by name).
+    pod_waiting: step name → waiting reason of its app pods, as a string ("ImagePullBackOff")
+        or `{reason, message}` (see `waiting_reasons_from_pods`).
+    conflicts: step name -> why one of its app objects cannot be made (the name is held by an
+        object the Pipeline does not own): the step is not ready, whatever answers at its name.
+    A Service-mode step is ready when its Deployment has at least one available replica and no
+    conflict; the Ready condition is True when every such step is ready.
+    """
+    meta = pipeline.get("metadata") or {}
+    spec = plain(pipeline.get("spec"))
+    old = plain(pipeline.get("status"))
+    ns = meta.get("namespace") or "default"
+    by_name = {(d.get("metadata") or {}).get("name"): d for d in deployments}
+    waiting = {
+        k: ({"reason": v, "message": ""} if isinstance(v, str) else dict(v))
+        for k, v in (pod_waiting or {}).items()
+    }
+    steps_status: list[dict[str, Any]] = []
+    problems: list[tuple[int, str, str]] = []  # (rank, reason, message)
+    service_steps = 0
+    for step in spec.get("steps") or []:
+        entry: dict[str, Any] = {"name": step["name"], "mode": step_mode(step)}
+        if step.get("url"):
+            entry.update(url=step["url"], ready=True)
+        elif step_needs_deployment(step):
+            service_steps += 1
+            name = names.app_service_name(meta["name"], step["name"])
+            ready, available = _available(by_name.get(name))
+            conflict = (conflicts or {}).get(step["name"])
+            entry.update(
+                url=f"http://{name}.{ns}.svc:{step_port(step)}",
+                replicas=step_replicas(step),
+                readyReplicas=ready,
+                ready=available >= 1 and not conflict,
+            )
+            if conflict:
+                problems.append((3, R_NAME_CONFLICT, f"step {step['name']}: {conflict}"))
+            elif not entry["ready"]:
+                w = waiting.get(step["name"])
+                if w and w.get("reason") in _IMAGE_PULL:
+                    problems.append((2, R_IMAGE_PULL_FAILED, _msg(step["name"], w)))
+                elif w and w.get("reason") in _CRASH:
+                    problems.append((1, R_CRASH_LOOP, _msg(step["name"], w)))
+                elif name not in by_name:
+                    problems.append(
+                        (0, R_APP_NOT_AVAILABLE, f"step {step['name']}: Deployment {name} not found")
+                    )
+                else:
+                    problems.append(
+                        (
+                            0,
+                            R_APP_NOT_AVAILABLE,
+                            f"step {step['name']}: 0 of {step_replicas(step)} replicas available",
+                        )
+                    )
+        else:
+            entry["ready"] = True
+        steps_status.append(entry)
+    if problems:
+        rank = max(p[0] for p in problems)
+        reason = next(p[1] for p in problems if p[0] == rank)
+        message = "; ".join(p[2] for p in problems)
+        status, cond_reason = FALSE, reason
+    elif service_steps == 0:
+        status, cond_reason, message = TRUE, R_NO_SERVICE_STEPS, "every step runs as a Job or at a url"
+    else:
+        status, cond_reason, message = TRUE, R_READY, f"{service_steps} app services available"
+    out: dict[str, Any] = {
+        "conditions": set_condition(
+            old.get("conditions"), CONDITION_READY, status, cond_reason, message, now, meta.get("generation")
+        ),
+        "steps": steps_status,
+    }
+    if meta.get("generation") is not None:
+        out["observedGeneration"] = meta["generation"]
+    return out
+
+
+def _msg(step: str, waiting: Mapping[str, Any]) -> str:
+    detail = waiting.get("message")
+    text = f"step {step}: {waiting.get('reason')}"
+    return f"{text}: {detail}" if detail else text

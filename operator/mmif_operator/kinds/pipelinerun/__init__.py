@@ -1,0 +1,1 @@
+"""PipelineRun: one batch through a Pipeline; its state machine (phases.py) drives it."""

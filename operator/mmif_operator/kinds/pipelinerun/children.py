@@ -1,0 +1,434 @@
+"""batch/v1 Job dicts for a PipelineRun: prepare, one (item, step), manifest, publish.
+
+Plain dicts, ready for `BatchV1Api.create_namespaced_job(namespace, body)`. Nothing here talks
+to Kubernetes. See docs/design.md ("Execution model") for the pod layout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mmif_operator.core import labels as L
+from mmif_operator.core import names, runner_input, security
+from mmif_operator.core.placement import place_pod
+from mmif_operator.core.specs import (
+    API_VERSION,
+    KIND_RUN,
+    merged_parameters,
+    plain,
+    run_output_path,
+    step_port,
+    step_retries,
+    step_startup_timeout,
+    step_uses_sidecar,
+    workspace_mount_path,
+)
+from mmif_operator.runner import env as E
+from mmif_operator.runner.exitcodes import FAIL_JOB
+
+RUNNER_CONTAINER = "runner"
+APP_CONTAINER = "app"
+WORKSPACE_VOLUME = "workspace"
+TMP_VOLUME = "tmp"
+
+# Runner exit codes that are final: never retried by the Job (runner/exitcodes.py):
+# 1 app error, 3 invalid output, 4 invalid items/input, 5 output conflict, 6 invalid config.
+FINAL_EXIT_CODES = tuple(int(c) for c in FAIL_JOB)
+
+# The runner's memory limit goes with the cap on what it reads of an app's answer
+# (runner/appclient.py, MAX_ANSWER_BYTES = 32 MiB): mmif-python's objects take about 44 bytes per
+# byte of an annotation-dense MMIF, and a step with such an answer just under the cap peaked at
+# 1,424 MiB, with an input of 1 MiB and of 30 MiB alike (the input is freed before the answer is
+# parsed): `python -m bench.runner_memory --input-mib N`. 2 GiB leaves 30% of room.
+RUNNER_RESOURCES = {
+    "requests": {"cpu": "50m", "memory": "128Mi"},
+    "limits": {"cpu": "1", "memory": "2Gi"},
+}
+PREPARE_RETRIES = 2
+MANIFEST_RETRIES = 2
+PUBLISH_RETRIES = 2
+PREPARE_DEADLINE_SECONDS = 3600
+MANIFEST_DEADLINE_SECONDS = 3600
+PUBLISH_DEADLINE_SECONDS = 600
+
+
+class JobOwner(Protocol):
+    """What `_job` and `_volumes` need of their owner: a RunContext or an AnalysisContext."""
+
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def claim_name(self) -> str: ...
+    def owner_reference(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every Job of a run needs to know about the PipelineRun (plain values)."""
+
+    name: str
+    namespace: str
+    uid: str
+    pipeline: str
+    claim_name: str
+    mount_path: str = "/data"
+    output_path: str = ""  # `<mountPath>/<outputDir>/<run>`; computed when empty
+
+    @classmethod
+    def from_run(cls, body: Mapping[str, Any]) -> RunContext:
+        """From a PipelineRun object (dict with metadata and spec)."""
+        meta = body.get("metadata") or {}
+        spec = plain(body.get("spec"))
+        ws = spec.get("workspace") or {}
+        return cls(
+            name=meta["name"],
+            namespace=meta.get("namespace") or "default",
+            uid=meta.get("uid") or "",
+            pipeline=(spec.get("pipelineRef") or {}).get("name", ""),
+            claim_name=ws.get("claimName", ""),
+            mount_path=workspace_mount_path(ws),
+            output_path=run_output_path(meta["name"], ws),
+        )
+
+    @property
+    def run_dir(self) -> str:
+        return self.output_path or f"{self.mount_path.rstrip('/')}/mmif-runs/{self.name}"
+
+    def owner_reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND_RUN,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def _env(pairs: Mapping[str, Any]) -> list[dict[str, str]]:
+    return [{"name": k, "value": str(v)} for k, v in pairs.items() if v is not None]
+
+
+def _runner_base_env(ctx: RunContext) -> dict[str, Any]:
+    return {
+        E.RUN_DIR: ctx.run_dir,
+        E.WORKSPACE: ctx.mount_path,
+        E.RUN_UID: ctx.uid or None,
+    }
+
+
+def _step_names(pipeline_spec: Mapping[str, Any]) -> str:
+    return ",".join(s["name"] for s in pipeline_spec.get("steps") or [])
+
+
+def _runner_container(image: str, command: str, env: Mapping[str, Any], mount_path: str) -> dict[str, Any]:
+    return {
+        "name": RUNNER_CONTAINER,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["mmif-runner", command],
+        "env": _env(env),
+        "resources": json.loads(json.dumps(RUNNER_RESOURCES)),
+        "securityContext": security.runner_security_context(),
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [
+            {"name": WORKSPACE_VOLUME, "mountPath": mount_path},
+            {"name": TMP_VOLUME, "mountPath": "/tmp"},
+        ],
+    }
+
+
+def _volumes(ctx: JobOwner) -> list[dict[str, Any]]:
+    return [
+        {"name": WORKSPACE_VOLUME, "persistentVolumeClaim": {"claimName": ctx.claim_name}},
+        {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+
+
+def pod_failure_policy() -> dict[str, Any]:
+    """App errors, invalid output/items and output conflicts fail the Job at once; evictions
+    and other disruptions do not count against `backoffLimit`."""
+    return {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": RUNNER_CONTAINER,
+                    "operator": "In",
+                    "values": list(FINAL_EXIT_CODES),
+                },
+            },
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]
+    }
+
+
+def _job(
+    ctx: JobOwner,
+    name: str,
+    labels: dict[str, str],
+    pod_spec: dict[str, Any],
+    *,
+    retries: int,
+    deadline: int | None,
+) -> dict[str, Any]:
+    security.secure_pod_spec(pod_spec)
+    pod_spec["restartPolicy"] = "Never"
+    spec: dict[str, Any] = {
+        "backoffLimit": int(retries),
+        "podFailurePolicy": pod_failure_policy(),
+        "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+    }
+    if deadline:
+        spec["activeDeadlineSeconds"] = int(deadline)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": ctx.namespace,
+            "labels": dict(labels),
+            "ownerReferences": [ctx.owner_reference()],
+        },
+        "spec": spec,
+    }
+
+
+def app_url(step: Mapping[str, Any], *, pipeline: str, namespace: str) -> str:
+    """Where the runner POSTs: the sidecar, the step's Service, or the step's `url`."""
+    if step.get("url"):
+        return str(step["url"])
+    if step_uses_sidecar(step):
+        return f"http://127.0.0.1:{step_port(step)}"
+    svc = names.app_service_name(pipeline, step["name"])
+    return f"http://{svc}.{namespace}.svc:{step_port(step)}"
+
+
+def app_sidecar(step: Mapping[str, Any], mount_path: str) -> dict[str, Any]:
+    """The CLAMS app as a native sidecar: started first, then the runner, which waits for its port
+    for the step's `startupTimeoutSeconds` (`sidecar_env`). No startupProbe: with one, the runner
+    would not start before the app listens, and an app that never does (a wrong `port`) would
+    keep the pod in Init for ever, with nothing to say why."""
+    port = step_port(step)
+    container: dict[str, Any] = {
+        "name": APP_CONTAINER,
+        "image": step["image"],
+        "restartPolicy": "Always",
+        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "env": [{"name": e["name"], "value": str(e.get("value", ""))} for e in step.get("env") or []],
+        "securityContext": security.app_security_context(step.get("runAsUser"), step.get("runAsNonRoot")),
+        "volumeMounts": [{"name": WORKSPACE_VOLUME, "mountPath": mount_path, "readOnly": True}],
+    }
+    if not any(e["name"] == "CLAMS_GUNICORN_WORKERS" for e in container["env"]):
+        # One request at a time reaches this app: one worker, one copy of the model in memory.
+        container["env"].append({"name": "CLAMS_GUNICORN_WORKERS", "value": "1"})
+    resources = plain(step.get("resources"))
+    if resources:
+        container["resources"] = resources
+    return container
+
+
+def sidecar_env(step: Mapping[str, Any]) -> dict[str, Any]:
+    """The runner's environment for an app in its own pod: how long the app may take to listen."""
+    return {E.APP_STARTUP_TIMEOUT: step_startup_timeout(step)} if step_uses_sidecar(step) else {}
+
+
+def step_job(
+    ctx: RunContext,
+    run_spec: Mapping[str, Any] | Any,
+    pipeline_spec: Mapping[str, Any] | Any,
+    item_index: int,
+    step_index: int,
+    operator_image: str,
+) -> dict[str, Any]:
+    """The Job running step `step_index` of item `item_index`."""
+    run_spec = plain(run_spec)
+    pipeline_spec = plain(pipeline_spec)
+    steps = pipeline_spec["steps"]
+    step = plain(steps[step_index])
+    name = names.step_job_name(ctx.name, item_index, step_index)
+    labels = L.run_job_labels(
+        ctx.name,
+        ctx.pipeline,
+        L.COMPONENT_STEP,
+        step=step["name"],
+        step_index=step_index,
+        item_index=item_index,
+    )
+    env = _runner_base_env(ctx)
+    env.update(
+        {
+            E.ITEM_INDEX: item_index,
+            E.STEP_INDEX: step_index,
+            E.STEPS: _step_names(pipeline_spec),
+            E.APP_URL: app_url(step, pipeline=ctx.pipeline, namespace=ctx.namespace),
+            E.APP_PARAMS: json.dumps(merged_parameters(step, run_spec), sort_keys=True),
+            **sidecar_env(step),
+        }
+    )
+    if step.get("timeoutSeconds"):
+        # Answer within the step's deadline or count as timed out (the Job's deadline kills anyway).
+        env[E.HTTP_TIMEOUT] = int(step["timeoutSeconds"])
+    pod_spec: dict[str, Any] = {
+        "containers": [_runner_container(operator_image, "step", env, ctx.mount_path)],
+        "volumes": _volumes(ctx),
+    }
+    if step_uses_sidecar(step):
+        pod_spec["initContainers"] = [app_sidecar(step, ctx.mount_path)]
+    place_pod(pod_spec, step)
+    return _job(ctx, name, labels, pod_spec, retries=step_retries(step), deadline=step.get("timeoutSeconds"))
+
+
+def prepare_inputs(ctx: RunContext, run_spec: Mapping[str, Any] | Any) -> list[dict[str, Any]]:
+    """The ConfigMap `<run>-items` holding the inline items for the prepare Job (none for
+    `itemsFrom`); runner_input.TooLarge when they do not fit (core/runner_input.py)."""
+    run_spec = plain(run_spec)
+    if run_spec.get("items") is None:
+        return []
+    payload = runner_input.encode(ctx.uid, {"items": run_spec["items"]})
+    labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PREPARE)
+    return [
+        runner_input.config_map(
+            names.items_config_map_name(ctx.name, ctx.uid),
+            ctx.namespace,
+            labels,
+            ctx.owner_reference(),
+            runner_input.ITEMS_KEY,
+            payload,
+            f"the {len(run_spec['items'])} inline items",
+        )
+    ]
+
+
+def prepare_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, operator_image: str) -> dict[str, Any]:
+    """The Job that normalises the batch into `<runDir>/items.jsonl` and claims `<runDir>`. Inline
+    items come from the ConfigMap of `prepare_inputs`, mounted read-only (never the environment)."""
+    run_spec = plain(run_spec)
+    labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PREPARE)
+    env = _runner_base_env(ctx)
+    if run_spec.get("itemsFrom"):
+        env[E.ITEMS_FROM] = run_spec["itemsFrom"]["path"]
+    runner = _runner_container(operator_image, "prepare", env, ctx.mount_path)
+    pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
+    if run_spec.get("items") is not None:
+        path = runner_input.mount(
+            pod_spec, runner, names.items_config_map_name(ctx.name, ctx.uid), runner_input.ITEMS_KEY
+        )
+        runner["env"].append({"name": E.ITEMS_FILE, "value": path})
+    return _job(
+        ctx,
+        names.prepare_job_name(ctx.name),
+        labels,
+        pod_spec,
+        retries=PREPARE_RETRIES,
+        deadline=PREPARE_DEADLINE_SECONDS,
+    )
+
+
+def states_config_map(
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    owner_reference: Mapping[str, Any],
+    owner_uid: str,
+    item_states: str,
+    failure_reasons: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ConfigMap holding final item states for a manifest Job (a run's or an AnalysisJob's),
+    and why items failed where no pod wrote it (`failurereasons.payload`)."""
+    data: dict[str, Any] = {"itemStates": item_states}
+    if failure_reasons:
+        data["failureReasons"] = dict(failure_reasons)
+    payload = runner_input.encode(owner_uid, data)
+    return runner_input.config_map(
+        name, namespace, labels, owner_reference, runner_input.STATES_KEY, payload, "the item states"
+    )
+
+
+def manifest_inputs(
+    ctx: RunContext, item_states: str, failure_reasons: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The ConfigMap `<run>-states` holding `item_states` (and `failure_reasons`) for the
+    manifest Job."""
+    labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_MANIFEST)
+    return [
+        states_config_map(
+            names.states_config_map_name(ctx.name, ctx.uid),
+            ctx.namespace,
+            labels,
+            ctx.owner_reference(),
+            ctx.uid,
+            item_states,
+            failure_reasons,
+        )
+    ]
+
+
+def manifest_job(
+    ctx: RunContext, pipeline_spec: Mapping[str, Any] | Any, operator_image: str, run_phase: str
+) -> dict[str, Any]:
+    """The Job writing `<runDir>/manifest.json` from the final item states.
+
+    It reads the item states from the ConfigMap of `manifest_inputs`: `status.itemStates` once
+    every item is terminal, where an item that failed a step and went on (onItemFailure
+    Continue) is FAILED at its first failing step. `run_phase` is the phase the run will end in
+    (Succeeded, Failed, Cancelled).
+    """
+    pipeline_spec = plain(pipeline_spec)
+    labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_MANIFEST)
+    env = {
+        E.RUN_DIR: ctx.run_dir,
+        E.RUN_UID: ctx.uid or None,
+        E.RUN_NAME: ctx.name,
+        E.STEPS: _step_names(pipeline_spec),
+        E.RUN_PHASE: run_phase,
+    }
+    runner = _runner_container(operator_image, "manifest", env, ctx.mount_path)
+    pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
+    path = runner_input.mount(
+        pod_spec, runner, names.states_config_map_name(ctx.name, ctx.uid), runner_input.STATES_KEY
+    )
+    runner["env"].append({"name": E.ITEM_STATES_FILE, "value": path})
+    return _job(
+        ctx,
+        names.manifest_job_name(ctx.name),
+        labels,
+        pod_spec,
+        retries=MANIFEST_RETRIES,
+        deadline=MANIFEST_DEADLINE_SECONDS,
+    )
+
+
+def publish_job(
+    ctx: RunContext, operator_image: str, review: Mapping[str, Any], manifest_path: str
+) -> dict[str, Any]:
+    """The Job publishing a reviewed run's outputs (`mmif-runner publish`): it writes
+    `<runDir>/review.json` (the decision, from `review` = status.review) and marks the manifest
+    published. Named `<run>-publish`, owned by the run, bounded like the manifest Job (its pod's
+    start by the run's `startTimeoutSeconds`, its run by `activeDeadlineSeconds`)."""
+    labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PUBLISH)
+    env = {
+        E.RUN_DIR: ctx.run_dir,
+        E.RUN_UID: ctx.uid or None,
+        E.RUN_NAME: ctx.name,
+        E.RUN_NAMESPACE: ctx.namespace,
+        E.MANIFEST_PATH: manifest_path,
+        E.REVIEW_DECISION: review.get("decision"),
+        E.REVIEW_COMMENT: review.get("comment"),
+        E.REVIEWER: review.get("reviewer"),
+        E.REVIEW_DECIDED_AT: review.get("decidedAt"),
+    }
+    runner = _runner_container(operator_image, "publish", env, ctx.mount_path)
+    pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
+    return _job(
+        ctx,
+        names.publish_job_name(ctx.name),
+        labels,
+        pod_spec,
+        retries=PUBLISH_RETRIES,
+        deadline=PUBLISH_DEADLINE_SECONDS,
+    )

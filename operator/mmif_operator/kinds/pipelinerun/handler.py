@@ -1,0 +1,529 @@
+"""PipelineRun: one reconcile loop (a kopf daemon) per run that is not over.
+
+A pass (`reconcile_run`): take the run as the last pass left it (the object its status patch
+returned) or read it again (first pass, timers, a spec change, a conflict); read the Pipeline
+(until the run holds its snapshot) and the PVC (while pending), the run's Jobs from the index, the
+termination messages `plan_run` needs; plan; apply in this order:
+
+1. create Jobs (409 AlreadyExists = success), at most `MAX_CREATES_PER_PASS`;
+2. merge-patch `.status`, conditional on the resourceVersion the plan started from (409
+   Conflict: someone changed the run meanwhile, read it again and plan again at once);
+3. delete Jobs (404 = success): only now, so a finished Job's outcome is already in the status.
+   The loop hands them to `BackgroundDeletes` and goes on; a pass on its own awaits them;
+4. post Events; 5. delete the run when its TTL is over; 6. sleep until the plan's requeue time
+   or a wake-up.
+
+Wake-ups: the run's Jobs when one finishes or vanishes (jobs.py), the run's own spec changes
+(below: `metadata.generation` ahead of `status.observedGeneration`, e.g. `spec.status:
+Cancelled`), its Pipeline appearing or becoming Ready while the run is pending (pipelines.py),
+a pod that cannot start (podstart.py, which looks at the run's Pending pods beside the loop and
+hands the failures to the next pass), and the plan's timer. The loop ends when the
+run is over (and has no TTL to wait for); kopf starts it again at operator start for every run
+still matching the filter, which is the whole restart story: nothing in memory is needed for
+correctness (the cached run only saves a read: a stale one fails the conditional patch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from mmif_operator import metrics
+from mmif_operator.core import labels as L
+from mmif_operator.core.itemstates import ItemPhase
+from mmif_operator.core.kube import events as k8s_events
+from mmif_operator.core.kube.ops import Kube
+from mmif_operator.core.observed import ObservedJob
+from mmif_operator.core.podstart import StartFailure, run_bounds
+from mmif_operator.core.runtime import state as runtime
+from mmif_operator.core.runtime.apply import (
+    apply_creates,
+    patch_status,
+    planned_jobs,
+    sooner,
+    termination_messages,
+)
+from mmif_operator.core.runtime.deletions import BackgroundDeletes
+from mmif_operator.core.runtime.expectations import RecentCreates
+from mmif_operator.core.runtime.loop import Next, Refusals, reconcile_forever, resync_timeout
+from mmif_operator.core.runtime.podstart import PodStartWatch
+from mmif_operator.core.runtime.runner_inputs import delete_config_maps
+from mmif_operator.core.runtime.wakeups import RUN_DEBOUNCE_SECONDS
+from mmif_operator.core.specs import API_GROUP
+from mmif_operator.kinds.analysisjob import handler as analyses
+from mmif_operator.kinds.analysisjob import triggers
+from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
+from mmif_operator.kinds.pipelinerun.planning import (
+    AWAITING_REVIEW,
+    PUBLISHING,
+    TERMINAL_PHASES,
+    RunPlan,
+    Sibling,
+    plan_run,
+    progress_only,
+    request_of,
+    termination_messages_needed,
+)
+from mmif_operator.notifications import outbox
+
+log = logging.getLogger(__name__)
+
+VERSION = "v1alpha1"
+PIPELINE_PLURAL = "pipelines"
+DELETE_RETRY_SECONDS = 10.0
+# A busy run's status is written at most about this often while only its progress moves (one
+# patch per pass, with passes no longer spaced by a debounce, was one write per item-step).
+PROGRESS_INTERVAL_SECONDS = 1.0
+
+EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
+Wake = Callable[[str], object]  # wake the loop of the run of that name (same namespace)
+
+
+class RequestLocks:
+    """One lock per (namespace, request): the runs of one request that await their review are
+    planned one at a time, each after a fresh list of the others, so of two passed at once the
+    first to enter Publishing wins and the other sees it (`kinds.pipelinerun.planning.superseded_by`). In
+    memory: one operator process plans every run."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, namespace: str, request: str) -> AsyncIterator[None]:
+        key = (namespace, request)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._locks.get(key) is lock:
+                del self._locks[key]
+
+
+REQUEST_LOCKS = RequestLocks()
+
+
+@dataclass
+class PassResult:
+    done: bool = False  # nothing more to do: the run is over (or gone)
+    gone: bool = False  # the run is gone, being deleted, or was replaced
+    requeue_after: float | None = None  # come back after this many seconds (None: resync)
+    plan: RunPlan | None = None
+    run: dict[str, Any] | None = None  # the run as read, with the plan's status
+    latest: dict[str, Any] | None = None  # the run as the API server holds it after this pass
+    # (the status patch's answer); None: read it again
+    patched: bool = False  # this pass wrote the status
+
+
+def is_terminal(status: Mapping[str, Any] | None) -> bool:
+    return (status or {}).get("phase") in TERMINAL_PHASES
+
+
+def needs_loop(spec: Mapping[str, Any] | None, status: Mapping[str, Any] | None) -> bool:
+    """Whether a run needs its loop: not over yet, or over with a TTL to enforce."""
+    return not is_terminal(status) or (spec or {}).get("ttlSecondsAfterFinished") is not None
+
+
+def spec_changed(meta: Mapping[str, Any], status: Mapping[str, Any] | None) -> bool:
+    """The spec changed since the status was written (generation ahead of observedGeneration)."""
+    generation = meta.get("generation")
+    observed = (status or {}).get("observedGeneration")
+    return generation is not None and generation != observed
+
+
+async def reconcile_run(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    uid: str | None,
+    observed: Iterable[ObservedJob],
+    *,
+    operator_image: str,
+    now: datetime | None = None,
+    post_event: EventPoster = k8s_events.post,
+    recent: RecentCreates | None = None,
+    known: Mapping[str, Any] | None = None,
+    deletes: BackgroundDeletes | None = None,
+    progress_wait: float = 0.0,
+    refusals: Refusals | None = None,
+    start_failures: Mapping[str, StartFailure] | None = None,
+    wake: Wake | None = None,
+) -> PassResult:
+    """One pass over one run (see the module docstring). `known`: the run as the previous pass
+    left it (`PassResult.latest`), instead of reading it; `deletes`: where Jobs are deleted
+    beside the loop (None: deleted before this returns); `progress_wait`: seconds a
+    progress-only status patch still waits (`progress_only`); the pass then writes nothing but
+    its creates and asks to come back when the wait is over. `refusals`: the creates the loop
+    was refused for good (a name held by another's object, an invalid Job), handed to the
+    planner as failed Jobs of that name (None: only this pass's, planned again at once);
+    `start_failures`: Jobs whose pod cannot start (core/runtime/podstart.py), planned as failed
+    with that reason and message. A run awaiting its review that was made for a request
+    (label `mmif.dev/request`) is planned under the request's lock, with the other runs of the
+    request listed afresh; when it enters Publishing, `wake` wakes those still awaiting theirs."""
+    run = dict(known) if known is not None else await kube.get_custom(RUN_PLURAL, namespace, name)
+    meta = (run or {}).get("metadata") or {}
+    if run is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
+        return PassResult(done=True, gone=True)
+    request = request_of(run)
+    if request is None or (run.get("status") or {}).get("phase") != AWAITING_REVIEW:
+        return await _reconcile(
+            kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
+            refusals, start_failures, None,
+        )  # fmt: skip
+    async with REQUEST_LOCKS.hold(namespace, request):
+        listed = await kube.list_custom(RUN_PLURAL, namespace, {L.REQUEST: request})
+        siblings = [Sibling.from_run(r) for r in listed if (r.get("metadata") or {}).get("name") != name]
+        result = await _reconcile(
+            kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
+            refusals, start_failures, siblings,
+        )  # fmt: skip
+    if result.plan is not None and result.plan.phase == PUBLISHING and result.patched and wake is not None:
+        for sibling in siblings:
+            if sibling.phase == AWAITING_REVIEW:
+                wake(sibling.name)  # it is superseded now: tell it at once
+    return result
+
+
+async def _reconcile(
+    kube: Kube,
+    run: dict[str, Any],
+    observed: Iterable[ObservedJob],
+    operator_image: str,
+    now: datetime | None,
+    post_event: EventPoster,
+    recent: RecentCreates | None,
+    deletes: BackgroundDeletes | None,
+    progress_wait: float,
+    refusals: Refusals | None,
+    start_failures: Mapping[str, StartFailure] | None,
+    siblings: list[Sibling] | None,
+) -> PassResult:
+    meta = run.get("metadata") or {}
+    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+    spec = run.get("spec") or {}
+    status = run.get("status") or {}
+    refusals = refusals if refusals is not None else Refusals()
+    start_failures = start_failures or {}
+    jobs = planned_jobs(observed, refusals, start_failures, meta.get("uid") or "")
+    # Deletes and pod reads are bound to the uid of the run's own Job of that name.
+    uids = {j.name: j.uid for j in jobs if j.uid and j.owned_by(meta.get("uid") or "")}
+    if (
+        is_terminal(status)
+        and spec.get("ttlSecondsAfterFinished") is None
+        and not spec_changed(meta, status)
+        and not jobs
+    ):
+        return PassResult(done=True)
+
+    pipeline_spec = pipeline = None
+    if not status.get("pipelineSpec"):
+        ref = (spec.get("pipelineRef") or {}).get("name")
+        pipeline = await kube.get_custom(PIPELINE_PLURAL, namespace, ref) if ref else None
+        pipeline_spec = (pipeline or {}).get("spec") if pipeline else None
+    workspace_found = True
+    if status.get("phase") in (None, "Pending"):
+        claim = (spec.get("workspace") or {}).get("claimName")
+        workspace_found = bool(claim and await kube.read_pvc(namespace, claim) is not None)
+
+    # A pod that never started has no termination message (an earlier attempt's would mislead).
+    needed = [n for n in termination_messages_needed(run, jobs) if n not in start_failures]
+    messages = await termination_messages(kube, namespace, needed, uids, f"run {namespace}/{name}")
+
+    now = now or datetime.now(UTC)
+    # Pure, but ~50 ms at 10,000 items: off the event loop, so watch streams keep flowing.
+    plan = await asyncio.to_thread(
+        plan_run,
+        run,
+        pipeline_spec,
+        jobs,
+        now,
+        operator_image=operator_image,
+        termination_messages=messages,
+        workspace_found=workspace_found,
+        pipeline=pipeline,
+        siblings=siblings,
+    )
+    if plan.notifications:
+        # Queued in the same status patch as the transition; sent beside the loop (notifications.py).
+        queued = outbox.queue(
+            status.get("notifications"),
+            plan.notifications,
+            outbox.parse_targets(plan.status.get("pipelineSpec") or pipeline_spec),
+            run_uid=meta.get("uid") or "",
+            phase=plan.phase,
+            now=now,
+        )
+        if queued is not None:
+            plan.status["notifications"] = plan.status_patch["notifications"] = queued
+    result = PassResult(
+        requeue_after=plan.requeue_after, plan=plan, run={**run, "status": plan.status}, latest=run
+    )
+
+    # 1. Create (409 = it exists: fine), at most MAX_CREATES_PER_PASS now, none that this loop
+    # just created and the index does not show yet (expectations.py).
+    skip = recent.pending(j.name for j in jobs) if recent is not None else set()
+    if deletes is not None:
+        skip |= deletes.pending()  # a Job still being deleted is not created again yet
+    wanted = [b for b in plan.create if b["metadata"]["name"] not in skip]
+    result.requeue_after = sooner(
+        result.requeue_after,
+        await apply_creates(
+            kube,
+            run,
+            wanted,
+            plan.create_config_maps,
+            refusals,
+            f"run {namespace}/{name}",
+            post_event,
+            recent,
+        ),
+    )
+
+    # 2. The status, only if changed, only onto the version just read; progress alone waits.
+    if plan.status_patch and progress_wait > 0 and progress_only(plan, status):
+        result.requeue_after = (
+            progress_wait if result.requeue_after is None else min(result.requeue_after, progress_wait)
+        )
+        return result
+    if plan.status_patch:
+        patched = await patch_status(kube, RUN_PLURAL, run, plan.status_patch)
+        if patched.conflict or patched.gone:
+            # Changed meanwhile (or gone): nothing deleted, nothing lost; read and plan again.
+            return PassResult(requeue_after=0.0, done=patched.gone, gone=patched.gone)
+        result.latest = patched.obj
+        result.patched = True
+        if "notifications" in plan.status_patch:
+            runtime.NOTIFY_WAKERS.wake(runtime.run_key(namespace, name))
+
+    # 3. Delete only what the status now accounts for: beside the loop, or before returning (a
+    # pass on its own, or the pass that ends the run, which awaits every delete still going).
+    if plan.delete:
+        own = deletes is None
+        if deletes is None:
+            deletes = BackgroundDeletes(
+                lambda n, u=None: _delete_job(kube, namespace, n, u), label=f"run {namespace}/{name}: "
+            )
+        deletes.submit(plan.delete, uids)
+        if own or plan.phase in TERMINAL_PHASES:
+            await deletes.drain()
+            if deletes.take_failures():
+                result.requeue_after = min(result.requeue_after or 10.0, 10.0)
+
+    await delete_config_maps(
+        kube, namespace, plan.delete_config_maps, meta.get("uid") or "", f"run {namespace}/{name}"
+    )
+
+    # 4. Events, logs and metrics.
+    if plan.phase != status.get("phase"):
+        cond: dict[str, Any] = next(
+            (c for c in plan.status.get("conditions") or () if c.get("type") == "Succeeded"), {}
+        )
+        log.info(
+            "run %s/%s: %s -> %s (%s: %s)",
+            namespace,
+            name,
+            status.get("phase") or "new",
+            plan.phase,
+            cond.get("reason"),
+            cond.get("message"),
+        )
+    for event in plan.events:
+        post_event(run, event.type, event.reason, event.message)
+    _record_metrics(run, status, plan)
+
+    # 5. The run just ended: sweep the Jobs the index may not show yet (e.g. created by a pass
+    # that then lost a status conflict), since its loop stops now. Same rule as the planner's.
+    if plan.phase in TERMINAL_PHASES and status.get("phase") not in TERMINAL_PHASES:
+        await _sweep(kube, run, plan, now, operator_image)
+
+    # 6. TTL.
+    if plan.delete_run:
+        await kube.delete_custom(RUN_PLURAL, namespace, name, uid=meta.get("uid"))
+        log.info("run %s/%s: deleted (ttlSecondsAfterFinished)", namespace, name)
+        result.done = result.gone = True
+    elif plan.phase in TERMINAL_PHASES and spec.get("ttlSecondsAfterFinished") is None:
+        result.done = True
+    return result
+
+
+async def _sweep(
+    kube: Kube, run: Mapping[str, Any], plan: RunPlan, now: datetime, operator_image: str
+) -> None:
+    meta = run.get("metadata") or {}
+    namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    try:
+        bodies = await kube.list_jobs(namespace, {L.MANAGED_BY: L.MANAGER, L.RUN: L.label_value(name)})
+        fresh = [j for j in map(ObservedJob.from_job, bodies) if j is not None and j.name not in plan.delete]
+        if not fresh:
+            return
+        ended = {**run, "status": plan.status}
+        sweep = plan_run(ended, None, fresh, now, operator_image=operator_image)
+        uids = {j.name: j.uid for j in fresh}
+        for job_name in sweep.delete:
+            await _delete_job(kube, namespace, job_name, uids.get(job_name))
+    except Exception as e:  # noqa: BLE001 - housekeeping only; GC removes them with the run
+        log.warning("run %s/%s: sweeping Jobs after the end: %s", namespace, name, e)
+
+
+async def _delete_job(kube: Kube, namespace: str, name: str, uid: str | None) -> Any:
+    """Delete the Job `name`, only the object of `uid` when known (a precondition)."""
+    return await (kube.delete_job(namespace, name, uid=uid) if uid else kube.delete_job(namespace, name))
+
+
+def _record_metrics(run: Mapping[str, Any], old_status: Mapping[str, Any], plan: RunPlan) -> None:
+    pipeline = ((run.get("spec") or {}).get("pipelineRef") or {}).get("name", "")
+    if plan.phase in TERMINAL_PHASES and old_status.get("phase") not in TERMINAL_PHASES:
+        metrics.run_finished(plan.phase)
+    if "failures" in plan.status_patch:
+        metrics.item_failures(
+            pipeline, metrics.new_failures(old_status.get("failures"), plan.status.get("failures"))
+        )
+
+
+def _in_flight(plan: RunPlan | None) -> int | None:
+    if plan is None or plan.item_states is None:
+        return None
+    return sum(1 for s in plan.item_states if s.phase is ItemPhase.RUNNING)
+
+
+def run_ref(namespace: str, name: str, uid: str | None) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{API_GROUP}/{VERSION}",
+        "kind": "PipelineRun",
+        "metadata": {"name": name, "namespace": namespace, "uid": uid},
+    }
+
+
+# -- kopf handlers -----------------------------------------------------------------------------
+
+
+def _needs_loop(spec: Any, status: Any, **_: Any) -> bool:
+    return needs_loop(spec, status)
+
+
+# kopf passes the index `run_jobs` by name, which its DaemonFn protocol cannot list.
+@kopf.daemon(API_GROUP, VERSION, RUN_PLURAL, id="run-loop", when=_needs_loop)  # type: ignore[arg-type]
+async def run_loop(
+    name: str,
+    namespace: str | None,
+    uid: str,
+    spec: Any,
+    stopped: Any,
+    logger: kopf.Logger,
+    run_jobs: kopf.Index,
+    **_: Any,
+) -> None:
+    """The run's reconcile loop (see the module docstring)."""
+    assert namespace is not None  # a namespaced resource: kopf's None is for cluster-scoped ones
+    key = runtime.run_key(namespace, name)
+    cfg = runtime.config()
+    waker = runtime.RUN_WAKERS.register(key, pipeline=(spec.get("pipelineRef") or {}).get("name"))
+    # Pods that cannot start make no Job event: looked at beside the loop (core/runtime/podstart.py).
+    pods = PodStartWatch(
+        namespace, {L.RUN: L.label_value(name)}, run_ref(namespace, name, uid), wake=waker.wake
+    )
+    recent = RecentCreates()
+    refusals = Refusals()
+    deletes = BackgroundDeletes(
+        lambda job, job_uid=None: _delete_job(runtime.kube(), namespace, job, job_uid),
+        label=f"run {namespace}/{name}: ",
+    )
+    known: dict[str, Any] | None = None  # the run as the last pass left it
+    last_patch = float("-inf")  # time.monotonic() of this loop's last status patch
+
+    async def one_pass(refresh: bool) -> Next:
+        nonlocal known, last_patch
+        start_from, known = (None if refresh else known), None  # None again if this pass raises
+        wait = max(0.0, last_patch + PROGRESS_INTERVAL_SECONDS - time.monotonic())
+        jobs = list(run_jobs.get(key, ()))
+        pods.prune(jobs)
+        result = await reconcile_run(
+            runtime.kube(),
+            namespace,
+            name,
+            uid,
+            jobs,
+            operator_image=cfg.operator_image,
+            recent=recent,
+            known=start_from,
+            deletes=deletes,
+            progress_wait=wait,
+            refusals=refusals,
+            start_failures=pods.failures,
+            wake=lambda other: runtime.RUN_WAKERS.wake(runtime.run_key(namespace, other), refresh=True),
+        )
+        known = result.latest
+        if result.plan is not None:
+            waker.tags["pending"] = result.plan.phase == "Pending"  # its Pipeline's readiness wakes it
+        if result.patched:
+            last_patch = time.monotonic()
+        if result.run is not None and not result.gone and triggers.pending_templates(result.run):
+            try:
+                await analyses.trigger_analyses(runtime.kube(), result.run)
+            except Exception as e:  # noqa: BLE001 - decided again at the next pass
+                logger.warning(f"triggering analyses: {type(e).__name__}: {e}")
+                result.requeue_after = min(result.requeue_after or 5.0, 5.0)
+        in_flight = _in_flight(result.plan)
+        if in_flight is not None:
+            metrics.set_in_flight(key, in_flight)
+        # Jobs in flight, or just created (the index shows them at the next pass).
+        active = (
+            result.run is not None
+            and not result.done
+            and (
+                bool(in_flight)
+                or bool(result.plan and result.plan.create)
+                or any(not j.finished for j in jobs)
+            )
+        )
+        if active and result.run is not None:
+            # Beside the loop, not in it: a slow list must not delay the next pass.
+            pods.maybe_look(runtime.kube(), jobs, run_bounds(result.run))
+        if result.gone:
+            return Next(stop=True)
+        if result.done:
+            # Over: kopf stops this daemon once it sees the final status (the filter no longer
+            # matches). Returning on our own would keep kopf from ever starting it again in this
+            # process (e.g. when a TTL is added later), so wait for that stop instead.
+            metrics.set_in_flight(key, None)
+            return Next(timeout=None)
+        timeout = resync_timeout(result.requeue_after, cfg.resync_seconds)
+        if active:
+            # Pods that cannot start produce no Job events: look again when the next could be due.
+            timeout = min(timeout, max(pods.seconds_left(), 0.5))
+        if deletes.take_failures():
+            timeout = min(timeout, DELETE_RETRY_SECONDS)
+        return Next(timeout=timeout)
+
+    try:
+        await reconcile_forever(
+            waker,
+            stopped,
+            logger,
+            kind="run",
+            ref=run_ref(namespace, name, uid),
+            one_pass=one_pass,
+            debounce=RUN_DEBOUNCE_SECONDS,
+        )
+    finally:
+        deletes.cancel()  # a new loop (or process) plans them again from the status
+        pods.cancel()
+        runtime.RUN_WAKERS.unregister(waker)
+        metrics.set_in_flight(key, None)
+
+
+@kopf.on.event(API_GROUP, VERSION, RUN_PLURAL)
+def run_event(name: str, namespace: str | None, meta: Any, status: Any, type: str | None, **_: Any) -> None:
+    """Wake the run's loop when its spec changed (e.g. `spec.status: Cancelled`). Our own status
+    patches do not change the generation, so they do not wake it."""
+    assert namespace is not None  # a namespaced resource: kopf's None is for cluster-scoped ones
+    if type != "DELETED" and spec_changed(meta, status):
+        runtime.RUN_WAKERS.wake(runtime.run_key(namespace, name), refresh=True)

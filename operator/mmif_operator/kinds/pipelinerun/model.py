@@ -1,0 +1,454 @@
+"""The PipelineRun custom resource: one batch of media sent through a Pipeline."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+from pydantic import Field
+
+from mmif_operator.core import failurereasons
+from mmif_operator.core.cel import Rule
+from mmif_operator.core.model import (
+    DNS_SUBDOMAIN,
+    MAX_FAILURE_MESSAGE,
+    MAX_FAILURES,
+    Condition,
+    MountPath,
+    RelativePath,
+    ShortString,
+    SpecModel,
+    StatusModel,
+    Timestamp,
+    list_map,
+)
+from mmif_operator.core.requester import Requester
+from mmif_operator.kinds.analysisjob.model import MAX_ANALYSES
+from mmif_operator.kinds.pipeline.model import MAX_STEPS, PipelineSpec
+from mmif_operator.kinds.pipelinerun.review import ReviewStatus, RunReview
+from mmif_operator.notifications.model import RunNotifications
+
+KIND = "PipelineRun"
+PLURAL = "pipelineruns"
+MAX_INLINE_ITEMS = 1000
+MAX_HISTORY = 20
+MAX_FAILURE_REASONS = failurereasons.MAX_REASONS
+
+
+StepParams = Annotated[dict[str, ShortString], Field(max_length=50)]
+"""CLAMS runtime parameters of one step: name -> value."""
+
+
+class RunPhase(enum.StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    AWAITING_REVIEW = "AwaitingReview"
+    PUBLISHING = "Publishing"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+class RunStage(enum.StrEnum):
+    """The fine stage of a run: a state of its template (kinds/pipelinerun/phases.py). Several stages
+    share a phase: Preparing, RunningItems, WritingManifest, Cancelling and TimingOut are all
+    phase `Running`."""
+
+    PENDING = "Pending"
+    PREPARING = "Preparing"
+    RUNNING_ITEMS = "RunningItems"
+    WRITING_MANIFEST = "WritingManifest"
+    CANCELLING = "Cancelling"
+    TIMING_OUT = "TimingOut"
+    AWAITING_REVIEW = "AwaitingReview"
+    PUBLISHING = "Publishing"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+class OnItemFailure(enum.StrEnum):
+    STOP = "Stop"
+    CONTINUE = "Continue"
+
+
+class RunSpecStatus(enum.StrEnum):
+    """What a user may set in `spec.status`."""
+
+    CANCELLED = "Cancelled"
+
+
+class PipelineRef(SpecModel):
+    """Names the Pipeline a run follows."""
+
+    name: str = Field(
+        description="The name of a Pipeline in the run's namespace.",
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
+    )
+
+
+class RunWorkspace(SpecModel):
+    """The volume holding the run's media and receiving its outputs."""
+
+    claim_name: str = Field(
+        description="The name of a PersistentVolumeClaim in the run's namespace.",
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
+    )
+    mount_path: MountPath = Field(
+        "/data",
+        description="Where the claim is mounted in the step pods. Documents' locations are relative to it.",
+    )
+    output_dir: RelativePath = Field(
+        "mmif-runs",
+        description="The folder, relative to `mountPath`, under which the run writes "
+        "`<outputDir>/<run name>/`.",
+    )
+
+
+class Document(SpecModel):
+    """One media file of an item."""
+
+    location: RelativePath = Field(
+        description="The file's path relative to the workspace's `mountPath`, e.g. `videos/news-1.mp4`."
+    )
+    mime_type: str = Field(
+        description="The file's MIME type; its top-level type (`video`, `audio`, `image` or "
+        "`text`) sets the MMIF document type, e.g. `video/mp4`.",
+        pattern=r"^(video|audio|image|text)/[-+.a-zA-Z0-9]+$",
+        max_length=127,
+    )
+
+
+class Item(SpecModel):
+    """One unit of work: its documents, or an MMIF file to continue from."""
+
+    name: str | None = Field(None, description="A label for the item in status and manifest.", max_length=63)
+    documents: list[Document] | None = Field(
+        None,
+        description="The media files the item's source MMIF is built from.",
+        min_length=1,
+        max_length=10,
+    )
+    mmif: RelativePath | None = Field(
+        None,
+        description="The path, relative to the workspace's `mountPath`, of an existing MMIF file "
+        "to send through the pipeline instead of building one from documents.",
+    )
+
+    cel_rules = (
+        Rule(
+            "has(self.documents) != has(self.mmif)",
+            "an item needs exactly one of documents or mmif",
+            check=lambda i: (i.documents is None) != (i.mmif is None),
+        ),
+    )
+
+
+class ItemsFrom(SpecModel):
+    """A batch stored on the workspace."""
+
+    path: RelativePath = Field(
+        description="A JSON Lines file, relative to the workspace's `mountPath`, holding one "
+        "item per line in the same shape as `items` entries."
+    )
+
+
+IMMUTABLE_SPEC_FIELDS = (
+    "pipelineRef",
+    "workspace",
+    "items",
+    "itemsFrom",
+    "parallelism",
+    "params",
+    "timeoutSeconds",
+    "startTimeoutSeconds",
+    "onItemFailure",
+    "requester",
+)
+"""Every spec field but `status` and `ttlSecondsAfterFinished`: set once, at creation."""
+
+
+def _immutable(field: str) -> Rule:
+    return Rule(
+        f"has(self.{field}) == has(oldSelf.{field})"
+        f" && (!has(self.{field}) || self.{field} == oldSelf.{field})",
+        f"spec.{field} is immutable",
+        field_path=f".{field}",
+    )
+
+
+class PipelineRunSpec(SpecModel):
+    """The desired state of a PipelineRun. Only `status` and `ttlSecondsAfterFinished` may change
+    after creation."""
+
+    pipeline_ref: PipelineRef = Field(description="The Pipeline the run follows.")
+    workspace: RunWorkspace = Field(description="The volume holding the media and receiving the outputs.")
+    items: list[Item] | None = Field(
+        None,
+        description="The batch, inline. Exactly one of `items` and `itemsFrom` is set.",
+        min_length=1,
+        max_length=MAX_INLINE_ITEMS,
+    )
+    items_from: ItemsFrom | None = Field(
+        None,
+        description="The batch, from a file on the workspace (for batches too large to list "
+        "inline). Exactly one of `items` and `itemsFrom` is set.",
+    )
+    parallelism: int = Field(4, description="How many items are in flight at once.", ge=1, le=1000)
+    params: dict[str, StepParams] = Field(
+        default_factory=dict,
+        description="Per-step parameter overrides: step name -> CLAMS runtime parameter -> "
+        "value. They replace the Pipeline step's `parameters` of the same name.",
+        max_length=MAX_STEPS,
+    )
+    timeout_seconds: int | None = Field(
+        None,
+        description="The whole run's deadline; items still in flight then are cancelled and the "
+        "run fails with reason `Timeout`. No deadline when unset.",
+        ge=1,
+    )
+    start_timeout_seconds: int = Field(
+        900,
+        description="How long the run may wait to start: for its Pipeline to exist and be "
+        "`Ready` (Service-mode apps pulled and listening) and its PersistentVolumeClaim to exist, "
+        "counted from the run's creation; then the run fails with the reason it waited for "
+        "(`PipelineNotFound`, `PipelineNotReady`, `WorkspaceNotFound`). It also bounds how long "
+        "the run's own prepare and manifest pods may take to start.",
+        ge=1,
+        le=86400,
+    )
+    on_item_failure: OnItemFailure = Field(
+        OnItemFailure.STOP,
+        description="What happens to an item whose step fails. `Stop`: the item stops there. "
+        "`Continue`: the failed step's MMIF goes on to the next step (the item still counts as "
+        "failed).",
+    )
+    status: RunSpecStatus | None = Field(
+        None,
+        description="Set to `Cancelled` to cancel the run: the operator deletes the Jobs in "
+        "flight and the run ends `Cancelled`. A cancellation cannot be withdrawn.",
+    )
+    requester: Requester | None = Field(
+        None,
+        description="Who created the run. Set by the operator's admission webhook; setting or "
+        "changing it by hand is rejected. The run's analyses are authorised for this user.",
+    )
+    review: RunReview | None = Field(
+        None,
+        description="The reviewer's decision, for a run whose Pipeline requires review. Set it "
+        "with `kubectl patch` once the run is `AwaitingReview`; it cannot change once made.",
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        None,
+        description="Delete the run (and its Jobs) this many seconds after it ends. Kept "
+        "forever when unset. The outputs on the volume are never deleted.",
+        ge=0,
+    )
+
+    cel_rules = (
+        Rule(
+            "has(self.items) != has(self.itemsFrom)",
+            "spec: exactly one of items or itemsFrom must be set",
+            check=lambda r: (r.items is None) != (r.items_from is None),
+        ),
+        Rule(
+            "has(self.status) || !has(oldSelf.status)",
+            "spec.status: a cancelled run cannot be resumed",
+            field_path=".status",
+        ),
+        Rule(
+            "!has(oldSelf.review) || (has(self.review) && self.review == oldSelf.review)",
+            "spec.review: a review decision cannot change or be withdrawn once made",
+            field_path=".review",
+        ),
+        *map(_immutable, IMMUTABLE_SPEC_FIELDS),
+    )
+
+
+class StepCounts(StatusModel):
+    """How many items are at each phase of one step."""
+
+    name: str = Field(description="The step's name.", max_length=30)
+    pending: int = Field(0, description="Items that have not reached the step yet.", ge=0)
+    running: int = Field(0, description="Items whose Job for this step is in flight.", ge=0)
+    succeeded: int = Field(0, description="Items that passed the step.", ge=0)
+    failed: int = Field(0, description="Items that failed at the step.", ge=0)
+
+
+class Failure(StatusModel):
+    """One item that failed at one step."""
+
+    item: str | None = Field(None, description="The item's name, if it has one.", max_length=63)
+    index: int = Field(description="The item's position in the batch, from 0.", ge=0)
+    step: str = Field(description="The step that failed.", max_length=30)
+    reason: str = Field(
+        description="A CamelCase word, e.g. `AppError`, `InvalidOutput`, `Timeout`.",
+        max_length=128,
+    )
+    message: str = Field(
+        "",
+        description=f"What went wrong (at most {MAX_FAILURE_MESSAGE} characters).",
+        max_length=MAX_FAILURE_MESSAGE,
+    )
+    time: Timestamp = Field(description="When the failure was recorded.")
+
+
+class FailureReason(StatusModel):
+    """Why items failed at a step when no pod of theirs could say it (see `itemFailureReasons`)."""
+
+    step: str | None = Field(None, description="The step the items failed at.", max_length=30)
+    reason: str = Field(
+        description="A CamelCase word, e.g. `ImagePullFailed`, `PodCreateFailed`.", max_length=128
+    )
+    message: str = Field(
+        "",
+        description="The first such failure's message (the kubelet's, the "
+        "scheduler's or the Job controller's).",
+        max_length=MAX_FAILURE_MESSAGE,
+    )
+
+
+class Transition(StatusModel):
+    """One change of the run's phase."""
+
+    from_: RunPhase | None = Field(
+        None, alias="from", description="The phase before (none for the first entry)."
+    )
+    to: RunPhase = Field(description="The phase after.")
+    reason: str = Field(description="Why the phase changed, e.g. `Running`.", max_length=128)
+    time: Timestamp = Field(description="When the phase changed.")
+
+
+class AnalysisState(enum.StrEnum):
+    CREATED = "Created"
+    NOT_AUTHORIZED = "NotAuthorized"
+    NAME_CONFLICT = "NameConflict"
+    CREATE_FAILED = "CreateFailed"
+
+
+class RunAnalysis(StatusModel):
+    """What became of one of the Pipeline's `analyses` for this run."""
+
+    name: str = Field(description="The analysis's name in the Pipeline.", max_length=30)
+    analysis_job: str | None = Field(
+        None, description="The AnalysisJob created for it (`<run>-<name>`).", max_length=253
+    )
+    state: AnalysisState = Field(
+        description="`Created`; `NotAuthorized` (the requester may "
+        "not create AnalysisJobs here); `NameConflict` (an AnalysisJob "
+        "`<run>-<name>` exists that this run does not own: it is left "
+        "alone, and the message names its owner); `CreateFailed` (the API "
+        "server refused the AnalysisJob)."
+    )
+    message: str = Field("", description="Why, when not created.", max_length=1024)
+
+
+class PipelineRunStatus(StatusModel):
+    """The observed state of a PipelineRun."""
+
+    observed_generation: int | None = Field(
+        None, description="The `metadata.generation` this status describes.", ge=0
+    )
+    phase: RunPhase | None = Field(
+        None,
+        description="Pending, Running, AwaitingReview, Publishing (the last two only when the "
+        "Pipeline requires review), Succeeded, Failed or Cancelled.",
+    )
+    stage: RunStage | None = Field(
+        None,
+        description="The state of the run's template (docs/state-machines.md) it is in: finer "
+        "than `phase`. While `phase` is `Running`: `Preparing` (the prepare Job lists the batch), "
+        "`RunningItems`, `WritingManifest` (every item is done; the manifest Job runs), "
+        "`Cancelling` or `TimingOut` (items were stopped; the manifest Job runs). Otherwise the "
+        "same as `phase`.",
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="`Succeeded`: `Unknown` while the run is pending or running, then `True` or "
+        "`False`; its reason says why (e.g. `PipelineNotFound`, `ItemsFailed`, `Timeout`).",
+        max_length=8,
+        json_schema_extra=list_map("type"),
+    )
+    start_time: Timestamp | None = Field(None, description="When the run started running.")
+    completion_time: Timestamp | None = Field(None, description="When the run ended.")
+    progress: str | None = Field(
+        None,
+        description="Items done (succeeded, failed or cancelled) over items in the batch, e.g. `120/500`.",
+        pattern=r"^[0-9]+/[0-9]+$",
+        max_length=32,
+    )
+    item_count: int | None = Field(
+        None, description="How many items the batch holds (known once prepared).", ge=0
+    )
+    items_succeeded: int = Field(0, description="Items that passed every step.", ge=0)
+    items_failed: int = Field(0, description="Items that failed at a step.", ge=0)
+    items_cancelled: int = Field(0, description="Items stopped by cancellation or the run's timeout.", ge=0)
+    steps: list[StepCounts] = Field(
+        default_factory=list,
+        description="Item counts per step, in the pipeline's order.",
+        max_length=MAX_STEPS,
+        json_schema_extra=list_map("name"),
+    )
+    failures: list[Failure] = Field(
+        default_factory=list,
+        description=f"The {MAX_FAILURES} latest item failures, oldest first; the manifest lists them all.",
+        max_length=MAX_FAILURES,
+    )
+    history: list[Transition] = Field(
+        default_factory=list,
+        description=f"The {MAX_HISTORY} latest phase changes, oldest first.",
+        max_length=MAX_HISTORY,
+    )
+    item_states: str | None = Field(
+        None,
+        description="The state of every item, compressed (one byte per item, zlib, base64); "
+        "read it with `mmif_operator.core.itemstates`.",
+    )
+    item_failed_steps: str | None = Field(
+        None,
+        description="The failed steps of every item, compressed (one 32-bit mask per item, bit k "
+        "set when step k failed; little-endian, zlib, base64); used with `onItemFailure: "
+        "Continue`, where an item goes on after a failed step.",
+    )
+    failure_reasons: list[FailureReason] | None = Field(
+        None,
+        description="Why items failed when none of their pods could write it (a pod that could not "
+        "start, a Job that could not be created): one entry per step and reason; the manifest "
+        "gives each such item its entry.",
+        max_length=MAX_FAILURE_REASONS,
+    )
+    item_failure_reasons: str | None = Field(
+        None,
+        description="Which items have a `failureReasons` entry, compressed (one byte per item: 0 "
+        "none, n the n-th entry; zlib, base64); read it with `mmif_operator.core.failurereasons`.",
+    )
+    pipeline_spec: PipelineSpec | None = Field(
+        None,
+        description="The Pipeline's spec as it was when the run started; the run follows this "
+        "copy, so editing the Pipeline does not change runs already started.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    analyses: list[RunAnalysis] = Field(
+        default_factory=list,
+        description="The Pipeline's `analyses` for this run: created, or why not (see also the "
+        "`AnalysesCreated` condition).",
+        max_length=MAX_ANALYSES,
+        json_schema_extra=list_map("name"),
+    )
+    output_path: str | None = Field(
+        None,
+        description="The run's output folder as seen in pods, e.g. `/data/mmif-runs/run-1`.",
+    )
+    manifest_path: str | None = Field(None, description="The run's manifest, `<outputPath>/manifest.json`.")
+    review: ReviewStatus | None = Field(
+        None,
+        description="The review, for a run whose Pipeline requires one (`pipelineSpec.review`): "
+        "since and until when it awaits, and the decision acted on.",
+    )
+    notifications: RunNotifications | None = Field(
+        None,
+        description="The notifications the run's transitions sent to the Pipeline's "
+        "`notifications` targets: one delivery per target and event, with its attempts.",
+    )

@@ -1,1 +1,0 @@
-"""Run phases and their transitions: the tables (`table.py`) and their docs (`docs.py`)."""
