@@ -53,20 +53,36 @@ from mmif_operator.core.specs import (
 )
 from mmif_operator.core.status import UNKNOWN, capped, cut, find_condition, parse_time, rfc3339, set_condition
 from mmif_operator.kinds.pipelinerun import children as J
-from mmif_operator.kinds.pipelinerun.model import MAX_FAILURE_MESSAGE, MAX_FAILURES, MAX_HISTORY
+from mmif_operator.kinds.pipelinerun.model import (
+    MAX_FAILURE_MESSAGE,
+    MAX_FAILURES,
+    MAX_HISTORY,
+    RunPhase,
+    RunStage,
+)
 from mmif_operator.kinds.pipelinerun.phases import Announce, Notify, Template, template_for, transition
 from mmif_operator.kinds.pipelinerun.phases import Event as PhaseEvent
 from mmif_operator.kinds.pipelinerun.review import DEFAULT_REVIEW_TIMEOUT_SECONDS, ReviewDecision
 from mmif_operator.notifications.model import NotificationEvent
 from mmif_operator.runner.paths import MANIFEST_FILE, REVIEW_FILE
 
-# Run phases.
-PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = "Pending", "Running", "Succeeded", "Failed", "Cancelled"
-AWAITING_REVIEW, PUBLISHING = "AwaitingReview", "Publishing"
+# Run phases and stages, as plain strings (statuses are plain dicts here); declared in the model.
+PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    RunPhase.PENDING.value,
+    RunPhase.RUNNING.value,
+    RunPhase.SUCCEEDED.value,
+    RunPhase.FAILED.value,
+    RunPhase.CANCELLED.value,
+)
+AWAITING_REVIEW, PUBLISHING = RunPhase.AWAITING_REVIEW.value, RunPhase.PUBLISHING.value
 TERMINAL_PHASES = (SUCCEEDED, FAILED, CANCELLED)
 # Run stages (status.stage) besides those named like a phase: the phase is Running in them.
-PREPARING, RUNNING_ITEMS, WRITING_MANIFEST = "Preparing", "RunningItems", "WritingManifest"
-STAGE_CANCELLING, STAGE_TIMING_OUT = "Cancelling", "TimingOut"
+PREPARING, RUNNING_ITEMS, WRITING_MANIFEST = (
+    RunStage.PREPARING.value,
+    RunStage.RUNNING_ITEMS.value,
+    RunStage.WRITING_MANIFEST.value,
+)
+STAGE_CANCELLING, STAGE_TIMING_OUT = RunStage.CANCELLING.value, RunStage.TIMING_OUT.value
 
 # Phase events: the events of the state machine (kinds/pipelinerun/phases.py, `run-workflow`).
 EV_CREATED = PhaseEvent.CREATED.value
