@@ -11,4 +11,11 @@ core/runtime/startup.py        settings and the Kubernetes client (on.startup / 
 core/runtime/jobs.py           index of the runs' Jobs + Job events waking the run loops (read-only)
 """
 
+# Imported for their side effect: each module registers its handlers with kopf.
 from mmif_operator.admission import handler as admission  # noqa: F401
+from mmif_operator.admission import validation  # noqa: F401
+from mmif_operator.core.runtime import jobs, startup  # noqa: F401
+from mmif_operator.kinds.analysisjob import handler as analyses  # noqa: F401
+from mmif_operator.kinds.pipeline import handler as pipelines  # noqa: F401
+from mmif_operator.kinds.pipelinerun import handler as runs  # noqa: F401
+from mmif_operator.notifications import handler as notifications  # noqa: F401

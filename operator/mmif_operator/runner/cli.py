@@ -13,7 +13,15 @@ import traceback
 from typing import Literal, overload
 
 from mmif_operator.runner import env, files
-from mmif_operator.runner.exitcodes import (
+from mmif_operator.runner.exitcodes import (  # noqa: F401
+    APP_ERROR,
+    FAIL_JOB,
+    INFRA,
+    INVALID_CONFIG,
+    INVALID_INPUT,
+    INVALID_OUTPUT,
+    OK,
+    OUTPUT_CONFLICT,
     ExitCode,
     Reason,
 )
