@@ -35,6 +35,7 @@ DEFAULT_OUTPUT_DIR = str(_default(RunWorkspace, "output_dir"))
 DEFAULT_PARALLELISM = int(_default(PipelineRunSpec, "parallelism"))
 DEFAULT_STARTUP_TIMEOUT = int(_default(App, "startup_timeout_seconds"))
 DEFAULT_START_TIMEOUT = int(_default(PipelineRunSpec, "start_timeout_seconds"))
+DEFAULT_PROGRESS_DEADLINE = int(_default(pipeline_api.PipelineSpec, "progress_deadline_seconds"))
 MODE_JOB = StepMode.JOB.value
 MODE_SERVICE = StepMode.SERVICE.value
 ON_FAILURE_STOP = OnItemFailure.STOP.value
