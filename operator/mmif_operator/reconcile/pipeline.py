@@ -233,9 +233,11 @@ def compute_pipeline_status(
                 ready=available >= 1 and not conflict,
             )
             if entry["ready"] and _rolling_out(by_name.get(name), step_replicas(step)):
+                dep_status = (by_name.get(name) or {}).get("status") or {}
                 rolling.append(
-                    f"step {step['name']}: {available} of {step_replicas(step)} replicas available "
-                    "with the latest spec"
+                    f"step {step['name']}: rolling out the latest spec "
+                    f"({int(dep_status.get('updatedReplicas') or 0)} of {step_replicas(step)} replicas "
+                    f"updated, {available} available)"
                 )
             if conflict:
                 problems.append((3, R_NAME_CONFLICT, f"step {step['name']}: {conflict}"))
