@@ -40,9 +40,10 @@ images: ## build the operator and test-app images and load them into the local c
 crds: venv ## regenerate crds/ from the pydantic models
 	$(PY) -m mmif_operator.core.crdgen --out crds/
 
-docs: venv ## regenerate the generated docs (state machines, resource reference)
+docs: venv ## regenerate the generated docs (state machines, resource reference, argocd-cm health snippet)
 	$(PY) -m mmif_operator.kinds.pipelinerun.phases_doc > docs/state-machines.md
 	$(PY) -m mmif_operator.core.refdocs > docs/reference.md
+	$(PY) -m tests.health write
 
 ensure-cluster:
 ifdef USE_LOCAL_CLUSTER

@@ -1,7 +1,7 @@
 """Plain-value views of the API objects the builders read.
 
 The builders and the reconciler work on plain camelCase dicts, as kopf hands them over (and as
-`status.pipelineSpec` stores the snapshot). A pydantic model of `mmif_operator.api` is accepted
+`status.pipelineSpec` stores the snapshot). A pydantic model of the kinds (`kinds/*/model.py`) is accepted
 too and dumped by alias. Every default is read from the models (`_default`), so a dict written by hand (a test,
 an object created before a default existed) reads the same as a defaulted one.
 """
@@ -35,6 +35,7 @@ DEFAULT_OUTPUT_DIR = str(_default(RunWorkspace, "output_dir"))
 DEFAULT_PARALLELISM = int(_default(PipelineRunSpec, "parallelism"))
 DEFAULT_STARTUP_TIMEOUT = int(_default(App, "startup_timeout_seconds"))
 DEFAULT_START_TIMEOUT = int(_default(PipelineRunSpec, "start_timeout_seconds"))
+DEFAULT_PROGRESS_DEADLINE = int(_default(pipeline_api.PipelineSpec, "progress_deadline_seconds"))
 MODE_JOB = StepMode.JOB.value
 MODE_SERVICE = StepMode.SERVICE.value
 ON_FAILURE_STOP = OnItemFailure.STOP.value

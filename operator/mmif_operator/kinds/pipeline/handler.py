@@ -9,7 +9,9 @@ object of that name the Pipeline does not own is never touched: the step is not 
 Pipeline says `Ready=False NameConflict` naming the owner (and a Warning Event); delete the ones
 no step wants; compute `status` from the Deployments (and, while a step is not ready, the
 waiting reasons of its pods: ImagePullBackOff, CrashLoopBackOff, ...) and merge-patch it when it
-changed.
+changed. Beside `Ready`, the status carries kstatus's `Reconciling` and `Stalled` (see
+`kinds.pipeline.planning._kstatus_conditions`): a Pipeline not Ready past
+`spec.progressDeadlineSeconds` is `Stalled`, and the loop wakes up in time to say so.
 
 Wake-ups: the Pipeline's own spec changes (generation ahead of observedGeneration), events of its
 app Deployments, Services and NetworkPolicies (scaled, edited or deleted by hand), a 10-second
@@ -41,6 +43,7 @@ from mmif_operator.kinds.pipeline.planning import (
     compute_pipeline_status,
     desired_app_objects,
     drift,
+    seconds_until_stalled,
     stale_app_objects,
     waiting_reasons_from_pods,
 )
@@ -193,6 +196,9 @@ async def reconcile_pipeline(
             pipeline, deployments, now, waiting_reasons_from_pods(pods), conflicts=conflicts
         )
         requeue = NOT_READY_REQUEUE_SECONDS
+        until_stalled = seconds_until_stalled(status, pipeline.get("spec") or {}, now)
+        if until_stalled is not None:  # wake up in time to say Stalled
+            requeue = min(requeue, until_stalled + 0.5)
     old = old_status
     if status_changed(old, status):
         try:

@@ -90,6 +90,16 @@ class PipelineSpec(SpecModel):
         max_length=MAX_TARGETS,
         json_schema_extra=list_map("name"),
     )
+    progress_deadline_seconds: int = Field(
+        900,
+        description="How long the Service-mode apps may take to become ready (after the Pipeline "
+        "is created or its spec changes, or after it stops being Ready) before the operator "
+        "declares the Pipeline `Stalled` (kstatus: Failed; Argo CD: Degraded). The operator keeps "
+        "trying after it: a Pipeline whose apps become ready is `Ready` again. A name conflict is "
+        "`Stalled` at once: only a person can resolve it.",
+        ge=1,
+        le=86400,
+    )
 
     cel_rules = (
         Rule(
@@ -151,7 +161,11 @@ class PipelineStatus(StatusModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="`Ready`: whether every step can take items (its reason says why not).",
+        description="`Ready`: whether every step can take items (its reason says why not). "
+        "`Reconciling` (True while the operator works toward the spec: apps starting or rolling "
+        "out) and `Stalled` (True when it cannot progress: not Ready past "
+        "`spec.progressDeadlineSeconds`, or a name conflict), as kstatus reads them; all three "
+        "carry `observedGeneration`.",
         max_length=8,
         json_schema_extra=list_map("type"),
     )

@@ -12,11 +12,22 @@ from typing import Any
 
 from mmif_operator.core import labels as L
 from mmif_operator.core import names
-from mmif_operator.core.specs import plain, step_mode, step_needs_deployment, step_port, step_replicas
-from mmif_operator.core.status import FALSE, TRUE, cut, set_condition
+from mmif_operator.core.specs import (
+    DEFAULT_PROGRESS_DEADLINE,
+    plain,
+    step_mode,
+    step_needs_deployment,
+    step_port,
+    step_replicas,
+)
+from mmif_operator.core.status import FALSE, TRUE, cut, find_condition, parse_time, set_condition
 from mmif_operator.kinds.pipeline import children as services
 
 CONDITION_READY = "Ready"
+# kstatus's conditions (abnormal-true: True only while something is going on or wrong).
+CONDITION_RECONCILING = "Reconciling"
+CONDITION_STALLED = "Stalled"
+R_ROLLING_OUT = "RollingOut"
 R_READY = "Ready"
 R_NO_SERVICE_STEPS = "NoServiceSteps"
 R_APP_NOT_AVAILABLE = "AppNotAvailable"
@@ -150,6 +161,25 @@ def _rank(reason: str) -> int:
     return 2 if reason in _IMAGE_PULL else 1 if reason in _CRASH else 0
 
 
+def _rolling_out(deployment: Mapping[str, Any] | None, wanted: int) -> bool:
+    """Whether an app Deployment has not finished rolling out its latest template to exactly the
+    wanted replicas, by kstatus's own rules for Deployments: its controller has not observed the
+    latest generation, or fewer (or more) replicas, updated, available or ready replicas than
+    wanted (old pods not yet gone count)."""
+    if not deployment:
+        return False
+    gen = (deployment.get("metadata") or {}).get("generation")
+    st = deployment.get("status") or {}
+    seen = st.get("observedGeneration")
+    if gen is not None and seen is not None and int(seen) < int(gen):
+        return True
+    available = int(st.get("availableReplicas") or 0)
+    replicas = int(st.get("replicas", available) or 0)
+    updated = int(st.get("updatedReplicas", available) or 0)
+    ready = int(st.get("readyReplicas", available) or 0)
+    return replicas != wanted or updated < wanted or updated > available or ready < wanted
+
+
 def _available(deployment: Mapping[str, Any] | None) -> tuple[int, int]:
     """(readyReplicas, availableReplicas) of a Deployment (0, 0 when missing)."""
     if not deployment:
@@ -186,6 +216,7 @@ def compute_pipeline_status(
     }
     steps_status: list[dict[str, Any]] = []
     problems: list[tuple[int, str, str]] = []  # (rank, reason, message)
+    rolling: list[str] = []  # Ready steps whose Deployment is still rolling out
     service_steps = 0
     for step in spec.get("steps") or []:
         entry: dict[str, Any] = {"name": step["name"], "mode": step_mode(step)}
@@ -202,6 +233,13 @@ def compute_pipeline_status(
                 readyReplicas=ready,
                 ready=available >= 1 and not conflict,
             )
+            if entry["ready"] and _rolling_out(by_name.get(name), step_replicas(step)):
+                dep_status = (by_name.get(name) or {}).get("status") or {}
+                rolling.append(
+                    f"step {step['name']}: rolling out the latest spec "
+                    f"({int(dep_status.get('updatedReplicas') or 0)} of {step_replicas(step)} replicas "
+                    f"updated, {available} available)"
+                )
             if conflict:
                 problems.append((3, R_NAME_CONFLICT, f"step {step['name']}: {conflict}"))
             elif not entry["ready"]:
@@ -234,15 +272,81 @@ def compute_pipeline_status(
         status, cond_reason, message = TRUE, R_NO_SERVICE_STEPS, "every step runs as a Job or at a url"
     else:
         status, cond_reason, message = TRUE, R_READY, f"{service_steps} app services available"
-    out: dict[str, Any] = {
-        "conditions": set_condition(
-            old.get("conditions"), CONDITION_READY, status, cond_reason, message, now, meta.get("generation")
-        ),
-        "steps": steps_status,
-    }
-    if meta.get("generation") is not None:
-        out["observedGeneration"] = meta["generation"]
+    generation = meta.get("generation")
+    conditions = set_condition(
+        old.get("conditions"), CONDITION_READY, status, cond_reason, message, now, generation
+    )
+    conditions = _kstatus_conditions(
+        conditions, spec, generation, now, status == TRUE, cond_reason, message, rolling
+    )
+    out: dict[str, Any] = {"conditions": conditions, "steps": steps_status}
+    if generation is not None:
+        out["observedGeneration"] = generation
     return out
+
+
+def _kstatus_conditions(
+    conditions: list[dict[str, Any]],
+    spec: Mapping[str, Any],
+    generation: int | None,
+    now: datetime,
+    ready: bool,
+    reason: str,
+    message: str,
+    rolling: list[str],
+) -> list[dict[str, Any]]:
+    """`Reconciling` and `Stalled` beside `Ready`, as kstatus (Flux, kpt, cli-utils) reads them.
+
+    Ready and rolled out: both False. Not Ready: `Reconciling=True` with Ready's reason and
+    message while the operator works toward the spec, counted from when it began (the Pipeline
+    stopped being Ready, or its spec changed: a new generation starts the count again); past
+    `spec.progressDeadlineSeconds`, or at once for a name conflict (only a person can resolve it),
+    `Stalled=True` with Ready's reason instead (kstatus takes the first True of the two, so they
+    are never True together). Ready while an app Deployment rolls out: `Reconciling=True
+    RollingOut`."""
+    old = find_condition(conditions, CONDITION_RECONCILING)
+    if old and old.get("status") == TRUE and old.get("observedGeneration") != generation:
+        # A new generation: the count starts again (a new lastTransitionTime).
+        conditions = [c for c in conditions if c.get("type") != CONDITION_RECONCILING]
+        old = None
+    since = parse_time(old.get("lastTransitionTime")) if old and old.get("status") == TRUE else None
+    was = find_condition(conditions, CONDITION_STALLED)
+    was_stalled = bool(was and was.get("status") == TRUE and was.get("observedGeneration") == generation)
+    deadline = progress_deadline_seconds(spec)
+    gave_up = f"not Ready for {deadline} s (spec.progressDeadlineSeconds); the operator keeps trying"
+    if ready:
+        stalled = (FALSE, R_READY, "")
+        reconciling = (TRUE, R_ROLLING_OUT, "; ".join(rolling)) if rolling else (FALSE, R_READY, "")
+    elif reason == R_NAME_CONFLICT:
+        stalled = (TRUE, reason, message)
+        reconciling = (FALSE, reason, "stalled: see the Stalled condition")
+    elif was_stalled or (since is not None and (now - since).total_seconds() >= deadline):
+        stalled = (TRUE, reason, f"{gave_up}: {message}")
+        reconciling = (FALSE, reason, "stalled: see the Stalled condition")
+    else:
+        stalled = (FALSE, reason, f"not Ready; Stalled after {deadline} s (spec.progressDeadlineSeconds)")
+        reconciling = (TRUE, reason, message)
+    conditions = set_condition(conditions, CONDITION_RECONCILING, *reconciling, now, generation)
+    return set_condition(conditions, CONDITION_STALLED, *stalled, now, generation)
+
+
+def progress_deadline_seconds(spec: Mapping[str, Any]) -> int:
+    value = spec.get("progressDeadlineSeconds")
+    return DEFAULT_PROGRESS_DEADLINE if value is None else int(value)
+
+
+def seconds_until_stalled(status: Mapping[str, Any], spec: Mapping[str, Any], now: datetime) -> float | None:
+    """How long until a Pipeline that is Reconciling because it is not Ready would be Stalled
+    (None when it is not counting), so the loop wakes up in time to say so."""
+    conditions = status.get("conditions")
+    ready = find_condition(conditions, CONDITION_READY)
+    rec = find_condition(conditions, CONDITION_RECONCILING)
+    if not ready or ready.get("status") == TRUE or not rec or rec.get("status") != TRUE:
+        return None
+    since = parse_time(rec.get("lastTransitionTime"))
+    if since is None:
+        return None
+    return max(0.0, progress_deadline_seconds(spec) - (now - since).total_seconds())
 
 
 def _msg(step: str, waiting: Mapping[str, Any]) -> str:
