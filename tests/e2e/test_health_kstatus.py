@@ -199,6 +199,27 @@ def test_runs_and_analyses_as_argocd_and_kstatus_see_them(
     assert argo == {"status": "Degraded", "message": f"Failed 2/2: ItemsFailed: {cond['message']}"}, argo
     assert ks["status"] == "Current", ks  # what kstatus really says of a failed run
 
+    # Awaiting a person's review: Suspended (Argo CD's word for "waits for someone").
+    build.apply(
+        build.pipeline(
+            "reviewed", [build.step("transcript", "textgen")], claim_name=claim, review={"required": True}
+        ),
+        namespace,
+    )
+    build.apply(build.run("gated", "reviewed", [build.item("media/ok.mp4")], claim_name=claim), namespace)
+    gated = when(
+        "pipelinerun",
+        "gated",
+        namespace,
+        lambda r: (r.get("status") or {}).get("phase") == "AwaitingReview",
+        "run gated to await its review",
+        timeout=120,
+    )
+    save(gated, "awaiting-review.yaml")
+    argo, ks = seen(gated)
+    assert argo["status"] == "Suspended" and argo["message"].startswith("AwaitingReview 1/1"), argo
+    assert ks["status"] == "Current", ks
+
     # AnalysisJobs of the finished run: one succeeds, one fails; one waits for a run not done.
     def analysis(name, run, image, parameters):
         return {
