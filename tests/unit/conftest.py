@@ -11,7 +11,7 @@ import pytest
 def apps():
     """One in-process server per test app: name -> (url, counting wrapper). Used by
     test_runner_step and test_runner_analysis (here, so neither imports it from the other)."""
-    from test_runner_step import Counting, harness
+    from tests.unit.test_runner_step import Counting, harness
 
     with contextlib.ExitStack() as stack:
         out = {}

@@ -8,7 +8,6 @@ import os
 import pathlib
 
 from mmif import Mmif
-from test_runner_step import TEXTGEN, TIMEFRAMES, VIDEO, Run
 
 from mmif_operator.core import itemstates
 from mmif_operator.core.itemstates import ItemPhase, ItemState
@@ -16,6 +15,7 @@ from mmif_operator.runner import env as E
 from mmif_operator.runner.exitcodes import ExitCode
 from mmif_operator.runner.files import sha256_file
 from mmif_operator.runner.paths import AnalysisLayout, analysis_dir
+from tests.unit.test_runner_step import TEXTGEN, TIMEFRAMES, VIDEO, Run
 
 SECOND = {"name": "second", "documents": [{"location": "media/b.mp4", "mimeType": "video/mp4"}]}
 
@@ -100,7 +100,7 @@ def test_a_second_analyze_of_a_done_item_does_not_call_the_app(tmp_path, monkeyp
 
 
 def test_an_analysis_sidecar_that_never_listens_fails_for_good(tmp_path, monkeypatch, apps):
-    from test_runner_step import free_port
+    from tests.unit.test_runner_step import free_port
 
     run = _finished_run(tmp_path, monkeypatch, apps, [VIDEO])
     port = free_port()

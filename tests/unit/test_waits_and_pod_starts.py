@@ -13,7 +13,6 @@ import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from test_runner_step import VIDEO, Run
 
 from mmif_operator.core import podstart as P
 from mmif_operator.core import runner_input
@@ -21,6 +20,7 @@ from mmif_operator.core.observed import JobKind, JobState, ObservedJob
 from mmif_operator.core.runtime.podstart import PodStartWatch
 from mmif_operator.kinds.pipelinerun import children as J
 from mmif_operator.kinds.pipelinerun import planning as R
+from tests.unit.test_runner_step import VIDEO, Run
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 PIPELINE = {
