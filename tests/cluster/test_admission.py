@@ -674,6 +674,7 @@ def test_a_valid_pipeline_and_run_are_accepted_with_the_defaults_filled_in(admis
             },
         ],
         "workspace": {"claimName": "media", "mountPath": "/data"},
+        "progressDeadlineSeconds": 900,
     }
     assert spec_of("pipelinerun", "minimal-1", admission_ns) == {
         "pipelineRef": {"name": "minimal"},
