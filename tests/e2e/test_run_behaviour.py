@@ -214,12 +214,16 @@ def test_killed_step_pods_and_app_pods_are_retried_and_the_runs_succeed(
     }
     assert app_pods_before
     kube.kubectl("delete", "pod", victim, "-n", namespace, "--wait=false")
+    # Killed at once (no grace): a graceful stop would let gunicorn finish the requests in
+    # flight, and whether any request is then dropped would be down to timing.
     kube.kubectl(
         "delete",
         "pods",
         "-n",
         namespace,
         "--wait=false",
+        "--grace-period=0",
+        "--force",
         "-l",
         "mmif.dev/pipeline=slow-svc,app.kubernetes.io/component=app-service",
     )
