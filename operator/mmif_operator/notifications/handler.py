@@ -39,9 +39,11 @@ import kopf
 
 from mmif_operator.core.kube import events as k8s_events
 from mmif_operator.core.kube.ops import Kube, KubeError
+from mmif_operator.core.model import API_VERSION, VERSION
 from mmif_operator.core.runtime import state as runtime
 from mmif_operator.core.runtime.loop import Next, reconcile_forever
 from mmif_operator.core.specs import API_GROUP
+from mmif_operator.kinds.pipeline.model import PLURAL as PIPELINE_PLURAL
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
 from mmif_operator.notifications import outbox
 from mmif_operator.notifications.deliver import Sender
@@ -49,8 +51,6 @@ from mmif_operator.notifications.model import Delivery, NotificationTarget
 from mmif_operator.notifications.outbox import Outcome
 
 log = logging.getLogger(__name__)
-VERSION = "v1alpha1"
-PIPELINE_PLURAL = "pipelines"
 MAX_IN_FLIGHT = 8  # attempts at once, all runs together
 MAX_CONFLICTS = 5  # a pass records its outcomes at most this many times over
 
@@ -165,7 +165,7 @@ async def notify_loop(
     key = runtime.run_key(namespace, name)
     waker = runtime.NOTIFY_WAKERS.register(key)
     ref = {
-        "apiVersion": f"{API_GROUP}/{VERSION}",
+        "apiVersion": API_VERSION,
         "kind": "PipelineRun",
         "metadata": {"name": name, "namespace": namespace, "uid": uid},
     }

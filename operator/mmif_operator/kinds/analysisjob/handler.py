@@ -28,6 +28,7 @@ import kopf
 from mmif_operator.core import labels as L
 from mmif_operator.core.kube import events as k8s_events
 from mmif_operator.core.kube.ops import Kube, KubeError, NameConflict
+from mmif_operator.core.model import API_VERSION, VERSION
 from mmif_operator.core.observed import ObservedJob
 from mmif_operator.core.podstart import StartFailure, analysis_bounds
 from mmif_operator.core.runtime import state as runtime
@@ -54,7 +55,6 @@ from mmif_operator.kinds.analysisjob.planning import (
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
 
 log = logging.getLogger(__name__)
-VERSION = "v1alpha1"
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 _ANALYSIS_JOBS: dict[str, Any] = {
     L.MANAGED_BY: L.MANAGER,
@@ -246,7 +246,7 @@ def _not_over(status: Any, **_: Any) -> bool:
 
 def _ref(namespace: str, name: str, uid: str | None) -> dict[str, Any]:
     return {
-        "apiVersion": f"{API_GROUP}/{VERSION}",
+        "apiVersion": API_VERSION,
         "kind": "AnalysisJob",
         "metadata": {"name": name, "namespace": namespace, "uid": uid},
     }

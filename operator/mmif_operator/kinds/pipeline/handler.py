@@ -35,6 +35,7 @@ from mmif_operator.core import labels as L
 from mmif_operator.core import names
 from mmif_operator.core.kube import events as k8s_events
 from mmif_operator.core.kube.ops import Kube, KubeError, NameConflict, owned_by
+from mmif_operator.core.model import API_VERSION, VERSION
 from mmif_operator.core.runtime import state as runtime
 from mmif_operator.core.runtime.loop import Next, reconcile_forever, resync_timeout
 from mmif_operator.core.specs import API_GROUP
@@ -51,7 +52,6 @@ from mmif_operator.kinds.pipelinerun.handler import EventPoster, spec_changed
 
 log = logging.getLogger(__name__)
 
-VERSION = "v1alpha1"
 PLURAL = "pipelines"
 HASH_ANNOTATION = "mmif.dev/desired-hash"
 NOT_READY_REQUEUE_SECONDS = 10.0
@@ -235,7 +235,7 @@ async def pipeline_loop(
         return Next(stop=result.done, timeout=resync_timeout(result.requeue_after, cfg.resync_seconds))
 
     ref = {
-        "apiVersion": f"{API_GROUP}/{VERSION}",
+        "apiVersion": API_VERSION,
         "kind": "Pipeline",
         "metadata": {"name": name, "namespace": namespace, "uid": uid},
     }

@@ -41,6 +41,7 @@ from mmif_operator.core import labels as L
 from mmif_operator.core.itemstates import ItemPhase
 from mmif_operator.core.kube import events as k8s_events
 from mmif_operator.core.kube.ops import Kube
+from mmif_operator.core.model import API_VERSION, VERSION
 from mmif_operator.core.observed import ObservedJob
 from mmif_operator.core.podstart import StartFailure, run_bounds
 from mmif_operator.core.runtime import state as runtime
@@ -60,6 +61,7 @@ from mmif_operator.core.runtime.wakeups import RUN_DEBOUNCE_SECONDS
 from mmif_operator.core.specs import API_GROUP
 from mmif_operator.kinds.analysisjob import handler as analyses
 from mmif_operator.kinds.analysisjob import triggers
+from mmif_operator.kinds.pipeline.model import PLURAL as PIPELINE_PLURAL
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
 from mmif_operator.kinds.pipelinerun.planning import (
     AWAITING_REVIEW,
@@ -76,8 +78,6 @@ from mmif_operator.notifications import outbox
 
 log = logging.getLogger(__name__)
 
-VERSION = "v1alpha1"
-PIPELINE_PLURAL = "pipelines"
 DELETE_RETRY_SECONDS = 10.0
 # A busy run's status is written at most about this often while only its progress moves (one
 # patch per pass, with passes no longer spaced by a debounce, was one write per item-step).
@@ -396,7 +396,7 @@ def _in_flight(plan: RunPlan | None) -> int | None:
 
 def run_ref(namespace: str, name: str, uid: str | None) -> dict[str, Any]:
     return {
-        "apiVersion": f"{API_GROUP}/{VERSION}",
+        "apiVersion": API_VERSION,
         "kind": "PipelineRun",
         "metadata": {"name": name, "namespace": namespace, "uid": uid},
     }

@@ -118,20 +118,12 @@ EV_PUBLISH_FAILED = PhaseEvent.PUBLISH_FAILED.value
 CONDITION_SUCCEEDED = "Succeeded"
 
 # Condition reasons (CamelCase).
-R_PENDING = "Pending"
-R_PIPELINE_NOT_FOUND = "PipelineNotFound"
-R_WORKSPACE_NOT_FOUND = "WorkspaceNotFound"
-R_PIPELINE_NOT_READY = "PipelineNotReady"
 R_RUNNING = "Running"
 R_FINALIZING = "Finalizing"  # every item is terminal; the manifest Job runs
 R_CANCELLING = "Cancelling"  # items were cancelled by spec.status; the manifest Job runs
 R_TIMING_OUT = "TimingOut"  # items were cancelled by the run's timeout; the manifest Job runs
 R_SUCCEEDED = "Succeeded"
 R_ITEMS_FAILED = "ItemsFailed"
-R_CANCELLED = "Cancelled"
-R_TIMEOUT = "Timeout"
-R_INVALID_SPEC = "InvalidSpec"
-R_PREPARE_FAILED = "PrepareFailed"
 R_OUTPUT_CONFLICT = "OutputConflict"
 R_MANIFEST_FAILED = "ManifestFailed"
 R_AWAITING_REVIEW = "AwaitingReview"
