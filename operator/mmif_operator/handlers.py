@@ -18,4 +18,5 @@ from mmif_operator.core.runtime import jobs, startup  # noqa: F401
 from mmif_operator.kinds.analysisjob import handler as analyses  # noqa: F401
 from mmif_operator.kinds.pipeline import handler as pipelines  # noqa: F401
 from mmif_operator.kinds.pipelinerun import handler as runs  # noqa: F401
+from mmif_operator.kinds.project import handler as projects  # noqa: F401
 from mmif_operator.notifications import handler as notifications  # noqa: F401

@@ -232,7 +232,7 @@ def test_crd_has_status_subresource_names_and_columns(kind):
     assert version["subresources"] == {"status": {}}
     assert spec["names"]["categories"] == ["mmif"]
     assert spec["names"]["shortNames"] == [
-        {"Pipeline": "mpl", "PipelineRun": "mpr", "AnalysisJob": "maj"}[kind]
+        {"Pipeline": "mpl", "PipelineRun": "mpr", "AnalysisJob": "maj", "Project": "mproj"}[kind]
     ]
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
     assert (
@@ -249,5 +249,6 @@ def test_crd_has_status_subresource_names_and_columns(kind):
                 "Age",
             ],
             "AnalysisJob": ["Run", "Trigger", "Progress", "Succeeded", "Reason", "Requester", "Age"],
+            "Project": ["Title", "State", "Ready", "Reason", "End", "Age"],
         }[kind]
     )

@@ -15,11 +15,21 @@ def _ids(kind_registry) -> set[str]:
 def test_every_handler_is_registered():
     registry = registries.get_default_registry()
     assert {"startup", "cleanup"} <= _ids(registry._activities)
-    assert _ids(registry._spawning) == {"pipeline-loop", "run-loop", "analysis-loop", "notify"}
+    assert _ids(registry._spawning) == {
+        "pipeline-loop",
+        "run-loop",
+        "analysis-loop",
+        "notify",
+        "project-resync",
+    }
+    assert {"project-changed"} <= _ids(registry._changing)
+    assert _ids(registry._indexing) >= {"projects_by_namespace"}
     assert _ids(registry._webhooks) == {
         "requester-pipelineruns",
         "requester-analysisjobs",
         "review-pipelineruns",
         "urls-pipelines",
         "urls-analysisjobs",
+        "project-pipelineruns",
+        "project-analysisjobs",
     }

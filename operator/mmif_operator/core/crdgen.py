@@ -19,6 +19,7 @@ from mmif_operator.core.model import GROUP, VERSION, SpecModel, StatusModel
 from mmif_operator.kinds.analysisjob import model as analysisjob
 from mmif_operator.kinds.pipeline import model as pipeline
 from mmif_operator.kinds.pipelinerun import model as pipelinerun
+from mmif_operator.kinds.project import model as project
 
 CATEGORIES = ["mmif"]
 PRESERVE_UNKNOWN = "x-kubernetes-preserve-unknown-fields"
@@ -42,6 +43,7 @@ class Resource:
     spec: type[SpecModel]
     status: type[StatusModel]
     printer_columns: tuple[dict[str, str], ...]
+    scope: str = "Namespaced"
 
     @property
     def name(self) -> str:
@@ -110,6 +112,23 @@ RESOURCES = (
             _column("Progress", ".status.progress", description="Items processed / items to process."),
             *_condition_columns("Succeeded", "Succeeded"),
             _column("Requester", ".spec.requester.username"),
+            _AGE,
+        ),
+    ),
+    Resource(
+        kind=project.KIND,
+        plural=project.PLURAL,
+        short_name="mproj",
+        description="A Project is a collaboration project: one namespace of its name, its admins' "
+        "and contributors' roles there, and the legal tags and ACL its data gets by default.",
+        spec=project.ProjectSpec,
+        status=project.ProjectStatus,
+        scope="Cluster",
+        printer_columns=(
+            _column("Title", ".spec.title"),
+            _column("State", ".status.phase", description="Open or Closed."),
+            *_condition_columns("Ready", "Ready"),
+            _column("End", ".spec.timeline.end", "date", description="When the project ends."),
             _AGE,
         ),
     ),
@@ -193,7 +212,7 @@ def crd(resource: Resource) -> dict[str, Any]:
                 "shortNames": [resource.short_name],
                 "categories": CATEGORIES,
             },
-            "scope": "Namespaced",
+            "scope": resource.scope,
             "versions": [
                 {
                     "name": VERSION,

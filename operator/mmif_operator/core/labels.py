@@ -20,6 +20,7 @@ ITEM_INDEX = "mmif.dev/item-index"
 ANALYSIS = "mmif.dev/analysis"
 APP = "mmif.dev/app"  # a Service-mode app's pods: the app's (injective) object name
 REQUEST = "mmif.dev/request"  # on PipelineRuns: the request the run is a version of (set by whoever makes it)
+PROJECT = "mmif.dev/project"  # on a Project's namespace and role bindings: the Project's name
 SOURCE_RUN = "mmif.dev/source-run"  # on an AnalysisJob's Jobs (not `mmif.dev/run`: not the run's Jobs)
 
 # Values.
@@ -35,6 +36,8 @@ COMPONENT_PUBLISH = "publish"
 COMPONENT_APP_SERVICE = "app-service"
 COMPONENT_ANALYZE = "analyze"
 COMPONENT_ANALYSIS_MANIFEST = "analysis-manifest"
+COMPONENT_PROJECT = "project"
+NAME_PROJECT = "mmif-project"
 ANALYSIS_COMPONENTS = (COMPONENT_ANALYZE, COMPONENT_ANALYSIS_MANIFEST)
 RUN_COMPONENTS = (COMPONENT_PREPARE, COMPONENT_STEP, COMPONENT_MANIFEST, COMPONENT_PUBLISH)
 

@@ -96,7 +96,7 @@ def _section(resource: Resource) -> list[str]:
         "",
         resource.description,
         "",
-        f"`apiVersion: {API_VERSION}`, `kind: {resource.kind}`, namespaced; short name "
+        f"`apiVersion: {API_VERSION}`, `kind: {resource.kind}`, {'namespaced' if resource.scope == 'Namespaced' else 'cluster-scoped'}; short name "
         f"`{resource.short_name}`; `kubectl get {resource.plural}` shows "
         + ", ".join(c["name"] for c in resource.printer_columns)
         + ".",

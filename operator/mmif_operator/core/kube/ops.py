@@ -120,6 +120,7 @@ KINDS: dict[str, Kind] = {
     "Secret": Kind("core", "secret"),
     "Event": Kind("core", "event"),
     "ConfigMap": Kind("core", "config_map"),
+    "RoleBinding": Kind("rbac", "role_binding"),
 }
 
 
@@ -137,6 +138,7 @@ class Kube:
         self.authz = client.AuthorizationV1Api(api_client)
         self.authn = client.AuthenticationV1Api(api_client)
         self.admission = client.AdmissionregistrationV1Api(api_client)
+        self.rbac = client.RbacAuthorizationV1Api(api_client)
 
     async def close(self) -> None:
         await self.api_client.close()
@@ -146,9 +148,7 @@ class Kube:
             k = KINDS[kind]
         except KeyError:
             raise ValueError(f"unsupported kind {kind!r}") from None
-        return {"batch": self.batch, "apps": self.apps, "core": self.core, "networking": self.networking}[
-            k.api
-        ], k.plural
+        return getattr(self, k.api), k.plural  # each API group's client is the attribute `Kind.api`
 
     def _kw(self, **extra: Any) -> dict[str, Any]:
         return {"_preload_content": False, "_request_timeout": self.timeout, **extra}
@@ -398,6 +398,50 @@ class Kube:
             if e.not_found or e.conflict:
                 return False
             raise
+
+    # -- cluster-scoped objects (a Project, its Namespace) -----------------------------------------
+    async def get_namespace(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await _call(self.core.read_namespace(name, **self._kw()))
+        except KubeError as e:
+            if e.not_found:
+                return None
+            raise
+
+    async def create_namespace(self, body: Mapping[str, Any]) -> bool:
+        """Create a Namespace; False when one of that name already exists (whose it is, the
+        caller decides from its annotations)."""
+        try:
+            await _call(self.core.create_namespace(dict(body), **self._kw(field_manager=FIELD_MANAGER)))  # type: ignore[arg-type]  # a plain dict body, as above
+            return True
+        except KubeError as e:
+            if e.conflict:
+                return False
+            raise
+
+    async def patch_namespace(self, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge-patch a Namespace (our labels)."""
+        return await _call(
+            self.core.patch_namespace(
+                name, dict(patch), **self._kw(field_manager=FIELD_MANAGER, _content_type=MERGE_PATCH)
+            )
+        )
+
+    async def patch_cluster_status(
+        self,
+        plural: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        group: str = API_GROUP,
+        version: str = "v1alpha1",
+    ) -> dict[str, Any]:
+        """Merge-patch `.status` of a cluster-scoped custom object."""
+        return await _call(
+            self.custom.patch_cluster_custom_object_status(
+                group, version, plural, name, {"status": dict(patch)}, **self._kw(_content_type=MERGE_PATCH)
+            )
+        )
 
     # -- authorization and admission -------------------------------------------------------------
     async def subject_access_review(self, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,13 @@ from pydantic import Field
 
 from mmif_operator.core import failurereasons
 from mmif_operator.core.cel import Rule
+from mmif_operator.core.governance import (
+    ACL_DESCRIPTION,
+    LEGAL_TAGS_DESCRIPTION,
+    MAX_LEGAL_TAGS,
+    Acl,
+    LegalTag,
+)
 from mmif_operator.core.model import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
@@ -90,6 +97,10 @@ class AnalysisJobSpec(SpecModel):
         description="Who created the AnalysisJob (for a triggered one: who created the run). Set "
         "by the operator's admission webhook; setting or changing it by hand is rejected.",
     )
+    legal_tags: list[LegalTag] | None = Field(
+        None, description=LEGAL_TAGS_DESCRIPTION, max_length=MAX_LEGAL_TAGS
+    )
+    acl: Acl | None = Field(None, description=ACL_DESCRIPTION)
 
     cel_rules = (
         _APP_RULE,

@@ -9,6 +9,13 @@ from pydantic import Field
 
 from mmif_operator.core import failurereasons
 from mmif_operator.core.cel import Rule
+from mmif_operator.core.governance import (
+    ACL_DESCRIPTION,
+    LEGAL_TAGS_DESCRIPTION,
+    MAX_LEGAL_TAGS,
+    Acl,
+    LegalTag,
+)
 from mmif_operator.core.model import (
     DNS_SUBDOMAIN,
     MAX_FAILURE_MESSAGE,
@@ -166,6 +173,8 @@ IMMUTABLE_SPEC_FIELDS = (
     "startTimeoutSeconds",
     "onItemFailure",
     "requester",
+    "legalTags",
+    "acl",
 )
 """Every spec field but `status` and `ttlSecondsAfterFinished`: set once, at creation."""
 
@@ -235,6 +244,10 @@ class PipelineRunSpec(SpecModel):
         description="Who created the run. Set by the operator's admission webhook; setting or "
         "changing it by hand is rejected. The run's analyses are authorised for this user.",
     )
+    legal_tags: list[LegalTag] | None = Field(
+        None, description=LEGAL_TAGS_DESCRIPTION, max_length=MAX_LEGAL_TAGS
+    )
+    acl: Acl | None = Field(None, description=ACL_DESCRIPTION)
     review: RunReview | None = Field(
         None,
         description="The reviewer's decision, for a run whose Pipeline requires review. Set it "

@@ -1,0 +1,148 @@
+"""Project: its namespace and role bindings, kept as the spec says; and, at admission, the
+project's defaults for (or its refusal of) the runs and analyses created in its namespace.
+
+A pass (`reconcile_project`, on create, update, resume and every `RESYNC_SECONDS`): the
+namespace of the Project's name, created with our uid annotation, or found ours (its labels set
+again if someone changed them), or found someone else's (`Ready=False NameConflict`, never
+touched); the two RoleBindings (server-side applied when their subjects drifted; a foreign
+binding of that name is a conflict too); then the status, through kopf's patch. Decisions:
+kinds/project/planning.py; admission: kinds/project/defaults.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from mmif_operator.core.kube.ops import NameConflict
+from mmif_operator.core.model import GROUP, VERSION
+from mmif_operator.core.ownership import Ownership, classify, conflict_message
+from mmif_operator.core.runtime import state as runtime
+from mmif_operator.core.status import TRUE, find_condition
+from mmif_operator.kinds.analysisjob.model import PLURAL as ANALYSIS_PLURAL
+from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
+from mmif_operator.kinds.project import defaults
+from mmif_operator.kinds.project import planning as P
+from mmif_operator.kinds.project.model import PLURAL, ProjectSpec
+
+log = logging.getLogger(__name__)
+RESYNC_SECONDS = 60.0
+
+
+async def reconcile_project(name: str, uid: str, spec: Any, status: Any, meta: Any, patch: Any) -> None:
+    generation = meta.get("generation")
+    now = datetime.now(UTC)
+    try:
+        parsed = ProjectSpec.from_obj(spec)
+    except ValidationError as e:
+        outcome = P.Outcome(False, P.R_INVALID_SPEC, f"spec does not parse: {e}")
+        patch["status"] = P.project_status(
+            name, ProjectSpec.from_obj({}), generation, status.get("conditions"), outcome, now
+        )
+        return
+    outcome = await _converge(name, uid, parsed)
+    patch["status"] = P.project_status(name, parsed, generation, status.get("conditions"), outcome, now)
+
+
+async def _converge(name: str, uid: str, spec: ProjectSpec) -> P.Outcome:
+    kube = runtime.kube()
+    wanted = P.desired_namespace(name, uid)
+    namespace = await kube.get_namespace(P.namespace_of(name))
+    if namespace is None:
+        if await kube.create_namespace(wanted):
+            namespace = wanted
+        else:
+            namespace = await kube.get_namespace(P.namespace_of(name)) or {}
+    if not P.namespace_is_ours(namespace, uid):
+        if (namespace.get("metadata") or {}).get("deletionTimestamp"):
+            return P.Outcome(
+                False, P.R_CREATING, f"namespace {name} is being deleted; waiting to make it again"
+            )
+        message = (
+            f"namespace {name} already exists and is not this project's (no annotation "
+            f"{P.UID_ANNOTATION}={uid}); it is left untouched"
+        )
+        return P.Outcome(False, P.R_NAME_CONFLICT, message)
+    if P.namespace_drifted(namespace, wanted):
+        await kube.patch_namespace(name, {"metadata": {"labels": wanted["metadata"]["labels"]}})
+    for binding in P.desired_role_bindings(name, uid, spec):
+        binding_name = binding["metadata"]["name"]
+        existing = await kube.get("RoleBinding", name, binding_name)
+        try:
+            if existing is None:
+                await kube.create(binding)
+                continue
+        except NameConflict as e:
+            return P.Outcome(False, P.R_NAME_CONFLICT, str(e))
+        if classify(existing, binding) is not Ownership.OURS:
+            return P.Outcome(
+                False, P.R_NAME_CONFLICT, conflict_message("RoleBinding", binding_name, existing)
+            )
+        if P.binding_drifted(existing, binding):
+            await kube.apply(binding)
+    return P.Outcome(True, P.R_READY, P.ready_message(spec, name))
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL, id="project-changed")
+@kopf.on.create(GROUP, VERSION, PLURAL, id="project-changed")
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="project-changed")
+async def project_changed(
+    name: str, uid: str, spec: Any, status: Any, meta: Any, patch: Any, **_: Any
+) -> None:
+    await reconcile_project(name, uid, spec, status, meta, patch)
+
+
+@kopf.timer(
+    GROUP, VERSION, PLURAL, id="project-resync", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS
+)
+async def project_resync(
+    name: str, uid: str, spec: Any, status: Any, meta: Any, patch: Any, **_: Any
+) -> None:
+    """Puts back what someone changed by hand (a deleted binding, a namespace label)."""
+    await reconcile_project(name, uid, spec, status, meta, patch)
+
+
+INDEX = "projects_by_namespace"  # kopf hands the index to every handler under its function's name
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def projects_by_namespace(name: str, spec: Any, status: Any, **_: Any) -> dict[str, Any]:
+    """namespace -> the Project's spec, for admission (only Projects whose namespace is theirs:
+    Ready)."""
+    ready = find_condition(status.get("conditions"), P.CONDITION_READY)
+    if not ready or ready.get("status") != TRUE:
+        return {}
+    return {P.namespace_of(name): {"name": name, "spec": dict(spec)}}
+
+
+def _admit(kind: str, namespace: str | None, spec: Any, patch: Any, index: kopf.Index[str, Any]) -> None:
+    entries = list(index.get(namespace or "", ()))
+    if not entries:
+        return  # not a project's namespace (or its Project is not Ready yet)
+    project = entries[0]
+    try:
+        project_spec = ProjectSpec.from_obj(project["spec"])
+    except ValidationError:
+        return
+    refusal = defaults.refusal(kind, project["name"], namespace or "", project_spec)
+    if refusal:
+        raise kopf.AdmissionError(refusal, code=403)
+    for field, value in defaults.defaulted_fields(dict(spec or {}), project_spec).items():
+        patch.spec[field] = value
+
+
+@kopf.on.mutate(GROUP, VERSION, RUN_PLURAL, id="project-pipelineruns", operations=["CREATE"])
+def project_pipelineruns(*, namespace: str | None = None, spec: Any, patch: Any, **kwargs: Any) -> None:
+    """A new PipelineRun in a project's namespace: refused when the project is Closed; else
+    given the project's default legal tags and ACL where it names none."""
+    _admit("PipelineRun", namespace, spec, patch, kwargs[INDEX])
+
+
+@kopf.on.mutate(GROUP, VERSION, ANALYSIS_PLURAL, id="project-analysisjobs", operations=["CREATE"])
+def project_analysisjobs(*, namespace: str | None = None, spec: Any, patch: Any, **kwargs: Any) -> None:
+    """A new AnalysisJob in a project's namespace: as for PipelineRuns."""
+    _admit("AnalysisJob", namespace, spec, patch, kwargs[INDEX])

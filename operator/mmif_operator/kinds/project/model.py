@@ -1,0 +1,137 @@
+"""The Project custom resource (cluster-scoped): a collaboration project.
+
+A project maps 1:1 to a namespace of the same name, which it creates and keeps: its admins and
+contributors are bound there to the shipped ClusterRoles `mmif-project-admin` and
+`mmif-project-contributor`, and every PipelineRun and AnalysisJob created there gets the
+project's default legal tags and ACL unless it names its own. A Closed project takes no new runs
+or analyses (the admission webhook refuses them, naming the project).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from pydantic import Field
+
+from mmif_operator.core.cel import Rule
+from mmif_operator.core.governance import MAX_LEGAL_TAGS, Acl, LegalTag, Principal
+from mmif_operator.core.model import Condition, SpecModel, StatusModel, Timestamp, list_map
+
+KIND = "Project"
+PLURAL = "projects"
+MAX_MEMBERS = 256
+
+ADMIN_ROLE = "mmif-project-admin"
+CONTRIBUTOR_ROLE = "mmif-project-contributor"
+ADMINS_BINDING = "mmif-project-admins"
+CONTRIBUTORS_BINDING = "mmif-project-contributors"
+
+
+class ProjectState(enum.StrEnum):
+    OPEN = "Open"
+    CLOSED = "Closed"
+
+
+class Members(SpecModel):
+    """Users and groups, as the cluster's authentication names them."""
+
+    users: list[Principal] | None = Field(
+        None, description="User names, e.g. `alice@example.org`.", max_length=MAX_MEMBERS
+    )
+    groups: list[Principal] | None = Field(
+        None, description="Group names, e.g. `archive-team`.", max_length=MAX_MEMBERS
+    )
+
+
+class Timeline(SpecModel):
+    """When the project starts and ends."""
+
+    start: Timestamp | None = Field(
+        None, description="When the project starts (RFC 3339).", json_schema_extra={"maxLength": 64}
+    )
+    end: Timestamp | None = Field(
+        None,
+        description="When the project ends (RFC 3339): the end of its work in progress.",
+        json_schema_extra={"maxLength": 64},
+    )
+
+    cel_rules = (
+        Rule(
+            "!has(self.start) || !has(self.end) || self.start <= self.end",
+            "end must not be before start",
+            check=lambda t: t.start is None or t.end is None or t.start <= t.end,
+            field_path=".end",
+        ),
+    )
+
+
+class ProjectDefaults(SpecModel):
+    """What every run, analysis and record of the project gets unless it names its own."""
+
+    legal_tags: list[LegalTag] | None = Field(
+        None,
+        description="Legal tags given to every PipelineRun and AnalysisJob created in the "
+        "project's namespace without `spec.legalTags`.",
+        max_length=MAX_LEGAL_TAGS,
+    )
+    acl: Acl | None = Field(
+        None,
+        description="The ACL given to every PipelineRun and AnalysisJob created in the project's "
+        "namespace without its own (`owners` and `viewers` each on its own).",
+    )
+
+
+class ProjectSpec(SpecModel):
+    """The desired state of a Project."""
+
+    title: str | None = Field(None, description="A human-readable title.", max_length=256)
+    project_id: str | None = Field(
+        None,
+        description="The project's id in the organisation's records; missing: the Project's name.",
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.:]*[A-Za-z0-9])?$",
+        max_length=128,
+    )
+    scope: str | None = Field(None, description="What the project covers.", max_length=4096)
+    objective: str | None = Field(None, description="What the project is for.", max_length=4096)
+    timeline: Timeline | None = Field(None, description="When the project starts and ends.")
+    admins: Members | None = Field(
+        None,
+        description="Project admins: bound to the ClusterRole `mmif-project-admin` in the project's "
+        "namespace (run, review, cancel and delete runs and analyses; manage pipelines).",
+    )
+    contributors: Members | None = Field(
+        None,
+        description="Project contributors: bound to the ClusterRole `mmif-project-contributor` in "
+        "the project's namespace (run pipelines and analyses, read their results; no review).",
+    )
+    defaults: ProjectDefaults | None = Field(
+        None, description="Legal tags and ACL that the project's runs and analyses get by default."
+    )
+    state: ProjectState = Field(
+        ProjectState.OPEN,
+        description="`Open`, or `Closed`: no new PipelineRuns or AnalysisJobs in the namespace "
+        "(refused at admission, naming the project). A closed project may be opened again.",
+    )
+
+
+class ProjectPhase(enum.StrEnum):
+    OPEN = "Open"
+    CLOSED = "Closed"
+
+
+class ProjectStatus(StatusModel):
+    """The observed state of a Project."""
+
+    observed_generation: int | None = Field(
+        None, description="The `metadata.generation` this status was computed from.", ge=0
+    )
+    phase: ProjectPhase | None = Field(None, description="`Open` or `Closed`, once the namespace is ready.")
+    namespace: str | None = Field(None, description="The project's namespace (the Project's name).")
+    project_id: str | None = Field(None, description="`spec.projectId`, or the Project's name.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="`Ready` (the namespace and the role bindings are as the spec says), with "
+        "kstatus's `Reconciling` and `Stalled`.",
+        max_length=8,
+        json_schema_extra=list_map("type"),
+    )

@@ -1,0 +1,135 @@
+"""Projects: the namespace and bindings a Project wants, whose a namespace is, its status, and
+what admission does to a run or analysis in its namespace (kinds/project)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from mmif_operator.core.crdgen import RESOURCES
+from mmif_operator.kinds.pipelinerun.model import PipelineRunSpec
+from mmif_operator.kinds.project import defaults
+from mmif_operator.kinds.project import planning as P
+from mmif_operator.kinds.project.model import ProjectSpec
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+UID = "0b7c-uid"
+
+
+def spec(**fields) -> ProjectSpec:
+    return ProjectSpec.from_obj(fields)
+
+
+def test_the_namespace_is_the_projects_name_labelled_and_annotated_with_its_uid():
+    ns = P.desired_namespace("oral-history", UID)
+    assert ns["metadata"]["name"] == "oral-history"
+    assert ns["metadata"]["labels"]["mmif.dev/project"] == "oral-history"
+    assert ns["metadata"]["annotations"] == {P.UID_ANNOTATION: UID}
+    assert "ownerReferences" not in ns["metadata"]  # deleting the Project keeps the data
+
+
+def test_a_namespace_is_ours_only_with_our_uid_and_not_while_it_is_deleted():
+    ours = P.desired_namespace("p", UID)
+    assert P.namespace_is_ours(ours, UID)
+    assert not P.namespace_is_ours(P.desired_namespace("p", "another-uid"), UID)
+    assert not P.namespace_is_ours({"metadata": {"name": "p", "labels": {"mmif.dev/project": "p"}}}, UID)
+    ours["metadata"]["deletionTimestamp"] = "2026-12-01T12:00:00Z"
+    assert not P.namespace_is_ours(ours, UID)
+
+
+def test_role_bindings_bind_admins_and_contributors_to_the_shipped_roles():
+    s = spec(admins={"users": ["alice"], "groups": ["archivists"]}, contributors={"users": ["bob"]})
+    admins, contributors = P.desired_role_bindings("p", UID, s)
+    assert admins["roleRef"]["name"] == "mmif-project-admin"
+    assert [(x["kind"], x["name"]) for x in admins["subjects"]] == [
+        ("User", "alice"),
+        ("Group", "archivists"),
+    ]
+    assert contributors["roleRef"]["name"] == "mmif-project-contributor"
+    assert [(x["kind"], x["name"]) for x in contributors["subjects"]] == [("User", "bob")]
+    for binding in (admins, contributors):
+        assert binding["metadata"]["namespace"] == "p"
+        (owner,) = binding["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["uid"], owner["controller"]) == ("Project", UID, True)
+
+
+def test_binding_drift_is_a_change_of_subjects_not_of_their_order():
+    s = spec(admins={"users": ["alice", "carol"]})
+    wanted, _ = P.desired_role_bindings("p", UID, s)
+    same = dict(wanted, subjects=list(reversed(wanted["subjects"])))
+    assert not P.binding_drifted(same, wanted)
+    fewer = dict(wanted, subjects=wanted["subjects"][:1])
+    assert P.binding_drifted(fewer, wanted)
+
+
+def test_status_ready_open_with_kstatus_conditions_and_observed_generation():
+    s = spec(title="Oral history", projectId="OH-2026")
+    status = P.project_status("p", s, 3, None, P.Outcome(True, P.R_READY, "ok"), NOW)
+    assert status["phase"] == "Open"
+    assert status["projectId"] == "OH-2026"
+    conds = {c["type"]: c for c in status["conditions"]}
+    assert (conds["Ready"]["status"], conds["Reconciling"]["status"], conds["Stalled"]["status"]) == (
+        "True",
+        "False",
+        "False",
+    )
+    assert all(c["observedGeneration"] == 3 for c in conds.values())
+
+
+def test_a_name_conflict_is_stalled_with_no_phase():
+    status = P.project_status(
+        "p", spec(), 1, None, P.Outcome(False, P.R_NAME_CONFLICT, "namespace p is not ours"), NOW
+    )
+    conds = {c["type"]: c for c in status["conditions"]}
+    assert (conds["Ready"]["status"], conds["Ready"]["reason"]) == ("False", "NameConflict")
+    assert conds["Stalled"]["status"] == "True"
+    assert status["phase"] is None
+    assert status["projectId"] == "p"
+
+
+def test_a_closed_project_refuses_new_runs_naming_the_project():
+    message = defaults.refusal("PipelineRun", "oral-history", "oral-history", spec(state="Closed"))
+    assert message is not None and "project oral-history is Closed" in message and "PipelineRun" in message
+    assert defaults.refusal("PipelineRun", "oral-history", "oral-history", spec()) is None
+
+
+def test_defaults_fill_only_what_the_object_leaves_out():
+    s = spec(
+        defaults={"legalTags": ["internal-research"], "acl": {"owners": ["archivists"], "viewers": ["staff"]}}
+    )
+    assert defaults.defaulted_fields({}, s) == {
+        "legalTags": ["internal-research"],
+        "acl": {"owners": ["archivists"], "viewers": ["staff"]},
+    }
+    # Explicit ones win, an empty list included; each ACL list on its own.
+    assert defaults.defaulted_fields({"legalTags": [], "acl": {"owners": ["me"]}}, s) == {
+        "acl": {"owners": ["me"], "viewers": ["staff"]}
+    }
+    assert defaults.defaulted_fields({"legalTags": ["x"], "acl": {"owners": [], "viewers": []}}, s) == {}
+    assert defaults.defaulted_fields({}, spec()) == {}
+
+
+def test_the_defaulted_fields_are_valid_run_fields():
+    s = spec(defaults={"legalTags": ["public-domain"], "acl": {"viewers": ["everyone"]}})
+    run = {
+        "pipelineRef": {"name": "p"},
+        "workspace": {"claimName": "media"},
+        "items": [{"documents": [{"location": "a.mp4", "mimeType": "video/mp4"}]}],
+    }
+    run.update(defaults.defaulted_fields(run, s))
+    parsed = PipelineRunSpec.from_obj(run)
+    assert parsed.legal_tags == ["public-domain"]
+    assert parsed.acl is not None and parsed.acl.viewers == ["everyone"]
+
+
+def test_timeline_end_before_start_is_refused():
+    with pytest.raises(ValidationError, match="end must not be before start"):
+        spec(timeline={"start": "2026-12-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"})
+
+
+def test_the_project_crd_is_cluster_scoped_with_its_columns():
+    (project,) = [r for r in RESOURCES if r.kind == "Project"]
+    assert project.scope == "Cluster"
+    assert [c["name"] for c in project.printer_columns] == ["Title", "State", "Ready", "Reason", "End", "Age"]
