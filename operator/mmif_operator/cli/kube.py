@@ -18,6 +18,8 @@ from mmif_operator.core.model import GROUP, VERSION
 from mmif_operator.kinds.pipeline.model import PLURAL as PIPELINES
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUNS
 
+MERGE_PATCH = "application/merge-patch+json"
+_MERGE: dict[str, Any] = {"_content_type": MERGE_PATCH}  # a dict body would go as a JSON Patch
 WATCH_SECONDS = 240  # one watch request; it is renewed from the last resourceVersion
 
 
@@ -111,10 +113,11 @@ class Kube:
         )
 
     async def patch_run(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        # a dict body goes as a JSON merge patch (kubernetes_asyncio picks merge-patch+json first)
         return await self._call(
             f"pipelinerun {name}",
-            self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, RUNS, name, patch),
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, RUNS, name, patch, **_MERGE
+            ),
         )
 
     async def watch_run(self, name: str) -> AsyncIterator[dict[str, Any]]:

@@ -96,7 +96,13 @@ def parse_answer(log: str) -> dict[str, Any]:
     """The JSON answer in the reader pod's log (the line after MARKER)."""
     for line in reversed(log.splitlines()):
         if line.startswith(MARKER):
-            answer = json.loads(line[len(MARKER) :])
+            try:
+                answer = json.loads(line[len(MARKER) :])
+            except ValueError:
+                raise CliError(
+                    "the reader's answer is cut short: it is larger than the kubelet keeps of a pod's "
+                    "log (containerLogMaxSize, 10 MiB by default)"
+                ) from None
             if not answer.get("ok"):
                 raise CliError(str(answer.get("error") or "the reader found nothing"))
             return answer["result"]
