@@ -160,8 +160,8 @@ def test_run_watch_then_status_wait_results_and_logs(operator_deployed, namespac
     view = json.loads(proc.stdout)
     assert view["id"] == "v_1" and view["metadata"]["app"] == build.app_identifier("timeframes")
     assert (
-        view["metadata"]["parameters"] == {"count": "2"} and len(view["annotations"]) == 3
-    )  # Contain-less: 2 + doc?
+        view["metadata"]["parameters"] == {"count": "2"} and len(view["annotations"]) == 2
+    )  # two TimeFrames
     proc = mmif("results", "batch", "clip-1", "--view", "v_9", namespace=namespace)
     assert proc.returncode == 4 and "no view 'v_9'; the views are v_0, v_1" in proc.stderr, explain(proc)
 

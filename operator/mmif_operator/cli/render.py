@@ -97,7 +97,9 @@ def _total(total: int | None) -> str:
 def frame(run: dict[str, Any]) -> Frame:
     """The frame of a PipelineRun object (its status parsed with the model)."""
     meta = run.get("metadata") or {}
-    status = PipelineRunStatus.from_obj(run.get("status"))
+    raw = dict(run.get("status") or {})
+    raw.pop("pipelineSpec", None)  # the Pipeline's spec as the operator snapshot it: not shown here
+    status = PipelineRunStatus.from_obj(raw)
     cond = next((c for c in status.conditions if c.type == "Succeeded"), None)
     total = status.item_count
     steps = tuple(StepBar(s.name, total, s.succeeded, s.failed, s.running, s.pending) for s in status.steps)

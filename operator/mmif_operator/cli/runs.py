@@ -17,7 +17,6 @@ from mmif_operator.cli.errors import CliError, Exit
 from mmif_operator.cli.kube import Kube
 from mmif_operator.cli.render import Frame
 from mmif_operator.core.model import API_VERSION
-from mmif_operator.kinds.pipeline.model import PipelineSpec
 from mmif_operator.kinds.pipelinerun.model import KIND, Item, PipelineRunSpec, RunPhase
 
 MAX_ITEM_NAME = 63
@@ -175,12 +174,13 @@ async def _items_from_args(args: argparse.Namespace) -> list[dict[str, Any]]:
 async def cmd_run(kube: Kube, args: argparse.Namespace, ui: Any) -> int:
     items = await _items_from_args(args)
     pipeline = await kube.get_pipeline(args.pipeline)
-    spec = PipelineSpec.model_validate(pipeline.get("spec") or {})
+    spec = pipeline.get("spec") or {}  # read as it is: a newer operator's fields are no error here
+    workspace = spec.get("workspace") or {}
     claim, mount = args.claim, args.mount_path
     if not claim:
-        if spec.workspace is None:
+        if not workspace.get("claimName"):
             raise CliError(f"pipeline {args.pipeline} names no workspace: give --claim", Exit.USAGE)
-        claim, mount = spec.workspace.claim_name, mount or spec.workspace.mount_path
+        claim, mount = workspace["claimName"], mount or workspace.get("mountPath")
     body = run_body(
         args.pipeline,
         items,
@@ -189,7 +189,7 @@ async def cmd_run(kube: Kube, args: argparse.Namespace, ui: Any) -> int:
         output_dir=args.output_dir,
         name=args.name,
         generate_name=args.generate_name,
-        params=parse_params(args.param, [s.name for s in spec.steps]),
+        params=parse_params(args.param, [s.get("name") for s in spec.get("steps") or []]),
         parallelism=args.parallelism,
         on_item_failure=args.on_item_failure,
         timeout_seconds=args.timeout_seconds,
