@@ -331,3 +331,21 @@ def test_the_console_script_parses_kubectls_options_after_the_command():
     assert (args.decision, args.comment) == ("pass", "ok")
     with pytest.raises(SystemExit):
         main.parser().parse_args(["review", "maybe", "batch", "--comment", "ok"])
+
+
+def test_on_a_terminal_the_bars_are_rich_progress_bars_one_per_step_and_the_run():
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=150, markup=False)
+    bars = live.BarsRenderer(console)
+    bars.update(render.frame(status()))
+    done = status(phase="Succeeded", stage="Succeeded", itemsSucceeded=10, itemsFailed=0)
+    for s in done["status"]["steps"]:
+        s.update(pending=0, running=0, succeeded=10, failed=0)
+    bars.update(render.frame(done))
+    bars.close()
+    tasks = {t.description: (t.completed, t.total) for t in bars.progress.tasks}
+    assert tasks == {"asr": (10, 10), "ner": (10, 10), "batch": (10, 10)}
+    chosen = live.renderer_for(console, out)
+    chosen.close()
+    assert isinstance(chosen, live.BarsRenderer)
+    assert live.renderer_for(Console(file=io.StringIO()), io.StringIO()).__class__ is live.PlainRenderer
