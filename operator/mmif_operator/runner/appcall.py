@@ -66,4 +66,7 @@ def call_app(
     except appclient.TooLargeError as e:
         return Failure(ExitCode.INVALID_OUTPUT, Reason.OUTPUT_TOO_LARGE, str(e))
     record["httpStatus"] = resp.status
+    log.info(
+        "%s: the app answered HTTP %d (%s, %d bytes)", what, resp.status, resp.content_type, len(resp.body)
+    )
     return classify(resp.status, resp.content_type, resp.body, in_views, app_id)

@@ -1,5 +1,6 @@
 """`mmif-runner prepare|step|manifest|publish|analyze|analysis-manifest`: configured by environment variables (see `env`), it exits
-with the codes of `exitcodes` (docs/design.md, "Runner exit codes")."""
+with the codes of `exitcodes` (docs/design.md, "Runner exit codes"). `mmif-runner show ...` reads a
+run's outputs for the `kubectl mmif` plugin (mmif_operator/results/show.py)."""
 
 from __future__ import annotations
 
@@ -255,6 +256,11 @@ def _on_sigterm(signum, frame):  # the Job is being deleted (cancel, timeout): c
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["show"]:  # the plugin's reader pod: arguments, not the step pods' environment
+        from mmif_operator.results import show
+
+        return show.main(argv[1:])
     parser = argparse.ArgumentParser(prog="mmif-runner", description=__doc__)
     parser.add_argument("command", choices=sorted(COMMANDS))
     try:

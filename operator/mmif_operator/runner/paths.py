@@ -119,3 +119,13 @@ class AnalysisLayout:
 
     def relative(self, path: str) -> str:
         return posixpath.relpath(path, self.root)
+
+
+# -- the runner's own log of one item-step, beside its result record ------------------------------
+STEP_LOG_SUFFIX = ".log"
+
+
+def step_log(layout: RunLayout, item_index: int, step_index: int, step_name: str) -> str:
+    """`items/<index>/<k>-<step>.log`: what `mmif-runner step` logged for that item-step (every
+    attempt, bounded; runner/steplog.py)."""
+    return posixpath.join(layout.item_dir(item_index), step_basename(step_index, step_name) + STEP_LOG_SUFFIX)

@@ -7,12 +7,12 @@ import logging
 import os
 from dataclasses import dataclass
 
-from mmif_operator.runner import appclient, claims, files, source
+from mmif_operator.runner import appclient, claims, files, source, steplog
 from mmif_operator.runner.appcall import Failure, call_app
 from mmif_operator.runner.exitcodes import ExitCode, Reason
 from mmif_operator.runner.items import Item, read_item, resolve_in_workspace
 from mmif_operator.runner.outcome import InputViews, Kind, parse_mmif
-from mmif_operator.runner.paths import RUN_UID_FILE, RunLayout
+from mmif_operator.runner.paths import RUN_UID_FILE, RunLayout, step_log
 
 log = logging.getLogger("mmif-runner")
 
@@ -127,6 +127,14 @@ def run_step(cfg: StepConfig) -> int:
             finishedAt=files.utcnow(),
             **extra,
         )
+        log.log(
+            logging.INFO if code == ExitCode.OK else logging.ERROR,
+            "finished: %s (%s, exit %d): %s",
+            state,
+            reason,
+            int(code),
+            message,
+        )
         if rec_path is not None:
             files.atomic_write_json(rec_path, record)
         files.write_termination(
@@ -154,62 +162,79 @@ def run_step(cfg: StepConfig) -> int:
     item_name = item.name
     out_path = layout.step_mmif(item.index, cfg.step_index, cfg.step)
     rec_path = layout.step_record(item.index, cfg.step_index, cfg.step)
-    done = _done_before(cfg, layout, item, out_path, rec_path)
-    if done is not None:
-        log.info(
-            "step %s of item %d already succeeded (sha256 %s): nothing to do",
-            cfg.step,
-            item.index,
-            done["sha256"],
-        )
-        files.write_termination(
-            cfg.termination_log,
-            {
-                "item": item.index,
-                "name": item.name,
-                "step": cfg.step,
-                "reason": Reason.SUCCEEDED,
-                "message": "already done",
-            },
-        )
-        return int(ExitCode.OK)
-    previous = files.read_json(rec_path)
-    attempt = (previous.get("attempt", 0) if isinstance(previous, dict) else 0) + 1
-    record.update(
-        item=item.index,
-        name=item.name,
-        step=cfg.step,
-        stepIndex=cfg.step_index,
-        attempt=attempt,
-        appUrl=cfg.app_url,
-        app=None,
-        httpStatus=None,
-        input=None,
-        output=None,
-        sha256=None,
+    # From here the folder is the run's own: the runner's log of this item-step goes beside its record.
+    handler = steplog.attach(log, step_log(layout, item.index, cfg.step_index, cfg.step))
+    log.info(
+        "item %d (%s) step %d (%s): started (app %s, parameters %s)",
+        item.index,
+        item.name,
+        cfg.step_index,
+        cfg.step,
+        cfg.app_url,
+        json.dumps(cfg.params, sort_keys=True),
     )
-
     try:
-        in_path = input_path(cfg, layout, item)
-        record["input"] = in_path
-        in_bytes = read_input(in_path)
-        in_views = InputViews.of(parse_mmif(in_bytes))  # the parsed input is freed here
-    except (FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as e:
-        # other OSErrors (EIO, ENOSPC...) are the volume's: RunnerError, exit 2, retried
-        return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"cannot use the input MMIF: {e}")
+        done = _done_before(cfg, layout, item, out_path, rec_path)
+        if done is not None:
+            log.info(
+                "step %s of item %d already succeeded (sha256 %s): nothing to do",
+                cfg.step,
+                item.index,
+                done["sha256"],
+            )
+            files.write_termination(
+                cfg.termination_log,
+                {
+                    "item": item.index,
+                    "name": item.name,
+                    "step": cfg.step,
+                    "reason": Reason.SUCCEEDED,
+                    "message": "already done",
+                },
+            )
+            return int(ExitCode.OK)
+        previous = files.read_json(rec_path)
+        attempt = (previous.get("attempt", 0) if isinstance(previous, dict) else 0) + 1
+        record.update(
+            item=item.index,
+            name=item.name,
+            step=cfg.step,
+            stepIndex=cfg.step_index,
+            attempt=attempt,
+            appUrl=cfg.app_url,
+            app=None,
+            httpStatus=None,
+            input=None,
+            output=None,
+            sha256=None,
+        )
 
-    what = f"item {item.index} ({item.name}) step {cfg.step_index} ({cfg.step}), {os.path.basename(in_path)}"
-    outcome = call_app(cfg, in_bytes, in_views, record, what)
-    del in_bytes
-    if isinstance(outcome, Failure):
-        return finish(outcome.code, outcome.reason, outcome.message)
-    extra: dict[str, object] = {"newViews": outcome.new_views, "warnings": outcome.warnings}
-    if outcome.output is not None:  # success, or the failed MMIF of an app error: keep it
-        files.atomic_write(out_path, outcome.output)
-        extra.update(output=out_path, sha256=files.sha256_bytes(outcome.output))
-        if outcome.kind is Kind.SUCCEEDED and cfg.last:
-            files.atomic_write(layout.final_mmif(item.index), outcome.output)
-    return finish(outcome.exit_code, outcome.reason, outcome.message, **extra)
+        try:
+            in_path = input_path(cfg, layout, item)
+            record["input"] = in_path
+            in_bytes = read_input(in_path)
+            in_views = InputViews.of(parse_mmif(in_bytes))  # the parsed input is freed here
+        except (FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as e:
+            # other OSErrors (EIO, ENOSPC...) are the volume's: RunnerError, exit 2, retried
+            return finish(ExitCode.INVALID_INPUT, Reason.INVALID_INPUT, f"cannot use the input MMIF: {e}")
+
+        what = (
+            f"item {item.index} ({item.name}) step {cfg.step_index} ({cfg.step}), {os.path.basename(in_path)}"
+        )
+        outcome = call_app(cfg, in_bytes, in_views, record, what)
+        del in_bytes
+        if isinstance(outcome, Failure):
+            return finish(outcome.code, outcome.reason, outcome.message)
+        extra: dict[str, object] = {"newViews": outcome.new_views, "warnings": outcome.warnings}
+        if outcome.output is not None:  # success, or the failed MMIF of an app error: keep it
+            files.atomic_write(out_path, outcome.output)
+            extra.update(output=out_path, sha256=files.sha256_bytes(outcome.output))
+            if outcome.kind is Kind.SUCCEEDED and cfg.last:
+                files.atomic_write(layout.final_mmif(item.index), outcome.output)
+        return finish(outcome.exit_code, outcome.reason, outcome.message, **extra)
+
+    finally:
+        steplog.detach(log, handler)
 
 
 def parse_params(text: str | None) -> dict:

@@ -1,0 +1,145 @@
+"""The reader pod: how the plugin reads a run's volume with the user's own identity (as `kubectl
+debug` and `kubectl cp` work through pods). It runs `mmif-runner show ...` from the operator's
+image with the run's claim mounted read-only, hardened like the step pods (no service account
+token, non-root 65532, no privilege escalation, every capability dropped, seccomp RuntimeDefault,
+read-only root), bounded by activeDeadlineSeconds, labelled, and deleted after use. `reader_pod`
+is pure."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+from mmif_operator.cli.errors import CliError
+from mmif_operator.cli.kube import Kube
+from mmif_operator.core import labels as L
+from mmif_operator.core import security
+from mmif_operator.kinds.pipelinerun.children import run_output_path
+from mmif_operator.kinds.pipelinerun.model import RunWorkspace
+from mmif_operator.results.show import MARKER
+
+DEFAULT_IMAGE = "mmif.local/mmif-operator:dev"
+IMAGE_ENV = "MMIF_READER_IMAGE"  # another operator image (same version as the cluster's operator)
+DEADLINE_SECONDS = 120  # the pod's activeDeadlineSeconds, and how long the plugin waits for it
+COMPONENT_READER = "reader"
+NAME_READER = "kubectl-mmif"
+READS_RUN = "mmif.dev/reads-run"  # not `mmif.dev/run`: the operator's selectors must never see it
+# Waiting reasons that will not heal within the deadline: report them at once.
+STUCK = (
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+)
+
+
+def run_location(run: dict[str, Any]) -> tuple[str, str, str]:
+    """(claim, mount path, run folder as pods see it) of a PipelineRun object."""
+    workspace = RunWorkspace.from_obj((run.get("spec") or {}).get("workspace"))
+    name = run["metadata"]["name"]
+    folder = (run.get("status") or {}).get("outputPath") or run_output_path(name, workspace)
+    return workspace.claim_name, workspace.mount_path, folder
+
+
+def run_steps(run: dict[str, Any]) -> list[str]:
+    """The run's step names, from its Pipeline snapshot (empty before it took one)."""
+    snapshot = (run.get("status") or {}).get("pipelineSpec") or {}
+    return [s["name"] for s in snapshot.get("steps") or [] if s.get("name")]
+
+
+def reader_pod(run: dict[str, Any], args: list[str], image: str | None = None) -> dict[str, Any]:
+    """The reader pod for `mmif-runner show ARGS` over run `run`'s folder."""
+    claim, mount, _ = run_location(run)
+    name = run["metadata"]["name"]
+    labels = L.common_labels(COMPONENT_READER, name=NAME_READER, instance=name)
+    labels[L.MANAGED_BY] = NAME_READER
+    labels[READS_RUN] = L.label_value(name)
+    container = {
+        "name": "reader",
+        "image": image or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["mmif-runner", "show", *args],
+        "env": [{"name": "PYTHONWARNINGS", "value": "ignore"}],
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+        "securityContext": security.runner_security_context(),
+        "volumeMounts": [
+            {"name": "workspace", "mountPath": mount, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "activeDeadlineSeconds": DEADLINE_SECONDS,
+        "terminationGracePeriodSeconds": 0,
+        "containers": [container],
+        "volumes": [
+            {"name": "workspace", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        ],
+    }
+    security.secure_pod_spec(spec)
+    spec["securityContext"].update(
+        {"runAsNonRoot": True, "runAsUser": security.RUNNER_UID, "runAsGroup": security.RUNNER_GID}
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"generateName": f"{name[:40]}-reader-", "labels": labels},
+        "spec": spec,
+    }
+
+
+def parse_answer(log: str) -> dict[str, Any]:
+    """The JSON answer in the reader pod's log (the line after MARKER)."""
+    for line in reversed(log.splitlines()):
+        if line.startswith(MARKER):
+            try:
+                answer = json.loads(line[len(MARKER) :])
+            except ValueError:
+                raise CliError(
+                    "the reader's answer is cut short: it is larger than the kubelet keeps of a pod's "
+                    "log (containerLogMaxSize, 10 MiB by default)"
+                ) from None
+            if not answer.get("ok"):
+                raise CliError(str(answer.get("error") or "the reader found nothing"))
+            return answer["result"]
+    tail = "\n".join(log.splitlines()[-5:])
+    raise CliError(f"the reader pod printed no answer; its log ends with:\n{tail}")
+
+
+def _stuck(pod: Any) -> str | None:
+    for cs in (pod.status.container_statuses or []) if pod.status else []:
+        waiting = cs.state.waiting if cs.state else None
+        if waiting is not None and waiting.reason in STUCK:
+            return f"{waiting.reason}: {waiting.message or ''}".strip()
+    return None
+
+
+async def read(kube: Kube, run: dict[str, Any], args: list[str], image: str | None = None) -> dict[str, Any]:
+    """Run the reader pod, return its answer, delete it (whatever happened)."""
+    created = await kube.create_pod(reader_pod(run, args, image))
+    name = created.metadata.name
+    try:
+        phase = None
+        try:
+            async with asyncio.timeout(DEADLINE_SECONDS + 15):
+                async for pod in kube.watch_pod(name, DEADLINE_SECONDS + 10):
+                    phase = pod.status.phase if pod.status else None
+                    if phase in ("Succeeded", "Failed"):
+                        break
+                    stuck = _stuck(pod)
+                    if stuck:
+                        raise CliError(f"the reader pod {name} cannot start: {stuck}")
+        except TimeoutError:
+            pass
+        if phase not in ("Succeeded", "Failed"):
+            raise CliError(
+                f"the reader pod {name} did not finish within {DEADLINE_SECONDS} s (phase {phase}); "
+                f"see `kubectl describe pod {name} -n {kube.namespace}` while it exists"
+            )
+        return parse_answer(await kube.pod_log(name, "reader"))
+    finally:
+        await kube.delete_pod(name)

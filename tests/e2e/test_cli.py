@@ -1,0 +1,280 @@
+"""The `kubectl mmif` plugin end to end: the installed `kubectl-mmif` (this venv's console script)
+run as a user runs it, `kubectl mmif ...` (kubectl finds the plugin on PATH), against the real
+cluster and operator. Its stdout is not a terminal, so the live bars print one plain line per
+update (cli/render.py), which is what these tests read.
+
+1. `run --watch` of a two-step pipeline: every update and the final frame, exit 0; then
+   `status`, `wait`, `results` (as a user holding only the `mmif-user` ClusterRole), `--mmif`,
+   `--view` and `logs` of a step whose pod is gone (the runner's log on the volume).
+2. A failing run: `run --watch` exits 1 with the reason and the app's message; `wait` says so.
+3. `logs` of a step in flight (the runner's and the app's containers), then `cancel --wait`.
+4. A reviewed pipeline: `run --watch` stops at AwaitingReview (exit 5); `review pass --as rita`
+   records rita and the run succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mmif import Mmif
+
+from tests import kube
+
+pytestmark = pytest.mark.cluster
+
+BIN = Path(sys.executable).parent  # the venv's bin: where `pip install` put kubectl-mmif
+READER_PODS = "app.kubernetes.io/component=reader,app.kubernetes.io/managed-by=kubectl-mmif"
+USER = "ursula"  # holds only the mmif-user ClusterRole (manifests/rbac-user.yaml)
+REVIEWER = "rita"
+
+
+def mmif(*args: str, namespace: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    """`kubectl mmif ARGS -n NAMESPACE`, as a user types it (stdout a pipe, not a terminal)."""
+    assert (BIN / "kubectl-mmif").exists(), "the console script kubectl-mmif is not installed in the venv"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(
+        ["kubectl", "mmif", *args, "-n", namespace],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def explain(proc: subprocess.CompletedProcess) -> str:
+    return f"exit {proc.returncode}\n--- stdout:\n{proc.stdout}\n--- stderr:\n{proc.stderr}"
+
+
+def in_order(lines: list[str], wanted: list[str]) -> bool:
+    """Every line of `wanted` starts some line of `lines`, in this order."""
+    it = iter(lines)
+    return all(any(line.startswith(w) for line in it) for w in wanted)
+
+
+def bind(namespace: str, user: str, cluster_role: str) -> None:
+    kube.kubectl(
+        "create",
+        "rolebinding",
+        f"{user}-{cluster_role}",
+        f"--clusterrole={cluster_role}",
+        f"--user={user}",
+        "-n",
+        namespace,
+    )
+
+
+def no_reader_pods_left(namespace: str) -> None:
+    kube.eventually(
+        lambda: (
+            not [
+                p
+                for p in kube.get_list("pods", namespace, READER_PODS)
+                if not p["metadata"].get("deletionTimestamp")
+            ]
+        ),
+        timeout=30,
+        what="the reader pods deleted",
+    )
+
+
+def test_run_watch_then_status_wait_results_and_logs(operator_deployed, namespace, workspace, build, runs):
+    docs = [f"media/clip-{i}.mp4" for i in range(3)]
+    workspace.write_media({d: f"not really a video, {d}\n" for d in docs})
+    build.apply(
+        build.pipeline(
+            "cli",
+            [build.step("transcript", "textgen"), build.step("segments", "timeframes")],
+            claim_name=workspace.claim_name,
+        ),
+        namespace,
+    )
+
+    proc = mmif(
+        "run",
+        "cli",
+        *docs,
+        "--name",
+        "batch",
+        "--parallelism",
+        "1",
+        "--param",
+        "segments.count=2",
+        "--watch",
+        namespace=namespace,
+    )
+    assert proc.returncode == 0, explain(proc) + runs.diagnostics(namespace, "batch")
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"pipelinerun.mmif.dev/batch created (3 items, namespace {namespace})", explain(proc)
+    # the updates: items pass the steps one by one (parallelism 1), every change a line
+    assert in_order(lines, [f"step transcript {n}/3 " for n in (1, 2, 3)]), explain(proc)
+    assert in_order(lines, [f"step segments {n}/3 " for n in (1, 2, 3)]), explain(proc)
+    assert in_order(lines, [f"run batch {n}/3 phase=Running" for n in (1, 2, 3)]), explain(proc)
+    assert "step segments 3/3 succeeded=3 failed=0 running=0 pending=0" in lines, explain(proc)
+    assert any(line.startswith("run batch 3/3 phase=Succeeded stage=Succeeded") for line in lines), explain(
+        proc
+    )
+    # the final frame: the counts table and the outcome
+    table = proc.stdout[proc.stdout.index(f"pipelinerun batch ({namespace}): Succeeded") :]
+    assert "transcript" in table and "segments" in table and "3/3" in table, explain(proc)
+    assert lines[-1].startswith("pipelinerun batch: Succeeded, 3/3 items succeeded"), explain(proc)
+
+    proc = mmif("status", "batch", namespace=namespace)
+    assert proc.returncode == 0, explain(proc)
+    assert "step transcript 3/3 succeeded=3 failed=0 running=0 pending=0" in proc.stdout, explain(proc)
+    assert "run batch 3/3 phase=Succeeded" in proc.stdout, explain(proc)
+    assert "outputs: /data/mmif-runs/batch (manifest /data/mmif-runs/batch/manifest.json)" in proc.stdout
+
+    proc = mmif("wait", "batch", "--for", "Succeeded", "--timeout", "30", namespace=namespace)
+    assert proc.returncode == 0 and proc.stdout.startswith("pipelinerun batch: Succeeded"), explain(proc)
+
+    # results, as a user who holds only mmif-user: the reader pod runs with their identity
+    bind(namespace, USER, "mmif-user")
+    proc = mmif("results", "batch", "--as", USER, namespace=namespace)
+    assert proc.returncode == 0, explain(proc)
+    out = proc.stdout
+    assert "/data/mmif-runs/batch: Succeeded, total 3, succeeded 3; steps transcript, segments" in out, out
+    for i in range(3):
+        assert f"item {i} (clip-{i}): Succeeded  items/{i:05d}/final.mmif" in out, out
+        assert f"document d1 VideoDocument video/mp4 file:///data/media/clip-{i}.mp4" in out, out
+    assert (
+        out.count("http://apps.mmif.dev/textgen") == 3 and out.count("http://apps.mmif.dev/timeframes") == 3
+    )
+    assert "count=2" in out and "TimeFrame 2" in out and "Alignment 1, TextDocument 1" in out, out
+    assert out.count("timeframes: 2, 0-1.5 s") == 3, out
+
+    proc = mmif("results", "batch", "1", "--mmif", "--as", USER, namespace=namespace)
+    assert proc.returncode == 0, explain(proc)
+    final = Mmif(proc.stdout)  # valid MMIF, the item's final one
+    assert [v.metadata.app for v in final.views] == [
+        build.app_identifier("textgen"),
+        build.app_identifier("timeframes"),
+    ]
+
+    proc = mmif("results", "batch", "clip-1", "--view", "v_1", "--as", USER, namespace=namespace)
+    assert proc.returncode == 0, explain(proc)
+    view = json.loads(proc.stdout)
+    assert view["id"] == "v_1" and view["metadata"]["app"] == build.app_identifier("timeframes")
+    assert (
+        view["metadata"]["parameters"] == {"count": "2"} and len(view["annotations"]) == 2
+    )  # two TimeFrames
+    proc = mmif("results", "batch", "clip-1", "--view", "v_9", namespace=namespace)
+    assert proc.returncode == 4 and "no view 'v_9'; the views are v_0, v_1" in proc.stderr, explain(proc)
+
+    # the step pods are gone (the operator deletes finished Jobs): the runner's log from the volume
+    proc = mmif("logs", "batch", "0", "--step", "transcript", "--as", USER, namespace=namespace)
+    assert proc.returncode == 0, explain(proc)
+    assert "the runner, from the volume (items/00000/00-transcript.log)" in proc.stdout, explain(proc)
+    assert "item 0 (clip-0) step 0 (transcript): started (app http://127.0.0.1:5000" in proc.stdout
+    assert "the app answered HTTP 200" in proc.stdout and "finished: Succeeded" in proc.stdout, explain(proc)
+    no_reader_pods_left(namespace)
+
+
+def test_a_failing_run_exits_non_zero_with_the_reason(operator_deployed, namespace, workspace, build, runs):
+    workspace.write_media({"media/bad.mp4": "not really a video\n"})
+    build.apply(
+        build.pipeline(
+            "failing",
+            [build.step("check", "failer", parameters={"failOn": "bad"})],
+            claim_name=workspace.claim_name,
+        ),
+        namespace,
+    )
+    proc = mmif("run", "failing", "media/bad.mp4", "--name", "broken", "--watch", namespace=namespace)
+    assert proc.returncode == 1, explain(proc)
+    assert "step check 1/1 succeeded=0 failed=1" in proc.stdout, explain(proc)
+    assert "latest failures" in proc.stdout and "AppError" in proc.stdout, explain(proc)
+    assert "failOn 'bad' matched document d1" in proc.stdout, explain(proc)
+    assert proc.stdout.splitlines()[-1].startswith(
+        "pipelinerun broken: Failed (ItemsFailed), 0/1 items succeeded, 1 failed"
+    )
+
+    proc = mmif("wait", "broken", "--timeout", "30", namespace=namespace)
+    assert proc.returncode == 1, explain(proc)
+    assert "cannot become Succeeded any more: it is Failed" in proc.stderr, explain(proc)
+
+    proc = mmif("results", "broken", "bad", namespace=namespace)
+    assert proc.returncode == 0, explain(proc)
+    assert "item 0 (bad): Failed" in proc.stdout and "failed at step check: AppError" in proc.stdout, explain(
+        proc
+    )
+    assert "http://apps.mmif.dev/failer" in proc.stdout and "failOn 'bad' matched" in proc.stdout, explain(
+        proc
+    )
+
+
+def test_logs_of_a_step_in_flight_then_cancel(operator_deployed, namespace, workspace, build, runs):
+    workspace.write_media({"media/long.mp4": "not really a video\n"})
+    build.apply(
+        build.pipeline(
+            "sleepy",
+            [build.step("nap", "sleeper", parameters={"seconds": "120"})],
+            claim_name=workspace.claim_name,
+        ),
+        namespace,
+    )
+    proc = mmif("run", "sleepy", "media/long.mp4", "--name", "nap", namespace=namespace)
+    assert proc.returncode == 0 and "pipelinerun.mmif.dev/nap created" in proc.stdout, explain(proc)
+
+    def live_logs():
+        proc = mmif("logs", "nap", "long", "--step", "nap", namespace=namespace, timeout=60)
+        ok = "container runner" in proc.stdout and "POST to http://apps.mmif.dev/sleeper/v1" in proc.stdout
+        return proc if ok and "container app" in proc.stdout else None
+
+    proc = kube.eventually(live_logs, timeout=120, interval=2, what="the logs of the step in flight")
+    assert "== item long step nap: the runner, pod nap-00000-0-" in proc.stdout, explain(proc)
+    assert "item 0 (long) step 0 (nap): started" in proc.stdout, explain(proc)
+    assert "== item long step nap: the app, pod nap-00000-0-" in proc.stdout, explain(proc)
+
+    proc = mmif("cancel", "nap", "--wait", "--timeout", "90", namespace=namespace)
+    assert proc.returncode == 0, explain(proc)
+    assert "pipelinerun nap: cancellation requested (it was Running, 0/1 items done)" in proc.stdout, explain(
+        proc
+    )
+    assert proc.stdout.splitlines()[-1].startswith("pipelinerun nap: Cancelled"), explain(proc)
+    proc = mmif("status", "nap", namespace=namespace)
+    assert "run nap 1/1 phase=Cancelled" in proc.stdout and "cancelled=1" in proc.stdout, explain(proc)
+
+
+def test_review_pass_as_a_reviewer(operator_deployed, namespace, workspace, build, runs):
+    workspace.write_media({"media/clip.mp4": "not really a video\n"})
+    build.apply(
+        build.pipeline(
+            "reviewed",
+            [build.step("transcript", "textgen")],
+            claim_name=workspace.claim_name,
+            review={"required": True},
+        ),
+        namespace,
+    )
+    bind(namespace, REVIEWER, "mmif-reviewer")
+    bind(namespace, USER, "mmif-user")  # may patch runs, but not review them
+    proc = mmif("run", "reviewed", "media/clip.mp4", "--name", "rev", "--watch", namespace=namespace)
+    assert proc.returncode == 5, explain(proc)
+    assert "run rev 1/1 phase=AwaitingReview" in proc.stdout, explain(proc)
+    assert "kubectl mmif review pass|fail rev --comment" in proc.stdout, explain(proc)
+
+    proc = mmif("review", "pass", "rev", "--comment", "checked by ear", "--as", USER, namespace=namespace)
+    assert proc.returncode == 4 and f"{USER} may not review pipelineruns" in proc.stderr, explain(proc)
+
+    proc = mmif(
+        "review",
+        "pass",
+        "rev",
+        "--comment",
+        "checked by ear",
+        "--wait",
+        "--as",
+        REVIEWER,
+        namespace=namespace,
+    )
+    assert proc.returncode == 0, explain(proc) + runs.diagnostics(namespace, "rev")
+    assert f"pipelinerun rev: review Pass recorded (reviewer {REVIEWER}, at " in proc.stdout, explain(proc)
+    assert proc.stdout.splitlines()[-1].startswith("pipelinerun rev: Succeeded, 1/1 items succeeded"), (
+        explain(proc)
+    )
+    assert kube.get("pipelinerun", "rev", namespace)["spec"]["review"]["reviewer"] == REVIEWER
