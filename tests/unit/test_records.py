@@ -16,21 +16,11 @@ import pytest
 from mmif_operator.records import lineage as LIN
 from mmif_operator.records import search as S
 from mmif_operator.records import store
-from mmif_operator.runner.items import DocumentSpec, Item
-from mmif_operator.runner.source import build_source
-from tests.apps.harness import load_app
 
 
 @pytest.fixture(scope="module")
-def step_mmifs(tmp_path_factory):
-    """A two-step chain of the real test apps: textgen, then timeframes; each step's MMIF."""
-    workspace = tmp_path_factory.mktemp("ws")
-    (workspace / "a.mp4").write_bytes(b"not really a video")
-    item = Item(index=0, name="a", documents=(DocumentSpec("a.mp4", "video/mp4"),))
-    source = build_source(item, str(workspace)).serialize()
-    first = load_app("textgen").annotate(source)
-    second = load_app("timeframes").annotate(first)
-    return [("text", first), ("frames", second)]
+def step_mmifs(app_chain):
+    return app_chain.steps
 
 
 def publication(**over) -> LIN.Publication:
