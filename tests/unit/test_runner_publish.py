@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pathlib
 
 import pytest
 
@@ -77,10 +78,10 @@ def test_each_passed_item_becomes_a_byte_identical_record_with_its_lineage(run_f
     layout, records_dir, workspace = run_folder
     cfg = config(layout, records_dir, workspace, tmp_path)
     assert run_publish(cfg) == ExitCode.OK
-    final = open(layout.final_mmif(0), "rb").read()
+    final = pathlib.Path(layout.final_mmif(0)).read_bytes()
     sha = hashlib.sha256(final).hexdigest()
-    assert open(os.path.join(records_dir, store.object_path(sha)), "rb").read() == final
-    doc = json.load(open(os.path.join(records_dir, store.lineage_path(sha))))
+    assert pathlib.Path(records_dir, store.object_path(sha)).read_bytes() == final
+    doc = json.loads(pathlib.Path(records_dir, store.lineage_path(sha)).read_text())
     LIN.validate(doc)
     assert doc["inputs"] == [
         {
@@ -98,24 +99,24 @@ def test_each_passed_item_becomes_a_byte_identical_record_with_its_lineage(run_f
     )
     published = files.read_json(layout.manifest)["published"]
     assert published["records"] == [{"item": 0, "name": "a", "id": f"sha256:{sha}"}]  # not the failed item
-    assert json.load(open(cfg.termination_log))["records"] == 1
+    assert json.loads(pathlib.Path(cfg.termination_log).read_text())["records"] == 1
     assert [e["id"] for e in S.search(records_dir, S.Query(run="run-1"))] == [f"sha256:{sha}"]
 
     # Retried (the pod was retried, the operator restarted): the same bytes, nothing new.
-    before = open(os.path.join(records_dir, store.INDEX)).read()
+    before = pathlib.Path(os.path.join(records_dir, store.INDEX)).read_text()
     assert run_publish(cfg) == ExitCode.OK
-    assert open(os.path.join(records_dir, store.INDEX)).read() == before
+    assert pathlib.Path(os.path.join(records_dir, store.INDEX)).read_text() == before
 
 
 def test_a_record_name_holding_other_bytes_fails_the_publish_and_is_left(run_folder, tmp_path):
     layout, records_dir, workspace = run_folder
-    final = open(layout.final_mmif(0), "rb").read()
+    final = pathlib.Path(layout.final_mmif(0)).read_bytes()
     path = os.path.join(records_dir, store.object_path(hashlib.sha256(final).hexdigest()))
     os.makedirs(os.path.dirname(path))
     with open(path, "wb") as f:
         f.write(b"someone else's bytes")
     cfg = config(layout, records_dir, workspace, tmp_path)
     assert run_publish(cfg) == ExitCode.OUTPUT_CONFLICT
-    assert open(path, "rb").read() == b"someone else's bytes"
+    assert pathlib.Path(path).read_bytes() == b"someone else's bytes"
     assert "published" not in files.read_json(layout.manifest)
-    assert "never overwritten" in json.load(open(cfg.termination_log))["message"]
+    assert "never overwritten" in json.loads(pathlib.Path(cfg.termination_log).read_text())["message"]
