@@ -129,6 +129,7 @@ def _admit(kind: str, namespace: str | None, spec: Any, patch: Any, index: kopf.
     except ValidationError:
         return
     refusal = defaults.refusal(kind, project["name"], namespace or "", project_spec)
+    refusal = refusal or defaults.record_store_refusal(kind, spec, project["name"], project_spec)
     if refusal:
         raise kopf.AdmissionError(refusal, code=403)
     for field, value in defaults.defaulted_fields(dict(spec or {}), project_spec).items():
