@@ -18,7 +18,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mmif_operator.core.specs import parse_spec
+from mmif_operator.kinds.pipeline.model import PipelineSpec
 from mmif_operator.kinds.pipelinerun import children as J
+from mmif_operator.kinds.pipelinerun.model import PipelineRunSpec
 
 from .kube import ApiError, Kube
 from .watch import JobRecord
@@ -52,6 +55,9 @@ class Baseline:
         self.run = run
         self.run_spec = run_spec
         self.pipeline_spec = pipeline_spec
+        # Parsed as the operator's handler parses them (core/specs.py): the builders take models.
+        self.parsed_run_spec = parse_spec(PipelineRunSpec, run_spec)
+        self.parsed_pipeline_spec = parse_spec(PipelineSpec, pipeline_spec)
         self.items = items
         self.steps = len(pipeline_spec["steps"])
         self.parallelism = min(int(run_spec["parallelism"]), items)
@@ -85,15 +91,15 @@ class Baseline:
             "blockOwnerDeletion": True,
         }
         self.ctx = J.RunContext.from_run(
-            {
-                "metadata": {"name": self.run, "namespace": self.namespace, "uid": cm["metadata"]["uid"]},
-                "spec": self.run_spec,
-            }
+            {"name": self.run, "namespace": self.namespace, "uid": cm["metadata"]["uid"]},
+            self.parsed_run_spec,
         )
 
     def job_body(self, item: int, step: int) -> dict[str, Any]:
         assert self.ctx is not None and self.owner is not None
-        body = J.step_job(self.ctx, self.run_spec, self.pipeline_spec, item, step, self.image)
+        body = J.step_job(
+            self.ctx, self.parsed_run_spec.params, self.parsed_pipeline_spec, item, step, self.image
+        )
         body["metadata"]["ownerReferences"] = [dict(self.owner)]
         return body
 

@@ -12,6 +12,7 @@ from mmif_operator.kinds.pipeline import children as services
 from mmif_operator.kinds.pipelinerun import children as jobs
 from mmif_operator.runner import env as E
 from mmif_operator.runner import inputs
+from tests.unit import typed as T
 
 RUN = {
     "metadata": {"name": "run-1", "namespace": "ns", "uid": "uid-1"},
@@ -42,7 +43,8 @@ PIPELINE = {
     ],
     "workspace": {"claimName": "media", "mountPath": "/data"},
 }
-CTX = jobs.RunContext.from_run(RUN)
+CTX = T.ctx(RUN)
+PARAMS = T.runspec(RUN["spec"]).params
 
 
 def env_of(container):
@@ -68,7 +70,7 @@ def check_restricted(pod_spec):
 
 
 def test_step_job_mode_layout():
-    job = jobs.step_job(CTX, RUN["spec"], PIPELINE, 7, 0, "mmif-operator:dev")
+    job = jobs.step_job(CTX, PARAMS, T.pipe(PIPELINE), 7, 0, "mmif-operator:dev")
     assert job["metadata"]["name"] == names.step_job_name("run-1", 7, 0)
     assert job["metadata"]["namespace"] == "ns"
     (owner,) = job["metadata"]["ownerReferences"]
@@ -125,12 +127,12 @@ def test_step_job_mode_layout():
 
 
 def test_job_is_json_serialisable():
-    for job in (jobs.step_job(CTX, RUN["spec"], PIPELINE, 0, k, "img") for k in range(3)):
+    for job in (jobs.step_job(CTX, PARAMS, T.pipe(PIPELINE), 0, k, "img") for k in range(3)):
         json.dumps(job)
 
 
 def test_step_job_service_mode_and_url():
-    svc_job = jobs.step_job(CTX, RUN["spec"], PIPELINE, 0, 1, "img")
+    svc_job = jobs.step_job(CTX, PARAMS, T.pipe(PIPELINE), 0, 1, "img")
     pod = svc_job["spec"]["template"]["spec"]
     assert "initContainers" not in pod and len(pod["containers"]) == 1
     assert (
@@ -139,7 +141,7 @@ def test_step_job_service_mode_and_url():
     )
     assert svc_job["spec"]["backoffLimit"] == 2 and "activeDeadlineSeconds" not in svc_job["spec"]
     check_restricted(pod)
-    url_job = jobs.step_job(CTX, RUN["spec"], PIPELINE, 0, 2, "img")
+    url_job = jobs.step_job(CTX, PARAMS, T.pipe(PIPELINE), 0, 2, "img")
     assert (
         env_of(url_job["spec"]["template"]["spec"]["containers"][0])[E.APP_URL]
         == "https://apps.example.org/ext"
@@ -148,7 +150,7 @@ def test_step_job_service_mode_and_url():
 
 def test_root_app_is_not_forced_non_root():
     spec = {"steps": [{"name": "a", "image": "a:1"}]}
-    pod = jobs.step_job(CTX, RUN["spec"], spec, 0, 0, "img")["spec"]["template"]["spec"]
+    pod = jobs.step_job(CTX, PARAMS, T.pipe(spec), 0, 0, "img")["spec"]["template"]["spec"]
     sc = pod["initContainers"][0]["securityContext"]
     assert "runAsUser" not in sc and "runAsNonRoot" not in sc
     assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
@@ -177,8 +179,8 @@ def read_mounted(job, cm, tmp_path):
 
 
 def test_prepare_reads_inline_items_from_a_configmap_owned_by_the_run_never_the_environment(tmp_path):
-    [cm] = jobs.prepare_inputs(CTX, RUN["spec"])
-    prep = jobs.prepare_job(CTX, RUN["spec"], "img")
+    [cm] = jobs.prepare_inputs(CTX, T.runspec(RUN["spec"]))
+    prep = jobs.prepare_job(CTX, T.runspec(RUN["spec"]), "img")
     assert prep["metadata"]["name"] == "run-1-prepare"
     assert prep["metadata"]["labels"][L.COMPONENT] == "prepare"
     runner = prep["spec"]["template"]["spec"]["containers"][0]
@@ -198,14 +200,19 @@ def test_prepare_reads_inline_items_from_a_configmap_owned_by_the_run_never_the_
         }
         for i in range(1000)
     ]
-    big_job = jobs.prepare_job(CTX, {**RUN["spec"], "items": big}, "img")
+    big_job = jobs.prepare_job(CTX, T.runspec({**RUN["spec"], "items": big}), "img")
     assert len(json.dumps(big_job["spec"]["template"]["spec"]["containers"][0]["env"])) < 2000
-    [big_cm] = jobs.prepare_inputs(CTX, {**RUN["spec"], "items": big})
+    [big_cm] = jobs.prepare_inputs(CTX, T.runspec({**RUN["spec"], "items": big}))
     assert inputs.read(read_mounted(big_job, big_cm, tmp_path)[1], CTX.uid, "items")["items"] == big
-    from_file = jobs.prepare_job(CTX, {**RUN["spec"], "items": None, "itemsFrom": {"path": "b.jsonl"}}, "img")
+    from_file = jobs.prepare_job(
+        CTX, T.runspec({**RUN["spec"], "items": None, "itemsFrom": {"path": "b.jsonl"}}), "img"
+    )
     env = env_of(from_file["spec"]["template"]["spec"]["containers"][0])
     assert env[E.ITEMS_FROM] == "b.jsonl" and E.ITEMS_FILE not in env
-    assert jobs.prepare_inputs(CTX, {**RUN["spec"], "items": None, "itemsFrom": {"path": "b.jsonl"}}) == []
+    assert (
+        jobs.prepare_inputs(CTX, T.runspec({**RUN["spec"], "items": None, "itemsFrom": {"path": "b.jsonl"}}))
+        == []
+    )
 
 
 def test_items_that_do_not_fit_in_a_configmap_are_refused_with_the_sizes():
@@ -221,11 +228,11 @@ def test_items_that_do_not_fit_in_a_configmap_are_refused_with_the_sizes():
         match=r"the 1000 inline items take \d+ bytes compressed, more than "
         r"the 1048576 bytes \(1 MiB\) a ConfigMap holds",
     ):
-        jobs.prepare_inputs(CTX, {**RUN["spec"], "items": noise})
+        jobs.prepare_inputs(CTX, T.runspec({**RUN["spec"], "items": noise}))
 
 
 def test_the_manifest_job_reads_the_item_states_from_a_configmap(tmp_path):
-    man = jobs.manifest_job(CTX, PIPELINE, "img", "Succeeded")
+    man = jobs.manifest_job(CTX, T.pipe(PIPELINE), "img", "Succeeded")
     [cm] = jobs.manifest_inputs(CTX, "eJwDAAAAAAE=")
     assert man["metadata"]["name"] == "run-1-manifest"
     assert man["metadata"]["labels"][L.COMPONENT] == "manifest"
@@ -244,7 +251,7 @@ def test_the_manifest_job_reads_the_item_states_from_a_configmap(tmp_path):
 def test_app_deployment_and_service():
     ctx = services.PipelineContext(name="pipe", namespace="ns", uid="p-uid")
     step = PIPELINE["steps"][1]
-    dep = services.app_deployment(ctx, PIPELINE, step)
+    dep = services.app_deployment(ctx, T.pipe(PIPELINE), T.step(step))
     assert dep["metadata"]["name"] == names.app_service_name("pipe", "ner")
     assert dep["metadata"]["ownerReferences"][0]["kind"] == "Pipeline"
     assert dep["metadata"]["ownerReferences"][0]["controller"] is True
@@ -259,16 +266,16 @@ def test_app_deployment_and_service():
     assert {"name": "workspace", "mountPath": "/data", "readOnly": True} in c["volumeMounts"]
     assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": "media", "readOnly": True}
     assert pod["automountServiceAccountToken"] is False
-    svc = services.app_service(ctx, step)
+    svc = services.app_service(ctx, T.step(step))
     assert svc["metadata"]["name"] == names.app_service_name("pipe", "ner")
     assert svc["spec"]["selector"] == sel
     assert svc["spec"]["ports"][0]["port"] == 8080
     custom = services.app_deployment(
-        ctx, PIPELINE, {**step, "env": [{"name": "CLAMS_GUNICORN_WORKERS", "value": "4"}]}
+        ctx, T.pipe(PIPELINE), T.step({**step, "env": [{"name": "CLAMS_GUNICORN_WORKERS", "value": "4"}]})
     )
     assert env_of(custom["spec"]["template"]["spec"]["containers"][0]) == {"CLAMS_GUNICORN_WORKERS": "4"}
     with pytest.raises(ValueError):
-        services.app_deployment(ctx, {"steps": [step]}, step)
+        services.app_deployment(ctx, T.pipe({"steps": [step]}), T.step(step))
 
 
 KWOK = {
@@ -282,19 +289,21 @@ KWOK = {
 def test_step_placement_reaches_every_step_pod_but_not_prepare_or_manifest():
     placed = {**PIPELINE, "steps": [{**s, **KWOK} for s in PIPELINE["steps"]]}
     for k in range(3):  # Job mode (sidecar), Service mode, Service mode with url
-        pod = jobs.step_job(CTX, RUN["spec"], placed, 0, k, "img")["spec"]["template"]["spec"]
+        pod = jobs.step_job(CTX, PARAMS, T.pipe(placed), 0, k, "img")["spec"]["template"]["spec"]
         assert pod["nodeSelector"] == {"type": "kwok"}, k
         assert pod["tolerations"] == KWOK["tolerations"], k
-    unplaced = jobs.step_job(CTX, RUN["spec"], PIPELINE, 0, 1, "img")["spec"]["template"]["spec"]
+    unplaced = jobs.step_job(CTX, PARAMS, T.pipe(PIPELINE), 0, 1, "img")["spec"]["template"]["spec"]
     assert "nodeSelector" not in unplaced and "tolerations" not in unplaced
     for job in (
-        jobs.prepare_job(CTX, RUN["spec"], "img"),
-        jobs.manifest_job(CTX, placed, "img", "Succeeded"),
+        jobs.prepare_job(CTX, T.runspec(RUN["spec"]), "img"),
+        jobs.manifest_job(CTX, T.pipe(placed), "img", "Succeeded"),
     ):
         pod = job["spec"]["template"]["spec"]
         assert "nodeSelector" not in pod and "tolerations" not in pod
     dep = services.app_deployment(
-        services.PipelineContext(name="pipe", namespace="ns", uid="u"), placed, placed["steps"][1]
+        services.PipelineContext(name="pipe", namespace="ns", uid="u"),
+        T.pipe(placed),
+        T.step(placed["steps"][1]),
     )
     assert dep["spec"]["template"]["spec"]["tolerations"] == KWOK["tolerations"]
     assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"type": "kwok"}

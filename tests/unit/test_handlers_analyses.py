@@ -16,9 +16,15 @@ class FakeKube:
         self.in_flight = self.most_in_flight = 0
 
     async def get_custom(self, plural, ns, name):
+        if plural == "pipelineruns":  # the source run
+            return {
+                "metadata": {"name": name, "uid": "uid-r"},
+                "spec": {"workspace": {"claimName": "media"}},
+                "status": {"phase": "Running"},
+            }
         return {
             "metadata": {"name": name, "uid": "uid-a", "resourceVersion": "7"},
-            "spec": {"runRef": {"name": "run-1"}},
+            "spec": {"runRef": {"name": "run-1"}, "app": {"image": "app:1"}},
             "status": {"phase": "Running"},
         }
 

@@ -18,6 +18,7 @@ from mmif_operator.core.observed import JobKind
 from mmif_operator.core.runtime import wakeups as W
 from mmif_operator.core.runtime.jobs import job_index_entry
 from mmif_operator.kinds.pipelinerun import children as jobs
+from tests.unit import typed as T
 
 CTX = jobs.RunContext(name="run-1", namespace="ns", uid="uid-1", pipeline="pipe", claim_name="media")
 SPEC = {"steps": [{"name": "asr", "image": "asr:1"}]}
@@ -207,7 +208,7 @@ def test_call_returns_json_or_raises_kube_error():
 
 
 def test_job_index_entry_is_a_small_summary():
-    body = jobs.step_job(CTX, {}, SPEC, 3, 0, "img")
+    body = jobs.step_job(CTX, {}, T.pipe(SPEC), 3, 0, "img")
     entry = job_index_entry("ns", body)
     ((key, summary),) = entry.items()
     assert key == ("ns", "run-1") and summary.kind is JobKind.STEP and summary.item == 3

@@ -35,8 +35,10 @@ from mmif_operator.kinds.analysisjob import triggers
 from mmif_operator.kinds.pipeline import children as services
 from mmif_operator.kinds.pipeline import handler as HP
 from mmif_operator.kinds.pipeline import planning as RP
+from mmif_operator.kinds.pipeline.model import PipelineSpec
 from mmif_operator.kinds.pipelinerun import handler as HR
 from mmif_operator.kinds.pipelinerun import planning as R
+from tests.unit import typed as T
 
 T0 = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
@@ -173,7 +175,7 @@ def make_run(n=2):
 
 
 def plan(run, jobs, **kw):
-    return R.plan_run(copy.deepcopy(run), PIPELINE, jobs, T0, operator_image="img", **kw)
+    return T.plan_run(copy.deepcopy(run), PIPELINE, jobs, T0, operator_image="img", **kw)
 
 
 def started(n=2):
@@ -398,15 +400,15 @@ def test_an_analysis_item_whose_job_is_refused_fails_and_a_refused_manifest_fail
             "itemStates": itemstates.encode([ItemState(1, ItemPhase.SUCCEEDED)]),
         },
     }
-    p = RA.plan_analysis(aj, source, [], T0, operator_image="img")
+    p = T.plan_analysis(aj, source, [], T0, operator_image="img")
     aj["status"] = p.status
     conflict = refused(p.create[0], "NameConflict", "Job run-1-seg-a00000 already exists and is not ours")
-    p = RA.plan_analysis(aj, source, [conflict], T0, operator_image="img")
+    p = T.plan_analysis(aj, source, [conflict], T0, operator_image="img")
     assert p.status["failures"][0]["reason"] == "NameConflict" and conflict.name not in p.delete
     assert RA.needs_termination_messages([conflict]) == []
     aj["status"] = p.status
     manifest = next(b for b in p.create if b["metadata"]["name"] == "run-1-seg-amanifest")
-    p = RA.plan_analysis(
+    p = T.plan_analysis(
         aj,
         source,
         [conflict, refused(manifest, "CreateFailed", "the API server refused it")],
@@ -617,8 +619,9 @@ def test_app_names_are_injective_over_adversarial_pipeline_and_step_names():
 def test_the_app_network_policy_admits_only_this_namespaces_step_and_analysis_pods():
     ctx = services.PipelineContext(name="col", namespace="b", uid="p-uid")
     step = {"name": "a-b", "image": "t:1", "mode": "Service", "port": 8080}
-    dep = services.app_deployment(ctx, {"workspace": {"claimName": "media"}}, step)
-    policy = services.app_network_policy(ctx, step)
+    pipeline_spec = PipelineSpec.from_obj({"workspace": {"claimName": "media"}, "steps": [step]})
+    dep = services.app_deployment(ctx, pipeline_spec, pipeline_spec.steps[0])
+    policy = services.app_network_policy(ctx, pipeline_spec.steps[0])
     assert policy["kind"] == "NetworkPolicy" and policy["metadata"]["name"] == dep["metadata"]["name"]
     assert policy["metadata"]["ownerReferences"] == dep["metadata"]["ownerReferences"]
     assert policy["metadata"]["labels"] == dep["metadata"]["labels"]
@@ -638,7 +641,7 @@ def test_the_app_network_policy_admits_only_this_namespaces_step_and_analysis_po
     from mmif_operator.kinds.pipelinerun import children as jobs
 
     run_ctx = jobs.RunContext(name="r", namespace="b", uid="u", pipeline="col", claim_name="media")
-    pod_labels = jobs.step_job(run_ctx, {}, {"steps": [step]}, 0, 0, "img")["spec"]["template"]["metadata"][
+    pod_labels = jobs.step_job(run_ctx, {}, pipeline_spec, 0, 0, "img")["spec"]["template"]["metadata"][
         "labels"
     ]
     assert pod_labels[L.MANAGED_BY] == L.MANAGER and pod_labels[L.COMPONENT] in ["step", "analyze"]
@@ -663,7 +666,7 @@ def _desired():
             ],
         },
     }
-    return [HP.with_hash(o) for o in RP.desired_app_objects(pipeline)]
+    return [HP.with_hash(o) for o in RP.desired_app_objects(RP.parse_pipeline(pipeline))]
 
 
 def _live(desired):

@@ -47,11 +47,14 @@ def conds(status):
 
 
 def test_the_default_deadline_is_the_models():
-    assert P.progress_deadline_seconds({}) == PipelineSpec.model_fields["progress_deadline_seconds"].default
+    assert (
+        P.parse_pipeline({"spec": {"steps": [{"name": "a", "image": "a:1"}]}}).spec.progress_deadline_seconds
+        == PipelineSpec.model_fields["progress_deadline_seconds"].default
+    )
 
 
 def test_ready_and_rolled_out_is_neither_reconciling_nor_stalled():
-    st = P.compute_pipeline_status(pipeline(), [deployment(2, 2)], T0)
+    st = P.compute_pipeline_status(P.parse_pipeline(pipeline()), [deployment(2, 2)], T0)
     assert conds(st) == {
         "Ready": ("True", "Ready"),
         "Reconciling": ("False", "Ready"),
@@ -66,7 +69,7 @@ def test_ready_while_a_deployment_rolls_out_is_reconciling():
     surge = deployment(2, 2)
     surge["status"]["replicas"] = 3  # an old pod not yet gone beside the new ones
     for dep in (deployment(1, 1), deployment(2, 1), deployment(2, 2, generation=2, observed=1), surge):
-        st = P.compute_pipeline_status(pipeline(), [dep], T0)
+        st = P.compute_pipeline_status(P.parse_pipeline(pipeline()), [dep], T0)
         assert conds(st)["Ready"] == ("True", "Ready")
         assert conds(st)["Reconciling"] == ("True", "RollingOut"), dep
         assert "step ner:" in find_condition(st["conditions"], "Reconciling")["message"]
@@ -74,19 +77,23 @@ def test_ready_while_a_deployment_rolls_out_is_reconciling():
 
 
 def test_not_ready_is_reconciling_until_the_deadline_then_stalled():
-    st = P.compute_pipeline_status(pipeline(), [deployment(0)], T0, PULL)
+    st = P.compute_pipeline_status(P.parse_pipeline(pipeline()), [deployment(0)], T0, PULL)
     assert conds(st) == {
         "Ready": ("False", "ImagePullFailed"),
         "Reconciling": ("True", "ImagePullFailed"),
         "Stalled": ("False", "ImagePullFailed"),
     }
     assert "no such image" in find_condition(st["conditions"], "Reconciling")["message"]
-    assert P.seconds_until_stalled(st, pipeline()["spec"], T0 + timedelta(seconds=20)) == 40
+    assert P.seconds_until_stalled(st, P.parse_pipeline(pipeline()).spec, T0 + timedelta(seconds=20)) == 40
     # Still within the deadline: the count started at T0 (not at each pass).
-    st = P.compute_pipeline_status(pipeline(status=st), [deployment(0)], T0 + timedelta(seconds=59), PULL)
+    st = P.compute_pipeline_status(
+        P.parse_pipeline(pipeline(status=st)), [deployment(0)], T0 + timedelta(seconds=59), PULL
+    )
     assert conds(st)["Reconciling"] == ("True", "ImagePullFailed")
     assert find_condition(st["conditions"], "Reconciling")["lastTransitionTime"] == "2025-01-01T00:00:00Z"
-    st = P.compute_pipeline_status(pipeline(status=st), [deployment(0)], T0 + timedelta(seconds=60), PULL)
+    st = P.compute_pipeline_status(
+        P.parse_pipeline(pipeline(status=st)), [deployment(0)], T0 + timedelta(seconds=60), PULL
+    )
     assert conds(st) == {
         "Ready": ("False", "ImagePullFailed"),
         "Reconciling": ("False", "ImagePullFailed"),
@@ -95,11 +102,15 @@ def test_not_ready_is_reconciling_until_the_deadline_then_stalled():
     stalled = find_condition(st["conditions"], "Stalled")
     assert "not Ready for 60 s (spec.progressDeadlineSeconds)" in stalled["message"]
     assert "no such image" in stalled["message"]
-    assert P.seconds_until_stalled(st, pipeline()["spec"], T0 + timedelta(seconds=61)) is None
+    assert P.seconds_until_stalled(st, P.parse_pipeline(pipeline()).spec, T0 + timedelta(seconds=61)) is None
     # It stays Stalled on later passes, and recovers when the app becomes ready.
-    later = P.compute_pipeline_status(pipeline(status=st), [deployment(0)], T0 + timedelta(seconds=90), PULL)
+    later = P.compute_pipeline_status(
+        P.parse_pipeline(pipeline(status=st)), [deployment(0)], T0 + timedelta(seconds=90), PULL
+    )
     assert conds(later)["Stalled"] == ("True", "ImagePullFailed")
-    healed = P.compute_pipeline_status(pipeline(status=later), [deployment(2, 2)], T0 + timedelta(seconds=99))
+    healed = P.compute_pipeline_status(
+        P.parse_pipeline(pipeline(status=later)), [deployment(2, 2)], T0 + timedelta(seconds=99)
+    )
     assert conds(healed) == {
         "Ready": ("True", "Ready"),
         "Reconciling": ("False", "Ready"),
@@ -108,25 +119,34 @@ def test_not_ready_is_reconciling_until_the_deadline_then_stalled():
 
 
 def test_a_new_generation_starts_the_count_again():
-    st = P.compute_pipeline_status(pipeline(), [deployment(0)], T0, PULL)
-    st = P.compute_pipeline_status(pipeline(status=st), [deployment(0)], T0 + timedelta(seconds=60), PULL)
+    st = P.compute_pipeline_status(P.parse_pipeline(pipeline()), [deployment(0)], T0, PULL)
+    st = P.compute_pipeline_status(
+        P.parse_pipeline(pipeline(status=st)), [deployment(0)], T0 + timedelta(seconds=60), PULL
+    )
     assert conds(st)["Stalled"][0] == "True"
     edited = pipeline(generation=2, status=copy.deepcopy(st))
-    st = P.compute_pipeline_status(edited, [deployment(0)], T0 + timedelta(seconds=70), PULL)
+    st = P.compute_pipeline_status(
+        P.parse_pipeline(edited), [deployment(0)], T0 + timedelta(seconds=70), PULL
+    )
     assert conds(st)["Reconciling"] == ("True", "ImagePullFailed")
     assert conds(st)["Stalled"][0] == "False"
     assert find_condition(st["conditions"], "Reconciling")["lastTransitionTime"] == "2025-01-01T00:01:10Z"
     assert {c["observedGeneration"] for c in st["conditions"]} == {2}
     # Reconciling already True for generation 1 and edited again: the count restarts too.
-    first = P.compute_pipeline_status(pipeline(), [deployment(0)], T0, PULL)
+    first = P.compute_pipeline_status(P.parse_pipeline(pipeline()), [deployment(0)], T0, PULL)
     again = P.compute_pipeline_status(
-        pipeline(generation=2, status=first), [deployment(0)], T0 + timedelta(seconds=50), PULL
+        P.parse_pipeline(pipeline(generation=2, status=first)),
+        [deployment(0)],
+        T0 + timedelta(seconds=50),
+        PULL,
     )
     assert find_condition(again["conditions"], "Reconciling")["lastTransitionTime"] == "2025-01-01T00:00:50Z"
 
 
 def test_a_name_conflict_is_stalled_at_once():
-    st = P.compute_pipeline_status(pipeline(), [], T0, conflicts={"ner": "held by Deployment x of someone"})
+    st = P.compute_pipeline_status(
+        P.parse_pipeline(pipeline()), [], T0, conflicts={"ner": "held by Deployment x of someone"}
+    )
     assert conds(st) == {
         "Ready": ("False", "NameConflict"),
         "Reconciling": ("False", "NameConflict"),
@@ -145,7 +165,7 @@ def test_reconciling_and_stalled_are_never_both_true():
         (63, [deployment(2, 2)], None),
     ):
         status = P.compute_pipeline_status(
-            pipeline(status=status), deps, T0 + timedelta(seconds=second), waiting
+            P.parse_pipeline(pipeline(status=status)), deps, T0 + timedelta(seconds=second), waiting
         )
         c = conds(status)
         assert not (c["Reconciling"][0] == "True" and c["Stalled"][0] == "True"), (second, c)

@@ -8,7 +8,7 @@ from mmif_operator.core import itemstates
 from mmif_operator.core import labels as L
 from mmif_operator.core.itemstates import ItemPhase, ItemState
 from mmif_operator.core.observed import JobKind, JobState, ObservedJob
-from mmif_operator.kinds.analysisjob.planning import plan_analysis
+from tests.unit.typed import plan_analysis
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 IMAGE = "mmif.local/mmif-operator:dev"

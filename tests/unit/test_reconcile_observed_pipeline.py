@@ -11,6 +11,7 @@ from mmif_operator.core.status import capped, find_condition, set_condition
 from mmif_operator.kinds.pipeline import planning as P
 from mmif_operator.kinds.pipeline.model import PipelineStatus
 from mmif_operator.kinds.pipelinerun import children as jobs
+from tests.unit import typed as T
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 CTX = jobs.RunContext(name="run-1", namespace="ns", uid="uid-1", pipeline="pipe", claim_name="media")
@@ -27,19 +28,19 @@ def with_conditions(job, *conds):
 
 
 def test_observed_from_built_jobs():
-    step = ObservedJob.from_job(jobs.step_job(CTX, {}, SPEC, 12, 0, "img"))
+    step = ObservedJob.from_job(jobs.step_job(CTX, {}, T.pipe(SPEC), 12, 0, "img"))
     assert (step.kind, step.item, step.step, step.state) == (JobKind.STEP, 12, 0, JobState.ACTIVE)
     assert step.run == "run-1" and step.namespace == "ns" and step.owner_uid == "uid-1"
-    prep = ObservedJob.from_job(jobs.prepare_job(CTX, {"items": []}, "img"))
+    prep = ObservedJob.from_job(jobs.prepare_job(CTX, T.runspec(), "img"))
     assert prep.kind is JobKind.PREPARE and prep.item is None
-    man = ObservedJob.from_job(jobs.manifest_job(CTX, SPEC, "img", "Succeeded"))
+    man = ObservedJob.from_job(jobs.manifest_job(CTX, T.pipe(SPEC), "img", "Succeeded"))
     assert man.kind is JobKind.MANIFEST
     assert ObservedJob.from_job({"metadata": {"name": "x", "labels": {}}}) is None
     hash(step)
 
 
 def test_observed_states_from_conditions():
-    body = jobs.step_job(CTX, {}, SPEC, 0, 0, "img")
+    body = jobs.step_job(CTX, {}, T.pipe(SPEC), 0, 0, "img")
     ok = ObservedJob.from_job(
         with_conditions(
             body,
@@ -60,7 +61,7 @@ def test_observed_states_from_conditions():
     assert not_yet.state is JobState.ACTIVE
     assert needs_termination_message(failed) and not needs_termination_message(ok)
     prep_done = ObservedJob.from_job(
-        with_conditions(jobs.prepare_job(CTX, {}, "img"), ("Complete", "True", "", ""))
+        with_conditions(jobs.prepare_job(CTX, T.runspec(), "img"), ("Complete", "True", "", ""))
     )
     assert needs_termination_message(prep_done)
 
@@ -111,18 +112,21 @@ def ready_cond(status):
 
 
 def test_desired_and_stale_app_objects():
-    objs = P.desired_app_objects(PIPELINE)
+    objs = P.desired_app_objects(P.parse_pipeline(PIPELINE))
     assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [
         ("Deployment", NER),
         ("Service", NER),
         ("NetworkPolicy", NER),
     ]
     # The names before this scheme (`<pipeline>-<step>`) are stale: cleaned up on upgrade.
-    assert P.stale_app_objects(PIPELINE, [NER, "pipe-ner", "pipe-old"]) == ["pipe-ner", "pipe-old"]
+    assert P.stale_app_objects(P.parse_pipeline(PIPELINE), [NER, "pipe-ner", "pipe-old"]) == [
+        "pipe-ner",
+        "pipe-old",
+    ]
 
 
 def test_pipeline_status_ready():
-    st = P.compute_pipeline_status(PIPELINE, [deployment(NER, 2)], T0)
+    st = P.compute_pipeline_status(P.parse_pipeline(PIPELINE), [deployment(NER, 2)], T0)
     assert ready_cond(st)["status"] == "True" and ready_cond(st)["reason"] == "Ready"
     assert st["observedGeneration"] == 3
     asr, ner, ext = st["steps"]
@@ -140,10 +144,10 @@ def test_pipeline_status_ready():
 
 
 def test_pipeline_status_not_available():
-    st = P.compute_pipeline_status(PIPELINE, [], T0)
+    st = P.compute_pipeline_status(P.parse_pipeline(PIPELINE), [], T0)
     c = ready_cond(st)
     assert c["status"] == "False" and c["reason"] == "AppNotAvailable" and "ner" in c["message"]
-    st = P.compute_pipeline_status(PIPELINE, [deployment(NER, 0)], T0)
+    st = P.compute_pipeline_status(P.parse_pipeline(PIPELINE), [deployment(NER, 0)], T0)
     assert ready_cond(st)["reason"] == "AppNotAvailable" and st["steps"][1]["ready"] is False
 
 
@@ -161,15 +165,17 @@ def test_pipeline_status_pod_problems():
     ]
     waiting = P.waiting_reasons_from_pods(pods)
     assert waiting == {"ner": {"reason": "ImagePullBackOff", "message": "no such image"}}
-    st = P.compute_pipeline_status(PIPELINE, [deployment(NER, 0)], T0, waiting)
+    st = P.compute_pipeline_status(P.parse_pipeline(PIPELINE), [deployment(NER, 0)], T0, waiting)
     c = ready_cond(st)
     assert c["reason"] == "ImagePullFailed" and "ner" in c["message"] and "no such image" in c["message"]
-    st = P.compute_pipeline_status(PIPELINE, [deployment(NER, 0)], T0, {"ner": "CrashLoopBackOff"})
+    st = P.compute_pipeline_status(
+        P.parse_pipeline(PIPELINE), [deployment(NER, 0)], T0, {"ner": "CrashLoopBackOff"}
+    )
     assert ready_cond(st)["reason"] == "CrashLoop"
 
 
 def test_pipeline_without_service_steps():
     body = {"metadata": {"name": "p", "namespace": "ns"}, "spec": {"steps": [{"name": "a", "image": "a"}]}}
-    st = P.compute_pipeline_status(body, [], T0)
+    st = P.compute_pipeline_status(P.parse_pipeline(body), [], T0)
     assert ready_cond(st)["status"] == "True" and ready_cond(st)["reason"] == "NoServiceSteps"
-    assert P.desired_app_objects(body) == []
+    assert P.desired_app_objects(P.parse_pipeline(body)) == []

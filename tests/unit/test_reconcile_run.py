@@ -17,6 +17,7 @@ from mmif_operator.core.itemstates import ItemPhase, ItemState
 from mmif_operator.core.observed import JobKind, JobState, ObservedJob
 from mmif_operator.kinds.pipelinerun import planning as R
 from mmif_operator.kinds.pipelinerun.model import PipelineRunStatus
+from tests.unit import typed as T
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 PIPELINE = {"steps": [{"name": "asr", "image": "asr:1"}, {"name": "ner", "image": "ner:1"}]}
@@ -52,7 +53,7 @@ class Sim:
         self.plans: list[R.RunPlan] = []
 
     def plan(self, **kw):
-        return R.plan_run(
+        return T.plan_run(
             copy.deepcopy(self.run),
             self.pipeline,
             list(self.jobs.values()),

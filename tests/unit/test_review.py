@@ -19,6 +19,7 @@ from mmif_operator.notifications.model import NotificationEvent
 from mmif_operator.runner import cli
 from mmif_operator.runner import env as E
 from mmif_operator.runner.exitcodes import ExitCode
+from tests.unit import typed as T
 from tests.unit.test_builders_jobs import check_restricted
 from tests.unit.test_reconcile_run import PIPELINE, T0, Sim, cond, make_run
 
@@ -53,7 +54,10 @@ def items_and_manifest(sim):
 
 def test_the_default_review_timeout_is_declared_once_in_the_model():
     assert ReviewPolicy(required=True).timeout_seconds == DEFAULT_REVIEW_TIMEOUT_SECONDS == 604800
-    assert R.review_timeout({"review": {"required": True}}) == DEFAULT_REVIEW_TIMEOUT_SECONDS
+    assert (
+        R.review_timeout(T.pipe({"steps": [{"name": "a", "image": "a:1"}], "review": {"required": True}}))
+        == DEFAULT_REVIEW_TIMEOUT_SECONDS
+    )
 
 
 def test_a_run_without_review_succeeds_as_before():

@@ -17,6 +17,7 @@ from mmif_operator.kinds.pipelinerun import children as J
 from mmif_operator.kinds.pipelinerun import planning as R
 from mmif_operator.kinds.pipelinerun.model import PipelineRunStatus, RunPhase
 from mmif_operator.kinds.pipelinerun.phases import RUN_WITH_REVIEW, TEMPLATES, Event, Template, transition
+from tests.unit import typed as T
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 STEPS = [{"name": "asr", "image": "asr:1"}]
@@ -79,10 +80,10 @@ def run_in(template: Template, stage: str | None, items=(ItemPhase.SUCCEEDED, It
 
 
 def job(template: Template, run: dict, kind: str, state=JobState.ACTIVE) -> ObservedJob:
-    ctx = J.RunContext.from_run(run)
+    ctx = T.ctx(run)
     body = {
-        "prepare": lambda: J.prepare_job(ctx, run["spec"], "img"),
-        "manifest": lambda: J.manifest_job(ctx, pipeline_of(template), "img", "Succeeded"),
+        "prepare": lambda: J.prepare_job(ctx, T.runspec(run["spec"]), "img"),
+        "manifest": lambda: J.manifest_job(ctx, T.pipe(pipeline_of(template)), "img", "Succeeded"),
         "publish": lambda: J.publish_job(ctx, "img", {"decision": "Pass"}, "/data/m.json"),
     }[kind]()
     observed = ObservedJob.from_job(body)
@@ -91,10 +92,10 @@ def job(template: Template, run: dict, kind: str, state=JobState.ACTIVE) -> Obse
 
 
 def refused_job(template: Template, run: dict, kind: str, reason: str) -> ObservedJob:
-    ctx = J.RunContext.from_run(run)
+    ctx = T.ctx(run)
     body = {
-        "prepare": lambda: J.prepare_job(ctx, run["spec"], "img"),
-        "manifest": lambda: J.manifest_job(ctx, pipeline_of(template), "img", "Succeeded"),
+        "prepare": lambda: J.prepare_job(ctx, T.runspec(run["spec"]), "img"),
+        "manifest": lambda: J.manifest_job(ctx, T.pipe(pipeline_of(template)), "img", "Succeeded"),
         "publish": lambda: J.publish_job(ctx, "img", {"decision": "Pass"}, "/data/m.json"),
     }[kind]()
     summary = refused(body, reason, "no")
@@ -104,7 +105,7 @@ def refused_job(template: Template, run: dict, kind: str, reason: str) -> Observ
 
 def plan(template, run, *, pipeline_spec="snapshot", jobs=(), now=T0, **kw):
     spec = pipeline_of(template) if pipeline_spec == "snapshot" else pipeline_spec
-    return R.plan_run(run, spec, list(jobs), now, operator_image="img", template=template, **kw)
+    return T.plan_run(run, spec, list(jobs), now, operator_image="img", template=template, **kw)
 
 
 STATES = [(t, s.name) for t in TEMPLATES.values() for s in t.states]
@@ -150,7 +151,7 @@ def _scenario(template: Template, source: str | None, event: str) -> dict:
         elif event == Event.PIPELINE_NOT_READY_TOO_LONG:
             kw.update(pipeline={"metadata": {"generation": 1}, "status": {}}, now=late)
         elif event == Event.INVALID_SPEC:
-            kw["pipeline_spec"] = {"steps": []}
+            run["spec"]["params"] = {"no-such-step": {"model": "large"}}
         elif event == Event.CANCELLED:
             run["spec"]["status"] = "Cancelled"
         return {"run": run, **kw}

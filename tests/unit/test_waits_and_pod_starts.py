@@ -18,8 +18,10 @@ from mmif_operator.core import podstart as P
 from mmif_operator.core import runner_input
 from mmif_operator.core.observed import JobKind, JobState, ObservedJob
 from mmif_operator.core.runtime.podstart import PodStartWatch
+from mmif_operator.kinds.pipeline.app import App
 from mmif_operator.kinds.pipelinerun import children as J
 from mmif_operator.kinds.pipelinerun import planning as R
+from tests.unit import typed as T
 from tests.unit.test_runner_step import VIDEO, Run
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -82,7 +84,7 @@ def cond(run):
 
 
 def plan(run, now, pipeline_spec=PIPELINE, **kw):
-    p = R.plan_run(copy.deepcopy(run), pipeline_spec, kw.pop("observed", []), now, operator_image="img", **kw)
+    p = T.plan_run(copy.deepcopy(run), pipeline_spec, kw.pop("observed", []), now, operator_image="img", **kw)
     run["status"].update(copy.deepcopy(p.status_patch))
     return p
 
@@ -325,11 +327,11 @@ def test_running_and_finished_jobs_and_young_pods_are_left_alone():
 def test_the_bounds_come_from_the_steps_and_the_run():
     run = make_run(startTimeoutSeconds=45)
     run["status"]["pipelineSpec"] = PIPELINE
-    b = P.run_bounds(run)
+    b = P.run_bounds(T.runspec(run["spec"]), T.pipe(PIPELINE))
     assert b.of(job(step=0)) == 20 and b.of(job(step=1)) == 900  # the model's default
     assert b.of(job(name="run-1-prepare", kind=JobKind.PREPARE, item=None, step=None)) == 45
     assert b.smallest == 20
-    a = P.analysis_bounds({"spec": {"app": {"image": "x", "startupTimeoutSeconds": 7}}})
+    a = P.analysis_bounds(App.from_obj({"image": "x", "startupTimeoutSeconds": 7}))
     assert (a.of(job()), a.smallest) == (7, 7)
 
 
@@ -340,7 +342,7 @@ def test_a_start_failure_fails_its_item_with_the_reason_and_the_run_goes_on():
     run = make_run(n=2)
     pipe = pipeline_obj()
     plan(run, T0, pipeline=pipe)  # Running, prepare Job
-    prepare = ObservedJob.from_job(J.prepare_job(J.RunContext.from_run(run), run["spec"], "img"))
+    prepare = ObservedJob.from_job(J.prepare_job(T.ctx(run), T.runspec(run["spec"]), "img"))
     p = plan(
         run,
         T0,
@@ -422,7 +424,7 @@ def test_failures_no_pod_wrote_are_kept_compactly_for_the_manifest_and_runner_fa
 
     run = make_run(n=3)
     plan(run, T0, pipeline=pipeline_obj())
-    prepare = ObservedJob.from_job(J.prepare_job(J.RunContext.from_run(run), run["spec"], "img"))
+    prepare = ObservedJob.from_job(J.prepare_job(T.ctx(run), T.runspec(run["spec"]), "img"))
     p = plan(
         run,
         T0,

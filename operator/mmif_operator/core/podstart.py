@@ -30,11 +30,15 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmif_operator.core.observed import JobKind, JobState, ObservedJob
-from mmif_operator.core.specs import plain, run_start_timeout, step_startup_timeout
 from mmif_operator.core.status import cut, parse_time
+
+if TYPE_CHECKING:
+    from mmif_operator.kinds.pipeline.app import App
+    from mmif_operator.kinds.pipeline.model import PipelineSpec
+    from mmif_operator.kinds.pipelinerun.model import PipelineRunSpec
 
 MAX_MESSAGE = 512
 CHECK_SECONDS = 30.0  # at most this long between two looks at a busy owner's pods
@@ -351,13 +355,11 @@ class Bounds:
     smallest: int
 
 
-def run_bounds(run: Mapping[str, Any]) -> Bounds:
+def run_bounds(spec: PipelineRunSpec, snapshot: PipelineSpec | None) -> Bounds:
     """A run's step Jobs: their step's `startupTimeoutSeconds` (the snapshot's); its prepare and
     manifest Jobs (the operator's image only): the run's `startTimeoutSeconds`."""
-    spec = plain(run.get("spec"))
-    steps = (plain((run.get("status") or {}).get("pipelineSpec")).get("steps")) or []
-    per_step = [step_startup_timeout(plain(s)) for s in steps]
-    own = run_start_timeout(spec)
+    per_step = [s.startup_timeout_seconds for s in (snapshot.steps if snapshot is not None else ())]
+    own = spec.start_timeout_seconds
 
     def of(job: ObservedJob) -> int:
         if job.kind is JobKind.STEP and job.step is not None and 0 <= job.step < len(per_step):
@@ -367,7 +369,7 @@ def run_bounds(run: Mapping[str, Any]) -> Bounds:
     return Bounds(of, min([own, *per_step]))
 
 
-def analysis_bounds(analysis: Mapping[str, Any]) -> Bounds:
+def analysis_bounds(app: App) -> Bounds:
     """An AnalysisJob's Jobs: its app's `startupTimeoutSeconds`."""
-    limit = step_startup_timeout(plain(plain(analysis.get("spec")).get("app")))
+    limit = app.startup_timeout_seconds
     return Bounds(lambda _job: limit, limit)

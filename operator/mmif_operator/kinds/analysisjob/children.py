@@ -16,16 +16,9 @@ from typing import Any
 
 from mmif_operator.core import labels as L
 from mmif_operator.core import names, runner_input
+from mmif_operator.core.model import API_VERSION
 from mmif_operator.core.placement import place_pod
-from mmif_operator.core.specs import (
-    API_VERSION,
-    plain,
-    run_output_path,
-    step_port,
-    step_retries,
-    step_uses_sidecar,
-    workspace_mount_path,
-)
+from mmif_operator.kinds.pipeline.app import App
 from mmif_operator.kinds.pipelinerun.children import (
     MANIFEST_DEADLINE_SECONDS,
     MANIFEST_RETRIES,
@@ -35,9 +28,12 @@ from mmif_operator.kinds.pipelinerun.children import (
     _runner_container,
     _volumes,
     app_sidecar,
+    run_output_path,
     sidecar_env,
     states_config_map,
+    uses_sidecar,
 )
+from mmif_operator.kinds.pipelinerun.model import RunWorkspace
 from mmif_operator.runner import env as E
 from mmif_operator.runner.paths import analysis_dir
 
@@ -58,18 +54,22 @@ class AnalysisContext:
     run_uid: str = ""  # the source run's UID (its folder's `.run-uid`)
 
     @classmethod
-    def from_objects(cls, analysis: Mapping[str, Any], run: Mapping[str, Any]) -> AnalysisContext:
-        meta = analysis.get("metadata") or {}
-        run_meta = run.get("metadata") or {}
-        ws = plain((run.get("spec") or {}).get("workspace"))
-        run_dir = (run.get("status") or {}).get("outputPath") or run_output_path(run_meta["name"], ws)
+    def from_objects(
+        cls,
+        meta: Mapping[str, Any],
+        run_meta: Mapping[str, Any],
+        workspace: RunWorkspace,
+        run_status: Mapping[str, Any],
+    ) -> AnalysisContext:
+        """From the AnalysisJob's metadata and its source run's (metadata, workspace, status)."""
+        run_dir = run_status.get("outputPath") or run_output_path(run_meta["name"], workspace)
         return cls(
             name=meta["name"],
             namespace=meta.get("namespace") or "default",
             uid=meta.get("uid") or "",
             run=run_meta["name"],
-            claim_name=ws.get("claimName", ""),
-            mount_path=workspace_mount_path(ws),
+            claim_name=workspace.claim_name,
+            mount_path=workspace.mount_path,
             run_dir=run_dir,
             run_uid=run_meta.get("uid") or "",
         )
@@ -118,16 +118,12 @@ def _runner_mounts(ctx: AnalysisContext) -> list[dict[str, Any]]:
     ]
 
 
-def analysis_app_url(app: Mapping[str, Any]) -> str:
-    return str(app["url"]) if app.get("url") else f"http://127.0.0.1:{step_port(app)}"
+def analysis_app_url(app: App) -> str:
+    return app.url if app.url else f"http://127.0.0.1:{app.port}"
 
 
-def analyze_job(
-    ctx: AnalysisContext, spec: Mapping[str, Any] | Any, item_index: int, operator_image: str
-) -> dict[str, Any]:
-    """The Job processing item `item_index` of the source run."""
-    spec = plain(spec)
-    app = plain(spec.get("app"))
+def analyze_job(ctx: AnalysisContext, app: App, item_index: int, operator_image: str) -> dict[str, Any]:
+    """The Job processing item `item_index` of the source run with the AnalysisJob's `app`."""
     env = {
         E.RUN_DIR: ctx.run_dir,
         E.RUN_UID: ctx.run_uid or None,
@@ -135,17 +131,15 @@ def analyze_job(
         E.ANALYSIS_UID: ctx.uid or None,
         E.ITEM_INDEX: item_index,
         E.APP_URL: analysis_app_url(app),
-        E.APP_PARAMS: json.dumps(
-            {str(k): str(v) for k, v in (app.get("parameters") or {}).items()}, sort_keys=True
-        ),
+        E.APP_PARAMS: json.dumps(dict(app.parameters), sort_keys=True),
         **sidecar_env(app),
     }
-    if app.get("timeoutSeconds"):
-        env[E.HTTP_TIMEOUT] = int(app["timeoutSeconds"])
+    if app.timeout_seconds:
+        env[E.HTTP_TIMEOUT] = app.timeout_seconds
     runner = _runner_container(operator_image, "analyze", env, ctx.mount_path)
     runner["volumeMounts"] = _runner_mounts(ctx)
     pod_spec: dict[str, Any] = {"containers": [runner], "volumes": _volumes(ctx)}
-    if step_uses_sidecar(app):
+    if uses_sidecar(app):
         sidecar = app_sidecar(app, ctx.mount_path)
         sidecar["volumeMounts"] = [_source_mount(ctx)]
         pod_spec["initContainers"] = [sidecar]
@@ -155,8 +149,8 @@ def analyze_job(
         names.analysis_job_name(ctx.name, item_index),
         ctx.labels(L.COMPONENT_ANALYZE, item_index),
         pod_spec,
-        retries=step_retries(app),
-        deadline=app.get("timeoutSeconds"),
+        retries=app.retries,
+        deadline=app.timeout_seconds,
     )
 
 

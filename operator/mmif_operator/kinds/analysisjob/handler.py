@@ -30,7 +30,7 @@ from mmif_operator.core.kube import events as k8s_events
 from mmif_operator.core.kube.ops import Kube, KubeError, NameConflict
 from mmif_operator.core.model import API_VERSION, VERSION
 from mmif_operator.core.observed import ObservedJob
-from mmif_operator.core.podstart import StartFailure, analysis_bounds
+from mmif_operator.core.podstart import Bounds, StartFailure, analysis_bounds
 from mmif_operator.core.runtime import state as runtime
 from mmif_operator.core.runtime.apply import (
     apply_creates,
@@ -43,14 +43,18 @@ from mmif_operator.core.runtime.jobs import JobSummaries
 from mmif_operator.core.runtime.loop import Next, Refusals, bounded, reconcile_forever, resync_timeout
 from mmif_operator.core.runtime.podstart import PodStartWatch
 from mmif_operator.core.runtime.runner_inputs import delete_config_maps
-from mmif_operator.core.specs import API_GROUP
+from mmif_operator.core.specs import API_GROUP, InvalidSpec, parse_spec
 from mmif_operator.kinds.analysisjob import triggers
 from mmif_operator.kinds.analysisjob.model import PLURAL as ANALYSIS_PLURAL
+from mmif_operator.kinds.analysisjob.model import AnalysisJobSpec
 from mmif_operator.kinds.analysisjob.planning import (
     TERMINAL_PHASES,
     AnalysisPlan,
     needs_termination_messages,
+    parse_analysis,
+    parse_source_run,
     plan_analysis,
+    plan_invalid_analysis,
 )
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
 
@@ -95,8 +99,19 @@ async def reconcile_analysis(
     meta = (aj or {}).get("metadata") or {}
     if aj is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
         return AnalysisPass(done=True, gone=True)
-    run_name = ((aj.get("spec") or {}).get("runRef") or {}).get("name")
-    run = await kube.get_custom(RUN_PLURAL, namespace, run_name) if run_name else None
+    now = now or datetime.now(UTC)
+    try:
+        analysis = parse_analysis(aj)  # parsed where it enters
+    except InvalidSpec as e:
+        log.warning("analysis %s/%s: the spec does not parse: %s", namespace, name, e.message)
+        analysis, invalid = None, e
+    run = None
+    if analysis is not None:
+        body = await kube.get_custom(RUN_PLURAL, namespace, analysis.spec.run_ref.name)
+        try:
+            run = parse_source_run(body) if body else None
+        except InvalidSpec as e:
+            analysis, invalid = None, e
     refusals = refusals if refusals is not None else Refusals()
     start_failures = start_failures or {}
     own_uid = meta.get("uid") or ""
@@ -105,9 +120,12 @@ async def reconcile_analysis(
     # its pod never ran (start failures): no termination message to read
     needed = [n for n in needs_termination_messages(jobs) if n not in start_failures]
     messages = await termination_messages(kube, namespace, needed, uids, f"analysis {namespace}/{name}")
-    plan = plan_analysis(
-        aj, run, jobs, now or datetime.now(UTC), operator_image=operator_image, termination_messages=messages
-    )
+    if analysis is None:
+        plan = plan_invalid_analysis(aj, invalid, now)
+    else:
+        plan = plan_analysis(
+            analysis, run, jobs, now, operator_image=operator_image, termination_messages=messages
+        )
     result = AnalysisPass(requeue_after=plan.requeue_after, plan=plan, done=plan.done)
     result.requeue_after = sooner(
         result.requeue_after,
@@ -277,7 +295,10 @@ async def analysis_loop(
         wake=waker.wake,
         waiting_event="PodWaiting",
     )
-    bounds = analysis_bounds({"spec": spec})  # the spec is immutable
+    try:
+        bounds: Bounds | None = analysis_bounds(parse_spec(AnalysisJobSpec, spec).app)  # immutable
+    except InvalidSpec:
+        bounds = None  # (the pass says why)
 
     async def one_pass(_refresh: bool) -> Next:
         jobs = list(analysis_jobs.get(key, ()))
@@ -298,11 +319,12 @@ async def analysis_loop(
             return Next(timeout=None)  # kopf stops the daemon once it sees the final status
         timeout = resync_timeout(result.requeue_after, cfg.resync_seconds)
         plan = result.plan
-        if (
+        busy = (
             any(not j.finished for j in jobs)
             or (plan is not None and plan.create)
             or (plan is not None and plan.status.get("itemsRunning"))
-        ):
+        )
+        if busy and bounds is not None:
             pods.maybe_look(runtime.kube(), jobs, bounds)
             timeout = min(timeout, max(pods.seconds_left(), 0.5))
         return Next(timeout=timeout)

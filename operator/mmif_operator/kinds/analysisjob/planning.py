@@ -21,10 +21,11 @@ from typing import Any
 from mmif_operator.core import failurereasons, itemstates, names, runner_input
 from mmif_operator.core.itemstates import ItemPhase, ItemState
 from mmif_operator.core.observed import REFUSED_REASONS, JobKind, JobState, ObservedJob
-from mmif_operator.core.specs import plain
+from mmif_operator.core.specs import InvalidSpec, parse_spec
 from mmif_operator.core.status import FALSE, TRUE, UNKNOWN, capped, cut, rfc3339, set_condition
 from mmif_operator.kinds.analysisjob import children as AJ
-from mmif_operator.kinds.analysisjob.model import MAX_FAILURE_MESSAGE, MAX_FAILURES
+from mmif_operator.kinds.analysisjob.model import MAX_FAILURE_MESSAGE, MAX_FAILURES, AnalysisJobSpec, Trigger
+from mmif_operator.kinds.pipelinerun.model import RunWorkspace
 from mmif_operator.kinds.pipelinerun.planning import TERMINAL_PHASES as RUN_TERMINAL_PHASES
 from mmif_operator.kinds.pipelinerun.planning import Event, parse_termination_message
 from mmif_operator.runner.paths import MANIFEST_FILE
@@ -43,6 +44,7 @@ R_NOTHING_TO_PROCESS = "NothingToProcess"
 R_ITEMS_FAILED = "ItemsFailed"
 R_MANIFEST_FAILED = "ManifestFailed"
 R_INVALID_STATUS = "InvalidStatus"
+R_INVALID_SPEC = "InvalidSpec"
 
 WAIT_REQUEUE_SECONDS = 30.0
 _JOB_REASONS = {
@@ -50,6 +52,47 @@ _JOB_REASONS = {
     "BackoffLimitExceeded": "BackoffLimitExceeded",
     "PodFailurePolicy": "PodFailurePolicy",
 }
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """An AnalysisJob as the planner reads it: its spec parsed into the model (defaults
+    applied); metadata and status as stored (the operator's own bookkeeping)."""
+
+    meta: Mapping[str, Any]
+    spec: AnalysisJobSpec
+    status: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SourceRun:
+    """What an analysis reads of its source PipelineRun: its metadata, its workspace (parsed:
+    only this part of the run's spec, not its items) and its status as stored."""
+
+    meta: Mapping[str, Any]
+    workspace: RunWorkspace
+    status: Mapping[str, Any]
+
+
+def parse_analysis(body: Mapping[str, Any]) -> Analysis:
+    """The AnalysisJob object, parsed where it enters (`InvalidSpec` naming the field)."""
+    return Analysis(
+        meta=body.get("metadata") or {},
+        spec=parse_spec(AnalysisJobSpec, body.get("spec")),
+        status=body.get("status") or {},
+    )
+
+
+def parse_source_run(body: Mapping[str, Any]) -> SourceRun:
+    """The source PipelineRun, as far as an analysis reads it (`InvalidSpec` when its
+    `spec.workspace` does not parse)."""
+    return SourceRun(
+        meta=body.get("metadata") or {},
+        workspace=parse_spec(
+            RunWorkspace, (body.get("spec") or {}).get("workspace"), "the run's spec.workspace"
+        ),
+        status=body.get("status") or {},
+    )
 
 
 @dataclass
@@ -81,17 +124,16 @@ def needs_termination_messages(observed: Iterable[ObservedJob]) -> list[str]:
 class _Planner:
     def __init__(
         self,
-        analysis: Mapping[str, Any],
-        run: Mapping[str, Any] | None,
+        analysis: Analysis,
+        run: SourceRun | None,
         observed: Iterable[ObservedJob],
         now: datetime,
         operator_image: str,
         termination_messages: Mapping[str, Any],
     ):
-        self.aj = analysis
-        self.meta = analysis.get("metadata") or {}
-        self.spec = plain(analysis.get("spec"))
-        self.old = plain(analysis.get("status"))
+        self.meta = analysis.meta
+        self.spec = analysis.spec
+        self.old = dict(analysis.status)
         self.status: dict[str, Any] = dict(self.old)
         self.run = run
         self.uid = self.meta.get("uid") or ""
@@ -162,12 +204,12 @@ class _Planner:
             self.plan.delete = [j.name for j in self.observed if j.finished and j.exists]
             self.plan.status = self.status
             return self.plan
-        run_name = (self.spec.get("runRef") or {}).get("name", "")
+        run_name = self.spec.run_ref.name
         if self.run is None:
             return self._wait(
                 R_RUN_NOT_FOUND, f"PipelineRun {run_name} not found in namespace {self.meta.get('namespace')}"
             )
-        run_status = plain(self.run.get("status"))
+        run_status = self.run.status
         run_phase = run_status.get("phase") or PENDING
         run_over = run_phase in RUN_TERMINAL_PHASES
         count = run_status.get("itemCount")
@@ -182,7 +224,7 @@ class _Planner:
                 self.status.update(progress="0/0", itemsTotal=0)
                 return self._finish()
             return self._wait(R_WAITING_FOR_RUN, f"waiting for run {run_name} to prepare its items")
-        if self.spec.get("trigger", AFTER_RUN) == AFTER_RUN and not run_over:
+        if self.spec.trigger is Trigger.AFTER_RUN and not run_over:
             return self._wait(
                 R_WAITING_FOR_RUN,
                 f"starts when run {run_name} ends (now {run_phase}, "
@@ -193,7 +235,7 @@ class _Planner:
             states = itemstates.decode(self.old.get("itemStates"), count)
         except ValueError as e:
             return self._wait(R_INVALID_STATUS, f"item states unreadable: {e}")
-        ctx = AJ.AnalysisContext.from_objects(self.aj, self.run)
+        ctx = AJ.AnalysisContext.from_objects(self.meta, self.run.meta, self.run.workspace, self.run.status)
         self._record(states)
         if any(s.phase is ItemPhase.SUCCEEDED for s in states):
             # Reported once it exists: an item that succeeded claimed it and wrote into it.
@@ -281,14 +323,14 @@ class _Planner:
         running = [i for i, s in enumerate(states) if s.phase is ItemPhase.RUNNING]
         for i in running:
             if i not in has_job:
-                self.plan.create.append(AJ.analyze_job(ctx, self.spec, i, self.image))
-        slots = int(self.spec.get("parallelism") or 4) - len(running)
+                self.plan.create.append(AJ.analyze_job(ctx, self.spec.app, i, self.image))
+        slots = self.spec.parallelism - len(running)
         for i, src in enumerate(source):
             if slots <= 0:
                 break
             if src.phase is ItemPhase.SUCCEEDED and states[i].phase is ItemPhase.PENDING:
                 states[i] = ItemState(0, ItemPhase.RUNNING)
-                self.plan.create.append(AJ.analyze_job(ctx, self.spec, i, self.image))
+                self.plan.create.append(AJ.analyze_job(ctx, self.spec.app, i, self.image))
                 slots -= 1
 
     def _finalize(
@@ -347,8 +389,8 @@ class _Planner:
 
 
 def plan_analysis(
-    analysis: Mapping[str, Any],
-    run: Mapping[str, Any] | None,
+    analysis: Analysis,
+    run: SourceRun | None,
     observed: Iterable[ObservedJob],
     now: datetime,
     *,
@@ -357,3 +399,32 @@ def plan_analysis(
 ) -> AnalysisPlan:
     """The next step of an AnalysisJob (see the module docstring)."""
     return _Planner(analysis, run, observed, now, operator_image, termination_messages or {}).make()
+
+
+def plan_invalid_analysis(analysis: Mapping[str, Any], problem: InvalidSpec, now: datetime) -> AnalysisPlan:
+    """The plan for an AnalysisJob whose spec does not parse (stored before a schema change):
+    its spec is immutable, so it can never go on; it fails with `Succeeded=False InvalidSpec`
+    and the message naming the field. Never an exception, so never a crash loop."""
+    meta = analysis.get("metadata") or {}
+    old = dict(analysis.get("status") or {})
+    plan = AnalysisPlan(phase=old.get("phase") or PENDING)
+    status = dict(old)
+    if plan.phase not in TERMINAL_PHASES:
+        message = cut(f"the spec does not parse: {problem.message}", MAX_FAILURE_MESSAGE)
+        status["conditions"] = set_condition(
+            status.get("conditions"),
+            CONDITION_SUCCEEDED,
+            FALSE,
+            R_INVALID_SPEC,
+            message,
+            now,
+            meta.get("generation"),
+        )
+        status["completionTime"] = rfc3339(now)
+        plan.phase = status["phase"] = FAILED
+        plan.events.append(Event("Warning", R_INVALID_SPEC, message))
+    if meta.get("generation") is not None:
+        status["observedGeneration"] = meta["generation"]
+    plan.status = status
+    plan.status_patch = {k: v for k, v in status.items() if old.get(k) != v}
+    return plan

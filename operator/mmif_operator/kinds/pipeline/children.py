@@ -15,15 +15,11 @@ from typing import Any
 
 from mmif_operator.core import labels as L
 from mmif_operator.core import names, security
+from mmif_operator.core.model import API_VERSION
 from mmif_operator.core.placement import place_pod
-from mmif_operator.core.specs import (
-    API_VERSION,
-    KIND_PIPELINE,
-    plain,
-    step_port,
-    step_replicas,
-    workspace_mount_path,
-)
+from mmif_operator.kinds.pipeline.app import App
+from mmif_operator.kinds.pipeline.model import KIND as KIND_PIPELINE
+from mmif_operator.kinds.pipeline.model import PipelineSpec, Step
 
 APP_CONTAINER = "app"
 WORKSPACE_VOLUME = "workspace"
@@ -52,49 +48,55 @@ class PipelineContext:
         }
 
 
-def _metadata(ctx: PipelineContext, step: Mapping[str, Any]) -> dict[str, Any]:
-    name = names.app_service_name(ctx.name, step["name"])
+def _metadata(ctx: PipelineContext, step: Step) -> dict[str, Any]:
+    name = names.app_service_name(ctx.name, step.name)
     return {
         "name": name,
         "namespace": ctx.namespace,
-        "labels": L.app_service_labels(ctx.name, step["name"], instance=name),
+        "labels": L.app_service_labels(ctx.name, step.name, instance=name),
         "ownerReferences": [ctx.owner_reference()],
     }
 
 
-def app_deployment(
-    ctx: PipelineContext, pipeline_spec: Mapping[str, Any] | Any, step: Mapping[str, Any] | Any
-) -> dict[str, Any]:
-    pipeline_spec = plain(pipeline_spec)
-    step = plain(step)
-    workspace = pipeline_spec.get("workspace")
-    if not workspace or not workspace.get("claimName"):
-        raise ValueError("a Service-mode step needs the Pipeline's spec.workspace")
-    mount_path = workspace_mount_path(workspace)
-    port = step_port(step)
-    meta = _metadata(ctx, step)
-    selector = L.app_service_selector(ctx.name, step["name"])
-    env = [{"name": e["name"], "value": str(e.get("value", ""))} for e in step.get("env") or []]
+def app_env(step: App) -> list[dict[str, str]]:
+    """The app container's environment: the step's `env`, and one gunicorn worker unless the
+    step says otherwise (one request at a time reaches an app pod: one copy of the model)."""
+    env = [{"name": e.name, "value": e.value} for e in step.env]
     if not any(e["name"] == "CLAMS_GUNICORN_WORKERS" for e in env):
         env.append({"name": "CLAMS_GUNICORN_WORKERS", "value": "1"})
-    container: dict[str, Any] = {
-        "name": APP_CONTAINER,
-        "image": step["image"],
-        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
-        "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": READINESS_PERIOD_SECONDS},
-        "env": env,
-        "securityContext": security.app_security_context(step.get("runAsUser"), step.get("runAsNonRoot")),
-        "volumeMounts": [{"name": WORKSPACE_VOLUME, "mountPath": mount_path, "readOnly": True}],
-    }
-    resources = plain(step.get("resources"))
+    return env
+
+
+def app_resources(step: App, container: dict[str, Any]) -> None:
+    """The step's `resources` on the app container, as the user wrote them."""
+    resources = step.resources.to_dict() if step.resources is not None else {}
     if resources:
         container["resources"] = resources
+
+
+def app_deployment(ctx: PipelineContext, pipeline_spec: PipelineSpec, step: Step) -> dict[str, Any]:
+    workspace = pipeline_spec.workspace
+    if workspace is None:  # (the model's rule already refuses it)
+        raise ValueError("a Service-mode step needs the Pipeline's spec.workspace")
+    port = step.port
+    meta = _metadata(ctx, step)
+    selector = L.app_service_selector(ctx.name, step.name)
+    container: dict[str, Any] = {
+        "name": APP_CONTAINER,
+        "image": step.image,
+        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": READINESS_PERIOD_SECONDS},
+        "env": app_env(step),
+        "securityContext": security.app_security_context(step.run_as_user, step.run_as_non_root),
+        "volumeMounts": [{"name": WORKSPACE_VOLUME, "mountPath": workspace.mount_path, "readOnly": True}],
+    }
+    app_resources(step, container)
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "volumes": [
             {
                 "name": WORKSPACE_VOLUME,
-                "persistentVolumeClaim": {"claimName": workspace["claimName"], "readOnly": True},
+                "persistentVolumeClaim": {"claimName": workspace.claim_name, "readOnly": True},
             }
         ],
     }
@@ -105,23 +107,22 @@ def app_deployment(
         "kind": "Deployment",
         "metadata": meta,
         "spec": {
-            "replicas": step_replicas(step),
+            "replicas": step.replicas,
             "selector": {"matchLabels": selector},
             "template": {"metadata": {"labels": dict(meta["labels"])}, "spec": pod_spec},
         },
     }
 
 
-def app_service(ctx: PipelineContext, step: Mapping[str, Any] | Any) -> dict[str, Any]:
-    step = plain(step)
-    port = step_port(step)
+def app_service(ctx: PipelineContext, step: Step) -> dict[str, Any]:
+    port = step.port
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _metadata(ctx, step),
         "spec": {
             "type": "ClusterIP",
-            "selector": L.app_service_selector(ctx.name, step["name"]),
+            "selector": L.app_service_selector(ctx.name, step.name),
             "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
         },
     }
@@ -140,22 +141,21 @@ def app_clients_selector() -> dict[str, Any]:
     }
 
 
-def app_network_policy(ctx: PipelineContext, step: Mapping[str, Any] | Any) -> dict[str, Any]:
+def app_network_policy(ctx: PipelineContext, step: Step) -> dict[str, Any]:
     """Ingress to the step's app pods only from the namespace's step and analysis pods, on the
     app port. A `from` entry without a namespaceSelector selects pods of the policy's own
     namespace: no other namespace reaches the app, whatever it labels its pods."""
-    step = plain(step)
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": _metadata(ctx, step),
         "spec": {
-            "podSelector": {"matchLabels": L.app_service_selector(ctx.name, step["name"])},
+            "podSelector": {"matchLabels": L.app_service_selector(ctx.name, step.name)},
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
                     "from": [{"podSelector": app_clients_selector()}],
-                    "ports": [{"protocol": "TCP", "port": step_port(step)}],
+                    "ports": [{"protocol": "TCP", "port": step.port}],
                 }
             ],
         },

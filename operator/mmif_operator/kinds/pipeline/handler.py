@@ -38,12 +38,14 @@ from mmif_operator.core.kube.ops import Kube, KubeError, NameConflict, owned_by
 from mmif_operator.core.model import API_VERSION, VERSION
 from mmif_operator.core.runtime import state as runtime
 from mmif_operator.core.runtime.loop import Next, reconcile_forever, resync_timeout
-from mmif_operator.core.specs import API_GROUP
+from mmif_operator.core.specs import API_GROUP, InvalidSpec
 from mmif_operator.kinds.pipeline.planning import (
     CONDITION_READY,
     compute_pipeline_status,
     desired_app_objects,
     drift,
+    invalid_spec_status,
+    parse_pipeline,
     seconds_until_stalled,
     stale_app_objects,
     waiting_reasons_from_pods,
@@ -114,6 +116,16 @@ async def reconcile_pipeline(
     meta = (pipeline or {}).get("metadata") or {}
     if pipeline is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
         return PipelinePass(done=True)
+    now = now or datetime.now(UTC)
+    try:
+        parsed = parse_pipeline(pipeline)
+    except InvalidSpec as e:
+        # Stored before a schema change: say so (Ready=False, Stalled=True, InvalidSpec) and
+        # touch no app object; a spec change wakes the loop.
+        log.warning("pipeline %s/%s: the spec does not parse: %s", namespace, name, e.message)
+        return await _write_status(
+            kube, pipeline, invalid_spec_status(pipeline, e.message, now), None, post_event
+        )
     puid = meta.get("uid") or ""
     selector = {
         L.MANAGED_BY: L.MANAGER,
@@ -125,18 +137,11 @@ async def reconcile_pipeline(
         objs = await kube.list(kind, namespace, selector)
         existing[kind] = {o["metadata"]["name"]: o for o in objs if owned_by(o, puid)}
 
-    try:
-        desired = desired_app_objects(pipeline)
-    except ValueError as e:  # e.g. a Service step without spec.workspace (the CRD forbids it)
-        desired = []
-        log.warning("pipeline %s/%s: %s", namespace, name, e)
+    desired = desired_app_objects(parsed)
     requeue: float | None = None
-    step_of = {
-        names.app_service_name(name, s["name"]): s["name"]
-        for s in ((pipeline.get("spec") or {}).get("steps") or [])
-    }
+    step_of = {names.app_service_name(name, s.name): s.name for s in parsed.spec.steps}
     conflicts: dict[str, str] = {}
-    old_status = pipeline.get("status") or {}
+    old_status = parsed.status
 
     for obj in desired:
         kind, obj_name = obj["kind"], obj["metadata"]["name"]
@@ -181,25 +186,38 @@ async def reconcile_pipeline(
         )
 
     for kind in APP_KINDS:
-        for stale in stale_app_objects(pipeline, existing[kind]):
+        for stale in stale_app_objects(parsed, existing[kind]):
             stale_uid = (existing[kind][stale].get("metadata") or {}).get("uid")
             if await kube.delete(kind, namespace, stale, uid=stale_uid):
                 log.info("pipeline %s/%s: deleted %s %s (no step wants it)", namespace, name, kind, stale)
             existing[kind].pop(stale, None)
 
     deployments = list(existing["Deployment"].values())
-    now = now or datetime.now(UTC)
-    status = compute_pipeline_status(pipeline, deployments, now, conflicts=conflicts)
+    status = compute_pipeline_status(parsed, deployments, now, conflicts=conflicts)
     if not all(s.get("ready") for s in status["steps"]):
         pods = await kube.list("Pod", namespace, selector)
         status = compute_pipeline_status(
-            pipeline, deployments, now, waiting_reasons_from_pods(pods), conflicts=conflicts
+            parsed, deployments, now, waiting_reasons_from_pods(pods), conflicts=conflicts
         )
         requeue = NOT_READY_REQUEUE_SECONDS
-        until_stalled = seconds_until_stalled(status, pipeline.get("spec") or {}, now)
+        until_stalled = seconds_until_stalled(status, parsed.spec, now)
         if until_stalled is not None:  # wake up in time to say Stalled
             requeue = min(requeue, until_stalled + 0.5)
-    old = old_status
+    return await _write_status(kube, pipeline, status, requeue, post_event)
+
+
+async def _write_status(
+    kube: Kube,
+    pipeline: Mapping[str, Any],
+    status: dict[str, Any],
+    requeue: float | None,
+    post_event: EventPoster,
+) -> PipelinePass:
+    """Merge-patch the Pipeline's status when it changed (conditional on the resourceVersion
+    read), with an Event when Ready changes."""
+    meta = pipeline.get("metadata") or {}
+    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+    old = pipeline.get("status") or {}
     if status_changed(old, status):
         try:
             await kube.patch_status(

@@ -6,22 +6,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mmif_operator.core import labels as L
 from mmif_operator.core import names
-from mmif_operator.core.specs import (
-    DEFAULT_PROGRESS_DEADLINE,
-    plain,
-    step_mode,
-    step_needs_deployment,
-    step_port,
-    step_replicas,
-)
+from mmif_operator.core.specs import parse_spec
 from mmif_operator.core.status import FALSE, TRUE, cut, find_condition, parse_time, set_condition
 from mmif_operator.kinds.pipeline import children as services
+from mmif_operator.kinds.pipeline.app import is_service_without_url
+from mmif_operator.kinds.pipeline.model import PipelineSpec
 
 CONDITION_READY = "Ready"
 # kstatus's conditions (abnormal-true: True only while something is going on or wrong).
@@ -34,6 +30,7 @@ R_APP_NOT_AVAILABLE = "AppNotAvailable"
 R_IMAGE_PULL_FAILED = "ImagePullFailed"
 R_CRASH_LOOP = "CrashLoop"
 R_NAME_CONFLICT = "NameConflict"
+R_INVALID_SPEC = "InvalidSpec"
 
 _IMAGE_PULL = {
     "ErrImagePull",
@@ -45,15 +42,38 @@ _IMAGE_PULL = {
 _CRASH = {"CrashLoopBackOff", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 
 
-def desired_app_objects(pipeline: Mapping[str, Any]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Pipeline:
+    """A Pipeline as the planner reads it: its spec parsed into the model (defaults applied);
+    metadata and status as stored (the status is the operator's own bookkeeping)."""
+
+    meta: Mapping[str, Any]
+    spec: PipelineSpec
+    status: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.meta["name"])
+
+
+def parse_pipeline(body: Mapping[str, Any]) -> Pipeline:
+    """The Pipeline object kopf or the API server hands over, parsed where it enters
+    (`core.specs.InvalidSpec`, naming the field, when its spec does not parse)."""
+    return Pipeline(
+        meta=body.get("metadata") or {},
+        spec=parse_spec(PipelineSpec, body.get("spec")),
+        status=body.get("status") or {},
+    )
+
+
+def desired_app_objects(pipeline: Pipeline) -> list[dict[str, Any]]:
     """The Deployment, Service and NetworkPolicy of every Service-mode step without `url`, in
     step order."""
-    ctx = services.PipelineContext.from_pipeline(pipeline)
-    spec = plain(pipeline.get("spec"))
+    ctx = services.PipelineContext.from_pipeline({"metadata": pipeline.meta})
     out: list[dict[str, Any]] = []
-    for step in spec.get("steps") or []:
-        if step_needs_deployment(step):
-            out.append(services.app_deployment(ctx, spec, step))
+    for step in pipeline.spec.steps:
+        if is_service_without_url(step):
+            out.append(services.app_deployment(ctx, pipeline.spec, step))
             out.append(services.app_service(ctx, step))
             out.append(services.app_network_policy(ctx, step))
     return out
@@ -133,7 +153,7 @@ def drift(desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def stale_app_objects(pipeline: Mapping[str, Any], existing: Iterable[str]) -> list[str]:
+def stale_app_objects(pipeline: Pipeline, existing: Iterable[str]) -> list[str]:
     """Names of app Deployments/Services (owned by this pipeline, listed by the handler with
     `app_service_selector`-style labels) that no step wants any more, e.g. after a step became
     Job mode or was renamed."""
@@ -189,7 +209,7 @@ def _available(deployment: Mapping[str, Any] | None) -> tuple[int, int]:
 
 
 def compute_pipeline_status(
-    pipeline: Mapping[str, Any],
+    pipeline: Pipeline,
     deployments: Iterable[Mapping[str, Any]],
     now: datetime,
     pod_waiting: Mapping[str, Any] | None = None,
@@ -205,9 +225,7 @@ def compute_pipeline_status(
     A Service-mode step is ready when its Deployment has at least one available replica and no
     conflict; the Ready condition is True when every such step is ready.
     """
-    meta = pipeline.get("metadata") or {}
-    spec = plain(pipeline.get("spec"))
-    old = plain(pipeline.get("status"))
+    meta, spec, old = pipeline.meta, pipeline.spec, pipeline.status
     ns = meta.get("namespace") or "default"
     by_name = {(d.get("metadata") or {}).get("name"): d for d in deployments}
     waiting = {
@@ -218,47 +236,43 @@ def compute_pipeline_status(
     problems: list[tuple[int, str, str]] = []  # (rank, reason, message)
     rolling: list[str] = []  # Ready steps whose Deployment is still rolling out
     service_steps = 0
-    for step in spec.get("steps") or []:
-        entry: dict[str, Any] = {"name": step["name"], "mode": step_mode(step)}
-        if step.get("url"):
-            entry.update(url=step["url"], ready=True)
-        elif step_needs_deployment(step):
+    for step in spec.steps:
+        entry: dict[str, Any] = {"name": step.name, "mode": step.mode.value}
+        if step.url:
+            entry.update(url=step.url, ready=True)
+        elif is_service_without_url(step):
             service_steps += 1
-            name = names.app_service_name(meta["name"], step["name"])
+            name = names.app_service_name(meta["name"], step.name)
             ready, available = _available(by_name.get(name))
-            conflict = (conflicts or {}).get(step["name"])
+            conflict = (conflicts or {}).get(step.name)
             entry.update(
-                url=f"http://{name}.{ns}.svc:{step_port(step)}",
-                replicas=step_replicas(step),
+                url=f"http://{name}.{ns}.svc:{step.port}",
+                replicas=step.replicas,
                 readyReplicas=ready,
                 ready=available >= 1 and not conflict,
             )
-            if entry["ready"] and _rolling_out(by_name.get(name), step_replicas(step)):
+            if entry["ready"] and _rolling_out(by_name.get(name), step.replicas):
                 dep_status = (by_name.get(name) or {}).get("status") or {}
                 rolling.append(
-                    f"step {step['name']}: rolling out the latest spec "
-                    f"({int(dep_status.get('updatedReplicas') or 0)} of {step_replicas(step)} replicas "
+                    f"step {step.name}: rolling out the latest spec "
+                    f"({int(dep_status.get('updatedReplicas') or 0)} of {step.replicas} replicas "
                     f"updated, {available} available)"
                 )
             if conflict:
-                problems.append((3, R_NAME_CONFLICT, f"step {step['name']}: {conflict}"))
+                problems.append((3, R_NAME_CONFLICT, f"step {step.name}: {conflict}"))
             elif not entry["ready"]:
-                w = waiting.get(step["name"])
+                w = waiting.get(step.name)
                 if w and w.get("reason") in _IMAGE_PULL:
-                    problems.append((2, R_IMAGE_PULL_FAILED, _msg(step["name"], w)))
+                    problems.append((2, R_IMAGE_PULL_FAILED, _msg(step.name, w)))
                 elif w and w.get("reason") in _CRASH:
-                    problems.append((1, R_CRASH_LOOP, _msg(step["name"], w)))
+                    problems.append((1, R_CRASH_LOOP, _msg(step.name, w)))
                 elif name not in by_name:
                     problems.append(
-                        (0, R_APP_NOT_AVAILABLE, f"step {step['name']}: Deployment {name} not found")
+                        (0, R_APP_NOT_AVAILABLE, f"step {step.name}: Deployment {name} not found")
                     )
                 else:
                     problems.append(
-                        (
-                            0,
-                            R_APP_NOT_AVAILABLE,
-                            f"step {step['name']}: 0 of {step_replicas(step)} replicas available",
-                        )
+                        (0, R_APP_NOT_AVAILABLE, f"step {step.name}: 0 of {step.replicas} replicas available")
                     )
         else:
             entry["ready"] = True
@@ -277,7 +291,14 @@ def compute_pipeline_status(
         old.get("conditions"), CONDITION_READY, status, cond_reason, message, now, generation
     )
     conditions = _kstatus_conditions(
-        conditions, spec, generation, now, status == TRUE, cond_reason, message, rolling
+        conditions,
+        spec.progress_deadline_seconds,
+        generation,
+        now,
+        status == TRUE,
+        cond_reason,
+        message,
+        rolling,
     )
     out: dict[str, Any] = {"conditions": conditions, "steps": steps_status}
     if generation is not None:
@@ -285,9 +306,36 @@ def compute_pipeline_status(
     return out
 
 
+def invalid_spec_status(body: Mapping[str, Any], message: str, now: datetime) -> dict[str, Any]:
+    """The status of a Pipeline whose spec does not parse (stored before a schema change):
+    `Ready=False InvalidSpec` with the field named, and `Stalled=True` at once (only a person
+    can fix it); the steps are not described and no app object is touched."""
+    meta = body.get("metadata") or {}
+    old = body.get("status") or {}
+    generation = meta.get("generation")
+    message = f"the spec does not parse: {message}"
+    conditions = set_condition(
+        old.get("conditions"), CONDITION_READY, FALSE, R_INVALID_SPEC, message, now, generation
+    )
+    conditions = set_condition(
+        conditions,
+        CONDITION_RECONCILING,
+        FALSE,
+        R_INVALID_SPEC,
+        "stalled: see the Stalled condition",
+        now,
+        generation,
+    )
+    conditions = set_condition(conditions, CONDITION_STALLED, TRUE, R_INVALID_SPEC, message, now, generation)
+    out: dict[str, Any] = {"conditions": conditions, "steps": []}
+    if generation is not None:
+        out["observedGeneration"] = generation
+    return out
+
+
 def _kstatus_conditions(
     conditions: list[dict[str, Any]],
-    spec: Mapping[str, Any],
+    deadline: int,
     generation: int | None,
     now: datetime,
     ready: bool,
@@ -312,7 +360,6 @@ def _kstatus_conditions(
     since = parse_time(old.get("lastTransitionTime")) if old and old.get("status") == TRUE else None
     was = find_condition(conditions, CONDITION_STALLED)
     was_stalled = bool(was and was.get("status") == TRUE and was.get("observedGeneration") == generation)
-    deadline = progress_deadline_seconds(spec)
     gave_up = f"not Ready for {deadline} s (spec.progressDeadlineSeconds); the operator keeps trying"
     if ready:
         stalled = (FALSE, R_READY, "")
@@ -330,12 +377,7 @@ def _kstatus_conditions(
     return set_condition(conditions, CONDITION_STALLED, *stalled, now, generation)
 
 
-def progress_deadline_seconds(spec: Mapping[str, Any]) -> int:
-    value = spec.get("progressDeadlineSeconds")
-    return DEFAULT_PROGRESS_DEADLINE if value is None else int(value)
-
-
-def seconds_until_stalled(status: Mapping[str, Any], spec: Mapping[str, Any], now: datetime) -> float | None:
+def seconds_until_stalled(status: Mapping[str, Any], spec: PipelineSpec, now: datetime) -> float | None:
     """How long until a Pipeline that is Reconciling because it is not Ready would be Stalled
     (None when it is not counting), so the loop wakes up in time to say so."""
     conditions = status.get("conditions")
@@ -346,7 +388,7 @@ def seconds_until_stalled(status: Mapping[str, Any], spec: Mapping[str, Any], no
     since = parse_time(rec.get("lastTransitionTime"))
     if since is None:
         return None
-    return max(0.0, progress_deadline_seconds(spec) - (now - since).total_seconds())
+    return max(0.0, spec.progress_deadline_seconds - (now - since).total_seconds())
 
 
 def _msg(step: str, waiting: Mapping[str, Any]) -> str:

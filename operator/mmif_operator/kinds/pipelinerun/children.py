@@ -13,21 +13,16 @@ from typing import Any, Protocol
 
 from mmif_operator.core import labels as L
 from mmif_operator.core import names, runner_input, security
+from mmif_operator.core.model import API_VERSION
 from mmif_operator.core.placement import place_pod
-from mmif_operator.core.specs import (
-    API_VERSION,
-    KIND_RUN,
-    merged_parameters,
-    plain,
-    run_output_path,
-    step_port,
-    step_retries,
-    step_startup_timeout,
-    step_uses_sidecar,
-    workspace_mount_path,
-)
+from mmif_operator.kinds.pipeline.app import App, StepMode
+from mmif_operator.kinds.pipeline.children import app_env, app_resources
+from mmif_operator.kinds.pipeline.model import PipelineSpec, Step
+from mmif_operator.kinds.pipelinerun.model import KIND as KIND_RUN
+from mmif_operator.kinds.pipelinerun.model import PipelineRunSpec, RunWorkspace
 from mmif_operator.runner import env as E
 from mmif_operator.runner.exitcodes import FAIL_JOB
+from mmif_operator.runner.paths import run_dir
 
 RUNNER_CONTAINER = "runner"
 APP_CONTAINER = "app"
@@ -74,28 +69,25 @@ class RunContext:
     uid: str
     pipeline: str
     claim_name: str
-    mount_path: str = "/data"
+    mount_path: str = str(RunWorkspace.model_fields["mount_path"].default)
     output_path: str = ""  # `<mountPath>/<outputDir>/<run>`; computed when empty
 
     @classmethod
-    def from_run(cls, body: Mapping[str, Any]) -> RunContext:
-        """From a PipelineRun object (dict with metadata and spec)."""
-        meta = body.get("metadata") or {}
-        spec = plain(body.get("spec"))
-        ws = spec.get("workspace") or {}
+    def from_run(cls, meta: Mapping[str, Any], spec: PipelineRunSpec) -> RunContext:
+        """From a PipelineRun's metadata and parsed spec."""
         return cls(
             name=meta["name"],
             namespace=meta.get("namespace") or "default",
             uid=meta.get("uid") or "",
-            pipeline=(spec.get("pipelineRef") or {}).get("name", ""),
-            claim_name=ws.get("claimName", ""),
-            mount_path=workspace_mount_path(ws),
-            output_path=run_output_path(meta["name"], ws),
+            pipeline=spec.pipeline_ref.name,
+            claim_name=spec.workspace.claim_name,
+            mount_path=spec.workspace.mount_path,
+            output_path=run_output_path(meta["name"], spec.workspace),
         )
 
     @property
     def run_dir(self) -> str:
-        return self.output_path or f"{self.mount_path.rstrip('/')}/mmif-runs/{self.name}"
+        return self.output_path or run_dir(self.name, self.mount_path)
 
     def owner_reference(self) -> dict[str, Any]:
         return {
@@ -106,6 +98,23 @@ class RunContext:
             "controller": True,
             "blockOwnerDeletion": True,
         }
+
+
+def run_output_path(run_name: str, workspace: RunWorkspace) -> str:
+    """The run's folder as seen in pods, e.g. `/data/mmif-runs/run-1` (runner/paths.py)."""
+    return run_dir(run_name, workspace.mount_path, workspace.output_dir)
+
+
+def uses_sidecar(app: App) -> bool:
+    """Job mode: the app runs in the step pod as a native sidecar."""
+    return app.mode is not StepMode.SERVICE and not app.url
+
+
+def merged_parameters(step: Step, params: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The step's `parameters`, overridden by the run's `params[<step name>]`."""
+    merged = dict(step.parameters)
+    merged.update(params.get(step.name) or {})
+    return merged
 
 
 def _env(pairs: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -120,8 +129,8 @@ def _runner_base_env(ctx: RunContext) -> dict[str, Any]:
     }
 
 
-def _step_names(pipeline_spec: Mapping[str, Any]) -> str:
-    return ",".join(s["name"] for s in pipeline_spec.get("steps") or [])
+def _step_names(pipeline_spec: PipelineSpec) -> str:
+    return ",".join(s.name for s in pipeline_spec.steps)
 
 
 def _runner_container(image: str, command: str, env: Mapping[str, Any], mount_path: str) -> dict[str, Any]:
@@ -198,64 +207,58 @@ def _job(
     }
 
 
-def app_url(step: Mapping[str, Any], *, pipeline: str, namespace: str) -> str:
+def app_url(step: Step, *, pipeline: str, namespace: str) -> str:
     """Where the runner POSTs: the sidecar, the step's Service, or the step's `url`."""
-    if step.get("url"):
-        return str(step["url"])
-    if step_uses_sidecar(step):
-        return f"http://127.0.0.1:{step_port(step)}"
-    svc = names.app_service_name(pipeline, step["name"])
-    return f"http://{svc}.{namespace}.svc:{step_port(step)}"
+    if step.url:
+        return step.url
+    if uses_sidecar(step):
+        return f"http://127.0.0.1:{step.port}"
+    svc = names.app_service_name(pipeline, step.name)
+    return f"http://{svc}.{namespace}.svc:{step.port}"
 
 
-def app_sidecar(step: Mapping[str, Any], mount_path: str) -> dict[str, Any]:
+def app_sidecar(step: App, mount_path: str) -> dict[str, Any]:
     """The CLAMS app as a native sidecar: started first, then the runner, which waits for its port
     for the step's `startupTimeoutSeconds` (`sidecar_env`). No startupProbe: with one, the runner
     would not start before the app listens, and an app that never does (a wrong `port`) would
     keep the pod in Init for ever, with nothing to say why."""
-    port = step_port(step)
+    port = step.port
     container: dict[str, Any] = {
         "name": APP_CONTAINER,
-        "image": step["image"],
+        "image": step.image,
         "restartPolicy": "Always",
         "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
-        "env": [{"name": e["name"], "value": str(e.get("value", ""))} for e in step.get("env") or []],
-        "securityContext": security.app_security_context(step.get("runAsUser"), step.get("runAsNonRoot")),
+        # One request at a time reaches this app: one worker, one copy of the model in memory.
+        "env": app_env(step),
+        "securityContext": security.app_security_context(step.run_as_user, step.run_as_non_root),
         "volumeMounts": [{"name": WORKSPACE_VOLUME, "mountPath": mount_path, "readOnly": True}],
     }
-    if not any(e["name"] == "CLAMS_GUNICORN_WORKERS" for e in container["env"]):
-        # One request at a time reaches this app: one worker, one copy of the model in memory.
-        container["env"].append({"name": "CLAMS_GUNICORN_WORKERS", "value": "1"})
-    resources = plain(step.get("resources"))
-    if resources:
-        container["resources"] = resources
+    app_resources(step, container)
     return container
 
 
-def sidecar_env(step: Mapping[str, Any]) -> dict[str, Any]:
+def sidecar_env(step: App) -> dict[str, Any]:
     """The runner's environment for an app in its own pod: how long the app may take to listen."""
-    return {E.APP_STARTUP_TIMEOUT: step_startup_timeout(step)} if step_uses_sidecar(step) else {}
+    return {E.APP_STARTUP_TIMEOUT: step.startup_timeout_seconds} if uses_sidecar(step) else {}
 
 
 def step_job(
     ctx: RunContext,
-    run_spec: Mapping[str, Any] | Any,
-    pipeline_spec: Mapping[str, Any] | Any,
+    params: Mapping[str, Mapping[str, str]],
+    pipeline_spec: PipelineSpec,
     item_index: int,
     step_index: int,
     operator_image: str,
 ) -> dict[str, Any]:
-    """The Job running step `step_index` of item `item_index`."""
-    run_spec = plain(run_spec)
-    pipeline_spec = plain(pipeline_spec)
-    steps = pipeline_spec["steps"]
-    step = plain(steps[step_index])
+    """The Job running step `step_index` of item `item_index`; `params`: the run's
+    `spec.params` (per-step overrides of the steps' `parameters`)."""
+    step = pipeline_spec.steps[step_index]
     name = names.step_job_name(ctx.name, item_index, step_index)
     labels = L.run_job_labels(
         ctx.name,
         ctx.pipeline,
         L.COMPONENT_STEP,
-        step=step["name"],
+        step=step.name,
         step_index=step_index,
         item_index=item_index,
     )
@@ -266,30 +269,29 @@ def step_job(
             E.STEP_INDEX: step_index,
             E.STEPS: _step_names(pipeline_spec),
             E.APP_URL: app_url(step, pipeline=ctx.pipeline, namespace=ctx.namespace),
-            E.APP_PARAMS: json.dumps(merged_parameters(step, run_spec), sort_keys=True),
+            E.APP_PARAMS: json.dumps(merged_parameters(step, params), sort_keys=True),
             **sidecar_env(step),
         }
     )
-    if step.get("timeoutSeconds"):
+    if step.timeout_seconds:
         # Answer within the step's deadline or count as timed out (the Job's deadline kills anyway).
-        env[E.HTTP_TIMEOUT] = int(step["timeoutSeconds"])
+        env[E.HTTP_TIMEOUT] = step.timeout_seconds
     pod_spec: dict[str, Any] = {
         "containers": [_runner_container(operator_image, "step", env, ctx.mount_path)],
         "volumes": _volumes(ctx),
     }
-    if step_uses_sidecar(step):
+    if uses_sidecar(step):
         pod_spec["initContainers"] = [app_sidecar(step, ctx.mount_path)]
     place_pod(pod_spec, step)
-    return _job(ctx, name, labels, pod_spec, retries=step_retries(step), deadline=step.get("timeoutSeconds"))
+    return _job(ctx, name, labels, pod_spec, retries=step.retries, deadline=step.timeout_seconds)
 
 
-def prepare_inputs(ctx: RunContext, run_spec: Mapping[str, Any] | Any) -> list[dict[str, Any]]:
+def prepare_inputs(ctx: RunContext, run_spec: PipelineRunSpec) -> list[dict[str, Any]]:
     """The ConfigMap `<run>-items` holding the inline items for the prepare Job (none for
     `itemsFrom`); runner_input.TooLarge when they do not fit (core/runner_input.py)."""
-    run_spec = plain(run_spec)
-    if run_spec.get("items") is None:
+    if run_spec.items is None:
         return []
-    payload = runner_input.encode(ctx.uid, {"items": run_spec["items"]})
+    payload = runner_input.encode(ctx.uid, {"items": [item.to_dict() for item in run_spec.items]})
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PREPARE)
     return [
         runner_input.config_map(
@@ -299,22 +301,21 @@ def prepare_inputs(ctx: RunContext, run_spec: Mapping[str, Any] | Any) -> list[d
             ctx.owner_reference(),
             runner_input.ITEMS_KEY,
             payload,
-            f"the {len(run_spec['items'])} inline items",
+            f"the {len(run_spec.items)} inline items",
         )
     ]
 
 
-def prepare_job(ctx: RunContext, run_spec: Mapping[str, Any] | Any, operator_image: str) -> dict[str, Any]:
+def prepare_job(ctx: RunContext, run_spec: PipelineRunSpec, operator_image: str) -> dict[str, Any]:
     """The Job that normalises the batch into `<runDir>/items.jsonl` and claims `<runDir>`. Inline
     items come from the ConfigMap of `prepare_inputs`, mounted read-only (never the environment)."""
-    run_spec = plain(run_spec)
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PREPARE)
     env = _runner_base_env(ctx)
-    if run_spec.get("itemsFrom"):
-        env[E.ITEMS_FROM] = run_spec["itemsFrom"]["path"]
+    if run_spec.items_from is not None:
+        env[E.ITEMS_FROM] = run_spec.items_from.path
     runner = _runner_container(operator_image, "prepare", env, ctx.mount_path)
     pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
-    if run_spec.get("items") is not None:
+    if run_spec.items is not None:
         path = runner_input.mount(
             pod_spec, runner, names.items_config_map_name(ctx.name, ctx.uid), runner_input.ITEMS_KEY
         )
@@ -369,7 +370,7 @@ def manifest_inputs(
 
 
 def manifest_job(
-    ctx: RunContext, pipeline_spec: Mapping[str, Any] | Any, operator_image: str, run_phase: str
+    ctx: RunContext, pipeline_spec: PipelineSpec, operator_image: str, run_phase: str
 ) -> dict[str, Any]:
     """The Job writing `<runDir>/manifest.json` from the final item states.
 
@@ -378,7 +379,6 @@ def manifest_job(
     Continue) is FAILED at its first failing step. `run_phase` is the phase the run will end in
     (Succeeded, Failed, Cancelled).
     """
-    pipeline_spec = plain(pipeline_spec)
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_MANIFEST)
     env = {
         E.RUN_DIR: ctx.run_dir,

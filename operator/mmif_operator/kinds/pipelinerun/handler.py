@@ -43,7 +43,7 @@ from mmif_operator.core.kube import events as k8s_events
 from mmif_operator.core.kube.ops import Kube
 from mmif_operator.core.model import API_VERSION, VERSION
 from mmif_operator.core.observed import ObservedJob
-from mmif_operator.core.podstart import StartFailure, run_bounds
+from mmif_operator.core.podstart import Bounds, StartFailure, run_bounds
 from mmif_operator.core.runtime import state as runtime
 from mmif_operator.core.runtime.apply import (
     apply_creates,
@@ -58,10 +58,11 @@ from mmif_operator.core.runtime.loop import Next, Refusals, reconcile_forever, r
 from mmif_operator.core.runtime.podstart import PodStartWatch
 from mmif_operator.core.runtime.runner_inputs import delete_config_maps
 from mmif_operator.core.runtime.wakeups import RUN_DEBOUNCE_SECONDS
-from mmif_operator.core.specs import API_GROUP
+from mmif_operator.core.specs import API_GROUP, InvalidSpec, ParseCache, parse_spec
 from mmif_operator.kinds.analysisjob import handler as analyses
 from mmif_operator.kinds.analysisjob import triggers
 from mmif_operator.kinds.pipeline.model import PLURAL as PIPELINE_PLURAL
+from mmif_operator.kinds.pipeline.model import PipelineSpec
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
 from mmif_operator.kinds.pipelinerun.planning import (
     AWAITING_REVIEW,
@@ -69,6 +70,8 @@ from mmif_operator.kinds.pipelinerun.planning import (
     TERMINAL_PHASES,
     RunPlan,
     Sibling,
+    parse_run,
+    plan_invalid_run,
     plan_run,
     progress_only,
     request_of,
@@ -121,6 +124,7 @@ class PassResult:
     latest: dict[str, Any] | None = None  # the run as the API server holds it after this pass
     # (the status patch's answer); None: read it again
     patched: bool = False  # this pass wrote the status
+    bounds: Bounds | None = None  # how long the run's pods may take to start (None: unreadable)
 
 
 def is_terminal(status: Mapping[str, Any] | None) -> bool:
@@ -156,6 +160,7 @@ async def reconcile_run(
     refusals: Refusals | None = None,
     start_failures: Mapping[str, StartFailure] | None = None,
     wake: Wake | None = None,
+    specs: ParseCache | None = None,
 ) -> PassResult:
     """One pass over one run (see the module docstring). `known`: the run as the previous pass
     left it (`PassResult.latest`), instead of reading it; `deletes`: where Jobs are deleted
@@ -167,7 +172,9 @@ async def reconcile_run(
     `start_failures`: Jobs whose pod cannot start (core/runtime/podstart.py), planned as failed
     with that reason and message. A run awaiting its review that was made for a request
     (label `mmif.dev/request`) is planned under the request's lock, with the other runs of the
-    request listed afresh; when it enters Publishing, `wake` wakes those still awaiting theirs."""
+    request listed afresh; when it enters Publishing, `wake` wakes those still awaiting theirs.
+    `specs`: where the run's parsed spec is kept between passes (the loop's; parsed again when
+    the generation changes)."""
     run = dict(known) if known is not None else await kube.get_custom(RUN_PLURAL, namespace, name)
     meta = (run or {}).get("metadata") or {}
     if run is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
@@ -176,14 +183,14 @@ async def reconcile_run(
     if request is None or (run.get("status") or {}).get("phase") != AWAITING_REVIEW:
         return await _reconcile(
             kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
-            refusals, start_failures, None,
+            refusals, start_failures, None, specs,
         )  # fmt: skip
     async with REQUEST_LOCKS.hold(namespace, request):
         listed = await kube.list_custom(RUN_PLURAL, namespace, {L.REQUEST: request})
         siblings = [Sibling.from_run(r) for r in listed if (r.get("metadata") or {}).get("name") != name]
         result = await _reconcile(
             kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
-            refusals, start_failures, siblings,
+            refusals, start_failures, siblings, specs,
         )  # fmt: skip
     if result.plan is not None and result.plan.phase == PUBLISHING and result.patched and wake is not None:
         for sibling in siblings:
@@ -205,6 +212,7 @@ async def _reconcile(
     refusals: Refusals | None,
     start_failures: Mapping[str, StartFailure] | None,
     siblings: list[Sibling] | None,
+    specs: ParseCache | None = None,
 ) -> PassResult:
     meta = run.get("metadata") or {}
     namespace, name = meta.get("namespace") or "", meta.get("name") or ""
@@ -223,40 +231,58 @@ async def _reconcile(
     ):
         return PassResult(done=True)
 
-    pipeline_spec = pipeline = None
-    if not status.get("pipelineSpec"):
-        ref = (spec.get("pipelineRef") or {}).get("name")
-        pipeline = await kube.get_custom(PIPELINE_PLURAL, namespace, ref) if ref else None
-        pipeline_spec = (pipeline or {}).get("spec") if pipeline else None
+    # Parsed where they enter: the run's spec and snapshot, the Pipeline's spec (core/specs.py).
+    try:
+        parsed = parse_run(run, specs)
+        invalid: InvalidSpec | None = None
+    except InvalidSpec as e:
+        parsed, invalid = None, e
+        log.warning("run %s/%s: cannot be read: %s", namespace, name, e.message)
+    pipeline_spec: PipelineSpec | None = None
+    pipeline: dict[str, Any] | None = None
+    pipeline_invalid: str | None = None
+    if not status.get("pipelineSpec") and parsed is not None:
+        ref = parsed.spec.pipeline_ref.name
+        pipeline = await kube.get_custom(PIPELINE_PLURAL, namespace, ref)
+        if pipeline:
+            try:
+                pipeline_spec = parse_spec(PipelineSpec, pipeline.get("spec"))
+            except InvalidSpec as e:
+                pipeline_invalid = e.message
     workspace_found = True
-    if status.get("phase") in (None, "Pending"):
-        claim = (spec.get("workspace") or {}).get("claimName")
-        workspace_found = bool(claim and await kube.read_pvc(namespace, claim) is not None)
+    if status.get("phase") in (None, "Pending") and parsed is not None:
+        claim = parsed.spec.workspace.claim_name
+        workspace_found = await kube.read_pvc(namespace, claim) is not None
 
     # A pod that never started has no termination message (an earlier attempt's would mislead).
     needed = [n for n in termination_messages_needed(run, jobs) if n not in start_failures]
     messages = await termination_messages(kube, namespace, needed, uids, f"run {namespace}/{name}")
 
     now = now or datetime.now(UTC)
-    # Pure, but ~50 ms at 10,000 items: off the event loop, so watch streams keep flowing.
-    plan = await asyncio.to_thread(
-        plan_run,
-        run,
-        pipeline_spec,
-        jobs,
-        now,
-        operator_image=operator_image,
-        termination_messages=messages,
-        workspace_found=workspace_found,
-        pipeline=pipeline,
-        siblings=siblings,
-    )
+    if parsed is None:
+        assert invalid is not None
+        plan = plan_invalid_run(run, invalid, jobs, now)
+    else:
+        # Pure, but ~50 ms at 10,000 items: off the event loop, so watch streams keep flowing.
+        plan = await asyncio.to_thread(
+            plan_run,
+            parsed,
+            pipeline_spec,
+            jobs,
+            now,
+            operator_image=operator_image,
+            termination_messages=messages,
+            workspace_found=workspace_found,
+            pipeline=pipeline,
+            siblings=siblings,
+            pipeline_invalid=pipeline_invalid,
+        )
     if plan.notifications:
         # Queued in the same status patch as the transition; sent beside the loop (notifications.py).
         queued = outbox.queue(
             status.get("notifications"),
             plan.notifications,
-            outbox.parse_targets(plan.status.get("pipelineSpec") or pipeline_spec),
+            outbox.parse_targets(plan.status.get("pipelineSpec") or (pipeline or {}).get("spec")),
             run_uid=meta.get("uid") or "",
             phase=plan.phase,
             now=now,
@@ -266,6 +292,8 @@ async def _reconcile(
     result = PassResult(
         requeue_after=plan.requeue_after, plan=plan, run={**run, "status": plan.status}, latest=run
     )
+    if parsed is not None:
+        result.bounds = run_bounds(parsed.spec, parsed.snapshot or pipeline_spec)
 
     # 1. Create (409 = it exists: fine), at most MAX_CREATES_PER_PASS now, none that this loop
     # just created and the index does not show yet (expectations.py).
@@ -349,8 +377,8 @@ async def _reconcile(
         await kube.delete_custom(RUN_PLURAL, namespace, name, uid=meta.get("uid"))
         log.info("run %s/%s: deleted (ttlSecondsAfterFinished)", namespace, name)
         result.done = result.gone = True
-    elif plan.phase in TERMINAL_PHASES and spec.get("ttlSecondsAfterFinished") is None:
-        result.done = True
+    elif plan.phase in TERMINAL_PHASES and (spec.get("ttlSecondsAfterFinished") is None or parsed is None):
+        result.done = True  # (a TTL in a spec that does not parse is not enforced)
     return result
 
 
@@ -365,7 +393,10 @@ async def _sweep(
         if not fresh:
             return
         ended = {**run, "status": plan.status}
-        sweep = plan_run(ended, None, fresh, now, operator_image=operator_image)
+        try:
+            sweep = plan_run(parse_run(ended), None, fresh, now, operator_image=operator_image)
+        except InvalidSpec as e:
+            sweep = plan_invalid_run(ended, e, fresh, now)
         uids = {j.name: j.uid for j in fresh}
         for job_name in sweep.delete:
             await _delete_job(kube, namespace, job_name, uids.get(job_name))
@@ -436,6 +467,7 @@ async def run_loop(
         lambda job, job_uid=None: _delete_job(runtime.kube(), namespace, job, job_uid),
         label=f"run {namespace}/{name}: ",
     )
+    specs = ParseCache(size=2)  # the run's spec, parsed once per generation
     known: dict[str, Any] | None = None  # the run as the last pass left it
     last_patch = float("-inf")  # time.monotonic() of this loop's last status patch
 
@@ -459,6 +491,7 @@ async def run_loop(
             refusals=refusals,
             start_failures=pods.failures,
             wake=lambda other: runtime.RUN_WAKERS.wake(runtime.run_key(namespace, other), refresh=True),
+            specs=specs,
         )
         known = result.latest
         if result.plan is not None:
@@ -484,9 +517,9 @@ async def run_loop(
                 or any(not j.finished for j in jobs)
             )
         )
-        if active and result.run is not None:
+        if active and result.bounds is not None:
             # Beside the loop, not in it: a slow list must not delay the next pass.
-            pods.maybe_look(runtime.kube(), jobs, run_bounds(result.run))
+            pods.maybe_look(runtime.kube(), jobs, result.bounds)
         if result.gone:
             return Next(stop=True)
         if result.done:

@@ -413,6 +413,10 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (RUN_WORKFLOW, RUN_WITH_REV
 
 def template_for(pipeline_spec: object) -> Template:
     """The template a run follows: `run-with-review` when its pipeline (snapshot) requires
-    review (`review.required`), else `run-workflow`."""
+    review (`review.required`), else `run-workflow`. The spec parsed (a `PipelineSpec`) or as
+    stored (a dict: a snapshot that does not parse still names its template)."""
+    review = getattr(pipeline_spec, "review", None)
+    if review is not None and not isinstance(pipeline_spec, dict):
+        return RUN_WITH_REVIEW if getattr(review, "required", False) else RUN_WORKFLOW
     review = pipeline_spec.get("review") if isinstance(pipeline_spec, dict) else None
     return RUN_WITH_REVIEW if isinstance(review, dict) and review.get("required") else RUN_WORKFLOW

@@ -42,22 +42,19 @@ from mmif_operator.core import failurereasons, itemstates, names, runner_input
 from mmif_operator.core.itemstates import ItemPhase, ItemState
 from mmif_operator.core.labels import REQUEST
 from mmif_operator.core.observed import R_NAME_CONFLICT, JobKind, JobState, ObservedJob
-from mmif_operator.core.specs import (
-    ON_FAILURE_CONTINUE,
-    plain,
-    run_on_item_failure,
-    run_parallelism,
-    run_start_timeout,
-    step_needs_deployment,
-    workspace_mount_path,
-)
+from mmif_operator.core.specs import InvalidSpec, ParseCache, generation_key, parse_spec
 from mmif_operator.core.status import UNKNOWN, capped, cut, find_condition, parse_time, rfc3339, set_condition
+from mmif_operator.kinds.pipeline.app import is_service_without_url
+from mmif_operator.kinds.pipeline.model import PipelineSpec
 from mmif_operator.kinds.pipelinerun import children as J
 from mmif_operator.kinds.pipelinerun.model import (
     MAX_FAILURE_MESSAGE,
     MAX_FAILURES,
     MAX_HISTORY,
+    OnItemFailure,
+    PipelineRunSpec,
     RunPhase,
+    RunSpecStatus,
     RunStage,
 )
 from mmif_operator.kinds.pipelinerun.phases import Announce, Notify, Template, template_for, transition
@@ -168,10 +165,46 @@ def superseded_by(name: str, siblings: Iterable[Sibling]) -> str | None:
     return winners[0] if winners else None
 
 
-def review_timeout(pipeline_spec: Mapping[str, Any] | None) -> int:
+def review_timeout(pipeline_spec: PipelineSpec | None) -> int:
     """`review.timeoutSeconds` of the snapshot (its default from kinds/pipelinerun/review.py)."""
-    value = ((pipeline_spec or {}).get("review") or {}).get("timeoutSeconds")
-    return DEFAULT_REVIEW_TIMEOUT_SECONDS if value is None else int(value)
+    review = pipeline_spec.review if pipeline_spec is not None else None
+    return review.timeout_seconds if review is not None else DEFAULT_REVIEW_TIMEOUT_SECONDS
+
+
+@dataclass(frozen=True)
+class Run:
+    """A PipelineRun as the planner reads it: its spec and its pipeline snapshot
+    (`status.pipelineSpec`) parsed into their models, defaults applied; metadata and status as
+    stored (the status is the operator's own bookkeeping: plain dicts, see docs/design.md)."""
+
+    meta: Mapping[str, Any]
+    spec: PipelineRunSpec
+    status: Mapping[str, Any]
+    snapshot: PipelineSpec | None = None
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """metadata and status as a dict (what the helpers of the raw object read)."""
+        return {"metadata": self.meta, "status": self.status}
+
+
+def parse_run(body: Mapping[str, Any], cache: ParseCache | None = None) -> Run:
+    """The PipelineRun object kopf or the API server hands over, parsed where it enters:
+    `core.specs.InvalidSpec`, naming the field, when its spec or its snapshot does not parse.
+    With `cache`, the spec is parsed once per (uid, generation) (1,000 inline items take ~4 ms)."""
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    key = generation_key(meta) if cache is not None else None
+    spec = (cache if cache is not None else ParseCache(0)).parse(key, PipelineRunSpec, body.get("spec"))
+    raw = status.get("pipelineSpec")
+    snapshot = parse_spec(PipelineSpec, raw, "status.pipelineSpec") if raw else None
+    return Run(meta=meta, spec=spec, status=status, snapshot=snapshot)
+
+
+def snapshot_of(pipeline_spec: PipelineSpec) -> dict[str, Any]:
+    """The Pipeline's spec as the run keeps it (`status.pipelineSpec`): as stored, without the
+    defaults the model fills in (they are the model's again when the snapshot is read)."""
+    return pipeline_spec.model_dump(by_alias=True, exclude_unset=True, exclude_none=True, mode="json")
 
 
 def request_of(run: Mapping[str, Any]) -> str | None:
@@ -307,28 +340,27 @@ def _prepared_count(msg: Mapping[str, Any]) -> int | None:
     return None
 
 
-def validate_run(spec: Mapping[str, Any], pipeline_spec: Mapping[str, Any]) -> str | None:
+def validate_run(spec: PipelineRunSpec, pipeline_spec: PipelineSpec) -> str | None:
     """Why the run cannot start with this pipeline (an InvalidSpec message), or None."""
-    steps = pipeline_spec.get("steps") or []
+    steps = pipeline_spec.steps
     if not steps:
         return "the pipeline has no steps"
     if len(steps) > itemstates.MAX_STEPS:
         return f"the pipeline has {len(steps)} steps; at most {itemstates.MAX_STEPS} are supported"
-    names = [s.get("name") for s in steps]
-    unknown = sorted(set(spec.get("params") or {}) - set(names))
+    unknown = sorted(set(spec.params) - {s.name for s in steps})
     if unknown:
         return f"spec.params names steps the pipeline does not have: {', '.join(unknown)}"
-    run_ws = spec.get("workspace") or {}
-    pipe_ws = pipeline_spec.get("workspace") or {}
+    run_ws, pipe_ws = spec.workspace, pipeline_spec.workspace
+    pipe_claim = pipe_ws.claim_name if pipe_ws else None
+    pipe_mount = pipe_ws.mount_path if pipe_ws else None
     for step in steps:
-        if step_needs_deployment(step) and (
-            pipe_ws.get("claimName") != run_ws.get("claimName")
-            or workspace_mount_path(pipe_ws) != workspace_mount_path(run_ws)
+        if is_service_without_url(step) and (
+            pipe_claim != run_ws.claim_name or pipe_mount != run_ws.mount_path
         ):
             return (
-                f"step {step.get('name')} runs as a Service that mounts claim "
-                f"{pipe_ws.get('claimName')!r} at {workspace_mount_path(pipe_ws)}, but the run "
-                f"uses claim {run_ws.get('claimName')!r} at {workspace_mount_path(run_ws)}: "
+                f"step {step.name} runs as a Service that mounts claim "
+                f"{pipe_claim!r} at {pipe_mount}, but the run "
+                f"uses claim {run_ws.claim_name!r} at {run_ws.mount_path}: "
                 "they must be the same"
             )
     return None
@@ -341,7 +373,7 @@ def pipeline_not_ready(pipeline: Mapping[str, Any] | None) -> tuple[str, str] | 
     if pipeline is None:
         return None
     meta = pipeline.get("metadata") or {}
-    status = plain(pipeline.get("status"))
+    status = pipeline.get("status") or {}
     cond = find_condition(status.get("conditions"), "Ready")
     if cond is None:
         return "Pending", "the operator has not looked at the Pipeline yet"
@@ -446,8 +478,11 @@ def failed_at_summary(states: list[ItemState], step_names: list[str]) -> str:
 class _Planner:
     def __init__(
         self,
-        run: Mapping[str, Any],
-        pipeline_spec: Any,
+        meta: Mapping[str, Any],
+        spec: PipelineRunSpec | None,
+        status: Mapping[str, Any],
+        snapshot: PipelineSpec | None,
+        pipeline_spec: PipelineSpec | None,
         observed: Iterable[ObservedJob],
         now: datetime,
         operator_image: str,
@@ -457,12 +492,14 @@ class _Planner:
         template: Template | None,
         pipeline: Mapping[str, Any] | None = None,
         siblings: Iterable[Sibling] | None = None,
+        pipeline_invalid: str | None = None,
     ):
-        self.meta = dict(run.get("metadata") or {})
-        self.spec = plain(run.get("spec"))
-        self.old = copy.deepcopy(plain(run.get("status")))
+        self.meta = dict(meta)
+        self._spec = spec  # None: it does not parse (plan_invalid_run)
+        self.old = copy.deepcopy(dict(status))
         self.status = copy.deepcopy(self.old)
-        self.run = {"metadata": self.meta, "spec": self.spec}
+        self.snapshot = snapshot
+        self.pipeline_invalid = pipeline_invalid
         self.name = self.meta["name"]
         self.uid = self.meta.get("uid") or ""
         self.now = now
@@ -470,7 +507,7 @@ class _Planner:
         self.tms = termination_messages or {}
         self.item_count_arg = item_count
         self.workspace_found = workspace_found
-        self.pipeline_arg = plain(pipeline_spec) if pipeline_spec is not None else None
+        self.pipeline_arg = pipeline_spec
         self.pipeline_obj = pipeline
         # Only the run's own Jobs (controlled by its uid): a Job of the same name and labels
         # that someone else made, or an earlier same-named run left behind, is not counted.
@@ -484,6 +521,11 @@ class _Planner:
         self.plan = RunPlan(phase=self.phase)
         self.new_failures: list[dict[str, Any]] = []
         self.reason_codes: list[int] | None = None  # itemFailureReasons, decoded when needed
+
+    @property
+    def spec(self) -> PipelineRunSpec:
+        assert self._spec is not None  # (the stages run only on a spec that parsed)
+        return self._spec
 
     # -- small pieces ---------------------------------------------------------------------
     def _event(self, type_: str, reason: str, message: str) -> None:
@@ -537,7 +579,7 @@ class _Planner:
         return target
 
     def _ttl(self) -> None:
-        ttl = self.spec.get("ttlSecondsAfterFinished")
+        ttl = self._spec.ttl_seconds_after_finished if self._spec is not None else None
         done = parse_time(self.status.get("completionTime"))
         if ttl is None or done is None:
             return
@@ -556,8 +598,8 @@ class _Planner:
         if job.name not in self.plan.delete:
             self.plan.delete.append(job.name)
 
-    def _pipeline(self) -> dict[str, Any] | None:
-        return plain(self.old.get("pipelineSpec")) or self.pipeline_arg or None
+    def _pipeline(self) -> PipelineSpec | None:
+        return self.snapshot or self.pipeline_arg
 
     # -- stages ---------------------------------------------------------------------------
     def run_plan(self) -> RunPlan:
@@ -573,12 +615,28 @@ class _Planner:
             STAGES[self.template.state(stage).plans](self)
             if self.stage == stage or self.stage in self.template.terminal_states:
                 break
+        return self._finish_plan()
+
+    def _finish_plan(self) -> RunPlan:
         if self.meta.get("generation") is not None:
             self.status["observedGeneration"] = self.meta["generation"]
         self.plan.phase = self.phase
         self.plan.status = self.status
         self.plan.status_patch = {k: v for k, v in self.status.items() if self.old.get(k) != v}
         return self.plan
+
+    def invalid(self, message: str) -> RunPlan:
+        """`plan_invalid_run`: fail the run from its stage (InvalidSpec or SnapshotLost, both
+        reason `InvalidSpec`), or, ended already, delete its Jobs."""
+        if not self.old.get("phase"):
+            self._fire(EV_CREATED, "waiting for the Pipeline and the workspace")
+        assert self.stage is not None
+        if self.stage in self.template.terminal_states:
+            self._terminal()
+        else:
+            event = EV_INVALID_SPEC if self.stage == PENDING else EV_SNAPSHOT_LOST
+            self._fire(event, cut(f"the run cannot be read: {message}", MAX_FAILURE_MESSAGE))
+        return self._finish_plan()
 
     def _terminal(self) -> None:
         """A run that ended: its Jobs go (a failed prepare, manifest or publish Job stays for
@@ -591,12 +649,19 @@ class _Planner:
 
     def _pending(self) -> None:
         """Wait (bounded) for the Pipeline, its readiness and the volume; then start."""
-        if self.spec.get("status") == CANCELLED:
+        if self.spec.status is RunSpecStatus.CANCELLED:
             self._fire(EV_CANCELLED, "the run was cancelled before it started")
             return
         pipeline = self._pipeline()
-        ref = (self.spec.get("pipelineRef") or {}).get("name")
+        ref = self.spec.pipeline_ref.name
         ns = self.meta.get("namespace")
+        if self.pipeline_invalid is not None and pipeline is None:
+            self._waiting(
+                EV_PIPELINE_NOT_READY,
+                EV_PIPELINE_NOT_READY_TOO_LONG,
+                f"Pipeline {ref!r} is not Ready: InvalidSpec: its spec does not parse: {self.pipeline_invalid}",
+            )
+            return
         if not pipeline:
             self._waiting(
                 EV_PIPELINE_NOT_FOUND,
@@ -605,7 +670,7 @@ class _Planner:
             )
             return
         if not self.workspace_found:
-            claim = (self.spec.get("workspace") or {}).get("claimName")
+            claim = self.spec.workspace.claim_name
             self._waiting(
                 EV_WORKSPACE_NOT_FOUND,
                 EV_WORKSPACE_NOT_FOUND_TOO_LONG,
@@ -624,11 +689,10 @@ class _Planner:
                 f"Pipeline {ref!r} is not Ready: {not_ready[0]}: {not_ready[1]}",
             )
             return
-        self.status["pipelineSpec"] = pipeline
+        self.status["pipelineSpec"] = snapshot_of(pipeline)
         self.status["startTime"] = rfc3339(self.now)
         self.status["steps"] = [
-            {"name": s["name"], "pending": 0, "running": 0, "succeeded": 0, "failed": 0}
-            for s in pipeline["steps"]
+            {"name": s.name, "pending": 0, "running": 0, "succeeded": 0, "failed": 0} for s in pipeline.steps
         ]
         self.template = template_for(pipeline)  # the snapshot's: the same from now on
         self._fire(EV_STARTED, f"following Pipeline {ref!r}; preparing the batch")
@@ -650,7 +714,7 @@ class _Planner:
 
     def _items_read(self) -> None:
         """The prepare Job is over: its ConfigMap of inline items is read (or never will be)."""
-        if self.spec.get("items") is not None:
+        if self.spec.items is not None:
             self.plan.delete_config_maps.append(names.items_config_map_name(self.name, self.uid))
 
     def start_deadline(self) -> datetime:
@@ -659,14 +723,14 @@ class _Planner:
         if created is None:  # (an object made by hand) the first history entry, else now
             history = self.status.get("history") or []
             created = parse_time(history[0].get("time")) if history else None
-        return (created or self.now) + timedelta(seconds=run_start_timeout(self.spec))
+        return (created or self.now) + timedelta(seconds=self.spec.start_timeout_seconds)
 
     def _waiting(self, event: str, too_long: str, message: str) -> None:
         """Stay Pending until the start deadline, then fail with the same reason. The condition
         says what the run waits for and until when; the event (and an Event) fire only when the
         reason changes."""
         deadline = self.start_deadline()
-        limit = run_start_timeout(self.spec)
+        limit = self.spec.start_timeout_seconds
         if self.now >= deadline:
             self._fire(too_long, f"{message}, for {limit} s (spec.startTimeoutSeconds): the run gave up")
             return
@@ -681,11 +745,11 @@ class _Planner:
         )
 
     def _deadline(self) -> datetime | None:
-        timeout = self.spec.get("timeoutSeconds")
+        timeout = self.spec.timeout_seconds
         start = parse_time(self.status.get("startTime"))
         if not timeout or start is None:
             return None
-        return start + timedelta(seconds=int(timeout))
+        return start + timedelta(seconds=timeout)
 
     def _deadline_requeue(self) -> None:
         """Come back at the run's deadline (nothing else would wake the operator then)."""
@@ -697,18 +761,18 @@ class _Planner:
     def _snapshot(self) -> bool:
         """The pipeline snapshot every started stage follows (False: it is gone, the run failed)."""
         pipeline = self._pipeline()
-        if not pipeline or not pipeline.get("steps"):
+        if not pipeline or not pipeline.steps:
             self._fire(EV_SNAPSHOT_LOST, "the run has no pipeline snapshot (status.pipelineSpec)")
             return False
         self.pipeline = pipeline
-        self.step_names = [s["name"] for s in pipeline["steps"]]
-        self.ctx = J.RunContext.from_run(self.run)
+        self.step_names = [s.name for s in pipeline.steps]
+        self.ctx = J.RunContext.from_run(self.meta, self.spec)
         return True
 
     def _stops(self) -> tuple[bool, bool]:
         """(cancel, timed_out): spec.status Cancelled; the run's deadline passed."""
         deadline = self._deadline()
-        return self.spec.get("status") == CANCELLED, deadline is not None and self.now >= deadline
+        return self.spec.status is RunSpecStatus.CANCELLED, deadline is not None and self.now >= deadline
 
     def _preparing(self) -> None:
         """The prepare Job: created, then its item count recorded (`Prepared`)."""
@@ -734,8 +798,8 @@ class _Planner:
             count = self.item_count_arg
             if count is None:
                 count = _prepared_count(msg)
-            if count is None and self.spec.get("items") is not None:
-                count = len(self.spec["items"])
+            if count is None and self.spec.items is not None:
+                count = len(self.spec.items)
             if count is None:
                 self._fire(EV_PREPARE_FAILED, "the prepare Job reported no item count")
                 return False
@@ -766,8 +830,7 @@ class _Planner:
                 self._delete(job)
             self._fire(
                 EV_TIMED_OUT,
-                f"the run exceeded its timeout of {self.spec.get('timeoutSeconds')}s "
-                "while preparing the batch",
+                f"the run exceeded its timeout of {self.spec.timeout_seconds}s while preparing the batch",
             )
             return False
         if job is None and not self._create_prepare(self.ctx):
@@ -803,9 +866,9 @@ class _Planner:
         for job in self.observed:
             self._delete(job)  # (the manifest Job's leftovers, if any)
         review = self._review_status()
-        decision = plain(self.spec.get("review"))
+        decision = self.spec.review.to_dict() if self.spec.review is not None else {}
         comment = decision.get("comment") or ""
-        if self.spec.get("status") == CANCELLED:
+        if self.spec.status is RunSpecStatus.CANCELLED:
             self._fire(EV_CANCELLED, "the run was cancelled while awaiting its review")
             return
         if decision.get("decision") == ReviewDecision.FAIL.value:
@@ -813,7 +876,7 @@ class _Planner:
             who = f" by {decision['reviewer']}" if decision.get("reviewer") else ""
             self._fire(EV_REVIEW_FAILED, f"the review{who} failed the run: {comment or 'no comment'}")
             return
-        request = request_of(self.run)
+        request = request_of({"metadata": self.meta})
         winner = superseded_by(self.name, self.siblings or ()) if request else None
         if winner is not None:
             self._fire(
@@ -889,9 +952,9 @@ class _Planner:
 
     # -- items ----------------------------------------------------------------------------
     def _item_name(self, index: int, msg: Mapping[str, Any]) -> str | None:
-        items = self.spec.get("items")
-        if items and index < len(items) and items[index].get("name"):
-            return items[index]["name"]
+        items = self.spec.items
+        if items and index < len(items) and items[index].name:
+            return items[index].name
         name = msg.get("name")  # the runner's summary: {"item": <index>, "name": <item name>, ...}
         return name[:63] if isinstance(name, str) and name else None
 
@@ -926,7 +989,7 @@ class _Planner:
         self._event(
             "Warning", "StepFailed", f"{label} failed at step {self.step_names[k]}: {reason}: {message}"
         )
-        if run_on_item_failure(self.spec) == ON_FAILURE_CONTINUE:
+        if self.spec.on_item_failure is OnItemFailure.CONTINUE:
             masks[index] |= 1 << k
             if k + 1 < nsteps:
                 return ItemState(k + 1, ItemPhase.RUNNING)
@@ -1006,13 +1069,13 @@ class _Planner:
                 stop = (
                     EV_DEADLINE_REACHED,
                     f"the run exceeded its timeout of "
-                    f"{self.spec.get('timeoutSeconds')}s: {stopped} items in flight stopped",
+                    f"{self.spec.timeout_seconds}s: {stopped} items in flight stopped",
                 )
             all_terminal = True
 
         # 3. Start pending items up to `parallelism`, and create the Job of every item in flight.
         if not all_terminal:
-            limit = run_parallelism(self.spec)
+            limit = self.spec.parallelism
             in_flight = sum(1 for s in states if s.phase is ItemPhase.RUNNING)
             if in_flight < limit:
                 for i, st in enumerate(states):
@@ -1030,7 +1093,9 @@ class _Planner:
                 if st.phase is ItemPhase.RUNNING and st.step not in jobs_by_item.get(i, {})
             ]
             for i, step in sorted(missing, key=lambda m: -m[1]):
-                self.plan.create.append(J.step_job(self.ctx, self.spec, self.pipeline, i, step, self.image))
+                self.plan.create.append(
+                    J.step_job(self.ctx, self.spec.params, self.pipeline, i, step, self.image)
+                )
 
         # 4. The status.
         counts = count_items(states)
@@ -1077,7 +1142,9 @@ class _Planner:
         self.plan.item_states = states
         counts = count_items(states)
         stop = self.stage if self.stage in (STAGE_CANCELLING, STAGE_TIMING_OUT) else None
-        message, event = self._final_outcome(states, stop, self.spec.get("status") == CANCELLED, counts)
+        message, event = self._final_outcome(
+            states, stop, self.spec.status is RunSpecStatus.CANCELLED, counts
+        )
         row = transition(self.template, self.stage, event)
         writing = {
             STAGE_CANCELLING: R_CANCELLING,
@@ -1127,7 +1194,7 @@ class _Planner:
             return f"cancelled: {summary}", EV_CANCELLED
         if stop == STAGE_TIMING_OUT or (stop is None and counts.cancelled):
             return (
-                f"the run exceeded its timeout of {self.spec.get('timeoutSeconds')}s: {summary}",
+                f"the run exceeded its timeout of {self.spec.timeout_seconds}s: {summary}",
                 EV_TIMED_OUT,
             )
         if counts.failed:
@@ -1163,8 +1230,8 @@ def progress_only(plan: RunPlan, old_status: Mapping[str, Any]) -> bool:
 
 
 def plan_run(
-    run: Mapping[str, Any],
-    pipeline_spec: Mapping[str, Any] | Any | None,
+    run: Run,
+    pipeline_spec: PipelineSpec | None,
     observed: Iterable[ObservedJob],
     now: datetime,
     *,
@@ -1175,12 +1242,16 @@ def plan_run(
     template: Template | None = None,
     pipeline: Mapping[str, Any] | None = None,
     siblings: Iterable[Sibling] | None = None,
+    pipeline_invalid: str | None = None,
 ) -> RunPlan:
     """Decide what to do for one PipelineRun.
 
-    run: the PipelineRun object (`metadata` with name/namespace/uid/generation, `spec`, `status`).
-    pipeline_spec: the referenced Pipeline's spec when it exists (None when not found); once the
-        run started, its snapshot `status.pipelineSpec` is used instead.
+    run: the PipelineRun (`parse_run`: `metadata` with name/namespace/uid/generation, the spec
+        and the snapshot parsed, `status`).
+    pipeline_spec: the referenced Pipeline's spec, parsed, when it exists (None when not found);
+        once the run started, its snapshot `status.pipelineSpec` is used instead.
+    pipeline_invalid: why the referenced Pipeline's spec does not parse (the run waits for it
+        as for a Pipeline that is not Ready).
     observed: the run's child Jobs (`ObservedJob.from_job`); Jobs of another run uid are ignored.
     now: the current time (timezone-aware).
     termination_messages: Job name → the runner's termination message (dict or JSON text) of the
@@ -1197,7 +1268,10 @@ def plan_run(
     `spec.startTimeoutSeconds`, then fails with the reason it waited for.
     """
     return _Planner(
-        run,
+        run.meta,
+        run.spec,
+        run.status,
+        run.snapshot,
         pipeline_spec,
         observed,
         now,
@@ -1208,14 +1282,30 @@ def plan_run(
         template,
         pipeline,
         siblings,
+        pipeline_invalid,
     ).run_plan()
+
+
+def plan_invalid_run(
+    run: Mapping[str, Any], problem: InvalidSpec, observed: Iterable[ObservedJob], now: datetime
+) -> RunPlan:
+    """The plan for a run whose spec or snapshot does not parse (an object stored before a
+    schema change): it cannot go on, so it fails (`Succeeded=False InvalidSpec`, the message
+    naming the field) from whatever stage it is in; an ended run only loses its Jobs. Never an
+    exception, so never a crash loop."""
+    status = run.get("status") or {}
+    template = template_for(status.get("pipelineSpec"))  # (its state names the template's)
+    planner = _Planner(
+        run.get("metadata") or {}, None, status, None, None, observed, now, "", {}, None, True, template
+    )
+    return planner.invalid(problem.message)
 
 
 def termination_messages_needed(run: Mapping[str, Any], observed: Iterable[ObservedJob]) -> list[str]:
     """Names of the Jobs whose pod termination message `plan_run` will read: the finished
     prepare Job while the item count is unknown, the failed step Jobs whose outcome is not yet
     recorded, and a failed manifest Job. Jobs already accounted for are skipped (no reads)."""
-    status = plain(run.get("status"))
+    status = run.get("status") or {}
     if status.get("phase") in TERMINAL_PHASES:
         return []
     out: list[str] = []
