@@ -168,3 +168,45 @@ def test_a_line_written_twice_by_a_killed_publish_is_one_search_result(step_mmif
     store.put(str(tmp_path), final, doc)
     assert len((tmp_path / store.INDEX).read_text().splitlines()) == 2
     assert [e["id"] for e in S.search(str(tmp_path), S.Query())] == [put.id]
+
+
+def test_only_the_publish_pod_mounts_the_record_store_read_write_with_the_lineage_context():
+    from mmif_operator.kinds.pipelinerun import children as J
+    from mmif_operator.kinds.project.planning import RecordTarget
+    from mmif_operator.records.publisher import RecordsContext
+    from tests.unit.typed import ctx, pipe, runspec
+
+    run = {"metadata": {"name": "run-1", "namespace": "oral-history", "uid": "u1"}}
+    spec = runspec(
+        {
+            "pipelineRef": {"name": "transcribe"},
+            "workspace": {"claimName": "media"},
+            "items": [{"documents": [{"location": "a.mp4", "mimeType": "video/mp4"}]}],
+            "legalTags": ["internal-research"],
+            "acl": {"owners": ["archivists"]},
+            "requester": {"username": "bob", "groups": ["archive-team"]},
+        }
+    )
+    run["spec"] = spec.to_dict()
+    pipeline = pipe({"steps": [{"name": "text", "image": "mmif.local/clams-textgen:dev"}]})
+    target = RecordTarget("oral-history", "OH-1", "records", "/records")
+    job = J.publish_job(ctx(run), "op:dev", {"decision": "Pass"}, "/data/m.json", target, spec, pipeline)
+    pod = job["spec"]["template"]["spec"]
+    (runner,) = pod["containers"]
+    mounts = {m["name"]: m for m in runner["volumeMounts"]}
+    assert mounts["records"]["mountPath"] == "/records" and not mounts["records"].get("readOnly")
+    assert {"name": "records", "persistentVolumeClaim": {"claimName": "records"}} in pod["volumes"]
+    env = {e["name"]: e.get("value") for e in runner["env"]}
+    context = RecordsContext.from_json(env["MMIF_RECORDS"])
+    assert (context.dir, context.workspace, context.project, context.project_id) == (
+        "/records",
+        "/data",
+        "oral-history",
+        "OH-1",
+    )
+    assert context.legal_tags == ("internal-research",) and context.acl == {"owners": ["archivists"]}
+    assert context.requester == {"username": "bob", "groups": ["archive-team"]}
+    assert context.step_images == {"text": "mmif.local/clams-textgen:dev"}
+    # Without a store (no project, or none configured): no mount, no context.
+    plain = J.publish_job(ctx(run), "op:dev", {"decision": "Pass"}, "/data/m.json")
+    assert all(v["name"] != "records" for v in plain["spec"]["template"]["spec"]["volumes"])
