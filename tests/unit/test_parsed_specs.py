@@ -136,3 +136,57 @@ def test_an_analysis_whose_spec_does_not_parse_fails_invalid_spec():
     assert plan.status_patch["phase"] == "Failed" and plan.events[0].reason == "InvalidSpec"
     ended = RA.plan_invalid_analysis({**aj, "status": plan.status}, e.value, T0)
     assert ended.status_patch == {}  # over: nothing more to write
+
+
+def test_no_planner_or_builder_repeats_a_models_default():
+    """A spec field with a default is read from the parsed model, never from a dict with the
+    default written again (`step.get("port") or 5000`): the default is declared once."""
+    import pathlib
+    import re
+
+    from mmif_operator.kinds.analysisjob.model import AnalysisJobSpec, AnalysisTemplate
+    from mmif_operator.kinds.pipeline.model import PipelineWorkspace, Step
+    from mmif_operator.kinds.pipelinerun.model import RunWorkspace
+
+    models = (
+        Step,
+        PipelineSpec,
+        PipelineWorkspace,
+        PipelineRunSpec,
+        RunWorkspace,
+        AnalysisJobSpec,
+        AnalysisTemplate,
+    )
+    defaulted = {
+        f.alias or name
+        for m in models
+        for name, f in m.model_fields.items()
+        if not f.is_required() and f.default is not None and f.default_factory is None
+    }
+    assert {"port", "retries", "parallelism", "mountPath", "trigger", "progressDeadlineSeconds"} <= defaulted
+    fields = "|".join(sorted(defaulted))
+    repeated = re.compile(
+        rf"""\.get\(["']({fields})["']\)\s+or\s+[-\d"'A-Z]|\.get\(["']({fields})["'],\s*[-\d"']"""
+    )
+    root = pathlib.Path(__file__).parents[2] / "operator" / "mmif_operator"
+    sources = [*root.glob("kinds/*/*.py"), root / "core" / "specs.py", root / "core" / "podstart.py"]
+    found = [
+        f"{path.relative_to(root)}:{n}: {line.strip()}"
+        for path in sources
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if repeated.search(line)
+    ]
+    assert found == []
+
+
+def test_a_triggered_analysis_takes_the_templates_defaults_from_the_model_or_says_it_does_not_parse():
+    from mmif_operator.kinds.analysisjob import triggers
+
+    run = {
+        "metadata": {"name": "run-1", "namespace": "ns", "uid": "u"},
+        "spec": {"pipelineRef": {"name": "p"}},
+    }
+    body = triggers.analysis_job(run, {"name": "seg", "app": {"image": "seg:1"}})
+    assert (body["spec"]["trigger"], body["spec"]["parallelism"]) == ("AfterRun", 4)
+    with pytest.raises(InvalidSpec, match=r"analyses\[seg\]\.parallelism: Input should be greater"):
+        triggers.analysis_job(run, {"name": "seg", "app": {"image": "seg:1"}, "parallelism": 0})

@@ -192,6 +192,10 @@ async def trigger_analyses(
         if decision.allowed:
             try:
                 await kube.create_custom(ANALYSIS_PLURAL, triggers.analysis_job(run, template))
+            except InvalidSpec as e:  # the snapshot's template, stored before a schema change
+                decision = decision.not_created(
+                    triggers.CREATE_FAILED, f"the analysis does not parse: {e.message}"
+                )
             except NameConflict as e:
                 # Someone's AnalysisJob holds the name: never taken for the run's, left alone.
                 decision = decision.not_created(triggers.NAME_CONFLICT, e.message)

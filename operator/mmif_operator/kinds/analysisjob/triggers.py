@@ -21,8 +21,9 @@ from typing import Any
 from mmif_operator.core import labels as L
 from mmif_operator.core import names
 from mmif_operator.core.requester import all_groups
-from mmif_operator.core.specs import API_GROUP, API_VERSION, KIND_RUN, plain
+from mmif_operator.core.specs import API_GROUP, API_VERSION, KIND_RUN, parse_spec, plain
 from mmif_operator.core.status import FALSE, TRUE, cut, set_condition
+from mmif_operator.kinds.analysisjob.model import AnalysisTemplate
 
 CONDITION = "AnalysesCreated"
 R_CREATED = "Created"
@@ -124,7 +125,8 @@ def decide(template: Mapping[str, Any], run: Mapping[str, Any], review: Mapping[
 
 
 def analysis_job(run: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str, Any]:
-    """The AnalysisJob a run creates for `template`: owned by the run, for the run's requester."""
+    """The AnalysisJob a run creates for `template` (a snapshot's `analyses` entry, its defaults
+    the model's; `InvalidSpec` when it does not parse): owned by the run, for the run's requester."""
     meta = run.get("metadata") or {}
     spec = plain(run.get("spec"))
     pipeline = (spec.get("pipelineRef") or {}).get("name", "")
@@ -137,11 +139,12 @@ def analysis_job(run: Mapping[str, Any], template: Mapping[str, Any]) -> dict[st
             L.ANALYSIS: L.label_value(template["name"]),
         }
     )
+    parsed = parse_spec(AnalysisTemplate, template, f"status.pipelineSpec.analyses[{template['name']}]")
     body_spec: dict[str, Any] = {
         "runRef": {"name": meta["name"]},
-        "app": plain(template.get("app")),
-        "trigger": template.get("trigger") or "AfterRun",
-        "parallelism": int(template.get("parallelism") or 4),
+        "app": plain(template.get("app")),  # as stored: the API server defaults the AnalysisJob's
+        "trigger": parsed.trigger.value,
+        "parallelism": parsed.parallelism,
     }
     if spec.get("requester"):
         body_spec["requester"] = plain(spec["requester"])
