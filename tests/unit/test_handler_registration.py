@@ -6,6 +6,7 @@ from __future__ import annotations
 from kopf._core.intents import registries
 
 from mmif_operator import handlers  # noqa: F401
+from mmif_operator.kinds.project.planning import PROJECTS_INDEX
 
 
 def _ids(kind_registry) -> set[str]:
@@ -23,7 +24,7 @@ def test_every_handler_is_registered():
         "project-resync",
     }
     assert {"project-changed"} <= _ids(registry._changing)
-    assert _ids(registry._indexing) >= {"projects_by_namespace"}
+    assert _ids(registry._indexing) >= {PROJECTS_INDEX}  # the run loop reads it by that name
     assert _ids(registry._webhooks) == {
         "requester-pipelineruns",
         "requester-analysisjobs",

@@ -133,3 +133,17 @@ def test_the_project_crd_is_cluster_scoped_with_its_columns():
     (project,) = [r for r in RESOURCES if r.kind == "Project"]
     assert project.scope == "Cluster"
     assert [c["name"] for c in project.printer_columns] == ["Title", "State", "Ready", "Reason", "End", "Age"]
+
+
+def test_a_run_may_not_use_the_record_store_as_its_workspace():
+    s = spec(records={"claimName": "records"})
+    refusal = defaults.record_store_refusal("PipelineRun", {"workspace": {"claimName": "records"}}, "p", s)
+    assert refusal is not None and refusal.startswith(
+        "spec.workspace.claimName: records is project p's record store"
+    )
+    assert defaults.record_store_refusal("PipelineRun", {"workspace": {"claimName": "media"}}, "p", s) is None
+    assert (
+        defaults.record_store_refusal("PipelineRun", {"workspace": {"claimName": "records"}}, "p", spec())
+        is None
+    )
+    assert s.records is not None and s.records.mount_path == "/records"

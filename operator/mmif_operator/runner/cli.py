@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Literal, overload
+from typing import TYPE_CHECKING, Literal, overload
 
 from mmif_operator.runner import env, files
 from mmif_operator.runner.exitcodes import (  # noqa: F401
@@ -26,6 +26,9 @@ from mmif_operator.runner.exitcodes import (  # noqa: F401
     ExitCode,
     Reason,
 )
+
+if TYPE_CHECKING:
+    from mmif_operator.records.publisher import RecordsContext
 
 log = logging.getLogger("mmif-runner")
 
@@ -176,8 +179,21 @@ def cmd_publish() -> int:
         reviewer=_get(env.REVIEWER, required=False),
         decided_at=_get(env.REVIEW_DECIDED_AT, required=False),
         termination_log=_termination_log(),
+        records=_records_context(),
     )
     return run_publish(cfg)
+
+
+def _records_context() -> RecordsContext | None:
+    from mmif_operator.records.publisher import RecordsContext
+
+    text = _get(env.RECORDS, required=False)
+    if not text:
+        return None
+    try:
+        return RecordsContext.from_json(text)
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{env.RECORDS}: {e}") from None
 
 
 def _app_config() -> tuple[str, dict]:

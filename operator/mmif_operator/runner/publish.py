@@ -6,6 +6,10 @@ its manifest) and marks the outputs published: a `published` block in `manifest.
 nothing here depends on the time it runs, so a retried or repeated publish (the operator died,
 the Job's pod was retried) writes the same bytes again.
 
+In a project with a record store (`MMIF_RECORDS`, records/publisher.py), each Succeeded item
+first becomes a record: its final MMIF and its lineage in the store, content-addressed, never
+overwritten; the `published` block lists the records made.
+
 It never overwrites what is not its own: the run folder must be this run's (`.run-uid`), and a
 `review.json` or a `published` block that exists with other content (another decision, another
 run, a file someone put there) fails the Job with OutputConflict (exit 5), leaving them as they
@@ -19,6 +23,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from mmif_operator.records.lineage import LineageError
+from mmif_operator.records.publisher import RecordsContext, publication, publish_records
+from mmif_operator.records.store import RecordConflict
 from mmif_operator.runner import claims, files
 from mmif_operator.runner.exitcodes import ExitCode, Reason
 from mmif_operator.runner.paths import REVIEW_FILE, RUN_UID_FILE, RunLayout
@@ -38,6 +45,7 @@ class PublishConfig:
     reviewer: str | None
     decided_at: str | None
     termination_log: str
+    records: RecordsContext | None = None  # a project's record store: each passed item becomes a record
 
 
 def review_record(cfg: PublishConfig) -> dict[str, Any]:
@@ -52,14 +60,17 @@ def review_record(cfg: PublishConfig) -> dict[str, Any]:
     }
 
 
-def published_block(cfg: PublishConfig) -> dict[str, Any]:
-    """What `manifest.json` gains under `published`."""
-    return {
+def published_block(cfg: PublishConfig, records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What `manifest.json` gains under `published` (with the records made, when there is a store)."""
+    block: dict[str, Any] = {
         "review": REVIEW_FILE,
         "decision": cfg.decision,
         "reviewer": cfg.reviewer,
         "decidedAt": cfg.decided_at,
     }
+    if records is not None:
+        block["records"] = records
+    return block
 
 
 def _conflict(cfg: PublishConfig, message: str) -> int:
@@ -96,7 +107,23 @@ def run_publish(cfg: PublishConfig) -> int:
                 f"{layout.review} exists with other content (not this run's review decision): "
                 "it is left as it is, and the outputs are not published",
             )
-    block = published_block(cfg)
+    records: list[dict[str, Any]] | None = None
+    if cfg.records is not None:
+        pub = publication(
+            cfg.records,
+            run_name=cfg.run_name,
+            run_namespace=cfg.run_namespace,
+            run_uid=cfg.run_uid,
+            review=record,
+        )
+        try:
+            records = publish_records(layout, manifest, cfg.records, pub)
+        except RecordConflict as e:
+            return _conflict(cfg, str(e))
+        except LineageError as e:
+            files.write_termination(cfg.termination_log, {"reason": Reason.INVALID_OUTPUT, "message": str(e)})
+            return int(ExitCode.INVALID_OUTPUT)
+    block = published_block(cfg, records)
     if manifest.get("published") not in (None, block):
         return _conflict(
             cfg, f"{cfg.manifest_path} is already marked published by another decision: left as it is"
@@ -106,5 +133,8 @@ def run_publish(cfg: PublishConfig) -> int:
     if manifest.get("published") != block:
         files.atomic_write_json(cfg.manifest_path, {**manifest, "published": block})
     log.info("published %s: %s", cfg.run_dir, layout.review)
-    files.write_termination(cfg.termination_log, {"review": layout.review, "decision": cfg.decision})
+    summary: dict[str, Any] = {"review": layout.review, "decision": cfg.decision}
+    if records is not None:
+        summary["records"] = len(records)
+    files.write_termination(cfg.termination_log, summary)
     return int(ExitCode.OK)

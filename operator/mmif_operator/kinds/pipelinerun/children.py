@@ -20,6 +20,8 @@ from mmif_operator.kinds.pipeline.children import app_env, app_resources
 from mmif_operator.kinds.pipeline.model import PipelineSpec, Step
 from mmif_operator.kinds.pipelinerun.model import KIND as KIND_RUN
 from mmif_operator.kinds.pipelinerun.model import PipelineRunSpec, RunWorkspace
+from mmif_operator.kinds.project.planning import RecordTarget
+from mmif_operator.records.publisher import RecordsContext
 from mmif_operator.runner import env as E
 from mmif_operator.runner.exitcodes import FAIL_JOB
 from mmif_operator.runner.paths import run_dir
@@ -28,6 +30,7 @@ RUNNER_CONTAINER = "runner"
 APP_CONTAINER = "app"
 WORKSPACE_VOLUME = "workspace"
 TMP_VOLUME = "tmp"
+RECORDS_VOLUME = "records"  # the project's record store: mounted by the publish pod only
 
 # Runner exit codes that are final: never retried by the Job (runner/exitcodes.py):
 # 1 app error, 3 invalid output, 4 invalid items/input, 5 output conflict, 6 invalid config.
@@ -404,12 +407,23 @@ def manifest_job(
 
 
 def publish_job(
-    ctx: RunContext, operator_image: str, review: Mapping[str, Any], manifest_path: str
+    ctx: RunContext,
+    operator_image: str,
+    review: Mapping[str, Any],
+    manifest_path: str,
+    records: RecordTarget | None = None,
+    run_spec: PipelineRunSpec | None = None,
+    pipeline_spec: PipelineSpec | None = None,
 ) -> dict[str, Any]:
     """The Job publishing a reviewed run's outputs (`mmif-runner publish`): it writes
     `<runDir>/review.json` (the decision, from `review` = status.review) and marks the manifest
     published. Named `<run>-publish`, owned by the run, bounded like the manifest Job (its pod's
-    start by the run's `startTimeoutSeconds`, its run by `activeDeadlineSeconds`)."""
+    start by the run's `startTimeoutSeconds`, its run by `activeDeadlineSeconds`).
+
+    `records`: the run's project has a record store: the publish pod, alone of all pods, mounts
+    it read-write, and makes a record of each item that succeeded (records/publisher.py), with
+    the run's requester, legal tags and ACL (`run_spec`) and its steps' images (`pipeline_spec`)
+    in each lineage."""
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PUBLISH)
     env = {
         E.RUN_DIR: ctx.run_dir,
@@ -424,6 +438,14 @@ def publish_job(
     }
     runner = _runner_container(operator_image, "publish", env, ctx.mount_path)
     pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
+    if records is not None:
+        runner["env"].append(
+            {"name": E.RECORDS, "value": records_context(ctx, records, run_spec, pipeline_spec)}
+        )
+        runner["volumeMounts"].append({"name": RECORDS_VOLUME, "mountPath": records.mount_path})
+        pod_spec["volumes"].append(
+            {"name": RECORDS_VOLUME, "persistentVolumeClaim": {"claimName": records.claim_name}}
+        )
     return _job(
         ctx,
         names.publish_job_name(ctx.name),
@@ -432,3 +454,31 @@ def publish_job(
         retries=PUBLISH_RETRIES,
         deadline=PUBLISH_DEADLINE_SECONDS,
     )
+
+
+def records_context(
+    ctx: RunContext,
+    records: RecordTarget,
+    run_spec: PipelineRunSpec | None,
+    pipeline_spec: PipelineSpec | None,
+) -> str:
+    """`MMIF_RECORDS` of the publish pod: the record store and the run-wide part of each lineage."""
+    requester = None
+    if run_spec is not None and run_spec.requester is not None:
+        requester = {"username": run_spec.requester.username, "groups": list(run_spec.requester.groups or [])}
+    acl: dict[str, list[str]] = {}
+    if run_spec is not None and run_spec.acl is not None:
+        acl = {
+            k: list(v) for k, v in (("owners", run_spec.acl.owners), ("viewers", run_spec.acl.viewers)) if v
+        }
+    return RecordsContext(
+        dir=records.mount_path,
+        workspace=ctx.mount_path,
+        pipeline=ctx.pipeline,
+        project=records.project,
+        project_id=records.project_id,
+        requester=requester,
+        legal_tags=tuple(run_spec.legal_tags or ()) if run_spec is not None else (),
+        acl=acl,
+        step_images={s.name: s.image for s in (pipeline_spec.steps if pipeline_spec else ()) if s.image},
+    ).to_json()

@@ -77,6 +77,7 @@ from mmif_operator.kinds.pipelinerun.planning import (
     request_of,
     termination_messages_needed,
 )
+from mmif_operator.kinds.project.planning import PROJECTS_INDEX, RecordTarget, record_target
 from mmif_operator.notifications import outbox
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ async def reconcile_run(
     start_failures: Mapping[str, StartFailure] | None = None,
     wake: Wake | None = None,
     specs: ParseCache | None = None,
+    records: RecordTarget | None = None,
 ) -> PassResult:
     """One pass over one run (see the module docstring). `known`: the run as the previous pass
     left it (`PassResult.latest`), instead of reading it; `deletes`: where Jobs are deleted
@@ -183,14 +185,14 @@ async def reconcile_run(
     if request is None or (run.get("status") or {}).get("phase") != AWAITING_REVIEW:
         return await _reconcile(
             kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
-            refusals, start_failures, None, specs,
+            refusals, start_failures, None, specs, records,
         )  # fmt: skip
     async with REQUEST_LOCKS.hold(namespace, request):
         listed = await kube.list_custom(RUN_PLURAL, namespace, {L.REQUEST: request})
         siblings = [Sibling.from_run(r) for r in listed if (r.get("metadata") or {}).get("name") != name]
         result = await _reconcile(
             kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
-            refusals, start_failures, siblings, specs,
+            refusals, start_failures, siblings, specs, records,
         )  # fmt: skip
     if result.plan is not None and result.plan.phase == PUBLISHING and result.patched and wake is not None:
         for sibling in siblings:
@@ -213,6 +215,7 @@ async def _reconcile(
     start_failures: Mapping[str, StartFailure] | None,
     siblings: list[Sibling] | None,
     specs: ParseCache | None = None,
+    records: RecordTarget | None = None,
 ) -> PassResult:
     meta = run.get("metadata") or {}
     namespace, name = meta.get("namespace") or "", meta.get("name") or ""
@@ -276,6 +279,7 @@ async def _reconcile(
             pipeline=pipeline,
             siblings=siblings,
             pipeline_invalid=pipeline_invalid,
+            records=records,
         )
     if plan.notifications:
         # Queued in the same status patch as the transition; sent beside the loop (notifications.py).
@@ -450,9 +454,10 @@ async def run_loop(
     stopped: Any,
     logger: kopf.Logger,
     run_jobs: kopf.Index,
-    **_: Any,
+    **kwargs: Any,
 ) -> None:
     """The run's reconcile loop (see the module docstring)."""
+    projects: kopf.Index = kwargs[PROJECTS_INDEX]  # the project of the run's namespace, if any
     assert namespace is not None  # a namespaced resource: kopf's None is for cluster-scoped ones
     key = runtime.run_key(namespace, name)
     cfg = runtime.config()
@@ -492,6 +497,7 @@ async def run_loop(
             start_failures=pods.failures,
             wake=lambda other: runtime.RUN_WAKERS.wake(runtime.run_key(namespace, other), refresh=True),
             specs=specs,
+            records=record_target(list(projects.get(namespace, ()))),
         )
         known = result.latest
         if result.plan is not None:

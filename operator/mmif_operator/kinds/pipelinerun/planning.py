@@ -60,6 +60,7 @@ from mmif_operator.kinds.pipelinerun.model import (
 from mmif_operator.kinds.pipelinerun.phases import Announce, Notify, Template, template_for, transition
 from mmif_operator.kinds.pipelinerun.phases import Event as PhaseEvent
 from mmif_operator.kinds.pipelinerun.review import DEFAULT_REVIEW_TIMEOUT_SECONDS, ReviewDecision
+from mmif_operator.kinds.project.planning import RecordTarget
 from mmif_operator.notifications.model import NotificationEvent
 from mmif_operator.runner.paths import MANIFEST_FILE, REVIEW_FILE
 
@@ -493,8 +494,10 @@ class _Planner:
         pipeline: Mapping[str, Any] | None = None,
         siblings: Iterable[Sibling] | None = None,
         pipeline_invalid: str | None = None,
+        records: RecordTarget | None = None,
     ):
         self.meta = dict(meta)
+        self.records = records
         self._spec = spec  # None: it does not parse (plan_invalid_run)
         self.old = copy.deepcopy(dict(status))
         self.status = copy.deepcopy(self.old)
@@ -933,6 +936,9 @@ class _Planner:
                     self.image,
                     review,
                     self.status.get("manifestPath") or f"{self.ctx.run_dir}/{MANIFEST_FILE}",
+                    records=self.records,
+                    run_spec=self.spec,
+                    pipeline_spec=self.pipeline,
                 )
             )
             self._condition(UNKNOWN, PUBLISHING, f"the publish Job writes {self.ctx.run_dir}/{REVIEW_FILE}")
@@ -1243,6 +1249,7 @@ def plan_run(
     pipeline: Mapping[str, Any] | None = None,
     siblings: Iterable[Sibling] | None = None,
     pipeline_invalid: str | None = None,
+    records: RecordTarget | None = None,
 ) -> RunPlan:
     """Decide what to do for one PipelineRun.
 
@@ -1264,6 +1271,8 @@ def plan_run(
     pipeline: the referenced Pipeline object (metadata and status), while the run is pending: it
         starts only once the Pipeline is Ready for its generation (`pipeline_not_ready`). Not
         given: not checked.
+    records: the record store of the run's project (None: not in a project, or no store); the
+        publish Job makes a record of each item that succeeded there.
     A pending run waits for each of these until `metadata.creationTimestamp` +
     `spec.startTimeoutSeconds`, then fails with the reason it waited for.
     """
@@ -1283,6 +1292,7 @@ def plan_run(
         pipeline,
         siblings,
         pipeline_invalid,
+        records,
     ).run_plan()
 
 

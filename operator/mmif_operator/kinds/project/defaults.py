@@ -23,6 +23,22 @@ def refusal(kind: str, project: str, namespace: str, spec: ProjectSpec) -> str |
     return None
 
 
+def record_store_refusal(
+    kind: str, obj_spec: Mapping[str, Any] | None, project: str, spec: ProjectSpec
+) -> str | None:
+    """A run or AnalysisJob may not write into the project's record store: its workspace may not be
+    the record store's claim (None: allowed)."""
+    if spec.records is None:
+        return None
+    claim = ((obj_spec or {}).get("workspace") or {}).get("claimName")
+    if claim == spec.records.claim_name:
+        return (
+            f"spec.workspace.claimName: {claim} is project {project}'s record store, which only the "
+            f"publisher writes; use another claim for the {kind}'s workspace"
+        )
+    return None
+
+
 def defaulted_fields(obj_spec: Mapping[str, Any] | None, project: ProjectSpec) -> dict[str, Any]:
     """The `spec` fields to set on the new object (camelCase): the project's defaults for what
     it leaves out. Explicit values win, an explicit empty list included."""

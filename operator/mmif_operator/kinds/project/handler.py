@@ -106,9 +106,8 @@ async def project_resync(
     await reconcile_project(name, uid, spec, status, meta, patch)
 
 
-INDEX = "projects_by_namespace"  # kopf hands the index to every handler under its function's name
-
-
+# kopf hands an index to every handler as a keyword argument named after its function, which
+# must therefore be P.PROJECTS_INDEX (tests/unit/test_handler_registration.py checks it).
 @kopf.index(GROUP, VERSION, PLURAL)
 def projects_by_namespace(name: str, spec: Any, status: Any, **_: Any) -> dict[str, Any]:
     """namespace -> the Project's spec, for admission (only Projects whose namespace is theirs:
@@ -129,6 +128,7 @@ def _admit(kind: str, namespace: str | None, spec: Any, patch: Any, index: kopf.
     except ValidationError:
         return
     refusal = defaults.refusal(kind, project["name"], namespace or "", project_spec)
+    refusal = refusal or defaults.record_store_refusal(kind, spec, project["name"], project_spec)
     if refusal:
         raise kopf.AdmissionError(refusal, code=403)
     for field, value in defaults.defaulted_fields(dict(spec or {}), project_spec).items():
@@ -139,10 +139,10 @@ def _admit(kind: str, namespace: str | None, spec: Any, patch: Any, index: kopf.
 def project_pipelineruns(*, namespace: str | None = None, spec: Any, patch: Any, **kwargs: Any) -> None:
     """A new PipelineRun in a project's namespace: refused when the project is Closed; else
     given the project's default legal tags and ACL where it names none."""
-    _admit("PipelineRun", namespace, spec, patch, kwargs[INDEX])
+    _admit("PipelineRun", namespace, spec, patch, kwargs[P.PROJECTS_INDEX])
 
 
 @kopf.on.mutate(GROUP, VERSION, ANALYSIS_PLURAL, id="project-analysisjobs", operations=["CREATE"])
 def project_analysisjobs(*, namespace: str | None = None, spec: Any, patch: Any, **kwargs: Any) -> None:
     """A new AnalysisJob in a project's namespace: as for PipelineRuns."""
-    _admit("AnalysisJob", namespace, spec, patch, kwargs[INDEX])
+    _admit("AnalysisJob", namespace, spec, patch, kwargs[P.PROJECTS_INDEX])

@@ -15,7 +15,15 @@ from pydantic import Field
 
 from mmif_operator.core.cel import Rule
 from mmif_operator.core.governance import MAX_LEGAL_TAGS, Acl, LegalTag, Principal
-from mmif_operator.core.model import Condition, SpecModel, StatusModel, Timestamp, list_map
+from mmif_operator.core.model import (
+    DNS_SUBDOMAIN,
+    Condition,
+    MountPath,
+    SpecModel,
+    StatusModel,
+    Timestamp,
+    list_map,
+)
 
 KIND = "Project"
 PLURAL = "projects"
@@ -81,6 +89,21 @@ class ProjectDefaults(SpecModel):
     )
 
 
+class RecordStore(SpecModel):
+    """Where the project's records are kept: a volume of its own that only the publisher writes."""
+
+    claim_name: str = Field(
+        description="A PersistentVolumeClaim in the project's namespace holding the record store. "
+        "Only a reviewed run's publish Job mounts it read-write; step pods mount it read-only; a "
+        "run, AnalysisJob or Pipeline may not use it as its workspace.",
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
+    )
+    mount_path: MountPath = Field(
+        "/records", description="Where pods mount the record store (read-only, but the publisher)."
+    )
+
+
 class ProjectSpec(SpecModel):
     """The desired state of a Project."""
 
@@ -106,6 +129,12 @@ class ProjectSpec(SpecModel):
     )
     defaults: ProjectDefaults | None = Field(
         None, description="Legal tags and ACL that the project's runs and analyses get by default."
+    )
+    records: RecordStore | None = Field(
+        None,
+        description="The project's record store. With it, a reviewed run that passes makes a "
+        "record of each item that succeeded (its final MMIF and lineage); without it, passing "
+        "publishes in the run's folder only.",
     )
     state: ProjectState = Field(
         ProjectState.OPEN,

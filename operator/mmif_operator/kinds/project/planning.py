@@ -29,6 +29,7 @@ from mmif_operator.kinds.project.model import (
 )
 
 UID_ANNOTATION = "mmif.dev/project-uid"
+PROJECTS_INDEX = "projects_by_namespace"  # the kopf index (kinds/project/handler.py): namespace -> Project
 CONDITION_READY = "Ready"
 CONDITION_RECONCILING = "Reconciling"
 CONDITION_STALLED = "Stalled"
@@ -184,3 +185,28 @@ def ready_message(spec: ProjectSpec, name: str) -> str:
         f"namespace {namespace_of(name)} with {admins} admin and {contributors} contributor "
         f"subject(s); {spec.state.value}"
     )
+
+
+@dataclass(frozen=True)
+class RecordTarget:
+    """Where a reviewed run of a project's namespace publishes its records."""
+
+    project: str
+    project_id: str
+    claim_name: str
+    mount_path: str
+
+
+def record_target(entries: Sequence[Mapping[str, Any]]) -> RecordTarget | None:
+    """The record store of the project whose namespace a run is in (the `projects_by_namespace`
+    index's entries for that namespace); None outside a project, or for one without a store."""
+    for entry in entries:
+        try:
+            spec = ProjectSpec.from_obj(entry.get("spec"))
+        except ValueError:  # pydantic's ValidationError: its own status says so
+            return None
+        if spec.records is None:
+            return None
+        name = str(entry.get("name"))
+        return RecordTarget(name, spec.project_id or name, spec.records.claim_name, spec.records.mount_path)
+    return None

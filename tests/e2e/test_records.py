@@ -1,0 +1,129 @@
+"""Records on the real cluster: in a Project with a record store, a contributor runs a reviewed
+pipeline of the real test apps, an admin passes it, and the publish Job makes a record of the
+item: byte-identical to the run's final.mmif, content-addressed, with a lineage that validates
+against the shipped schema and carries the project's default legal tags, the requester and the
+reviewer; a contributor cannot use the record store as a workspace. Users by impersonation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+import pytest
+
+from mmif_operator.records import lineage as LIN
+from tests import kube
+from tests.objects import apply, item, pipeline, run, sample, step
+from tests.volume import Workspace, ensure_volume_pod
+
+pytestmark = pytest.mark.cluster
+
+ADMIN, CONTRIBUTOR, CONTRIBUTORS = "alice", "bob", "archive-team"
+
+
+@pytest.fixture
+def project_ns(cluster, operator_deployed):
+    """A Project with a record store, Ready; its namespace holds a workspace and the store."""
+    name = f"rec-{uuid.uuid4().hex[:6]}"
+    kube.create(
+        {
+            "apiVersion": "mmif.dev/v1alpha1",
+            "kind": "Project",
+            "metadata": {"name": name},
+            "spec": {
+                "admins": {"users": [ADMIN]},
+                "contributors": {"groups": [CONTRIBUTORS]},
+                "defaults": {"legalTags": ["internal-research"], "acl": {"viewers": ["staff"]}},
+                "records": {"claimName": "records"},
+            },
+        }
+    )
+
+    def ready():
+        conds = (kube.get("project", name).get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+    kube.eventually(ready, timeout=60, what=f"project {name} Ready")
+    for claim in ("media", "records"):
+        pvc = sample("workspace-pvc.yaml")
+        pvc["metadata"]["name"] = claim
+        pvc["spec"]["resources"]["requests"]["storage"] = "1Gi"
+        apply(pvc, name)
+        ensure_volume_pod(name, claim)
+    yield name
+    kube.kubectl("delete", "project", name, "--wait=false", check=False)
+    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def as_user(user: str, *args: str, group: str | None = None, input: str | None = None):
+    who = [f"--as={user}"] + ([f"--as-group={group}"] if group else [])
+    return kube.kubectl(*who, *args, input=input, check=False)
+
+
+def test_a_passed_run_makes_records_with_lineage_and_the_store_is_no_workspace(project_ns, runs):
+    ns = project_ns
+    media = Workspace(ns, "media")
+    store = Workspace(ns, "records")
+    media.write_media({"media/clip.mp4": b"not really a video\n"})
+    apply(
+        pipeline(
+            "reviewed",
+            [step("text", "textgen"), step("frames", "timeframes")],
+            claim_name="media",
+            review={"required": True},
+        ),
+        ns,
+    )
+    body = run("r1", "reviewed", [item("media/clip.mp4", name="clip")], claim_name="media")
+    created = as_user(CONTRIBUTOR, "create", "-n", ns, "-f", "-", group=CONTRIBUTORS, input=json.dumps(body))
+    assert created.returncode == 0, created.stderr
+
+    def awaiting():
+        obj = kube.get("pipelinerun", "r1", ns)
+        if runs.condition(obj).get("status") == "False":
+            raise AssertionError(runs.diagnostics(ns, "r1"))
+        return obj["status"].get("phase") == "AwaitingReview"
+
+    kube.eventually(awaiting, timeout=240, interval=1, what="r1 AwaitingReview")
+    patch = json.dumps({"spec": {"review": {"decision": "Pass", "comment": "checked"}}})
+    decided = kube.eventually(
+        lambda: (
+            as_user(ADMIN, "patch", "pipelinerun", "r1", "-n", ns, "--type=merge", "-p", patch).returncode
+            == 0
+        ),
+        timeout=30,
+        interval=1,
+        what="the admin's decision accepted",
+    )
+    assert decided
+    done = runs.wait_to_finish(ns, "r1", timeout=180)
+    cond = runs.condition(done)
+    assert (cond["status"], cond["reason"]) == ("True", "Succeeded"), runs.diagnostics(ns, "r1")
+
+    manifest = json.loads(media.read_file(done["status"]["manifestPath"]))
+    (record,) = manifest["published"]["records"]
+    final = media.read_file(f"{done['status']['outputPath']}/items/00000/final.mmif")
+    sha = hashlib.sha256(final).hexdigest()
+    assert record == {"item": 0, "name": "clip", "id": f"sha256:{sha}"}
+    stored = store.read_file(f"/data/objects/{sha[:2]}/{sha}.mmif")
+    assert stored == final  # byte for byte
+    lineage = json.loads(store.read_file(f"/data/lineage/{sha[:2]}/{sha}.json"))
+    LIN.validate(lineage)
+    assert lineage["legalTags"] == ["internal-research"]  # the project's default, set at admission
+    assert lineage["acl"] == {"viewers": ["staff"]}
+    assert lineage["run"]["requester"]["username"] == CONTRIBUTOR
+    assert (lineage["review"]["reviewer"], lineage["review"]["comment"]) == (ADMIN, "checked")
+    assert [s["step"] for s in lineage["steps"]] == ["text", "frames"]
+    assert lineage["steps"][0]["image"].endswith("clams-textgen:dev")
+    assert lineage["inputs"][0]["location"] == "media/clip.mp4"
+    assert lineage["inputs"][0]["sha256"] == hashlib.sha256(b"not really a video\n").hexdigest()
+    assert lineage["project"] == {"name": ns, "projectId": ns}
+    index = [json.loads(line) for line in store.read_file("/data/index.jsonl").splitlines()]
+    assert [e["id"] for e in index] == [f"sha256:{sha}"]
+
+    # The record store is written only by the publisher: no run may take it as its workspace.
+    squat = run("r2", "reviewed", [item("media/clip.mp4")], claim_name="records")
+    refused = as_user(CONTRIBUTOR, "create", "-n", ns, "-f", "-", group=CONTRIBUTORS, input=json.dumps(squat))
+    assert refused.returncode != 0
+    assert f"spec.workspace.claimName: records is project {ns}'s record store" in refused.stderr
