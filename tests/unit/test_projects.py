@@ -147,3 +147,16 @@ def test_a_run_may_not_use_the_record_store_as_its_workspace():
         is None
     )
     assert s.records is not None and s.records.mount_path == "/records"
+
+
+def test_the_namespace_names_the_record_claim_and_loses_the_label_with_the_store():
+    with_store = P.desired_namespace("p", UID, spec(records={"claimName": "records"}))
+    assert with_store["metadata"]["labels"][P.RECORD_CLAIM_LABEL] == "records"
+    without = P.desired_namespace("p", UID, spec())
+    assert P.namespace_label_patch(with_store, without) == {
+        "metadata": {"labels": {P.RECORD_CLAIM_LABEL: None}}
+    }
+    assert P.namespace_label_patch(with_store, with_store) is None
+    assert P.namespace_label_patch({"metadata": {}}, without) == {
+        "metadata": {"labels": without["metadata"]["labels"]}
+    }

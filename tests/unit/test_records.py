@@ -210,3 +210,40 @@ def test_only_the_publish_pod_mounts_the_record_store_read_write_with_the_lineag
     # Without a store (no project, or none configured): no mount, no context.
     plain = J.publish_job(ctx(run), "op:dev", {"decision": "Pass"}, "/data/m.json")
     assert all(v["name"] != "records" for v in plain["spec"]["template"]["spec"]["volumes"])
+
+
+def test_the_reader_pod_answers_record_searches_and_reads_a_lineage(step_mmifs, tmp_path):
+    from mmif_operator.results import show
+
+    final, doc = make_lineage(step_mmifs)
+    put = store.put(str(tmp_path), final, doc)
+    found = show.answer(["records", "--store", str(tmp_path), "--legal-tag", "internal-research"])
+    assert found["ok"] and [r["id"] for r in found["result"]["records"]] == [put.id]
+    none = show.answer(["records", "--store", str(tmp_path), "--app", "whisper"])
+    assert none == {"ok": True, "result": {"records": []}}
+    one = show.answer(["record", "--store", str(tmp_path), "--id", put.id, "--record-mmif"])
+    assert one["result"]["lineage"] == doc and one["result"]["mmif"].encode() == final
+    missing = show.answer(["record", "--store", str(tmp_path), "--id", "sha256:" + "0" * 64])
+    assert missing["ok"] is False and "no record" in missing["error"]
+
+
+def test_kubectl_mmif_records_searches_through_a_read_only_reader_pod_of_the_store():
+    from mmif_operator.cli import records as R
+    from mmif_operator.cli.main import parser
+
+    args = parser().parse_args(["records", "--app", "whisper", "--legal-tag", "public-domain"])
+    pod = R._pod(None, args, ["records", "--app", "whisper"])  # type: ignore[arg-type]
+    (container,) = pod["spec"]["containers"]
+    assert container["command"][:3] == ["mmif-runner", "show", "records"]
+    assert container["command"][-2:] == ["--store", "/records"]
+    assert pod["spec"]["volumes"][0] == {
+        "name": "workspace",
+        "persistentVolumeClaim": {"claimName": "records", "readOnly": True},
+    }
+    assert container["volumeMounts"][0]["readOnly"] is True
+    table = R.render_records(
+        [{"id": "sha256:" + "a" * 64, "publishedAt": "2026-12-01T12:00:00Z", "run": "r1", "item": 0,
+          "apps": ["http://apps.clams.ai/whisper-wrapper/v8"], "legalTags": ["public-domain"],
+          "inputs": [{"location": "media/clip.mp4"}]}]
+    )  # fmt: skip
+    assert table.row_count == 1

@@ -5,6 +5,8 @@
     kubectl mmif review pass|fail RUN --comment TEXT
     kubectl mmif results RUN [ITEM] [--mmif | --view ID]
     kubectl mmif logs RUN ITEM [--step STEP]
+    kubectl mmif records [--input X] [--app A] [--legal-tag T] [--run R] [--since T] [--until T]
+    kubectl mmif record ID [--mmif]
 
 Exit codes: 0 done (a watched run Succeeded), 1 the run Failed or was Cancelled, 2 bad arguments,
 3 timed out, 4 refused by the API server or not found, 5 the run awaits review."""
@@ -18,7 +20,7 @@ from typing import IO
 
 from rich.console import Console
 
-from mmif_operator.cli import logs, results, runs
+from mmif_operator.cli import logs, records, results, runs
 from mmif_operator.cli.errors import CliError
 from mmif_operator.cli.kube import Kube, Target
 
@@ -69,6 +71,7 @@ def parser() -> argparse.ArgumentParser:
     runs.add_commands(sub, common)
     results.add_commands(sub, common)
     logs.add_commands(sub, common)
+    records.add_commands(sub, common)
     return p
 
 

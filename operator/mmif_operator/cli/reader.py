@@ -53,10 +53,17 @@ def run_steps(run: dict[str, Any]) -> list[str]:
 def reader_pod(run: dict[str, Any], args: list[str], image: str | None = None) -> dict[str, Any]:
     """The reader pod for `mmif-runner show ARGS` over run `run`'s folder."""
     claim, mount, _ = run_location(run)
-    name = run["metadata"]["name"]
-    labels = L.common_labels(COMPONENT_READER, name=NAME_READER, instance=name)
+    return volume_reader_pod(claim, mount, run["metadata"]["name"], args, image)
+
+
+def volume_reader_pod(
+    claim: str, mount: str, instance: str, args: list[str], image: str | None = None
+) -> dict[str, Any]:
+    """A reader pod for `mmif-runner show ARGS`, with `claim` mounted read-only at `mount`
+    (`instance`: what it reads, a run's name or the record store's claim, for its labels)."""
+    labels = L.common_labels(COMPONENT_READER, name=NAME_READER, instance=instance)
     labels[L.MANAGED_BY] = NAME_READER
-    labels[READS_RUN] = L.label_value(name)
+    labels[READS_RUN] = L.label_value(instance)
     container = {
         "name": "reader",
         "image": image or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE,
@@ -87,7 +94,7 @@ def reader_pod(run: dict[str, Any], args: list[str], image: str | None = None) -
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"generateName": f"{name[:40]}-reader-", "labels": labels},
+        "metadata": {"generateName": f"{instance[:40]}-reader-", "labels": labels},
         "spec": spec,
     }
 
@@ -119,8 +126,13 @@ def _stuck(pod: Any) -> str | None:
 
 
 async def read(kube: Kube, run: dict[str, Any], args: list[str], image: str | None = None) -> dict[str, Any]:
-    """Run the reader pod, return its answer, delete it (whatever happened)."""
-    created = await kube.create_pod(reader_pod(run, args, image))
+    """Run the reader pod over the run's folder, return its answer, delete it (whatever happened)."""
+    return await read_with(kube, reader_pod(run, args, image))
+
+
+async def read_with(kube: Kube, pod_body: dict[str, Any]) -> dict[str, Any]:
+    """Run the reader pod `pod_body`, return its answer, delete it (whatever happened)."""
+    created = await kube.create_pod(pod_body)
     name = created.metadata.name
     try:
         phase = None

@@ -50,7 +50,7 @@ async def reconcile_project(name: str, uid: str, spec: Any, status: Any, meta: A
 
 async def _converge(name: str, uid: str, spec: ProjectSpec) -> P.Outcome:
     kube = runtime.kube()
-    wanted = P.desired_namespace(name, uid)
+    wanted = P.desired_namespace(name, uid, spec)
     namespace = await kube.get_namespace(P.namespace_of(name))
     if namespace is None:
         if await kube.create_namespace(wanted):
@@ -67,8 +67,9 @@ async def _converge(name: str, uid: str, spec: ProjectSpec) -> P.Outcome:
             f"{P.UID_ANNOTATION}={uid}); it is left untouched"
         )
         return P.Outcome(False, P.R_NAME_CONFLICT, message)
-    if P.namespace_drifted(namespace, wanted):
-        await kube.patch_namespace(name, {"metadata": {"labels": wanted["metadata"]["labels"]}})
+    label_patch = P.namespace_label_patch(namespace, wanted)
+    if label_patch is not None:
+        await kube.patch_namespace(name, label_patch)
     for binding in P.desired_role_bindings(name, uid, spec):
         binding_name = binding["metadata"]["name"]
         existing = await kube.get("RoleBinding", name, binding_name)

@@ -29,6 +29,8 @@ from mmif_operator.kinds.project.model import (
 )
 
 UID_ANNOTATION = "mmif.dev/project-uid"
+RECORD_CLAIM_LABEL = "mmif.dev/record-claim"  # on the namespace: the record store's claim, for the
+# ValidatingAdmissionPolicy that refuses pods mounting it read-write (manifests/policy-records.yaml)
 PROJECTS_INDEX = "projects_by_namespace"  # the kopf index (kinds/project/handler.py): namespace -> Project
 CONDITION_READY = "Ready"
 CONDITION_RECONCILING = "Reconciling"
@@ -49,15 +51,14 @@ def project_labels(project_name: str) -> dict[str, str]:
     return labels
 
 
-def desired_namespace(name: str, uid: str) -> dict[str, Any]:
+def desired_namespace(name: str, uid: str, spec: ProjectSpec | None = None) -> dict[str, Any]:
+    labels = project_labels(name)
+    if spec is not None and spec.records is not None:
+        labels[RECORD_CLAIM_LABEL] = spec.records.claim_name
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {
-            "name": namespace_of(name),
-            "labels": project_labels(name),
-            "annotations": {UID_ANNOTATION: uid},
-        },
+        "metadata": {"name": namespace_of(name), "labels": labels, "annotations": {UID_ANNOTATION: uid}},
     }
 
 
@@ -66,10 +67,15 @@ def namespace_is_ours(namespace: Mapping[str, Any], uid: str) -> bool:
     return (meta.get("annotations") or {}).get(UID_ANNOTATION) == uid and not meta.get("deletionTimestamp")
 
 
-def namespace_drifted(namespace: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    """Our labels missing or changed on the namespace (other labels are left alone)."""
+def namespace_label_patch(namespace: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The merge patch putting our labels back on the namespace (None: they are right). Other
+    labels are left alone; the record-claim label goes when the project has no store any more."""
     have = (namespace.get("metadata") or {}).get("labels") or {}
-    return any(have.get(k) != v for k, v in wanted["metadata"]["labels"].items())
+    want = wanted["metadata"]["labels"]
+    patch: dict[str, Any] = {k: v for k, v in want.items() if have.get(k) != v}
+    if RECORD_CLAIM_LABEL in have and RECORD_CLAIM_LABEL not in want:
+        patch[RECORD_CLAIM_LABEL] = None
+    return {"metadata": {"labels": patch}} if patch else None
 
 
 def _subjects(members: Members | None) -> list[dict[str, str]]:
