@@ -88,11 +88,14 @@ const Console = (() => {
     if (b.failed) parts.push(`${b.failed} failed`);
     if (b.running) parts.push(`${b.running} running`);
     if (b.cancelled) parts.push(`${b.cancelled} cancelled`);
+    // The width is set through the CSSOM: the Content-Security-Policy refuses style attributes.
+    const fill = h("div", { class: "fill" });
+    fill.style.width = `${pct}%`;
     return h("div", { class: "bar-row" + (extra ? " " + extra : "") },
       h("span", { class: "bar-label" }, label),
       h("div", { class: "bar" + (b.failed ? " has-failures" : ""), role: "progressbar", "aria-label": label,
                  "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct, "aria-valuetext": `${pct}%` },
-        h("div", { class: "fill", style: `width:${pct}%` })),
+        fill),
       h("span", { class: "bar-pct" }, `${pct}%`),
       h("span", { class: "bar-counts" }, parts.join(", ")));
   }
@@ -118,7 +121,13 @@ const Console = (() => {
         if (stopped) return;
         set("reconnecting…", "off");
         if (source.readyState === EventSource.CLOSED) {
-          setTimeout(() => { if (!stopped) open(); }, delay);
+          // The browser gave up. Still logged in? (A 401 goes to the login page.) Then retry.
+          setTimeout(() => {
+            if (stopped) return;
+            api("/api/whoami").then(() => { if (!stopped) open(); }, (e) => {
+              if (e instanceof TypeError && !stopped) open();  // the console is unreachable: try again
+            });
+          }, delay);
           delay = Math.min(delay * 2, 10000);
         }
       });
