@@ -299,6 +299,12 @@ def test_a_person_sees_a_runs_bars_move_to_100_and_its_item_table(
     # The MMIF viewer's place: it says what it will be, not an error page.
     page.locator("#items tbody tr").first.locator("button.mmif").click()
     expect(page.locator("#mmif-viewer")).to_contain_text("MMIF viewer is not part of this console yet")
+
+    # The Pipelines page: the Pipeline's Ready condition and each step's readiness.
+    page.click("nav >> text=Pipelines")
+    row = page.locator('tr[data-pipeline="live"]')
+    expect(row.locator(".ready-True")).to_have_text("Ready")
+    expect(row.locator(".step-chip")).to_have_text(["transcript (Job): ready", "nap (Job): ready"])
     no_page_errors(page)
     page.context.close()
 
