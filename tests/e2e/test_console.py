@@ -35,6 +35,7 @@ pytestmark = pytest.mark.cluster
 
 CONSOLE_NS = "mmif-system"
 CHROMIUM = "/usr/bin/chromium"
+WEBHOOK_PROBE = Path(__file__).resolve().parents[2] / "config" / "samples" / "webhook-probe.yaml"
 UI_TIMEOUT_MS = 15_000  # a page reacting to something already true in the cluster
 
 
@@ -438,3 +439,23 @@ def test_the_page_keeps_updating_when_the_console_and_the_operator_restart(
     assert runs.wait_to_finish(namespace, "long", timeout=30)["status"]["phase"] == "Succeeded"
     no_page_errors(page)
     page.context.close()
+    # Leave the operator as found: its admission webhook answers again (as `make deploy` checks).
+    kube.eventually(
+        lambda: (
+            kube.kubectl(
+                "-n",
+                CONSOLE_NS,
+                "create",
+                "--dry-run=server",
+                "-o",
+                "name",
+                "-f",
+                str(WEBHOOK_PROBE),
+                check=False,
+            ).returncode
+            == 0
+        ),
+        timeout=60,
+        interval=1,
+        what="the operator's admission webhook answering",
+    )
