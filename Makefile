@@ -54,11 +54,13 @@ endif
 
 OPERATOR_NS := mmif-system
 OPERATOR_IMAGE := mmif.local/mmif-operator:dev
+# The Deployments that run the operator image (the operator, the web console).
+OPERATOR_DEPLOYMENTS := mmif-operator mmif-console
 
 # On the local cluster the operator's pods restart only when the image in containerd changed: its
 # config digest goes into a pod-template annotation (an unchanged digest patches nothing).
 # Elsewhere the image cannot be inspected, so an existing Deployment is simply restarted.
-deploy: ensure-cluster ## install the CRDs and the operator (restarted when its image changed)
+deploy: ensure-cluster ## install the CRDs, the operator and the web console (restarted when their image changed)
 	kubectl apply -f crds/
 	kubectl wait --for=condition=Established --timeout=60s -f crds/
 	@set -e; existed=$$(kubectl -n $(OPERATOR_NS) get deployment mmif-operator -o name --ignore-not-found); \
@@ -68,14 +70,17 @@ deploy: ensure-cluster ## install the CRDs and the operator (restarted when its 
 	  ref=$$(ctr --address "$$CONTAINERD_SOCK" -n k8s.io images ls "name==$(OPERATOR_IMAGE)" "name==docker.io/$(OPERATOR_IMAGE)" | awk 'NR>1 {print $$3; exit}'); \
 	  [ -n "$$ref" ] || { echo "$(OPERATOR_IMAGE) is not in the local cluster: run make images" >&2; exit 1; }; \
 	  digest=$$(ctr --address "$$CONTAINERD_SOCK" -n k8s.io content get "$$ref" | python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["digest"])'); \
-	  kubectl -n $(OPERATOR_NS) patch deployment mmif-operator --type=merge \
-	    -p "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"mmif.dev/image-config-digest\":\"$$digest\"}}}}}"; \
+	  for d in $(OPERATOR_DEPLOYMENTS); do kubectl -n $(OPERATOR_NS) patch deployment $$d --type=merge \
+	    -p "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"mmif.dev/image-config-digest\":\"$$digest\"}}}}}"; done; \
 	elif [ -n "$$existed" ]; then \
-	  kubectl -n $(OPERATOR_NS) rollout restart deployment/mmif-operator; \
+	  for d in $(OPERATOR_DEPLOYMENTS); do kubectl -n $(OPERATOR_NS) rollout restart deployment/$$d; done; \
 	fi
 	kubectl -n $(OPERATOR_NS) rollout status deployment/mmif-operator --timeout=180s || { \
 	  kubectl -n $(OPERATOR_NS) get pods -o wide; \
 	  kubectl -n $(OPERATOR_NS) logs deployment/mmif-operator --tail=30; exit 1; }
+	kubectl -n $(OPERATOR_NS) rollout status deployment/mmif-console --timeout=120s || { \
+	  kubectl -n $(OPERATOR_NS) get pods -o wide; \
+	  kubectl -n $(OPERATOR_NS) logs deployment/mmif-console --tail=30; exit 1; }
 	@# The admission webhook answers (caBundle set, Service endpoints ready): a server-side dry run.
 	@for i in $$(seq 60); do \
 	  kubectl -n $(OPERATOR_NS) create --dry-run=server -o name -f config/samples/webhook-probe.yaml >/dev/null 2>&1 && exit 0; \

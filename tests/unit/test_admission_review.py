@@ -234,7 +234,9 @@ def test_the_reviewer_role_grants_reviewing_runs_and_nothing_more_nor_aggregates
     assert not any(k.startswith("rbac.authorization.k8s.io/aggregate-to") for k in role["metadata"]["labels"])
     assert "aggregationRule" not in role
     assert not [
-        d for d in manifests() if d["kind"].endswith("Binding") and d["roleRef"]["name"] == "mmif-reviewer"
+        d
+        for d in manifests()
+        if d["kind"] in ("RoleBinding", "ClusterRoleBinding") and d["roleRef"]["name"] == "mmif-reviewer"
     ]
 
 

@@ -1,0 +1,3 @@
+from mmif_operator.console.server import main
+
+main()
