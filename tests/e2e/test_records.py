@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +24,45 @@ from tests.volume import Workspace, ensure_volume_pod
 pytestmark = pytest.mark.cluster
 
 ADMIN, CONTRIBUTOR, CONTRIBUTORS = "alice", "bob", "archive-team"
+BIN = Path(sys.executable).parent  # the venv's bin: kubectl-mmif
+
+
+def mmif_as_contributor(*args: str, namespace: str) -> subprocess.CompletedProcess:
+    """`kubectl mmif ARGS` as the contributor, as they type it."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(
+        ["kubectl", "mmif", *args, "-n", namespace, "--as", CONTRIBUTOR, "--as-group", CONTRIBUTORS],
+        capture_output=True, text=True, timeout=180, env=env,
+    )  # fmt: skip
+
+
+def store_pod(name: str, read_only: bool, command: str) -> dict:
+    """A pod of the contributor's that mounts the record store (hardened, so only the mount matters)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65532,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "mmif.local/debian-python:bookworm",
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sh", "-c", command],
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                    "volumeMounts": [{"name": "r", "mountPath": "/records", "readOnly": read_only}],
+                }
+            ],
+            "volumes": [{"name": "r", "persistentVolumeClaim": {"claimName": "records"}}],
+        },
+    }
 
 
 @pytest.fixture
@@ -50,7 +93,7 @@ def project_ns(cluster, operator_deployed):
         pvc["metadata"]["name"] = claim
         pvc["spec"]["resources"]["requests"]["storage"] = "1Gi"
         apply(pvc, name)
-        ensure_volume_pod(name, claim)
+    ensure_volume_pod(name, "media")  # the store is read through kubectl mmif (read-only) only
     yield name
     kube.kubectl("delete", "project", name, "--wait=false", check=False)
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
@@ -64,7 +107,6 @@ def as_user(user: str, *args: str, group: str | None = None, input: str | None =
 def test_a_passed_run_makes_records_with_lineage_and_the_store_is_no_workspace(project_ns, runs):
     ns = project_ns
     media = Workspace(ns, "media")
-    store = Workspace(ns, "records")
     media.write_media({"media/clip.mp4": b"not really a video\n"})
     apply(
         pipeline(
@@ -106,10 +148,15 @@ def test_a_passed_run_makes_records_with_lineage_and_the_store_is_no_workspace(p
     final = media.read_file(f"{done['status']['outputPath']}/items/00000/final.mmif")
     sha = hashlib.sha256(final).hexdigest()
     assert record == {"item": 0, "name": "clip", "id": f"sha256:{sha}"}
-    stored = store.read_file(f"/data/objects/{sha[:2]}/{sha}.mmif")
-    assert stored == final  # byte for byte
-    lineage = json.loads(store.read_file(f"/data/lineage/{sha[:2]}/{sha}.json"))
+    got = mmif_as_contributor("record", f"sha256:{sha}", "--mmif", namespace=ns)
+    assert got.returncode == 0, got.stderr
+    # Byte for byte (the plugin ends what it prints with a newline).
+    assert got.stdout.encode() in (final, final + b"\n")
+    shown = mmif_as_contributor("record", f"sha256:{sha}", namespace=ns)
+    assert shown.returncode == 0, shown.stderr
+    lineage = json.loads(shown.stdout)
     LIN.validate(lineage)
+    assert lineage["record"]["id"] == f"sha256:{sha}"
     assert lineage["legalTags"] == ["internal-research"]  # the project's default, set at admission
     assert lineage["acl"] == {"viewers": ["staff"]}
     assert lineage["run"]["requester"]["username"] == CONTRIBUTOR
@@ -119,8 +166,31 @@ def test_a_passed_run_makes_records_with_lineage_and_the_store_is_no_workspace(p
     assert lineage["inputs"][0]["location"] == "media/clip.mp4"
     assert lineage["inputs"][0]["sha256"] == hashlib.sha256(b"not really a video\n").hexdigest()
     assert lineage["project"] == {"name": ns, "projectId": ns}
-    index = [json.loads(line) for line in store.read_file("/data/index.jsonl").splitlines()]
-    assert [e["id"] for e in index] == [f"sha256:{sha}"]
+
+    # Search them with the plugin, as the contributor (reader pods, the store read-only).
+    found = mmif_as_contributor("records", "--run", "r1", "-o", "json", namespace=ns)
+    assert found.returncode == 0, found.stderr
+    assert [r["id"] for r in json.loads(found.stdout)] == [f"sha256:{sha}"]
+    none = mmif_as_contributor("records", "--legal-tag", "public-domain", "-o", "json", namespace=ns)
+    assert none.returncode == 0 and json.loads(none.stdout) == []
+
+    # Nobody but the publisher writes the store: a pod mounting it read-write is refused by the
+    # API server; one mounting it read-only cannot write (EROFS).
+    rw = as_user(CONTRIBUTOR, "create", "-n", ns, "-f", "-", group=CONTRIBUTORS,
+                 input=json.dumps(store_pod("writer", False, "true")))  # fmt: skip
+    assert rw.returncode != 0
+    assert "record store: pods may mount it only with readOnly: true" in rw.stderr
+    ro = as_user(CONTRIBUTOR, "create", "-n", ns, "-f", "-", group=CONTRIBUTORS,
+                 input=json.dumps(store_pod("tamper", True, "echo forged >> /records/index.jsonl")))  # fmt: skip
+    assert ro.returncode == 0, ro.stderr
+    kube.eventually(
+        lambda: kube.get("pod", "tamper", ns)["status"].get("phase") == "Failed",
+        timeout=60,
+        what="tamper pod ends",
+    )
+    assert "Read-only file system" in kube.kubectl("logs", "tamper", "-n", ns).stdout
+    again = mmif_as_contributor("records", "-o", "json", namespace=ns)
+    assert [r["id"] for r in json.loads(again.stdout)] == [f"sha256:{sha}"]  # the index unchanged
 
     # The record store is written only by the publisher: no run may take it as its workspace.
     squat = run("r2", "reviewed", [item("media/clip.mp4")], claim_name="records")
