@@ -232,7 +232,13 @@ def test_crd_has_status_subresource_names_and_columns(kind):
     assert version["subresources"] == {"status": {}}
     assert spec["names"]["categories"] == ["mmif"]
     assert spec["names"]["shortNames"] == [
-        {"Pipeline": "mpl", "PipelineRun": "mpr", "AnalysisJob": "maj"}[kind]
+        {
+            "Pipeline": "mpl",
+            "PipelineRun": "mpr",
+            "AnalysisJob": "maj",
+            "Monitor": "mmon",
+            "HealthReport": "mhr",
+        }[kind]
     ]
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
     assert (
@@ -249,5 +255,7 @@ def test_crd_has_status_subresource_names_and_columns(kind):
                 "Age",
             ],
             "AnalysisJob": ["Run", "Trigger", "Progress", "Succeeded", "Reason", "Requester", "Age"],
+            "Monitor": ["Target", "Interval", "Health", "Reliability", "Last report", "Result", "Age"],
+            "HealthReport": ["Monitor", "Id", "Result", "Duration", "Summary", "Age"],
         }[kind]
     )

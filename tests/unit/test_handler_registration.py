@@ -15,7 +15,13 @@ def _ids(kind_registry) -> set[str]:
 def test_every_handler_is_registered():
     registry = registries.get_default_registry()
     assert {"startup", "cleanup"} <= _ids(registry._activities)
-    assert _ids(registry._spawning) == {"pipeline-loop", "run-loop", "analysis-loop", "notify"}
+    assert _ids(registry._spawning) == {
+        "pipeline-loop",
+        "run-loop",
+        "analysis-loop",
+        "notify",
+        "monitor-loop",
+    }
     assert _ids(registry._webhooks) == {
         "requester-pipelineruns",
         "requester-analysisjobs",
