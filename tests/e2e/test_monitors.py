@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests import kube
+from tests.e2e.test_notifications import RECEIVER, received, receiver_objects
 
 pytestmark = pytest.mark.cluster
 
@@ -221,10 +222,20 @@ def test_pipeline_monitor_health_reliability_pruning_and_restart(
     assert_on_schedule(reports, 5)
 
 
-def test_single_app_monitor_and_interval_patch(namespace, operator_deployed, workspace, build):
+def test_single_app_monitor_interval_patch_and_notification(namespace, operator_deployed, workspace, build):
     workspace.write_media({SAMPLE_FILE: "not really a video\n"})
+    build.apply(receiver_objects(RECEIVER, build.app_image(RECEIVER), {"http": 5000}), namespace)
+    kube.wait(f"pod/{RECEIVER}", "condition=Ready", namespace, timeout=120)
     app = {"image": build.app_image("textgen"), "env": [{"name": "CLAMS_GUNICORN_WORKERS", "value": "1"}]}
-    build.apply(monitor_body("solo", workspace.claim_name, {"app": app}, "PT1H"), namespace)
+    hook = {
+        "name": "hooks",
+        "events": ["HealthChanged"],
+        "webhook": {"url": f"http://{RECEIVER}.{namespace}.svc:5000/"},
+        "retry": {"backoffSeconds": 1},
+    }
+    build.apply(
+        monitor_body("solo", workspace.claim_name, {"app": app}, "PT1H", notifications=[hook]), namespace
+    )
 
     mon = wait_health(namespace, "solo", "Healthy", timeout=120)
     (only,) = reports_of(namespace, "solo")
@@ -240,6 +251,25 @@ def test_single_app_monitor_and_interval_patch(namespace, operator_deployed, wor
         == 3600
     )
     assert mon["status"].get("currentTest") is None
+
+    # Unknown -> Healthy was notified: one CloudEvent naming the monitor, recorded as delivered.
+    def health_events_received():
+        return [
+            r
+            for r in received(namespace)["events"]
+            if r["attributes"]["type"] == "dev.mmif.monitor.health-changed"
+        ]
+
+    (event,) = kube.eventually(health_events_received, timeout=60, what="a HealthChanged CloudEvent")
+    assert event["attributes"]["source"] == f"/apis/mmif.dev/v1alpha1/namespaces/{namespace}/monitors/solo"
+    data = event["data"]
+    assert (data["monitor"], data["health"], data["previousHealth"]) == ("solo", "Healthy", "Unknown")
+    assert only["spec"]["id"] in data["message"]
+    kube.eventually(
+        lambda: get_monitor(namespace, "solo")["status"].get("notifications", {}).get("delivered") == 1,
+        timeout=60,
+        what="the delivery recorded in status.notifications",
+    )
 
     # A patched interval takes effect without a restart: the next test is due 5 s after the first.
     kube.kubectl(

@@ -21,6 +21,7 @@ def test_every_handler_is_registered():
         "analysis-loop",
         "notify",
         "monitor-loop",
+        "notify-monitor",
     }
     assert _ids(registry._webhooks) == {
         "requester-pipelineruns",
@@ -28,4 +29,5 @@ def test_every_handler_is_registered():
         "review-pipelineruns",
         "urls-pipelines",
         "urls-analysisjobs",
+        "urls-monitors",
     }

@@ -407,3 +407,94 @@ def test_status_patch_removes_cleared_fields_only():
     assert P.status_patch({"a": 1, "currentTest": {"id": "x"}}, {"a": 1, "currentTest": None, "b": None}) == {
         "currentTest": None
     }
+
+
+# -- notifications -----------------------------------------------------------------------------
+
+
+def hook(name="hooks", events=("HealthChanged",)):
+    return {"name": name, "events": list(events), "webhook": {"url": "http://receiver:5000/"}}
+
+
+def test_a_health_change_queues_one_delivery_per_target_that_wants_it():
+    rid = "20261201T183305Z"
+    failure = {
+        "index": 0,
+        "step": "check",
+        "reason": "AppError",
+        "message": "boom",
+        "time": "2026-12-01T18:33:20Z",
+    }
+    run = a_run(rid, run_status("Failed", [failure], reason="ItemsFailed"))
+    body = monitor(status={"health": "Healthy"}, notifications=[hook(), hook("runs-only", ["RunFailed"])])
+    plan = P.plan_monitor(body, [run], [], T0 + 5 * S)
+    box = plan.status["notifications"]
+    assert plan.notify and box["pending"] == 1
+    (d,) = box["deliveries"]
+    assert (d["target"], d["event"], d["phase"], d["reason"]) == (
+        "hooks",
+        "HealthChanged",
+        "Degraded",
+        "Healthy",
+    )
+    assert d["message"].startswith("Healthy -> Degraded: test 20261201T183305Z failed: step check")
+    # The next change replaces it (a new id); no change, no delivery.
+    later = "20261201T183315Z"
+    run2 = a_run(later, run_status())
+    again = P.plan_monitor(
+        {**body, "status": {"health": "Degraded", "notifications": box}},
+        [run2],
+        [report_obj(report(rid, FAIL))],
+        T0 + 15 * S,
+    )
+    (d2,) = again.status["notifications"]["deliveries"]
+    assert d2["phase"] == "Healthy" and d2["id"] != d["id"]
+    same = P.plan_monitor(
+        {**body, "status": {"health": "Healthy"}}, [], [report_obj(report(later))], T0 + 16 * S
+    )
+    assert "notifications" not in same.status and not same.notify
+
+
+def test_a_monitor_cloudevent_names_the_monitor():
+    from mmif_operator.notifications import messages
+    from mmif_operator.notifications.model import Delivery
+
+    body = monitor()
+    delivery = Delivery.model_validate(
+        {
+            "id": "i",
+            "target": "hooks",
+            "event": "HealthChanged",
+            "state": "Pending",
+            "time": "2026-12-01T18:33:20Z",
+            "phase": "Failing",
+            "reason": "Degraded",
+            "message": "Degraded -> Failing: ...",
+        }
+    )
+    event = messages.cloud_event(body, delivery)
+    assert event.get_type() == "dev.mmif.monitor.health-changed"
+    assert event.get_source() == "/apis/mmif.dev/v1alpha1/namespaces/ns/monitors/web"
+    assert event.get_data() == {
+        "monitor": "web",
+        "namespace": "ns",
+        "uid": "m-uid",
+        "event": "HealthChanged",
+        "health": "Failing",
+        "previousHealth": "Degraded",
+        "message": "Degraded -> Failing: ...",
+    }
+
+
+def test_a_monitors_urls_go_through_the_app_url_check():
+    from mmif_operator.admission import urls
+
+    spec = {
+        "target": {"app": {"mode": "Service", "url": "http://ner--abc.other.svc:5000/"}},
+        "notifications": [hook(), {"name": "mail", "events": ["HealthChanged"], "email": {}}],
+    }
+    assert urls.url_fields("Monitor", spec) == [
+        ("spec.target.app.url", "http://ner--abc.other.svc:5000/"),
+        ("spec.notifications[0].webhook.url", "http://receiver:5000/"),
+    ]
+    assert [t.service for t in urls.targets("Monitor", spec, "ns")] == [("other", "ner--abc")]

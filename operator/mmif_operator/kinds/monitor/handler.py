@@ -46,6 +46,7 @@ from mmif_operator.kinds.monitor.model import KIND, PLURAL, REPORT_PLURAL
 from mmif_operator.kinds.pipeline.model import PLURAL as PIPELINE_PLURAL
 from mmif_operator.kinds.pipelinerun.handler import EventPoster, spec_changed
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
+from mmif_operator.notifications import handler as notifications
 
 log = logging.getLogger(__name__)
 MONITOR_WAKERS = Wakers()
@@ -188,6 +189,8 @@ async def reconcile_monitor(
         for event in plan.events:
             post_event(monitor, event.type, event.reason, event.message)
             log.info("%s: %s", what, event.message)
+        if plan.notify:
+            notifications.MONITOR_NOTIFY_WAKERS.wake((namespace, name))
     metrics.set_monitor(namespace, name, status)
     return MonitorPass(requeue_after=plan.requeue_after, status=status)
 

@@ -29,6 +29,7 @@ from mmif_operator.core.model import (
 from mmif_operator.kinds.pipeline.app import App
 from mmif_operator.kinds.pipeline.model import MAX_STEPS
 from mmif_operator.kinds.pipelinerun.model import Item, RunWorkspace
+from mmif_operator.notifications.model import MAX_TARGETS, NotificationTarget, RunNotifications
 
 KIND = "Monitor"
 PLURAL = "monitors"
@@ -183,12 +184,30 @@ class MonitorSpec(SpecModel):
         description="When true, no new test starts (a test in flight is still reported); health "
         "and reliability stay as the kept reports say.",
     )
+    notifications: list[NotificationTarget] = Field(
+        default_factory=list,
+        description="Who hears when the health changes: webhooks (CloudEvents, type "
+        "`dev.mmif.monitor.health-changed`) and email, as a Pipeline's `notifications`; only the "
+        "event `HealthChanged` is sent. Delivered at least once, with retries (see "
+        "`status.notifications`); a newer change replaces an earlier one not yet delivered.",
+        max_length=MAX_TARGETS,
+        json_schema_extra=list_map("name"),
+    )
     timeout_seconds: int = Field(
         DEFAULT_TEST_TIMEOUT_SECONDS,
         description="One test's deadline: its run's `timeoutSeconds` and `startTimeoutSeconds` "
         "(a target that is not Ready in time makes a failed report saying why).",
         ge=1,
         le=86400,
+    )
+
+    cel_rules = (
+        Rule(
+            "!has(self.notifications) || self.notifications.all(n, self.notifications.exists_one(m, m.name == n.name))",
+            "spec.notifications: target names must be unique",
+            check=lambda m: len({n.name for n in m.notifications}) == len(m.notifications),
+            field_path=".notifications",
+        ),
     )
 
 
@@ -341,4 +360,9 @@ class MonitorStatus(StatusModel):
         description="The reliability of each activity (step and app) over the kept reports, in "
         "the pipeline's order.",
         max_length=MAX_ACTIVITIES,
+    )
+    notifications: RunNotifications | None = Field(
+        None,
+        description="The HealthChanged notifications sent to `spec.notifications`: one delivery "
+        "per target (the latest change), with its attempts.",
     )

@@ -44,6 +44,8 @@ from mmif_operator.kinds.monitor.model import (
     TestResult,
     parse_duration,
 )
+from mmif_operator.notifications import outbox
+from mmif_operator.notifications.model import NotificationEvent
 
 ID_FORMAT = "%Y%m%dT%H%M%SZ"
 CONDITION_READY = "Ready"
@@ -274,6 +276,16 @@ class Event:
     message: str
 
 
+@dataclass(frozen=True)
+class Notification:
+    """A health change to notify (notifications/outbox.NotificationLike): `reason` is the
+    health before."""
+
+    event: NotificationEvent
+    reason: str
+    message: str
+
+
 @dataclass
 class MonitorPlan:
     create_reports: list[dict[str, Any]] = field(default_factory=list)
@@ -285,6 +297,7 @@ class MonitorPlan:
     events: list[Event] = field(default_factory=list)
     requeue_after: float | None = None
     health: Health = Health.UNKNOWN
+    notify: bool = False  # a delivery was queued: wake the Monitor's delivery loop
 
 
 def target_text(spec: MonitorSpec) -> str:
@@ -488,13 +501,19 @@ def plan_monitor(
     old_health = old_status.get("health")
     if old_health is not None and old_health != health.value:
         bad = health in (Health.DEGRADED, Health.FAILING)
-        plan.events.append(
-            Event(
-                "Warning" if bad else "Normal",
-                EVENT_HEALTH_CHANGED,
-                cut(f"{old_health} -> {health.value}: {_health_message(latest)}", 1024),
-            )
+        message = cut(f"{old_health} -> {health.value}: {_health_message(latest)}", 1024)
+        plan.events.append(Event("Warning" if bad else "Normal", EVENT_HEALTH_CHANGED, message))
+        box = outbox.replace_event(
+            old_status.get("notifications"),
+            [Notification(NotificationEvent.HEALTH_CHANGED, old_health, message)],
+            spec.notifications,
+            uid=f"{meta.get('uid')}/{latest.id if latest else '-'}",
+            phase=health.value,
+            now=now,
         )
+        if box is not None:
+            status["notifications"] = box
+            plan.notify = True
     return plan
 
 
