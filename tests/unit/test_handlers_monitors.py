@@ -72,6 +72,13 @@ class FakeCluster:
         del self.objects[(plural, name)]
         return True
 
+    async def patch_custom(self, plural, ns, name, patch):
+        self._write("patch-spec", plural, name)
+        obj = self.objects[(plural, name)]
+        obj["metadata"].setdefault("annotations", {}).update(patch["metadata"]["annotations"])
+        obj["spec"] = copy.deepcopy(patch["spec"])
+        return obj
+
     async def patch_status(self, plural, ns, name, patch, resource_version=None):
         self._write("patch", plural, name)
         obj = self.objects[(plural, name)]
@@ -200,3 +207,36 @@ def test_a_report_name_held_by_someone_else_is_never_taken():
     with pytest.raises(NameConflict):
         reconcile(cluster, T0 + timedelta(seconds=10))
     assert cluster.names("pipelineruns") == ["web-20261201t183305z"]  # not deleted: not reported
+
+
+def test_a_probe_pipeline_name_held_by_someone_else_stalls_the_monitor_once():
+    body = monitor()
+    body["spec"]["target"] = {"app": {"image": "a:1"}}
+    cluster = FakeCluster(body)
+    cluster.objects[("pipelines", "web-probe")] = {
+        "kind": "Pipeline",
+        "metadata": {"name": "web-probe", "uid": "p", "labels": {}},
+        "spec": {"steps": [{"name": "x", "image": "x"}]},
+    }
+    events = []
+    reconcile(cluster, T0, events)
+    reconcile(cluster, T0 + timedelta(seconds=30), events)
+    assert cluster.names("pipelineruns") == []
+    conds = {c["type"]: c for c in cluster.objects[("monitors", "web")]["status"]["conditions"]}
+    assert (conds["Stalled"]["status"], conds["Stalled"]["reason"]) == ("True", "NameConflict")
+    assert "Pipeline web-probe already exists and is not ours" in conds["Stalled"]["message"]
+    assert conds["Reconciling"]["status"] == "False"
+    assert [e[1] for e in events] == ["NameConflict"]
+
+
+def test_the_probe_pipeline_follows_the_app():
+    body = monitor()
+    body["spec"]["target"] = {"app": {"image": "a:1", "parameters": {"x": "1"}}}
+    cluster = FakeCluster(body)
+    reconcile(cluster, T0)
+    probe = cluster.objects[("pipelines", "web-probe")]
+    assert probe["spec"]["steps"][0]["image"] == "a:1"
+    assert probe["metadata"]["ownerReferences"][0]["uid"] == "m-uid"
+    cluster.objects[("monitors", "web")]["spec"]["target"]["app"]["image"] = "a:2"
+    reconcile(cluster, T0 + timedelta(seconds=1))
+    assert cluster.objects[("pipelines", "web-probe")]["spec"]["steps"][0]["image"] == "a:2"

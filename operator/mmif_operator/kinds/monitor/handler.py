@@ -41,6 +41,7 @@ from mmif_operator.core.runtime import state as runtime
 from mmif_operator.core.runtime.loop import Next, reconcile_forever, resync_timeout
 from mmif_operator.core.runtime.wakeups import Wakers
 from mmif_operator.core.specs import API_GROUP
+from mmif_operator.core.status import find_condition
 from mmif_operator.kinds.monitor import planning
 from mmif_operator.kinds.monitor.model import KIND, PLURAL, REPORT_PLURAL
 from mmif_operator.kinds.pipeline.model import PLURAL as PIPELINE_PLURAL
@@ -154,7 +155,9 @@ async def reconcile_monitor(
             stalled = (planning.R_CREATE_FAILED, f"the API server refused the test run: {e.message}")
     status = dict(plan.status)
     if stalled is not None:
-        status["currentTest"] = None
+        if plan.create_run is not None:
+            status["currentTest"] = None  # not started
+        was = find_condition((monitor.get("status") or {}).get("conditions"), planning.CONDITION_STALLED)
         status["conditions"] = planning.conditions_for(
             (monitor.get("status") or {}).get("conditions"),
             plan.health,
@@ -164,8 +167,8 @@ async def reconcile_monitor(
             now=now,
             stalled=stalled,
         )
-        if stalled[1] not in json.dumps((monitor.get("status") or {}).get("conditions") or []):
-            post_event(monitor, "Warning", stalled[0], stalled[1])
+        if not was or (was.get("status"), was.get("message")) != ("True", stalled[1]):
+            post_event(monitor, "Warning", stalled[0], stalled[1])  # once per new reason
         plan.requeue_after = min(plan.requeue_after or 30.0, 30.0)
 
     # 4. pruning, status, events, gauges.
