@@ -3,6 +3,7 @@
 kinds/pipeline/handler.py      one daemon per Pipeline: Service-mode app Deployments/Services, status
 kinds/pipelinerun/handler.py   one daemon per PipelineRun: plan_run, then create -> patch status -> delete
 kinds/analysisjob/handler.py   one daemon per AnalysisJob (plan_analysis), its Jobs' index, triggered analyses
+kinds/monitor/handler.py       one daemon per Monitor: scheduled test runs, their HealthReports, health
 notifications/handler.py       one daemon per run with pending notifications: webhook and email deliveries
 admission/handler.py           the admission webhooks recording who created a run or an analysis, and
                                who decided a run's review and when (only a user who may `review` runs)
@@ -16,6 +17,7 @@ from mmif_operator.admission import handler as admission  # noqa: F401
 from mmif_operator.admission import validation  # noqa: F401
 from mmif_operator.core.runtime import jobs, startup  # noqa: F401
 from mmif_operator.kinds.analysisjob import handler as analyses  # noqa: F401
+from mmif_operator.kinds.monitor import handler as monitors  # noqa: F401
 from mmif_operator.kinds.pipeline import handler as pipelines  # noqa: F401
 from mmif_operator.kinds.pipelinerun import handler as runs  # noqa: F401
 from mmif_operator.kinds.project import handler as projects  # noqa: F401

@@ -7,6 +7,9 @@
     mmif_runs_active                                   runs with a live reconcile loop
     mmif_reconcile_duration_seconds{kind}              one reconcile pass (run / pipeline)
     mmif_reconcile_errors_total{kind}                  reconcile passes that raised
+    mmif_monitor_health{namespace, monitor, health}    1 for a Monitor's current health, else 0
+    mmif_monitor_reliability{namespace, monitor}       share of Passed among its kept reports
+    mmif_monitor_activity_reliability{namespace, monitor, step, app}   the same, per activity
 
 Metrics are best effort: after an operator restart, a step that finished while the operator was
 down may be counted again.
@@ -14,6 +17,7 @@ down may be counted again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -56,6 +60,59 @@ RECONCILE_DURATION = Histogram(
 RECONCILE_ERRORS = Counter(
     "mmif_reconcile_errors_total", "Reconcile passes that raised.", ["kind"], registry=REGISTRY
 )
+
+MONITOR_HEALTH = Gauge(
+    "mmif_monitor_health",
+    "1 for a Monitor's current health (Unknown, Healthy, Degraded, Failing), 0 for the others.",
+    ["namespace", "monitor", "health"],
+    registry=REGISTRY,
+)
+MONITOR_RELIABILITY = Gauge(
+    "mmif_monitor_reliability",
+    "The share of Passed among a Monitor's kept HealthReports.",
+    ["namespace", "monitor"],
+    registry=REGISTRY,
+)
+MONITOR_ACTIVITY_RELIABILITY = Gauge(
+    "mmif_monitor_activity_reliability",
+    "Per activity (step and app): the share of Passed among the kept reports where it ran.",
+    ["namespace", "monitor", "step", "app"],
+    registry=REGISTRY,
+)
+HEALTH_VALUES = ("Unknown", "Healthy", "Degraded", "Failing")
+_monitor_activities: dict[tuple[str, str], set[tuple[str, str]]] = {}
+
+
+def set_monitor(namespace: str, monitor: str, status: Mapping[str, Any] | None) -> None:
+    """The gauges of one Monitor from its status; None removes them (the Monitor is gone)."""
+    key = (namespace, monitor)
+    old = _monitor_activities.pop(key, set())
+    if status is None:
+        for health in HEALTH_VALUES:
+            _remove(MONITOR_HEALTH, namespace, monitor, health)
+        _remove(MONITOR_RELIABILITY, namespace, monitor)
+        for step, app in old:
+            _remove(MONITOR_ACTIVITY_RELIABILITY, namespace, monitor, step, app)
+        return
+    current = status.get("health") or "Unknown"
+    for health in HEALTH_VALUES:
+        MONITOR_HEALTH.labels(namespace, monitor, health).set(1 if health == current else 0)
+    if status.get("reliability") is not None:
+        MONITOR_RELIABILITY.labels(namespace, monitor).set(status["reliability"])
+    seen: set[tuple[str, str]] = set()
+    for a in status.get("activities") or ():
+        labels = (str(a.get("step") or ""), str(a.get("app") or ""))
+        seen.add(labels)
+        MONITOR_ACTIVITY_RELIABILITY.labels(namespace, monitor, *labels).set(a.get("reliability") or 0)
+    for step, app in old - seen:
+        _remove(MONITOR_ACTIVITY_RELIABILITY, namespace, monitor, step, app)
+    _monitor_activities[key] = seen
+
+
+def _remove(gauge: Gauge, *labels: str) -> None:
+    with contextlib.suppress(KeyError):
+        gauge.remove(*labels)
+
 
 _in_flight: dict[tuple[str, str], int] = {}
 

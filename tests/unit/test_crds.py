@@ -232,7 +232,14 @@ def test_crd_has_status_subresource_names_and_columns(kind):
     assert version["subresources"] == {"status": {}}
     assert spec["names"]["categories"] == ["mmif"]
     assert spec["names"]["shortNames"] == [
-        {"Pipeline": "mpl", "PipelineRun": "mpr", "AnalysisJob": "maj", "Project": "mproj"}[kind]
+        {
+            "Pipeline": "mpl",
+            "PipelineRun": "mpr",
+            "AnalysisJob": "maj",
+            "Project": "mproj",
+            "Monitor": "mmon",
+            "HealthReport": "mhr",
+        }[kind]
     ]
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
     assert (
@@ -250,5 +257,7 @@ def test_crd_has_status_subresource_names_and_columns(kind):
             ],
             "AnalysisJob": ["Run", "Trigger", "Progress", "Succeeded", "Reason", "Requester", "Age"],
             "Project": ["Title", "State", "Ready", "Reason", "End", "Age"],
+            "Monitor": ["Target", "Interval", "Health", "Reliability", "Last report", "Result", "Age"],
+            "HealthReport": ["Monitor", "Id", "Result", "Duration", "Summary", "Age"],
         }[kind]
     )

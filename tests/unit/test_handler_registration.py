@@ -22,6 +22,8 @@ def test_every_handler_is_registered():
         "analysis-loop",
         "notify",
         "project-resync",
+        "monitor-loop",
+        "notify-monitor",
     }
     assert {"project-changed"} <= _ids(registry._changing)
     assert _ids(registry._indexing) >= {PROJECTS_INDEX}  # the run loop reads it by that name
@@ -33,4 +35,5 @@ def test_every_handler_is_registered():
         "urls-analysisjobs",
         "project-pipelineruns",
         "project-analysisjobs",
+        "urls-monitors",
     }

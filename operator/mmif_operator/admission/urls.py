@@ -68,8 +68,9 @@ def is_app_service(svc: Mapping[str, Any] | None) -> bool:
 
 
 def url_fields(kind: str, spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """(field path, url) of every app url in a Pipeline's or AnalysisJob's spec, and of every
-    notification webhook of a Pipeline (the operator POSTs there for the namespace's runs)."""
+    """(field path, url) of every app url in a Pipeline's, AnalysisJob's or Monitor's spec, and
+    of every notification webhook of a Pipeline or Monitor (the operator POSTs there for the
+    namespace)."""
     spec = spec or {}
     out: list[tuple[str, str]] = []
     if kind == "Pipeline":
@@ -88,6 +89,14 @@ def url_fields(kind: str, spec: Mapping[str, Any] | None) -> list[tuple[str, str
         app = spec.get("app")
         if isinstance(app, Mapping) and app.get("url"):
             out.append(("spec.app.url", str(app["url"])))
+    elif kind == "Monitor":
+        app = (spec.get("target") or {}).get("app") if isinstance(spec.get("target"), Mapping) else None
+        if isinstance(app, Mapping) and app.get("url"):
+            out.append(("spec.target.app.url", str(app["url"])))
+        for i, target in enumerate(spec.get("notifications") or []):
+            hook = (target or {}).get("webhook") if isinstance(target, Mapping) else None
+            if isinstance(hook, Mapping) and hook.get("url"):
+                out.append((f"spec.notifications[{i}].webhook.url", str(hook["url"])))
     return out
 
 

@@ -2,7 +2,7 @@
 
 Served by the operator's webhook server (the same Service and certificate as the mutating one,
 admission/handler.py) for the ValidatingWebhookConfiguration `mmif-operator`
-(manifests/webhook.yaml), which sends only Pipelines and AnalysisJobs that have a url. The
+(manifests/webhook.yaml), which sends only Pipelines, AnalysisJobs and Monitors that have a url. The
 decision is admission/urls.py; here, only the lookups it needs: the Service a DNS url names (one
 GET), and for a literal address the operator's app Services of every namespace (one labelled
 list). A lookup that fails refuses the object (failurePolicy Fail holds either way).
@@ -72,3 +72,9 @@ async def urls_pipelines(spec: Any, body: Any, namespace: str | None, **_: Any) 
 async def urls_analysisjobs(spec: Any, body: Any, namespace: str | None, **_: Any) -> None:
     """An AnalysisJob's app url may not name another namespace's app Service."""
     await _validate("AnalysisJob", spec, body, namespace)
+
+
+@kopf.on.validate(API_GROUP, VERSION, "monitors", id="urls-monitors", operations=["CREATE", "UPDATE"])
+async def urls_monitors(spec: Any, body: Any, namespace: str | None, **_: Any) -> None:
+    """A Monitor's app url and notification webhooks may not name another namespace's app Service."""
+    await _validate("Monitor", spec, body, namespace)

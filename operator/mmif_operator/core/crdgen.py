@@ -17,6 +17,7 @@ import yaml
 
 from mmif_operator.core.model import GROUP, VERSION, SpecModel, StatusModel
 from mmif_operator.kinds.analysisjob import model as analysisjob
+from mmif_operator.kinds.monitor import model as monitor
 from mmif_operator.kinds.pipeline import model as pipeline
 from mmif_operator.kinds.pipelinerun import model as pipelinerun
 from mmif_operator.kinds.project import model as project
@@ -129,6 +130,48 @@ RESOURCES = (
             _column("State", ".status.phase", description="Open or Closed."),
             *_condition_columns("Ready", "Ready"),
             _column("End", ".spec.timeline.end", "date", description="When the project ends."),
+            _AGE,
+        ),
+    ),
+    Resource(
+        kind=monitor.KIND,
+        plural=monitor.PLURAL,
+        short_name="mmon",
+        description="A Monitor tests a Pipeline or a single app on a schedule (a small "
+        "PipelineRun of a sample every interval), writes a HealthReport per test and keeps the "
+        "health and the reliability of each activity in its status.",
+        spec=monitor.MonitorSpec,
+        status=monitor.MonitorStatus,
+        printer_columns=(
+            _column("Target", ".status.target", description="The monitored Pipeline or app."),
+            _column("Interval", ".spec.interval"),
+            _column("Health", ".status.health"),
+            _column(
+                "Reliability",
+                ".status.reliability",
+                "number",
+                description="The share of Passed among the kept reports.",
+            ),
+            _column("Last report", ".status.lastReport.id"),
+            _column("Result", ".status.lastReport.result"),
+            _AGE,
+        ),
+    ),
+    Resource(
+        kind=monitor.REPORT_KIND,
+        plural=monitor.REPORT_PLURAL,
+        short_name="mhr",
+        description="A HealthReport says how one test of a Monitor ended: its result, its "
+        "duration and the activities (steps and apps) that made it fail. Written once by the "
+        "operator, owned by the Monitor, pruned by its spec.keep.",
+        spec=monitor.HealthReportSpec,
+        status=monitor.HealthReportStatus,
+        printer_columns=(
+            _column("Monitor", ".spec.monitor"),
+            _column("Id", ".spec.id"),
+            _column("Result", ".spec.result"),
+            _column("Duration", ".spec.durationSeconds", "number", description="Seconds."),
+            _column("Summary", ".spec.summary"),
             _AGE,
         ),
     ),

@@ -22,6 +22,8 @@ APP = "mmif.dev/app"  # a Service-mode app's pods: the app's (injective) object 
 REQUEST = "mmif.dev/request"  # on PipelineRuns: the request the run is a version of (set by whoever makes it)
 PROJECT = "mmif.dev/project"  # on a Project's namespace and role bindings: the Project's name
 SOURCE_RUN = "mmif.dev/source-run"  # on an AnalysisJob's Jobs (not `mmif.dev/run`: not the run's Jobs)
+MONITOR = "mmif.dev/monitor"  # a Monitor's test runs, probe Pipeline and HealthReports
+MONITOR_TEST = "mmif.dev/monitor-test"  # the report id (scheduled time) a test run or report is for
 
 # Values.
 MANAGER = "mmif-operator"
@@ -38,6 +40,9 @@ COMPONENT_ANALYZE = "analyze"
 COMPONENT_ANALYSIS_MANIFEST = "analysis-manifest"
 COMPONENT_PROJECT = "project"
 NAME_PROJECT = "mmif-project"
+COMPONENT_MONITOR_TEST = "monitor-test"  # a Monitor's test PipelineRuns
+COMPONENT_MONITOR_PROBE = "monitor-probe"  # the Pipeline a single-app Monitor tests through
+COMPONENT_HEALTH_REPORT = "health-report"
 ANALYSIS_COMPONENTS = (COMPONENT_ANALYZE, COMPONENT_ANALYSIS_MANIFEST)
 RUN_COMPONENTS = (COMPONENT_PREPARE, COMPONENT_STEP, COMPONENT_MANIFEST, COMPONENT_PUBLISH)
 

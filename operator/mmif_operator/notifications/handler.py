@@ -42,10 +42,11 @@ from mmif_operator.core.kube.ops import Kube, KubeError
 from mmif_operator.core.model import API_VERSION, VERSION
 from mmif_operator.core.runtime import state as runtime
 from mmif_operator.core.runtime.loop import Next, reconcile_forever
+from mmif_operator.core.runtime.wakeups import Wakers
 from mmif_operator.core.specs import API_GROUP
 from mmif_operator.kinds.pipeline.model import PLURAL as PIPELINE_PLURAL
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
-from mmif_operator.notifications import outbox
+from mmif_operator.notifications import messages, outbox
 from mmif_operator.notifications.deliver import Sender
 from mmif_operator.notifications.model import Delivery, NotificationTarget
 from mmif_operator.notifications.outbox import Outcome
@@ -80,7 +81,10 @@ async def close() -> None:
 
 
 async def targets_of(kube: Kube, run: dict[str, Any]) -> list[NotificationTarget]:
-    """The run's targets: its snapshot's, else (it ended before taking one) its Pipeline's now."""
+    """The run's targets: its snapshot's, else (it ended before taking one) its Pipeline's now.
+    A Monitor's: its own `spec.notifications`."""
+    if run.get("kind") == messages.MONITOR_KIND:
+        return outbox.parse_targets(run.get("spec"))
     status = run.get("status") or {}
     if status.get("pipelineSpec"):
         return outbox.parse_targets(status["pipelineSpec"])
@@ -100,11 +104,17 @@ async def _attempt(target: NotificationTarget | None, run: dict[str, Any], deliv
 
 
 async def deliver_pass(
-    kube: Kube, namespace: str, name: str, uid: str | None, *, now: datetime | None = None
+    kube: Kube,
+    namespace: str,
+    name: str,
+    uid: str | None,
+    *,
+    now: datetime | None = None,
+    plural: str = RUN_PLURAL,
 ) -> float | None:
-    """One pass over one run's outbox. Returns the seconds until the next attempt is due (None:
-    nothing pending, or the run is gone)."""
-    run = await kube.get_custom(RUN_PLURAL, namespace, name)
+    """One pass over one run's (or, with `plural` "monitors", one Monitor's) outbox. Returns the
+    seconds until the next attempt is due (None: nothing pending, or the object is gone)."""
+    run = await kube.get_custom(plural, namespace, name)
     meta = (run or {}).get("metadata") or {}
     if run is None or (uid and meta.get("uid") != uid):
         return None
@@ -122,7 +132,7 @@ async def deliver_pass(
         new_box, notices = outbox.record(box, outcomes, policies, done)
         try:
             await kube.patch_status(
-                RUN_PLURAL,
+                plural,
                 namespace,
                 name,
                 {"notifications": new_box},
@@ -133,7 +143,7 @@ async def deliver_pass(
                 return None
             if not e.conflict:
                 raise
-            run = await kube.get_custom(RUN_PLURAL, namespace, name)
+            run = await kube.get_custom(plural, namespace, name)
             meta = (run or {}).get("metadata") or {}
             if run is None or (uid and meta.get("uid") != uid):
                 return None
@@ -144,7 +154,13 @@ async def deliver_pass(
         for d, r in zip(todo, results, strict=True):
             if not r.delivered:
                 log.info(
-                    "run %s/%s: %s for %s not delivered: %s", namespace, name, d.event, d.target, r.error
+                    "%s %s/%s: %s for %s not delivered: %s",
+                    plural,
+                    namespace,
+                    name,
+                    d.event,
+                    d.target,
+                    r.error,
                 )
         return outbox.seconds_to_next(new_box, done)
     raise RuntimeError(
@@ -180,3 +196,29 @@ async def notify_loop(
         await reconcile_forever(waker, stopped, logger, kind="notifications", ref=ref, one_pass=one_pass)
     finally:
         runtime.NOTIFY_WAKERS.unregister(waker)
+
+
+MONITOR_NOTIFY_WAKERS = Wakers()  # the Monitors' delivery loops, woken when a change is queued
+
+
+@kopf.daemon(API_GROUP, VERSION, messages.MONITOR_PLURAL, id="notify-monitor", when=_has_pending)
+async def notify_monitor_loop(
+    name: str, namespace: str | None, uid: str, stopped: Any, logger: kopf.Logger, **_: Any
+) -> None:
+    """A Monitor's delivery loop: its HealthChanged deliveries, exactly as a run's."""
+    assert namespace is not None
+    waker = MONITOR_NOTIFY_WAKERS.register((namespace, name))
+    ref = {
+        "apiVersion": API_VERSION,
+        "kind": messages.MONITOR_KIND,
+        "metadata": {"name": name, "namespace": namespace, "uid": uid},
+    }
+
+    async def one_pass(refresh: bool) -> Next:
+        wait = await deliver_pass(runtime.kube(), namespace, name, uid, plural=messages.MONITOR_PLURAL)
+        return Next(timeout=runtime.config().resync_seconds if wait is None else max(wait, 0.2))
+
+    try:
+        await reconcile_forever(waker, stopped, logger, kind="notifications", ref=ref, one_pass=one_pass)
+    finally:
+        MONITOR_NOTIFY_WAKERS.unregister(waker)

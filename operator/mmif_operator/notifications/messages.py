@@ -7,6 +7,9 @@ The CloudEvent (specversion 1.0, built with the `cloudevents` SDK):
   `subject`: the run's name; `time`: when the transition happened;
 * `data` (JSON): `run`, `namespace`, `uid`, `pipeline`, `event`, `phase`, `reason`, `message`,
   `manifestPath`, and `review` (`decision`, `comment`, `reviewer`, `decidedAt`) once decided.
+* a Monitor's `HealthChanged`: `type` `dev.mmif.monitor.health-changed`, `source`
+  `/apis/mmif.dev/v1alpha1/namespaces/<ns>/monitors/<name>`; `data`: `monitor`, `namespace`,
+  `uid`, `event`, `health`, `previousHealth`, `message` (the test and its failed activity).
 
 An HMAC signature covers the exact body bytes sent: `X-Mmif-Signature: sha256=<hex>`.
 """
@@ -30,7 +33,9 @@ from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
 from mmif_operator.notifications.model import (
     CLOUDEVENT_TYPE_PREFIX,
     DEFAULT_BODY,
+    DEFAULT_MONITOR_BODY,
     DEFAULT_SUBJECTS,
+    MONITOR_CLOUDEVENT_TYPE_PREFIX,
     PLACEHOLDERS,
     SIGNATURE_HEADER,
     CloudEventMode,
@@ -47,21 +52,41 @@ EVENT_TYPES: dict[NotificationEvent, str] = {
     NotificationEvent.REVIEW_PASSED: "review-passed",
     NotificationEvent.REVIEW_FAILED: "review-failed",
     NotificationEvent.PUBLISH_FAILED: "publish-failed",
+    NotificationEvent.HEALTH_CHANGED: "health-changed",
 }
+MONITOR_KIND, MONITOR_PLURAL = "Monitor", "monitors"  # kinds/monitor/model.py (imports this package)
 RETRIED_4XX = (408, 425, 429)  # a client error that says "later"
 
 
 def event_type(event: NotificationEvent) -> str:
+    if event is NotificationEvent.HEALTH_CHANGED:
+        return MONITOR_CLOUDEVENT_TYPE_PREFIX + EVENT_TYPES[event]
     return CLOUDEVENT_TYPE_PREFIX + EVENT_TYPES[event]
 
 
-def event_source(namespace: str, name: str) -> str:
-    return f"/apis/{API_VERSION}/namespaces/{namespace}/{RUN_PLURAL}/{name}"
+def event_source(namespace: str, name: str, plural: str = RUN_PLURAL) -> str:
+    return f"/apis/{API_VERSION}/namespaces/{namespace}/{plural}/{name}"
+
+
+def _is_monitor(obj: Mapping[str, Any]) -> bool:
+    return obj.get("kind") == MONITOR_KIND
 
 
 def event_data(run: Mapping[str, Any], delivery: Delivery) -> dict[str, Any]:
-    """The CloudEvent's data, also the values of an email's placeholders (`values`)."""
+    """The CloudEvent's data, also the values of an email's placeholders (`values`). For a
+    Monitor (`run` is the Monitor): the monitor, its health after and before the change (the
+    delivery's `phase` and `reason`) and the change's message."""
     meta = run.get("metadata") or {}
+    if _is_monitor(run):
+        return {
+            "monitor": meta.get("name", ""),
+            "namespace": meta.get("namespace", ""),
+            "uid": meta.get("uid", ""),
+            "event": delivery.event.value,
+            "health": delivery.phase or "",
+            "previousHealth": delivery.reason or "",
+            "message": delivery.message or "",
+        }
     spec = run.get("spec") or {}
     status = run.get("status") or {}
     data: dict[str, Any] = {
@@ -92,7 +117,11 @@ def cloud_event(run: Mapping[str, Any], delivery: Delivery) -> CloudEvent:
             "specversion": "1.0",
             "id": delivery.id,
             "type": event_type(delivery.event),
-            "source": event_source(meta.get("namespace", ""), meta.get("name", "")),
+            "source": event_source(
+                meta.get("namespace", ""),
+                meta.get("name", ""),
+                MONITOR_PLURAL if _is_monitor(run) else RUN_PLURAL,
+            ),
             "subject": meta.get("name", ""),
             "time": delivery.time,
             "datacontenttype": "application/json",
@@ -150,7 +179,8 @@ def email_texts(target: EmailTarget, event: NotificationEvent) -> tuple[str, str
     """The subject and body templates of `event` for `target` (its `messages`, else the defaults)."""
     entry = next((m for m in target.messages if m.event is event), None)
     subject = entry.subject if entry is not None and entry.subject is not None else DEFAULT_SUBJECTS[event]
-    body = entry.body if entry is not None and entry.body is not None else DEFAULT_BODY
+    default_body = DEFAULT_MONITOR_BODY if event is NotificationEvent.HEALTH_CHANGED else DEFAULT_BODY
+    body = entry.body if entry is not None and entry.body is not None else default_body
     return subject, body
 
 
@@ -169,6 +199,9 @@ def email_message(
     msg["Message-ID"] = f"<{delivery.id}@mmif.dev>"
     msg["Date"] = email.utils.format_datetime(now or delivery.time)
     msg["X-Mmif-Event"] = delivery.event.value
-    msg["X-Mmif-Run"] = f"{values['namespace']}/{values['run']}"
+    if "monitor" in values:
+        msg["X-Mmif-Monitor"] = f"{values['namespace']}/{values['monitor']}"
+    else:
+        msg["X-Mmif-Run"] = f"{values['namespace']}/{values['run']}"
     msg.set_content(render(body_t, values))
     return msg

@@ -23,7 +23,8 @@ from mmif_operator.core.model import DNS_LABEL, DNS_SUBDOMAIN, SpecModel, Status
 
 
 class NotificationEvent(enum.StrEnum):
-    """A run's transitions that send notifications (the state-machine table names them)."""
+    """A run's transitions that send notifications (the state-machine table names them), and a
+    Monitor's health changes (`HealthChanged`, sent only to a Monitor's own targets)."""
 
     RUN_SUCCEEDED = "RunSucceeded"
     RUN_FAILED = "RunFailed"
@@ -31,6 +32,7 @@ class NotificationEvent(enum.StrEnum):
     REVIEW_PASSED = "ReviewPassed"
     REVIEW_FAILED = "ReviewFailed"
     PUBLISH_FAILED = "PublishFailed"
+    HEALTH_CHANGED = "HealthChanged"
 
 
 MAX_TARGETS = 8
@@ -52,9 +54,24 @@ SECRET_LABEL = "mmif.dev/notifications"
 SECRET_LABEL_VALUE = "true"
 SIGNATURE_HEADER = "X-Mmif-Signature"
 CLOUDEVENT_TYPE_PREFIX = "dev.mmif.pipelinerun."
+MONITOR_CLOUDEVENT_TYPE_PREFIX = "dev.mmif.monitor."
 
-PLACEHOLDERS = ("run", "namespace", "uid", "pipeline", "phase", "event", "reason", "message", "manifestPath")
-"""What a subject or body template may name as `{placeholder}`; anything else stays as written."""
+PLACEHOLDERS = (
+    "run",
+    "namespace",
+    "uid",
+    "pipeline",
+    "phase",
+    "event",
+    "reason",
+    "message",
+    "manifestPath",
+    "monitor",
+    "health",
+    "previousHealth",
+)
+"""What a subject or body template may name as `{placeholder}`; anything else stays as written
+(`monitor`, `health`, `previousHealth`: a Monitor's HealthChanged; `run`...: a run's events)."""
 
 DEFAULT_SUBJECT = "[mmif] {namespace}/{run}: {event}"
 DEFAULT_BODY = (
@@ -72,9 +89,12 @@ DEFAULT_SUBJECTS: dict[NotificationEvent, str] = {
     NotificationEvent.REVIEW_PASSED: "[mmif] {namespace}/{run} passed review",
     NotificationEvent.REVIEW_FAILED: "[mmif] {namespace}/{run} failed review",
     NotificationEvent.PUBLISH_FAILED: "[mmif] {namespace}/{run}: publishing failed",
+    NotificationEvent.HEALTH_CHANGED: "[mmif] monitor {namespace}/{monitor}: {health}",
 }
 """The subject of each event's email unless the target's `messages` says otherwise; the body is
-`DEFAULT_BODY` for every event."""
+`DEFAULT_BODY` for every run event, `DEFAULT_MONITOR_BODY` for HealthChanged."""
+
+DEFAULT_MONITOR_BODY = "Monitor {namespace}/{monitor}: {previousHealth} -> {health}.\n\n{message}\n"
 
 _URL = r"^https?://[^\s/?#]+([/?#][^\s]*)?$"
 _SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
@@ -203,8 +223,9 @@ class NotificationTarget(SpecModel):
     )
     events: list[NotificationEvent] = Field(
         description="The events this target hears about: `RunSucceeded`, `RunFailed`, "
-        "`AwaitingReview`, `ReviewPassed`, `ReviewFailed`, `PublishFailed`. Nothing else decides "
-        "which target gets what (a publish-failed list is a target with `events: [PublishFailed]`).",
+        "`AwaitingReview`, `ReviewPassed`, `ReviewFailed`, `PublishFailed` (a Pipeline's runs), "
+        "`HealthChanged` (a Monitor's health). Nothing else decides which target gets what (a "
+        "publish-failed list is a target with `events: [PublishFailed]`).",
         min_length=1,
         max_length=MAX_EVENTS,
         json_schema_extra={"x-kubernetes-list-type": "set"},

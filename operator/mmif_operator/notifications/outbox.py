@@ -173,6 +173,26 @@ def queue(
     return counted(box).to_dict()
 
 
+def replace_event(
+    outbox: Mapping[str, Any] | None,
+    notifications: Iterable[NotificationLike],
+    targets: Iterable[NotificationTarget],
+    *,
+    uid: str,
+    phase: str | None,
+    now: datetime,
+) -> dict[str, Any] | None:
+    """As `queue`, for an event that recurs (a Monitor's HealthChanged): the targets' earlier
+    entries of the same events go, delivered or not (the latest change wins), and `uid` (e.g.
+    `<monitor uid>/<report id>`) makes each change's delivery id new. None when no target
+    wants the event (the outbox stays as it is)."""
+    notifications = list(notifications)
+    events = {NotificationEvent(n.event) for n in notifications}
+    box = load(outbox)
+    box.deliveries = [d for d in box.deliveries if d.event not in events]
+    return queue(box.to_dict(), notifications, targets, run_uid=uid, phase=phase, now=now)
+
+
 def due(outbox: Mapping[str, Any] | RunNotifications | None, now: datetime) -> list[Delivery]:
     """The pending deliveries whose next attempt is due at `now`."""
     return [

@@ -344,6 +344,23 @@ class Kube:
             )
         )
 
+    async def patch_custom(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        group: str = API_GROUP,
+        version: str = "v1alpha1",
+    ) -> dict[str, Any]:
+        """JSON merge patch of a custom object (not its status)."""
+        return await _call(
+            self.custom.patch_namespaced_custom_object(
+                group, version, namespace, plural, name, dict(patch), **self._kw(_content_type=MERGE_PATCH)
+            )
+        )
+
     async def create_custom(
         self, plural: str, body: Mapping[str, Any], *, group: str = API_GROUP, version: str = "v1alpha1"
     ) -> bool:

@@ -1,0 +1,1 @@
+"""The Monitor and HealthReport custom resources: apps and pipelines tested on a schedule."""
