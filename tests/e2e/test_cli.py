@@ -278,3 +278,29 @@ def test_review_pass_as_a_reviewer(operator_deployed, namespace, workspace, buil
         explain(proc)
     )
     assert kube.get("pipelinerun", "rev", namespace)["spec"]["review"]["reviewer"] == REVIEWER
+
+
+def test_monitors_and_a_monitors_reports(operator_deployed, namespace, workspace, build):
+    """`kubectl mmif monitors` and `monitor NAME` show what the Monitor's status and HealthReports
+    say: its health and reliability, and each report."""
+    from tests.e2e.test_monitors import SAMPLE_FILE, monitor_body, reports_of, wait_health
+
+    workspace.write_media({SAMPLE_FILE: "not really a video\n"})
+    app = {"image": build.app_image("textgen"), "env": [{"name": "CLAMS_GUNICORN_WORKERS", "value": "1"}]}
+    build.apply(monitor_body("solo", workspace.claim_name, {"app": app}, "PT1H"), namespace)
+    wait_health(namespace, "solo", "Healthy", timeout=120)
+    (report,) = reports_of(namespace, "solo")
+
+    listed = mmif("monitors", "-o", "json", namespace=namespace)
+    assert listed.returncode == 0, explain(listed)
+    (row,) = json.loads(listed.stdout)
+    assert (row["name"], row["health"], row["reliability"]) == ("solo", "Healthy", 1.0)
+    table = mmif("monitors", namespace=namespace)
+    assert "solo" in table.stdout and "Healthy" in table.stdout and "100%" in table.stdout, explain(table)
+
+    one = mmif("monitor", "solo", namespace=namespace)
+    assert one.returncode == 0, explain(one)
+    assert "monitor solo: Healthy, reliability 100%" in one.stdout
+    assert report["spec"]["id"] in one.stdout and "Passed" in one.stdout
+    missing = mmif("monitor", "nope", namespace=namespace)
+    assert missing.returncode == 4 and "not found" in missing.stderr.lower(), explain(missing)

@@ -349,3 +349,42 @@ def test_on_a_terminal_the_bars_are_rich_progress_bars_one_per_step_and_the_run(
     chosen.close()
     assert isinstance(chosen, live.BarsRenderer)
     assert live.renderer_for(Console(file=io.StringIO()), io.StringIO()).__class__ is live.PlainRenderer
+
+
+def test_monitors_render_health_reliability_and_what_failed():
+    from mmif_operator.cli.monitors import _newest, render_monitor, render_monitors
+
+    mon = {
+        "metadata": {"name": "asr"},
+        "spec": {"interval": "PT5M"},
+        "status": {
+            "target": "pipeline/transcribe",
+            "health": "Degraded",
+            "reliability": 0.5,
+            "reportsKept": 2,
+            "lastReport": {"id": "20261201T120500Z", "result": "Failed"},
+            "activities": [{"step": "asr", "app": "img", "tests": 2, "passed": 1, "reliability": 0.5}],
+        },
+    }
+    reports = [
+        {"spec": {"id": "20261201T120000Z", "result": "Passed", "durationSeconds": 3, "summary": "passed"}},
+        {
+            "spec": {
+                "id": "20261201T120500Z",
+                "result": "Failed",
+                "durationSeconds": 4.2,
+                "summary": "1 activity failed",
+                "failedActivities": [{"step": "asr", "reason": "AppError", "message": "model not loaded"}],
+            }
+        },
+    ]
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(render_monitor(mon, _newest(reports, 10)))
+    console.print(render_monitors([mon]))
+    text = console.export_text()
+    assert "Degraded" in text and "50%" in text and "pipeline/transcribe" in text
+    assert "asr: AppError: model not loaded" in text
+    assert text.index("20261201T120500Z") < text.index("20261201T120000Z")  # newest first
+    assert [r["spec"]["id"] for r in _newest(reports, 1)] == ["20261201T120500Z"]

@@ -106,6 +106,28 @@ class Kube:
             self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PIPELINES, name),
         )
 
+    # -- monitors --------------------------------------------------------------------------------
+    async def list_monitors(self) -> list[dict[str, Any]]:
+        got = await self._call(
+            "monitors", self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "monitors")
+        )
+        return list(got.get("items") or [])
+
+    async def get_monitor(self, name: str) -> dict[str, Any]:
+        return await self._call(
+            f"monitor {name}",
+            self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "monitors", name),
+        )
+
+    async def list_reports(self, monitor: str) -> list[dict[str, Any]]:
+        got = await self._call(
+            f"healthreports of monitor {monitor}",
+            self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, "healthreports", label_selector=f"mmif.dev/monitor={monitor}"
+            ),
+        )
+        return list(got.get("items") or [])
+
     async def create_run(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self._call(
             "creating the PipelineRun",
