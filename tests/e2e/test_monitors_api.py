@@ -231,7 +231,8 @@ def test_reports_json_paging_atom_feed_and_access(
         assert entry.title == f"{spec['result']} monitoring at {when}"
         assert entry.id == f"urn:uuid:{report['metadata']['uid']}"
         assert entry.summary == spec["summary"]
-        assert entry.link.endswith(f"/monitors/{namespace}/web/report/{spec['id']}")
+        (alternate,) = [link for link in entry.links if link.rel == "alternate"]
+        assert alternate.href.endswith(f"/monitors/{namespace}/web/report/{spec['id']}")
     assert any(
         e.title.startswith("Failed monitoring at") and e.summary == "1 activity failed" for e in entries
     )

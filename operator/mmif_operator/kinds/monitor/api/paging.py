@@ -1,5 +1,5 @@
-"""Paging through a monitor's reports (pure): newest first, `limit`, `since` (RFC 3339, the
-oldest report time wanted, inclusive) and `before` (a report id, exclusive: the cursor the `next`
+"""Paging through a monitor's reports (pure): newest first, `limit`, `since` (an RFC 3339 time
+or a report id: the oldest report time wanted, inclusive) and `before` (a report id, exclusive: the cursor the `next`
 link carries)."""
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def parse_time(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise BadQuery(f"since: {text!r} is not an RFC 3339 date-time, e.g. 2026-12-01T18:33:05Z") from None
+        raise BadQuery(
+            f"since: {text!r} is neither an RFC 3339 date-time (2026-12-01T18:33:05Z) nor a report id"
+        ) from None
     if value.tzinfo is None:
         raise BadQuery(f"since: {text!r} has no time zone (add Z or an offset)")
     return value.astimezone(UTC)
@@ -59,7 +61,8 @@ def parse_query(params: Mapping[str, str]) -> Query:
             raise BadQuery(f"limit: {params['limit']!r} is not an integer") from None
         if not 1 <= limit <= MAX_LIMIT:
             raise BadQuery(f"limit: must be between 1 and {MAX_LIMIT}")
-    since = parse_time(params["since"]) if params.get("since") else None
+    since_text = (params.get("since") or "").strip()
+    since = (id_time(since_text) if valid_id(since_text) else parse_time(since_text)) if since_text else None
     before = params.get("before") or None
     if before is not None and not valid_id(before):
         raise BadQuery(f"before: {before!r} is not a report id (YYYYMMDDTHHMMSSZ)")
