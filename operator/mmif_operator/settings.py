@@ -49,8 +49,11 @@ ENV_WEBHOOK_PORT = "MMIF_WEBHOOK_PORT"  # the admission webhook's HTTPS port; 0 
 ENV_WEBHOOK_SERVICE = "MMIF_WEBHOOK_SERVICE"  # the Service in front of it (certificate names)
 ENV_WEBHOOK_CONFIGURATION = "MMIF_WEBHOOK_CONFIGURATION"  # the MutatingWebhookConfiguration
 ENV_WEBHOOK_SECRET = "MMIF_WEBHOOK_SECRET"  # the Secret keeping its CA and certificate
+ENV_MONITORS_API_PORT = "MMIF_MONITORS_API_PORT"  # the monitors HTTP API; default 8090; 0 disables
+ENV_MONITORS_API_URL = "MMIF_MONITORS_API_URL"  # its public base URL in links (default: the request's)
 
 DEFAULT_WEBHOOK_PORT = 9443
+DEFAULT_MONITORS_API_PORT = 8090
 DEFAULT_WEBHOOK_SERVICE = "mmif-operator-webhook"
 DEFAULT_WEBHOOK_CONFIGURATION = "mmif-operator"
 DEFAULT_WEBHOOK_SECRET = "mmif-operator-webhook-tls"
@@ -76,6 +79,8 @@ class Config:
     webhook_service: str = DEFAULT_WEBHOOK_SERVICE
     webhook_configuration: str = DEFAULT_WEBHOOK_CONFIGURATION
     webhook_secret: str = DEFAULT_WEBHOOK_SECRET
+    monitors_api_port: int = DEFAULT_MONITORS_API_PORT
+    monitors_api_url: str = ""
 
     @property
     def clusterwide(self) -> bool:
@@ -124,6 +129,8 @@ def config_from_env(env: dict[str, str] | None = None) -> Config:
         webhook_configuration=(env.get(ENV_WEBHOOK_CONFIGURATION) or "").strip()
         or DEFAULT_WEBHOOK_CONFIGURATION,
         webhook_secret=(env.get(ENV_WEBHOOK_SECRET) or "").strip() or DEFAULT_WEBHOOK_SECRET,
+        monitors_api_port=_int(env, ENV_MONITORS_API_PORT, DEFAULT_MONITORS_API_PORT),
+        monitors_api_url=(env.get(ENV_MONITORS_API_URL) or "").strip(),
     )
 
 

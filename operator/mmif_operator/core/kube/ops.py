@@ -308,6 +308,22 @@ class Kube:
             if not token:
                 return items
 
+    async def list_custom_all(
+        self, plural: str, *, group: str = API_GROUP, version: str = "v1alpha1"
+    ) -> builtins.list[dict[str, Any]]:
+        """The custom objects of `plural` in every namespace."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            kw = self._kw(limit=500)
+            if token:
+                kw["_continue"] = token
+            data = await _call(self.custom.list_cluster_custom_object(group, version, plural, **kw))
+            items.extend(data.get("items") or [])
+            token = (data.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
     async def get_custom(
         self, plural: str, namespace: str, name: str, *, group: str = API_GROUP, version: str = "v1alpha1"
     ) -> dict[str, Any] | None:
@@ -464,6 +480,10 @@ class Kube:
     async def subject_access_review(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a SubjectAccessReview; the answered object (`status.allowed`, `status.reason`)."""
         return await _call(self.authz.create_subject_access_review(dict(body), **self._kw()))  # type: ignore[arg-type]  # a plain dict body, as above
+
+    async def token_review(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a TokenReview; the answered object (`status.authenticated`, `status.user`)."""
+        return await _call(self.authn.create_token_review(dict(body), **self._kw()))  # type: ignore[arg-type]  # a plain dict body, as above
 
     async def whoami(self) -> dict[str, Any]:
         """The operator's own user info (a SelfSubjectReview's `status.userInfo`)."""
