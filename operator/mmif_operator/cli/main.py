@@ -7,6 +7,7 @@
     kubectl mmif logs RUN ITEM [--step STEP]
     kubectl mmif records [--input X] [--app A] [--legal-tag T] [--run R] [--since T] [--until T]
     kubectl mmif record ID [--mmif]
+    kubectl mmif console [--port N] [--no-open]
 
 Exit codes: 0 done (a watched run Succeeded), 1 the run Failed or was Cancelled, 2 bad arguments,
 3 timed out, 4 refused by the API server or not found, 5 the run awaits review."""
@@ -20,7 +21,7 @@ from typing import IO
 
 from rich.console import Console
 
-from mmif_operator.cli import logs, records, results, runs
+from mmif_operator.cli import console, logs, records, results, runs
 from mmif_operator.cli.errors import CliError
 from mmif_operator.cli.kube import Kube, Target
 
@@ -72,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
     results.add_commands(sub, common)
     logs.add_commands(sub, common)
     records.add_commands(sub, common)
+    console.add_commands(sub, common)
     return p
 
 
