@@ -16,16 +16,22 @@ test's namespace with Roles the test grants; each logs in on the login page with
    and a timeline with one bar per TimeFrame of the item's final MMIF (read from the volume with
    mmif-python); the download link gives that MMIF; the reader pod is gone afterwards. A person
    who may read the run but not create pods sees the API server's refusal.
+6. `kubectl mmif console --no-open` with a kubeconfig whose user is a token (bound to the
+   shipped Role `mmif-console-access`): the printed address logs that person in on the namespace's
+   runs; Ctrl-C (SIGINT) ends it and its port-forward (exit 130, the port closed).
 
-Screenshots (runs page mid-run, run page, MMIF viewer) go to $MMIF_CONSOLE_SCREENSHOTS when set (docs/images
-was made that way), else to the test's temporary folder.
+Screenshots (runs page mid-run, run page, MMIF viewer) go to $MMIF_CONSOLE_SCREENSHOTS when set
+(docs/images was made that way), else to the test's temporary folder.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -560,3 +566,83 @@ def test_a_person_opens_an_items_mmif_and_sees_its_views_counts_and_timeline(
     )
     no_page_errors(page)
     page.context.close()
+
+
+# --- kubectl mmif console -----------------------------------------------------------------------
+
+BIN = Path(sys.executable).parent  # the venv's bin: where `pip install` put kubectl-mmif
+
+
+def token_kubeconfig(path: Path, token: str, namespace: str) -> Path:
+    """A kubeconfig for the cluster (its address and CA from the admin's) whose user is `token`."""
+    admin = json.loads(kube.kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
+    cluster = admin["clusters"][0]["cluster"]
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u", "namespace": namespace}}],
+        "current-context": "ctx",
+    }
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def test_kubectl_mmif_console_logs_the_kubeconfig_user_in_and_stops_its_port_forward(
+    console, browser, namespace, tmp_path
+):
+    token = person(namespace, "pat", ["get", "list", "watch"])
+    kube.kubectl(
+        "-n",
+        CONSOLE_NS,
+        "create",
+        "rolebinding",
+        f"pat-{namespace}"[:63],
+        "--role=mmif-console-access",
+        f"--serviceaccount={namespace}:pat",
+    )
+    try:
+        config = token_kubeconfig(tmp_path / "pat.kubeconfig", token, namespace)
+        port = free_port()
+        out = tmp_path / "console.out"
+        env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "KUBECONFIG": str(config),
+        }
+        with out.open("w") as sink:
+            proc = subprocess.Popen(
+                ["kubectl", "mmif", "console", "--no-open", "--port", str(port)],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+        try:
+            kube.eventually(
+                lambda: (
+                    proc.poll() is None and out.read_text().startswith("http://") or proc.poll() is not None
+                ),
+                timeout=45,
+                what="kubectl mmif console printing the address",
+            )
+            assert proc.poll() is None, out.read_text()
+            url = out.read_text().splitlines()[0]
+            assert url == f"http://127.0.0.1:{port}/login?next=/runs%3Fns%3D{namespace}#token={token}"
+            context = browser.new_context(viewport={"width": 1100, "height": 640})
+            page = context.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.goto(url)
+            page.wait_for_url(f"http://127.0.0.1:{port}/runs?ns={namespace}")
+            expect(page.locator("#username")).to_have_text(f"system:serviceaccount:{namespace}:pat")
+            assert "token" not in page.url
+            context.close()
+        finally:
+            proc.send_signal(signal.SIGINT)  # as Ctrl-C: the command stops its port-forward
+            code = proc.wait(timeout=20)
+        assert code == 130, out.read_text()
+        with socket.socket() as s:  # nothing listens on the port any more
+            assert s.connect_ex(("127.0.0.1", port)) != 0
+    finally:
+        kube.kubectl("-n", CONSOLE_NS, "delete", "rolebinding", f"pat-{namespace}"[:63], "--ignore-not-found")
