@@ -86,7 +86,9 @@
         t.durationKnown ? " (the media's duration)" : " (the media's duration is not in the MMIF: to the last TimeFrame's end)",
         t.truncated ? "; only the first ones are drawn" : "",
         t.undrawn.length ? `; ${t.undrawn.length} not drawn (no time unit)` : ""),
-      ...lanes);
+      ...lanes,
+      h("div", { class: "tl-lane tl-axis" }, h("div", {}), h("div", { class: "tl-ticks" },
+        h("span", {}, "0 s"), h("span", {}, secs(t.extent / 2)), h("span", {}, secs(t.extent)))));
   }
 
   function renderViewer(v) {
