@@ -11,22 +11,34 @@ test's namespace with Roles the test grants; each logs in on the login page with
 3. A token that may not read a namespace sees nothing of it: "Not allowed", no run names.
 4. The console and the operator restart while the page is open: the page reconnects and keeps
    updating to 100%.
+5. The MMIF viewer: a person bound to the shipped `mmif-user` ClusterRole opens an item's MMIF
+   from the run page and sees its views (app names, parameters), the annotation counts per type
+   and a timeline with one bar per TimeFrame of the item's final MMIF (read from the volume with
+   mmif-python); the download link gives that MMIF; the reader pod is gone afterwards. A person
+   who may read the run but not create pods sees the API server's refusal.
+6. `kubectl mmif console --no-open` with a kubeconfig whose user is a token (bound to the
+   shipped Role `mmif-console-access`): the printed address logs that person in on the namespace's
+   runs; Ctrl-C (SIGINT) ends it and its port-forward (exit 130, the port closed).
 
-Screenshots (runs page mid-run, run page) go to $MMIF_CONSOLE_SCREENSHOTS when set (docs/images
-was made that way), else to the test's temporary folder.
+Screenshots (runs page mid-run, run page, MMIF viewer) go to $MMIF_CONSOLE_SCREENSHOTS when set
+(docs/images was made that way), else to the test's temporary folder.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from mmif import AnnotationTypes, Mmif
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests import kube
@@ -297,9 +309,7 @@ def test_a_person_sees_a_runs_bars_move_to_100_and_its_item_table(
     assert [table.nth(i).locator("td").nth(2).inner_text() for i in range(3)] == ["Succeeded"] * 3
     expect(page.locator("#bars [role=progressbar]").first).to_have_attribute("aria-valuenow", "100")
     page.screenshot(path=str(shots / "console-run.png"))
-    # The MMIF viewer's place: it says what it will be, not an error page.
-    page.locator("#items tbody tr").first.locator("button.mmif").click()
-    expect(page.locator("#mmif-viewer")).to_contain_text("MMIF viewer is not part of this console yet")
+    # The MMIF viewer: tests/e2e/test_console_viewer.py.
 
     # The Pipelines page: the Pipeline's Ready condition and each step's readiness.
     page.click("nav >> text=Pipelines")
@@ -459,3 +469,180 @@ def test_the_page_keeps_updating_when_the_console_and_the_operator_restart(
         interval=1,
         what="the operator's admission webhook answering",
     )
+
+
+# --- the MMIF viewer ----------------------------------------------------------------------------
+
+READER_PODS = "app.kubernetes.io/managed-by=kubectl-mmif"
+
+
+def mmif_user(namespace: str, name: str) -> str:
+    """A ServiceAccount bound to the shipped `mmif-user` ClusterRole in `namespace`, its token."""
+    kube.kubectl("-n", namespace, "create", "serviceaccount", name)
+    kube.kubectl(
+        "-n",
+        namespace,
+        "create",
+        "rolebinding",
+        name,
+        "--clusterrole=mmif-user",
+        f"--serviceaccount={namespace}:{name}",
+    )
+    return kube.kubectl("-n", namespace, "create", "token", name, "--duration=1h").stdout.strip()
+
+
+def test_a_person_opens_an_items_mmif_and_sees_its_views_counts_and_timeline(
+    console, browser, namespace, workspace, build, runs, shots
+):
+    media = {f"media/clip-{i}.mp4": f"not really a video {i}\n" for i in range(2)}
+    workspace.write_media(media)
+    chain = [
+        build.step("transcript", "textgen"),
+        build.step("segments", "timeframes", parameters={"count": "3"}),
+    ]
+    build.apply(build.pipeline("view", chain, claim_name=workspace.claim_name), namespace)
+    items = [build.item(loc, name=f"clip-{i}") for i, loc in enumerate(media)]
+    build.apply(build.run("viewed", "view", items, claim_name=workspace.claim_name), namespace)
+    run = runs.wait_to_finish(namespace, "viewed", timeout=240)
+    assert run["status"]["phase"] == "Succeeded", runs.diagnostics(namespace, "viewed")
+    final = Mmif(workspace.read_file(f"{run['status']['outputPath']}/items/00001/final.mmif").decode())
+    frames = [a.id for v in final.views for a in v.get_annotations(AnnotationTypes.TimeFrame)]
+    assert len(frames) == 3
+
+    token = mmif_user(namespace, "viewer")
+    page = login(browser, console, token, f"/run?ns={namespace}&name=viewed")
+    expect(page.locator("#run-phase")).to_have_text("Succeeded")
+    page.locator('#items tbody tr[data-index="1"] button.mmif').click()
+    viewer = page.locator("#mmif-viewer")
+    expect(viewer.locator("h2")).to_have_text("Item 1 (clip-1): Succeeded", timeout=60_000)
+
+    views = viewer.locator("#mmif-views tbody tr")
+    expect(views.locator("td.app")).to_have_text(
+        ["http://apps.mmif.dev/textgen", "http://apps.mmif.dev/timeframes"]
+    )
+    expect(views.nth(1)).to_contain_text("count=3")
+    expect(views.nth(1).locator('.count[data-type="TimeFrame"]')).to_have_text("TimeFrame 3")
+    expect(views.nth(0).locator('.count[data-type="TextDocument"]')).to_have_text("TextDocument 1")
+    expect(viewer.locator('#mmif-totals .count[data-type="TimeFrame"]')).to_have_text("TimeFrame 3")
+    expect(viewer.locator("#mmif-documents tbody tr").first).to_contain_text("file:///data/media/clip-1.mp4")
+
+    # One bar per TimeFrame of the final MMIF, placed along the track (the CSSOM, not a style attribute).
+    bars = viewer.locator("#timeline .tl-frame")
+    expect(bars).to_have_count(len(frames))
+    assert sorted(bars.evaluate_all("els => els.map((e) => e.dataset.id)")) == sorted(frames)
+    boxes = bars.evaluate_all(
+        "els => els.map((e) => { const b = e.getBoundingClientRect(), t = e.parentElement.getBoundingClientRect();"
+        " return [b.left - t.left, b.width, t.width]; })"
+    )
+    lefts = [left for left, _, _ in boxes]
+    assert lefts == sorted(lefts) and lefts[0] < lefts[-1], boxes  # 0-0.5 s, 1-1.5 s, 2-2.5 s
+    assert all(0 < width < track for _, width, track in boxes), boxes
+    page.screenshot(path=str(shots / "console-mmif-viewer.png"), full_page=True)
+
+    with page.expect_download() as got:
+        viewer.locator("#mmif-download").click()
+    downloaded = Mmif(got.value.path().read_text(encoding="utf-8"))
+    assert downloaded.serialize() == final.serialize()
+    no_page_errors(page)
+    page.context.close()
+    kube.eventually(
+        lambda: (
+            not [
+                p
+                for p in kube.get_list("pods", namespace, READER_PODS)
+                if not p["metadata"].get("deletionTimestamp")
+            ]
+        ),
+        timeout=30,
+        what="the console's reader pods deleted",
+    )
+
+    # May read the run (get/list/watch pipelineruns) but not create pods: the API server's refusal.
+    token = person(namespace, "onlooker", ["get", "list", "watch"])
+    page = login(browser, console, token, f"/run?ns={namespace}&name=viewed")
+    page.locator('#items tbody tr[data-index="0"] button.mmif').click()
+    expect(page.locator("#mmif-error")).to_contain_text(
+        f'pods is forbidden: User "system:serviceaccount:{namespace}:onlooker" cannot create resource "pods"'
+    )
+    no_page_errors(page)
+    page.context.close()
+
+
+# --- kubectl mmif console -----------------------------------------------------------------------
+
+BIN = Path(sys.executable).parent  # the venv's bin: where `pip install` put kubectl-mmif
+
+
+def token_kubeconfig(path: Path, token: str, namespace: str) -> Path:
+    """A kubeconfig for the cluster (its address and CA from the admin's) whose user is `token`."""
+    admin = json.loads(kube.kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
+    cluster = admin["clusters"][0]["cluster"]
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u", "namespace": namespace}}],
+        "current-context": "ctx",
+    }
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def test_kubectl_mmif_console_logs_the_kubeconfig_user_in_and_stops_its_port_forward(
+    console, browser, namespace, tmp_path
+):
+    token = person(namespace, "pat", ["get", "list", "watch"])
+    kube.kubectl(
+        "-n",
+        CONSOLE_NS,
+        "create",
+        "rolebinding",
+        f"pat-{namespace}"[:63],
+        "--role=mmif-console-access",
+        f"--serviceaccount={namespace}:pat",
+    )
+    try:
+        config = token_kubeconfig(tmp_path / "pat.kubeconfig", token, namespace)
+        port = free_port()
+        out = tmp_path / "console.out"
+        env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "KUBECONFIG": str(config),
+        }
+        with out.open("w") as sink:
+            proc = subprocess.Popen(
+                ["kubectl", "mmif", "console", "--no-open", "--port", str(port)],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+        try:
+            kube.eventually(
+                lambda: (
+                    proc.poll() is None and out.read_text().startswith("http://") or proc.poll() is not None
+                ),
+                timeout=45,
+                what="kubectl mmif console printing the address",
+            )
+            assert proc.poll() is None, out.read_text()
+            url = out.read_text().splitlines()[0]
+            assert url == f"http://127.0.0.1:{port}/login?next=/runs%3Fns%3D{namespace}#token={token}"
+            context = browser.new_context(viewport={"width": 1100, "height": 640})
+            page = context.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.goto(url)
+            page.wait_for_url(f"http://127.0.0.1:{port}/runs?ns={namespace}")
+            expect(page.locator("#username")).to_have_text(f"system:serviceaccount:{namespace}:pat")
+            assert "token" not in page.url
+            context.close()
+        finally:
+            proc.send_signal(signal.SIGINT)  # as Ctrl-C: the command stops its port-forward
+            code = proc.wait(timeout=20)
+        assert code == 130, out.read_text()
+        with socket.socket() as s:  # nothing listens on the port any more
+            assert s.connect_ex(("127.0.0.1", port)) != 0
+    finally:
+        kube.kubectl("-n", CONSOLE_NS, "delete", "rolebinding", f"pat-{namespace}"[:63], "--ignore-not-found")

@@ -8,6 +8,7 @@
     kubectl mmif records [--input X] [--app A] [--legal-tag T] [--run R] [--since T] [--until T]
     kubectl mmif record ID [--mmif]
     kubectl mmif monitors;  kubectl mmif monitor NAME [--reports N]
+    kubectl mmif console [--port N] [--no-open]
 
 Exit codes: 0 done (a watched run Succeeded), 1 the run Failed or was Cancelled, 2 bad arguments,
 3 timed out, 4 refused by the API server or not found, 5 the run awaits review."""
@@ -21,7 +22,7 @@ from typing import IO
 
 from rich.console import Console
 
-from mmif_operator.cli import logs, monitors, records, results, runs
+from mmif_operator.cli import console, logs, monitors, records, results, runs
 from mmif_operator.cli.errors import CliError
 from mmif_operator.cli.kube import Kube, Target
 
@@ -74,6 +75,7 @@ def parser() -> argparse.ArgumentParser:
     logs.add_commands(sub, common)
     records.add_commands(sub, common)
     monitors.add_commands(sub, common)
+    console.add_commands(sub, common)
     return p
 
 

@@ -1,128 +1,42 @@
 """The reader pod: how the plugin reads a run's volume with the user's own identity (as `kubectl
-debug` and `kubectl cp` work through pods). It runs `mmif-runner show ...` from the operator's
-image with the run's claim mounted read-only, hardened like the step pods (no service account
-token, non-root 65532, no privilege escalation, every capability dropped, seccomp RuntimeDefault,
-read-only root), bounded by activeDeadlineSeconds, labelled, and deleted after use. `reader_pod`
-is pure."""
+debug` and `kubectl cp` work through pods). Its body and its answer are results/readerpod.py's
+(shared with the web console's MMIF viewer); here it is created, watched, read and deleted."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from typing import Any
 
 from mmif_operator.cli.errors import CliError
 from mmif_operator.cli.kube import Kube
-from mmif_operator.core import labels as L
-from mmif_operator.core import security
-from mmif_operator.kinds.pipelinerun.children import run_output_path
-from mmif_operator.kinds.pipelinerun.model import RunWorkspace
-from mmif_operator.results.show import MARKER
-
-DEFAULT_IMAGE = "mmif.local/mmif-operator:dev"
-IMAGE_ENV = "MMIF_READER_IMAGE"  # another operator image (same version as the cluster's operator)
-DEADLINE_SECONDS = 120  # the pod's activeDeadlineSeconds, and how long the plugin waits for it
-COMPONENT_READER = "reader"
-NAME_READER = "kubectl-mmif"
-READS_RUN = "mmif.dev/reads-run"  # not `mmif.dev/run`: the operator's selectors must never see it
-# Waiting reasons that will not heal within the deadline: report them at once.
-STUCK = (
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "ErrImageNeverPull",
-    "InvalidImageName",
-    "CreateContainerConfigError",
+from mmif_operator.results import readerpod
+from mmif_operator.results.readerpod import (  # noqa: F401 - the plugin's names for them
+    COMPONENT_READER,
+    DEADLINE_SECONDS,
+    DEFAULT_IMAGE,
+    IMAGE_ENV,
+    NAME_READER,
+    READS_RUN,
+    STUCK,
+    reader_pod,
+    run_location,
+    run_steps,
+    volume_reader_pod,
 )
 
 
-def run_location(run: dict[str, Any]) -> tuple[str, str, str]:
-    """(claim, mount path, run folder as pods see it) of a PipelineRun object."""
-    workspace = RunWorkspace.from_obj((run.get("spec") or {}).get("workspace"))
-    name = run["metadata"]["name"]
-    folder = (run.get("status") or {}).get("outputPath") or run_output_path(name, workspace)
-    return workspace.claim_name, workspace.mount_path, folder
-
-
-def run_steps(run: dict[str, Any]) -> list[str]:
-    """The run's step names, from its Pipeline snapshot (empty before it took one)."""
-    snapshot = (run.get("status") or {}).get("pipelineSpec") or {}
-    return [s["name"] for s in snapshot.get("steps") or [] if s.get("name")]
-
-
-def reader_pod(run: dict[str, Any], args: list[str], image: str | None = None) -> dict[str, Any]:
-    """The reader pod for `mmif-runner show ARGS` over run `run`'s folder."""
-    claim, mount, _ = run_location(run)
-    return volume_reader_pod(claim, mount, run["metadata"]["name"], args, image)
-
-
-def volume_reader_pod(
-    claim: str, mount: str, instance: str, args: list[str], image: str | None = None
-) -> dict[str, Any]:
-    """A reader pod for `mmif-runner show ARGS`, with `claim` mounted read-only at `mount`
-    (`instance`: what it reads, a run's name or the record store's claim, for its labels)."""
-    labels = L.common_labels(COMPONENT_READER, name=NAME_READER, instance=instance)
-    labels[L.MANAGED_BY] = NAME_READER
-    labels[READS_RUN] = L.label_value(instance)
-    container = {
-        "name": "reader",
-        "image": image or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["mmif-runner", "show", *args],
-        "env": [{"name": "PYTHONWARNINGS", "value": "ignore"}],
-        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
-        "securityContext": security.runner_security_context(),
-        "volumeMounts": [
-            {"name": "workspace", "mountPath": mount, "readOnly": True},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-    }
-    spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "activeDeadlineSeconds": DEADLINE_SECONDS,
-        "terminationGracePeriodSeconds": 0,
-        "containers": [container],
-        "volumes": [
-            {"name": "workspace", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}},
-            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-        ],
-    }
-    security.secure_pod_spec(spec)
-    spec["securityContext"].update(
-        {"runAsNonRoot": True, "runAsUser": security.RUNNER_UID, "runAsGroup": security.RUNNER_GID}
-    )
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"generateName": f"{instance[:40]}-reader-", "labels": labels},
-        "spec": spec,
-    }
-
-
 def parse_answer(log: str) -> dict[str, Any]:
-    """The JSON answer in the reader pod's log (the line after MARKER)."""
-    for line in reversed(log.splitlines()):
-        if line.startswith(MARKER):
-            try:
-                answer = json.loads(line[len(MARKER) :])
-            except ValueError:
-                raise CliError(
-                    "the reader's answer is cut short: it is larger than the kubelet keeps of a pod's "
-                    "log (containerLogMaxSize, 10 MiB by default)"
-                ) from None
-            if not answer.get("ok"):
-                raise CliError(str(answer.get("error") or "the reader found nothing"))
-            return answer["result"]
-    tail = "\n".join(log.splitlines()[-5:])
-    raise CliError(f"the reader pod printed no answer; its log ends with:\n{tail}")
+    """The JSON answer in the reader pod's log (results/readerpod.py), errors as CliError."""
+    try:
+        return readerpod.parse_answer(log)
+    except readerpod.ReaderError as e:
+        raise CliError(str(e)) from None
 
 
 def _stuck(pod: Any) -> str | None:
-    for cs in (pod.status.container_statuses or []) if pod.status else []:
-        waiting = cs.state.waiting if cs.state else None
-        if waiting is not None and waiting.reason in STUCK:
-            return f"{waiting.reason}: {waiting.message or ''}".strip()
-    return None
+    statuses = (pod.status.container_statuses or []) if pod.status else []
+    waiting = [cs.state.waiting for cs in statuses if cs.state and cs.state.waiting]
+    return readerpod.stuck([(w.reason, w.message) for w in waiting])
 
 
 async def read(kube: Kube, run: dict[str, Any], args: list[str], image: str | None = None) -> dict[str, Any]:

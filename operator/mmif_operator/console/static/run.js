@@ -64,11 +64,71 @@
       h("td", { class: "muted" }, when(k.lastTransitionTime)))));
   }
 
+  // The MMIF viewer: the item's MMIF read by a reader pod made with the person's token
+  // (console/viewer.py). Timeline bars are placed through the CSSOM: the CSP refuses style attributes.
+  const kv = (o) => Object.entries(o || {}).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ");
+
+  function timelineEl(t) {
+    const secs = (x) => `${Number(x).toFixed(2).replace(/\.?0+$/, "")} s`;
+    const lanes = t.lanes.map((lane) => {
+      const track = h("div", { class: "tl-track" });
+      for (const b of lane.bars) {
+        const el = h("div", { class: "tl-frame", "data-id": b.id, title: `${b.id} ${b.label || ""} ${secs(b.start)}–${secs(b.end)}` });
+        el.style.left = `${b.left}%`;
+        el.style.width = `${b.width}%`;
+        track.append(el);
+      }
+      return h("div", { class: "tl-lane", "data-view": lane.view },
+        h("div", { class: "tl-label" }, `${lane.view} ${lane.app || ""}`), track);
+    });
+    return h("div", { id: "timeline" },
+      h("p", { class: "muted" }, `TimeFrames over ${secs(t.extent)}`,
+        t.durationKnown ? " (the media's duration)" : " (the media's duration is not in the MMIF: to the last TimeFrame's end)",
+        t.truncated ? "; only the first ones are drawn" : "",
+        t.undrawn.length ? `; ${t.undrawn.length} not drawn (no time unit)` : ""),
+      ...lanes,
+      h("div", { class: "tl-lane tl-axis" }, h("div", {}), h("div", { class: "tl-ticks" },
+        h("span", {}, "0 s"), h("span", {}, secs(t.extent / 2)), h("span", {}, secs(t.extent)))));
+  }
+
+  function renderViewer(v) {
+    const parts = [h("h2", {}, `Item ${v.index} (${v.name}): ${v.state || "not in the manifest yet"}`)];
+    if (v.failedStep) parts.push(h("p", { class: "state-Failed" }, `failed at step ${v.failedStep}: ${v.reason}: ${v.message || ""}`));
+    if (v.path) parts.push(h("p", {}, `${v.runDir}/${v.path} `, h("a", { id: "mmif-download", href: v.download, download: "" }, "Download the MMIF")));
+    else parts.push(h("p", { class: "muted" }, "This item has no MMIF yet."));
+    if (v.summaryError) parts.push(h("p", { class: "message error" }, `Cannot read the MMIF: ${v.summaryError}`));
+    if (v.documents.length) {
+      parts.push(h("h3", {}, "Documents"), h("table", { id: "mmif-documents" },
+        h("thead", {}, h("tr", {}, ["Id", "Type", "MIME", "Location", "Duration"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, v.documents.map((d) => h("tr", {}, h("td", {}, d.id), h("td", {}, d.type), h("td", {}, d.mime || ""),
+          h("td", {}, d.location || ""), h("td", {}, d.duration ? `${d.duration.value} ${d.duration.unit || ""}` : ""))))));
+    }
+    if (v.views.length) {
+      parts.push(h("h3", {}, "Views"), h("table", { id: "mmif-views" },
+        h("thead", {}, h("tr", {}, ["View", "App", "Version", "Parameters", "Annotations", "Error"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, v.views.map((w) => h("tr", { "data-view": w.id },
+          h("td", {}, w.id), h("td", { class: "app" }, w.app || ""), h("td", {}, w.version || ""),
+          h("td", {}, kv(w.parameters)),
+          h("td", { class: "annotations" }, Object.entries(w.annotations).map(([k, n]) => h("span", { class: "count", "data-type": k }, `${k} ${n}`))),
+          h("td", {}, (w.error && w.error.message) || (w.warnings.length ? `warnings: ${w.warnings.join("; ")}` : "")))))));
+      parts.push(h("p", { id: "mmif-totals" }, "Annotations: ",
+        Object.entries(v.annotationTotals).map(([k, n]) => h("span", { class: "count", "data-type": k }, `${k} ${n}`))));
+    }
+    if (v.timeline && (v.timeline.lanes.length || v.timeline.undrawn.length)) parts.push(h("h3", {}, "Timeline"), timelineEl(v.timeline));
+    return parts;
+  }
+
   async function openMmif(index) {
     const viewer = $("mmif-viewer");
-    const res = await api(`${base}/items/${index}/mmif`);
     viewer.hidden = false;
-    viewer.replaceChildren(h("h2", {}, `Item ${index}: MMIF`), h("p", { class: "muted" }, res.body.error || ""));
+    viewer.replaceChildren(h("h2", {}, `Item ${index}: MMIF`), h("p", { class: "muted", id: "mmif-loading" }, "Reading the item's MMIF (a reader pod, with your identity)…"));
+    const res = await api(`${base}/items/${index}/mmif`);
+    if (!res.ok) {
+      viewer.replaceChildren(h("h2", {}, `Item ${index}: MMIF`), h("p", { class: "message error", id: "mmif-error", role: "alert" }, res.body.error || `Error ${res.status}`));
+      return;
+    }
+    viewer.replaceChildren(...renderViewer(res.body));
+    viewer.scrollIntoView({ block: "start" });
   }
 
   $("review-form").addEventListener("submit", async (e) => {
