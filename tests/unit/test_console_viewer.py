@@ -213,11 +213,11 @@ def test_the_token_is_the_kubeconfig_users_bearer_token_only():
 
 
 def test_the_port_forward_command_and_the_options():
-    assert cli_console.port_forward_command(8123, None, None) == [
-        "kubectl", "-n", "mmif-system", "port-forward", "--address", "127.0.0.1", "svc/mmif-console", "8123:80",
+    assert cli_console.port_forward_command(8123, None, None, "mmif-console-abc") == [
+        "kubectl", "-n", "mmif-system", "port-forward", "--address", "127.0.0.1", "pod/mmif-console-abc", "8123:http",
     ]  # fmt: skip
-    cmd = cli_console.port_forward_command(9000, "/k.conf", "prod")
-    assert cmd[:5] == ["kubectl", "--kubeconfig", "/k.conf", "--context", "prod"] and cmd[-1] == "9000:80"
+    cmd = cli_console.port_forward_command(9000, "/k.conf", "prod", "p")
+    assert cmd[:5] == ["kubectl", "--kubeconfig", "/k.conf", "--context", "prod"] and cmd[-1] == "9000:http"
     args = cli_main.parser().parse_args(["console", "--port", "9000", "--no-open", "-n", "team-a"])
     assert (args.port, args.no_open, args.namespace, args.func) == (
         9000,
@@ -228,3 +228,21 @@ def test_the_port_forward_command_and_the_options():
     args = cli_main.parser().parse_args(["console"])
     assert (args.port, args.no_open) == (0, False)
     assert 0 < cli_console.free_port() < 65536
+
+
+def test_the_console_pod_forwarded_to_is_ready_and_not_terminating_the_newest_first():
+    from datetime import UTC, datetime
+    from types import SimpleNamespace as NS
+
+    def pod(name, created, ready=True, deleting=False):
+        cond = NS(type="Ready", status="True" if ready else "False")
+        meta = NS(name=name, creation_timestamp=datetime(2026, 12, 1, created, tzinfo=UTC),
+                  deletion_timestamp=datetime(2026, 12, 1, 20, tzinfo=UTC) if deleting else None)  # fmt: skip
+        return NS(metadata=meta, status=NS(conditions=[cond]))
+
+    # During a restart: the old pod, Ready for longest but terminating, is not the one.
+    assert cli_console.serving_pod([pod("old", 1, deleting=True), pod("new", 2)]) == "new"
+    assert cli_console.serving_pod([pod("old", 1), pod("new", 2, ready=False)]) == "old"
+    assert cli_console.serving_pod([pod("a", 1), pod("b", 3)]) == "b"
+    assert cli_console.serving_pod([pod("old", 1, deleting=True)]) is None
+    assert cli_console.serving_pod([]) is None

@@ -1,7 +1,7 @@
 """`console [--port N] [--no-open]`: the web console in your browser, as you.
 
-It runs `kubectl port-forward -n mmif-system svc/mmif-console PORT:80` (a subprocess, stopped on
-exit, Ctrl-C included), then opens `http://127.0.0.1:PORT/login?next=/runs?ns=NS#token=TOKEN`:
+It runs `kubectl port-forward -n mmif-system pod/<a Ready console pod> PORT:http` (a subprocess,
+stopped on exit, Ctrl-C included), then opens `http://127.0.0.1:PORT/login?next=/runs?ns=NS#token=TOKEN`:
 the login page takes the token from the address' fragment (never sent to a server, removed from
 the address at once) and signs you in. The token is your kubeconfig user's bearer token (a
 `token`, a `tokenFile`, or what an exec or OIDC plugin gives); a user who authenticates with a
@@ -25,8 +25,8 @@ from mmif_operator.cli.errors import CliError, Exit
 from mmif_operator.cli.kube import Kube
 
 CONSOLE_NAMESPACE = "mmif-system"
-CONSOLE_SERVICE = "svc/mmif-console"
-SERVICE_PORT = 80
+CONSOLE_SELECTOR = "app.kubernetes.io/name=mmif-console,app.kubernetes.io/instance=mmif-console"
+CONSOLE_PORT = "http"  # the console container's named port (8080)
 START_SECONDS = 30  # how long `kubectl port-forward` may take to say "Forwarding from"
 STOP_SECONDS = 5  # after SIGTERM, before SIGKILL
 
@@ -48,7 +48,21 @@ def console_url(port: int, namespace: str, token: str | None) -> str:
     return url + (f"#token={quote(token, safe='')}" if token else "")
 
 
-def port_forward_command(port: int, kubeconfig: str | None, context: str | None) -> list[str]:
+def serving_pod(pods: list[Any]) -> str | None:
+    """The console pod to forward to: Ready and not being deleted, the newest first. Not
+    `svc/mmif-console`: kubectl then picks the pod Ready for longest, which during a restart is
+    the old one, already terminating, and the forward breaks as it exits."""
+
+    def ready(pod: Any) -> bool:
+        conds = (pod.status.conditions if pod.status else None) or []
+        return any(c.type == "Ready" and c.status == "True" for c in conds)
+
+    live = [p for p in pods if p.metadata.deletion_timestamp is None and ready(p)]
+    live.sort(key=lambda p: p.metadata.creation_timestamp, reverse=True)
+    return live[0].metadata.name if live else None
+
+
+def port_forward_command(port: int, kubeconfig: str | None, context: str | None, pod: str) -> list[str]:
     cmd = ["kubectl"]
     if kubeconfig:
         cmd += ["--kubeconfig", kubeconfig]
@@ -60,8 +74,8 @@ def port_forward_command(port: int, kubeconfig: str | None, context: str | None)
         "port-forward",
         "--address",
         "127.0.0.1",
-        CONSOLE_SERVICE,
-        f"{port}:{SERVICE_PORT}",
+        f"pod/{pod}",
+        f"{port}:{CONSOLE_PORT}",
     ]
 
 
@@ -98,9 +112,12 @@ async def cmd_console(kube: Kube, args: argparse.Namespace, ui: Any) -> int:
             Exit.USAGE,
         )
     token = bearer_token(kube.api.configuration.api_key)
+    pod = serving_pod(await kube.list_pods(CONSOLE_SELECTOR, namespace=CONSOLE_NAMESPACE))
+    if pod is None:
+        raise CliError(f"no console pod is Ready in {CONSOLE_NAMESPACE} (is mmif-console deployed?)")
     port = args.port or free_port()
     url = console_url(port, kube.namespace, token)
-    cmd = port_forward_command(port, args.kubeconfig, args.context)
+    cmd = port_forward_command(port, args.kubeconfig, args.context, pod)
     try:
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT

@@ -179,9 +179,10 @@ class Kube:
                 yield run
 
     # -- pods ------------------------------------------------------------------------------------
-    async def list_pods(self, selector: str) -> list[Any]:
+    async def list_pods(self, selector: str, namespace: str | None = None) -> list[Any]:
         got = await self._call(
-            "listing pods", self.core.list_namespaced_pod(self.namespace, label_selector=selector)
+            "listing pods",
+            self.core.list_namespaced_pod(namespace or self.namespace, label_selector=selector),
         )
         return list(got.items)
 
