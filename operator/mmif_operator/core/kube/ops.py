@@ -460,22 +460,6 @@ class Kube:
             )
         )
 
-    async def patch_cluster_status(
-        self,
-        plural: str,
-        name: str,
-        patch: Mapping[str, Any],
-        *,
-        group: str = API_GROUP,
-        version: str = "v1alpha1",
-    ) -> dict[str, Any]:
-        """Merge-patch `.status` of a cluster-scoped custom object."""
-        return await _call(
-            self.custom.patch_cluster_custom_object_status(
-                group, version, plural, name, {"status": dict(patch)}, **self._kw(_content_type=MERGE_PATCH)
-            )
-        )
-
     # -- authorization and admission -------------------------------------------------------------
     async def subject_access_review(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a SubjectAccessReview; the answered object (`status.allowed`, `status.reason`)."""

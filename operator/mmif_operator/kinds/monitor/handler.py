@@ -38,6 +38,7 @@ from mmif_operator.core.kube import events as k8s_events
 from mmif_operator.core.kube.ops import Kube, KubeError, NameConflict, owned_by
 from mmif_operator.core.model import API_VERSION, VERSION
 from mmif_operator.core.runtime import state as runtime
+from mmif_operator.core.runtime.apply import patch_status
 from mmif_operator.core.runtime.loop import Next, reconcile_forever, resync_timeout
 from mmif_operator.core.runtime.wakeups import Wakers
 from mmif_operator.core.specs import API_GROUP
@@ -179,16 +180,11 @@ async def reconcile_monitor(
             log.warning("%s: pruning report %s: %s", what, report_name, e)
     patch = planning.status_patch(monitor.get("status"), status)
     if patch:
-        try:
-            await kube.patch_status(
-                PLURAL, namespace, name, patch, resource_version=meta.get("resourceVersion")
-            )
-        except KubeError as e:
-            if e.conflict:
-                return MonitorPass(requeue_after=0.0)
-            if e.not_found:
-                return MonitorPass(done=True)
-            raise
+        patched = await patch_status(kube, PLURAL, monitor, patch)
+        if patched.conflict:
+            return MonitorPass(requeue_after=0.0)
+        if patched.gone:
+            return MonitorPass(done=True)
         for event in plan.events:
             post_event(monitor, event.type, event.reason, event.message)
             log.info("%s: %s", what, event.message)

@@ -37,6 +37,7 @@ from mmif_operator.core.kube import events as k8s_events
 from mmif_operator.core.kube.ops import Kube, KubeError, NameConflict, owned_by
 from mmif_operator.core.model import API_VERSION, VERSION
 from mmif_operator.core.runtime import state as runtime
+from mmif_operator.core.runtime.apply import patch_status
 from mmif_operator.core.runtime.loop import Next, reconcile_forever, resync_timeout
 from mmif_operator.core.specs import API_GROUP, InvalidSpec
 from mmif_operator.kinds.pipeline.planning import (
@@ -215,20 +216,13 @@ async def _write_status(
 ) -> PipelinePass:
     """Merge-patch the Pipeline's status when it changed (conditional on the resourceVersion
     read), with an Event when Ready changes."""
-    meta = pipeline.get("metadata") or {}
-    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
     old = pipeline.get("status") or {}
     if status_changed(old, status):
-        try:
-            await kube.patch_status(
-                PLURAL, namespace, name, status, resource_version=meta.get("resourceVersion")
-            )
-        except KubeError as e:
-            if e.conflict:
-                return PipelinePass(requeue_after=0.0)
-            if e.not_found:
-                return PipelinePass(done=True)
-            raise
+        patched = await patch_status(kube, PLURAL, pipeline, status)
+        if patched.conflict:
+            return PipelinePass(requeue_after=0.0)
+        if patched.gone:
+            return PipelinePass(done=True)
         if is_ready(status) != is_ready(old):
             cond = next(c for c in status["conditions"] if c["type"] == CONDITION_READY)
             post_event(
