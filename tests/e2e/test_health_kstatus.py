@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 
 import pytest
 import yaml
@@ -23,7 +24,15 @@ pytestmark = pytest.mark.cluster
 
 MISSING_IMAGE = "mmif.local/does-not-exist:dev"  # never loaded: its pull fails
 API = "/apis/mmif.dev/v1alpha1/namespaces/{ns}/{plural}/{name}"
-PLURALS = {"PipelineRun": "pipelineruns", "AnalysisJob": "analysisjobs", "Pipeline": "pipelines"}
+CLUSTER_API = "/apis/mmif.dev/v1alpha1/{plural}/{name}"
+PLURALS = {
+    "PipelineRun": "pipelineruns",
+    "AnalysisJob": "analysisjobs",
+    "Pipeline": "pipelines",
+    "Monitor": "monitors",
+    "Project": "projects",
+}
+CLUSTER_SCOPED = {"Project"}
 
 
 def save(obj: dict, file_name: str) -> None:
@@ -56,7 +65,10 @@ def deleting(obj: dict, propagation: str = "Background") -> dict:
     finalizer holds it, deletionTimestamp set), without deleting it. Foreground propagation (what
     Argo CD's prune uses by default) holds any object until its dependents are gone."""
     meta = obj["metadata"]
-    url = API.format(ns=meta["namespace"], plural=PLURALS[obj["kind"]], name=meta["name"])
+    if obj["kind"] in CLUSTER_SCOPED:
+        url = CLUSTER_API.format(plural=PLURALS[obj["kind"]], name=meta["name"])
+    else:
+        url = API.format(ns=meta["namespace"], plural=PLURALS[obj["kind"]], name=meta["name"])
     out = json.loads(
         kube.kubectl("delete", "--raw", f"{url}?dryRun=All&propagationPolicy={propagation}").stdout
     )
@@ -64,25 +76,26 @@ def deleting(obj: dict, propagation: str = "Background") -> dict:
     return out
 
 
-def created(obj: dict, namespace: str) -> dict:
+def created(obj: dict, namespace: str | None) -> dict:
     """The object as the API server stores it on creation, before the operator saw it (a
-    server-side dry run: no status)."""
+    server-side dry run: no status). `namespace` None: a cluster-scoped object."""
+    where = ["-n", namespace] if namespace else []
     return json.loads(
         kube.kubectl(
-            "create", "-n", namespace, "-f", "-", "--dry-run=server", "-o", "json", input=json.dumps(obj)
+            "create", *where, "-f", "-", "--dry-run=server", "-o", "json", input=json.dumps(obj)
         ).stdout
     )
 
 
-def edited(kind: str, name: str, namespace: str, patch: dict) -> dict:
+def edited(kind: str, name: str, namespace: str | None, patch: dict) -> dict:
     """The object right after a spec edit, before the operator saw it (a server-side dry run)."""
+    where = ["-n", namespace] if namespace else []
     return json.loads(
         kube.kubectl(
             "patch",
             kind,
             name,
-            "-n",
-            namespace,
+            *where,
             "--type=merge",
             "-p",
             json.dumps(patch),
@@ -413,3 +426,211 @@ def test_pipelines_as_argocd_and_kstatus_see_them(operator_deployed, namespace, 
         {"status": "Healthy", "message": argo_ready_message(done)},
         {"status": "Current", "message": "Resource is Ready"},
     )
+
+
+@pytest.fixture
+def project_names(cluster):
+    """Fresh project names; the Projects and namespaces of those names are deleted afterwards."""
+    made: list[str] = []
+
+    def new() -> str:
+        made.append(f"hp-{uuid.uuid4().hex[:6]}")
+        return made[-1]
+
+    yield new
+    for name in made:
+        kube.kubectl("delete", "project", name, "--ignore-not-found", "--wait=false", check=False)
+        kube.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=false", check=False)
+
+
+def project_body(name: str, **spec) -> dict:
+    return {"apiVersion": "mmif.dev/v1alpha1", "kind": "Project", "metadata": {"name": name}, "spec": spec}
+
+
+def test_projects_as_argocd_and_kstatus_see_them(operator_deployed, project_names):
+    name, taken = project_names(), project_names()
+
+    fresh = created(project_body(name, title="Health"), None)
+    save(fresh, "no-status.yaml")
+    argo, ks = seen(fresh)
+    assert argo == {
+        "status": "Progressing",
+        "message": "Waiting for the operator to make the project's namespace",
+    }, argo
+    assert ks["status"] == "Current", ks  # no status at all: kstatus has nothing to wait for
+
+    # Open and Ready: Healthy; kstatus Current.
+    kube.create(project_body(name, title="Health", admins={"users": ["alice"]}))
+    ready = when(
+        "project", name, None, lambda p: condition(p, "Ready").get("status") == "True", "the project Ready"
+    )
+    save(ready, "open.yaml")
+    argo, ks = seen(ready)
+    assert argo == {"status": "Healthy", "message": argo_ready_message(ready)}, argo
+    assert argo["message"].endswith("; Open"), argo
+    assert ks["status"] == "Current", ks
+
+    # Just edited: Progressing; kstatus InProgress.
+    ahead = edited("project", name, None, {"spec": {"title": "Health, edited"}})
+    assert ahead["metadata"]["generation"] == ready["status"]["observedGeneration"] + 1
+    save(ahead, "generation-ahead.yaml")
+    argo, ks = seen(ahead)
+    assert argo == {"status": "Progressing", "message": f"Waiting for the operator to observe generation {ahead['metadata']['generation']}"}, argo  # fmt: skip
+    assert ks["status"] == "InProgress", ks
+
+    # Closed: still Healthy (a state the project is meant to reach), the phase in the message.
+    kube.kubectl("patch", "project", name, "--type=merge", "-p", '{"spec":{"state":"Closed"}}')
+    closed = when(
+        "project",
+        name,
+        None,
+        lambda p: (
+            (p.get("status") or {}).get("phase") == "Closed"
+            and (p.get("status") or {}).get("observedGeneration") == p["metadata"]["generation"]
+        ),
+        "the project Closed",
+    )
+    save(closed, "closed.yaml")
+    argo, ks = seen(closed)
+    assert argo == {"status": "Healthy", "message": argo_ready_message(closed)}, argo
+    assert argo["message"].endswith("; Closed"), argo
+    assert ks["status"] == "Current", ks
+
+    # Being deleted (Argo CD's prune: foreground): Progressing with the finalizers; Terminating.
+    gone = deleting(closed, "Foreground")
+    save(gone, "deleting.yaml")
+    argo, ks = seen(gone)
+    assert argo["status"] == "Progressing", argo
+    assert argo["message"].startswith("Being deleted, waiting for the finalizers "), argo
+    assert "foregroundDeletion" in argo["message"], argo
+    assert ks["status"] == "Terminating", ks
+
+    # A namespace of the project's name that it did not make: Stalled -> Degraded; kstatus Failed.
+    kube.kubectl("create", "namespace", taken)
+    kube.create(project_body(taken))
+    stalled = when(
+        "project", taken, None, lambda p: condition(p, "Stalled").get("status") == "True", "project Stalled"
+    )
+    save(stalled, "name-conflict.yaml")
+    argo, ks = seen(stalled)
+    assert argo["status"] == "Degraded" and argo["message"].startswith("NameConflict: "), argo
+    assert ks["status"] == "Failed", ks
+    assert kube.get("namespace", taken)["metadata"].get("labels", {}).get("mmif.dev/project") is None
+
+
+MONITOR_SAMPLE = "media/sample.mp4"
+
+
+def monitor_body(name: str, claim: str, app: dict, **spec) -> dict:
+    return {
+        "apiVersion": "mmif.dev/v1alpha1",
+        "kind": "Monitor",
+        "metadata": {"name": name},
+        "spec": {
+            "target": {"app": app},
+            "interval": "PT1H",
+            "sample": {
+                "workspace": {"claimName": claim},
+                "items": [{"documents": [{"location": MONITOR_SAMPLE, "mimeType": "video/mp4"}]}],
+            },
+            "timeoutSeconds": 120,
+            **spec,
+        },
+    }
+
+
+def test_monitors_as_argocd_and_kstatus_see_them(operator_deployed, namespace, workspace, build):
+    workspace.write_media({MONITOR_SAMPLE: "sample\n"})
+    claim = workspace.claim_name
+    good = {"image": build.app_image("textgen")}
+    bad = {"image": build.app_image("failer"), "parameters": {"failOn": "sample"}}
+
+    fresh = created(monitor_body("fresh", claim, good), namespace)
+    save(fresh, "no-status.yaml")
+    assert seen(fresh)[0] == {
+        "status": "Progressing",
+        "message": "Waiting for the operator to test the monitor's target",
+    }
+
+    for name, app in (("good", good), ("bad", bad)):
+        build.apply(monitor_body(name, claim, app), namespace)
+    # A probe Pipeline of the name the monitor would make, that is not its own: Stalled.
+    build.apply(build.pipeline("taken-probe", [build.step("t", "textgen")], claim_name=claim), namespace)
+    build.apply(monitor_body("taken", claim, good), namespace)
+
+    # The first test in flight: Reconciling -> Progressing; kstatus InProgress.
+    first = when(
+        "monitor",
+        "good",
+        namespace,
+        lambda m: condition(m, "Reconciling").get("status") == "True",
+        "monitor good testing for the first time",
+        timeout=30,
+    )
+    save(first, "first-test.yaml")
+    argo, ks = seen(first)
+    assert argo["status"] == "Progressing" and argo["message"].startswith("Unknown"), argo
+    assert ks["status"] == "InProgress", ks
+
+    # Passed: Healthy; kstatus Current.
+    healthy = when(
+        "monitor", "good", namespace, lambda m: (m.get("status") or {}).get("health") == "Healthy",
+        "monitor good Healthy", timeout=150,
+    )  # fmt: skip
+    save(healthy, "healthy.yaml")
+    argo, ks = seen(healthy)
+    assert argo == {"status": "Healthy", "message": argo_ready_message(healthy)}, argo
+    assert ks["status"] == "Current", ks
+
+    # Its app failed the test: Degraded, naming the failure. kstatus reads the Ready condition
+    # (False) as InProgress: a Flux or kpt health check waits for the target to pass again.
+    failed = when(
+        "monitor", "bad", namespace, lambda m: (m.get("status") or {}).get("health") == "Degraded",
+        "monitor bad Degraded", timeout=150,
+    )  # fmt: skip
+    save(failed, "degraded.yaml")
+    argo, ks = seen(failed)
+    assert argo == {"status": "Degraded", "message": argo_ready_message(failed)}, argo
+    assert "failOn" in argo["message"], argo
+    assert ks["status"] == "InProgress" and "failOn" in ks["message"], ks
+
+    # Suspended: Argo CD's Suspended, as for a suspended CronJob.
+    kube.kubectl(
+        "patch", "monitor", "bad", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}'
+    )
+    suspended = when(
+        "monitor", "bad", namespace,
+        lambda m: (m.get("status") or {}).get("observedGeneration") == m["metadata"]["generation"]
+        and condition(m, "Ready").get("reason") == "Suspended",
+        "monitor bad suspended",
+    )  # fmt: skip
+    save(suspended, "suspended.yaml")
+    argo, ks = seen(suspended)
+    assert argo == {"status": "Suspended", "message": argo_ready_message(suspended)}, argo
+    assert argo["message"].startswith("Suspended: suspended (spec.suspend); "), argo
+    assert ks["status"] == "InProgress" and ks["message"].startswith("suspended (spec.suspend)"), ks
+
+    # Just edited: Progressing; kstatus InProgress.
+    ahead = edited("monitor", "good", namespace, {"spec": {"interval": "PT2H"}})
+    save(ahead, "generation-ahead.yaml")
+    argo, ks = seen(ahead)
+    assert argo["status"] == "Progressing" and "observe generation" in argo["message"], argo
+    assert ks["status"] == "InProgress", ks
+
+    # It cannot test at all (its probe Pipeline's name is taken): Stalled -> Degraded; Failed.
+    stalled = when(
+        "monitor", "taken", namespace, lambda m: condition(m, "Stalled").get("status") == "True",
+        "monitor taken Stalled", timeout=60,
+    )  # fmt: skip
+    save(stalled, "stalled.yaml")
+    argo, ks = seen(stalled)
+    assert argo["status"] == "Degraded" and argo["message"].startswith("NameConflict: "), argo
+    assert ks["status"] == "Failed", ks
+
+    # Being deleted: Progressing with the finalizers; Terminating.
+    gone = deleting(healthy, "Foreground")
+    save(gone, "deleting.yaml")
+    argo, ks = seen(gone)
+    assert argo["status"] == "Progressing", argo
+    assert argo["message"].startswith("Being deleted, waiting for the finalizers "), argo
+    assert ks["status"] == "Terminating", ks

@@ -55,6 +55,19 @@ def test_every_testdata_file_has_a_case_and_every_kind_its_script():
         ("PipelineRun", "testdata/failed.yaml", "Current"),
         ("PipelineRun", "testdata/deleting.yaml", "Terminating"),
         ("AnalysisJob", "testdata/failed.yaml", "Current"),
+        # Projects and Monitors: long-lived, with Ready, Reconciling and Stalled.
+        ("Project", "testdata/open.yaml", "Current"),
+        ("Project", "testdata/closed.yaml", "Current"),
+        ("Project", "testdata/name-conflict.yaml", "Failed"),
+        ("Project", "testdata/generation-ahead.yaml", "InProgress"),
+        ("Monitor", "testdata/healthy.yaml", "Current"),
+        ("Monitor", "testdata/first-test.yaml", "InProgress"),
+        # Ready False (the target failed its test, or suspended while not Healthy): kstatus
+        # waits, as it does for any object whose Ready is False.
+        ("Monitor", "testdata/degraded.yaml", "InProgress"),
+        ("Monitor", "testdata/suspended.yaml", "InProgress"),
+        ("Monitor", "testdata/stalled.yaml", "Failed"),
+        ("Monitor", "testdata/deleting.yaml", "Terminating"),
     ],
 )
 def test_what_kstatus_computes(kind, input_path, expected):
