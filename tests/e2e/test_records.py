@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -27,13 +28,17 @@ ADMIN, CONTRIBUTOR, CONTRIBUTORS = "alice", "bob", "archive-team"
 BIN = Path(sys.executable).parent  # the venv's bin: kubectl-mmif
 
 
-def mmif_as_contributor(*args: str, namespace: str) -> subprocess.CompletedProcess:
-    """`kubectl mmif ARGS` as the contributor, as they type it."""
+def mmif_as(user: str, group: str, *args: str, namespace: str) -> subprocess.CompletedProcess:
+    """`kubectl mmif ARGS` as `user` of `group`, as they type it."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     return subprocess.run(
-        ["kubectl", "mmif", *args, "-n", namespace, "--as", CONTRIBUTOR, "--as-group", CONTRIBUTORS],
+        ["kubectl", "mmif", *args, "-n", namespace, "--as", user, "--as-group", group],
         capture_output=True, text=True, timeout=180, env=env,
     )  # fmt: skip
+
+
+def mmif_as_contributor(*args: str, namespace: str) -> subprocess.CompletedProcess:
+    return mmif_as(CONTRIBUTOR, CONTRIBUTORS, *args, namespace=namespace)
 
 
 def store_pod(name: str, read_only: bool, command: str) -> dict:
@@ -163,6 +168,12 @@ def test_a_passed_run_makes_records_with_lineage_and_the_store_is_no_workspace(p
     assert (lineage["review"]["reviewer"], lineage["review"]["comment"]) == (ADMIN, "checked")
     assert [s["step"] for s in lineage["steps"]] == ["text", "frames"]
     assert lineage["steps"][0]["image"].endswith("clams-textgen:dev")
+    # The digest each step's app ran from, as the node resolved it (read from the step's pod).
+    digests = [s["imageDigest"] for s in lineage["steps"]]
+    assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", d or "") for d in digests), digests
+    assert digests[0] != digests[1], digests  # two different apps
+    ran = {e["step"]: e["imageID"] for e in kube.get("pipelinerun", "r1", ns)["status"]["appImages"]}
+    assert [ran[s] for s in ("text", "frames")] == digests, ran
     assert lineage["inputs"][0]["location"] == "media/clip.mp4"
     assert lineage["inputs"][0]["sha256"] == hashlib.sha256(b"not really a video\n").hexdigest()
     assert lineage["project"] == {"name": ns, "projectId": ns}
@@ -173,6 +184,14 @@ def test_a_passed_run_makes_records_with_lineage_and_the_store_is_no_workspace(p
     assert [r["id"] for r in json.loads(found.stdout)] == [f"sha256:{sha}"]
     none = mmif_as_contributor("records", "--legal-tag", "public-domain", "-o", "json", namespace=ns)
     assert none.returncode == 0 and json.loads(none.stdout) == []
+
+    # An outsider reads nothing of it: not the runs, not the records, not a lineage.
+    for args in (("records",), ("record", f"sha256:{sha}"), ("record", f"sha256:{sha}", "--mmif")):
+        refused = mmif_as("mallory", "outsiders", *args, namespace=ns)
+        assert refused.returncode != 0, refused.stdout
+        assert "forbidden" in refused.stderr.lower() and sha not in refused.stdout, refused.stderr
+    runs_seen = as_user("mallory", "get", "pipelineruns", "-n", ns, group="outsiders")
+    assert runs_seen.returncode != 0 and "forbidden" in runs_seen.stderr.lower(), runs_seen.stderr
 
     # Nobody but the publisher writes the store: a pod mounting it read-write is refused by the
     # API server; one mounting it read-only cannot write (EROFS).

@@ -133,6 +133,7 @@ class Publication:
     legal_tags: Sequence[str] = ()
     acl: Mapping[str, Sequence[str]] = field(default_factory=dict)
     step_images: Mapping[str, str] = field(default_factory=dict)
+    step_digests: Mapping[str, str] = field(default_factory=dict)
 
 
 def lineage(
@@ -150,7 +151,7 @@ def lineage(
         entry = dict(v)
         step = entry.get("step")
         entry["image"] = pub.step_images.get(step) if step else None
-        entry["imageDigest"] = None  # not known to the publisher yet (docs/design.md, Records)
+        entry["imageDigest"] = pub.step_digests.get(step) if step else None  # from the pod (images.py)
         steps.append(entry)
     requester = None
     if pub.requester and pub.requester.get("username"):

@@ -35,6 +35,7 @@ class RecordsContext:
     legal_tags: Sequence[str] = ()
     acl: Mapping[str, Sequence[str]] = field(default_factory=dict)
     step_images: Mapping[str, str] = field(default_factory=dict)
+    step_digests: Mapping[str, str] = field(default_factory=dict)  # step -> sha256:... that ran
 
     @classmethod
     def from_json(cls, text: str) -> RecordsContext:
@@ -50,6 +51,7 @@ class RecordsContext:
             legal_tags=tuple(obj.get("legalTags") or ()),
             acl=dict(obj.get("acl") or {}),
             step_images=dict(obj.get("stepImages") or {}),
+            step_digests=dict(obj.get("stepDigests") or {}),
         )
 
     def to_json(self) -> str:
@@ -65,6 +67,7 @@ class RecordsContext:
                 "legalTags": list(self.legal_tags),
                 "acl": {k: list(v) for k, v in self.acl.items()},
                 "stepImages": dict(self.step_images),
+                "stepDigests": dict(self.step_digests),
             },
             sort_keys=True,
         )
@@ -153,4 +156,5 @@ def publication(
         legal_tags=tuple(ctx.legal_tags),
         acl=ctx.acl,
         step_images=ctx.step_images,
+        step_digests=ctx.step_digests,
     )

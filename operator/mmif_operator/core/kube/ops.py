@@ -274,14 +274,21 @@ class Kube:
         pod (None when no pod has one: pods gone, or the container never ran). With `uid` (the
         Job's), only pods that Job controls count: a pod someone labelled with the Job's name
         is not its pod."""
-        pods: list[dict[str, Any]] = []
+        return termination_message_of(await self.job_pods(namespace, job_name, uid=uid), container)
+
+    async def job_pods(
+        self, namespace: str, job_name: str, *, uid: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """The pods of Job `job_name` (by its job-name label, new or old); with `uid` (the Job's),
+        only the pods that Job controls."""
+        pods: builtins.list[dict[str, Any]] = []
         for label in JOB_NAME_LABELS:
             pods = await self.list("Pod", namespace, {label: job_name})
             if uid:
                 pods = [p for p in pods if controller_uid(p) == uid]
             if pods:
                 break
-        return termination_message_of(pods, container)
+        return pods
 
     # -- custom objects -------------------------------------------------------------------------
     async def list_custom(

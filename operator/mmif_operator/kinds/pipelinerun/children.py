@@ -414,6 +414,7 @@ def publish_job(
     records: RecordTarget | None = None,
     run_spec: PipelineRunSpec | None = None,
     pipeline_spec: PipelineSpec | None = None,
+    step_digests: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Job publishing a reviewed run's outputs (`mmif-runner publish`): it writes
     `<runDir>/review.json` (the decision, from `review` = status.review) and marks the manifest
@@ -422,8 +423,8 @@ def publish_job(
 
     `records`: the run's project has a record store: the publish pod, alone of all pods, mounts
     it read-write, and makes a record of each item that succeeded (records/publisher.py), with
-    the run's requester, legal tags and ACL (`run_spec`) and its steps' images (`pipeline_spec`)
-    in each lineage."""
+    the run's requester, legal tags and ACL (`run_spec`), its steps' images (`pipeline_spec`) and
+    their digests (`step_digests`, from status.appImages: images.py) in each lineage."""
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PUBLISH)
     env = {
         E.RUN_DIR: ctx.run_dir,
@@ -440,7 +441,7 @@ def publish_job(
     pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
     if records is not None:
         runner["env"].append(
-            {"name": E.RECORDS, "value": records_context(ctx, records, run_spec, pipeline_spec)}
+            {"name": E.RECORDS, "value": records_context(ctx, records, run_spec, pipeline_spec, step_digests)}
         )
         runner["volumeMounts"].append({"name": RECORDS_VOLUME, "mountPath": records.mount_path})
         pod_spec["volumes"].append(
@@ -461,6 +462,7 @@ def records_context(
     records: RecordTarget,
     run_spec: PipelineRunSpec | None,
     pipeline_spec: PipelineSpec | None,
+    step_digests: Mapping[str, str] | None = None,
 ) -> str:
     """`MMIF_RECORDS` of the publish pod: the record store and the run-wide part of each lineage."""
     requester = None
@@ -481,4 +483,5 @@ def records_context(
         legal_tags=tuple(run_spec.legal_tags or ()) if run_spec is not None else (),
         acl=acl,
         step_images={s.name: s.image for s in (pipeline_spec.steps if pipeline_spec else ()) if s.image},
+        step_digests=dict(step_digests or {}),
     ).to_json()

@@ -63,6 +63,7 @@ from mmif_operator.kinds.analysisjob import handler as analyses
 from mmif_operator.kinds.analysisjob import triggers
 from mmif_operator.kinds.pipeline.model import PLURAL as PIPELINE_PLURAL
 from mmif_operator.kinds.pipeline.model import PipelineSpec
+from mmif_operator.kinds.pipelinerun import images
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
 from mmif_operator.kinds.pipelinerun.planning import (
     AWAITING_REVIEW,
@@ -293,6 +294,18 @@ async def _reconcile(
         )
         if queued is not None:
             plan.status["notifications"] = plan.status_patch["notifications"] = queued
+    if parsed is not None and plan.phase not in TERMINAL_PHASES:
+        # The image each step's app ran from, once per step, from a pod of it (images.py).
+        reads = images.reads_needed(
+            status.get("appImages"),
+            parsed.snapshot or pipeline_spec,
+            parsed.spec.pipeline_ref.name,
+            jobs,
+            meta.get("uid") or "",
+        )
+        found = await images.read_app_images(kube, namespace, reads, f"run {namespace}/{name}")
+        if (app_images := images.merged(status.get("appImages"), found)) is not None:
+            plan.status["appImages"] = plan.status_patch["appImages"] = app_images
     result = PassResult(
         requeue_after=plan.requeue_after, plan=plan, run={**run, "status": plan.status}, latest=run
     )

@@ -358,6 +358,22 @@ class RunAnalysis(StatusModel):
     message: str = Field("", description="Why, when not created.", max_length=1024)
 
 
+MAX_APP_IMAGES = 128  # (step, image) pairs: every step, and the alternatives that served items
+
+
+class AppImage(StatusModel):
+    """The image a step's app ran from, as the node resolved it (for the records' lineage)."""
+
+    step: str = Field(description="The step's name.", max_length=30)
+    image: str = Field(description="The image as the step names it.", max_length=512)
+    image_id: str = Field(
+        alias="imageID",
+        description="The image as the container runtime ran it (the pod's "
+        "`containerStatuses[].imageID`, e.g. `registry/app@sha256:...`).",
+        max_length=600,
+    )
+
+
 class PipelineRunStatus(StatusModel):
     """The observed state of a PipelineRun."""
 
@@ -464,4 +480,11 @@ class PipelineRunStatus(StatusModel):
         None,
         description="The notifications the run's transitions sent to the Pipeline's "
         "`notifications` targets: one delivery per target and event, with its attempts.",
+    )
+    app_images: list[AppImage] | None = Field(
+        None,
+        description="The image each step's app ran from, read once per step from a pod of it (a "
+        "Job-mode step pod, or a Service-mode app pod); `url` steps have none. The records' "
+        "lineage takes its `imageDigest` from here.",
+        max_length=MAX_APP_IMAGES,
     )

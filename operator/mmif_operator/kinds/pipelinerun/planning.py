@@ -47,6 +47,7 @@ from mmif_operator.core.status import UNKNOWN, capped, cut, find_condition, pars
 from mmif_operator.kinds.pipeline.app import is_service_without_url
 from mmif_operator.kinds.pipeline.model import PipelineSpec
 from mmif_operator.kinds.pipelinerun import children as J
+from mmif_operator.kinds.pipelinerun.images import image_digests
 from mmif_operator.kinds.pipelinerun.model import (
     MAX_FAILURE_MESSAGE,
     MAX_FAILURES,
@@ -939,6 +940,7 @@ class _Planner:
                     records=self.records,
                     run_spec=self.spec,
                     pipeline_spec=self.pipeline,
+                    step_digests=image_digests(self.status.get("appImages")),
                 )
             )
             self._condition(UNKNOWN, PUBLISHING, f"the publish Job writes {self.ctx.run_dir}/{REVIEW_FILE}")
@@ -1223,7 +1225,7 @@ STAGES: dict[str, Callable[[_Planner], None]] = {
 def progress_only(plan: RunPlan, old_status: Mapping[str, Any]) -> bool:
     """Whether the plan's status patch only moves progress forward (item states, counts, the
     condition's message): no phase change or state-machine event, no Event to post, no new
-    failure, no new spec generation or snapshot. Such a patch may wait a little and be merged
+    failure, no new spec generation, snapshot or app image (handler: read once per step). Such a patch may wait a little and be merged
     with the next ones; the Jobs it would account for are deleted after the patch that does."""
     return (
         plan.phase == old_status.get("phase")
@@ -1231,7 +1233,7 @@ def progress_only(plan: RunPlan, old_status: Mapping[str, Any]) -> bool:
         and not plan.phase_events
         and not plan.events
         and not plan.delete_run
-        and not {"failures", "observedGeneration", "pipelineSpec"} & plan.status_patch.keys()
+        and not {"failures", "observedGeneration", "pipelineSpec", "appImages"} & plan.status_patch.keys()
     )
 
 

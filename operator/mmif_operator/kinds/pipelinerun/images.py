@@ -1,0 +1,138 @@
+"""The image each step's app really ran from, for the records' lineage (`status.appImages`).
+
+A step names its image by tag (`ghcr.io/clamsproject/app-whisper-wrapper:v10`); what ran is the
+image the node resolved, which only the pod knows (`containerStatuses[].imageID`). The run loop
+reads it once per step, beside its pass: from a pod of a finished step Job of that step (Job
+mode: the `app` container, before the Job is deleted), or from a pod of the step's Deployment
+(Service mode). A `url` step runs somewhere else: no image. At most one pod list per step
+lacking an entry, per pass, and none once every step has one. Decisions here are pure
+(`reads_needed`, `image_of`, `merged`); `read_app_images` does the reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mmif_operator.core import labels as L
+from mmif_operator.core.kube.ops import Kube
+from mmif_operator.core.observed import JobKind, JobState, ObservedJob
+from mmif_operator.kinds.pipeline.app import StepMode
+from mmif_operator.kinds.pipeline.model import PipelineSpec
+from mmif_operator.kinds.pipelinerun.children import APP_CONTAINER
+from mmif_operator.kinds.pipelinerun.model import MAX_APP_IMAGES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Read:
+    """One pod list: the pods of Job `job` (Job mode), or those matching `selector` (Service)."""
+
+    step: str
+    job: str | None = None
+    job_uid: str | None = None
+    selector: Mapping[str, str] | None = None
+
+
+def reads_needed(
+    app_images: Sequence[Mapping[str, Any]] | None,
+    spec: PipelineSpec | None,
+    pipeline: str,
+    jobs: Iterable[ObservedJob],
+    owner_uid: str,
+) -> list[Read]:
+    """The reads this pass makes: for each step with an image and no entry yet, one pod list
+    (a Job-mode step: of one of its finished step Jobs observed now, succeeded first; a
+    Service-mode step: of its Deployment's pods)."""
+    if spec is None:
+        return []
+    have = {str(e.get("step")) for e in app_images or ()}
+    finished: dict[int, ObservedJob] = {}
+    for job in jobs:
+        if job.kind is not JobKind.STEP or not job.exists or job.step is None or not job.finished:
+            continue
+        if not job.owned_by(owner_uid):
+            continue
+        best = finished.get(job.step)
+        if best is None or (job.state is JobState.SUCCEEDED and best.state is not JobState.SUCCEEDED):
+            finished[job.step] = job
+    out: list[Read] = []
+    for k, step in enumerate(spec.steps):
+        if step.name in have or not step.image or step.url:
+            continue
+        if step.mode is StepMode.SERVICE:
+            out.append(Read(step=step.name, selector=L.app_service_selector(pipeline, step.name)))
+        elif k in finished:
+            out.append(Read(step=step.name, job=finished[k].name, job_uid=finished[k].uid))
+    return out
+
+
+def image_of(pods: Iterable[Mapping[str, Any]], container: str = APP_CONTAINER) -> tuple[str, str] | None:
+    """(image, imageID) of `container` in the first pod that ran it (containers and native
+    sidecars alike); None when none has an imageID yet."""
+    for pod in pods:
+        status = pod.get("status") or {}
+        for cs in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+            if cs.get("name") == container and cs.get("imageID"):
+                spec = pod.get("spec") or {}
+                images = {
+                    c.get("name"): c.get("image")
+                    for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
+                }
+                return str(images.get(container) or cs.get("image") or ""), str(cs["imageID"])
+    return None
+
+
+def merged(
+    app_images: Sequence[Mapping[str, Any]] | None, found: Mapping[str, tuple[str, str]]
+) -> list[dict[str, Any]] | None:
+    """`status.appImages` with the entries just found (step -> (image, imageID)); None when
+    nothing is new. Bounded: the oldest entries go first past `MAX_APP_IMAGES`."""
+    out = [dict(e) for e in app_images or ()]
+    have = {(e.get("step"), e.get("image")) for e in out}
+    added = False
+    for step, (image, image_id) in found.items():
+        if (step, image) not in have:
+            out.append({"step": step, "image": image, "imageID": image_id})
+            added = True
+    return out[-MAX_APP_IMAGES:] if added else None
+
+
+def digest(image_id: str) -> str | None:
+    """`sha256:...` of an imageID (`repo@sha256:...`, or a bare `sha256:...`)."""
+    tail = image_id.rsplit("@", 1)[-1]
+    return tail if tail.startswith("sha256:") else None
+
+
+def image_digests(app_images: Sequence[Mapping[str, Any]] | None) -> dict[str, str]:
+    """step -> digest, for the lineage of records (the step's latest entry wins)."""
+    out: dict[str, str] = {}
+    for e in app_images or ():
+        d = digest(str(e.get("imageID") or ""))
+        if d and e.get("step"):
+            out[str(e["step"])] = d
+    return out
+
+
+async def read_app_images(
+    kube: Kube, namespace: str, reads: Sequence[Read], what: str
+) -> dict[str, tuple[str, str]]:
+    """Make `reads`; step -> (image, imageID) for those that found one. A read that fails is
+    logged and tried again on a later pass."""
+    found: dict[str, tuple[str, str]] = {}
+    for read in reads:
+        try:
+            if read.job is not None:
+                pods = await kube.job_pods(namespace, read.job, uid=read.job_uid)
+            else:
+                pods = await kube.list("Pod", namespace, dict(read.selector or {}))
+        except Exception as e:  # noqa: BLE001  # a read is retried next pass; never fail the pass
+            log.warning("%s: reading the image of step %s: %s", what, read.step, e)
+            continue
+        seen = image_of(pods)
+        if seen is not None:
+            found[read.step] = seen
+    return found
