@@ -115,3 +115,28 @@ def test_items_go_to_the_most_reliable_healthy_alternative(
     assert "work" in entry["message"] and ("Degraded" in entry["message"] or "Failing" in entry["message"])
     (event,) = choice_events(namespace, "second")
     assert "now go to backup" in event["message"], event
+
+
+@pytest.mark.parametrize(
+    ("alternatives", "field", "message"),
+    [
+        ([{"name": "work", "image": "x:1"}], "spec.steps[0].alternatives", "differ from the step's name"),
+        (
+            [{"name": "b", "image": "x:1", "mode": "Service"}],
+            "spec.steps[0].alternatives[0].mode",
+            "needs url",
+        ),
+        ([{"name": "Bad_Name", "image": "x:1"}], "spec.steps[0].alternatives[0].name", "should match"),
+        (
+            [{"name": f"a{i}", "image": "x:1"} for i in range(6)],
+            "spec.steps[0].alternatives",
+            "must have at most 5",
+        ),
+    ],
+)
+def test_bad_alternatives_are_refused_at_admission(
+    namespace, operator_deployed, build, alternatives, field, message
+):
+    body = build.pipeline("bad", [build.step("work", "textgen", alternatives=alternatives)])
+    proc = kube.apply(body, namespace, check=False)
+    assert proc.returncode != 0 and field in proc.stderr and message in proc.stderr, proc.stderr

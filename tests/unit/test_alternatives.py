@@ -304,3 +304,24 @@ def test_the_monitors_index_keys_each_monitor_by_namespace():
         },
     )
     assert got == {"ns": A.MonitorView("m", "asr:1", "Degraded", (("asr:1", 3, 2),))}
+
+
+def test_a_job_serving_an_alternative_gets_its_startup_bound():
+    from mmif_operator.core import podstart
+    from mmif_operator.core.observed import JobKind, ObservedJob
+    from tests.unit import typed as T
+
+    pipeline = {
+        "steps": [
+            {
+                "name": "asr",
+                "image": "asr:1",
+                "startupTimeoutSeconds": 600,
+                "alternatives": [{"name": "b", "image": "b:1", "startupTimeoutSeconds": 60}],
+            }
+        ]
+    }
+    bounds = podstart.run_bounds(T.runspec(make_run()["spec"]), T.pipe(pipeline))
+    own = ObservedJob("j0", JobKind.STEP, item=0, step=0, alternative="asr")
+    alt = ObservedJob("j1", JobKind.STEP, item=1, step=0, alternative="b")
+    assert (bounds.of(own), bounds.of(alt), bounds.smallest) == (600, 60, 60)
