@@ -246,6 +246,7 @@ def test_empty_status_parses_from_none():
         "itemsFailed": 0,
         "itemsCancelled": 0,
         "steps": [],
+        "alternatives": [],
         "failures": [],
         "history": [],
         "analyses": [],

@@ -6,6 +6,7 @@ from __future__ import annotations
 from kopf._core.intents import registries
 
 from mmif_operator import handlers  # noqa: F401
+from mmif_operator.kinds.pipelinerun.handler import MONITORS_INDEX
 from mmif_operator.kinds.project.planning import PROJECTS_INDEX
 
 
@@ -26,7 +27,7 @@ def test_every_handler_is_registered():
         "notify-monitor",
     }
     assert {"project-changed"} <= _ids(registry._changing)
-    assert _ids(registry._indexing) >= {PROJECTS_INDEX}  # the run loop reads it by that name
+    assert _ids(registry._indexing) >= {PROJECTS_INDEX, MONITORS_INDEX}  # the run loop reads them by name
     assert _ids(registry._webhooks) == {
         "requester-pipelineruns",
         "requester-analysisjobs",

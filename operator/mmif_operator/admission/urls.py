@@ -77,6 +77,9 @@ def url_fields(kind: str, spec: Mapping[str, Any] | None) -> list[tuple[str, str
         for i, step in enumerate(spec.get("steps") or []):
             if isinstance(step, Mapping) and step.get("url"):
                 out.append((f"spec.steps[{i}].url", str(step["url"])))
+            for j, alt in enumerate((step.get("alternatives") or []) if isinstance(step, Mapping) else []):
+                if isinstance(alt, Mapping) and alt.get("url"):
+                    out.append((f"spec.steps[{i}].alternatives[{j}].url", str(alt["url"])))
         for i, analysis in enumerate(spec.get("analyses") or []):
             app = (analysis or {}).get("app") if isinstance(analysis, Mapping) else None
             if isinstance(app, Mapping) and app.get("url"):

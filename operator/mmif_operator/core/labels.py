@@ -22,6 +22,7 @@ APP = "mmif.dev/app"  # a Service-mode app's pods: the app's (injective) object 
 REQUEST = "mmif.dev/request"  # on PipelineRuns: the request the run is a version of (set by whoever makes it)
 PROJECT = "mmif.dev/project"  # on a Project's namespace and role bindings: the Project's name
 SOURCE_RUN = "mmif.dev/source-run"  # on an AnalysisJob's Jobs (not `mmif.dev/run`: not the run's Jobs)
+ALTERNATIVE = "mmif.dev/alternative"  # a step Job of a step with alternatives: the app serving it
 MONITOR = "mmif.dev/monitor"  # a Monitor's test runs, probe Pipeline and HealthReports
 MONITOR_TEST = "mmif.dev/monitor-test"  # the report id (scheduled time) a test run or report is for
 

@@ -99,6 +99,7 @@ class ObservedJob:
     uid: str | None = None  # the Job's own uid (deletes and pod reads are bound to it)
     exists: bool = True  # False: a refused create (`refused`), no such Job of ours
     created: str | None = None  # metadata.creationTimestamp (RFC 3339)
+    alternative: str | None = None  # step Jobs of a step with alternatives: the app serving it
     pods: int = field(default=0, compare=False)
     # pods the Job controller made so far (active, succeeded,
     # failed): 0 long after `created` means it cannot make one.
@@ -149,6 +150,7 @@ class ObservedJob:
             analysis=labels.get(L.ANALYSIS),
             uid=meta.get("uid"),
             created=meta.get("creationTimestamp"),
+            alternative=labels.get(L.ALTERNATIVE) if kind is JobKind.STEP else None,
             pods=pods,
         )
 

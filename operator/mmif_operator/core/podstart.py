@@ -358,15 +358,20 @@ class Bounds:
 def run_bounds(spec: PipelineRunSpec, snapshot: PipelineSpec | None) -> Bounds:
     """A run's step Jobs: their step's `startupTimeoutSeconds` (the snapshot's); its prepare and
     manifest Jobs (the operator's image only): the run's `startTimeoutSeconds`."""
-    per_step = [s.startup_timeout_seconds for s in (snapshot.steps if snapshot is not None else ())]
+    steps = snapshot.steps if snapshot is not None else []
+    per_step = [s.startup_timeout_seconds for s in steps]
+    # A step Job serving an alternative (label mmif.dev/alternative): that app's bound.
+    per_alternative = {
+        (k, a.name): a.startup_timeout_seconds for k, s in enumerate(steps) for a in s.alternatives
+    }
     own = spec.start_timeout_seconds
 
     def of(job: ObservedJob) -> int:
         if job.kind is JobKind.STEP and job.step is not None and 0 <= job.step < len(per_step):
-            return per_step[job.step]
+            return per_alternative.get((job.step, job.alternative or ""), per_step[job.step])
         return own
 
-    return Bounds(of, min([own, *per_step]))
+    return Bounds(of, min([own, *per_step, *per_alternative.values()]))
 
 
 def analysis_bounds(app: App) -> Bounds:

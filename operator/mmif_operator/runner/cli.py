@@ -5,6 +5,7 @@ run's outputs for the `kubectl mmif` plugin (mmif_operator/results/show.py)."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -120,6 +121,19 @@ def _manifest_inputs(owner_uid: str | None) -> tuple[str, dict | None]:
     return states, reasons
 
 
+def _served_by() -> dict | None:
+    text = _get(env.SERVED_BY, required=False)
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"{env.SERVED_BY} is not JSON: {e}") from None
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise ConfigError(f"{env.SERVED_BY} must be a JSON object with a name")
+    return {k: str(v) for k, v in value.items() if k in ("name", "image", "url") and v}
+
+
 def cmd_step() -> int:
     from mmif_operator.runner.step import StepConfig, run_step
 
@@ -141,6 +155,7 @@ def cmd_step() -> int:
         termination_log=_termination_log(),
         run_uid=_get(env.RUN_UID, required=False),
         app_startup=_app_startup(),
+        served_by=_served_by(),
     )
     return run_step(cfg)
 

@@ -45,6 +45,9 @@ DEFAULT_APP_WAIT = 300.0
 #: runner starts (the app's startupTimeoutSeconds); past them the step fails for good
 #: (AppNotListening, exit 7) instead of being retried, and APP_WAIT does not apply
 APP_STARTUP_TIMEOUT = "MMIF_APP_STARTUP_TIMEOUT"
+#: set when the step has alternatives: the app chosen to serve this item, a JSON object
+#: {"name", "image"?, "url"?}; written as `servedBy` into the step's result record and the manifest
+SERVED_BY = "MMIF_SERVED_BY"
 
 # -- manifest -----------------------------------------------------------------------------------
 #: the file (a mounted ConfigMap key, runner/inputs.py) holding {"owner": uid, "itemStates":

@@ -50,6 +50,13 @@ def item_entry(
         "sha256": None,
         "finishedAt": None,
     }
+    served = [
+        {"step": s, **r["servedBy"]}
+        for s, r in zip(steps, records, strict=True)
+        if r is not None and isinstance(r.get("servedBy"), dict)
+    ]
+    if served:  # a step with alternatives: which app served the item there
+        entry["servedBy"] = served
     at = state.step
     if state.phase is ItemPhase.FAILED:  # with onItemFailure=Continue the item went on: first failure
         at = next((k for k, r in enumerate(records) if r is not None and r.get("state") == "Failed"), at)

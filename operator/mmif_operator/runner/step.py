@@ -31,6 +31,7 @@ class StepConfig:
     termination_log: str
     run_uid: str | None = None
     app_startup: float | None = None  # the app is this pod's sidecar: seconds it may take to listen
+    served_by: dict | None = None  # the step has alternatives: the app chosen ({name, image?, url?})
 
     @property
     def step(self) -> str:
@@ -202,6 +203,7 @@ def run_step(cfg: StepConfig) -> int:
             stepIndex=cfg.step_index,
             attempt=attempt,
             appUrl=cfg.app_url,
+            **({"servedBy": dict(cfg.served_by)} if cfg.served_by else {}),
             app=None,
             httpStatus=None,
             input=None,

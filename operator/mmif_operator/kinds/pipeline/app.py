@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -118,7 +119,7 @@ class App(SpecModel):
         None, description="When true, the app's pod fails to start if the app would run as root."
     )
 
-    cel_rules = (
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
             "has(self.image) || has(self.url)",
             "image is required unless url is set",

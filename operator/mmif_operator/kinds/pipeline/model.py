@@ -19,11 +19,38 @@ from mmif_operator.kinds.pipeline.app import App, StepMode, is_service_without_u
 from mmif_operator.kinds.pipelinerun.review import ReviewPolicy
 from mmif_operator.notifications.model import MAX_TARGETS, NotificationTarget
 
-__all__ = ["App", "StepMode", "Step", "PipelineSpec", "PipelineStatus", "StepStatus"]
+__all__ = ["Alternative", "App", "StepMode", "Step", "PipelineSpec", "PipelineStatus", "StepStatus"]
 
 KIND = "Pipeline"
 PLURAL = "pipelines"
 MAX_STEPS = 20
+MAX_ALTERNATIVES = 5  # per step, besides the step's own app
+
+
+class Alternative(App):
+    """Another app doing the same job as its step's own app: each item goes, when its step is
+    launched, to the most reliable healthy one of the step's app and its alternatives, by the
+    Monitors of the namespace (docs/design.md, "Alternatives"). It runs as a Job next to each
+    item (`mode: Job`) or at the `url` of an app someone runs (`mode: Service` with `url`): the
+    operator keeps no Deployment for an alternative."""
+
+    name: str = Field(
+        description="The alternative's name, unique among the step's alternatives and different "
+        "from the step's name (which names the step's own app): a DNS label of at most 30 "
+        "characters. The run's status and manifest say by this name which app served each item.",
+        pattern=DNS_LABEL,
+        max_length=30,
+    )
+
+    cel_rules = (
+        *App.cel_rules,
+        Rule(
+            "self.mode != 'Service' || has(self.url)",
+            "an alternative runs as a Job or at a url: mode Service needs url",
+            check=lambda a: not is_service_without_url(a),
+            field_path=".mode",
+        ),
+    )
 
 
 class Step(App):
@@ -35,6 +62,31 @@ class Step(App):
         "Service mode, its Deployment and Service.",
         pattern=DNS_LABEL,
         max_length=30,
+    )
+    alternatives: list[Alternative] = Field(
+        default_factory=list,
+        description=f"Other apps doing the step's job (at most {MAX_ALTERNATIVES}). When an "
+        "item's step is launched it goes to the most reliable healthy candidate, the step's own "
+        "app first and then these in order, by the Monitors of the namespace that test each "
+        "app's image (or url): `Healthy` before not monitored before `Degraded` before "
+        "`Failing`, higher reliability first, ties in this order. Without alternatives the step "
+        "always runs its own app.",
+        max_length=MAX_ALTERNATIVES,
+        json_schema_extra=list_map("name"),
+    )
+
+    cel_rules = (
+        *App.cel_rules,
+        Rule(
+            "!has(self.alternatives) || self.alternatives.all(a, a.name != self.name"
+            " && self.alternatives.exists_one(b, b.name == a.name))",
+            "alternatives: names must be unique and differ from the step's name",
+            check=lambda s: (
+                len({a.name for a in s.alternatives}) == len(s.alternatives)
+                and s.name not in {a.name for a in s.alternatives}
+            ),
+            field_path=".alternatives",
+        ),
     )
 
 
@@ -133,6 +185,19 @@ class PipelineSpec(SpecModel):
     )
 
 
+class AlternativeStatus(StatusModel):
+    """What the operator observes of one alternative of a step."""
+
+    name: str = Field(description="The alternative's name.", max_length=30)
+    mode: StepMode = Field(description="The alternative's mode.")
+    url: str | None = Field(None, description="The address item pods call (`url` only).", max_length=512)
+    ready: bool = Field(
+        False,
+        description="Whether it can take items: always true (a Job-mode app starts with each "
+        "item; a url is someone else's app, which the Monitors test).",
+    )
+
+
 class StepStatus(StatusModel):
     """What the operator observes of one step."""
 
@@ -151,6 +216,12 @@ class StepStatus(StatusModel):
         None, description="The app pods ready (Service mode without url only).", ge=0
     )
     ready: bool = Field(False, description="Whether the step can take items (always true in Job mode).")
+    alternatives: list[AlternativeStatus] = Field(
+        default_factory=list,
+        description="The step's alternatives, in order, and whether each can take items.",
+        max_length=MAX_ALTERNATIVES,
+        json_schema_extra=list_map("name"),
+    )
 
 
 class PipelineStatus(StatusModel):

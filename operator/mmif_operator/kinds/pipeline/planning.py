@@ -17,7 +17,7 @@ from mmif_operator.core.specs import parse_spec
 from mmif_operator.core.status import FALSE, TRUE, cut, find_condition, parse_time, set_condition
 from mmif_operator.kinds.pipeline import children as services
 from mmif_operator.kinds.pipeline.app import is_service_without_url
-from mmif_operator.kinds.pipeline.model import PipelineSpec
+from mmif_operator.kinds.pipeline.model import Alternative, PipelineSpec
 
 CONDITION_READY = "Ready"
 # kstatus's conditions (abnormal-true: True only while something is going on or wrong).
@@ -208,6 +208,15 @@ def _available(deployment: Mapping[str, Any] | None) -> tuple[int, int]:
     return int(st.get("readyReplicas") or 0), int(st.get("availableReplicas") or 0)
 
 
+def alternative_status(alt: Alternative) -> dict[str, Any]:
+    """`status.steps[].alternatives[]`: an alternative runs as a Job or at a url (the model
+    refuses a Service-mode one without url), so it can always take items."""
+    entry: dict[str, Any] = {"name": alt.name, "mode": alt.mode.value, "ready": True}
+    if alt.url:
+        entry["url"] = alt.url
+    return entry
+
+
 def compute_pipeline_status(
     pipeline: Pipeline,
     deployments: Iterable[Mapping[str, Any]],
@@ -276,6 +285,8 @@ def compute_pipeline_status(
                     )
         else:
             entry["ready"] = True
+        if step.alternatives:
+            entry["alternatives"] = [alternative_status(a) for a in step.alternatives]
         steps_status.append(entry)
     if problems:
         rank = max(p[0] for p in problems)

@@ -18,6 +18,7 @@ from mmif_operator.core.placement import place_pod
 from mmif_operator.kinds.pipeline.app import App, StepMode
 from mmif_operator.kinds.pipeline.children import app_env, app_resources
 from mmif_operator.kinds.pipeline.model import PipelineSpec, Step
+from mmif_operator.kinds.pipelinerun.alternatives import Candidate, served_by, served_step
 from mmif_operator.kinds.pipelinerun.model import KIND as KIND_RUN
 from mmif_operator.kinds.pipelinerun.model import PipelineRunSpec, RunWorkspace
 from mmif_operator.kinds.project.planning import RecordTarget
@@ -252,10 +253,18 @@ def step_job(
     item_index: int,
     step_index: int,
     operator_image: str,
+    served: Candidate | None = None,
 ) -> dict[str, Any]:
     """The Job running step `step_index` of item `item_index`; `params`: the run's
-    `spec.params` (per-step overrides of the steps' `parameters`)."""
+    `spec.params` (per-step overrides of the steps' `parameters`); `served`: for a step with
+    alternatives, the app chosen to serve the item (kinds/pipelinerun/alternatives.py)."""
     step = pipeline_spec.steps[step_index]
+    chosen: dict[str, Any] = {}
+    alternative: str | None = None
+    if served is not None and step.alternatives:
+        chosen = {E.SERVED_BY: json.dumps(served_by(served), sort_keys=True)}
+        alternative = served.name
+        step = served_step(step, served)
     name = names.step_job_name(ctx.name, item_index, step_index)
     labels = L.run_job_labels(
         ctx.name,
@@ -265,9 +274,12 @@ def step_job(
         step_index=step_index,
         item_index=item_index,
     )
+    if alternative is not None:
+        labels[L.ALTERNATIVE] = alternative
     env = _runner_base_env(ctx)
     env.update(
         {
+            **chosen,
             E.ITEM_INDEX: item_index,
             E.STEP_INDEX: step_index,
             E.STEPS: _step_names(pipeline_spec),

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -61,9 +61,11 @@ from mmif_operator.core.runtime.wakeups import RUN_DEBOUNCE_SECONDS
 from mmif_operator.core.specs import API_GROUP, InvalidSpec, ParseCache, parse_spec
 from mmif_operator.kinds.analysisjob import handler as analyses
 from mmif_operator.kinds.analysisjob import triggers
+from mmif_operator.kinds.monitor.model import PLURAL as MONITOR_PLURAL
 from mmif_operator.kinds.pipeline.model import PLURAL as PIPELINE_PLURAL
 from mmif_operator.kinds.pipeline.model import PipelineSpec
 from mmif_operator.kinds.pipelinerun import images
+from mmif_operator.kinds.pipelinerun.alternatives import MonitorView
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
 from mmif_operator.kinds.pipelinerun.planning import (
     AWAITING_REVIEW,
@@ -164,6 +166,7 @@ async def reconcile_run(
     wake: Wake | None = None,
     specs: ParseCache | None = None,
     records: RecordTarget | None = None,
+    monitors: Sequence[MonitorView] = (),
 ) -> PassResult:
     """One pass over one run (see the module docstring). `known`: the run as the previous pass
     left it (`PassResult.latest`), instead of reading it; `deletes`: where Jobs are deleted
@@ -177,7 +180,8 @@ async def reconcile_run(
     (label `mmif.dev/request`) is planned under the request's lock, with the other runs of the
     request listed afresh; when it enters Publishing, `wake` wakes those still awaiting theirs.
     `specs`: where the run's parsed spec is kept between passes (the loop's; parsed again when
-    the generation changes)."""
+    the generation changes). `monitors`: the Monitors of the namespace, for steps with
+    alternatives (kinds/pipelinerun/alternatives.py)."""
     run = dict(known) if known is not None else await kube.get_custom(RUN_PLURAL, namespace, name)
     meta = (run or {}).get("metadata") or {}
     if run is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
@@ -186,14 +190,14 @@ async def reconcile_run(
     if request is None or (run.get("status") or {}).get("phase") != AWAITING_REVIEW:
         return await _reconcile(
             kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
-            refusals, start_failures, None, specs, records,
+            refusals, start_failures, None, specs, records, monitors,
         )  # fmt: skip
     async with REQUEST_LOCKS.hold(namespace, request):
         listed = await kube.list_custom(RUN_PLURAL, namespace, {L.REQUEST: request})
         siblings = [Sibling.from_run(r) for r in listed if (r.get("metadata") or {}).get("name") != name]
         result = await _reconcile(
             kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
-            refusals, start_failures, siblings, specs, records,
+            refusals, start_failures, siblings, specs, records, monitors,
         )  # fmt: skip
     if result.plan is not None and result.plan.phase == PUBLISHING and result.patched and wake is not None:
         for sibling in siblings:
@@ -217,6 +221,7 @@ async def _reconcile(
     siblings: list[Sibling] | None,
     specs: ParseCache | None = None,
     records: RecordTarget | None = None,
+    monitors: Sequence[MonitorView] = (),
 ) -> PassResult:
     meta = run.get("metadata") or {}
     namespace, name = meta.get("namespace") or "", meta.get("name") or ""
@@ -281,6 +286,7 @@ async def _reconcile(
             siblings=siblings,
             pipeline_invalid=pipeline_invalid,
             records=records,
+            monitors=monitors,
         )
     if plan.notifications:
         # Queued in the same status patch as the transition; sent beside the loop (notifications.py).
@@ -457,6 +463,18 @@ def _needs_loop(spec: Any, status: Any, **_: Any) -> bool:
     return needs_loop(spec, status)
 
 
+MONITORS_INDEX = "monitors_by_namespace"  # kopf passes an index by its function's name
+
+
+@kopf.index(API_GROUP, VERSION, MONITOR_PLURAL)
+def monitors_by_namespace(
+    name: str, namespace: str | None, spec: Any, status: Any, **_: Any
+) -> dict[str, MonitorView]:
+    """namespace -> what the choice among a step's alternatives reads of each Monitor there
+    (its target app, health and activities' reliability)."""
+    return {namespace or "": MonitorView.from_monitor(name, dict(spec or {}), dict(status or {}))}
+
+
 # kopf passes the index `run_jobs` by name, which its DaemonFn protocol cannot list.
 @kopf.daemon(API_GROUP, VERSION, RUN_PLURAL, id="run-loop", when=_needs_loop)  # type: ignore[arg-type]
 async def run_loop(
@@ -471,6 +489,7 @@ async def run_loop(
 ) -> None:
     """The run's reconcile loop (see the module docstring)."""
     projects: kopf.Index = kwargs[PROJECTS_INDEX]  # the project of the run's namespace, if any
+    monitors: kopf.Index = kwargs[MONITORS_INDEX]  # the namespace's Monitors (alternatives)
     assert namespace is not None  # a namespaced resource: kopf's None is for cluster-scoped ones
     key = runtime.run_key(namespace, name)
     cfg = runtime.config()
@@ -511,6 +530,7 @@ async def run_loop(
             wake=lambda other: runtime.RUN_WAKERS.wake(runtime.run_key(namespace, other), refresh=True),
             specs=specs,
             records=record_target(list(projects.get(namespace, ()))),
+            monitors=tuple(monitors.get(namespace, ())),
         )
         known = result.latest
         if result.plan is not None:

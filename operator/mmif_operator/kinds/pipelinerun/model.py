@@ -31,7 +31,7 @@ from mmif_operator.core.model import (
 )
 from mmif_operator.core.requester import Requester
 from mmif_operator.kinds.analysisjob.model import MAX_ANALYSES
-from mmif_operator.kinds.pipeline.model import MAX_STEPS, PipelineSpec
+from mmif_operator.kinds.pipeline.model import MAX_ALTERNATIVES, MAX_STEPS, PipelineSpec
 from mmif_operator.kinds.pipelinerun.review import ReviewStatus, RunReview
 from mmif_operator.notifications.model import RunNotifications
 
@@ -290,6 +290,47 @@ class StepCounts(StatusModel):
     failed: int = Field(0, description="Items that failed at the step.", ge=0)
 
 
+class ServedCount(StatusModel):
+    """How many items one app of a step with alternatives served."""
+
+    name: str = Field(
+        description="The app: the step's name for its own app, else the alternative's name.", max_length=30
+    )
+    items: int = Field(0, description="Items whose step it ran to the end (succeeded or failed).", ge=0)
+    failed: int = Field(0, description="Of those, the ones that failed there.", ge=0)
+
+
+class StepAlternatives(StatusModel):
+    """The choice of app for one step with alternatives: the latest, and what each app served."""
+
+    step: str = Field(description="The step's name.", max_length=30)
+    chosen: str | None = Field(
+        None,
+        description="The app the step's latest launched items went to (the step's name for its "
+        "own app, else the alternative's name).",
+        max_length=30,
+    )
+    reason: str | None = Field(
+        None,
+        description="Why: `Healthiest` (Healthy by its Monitors, the most reliable), "
+        "`NotMonitored` (no Healthy candidate; the first that no Monitor covers), `Degraded` (none "
+        "Healthy or unmonitored: the most reliable Degraded one) or `AllFailing` (every candidate "
+        "Failing: the first still runs, with a Warning Event).",
+        max_length=32,
+    )
+    message: str | None = Field(
+        None,
+        description="Every candidate in the order of the choice, with its health, reliability and Monitors.",
+        max_length=MAX_FAILURE_MESSAGE,
+    )
+    served: list[ServedCount] = Field(
+        default_factory=list,
+        description="Per app that served items of the step so far, how many.",
+        max_length=MAX_ALTERNATIVES + 1,
+        json_schema_extra=list_map("name"),
+    )
+
+
 class Failure(StatusModel):
     """One item that failed at one step."""
 
@@ -419,6 +460,14 @@ class PipelineRunStatus(StatusModel):
         description="Item counts per step, in the pipeline's order.",
         max_length=MAX_STEPS,
         json_schema_extra=list_map("name"),
+    )
+    alternatives: list[StepAlternatives] = Field(
+        default_factory=list,
+        description="For each step with `alternatives` that launched items: the app chosen for "
+        "the latest items and why, and how many items each app served (the manifest says which "
+        "app served each item).",
+        max_length=MAX_STEPS,
+        json_schema_extra=list_map("step"),
     )
     failures: list[Failure] = Field(
         default_factory=list,

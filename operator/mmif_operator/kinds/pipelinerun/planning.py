@@ -33,7 +33,7 @@ import copy
 import json
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,6 +46,7 @@ from mmif_operator.core.specs import InvalidSpec, ParseCache, generation_key, pa
 from mmif_operator.core.status import UNKNOWN, capped, cut, find_condition, parse_time, rfc3339, set_condition
 from mmif_operator.kinds.pipeline.app import is_service_without_url
 from mmif_operator.kinds.pipeline.model import PipelineSpec
+from mmif_operator.kinds.pipelinerun import alternatives as A
 from mmif_operator.kinds.pipelinerun import children as J
 from mmif_operator.kinds.pipelinerun.images import image_digests
 from mmif_operator.kinds.pipelinerun.model import (
@@ -496,9 +497,12 @@ class _Planner:
         siblings: Iterable[Sibling] | None = None,
         pipeline_invalid: str | None = None,
         records: RecordTarget | None = None,
+        monitors: Sequence[A.MonitorView] = (),
     ):
         self.meta = dict(meta)
         self.records = records
+        self.monitors = monitors
+        self.choices: dict[int, A.Choice] = {}  # step index -> this pass's choice (alternatives)
         self._spec = spec  # None: it does not parse (plan_invalid_run)
         self.old = copy.deepcopy(dict(status))
         self.status = copy.deepcopy(self.old)
@@ -1019,6 +1023,59 @@ class _Planner:
         )
         self.status["itemFailureReasons"] = failurereasons.encode(self.reason_codes)
 
+    # -- alternatives (kinds/pipelinerun/alternatives.py) ----------------------------------
+    def _alternatives_entry(self, step_index: int) -> dict[str, Any]:
+        """The step's `status.alternatives` entry (made when missing), in the steps' order."""
+        name = self.step_names[step_index]
+        entries = [dict(e) for e in self.status.get("alternatives") or ()]
+        entry = next((e for e in entries if e.get("step") == name), None)
+        if entry is None:
+            entry = {"step": name, "served": []}
+            entries.append(entry)
+            order = {n: k for k, n in enumerate(self.step_names)}
+            entries.sort(key=lambda e: order.get(str(e.get("step")), len(order)))
+        self.status["alternatives"] = entries
+        return entry
+
+    def _choose(self, step_index: int) -> A.Candidate | None:
+        """The app the step's item launched now goes to (None: the step has no alternatives).
+        Chosen once per step and pass; a change of choice is recorded and announced."""
+        step = self.pipeline.steps[step_index]
+        if not step.alternatives:
+            return None
+        choice = self.choices.get(step_index)
+        if choice is None:
+            choice = self.choices[step_index] = A.choose(step, self.monitors)
+            entry = self._alternatives_entry(step_index)
+            message = cut(choice.message, MAX_FAILURE_MESSAGE)
+            if (entry.get("chosen"), entry.get("reason")) != (choice.candidate.name, choice.reason):
+                self._event(
+                    "Warning" if choice.warning else "Normal",
+                    choice.event_reason,
+                    f"items of step {step.name} now go to {choice.candidate.name} ({choice.reason}): "
+                    f"{choice.message}",
+                )
+            entry.update(chosen=choice.candidate.name, reason=choice.reason, message=message)
+        return choice.candidate
+
+    def _served(self, step_index: int, job: ObservedJob) -> None:
+        """Count the finished item-step `job` for the app that served it (label
+        `mmif.dev/alternative`): once, in the status patch that records its outcome."""
+        if job.alternative is None:
+            return
+        entry = self._alternatives_entry(step_index)
+        served = [dict(s) for s in entry.get("served") or ()]
+        count = next((s for s in served if s.get("name") == job.alternative), None)
+        if count is None:
+            if len(served) >= A.MAX_CANDIDATES:
+                return  # (cannot happen: one entry per candidate; the bound holds anyway)
+            count = {"name": job.alternative, "items": 0, "failed": 0}
+            served.append(count)
+        count["items"] = int(count.get("items") or 0) + 1
+        if job.state is JobState.FAILED:
+            count["failed"] = int(count.get("failed") or 0) + 1
+        entry["served"] = served
+
     def _items(self, cancel: bool, timed_out: bool) -> None:
         n = int(self.status["itemCount"])
         nsteps = len(self.step_names)
@@ -1050,6 +1107,7 @@ class _Planner:
                     st = ItemState(0, ItemPhase.RUNNING)  # created, status patch lost: in flight
                 current = by_step.get(st.step)
                 if st.phase is ItemPhase.RUNNING and current is not None and current.finished:
+                    self._served(st.step, current)
                     st = self._outcome(i, st.step, current, masks)
                     self._delete(current)
                     continue
@@ -1102,7 +1160,9 @@ class _Planner:
             ]
             for i, step in sorted(missing, key=lambda m: -m[1]):
                 self.plan.create.append(
-                    J.step_job(self.ctx, self.spec.params, self.pipeline, i, step, self.image)
+                    J.step_job(
+                        self.ctx, self.spec.params, self.pipeline, i, step, self.image, self._choose(step)
+                    )
                 )
 
         # 4. The status.
@@ -1252,6 +1312,7 @@ def plan_run(
     siblings: Iterable[Sibling] | None = None,
     pipeline_invalid: str | None = None,
     records: RecordTarget | None = None,
+    monitors: Sequence[A.MonitorView] = (),
 ) -> RunPlan:
     """Decide what to do for one PipelineRun.
 
@@ -1275,6 +1336,8 @@ def plan_run(
         given: not checked.
     records: the record store of the run's project (None: not in a project, or no store); the
         publish Job makes a record of each item that succeeded there.
+    monitors: the Monitors of the run's namespace, for the steps with `alternatives`
+        (kinds/pipelinerun/alternatives.py: which app each launched item-step goes to).
     A pending run waits for each of these until `metadata.creationTimestamp` +
     `spec.startTimeoutSeconds`, then fails with the reason it waited for.
     """
@@ -1295,6 +1358,7 @@ def plan_run(
         siblings,
         pipeline_invalid,
         records,
+        monitors,
     ).run_plan()
 
 
