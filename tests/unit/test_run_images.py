@@ -19,8 +19,23 @@ def spec(*steps: dict) -> PipelineSpec:
     return PipelineSpec.from_obj({"steps": list(steps), "workspace": {"claimName": "media"}})
 
 
-def job(name: str, step: int, state: JobState = JobState.SUCCEEDED, owner: str = OWNER) -> ObservedJob:
-    return ObservedJob(name, JobKind.STEP, state, item=0, step=step, owner_uid=owner, uid=f"{name}-uid")
+def job(
+    name: str,
+    step: int,
+    state: JobState = JobState.SUCCEEDED,
+    owner: str = OWNER,
+    alternative: str | None = None,
+) -> ObservedJob:
+    return ObservedJob(
+        name,
+        JobKind.STEP,
+        state,
+        item=0,
+        step=step,
+        owner_uid=owner,
+        uid=f"{name}-uid",
+        alternative=alternative,
+    )
 
 
 def pod(image: str, image_id: str | None, container: str = "app", sidecar: bool = False) -> dict:
@@ -46,7 +61,25 @@ def test_a_job_mode_step_is_read_from_a_finished_job_of_its_own_succeeded_first(
         job("j-ocr-theirs", 1, owner="another-run"),
     ]
     reads = images.reads_needed(None, s, "p", jobs, OWNER)
-    assert reads == [images.Read(step="asr", job="j-asr-ok", job_uid="j-asr-ok-uid")]
+    assert reads == [images.Read(step="asr", image="whisper:v1", job="j-asr-ok", job_uid="j-asr-ok-uid")]
+
+
+def test_a_step_with_alternatives_is_read_once_per_app_that_ran():
+    s = spec(
+        {
+            "name": "asr",
+            "image": "whisper:v1",
+            "alternatives": [
+                {"name": "backup", "image": "whisper-small:v1"},
+                {"name": "remote", "mode": "Service", "url": "http://asr.example:5000/"},
+            ],
+        }
+    )
+    known = [{"step": "asr", "image": "whisper:v1", "imageID": f"w@{DIGEST}"}]
+    jobs = [job("own", 0), job("alt", 0, alternative="backup"), job("far", 0, alternative="remote")]
+    reads = images.reads_needed(known, s, "p", jobs, OWNER)
+    # The own app is known; the url alternative runs elsewhere: only the backup image is read.
+    assert reads == [images.Read(step="asr", image="whisper-small:v1", job="alt", job_uid="alt-uid")]
 
 
 def test_steps_already_known_and_url_steps_are_not_read_again():
@@ -93,7 +126,7 @@ def test_digests_for_the_lineage_come_from_the_image_ids():
             {"step": "ocr", "image": "o:v1", "imageID": "not-a-digest"},
         ]
     )
-    assert got == {"asr": DIGEST}
+    assert got == {"w:v1": DIGEST}
 
 
 def test_the_lineage_names_each_steps_digest():
@@ -109,8 +142,8 @@ def test_the_lineage_names_each_steps_digest():
         reviewer="alice",
         comment=None,
         decided_at=None,
-        step_images={"asr": "w:v1"},
-        step_digests={"asr": DIGEST},
+        step_images={"asr": "w:v1", "remote": None},
+        image_digests={"w:v1": DIGEST},
     )
     doc = LIN.lineage(
         pub,
@@ -118,9 +151,17 @@ def test_the_lineage_names_each_steps_digest():
         size=1,
         path="records/x",
         inputs=[],
-        views=[{"step": "asr", "app": "http://apps.clams.ai/whisper/v1"}, {"step": "other"}],
+        views=[
+            {"step": "asr", "app": "http://apps.clams.ai/whisper/v1"},
+            {"step": "remote"},
+            {"step": "other"},
+        ],
     )
-    assert [(s["image"], s["imageDigest"]) for s in doc["steps"]] == [("w:v1", DIGEST), (None, None)]
+    assert [(s["image"], s["imageDigest"]) for s in doc["steps"]] == [
+        ("w:v1", DIGEST),
+        (None, None),
+        (None, None),
+    ]
 
 
 class FakeKube:

@@ -132,8 +132,8 @@ class Publication:
     project_id: str | None = None
     legal_tags: Sequence[str] = ()
     acl: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    step_images: Mapping[str, str] = field(default_factory=dict)
-    step_digests: Mapping[str, str] = field(default_factory=dict)
+    step_images: Mapping[str, str | None] = field(default_factory=dict)  # None: a url app served
+    image_digests: Mapping[str, str] = field(default_factory=dict)
 
 
 def lineage(
@@ -151,7 +151,8 @@ def lineage(
         entry = dict(v)
         step = entry.get("step")
         entry["image"] = pub.step_images.get(step) if step else None
-        entry["imageDigest"] = pub.step_digests.get(step) if step else None  # from the pod (images.py)
+        image = entry["image"]
+        entry["imageDigest"] = pub.image_digests.get(image) if image else None  # from the pod (images.py)
         steps.append(entry)
     requester = None
     if pub.requester and pub.requester.get("username"):

@@ -35,7 +35,7 @@ class RecordsContext:
     legal_tags: Sequence[str] = ()
     acl: Mapping[str, Sequence[str]] = field(default_factory=dict)
     step_images: Mapping[str, str] = field(default_factory=dict)
-    step_digests: Mapping[str, str] = field(default_factory=dict)  # step -> sha256:... that ran
+    image_digests: Mapping[str, str] = field(default_factory=dict)  # image -> sha256:... it ran as
 
     @classmethod
     def from_json(cls, text: str) -> RecordsContext:
@@ -51,7 +51,7 @@ class RecordsContext:
             legal_tags=tuple(obj.get("legalTags") or ()),
             acl=dict(obj.get("acl") or {}),
             step_images=dict(obj.get("stepImages") or {}),
-            step_digests=dict(obj.get("stepDigests") or {}),
+            image_digests=dict(obj.get("imageDigests") or {}),
         )
 
     def to_json(self) -> str:
@@ -67,7 +67,7 @@ class RecordsContext:
                 "legalTags": list(self.legal_tags),
                 "acl": {k: list(v) for k, v in self.acl.items()},
                 "stepImages": dict(self.step_images),
-                "stepDigests": dict(self.step_digests),
+                "imageDigests": dict(self.image_digests),
             },
             sort_keys=True,
         )
@@ -113,8 +113,14 @@ def publish_records(
         step_texts = [(s, _read(layout.step_mmif(index, k, s))) for k, s in enumerate(steps)]
         views = LIN.view_entries(text, LIN.steps_of_views(step_texts))
         sha = hashlib.sha256(data).hexdigest()
+        # A step with alternatives: the app that served this item there (manifest `servedBy`).
+        served = {s.get("step"): s for s in entry.get("servedBy") or () if isinstance(s, dict)}
         item_pub = dataclasses.replace(
             pub,
+            step_images={
+                **pub.step_images,
+                **{str(step): s.get("image") for step, s in served.items() if step},
+            },
             item_index=index,
             item_name=entry.get("name"),
             item_finished_at=entry.get("finishedAt"),
@@ -156,5 +162,5 @@ def publication(
         legal_tags=tuple(ctx.legal_tags),
         acl=ctx.acl,
         step_images=ctx.step_images,
-        step_digests=ctx.step_digests,
+        image_digests=ctx.image_digests,
     )

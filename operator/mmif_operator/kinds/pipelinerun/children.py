@@ -426,7 +426,7 @@ def publish_job(
     records: RecordTarget | None = None,
     run_spec: PipelineRunSpec | None = None,
     pipeline_spec: PipelineSpec | None = None,
-    step_digests: Mapping[str, str] | None = None,
+    image_digests: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Job publishing a reviewed run's outputs (`mmif-runner publish`): it writes
     `<runDir>/review.json` (the decision, from `review` = status.review) and marks the manifest
@@ -436,7 +436,7 @@ def publish_job(
     `records`: the run's project has a record store: the publish pod, alone of all pods, mounts
     it read-write, and makes a record of each item that succeeded (records/publisher.py), with
     the run's requester, legal tags and ACL (`run_spec`), its steps' images (`pipeline_spec`) and
-    their digests (`step_digests`, from status.appImages: images.py) in each lineage."""
+    the digests they ran as (`image_digests`, from status.appImages: images.py) in each lineage."""
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PUBLISH)
     env = {
         E.RUN_DIR: ctx.run_dir,
@@ -453,7 +453,10 @@ def publish_job(
     pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
     if records is not None:
         runner["env"].append(
-            {"name": E.RECORDS, "value": records_context(ctx, records, run_spec, pipeline_spec, step_digests)}
+            {
+                "name": E.RECORDS,
+                "value": records_context(ctx, records, run_spec, pipeline_spec, image_digests),
+            }
         )
         runner["volumeMounts"].append({"name": RECORDS_VOLUME, "mountPath": records.mount_path})
         pod_spec["volumes"].append(
@@ -474,7 +477,7 @@ def records_context(
     records: RecordTarget,
     run_spec: PipelineRunSpec | None,
     pipeline_spec: PipelineSpec | None,
-    step_digests: Mapping[str, str] | None = None,
+    image_digests: Mapping[str, str] | None = None,
 ) -> str:
     """`MMIF_RECORDS` of the publish pod: the record store and the run-wide part of each lineage."""
     requester = None
@@ -495,5 +498,5 @@ def records_context(
         legal_tags=tuple(run_spec.legal_tags or ()) if run_spec is not None else (),
         acl=acl,
         step_images={s.name: s.image for s in (pipeline_spec.steps if pipeline_spec else ()) if s.image},
-        step_digests=dict(step_digests or {}),
+        image_digests=dict(image_digests or {}),
     ).to_json()

@@ -2,10 +2,11 @@
 
 A step names its image by tag (`ghcr.io/clamsproject/app-whisper-wrapper:v10`); what ran is the
 image the node resolved, which only the pod knows (`containerStatuses[].imageID`). The run loop
-reads it once per step, beside its pass: from a pod of a finished step Job of that step (Job
-mode: the `app` container, before the Job is deleted), or from a pod of the step's Deployment
-(Service mode). A `url` step runs somewhere else: no image. At most one pod list per step
-lacking an entry, per pass, and none once every step has one. Decisions here are pure
+reads it once per step and app (a step with `alternatives` may run several), beside its pass:
+from a pod of a finished step Job of that app (Job mode: the `app` container, before the Job is
+deleted), or from a pod of the step's Deployment (Service mode). A `url` app runs somewhere
+else: no image. At most one pod list per (step, app) lacking an entry, per pass, and none once
+each has one. Decisions here are pure
 (`reads_needed`, `image_of`, `merged`); `read_app_images` does the reads.
 """
 
@@ -19,8 +20,8 @@ from typing import Any
 from mmif_operator.core import labels as L
 from mmif_operator.core.kube.ops import Kube
 from mmif_operator.core.observed import JobKind, JobState, ObservedJob
-from mmif_operator.kinds.pipeline.app import StepMode
-from mmif_operator.kinds.pipeline.model import PipelineSpec
+from mmif_operator.kinds.pipeline.app import App, StepMode
+from mmif_operator.kinds.pipeline.model import PipelineSpec, Step
 from mmif_operator.kinds.pipelinerun.children import APP_CONTAINER
 from mmif_operator.kinds.pipelinerun.model import MAX_APP_IMAGES
 
@@ -32,6 +33,7 @@ class Read:
     """One pod list: the pods of Job `job` (Job mode), or those matching `selector` (Service)."""
 
     step: str
+    image: str | None = None  # the image the step names for the app read (None: Service mode)
     job: str | None = None
     job_uid: str | None = None
     selector: Mapping[str, str] | None = None
@@ -44,30 +46,47 @@ def reads_needed(
     jobs: Iterable[ObservedJob],
     owner_uid: str,
 ) -> list[Read]:
-    """The reads this pass makes: for each step with an image and no entry yet, one pod list
-    (a Job-mode step: of one of its finished step Jobs observed now, succeeded first; a
-    Service-mode step: of its Deployment's pods)."""
+    """The reads this pass makes: for each (step, image) with no entry yet, one pod list (a
+    Job-mode app: of one of its finished step Jobs observed now, succeeded first; a Service-mode
+    step: of its Deployment's pods). A step Job runs the step's own app, or the alternative its
+    `mmif.dev/alternative` label names."""
     if spec is None:
         return []
-    have = {str(e.get("step")) for e in app_images or ()}
-    finished: dict[int, ObservedJob] = {}
+    have = {(str(e.get("step")), str(e.get("image"))) for e in app_images or ()}
+    finished: dict[tuple[int, str], ObservedJob] = {}
     for job in jobs:
         if job.kind is not JobKind.STEP or not job.exists or job.step is None or not job.finished:
             continue
-        if not job.owned_by(owner_uid):
+        if not job.owned_by(owner_uid) or not 0 <= job.step < len(spec.steps):
             continue
-        best = finished.get(job.step)
+        image = _image_of_job(spec.steps[job.step], job.alternative)
+        if image is None:
+            continue
+        key = (job.step, image)
+        best = finished.get(key)
         if best is None or (job.state is JobState.SUCCEEDED and best.state is not JobState.SUCCEEDED):
-            finished[job.step] = job
+            finished[key] = job
     out: list[Read] = []
-    for k, step in enumerate(spec.steps):
-        if step.name in have or not step.image or step.url:
-            continue
-        if step.mode is StepMode.SERVICE:
+    known_steps = {s for s, _ in have}
+    for step in spec.steps:
+        if step.mode is StepMode.SERVICE and step.image and not step.url and step.name not in known_steps:
             out.append(Read(step=step.name, selector=L.app_service_selector(pipeline, step.name)))
-        elif k in finished:
-            out.append(Read(step=step.name, job=finished[k].name, job_uid=finished[k].uid))
+    for (k, image), job in sorted(finished.items(), key=lambda kv: kv[0]):
+        name = spec.steps[k].name
+        if (name, image) not in have:
+            out.append(Read(step=name, image=image, job=job.name, job_uid=job.uid))
     return out
+
+
+def _image_of_job(step: Step, alternative: str | None) -> str | None:
+    """The image a Job-mode step Job runs: the step's own, or its alternative's; None for a url
+    app or a Service-mode step (its Jobs call the app; they do not run it)."""
+    app: App | None = step
+    if alternative is not None and alternative != step.name:
+        app = next((a for a in step.alternatives or () if a.name == alternative), None)
+    if app is None or app.url or not app.image or app.mode is StepMode.SERVICE:
+        return None
+    return app.image
 
 
 def image_of(pods: Iterable[Mapping[str, Any]], container: str = APP_CONTAINER) -> tuple[str, str] | None:
@@ -108,12 +127,12 @@ def digest(image_id: str) -> str | None:
 
 
 def image_digests(app_images: Sequence[Mapping[str, Any]] | None) -> dict[str, str]:
-    """step -> digest, for the lineage of records (the step's latest entry wins)."""
+    """image -> digest, for the lineage of records (the latest entry of an image wins)."""
     out: dict[str, str] = {}
     for e in app_images or ():
         d = digest(str(e.get("imageID") or ""))
-        if d and e.get("step"):
-            out[str(e["step"])] = d
+        if d and e.get("image"):
+            out[str(e["image"])] = d
     return out
 
 

@@ -944,7 +944,7 @@ class _Planner:
                     records=self.records,
                     run_spec=self.spec,
                     pipeline_spec=self.pipeline,
-                    step_digests=image_digests(self.status.get("appImages")),
+                    image_digests=image_digests(self.status.get("appImages")),
                 )
             )
             self._condition(UNKNOWN, PUBLISHING, f"the publish Job writes {self.ctx.run_dir}/{REVIEW_FILE}")
