@@ -144,6 +144,21 @@ def test_a_second_failure_adds_its_key_and_a_foreign_configmap_is_left_alone():
     assert other.run["status"]["failures"], "the run goes on"
 
 
+def test_past_the_bound_no_log_is_read_and_nothing_written():
+    kube = LogKube(make_run(2))
+    owner = {"kind": "PipelineRun", "name": "run-1", "uid": "uid-1", "controller": True}
+    full = {applogs.key(100 + i, 0): "x" for i in range(applogs.MAX_KEPT)}
+    kube.config_maps[CM] = applogs.config_map("run-1", "ns", "uid-1", owner, full)
+    reconcile(kube)
+    finish_all(kube)
+    reconcile(kube)
+    kube.calls.clear()
+    finish_all(kube, fail={"run-1-00000-0"})
+    reconcile(kube)
+    assert kube.log_reads == [] and not [c for c in kube.calls if c[1] == CM]
+    assert kube.config_maps[CM]["data"] == full
+
+
 def test_service_mode_steps_have_no_app_container_to_keep():
     kube = LogKube(make_run(1), sidecar=False)
     reconcile(kube)
