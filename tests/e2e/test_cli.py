@@ -6,7 +6,10 @@ update (cli/render.py), which is what these tests read.
 1. `run --watch` of a two-step pipeline: every update and the final frame, exit 0; then
    `status`, `wait`, `results` (as a user holding only the `mmif-user` ClusterRole), `--mmif`,
    `--view` and `logs` of a step whose pod is gone (the runner's log on the volume).
-2. A failing run: `run --watch` exits 1 with the reason and the app's message; `wait` says so.
+2. A failing run: `run --watch` exits 1 with the reason and the app's message; `wait` and `watch`
+   say so; once the step's pod and Job are gone, `logs` shows the app's own log, which the
+   operator kept (a ConfigMap owned by the run).
+2b. `watch` of a run started without it: its updates while it runs, the final frame, exit 0.
 3. `logs` of a step in flight (the runner's and the app's containers), then `cancel --wait`.
 4. A reviewed pipeline: `run --watch` stops at AwaitingReview (exit 5); `review pass --as rita`
    records rita and the run succeeds.
@@ -171,6 +174,11 @@ def test_run_watch_then_status_wait_results_and_logs(operator_deployed, namespac
     assert "the runner, from the volume (items/00000/00-transcript.log)" in proc.stdout, explain(proc)
     assert "item 0 (clip-0) step 0 (transcript): started (app http://127.0.0.1:5000" in proc.stdout
     assert "the app answered HTTP 200" in proc.stdout and "finished: Succeeded" in proc.stdout, explain(proc)
+    # a step that succeeded: its app's log is not kept, by design, and the plugin says so
+    assert (
+        "== item 0 (clip-0) step transcript: the step's pod is gone and the app's log was not kept"
+        " (the operator keeps the app's log of failed item-steps only) ==" in proc.stdout
+    ), explain(proc)
     no_reader_pods_left(namespace)
 
 
@@ -205,6 +213,66 @@ def test_a_failing_run_exits_non_zero_with_the_reason(operator_deployed, namespa
     assert "http://apps.mmif.dev/failer" in proc.stdout and "failOn 'bad' matched" in proc.stdout, explain(
         proc
     )
+
+    # `watch` of a run that ended Failed: its final frame at once, exit 1
+    proc = mmif("watch", "broken", "--timeout", "30", namespace=namespace)
+    assert proc.returncode == 1, explain(proc)
+    assert proc.stdout.splitlines()[-1].startswith("pipelinerun broken: Failed (ItemsFailed)"), explain(proc)
+
+    # the step's pod and Job are gone: the app's own log, kept by the operator when the step
+    # failed, read as a user holding only mmif-user
+    kube.eventually(
+        lambda: not kube.get_list("pods", namespace, "mmif.dev/run=broken,app.kubernetes.io/component=step"),
+        timeout=60,
+        what="the failed step's pod deleted",
+    )
+    assert not kube.get_list("jobs", namespace, "mmif.dev/run=broken,app.kubernetes.io/component=step")
+    bind(namespace, USER, "mmif-user")
+    proc = mmif("logs", "broken", "bad", "--step", "check", "--as", USER, namespace=namespace)
+    assert proc.returncode == 0, explain(proc)
+    uid = kube.get("pipelinerun", "broken", namespace)["metadata"]["uid"]
+    kept = f"broken-applogs-{uid.replace('-', '')[:8]}"
+    assert (
+        f"== item 0 (bad) step check: the app, kept by the operator when the step failed (ConfigMap {kept},"
+        " key 00000-0.log; at most its last 16 KiB) ==" in proc.stdout
+    ), explain(proc)
+    assert "failer: refusing document d1: it contains 'bad'" in proc.stdout, explain(
+        proc
+    )  # the app's own line
+    assert "the runner, from the volume (items/00000/00-check.log)" in proc.stdout, explain(proc)
+    cm = kube.get("configmap", kept, namespace)
+    assert [(o["kind"], o["uid"]) for o in cm["metadata"]["ownerReferences"]] == [("PipelineRun", uid)]
+    assert list(cm["data"]) == ["00000-0.log"] and len(cm["data"]["00000-0.log"].encode()) <= 16 * 1024
+    no_reader_pods_left(namespace)
+
+
+def test_watch_follows_a_run_it_did_not_start_to_its_end(
+    operator_deployed, namespace, workspace, build, runs
+):
+    docs = [f"media/w-{i}.mp4" for i in range(3)]
+    workspace.write_media({d: "not really a video\n" for d in docs})
+    build.apply(
+        build.pipeline(
+            "watched",
+            [build.step("nap", "sleeper", parameters={"seconds": "2"})],
+            claim_name=workspace.claim_name,
+        ),
+        namespace,
+    )
+    proc = mmif("run", "watched", *docs, "--name", "followed", "--parallelism", "1", namespace=namespace)
+    assert proc.returncode == 0 and "pipelinerun.mmif.dev/followed created" in proc.stdout, explain(proc)
+
+    proc = mmif("watch", "followed", "--timeout", "180", namespace=namespace)
+    assert proc.returncode == 0, explain(proc) + runs.diagnostics(namespace, "followed")
+    lines = proc.stdout.splitlines()
+    # it updated while the run went on: the items pass one by one (parallelism 1, 2 s each)
+    assert in_order(lines, [f"step nap {n}/3 " for n in (1, 2, 3)]), explain(proc)
+    assert in_order(lines, [f"run followed {n}/3 phase=Running" for n in (1, 2)]), explain(proc)
+    # the final frame: the step at 100%, its counts, the outcome
+    assert "step nap 3/3 succeeded=3 failed=0 running=0 pending=0" in lines, explain(proc)
+    table = proc.stdout[proc.stdout.index(f"pipelinerun followed ({namespace}): Succeeded") :]
+    assert "nap" in table and "3/3" in table, explain(proc)
+    assert lines[-1].startswith("pipelinerun followed: Succeeded, 3/3 items succeeded"), explain(proc)
 
 
 def test_logs_of_a_step_in_flight_then_cancel(operator_deployed, namespace, workspace, build, runs):

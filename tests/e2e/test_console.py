@@ -16,6 +16,9 @@ test's namespace with Roles the test grants; each logs in on the login page with
    and a timeline with one bar per TimeFrame of the item's final MMIF (read from the volume with
    mmif-python); the download link gives that MMIF; the reader pod is gone afterwards. A person
    who may read the run but not create pods sees the API server's refusal.
+5b. An item's logs: from a failed item's row, a person bound to `mmif-user` opens its logs and
+   sees the app's own message, kept by the operator after the step's pod was gone; a succeeded
+   item's logs say that its app's log is not kept.
 6. `kubectl mmif console --no-open` with a kubeconfig whose user is a token (bound to the
    shipped Role `mmif-console-access`): the printed address logs that person in on the namespace's
    runs; Ctrl-C (SIGINT) ends it and its port-forward (exit 130, the port closed).
@@ -563,6 +566,48 @@ def test_a_person_opens_an_items_mmif_and_sees_its_views_counts_and_timeline(
     page.locator('#items tbody tr[data-index="0"] button.mmif').click()
     expect(page.locator("#mmif-error")).to_contain_text(
         f'pods is forbidden: User "system:serviceaccount:{namespace}:onlooker" cannot create resource "pods"'
+    )
+    no_page_errors(page)
+    page.context.close()
+
+
+def test_a_person_opens_a_failed_items_logs_and_sees_the_apps_message(
+    console, browser, namespace, workspace, build, runs, shots
+):
+    workspace.write_media({"media/bad.mp4": "not really a video\n", "media/good.mp4": "fine\n"})
+    chain = [build.step("check", "failer", parameters={"failOn": "bad"})]
+    build.apply(build.pipeline("checked", chain, claim_name=workspace.claim_name), namespace)
+    items = [build.item("media/good.mp4", name="good"), build.item("media/bad.mp4", name="bad")]
+    build.apply(build.run("mixed", "checked", items, claim_name=workspace.claim_name), namespace)
+    run = runs.wait_to_finish(namespace, "mixed", timeout=240)
+    assert run["status"]["phase"] == "Failed", runs.diagnostics(namespace, "mixed")
+    kube.eventually(
+        lambda: not kube.get_list("pods", namespace, "mmif.dev/run=mixed,app.kubernetes.io/component=step"),
+        timeout=60,
+        what="the step pods deleted",
+    )
+
+    token = mmif_user(namespace, "triage")
+    page = login(browser, console, token, f"/run?ns={namespace}&name=mixed")
+    expect(page.locator("#run-phase")).to_have_text("Failed")
+    failed = page.locator('#items tbody tr[data-index="1"]')
+    expect(failed).to_contain_text("Failed")
+    expect(failed.locator("button.mmif")).to_be_visible()  # its MMIF, beside its logs
+    failed.locator("button.logs").click()
+    panel = page.locator("#logs-viewer")
+    expect(panel.locator("h2")).to_have_text("Item 1: logs")
+    kept = panel.locator("section.log-kept")
+    expect(kept.locator("h3")).to_contain_text(
+        "item 1 (bad) step check: the app, kept by the operator when the step failed", timeout=60_000
+    )
+    expect(kept.locator("pre")).to_contain_text("failer: refusing document d1: it contains 'bad'")
+    expect(panel.locator("section.log-volume h3")).to_contain_text("the runner, from the volume")
+    page.screenshot(path=str(shots / "console-item-logs.png"), full_page=True)
+
+    page.locator('#items tbody tr[data-index="0"] button.logs').click()  # it succeeded: not kept
+    expect(panel.locator("h2")).to_have_text("Item 0: logs")
+    expect(panel.locator("section.log-none h3")).to_contain_text(
+        "the operator keeps the app's log of failed item-steps only", timeout=60_000
     )
     no_page_errors(page)
     page.context.close()

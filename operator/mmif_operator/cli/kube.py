@@ -186,6 +186,16 @@ class Kube:
         )
         return list(got.items)
 
+    async def get_config_map(self, name: str) -> dict[str, Any] | None:
+        """The ConfigMap as a dict (None when there is none)."""
+        try:
+            got = await self.core.read_namespaced_config_map(name, self.namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise CliError(f"configmap {name}: {api_message(e)}") from None
+        return {"metadata": {"name": got.metadata.name}, "data": dict(got.data or {})}
+
     async def create_pod(self, body: dict[str, Any]) -> Any:
         return await self._call(
             "creating the reader pod",

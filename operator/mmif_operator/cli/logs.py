@@ -1,8 +1,7 @@
-"""`logs RUN ITEM [--step S]`: the runner's and the app's logs of an item-step. While the step's
-pod exists they come from the API (pods found by the run's labels, core/labels.py; in Job mode
-the app is the pod's sidecar container `app`); once it is gone, the runner's log comes from the
-volume (`items/<index>/<k>-<step>.log`, written by `mmif-runner step`, runner/steplog.py) through
-the reader pod. The app container's log is not kept after its pod is gone."""
+"""`logs RUN ITEM [--step S]`: the runner's and the app's logs of an item-step, also after the
+step's pod is gone: the runner's from the volume, the app's (for a failed item-step) from what the
+operator kept (core/applogs.py). What is shown, and why when something is not, is
+results/logs.py's, shared with the web console; here the plugin's client reads and prints it."""
 
 from __future__ import annotations
 
@@ -12,94 +11,59 @@ from typing import Any
 from mmif_operator.cli import reader
 from mmif_operator.cli.errors import CliError, Exit
 from mmif_operator.cli.kube import Kube
-from mmif_operator.core import labels as L
-from mmif_operator.kinds.pipelinerun.children import APP_CONTAINER, RUNNER_CONTAINER
-
-MAX_LOG_BYTES = 1024 * 1024  # per container, from the API
+from mmif_operator.results import logs as shared
+from mmif_operator.results.logs import MAX_LOG_BYTES, item_index, step_selector  # noqa: F401
 
 
-def step_selector(run: str, item_index: int, step_index: int) -> str:
-    """The label selector of the pods of one item-step of a run."""
-    labels = {
-        L.MANAGED_BY: L.MANAGER,
-        L.RUN: L.label_value(run),
-        L.COMPONENT: L.COMPONENT_STEP,
-        L.ITEM_INDEX: str(item_index),
-        L.STEP_INDEX: str(step_index),
-    }
-    return ",".join(f"{k}={v}" for k, v in labels.items())
+class _Source:
+    """results/logs.py's reads, with the plugin's client (the person's kubeconfig)."""
 
+    def __init__(self, kube: Kube, run: dict[str, Any], image: str | None) -> None:
+        self.kube, self.run, self.image = kube, run, image
 
-def item_index(run: dict[str, Any], ref: str) -> int | None:
-    """The index of item `ref` (its index, or its name among the run's inline items)."""
-    if ref.isdigit():
-        return int(ref)
-    for n, item in enumerate((run.get("spec") or {}).get("items") or []):
-        if item.get("name") == ref:
-            return n
-    return None  # itemsFrom: the reader resolves the name on the volume
+    async def step_pods(self, selector: str) -> list[shared.Pod]:
+        pods = await self.kube.list_pods(selector)
+        return [
+            shared.Pod(
+                p.metadata.name,
+                tuple(c.name for c in [*p.spec.containers, *(p.spec.init_containers or [])]),
+                p.metadata.creation_timestamp.isoformat() if p.metadata.creation_timestamp else "",
+            )
+            for p in pods
+        ]
 
+    async def pod_log(self, pod: str, container: str) -> str:
+        try:
+            return await self.kube.pod_log(pod, container, limit_bytes=MAX_LOG_BYTES)
+        except CliError as e:
+            raise shared.Unavailable(str(e)) from None
 
-async def _live(kube: Kube, run: str, index: int, k: int) -> list[tuple[str, str, str]]:
-    """(pod, container, log) of the step's pods that exist, oldest first."""
-    pods = sorted(
-        await kube.list_pods(step_selector(run, index, k)), key=lambda p: p.metadata.creation_timestamp
-    )
-    out = []
-    for pod in pods:
-        names = [c.name for c in pod.spec.containers] + [c.name for c in pod.spec.init_containers or []]
-        for container in (RUNNER_CONTAINER, APP_CONTAINER):
-            if container in names:
-                try:
-                    text = await kube.pod_log(pod.metadata.name, container, limit_bytes=MAX_LOG_BYTES)
-                except CliError as e:  # e.g. a container that has not started yet
-                    text = f"(no log: {e})\n"
-                out.append((pod.metadata.name, container, text))
-    return out
+    async def config_map(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.kube.get_config_map(name)
+        except CliError as e:
+            raise shared.Unavailable(str(e)) from None
+
+    async def read_volume(self, args: list[str]) -> dict[str, Any]:
+        try:
+            return await reader.read(self.kube, self.run, args, self.image)
+        except CliError as e:
+            raise shared.Unavailable(str(e)) from None
 
 
 async def cmd_logs(kube: Kube, args: argparse.Namespace, ui: Any) -> int:
     run = await kube.get_run(args.run)
-    steps = reader.run_steps(run)
-    if not steps:
-        raise CliError(f"pipelinerun {args.run} has not started its steps yet")
-    if args.step is not None and args.step not in steps:
-        raise CliError(
-            f"pipelinerun {args.run} has no step {args.step!r} (steps: {', '.join(steps)})", Exit.USAGE
-        )
-    chosen = [args.step] if args.step else steps
-    index = item_index(run, args.item)
-    _, _, folder = reader.run_location(run)
-    shown = 0
-    for step in chosen:
-        k = steps.index(step)
-        live = await _live(kube, args.run, index, k) if index is not None else []
-        if live:
-            for pod, container, text in live:
-                who = "the runner" if container == RUNNER_CONTAINER else "the app"
-                ui.out(f"== item {args.item} step {step}: {who}, pod {pod} container {container} ==")
-                ui.stream.write(text if text.endswith("\n") or not text else text + "\n")
-                shown += 1
-            continue
-        try:
-            got = await reader.read(
-                kube,
-                run,
-                ["log", "--run-dir", folder, "--steps", ",".join(steps), "--item", args.item, "--step", step],
-                args.reader_image,
-            )
-        except CliError as e:
-            if args.step:
-                raise
-            ui.out(f"== item {args.item} step {step}: no log ({e}) ==")
-            continue
-        ui.out(
-            f"== item {got['index']} ({got['name']}) step {step}: the runner, from the volume ({got['path']});"
-            " the step's pod is gone, and with it the app's log =="
-        )
-        ui.stream.write(got["log"] if got["log"].endswith("\n") or not got["log"] else got["log"] + "\n")
-        shown += 1
-    return Exit.OK if shown else Exit.ERROR
+    try:
+        sections = await shared.gather(run, args.item, args.step, _Source(kube, run, args.reader_image))
+    except shared.LogsError as e:
+        raise CliError(str(e), Exit.USAGE if e.usage else Exit.ERROR) from None
+    if args.step and not shared.has_log(sections):
+        raise CliError("; ".join(s.title for s in sections))
+    for s in sections:
+        ui.out(f"== {s.title} ==")
+        if s.text:
+            ui.stream.write(s.text if s.text.endswith("\n") else s.text + "\n")
+    return Exit.OK if shared.has_log(sections) else Exit.ERROR
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from mmif_operator.console import auth, bars, sse, viewer
+from mmif_operator.console import auth, bars, logs, sse, viewer
 from mmif_operator.console.config import Config
 from mmif_operator.console.hub import Event, Hub
 from mmif_operator.console.identity import Cluster, as_person, token_of
@@ -328,5 +328,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/namespaces/{ns}/runs/{name}", get_run)
     r.add_post("/api/namespaces/{ns}/runs/{name}/review", review_run)
     r.add_get("/api/namespaces/{ns}/runs/{name}/items/{index}/mmif", viewer.item_mmif)
+    r.add_get("/api/namespaces/{ns}/runs/{name}/items/{index}/logs", logs.item_logs)
     r.add_get("/api/namespaces/{ns}/pipelines", list_pipelines)
     r.add_get("/api/namespaces/{ns}/stream", stream)

@@ -120,6 +120,12 @@ def states_config_map_name(run: str, uid: str) -> str:
     return fit_name(run, f"-states-{_incarnation(uid)}")
 
 
+def app_logs_config_map_name(run: str, uid: str) -> str:
+    """`<run>-applogs-<uid[:8]>`: the ConfigMap keeping the app logs of a run's failed item-steps
+    (core/applogs.py)."""
+    return fit_name(run, f"-applogs-{_incarnation(uid)}")
+
+
 def analysis_states_config_map_name(analysis: str, uid: str) -> str:
     """`<analysis job>-astates-<uid[:8]>`: the item states for an AnalysisJob's manifest Job (the
     `a` keeps it apart from a run's `-states` of the same name)."""

@@ -1,7 +1,8 @@
 """The runner's own log of one item-step, kept on the volume beside the step's result record
 (`items/<index>/<k>-<step>.log`, runner/paths.py), so that `kubectl mmif logs` can show it after
 the step's pod is gone. Every attempt appends to it; the file is bounded (MAX_BYTES): past the
-bound one line says so and nothing more is written. The app container's own log is not kept."""
+bound one line says so and nothing more is written. The app container's own log of a failed
+item-step is kept by the operator, not here (core/applogs.py): step pods have no API token."""
 
 from __future__ import annotations
 

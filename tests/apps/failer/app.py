@@ -4,6 +4,7 @@ view; otherwise it behaves like textgen. Identifier http://apps.mmif.dev/failer/
 
 import argparse
 import logging
+import sys
 
 import pydantic
 from clams import ClamsApp, Restifier
@@ -39,6 +40,13 @@ class Failer(ClamsApp):
         fail_on = parameters.get("failOn") or ""
         for doc in mmif.documents:
             if fail_on and fail_on in (doc.location or ""):
+                # On the app's own log only (the error view says "matched"): what `kubectl mmif
+                # logs` must show from the log the operator kept (tests/e2e/test_cli.py).
+                print(
+                    f"failer: refusing document {doc.id}: it contains {fail_on!r}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 raise RuntimeError(f"failOn {fail_on!r} matched document {doc.id} ({doc.location})")
         view = mmif.new_view()
         self.sign_view(view, parameters)

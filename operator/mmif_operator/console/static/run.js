@@ -58,7 +58,8 @@
       h("td", {}, it.index), h("td", {}, it.item),
       h("td", { class: "state-" + it.state }, it.state), h("td", {}, it.step || ""),
       h("td", {}, it.reason || ""), h("td", {}, it.message || ""),
-      h("td", {}, h("button", { type: "button", class: "mmif", onclick: () => openMmif(it.index) }, "MMIF")))));
+      h("td", {}, h("button", { type: "button", class: "mmif", onclick: () => openMmif(it.index) }, "MMIF"),
+        " ", h("button", { type: "button", class: "logs", onclick: () => openLogs(it.index) }, "Logs")))));
     $("conditions").querySelector("tbody").replaceChildren(...r.conditions.map((k) => h("tr", {},
       h("td", {}, k.type), h("td", {}, k.status), h("td", {}, k.reason || ""), h("td", {}, k.message || ""),
       h("td", { class: "muted" }, when(k.lastTransitionTime)))));
@@ -129,6 +130,21 @@
     }
     viewer.replaceChildren(...renderViewer(res.body));
     viewer.scrollIntoView({ block: "start" });
+  }
+
+  // An item's logs (console/logs.py): what `kubectl mmif logs` prints, read with the person's token.
+  async function openLogs(index) {
+    const panel = $("logs-viewer");
+    panel.hidden = false;
+    panel.replaceChildren(h("h2", {}, `Item ${index}: logs`), h("p", { class: "muted", id: "logs-loading" }, "Reading the item's logs (with your identity)…"));
+    panel.scrollIntoView({ block: "start" });
+    const res = await api(`${base}/items/${index}/logs`);
+    if (!res.ok) {
+      panel.replaceChildren(h("h2", {}, `Item ${index}: logs`), h("p", { class: "message error", id: "logs-error", role: "alert" }, res.body.error || `Error ${res.status}`));
+      return;
+    }
+    panel.replaceChildren(h("h2", {}, `Item ${index}: logs`), ...res.body.sections.map((s) => h("section", { class: "log log-" + s.source },
+      h("h3", {}, s.title), s.text ? h("pre", {}, s.text) : "")));
   }
 
   $("review-form").addEventListener("submit", async (e) => {

@@ -290,6 +290,39 @@ class Kube:
                 break
         return pods
 
+    async def pod_log(
+        self, namespace: str, name: str, container: str, *, tail_lines: int | None = None
+    ) -> str:
+        """The log of `container` in pod `name` (its last `tail_lines` lines when given)."""
+        kw = self._kw(container=container)
+        if tail_lines is not None:
+            kw["tail_lines"] = tail_lines
+        resp: Any = await self.core.read_namespaced_pod_log(name, namespace, **kw)  # not JSON: as it is
+        try:
+            text = (await resp.read()).decode("utf-8", "replace")
+            status, reason = resp.status, resp.reason or ""
+        finally:
+            resp.release()
+        if status >= 400:
+            try:
+                message = str(json.loads(text).get("message") or text[:500])
+            except (ValueError, AttributeError):
+                message = text[:500]
+            raise KubeError(status, reason, message)
+        return text
+
+    async def patch(self, kind: str, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge-patch the object (a ConfigMap's `data`: only the keys named change)."""
+        api, plural = self._api(kind)
+        return await _call(
+            getattr(api, f"patch_namespaced_{plural}")(
+                name,
+                namespace,
+                dict(patch),
+                **self._kw(field_manager=FIELD_MANAGER, _content_type=MERGE_PATCH),
+            )
+        )
+
     # -- custom objects -------------------------------------------------------------------------
     async def list_custom(
         self,

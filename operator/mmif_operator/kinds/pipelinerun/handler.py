@@ -44,6 +44,7 @@ from mmif_operator.core.kube.ops import Kube
 from mmif_operator.core.model import API_VERSION, VERSION
 from mmif_operator.core.observed import ObservedJob
 from mmif_operator.core.podstart import Bounds, StartFailure, run_bounds
+from mmif_operator.core.runtime import applogs
 from mmif_operator.core.runtime import state as runtime
 from mmif_operator.core.runtime.apply import (
     apply_creates,
@@ -266,6 +267,10 @@ async def _reconcile(
     # A pod that never started has no termination message (an earlier attempt's would mislead).
     needed = [n for n in termination_messages_needed(run, jobs) if n not in start_failures]
     messages = await termination_messages(kube, namespace, needed, uids, f"run {namespace}/{name}")
+    # The app's log of each newly failed step, kept before the plan accounts for the failure
+    # (so before its Job is deleted): core/runtime/applogs.py.
+    failed_now = set(needed)
+    await applogs.keep_failed(kube, run, [j for j in jobs if j.name in failed_now], f"run {namespace}/{name}")
 
     now = now or datetime.now(UTC)
     if parsed is None:
