@@ -167,6 +167,41 @@ def test_pipeline_summary_step_readiness_in_spec_order():
         ("asr", "Service", False),
         ("ner", "Job", False),
     ]
+    assert [s["alternatives"] for s in p["steps"]] == [[], []]
+
+
+def test_pipeline_summary_names_a_steps_alternatives_and_their_readiness():
+    obj = {
+        "metadata": {"namespace": "a1", "name": "p"},
+        "spec": {
+            "steps": [
+                {
+                    "name": "asr",
+                    "image": "whisper:v1",
+                    "alternatives": [
+                        {"name": "small", "image": "whisper-small:v1"},
+                        {"name": "remote", "mode": "Service", "url": "http://asr.example/"},
+                    ],
+                }
+            ]
+        },
+        "status": {
+            "steps": [
+                {
+                    "name": "asr",
+                    "mode": "Job",
+                    "ready": True,
+                    "alternatives": [{"name": "small", "mode": "Job", "ready": True}],
+                }
+            ]
+        },
+    }
+    (step,) = bars.pipeline_summary(obj)["steps"]
+    assert step["alternatives"] == [
+        {"name": "small", "mode": "Job", "image": "whisper-small:v1", "url": None, "ready": True},
+        # Not reported by the operator yet: not ready.
+        {"name": "remote", "mode": "Service", "image": None, "url": "http://asr.example/", "ready": False},
+    ]
 
 
 # --- SSE framing --------------------------------------------------------------------------------

@@ -218,6 +218,7 @@ def pipeline_summary(obj: Mapping[str, Any]) -> dict[str, Any]:
     steps = []
     for s in spec.get("steps") or ():
         seen = observed.get(s.get("name")) or {}
+        seen_alternatives = {a.get("name"): a for a in seen.get("alternatives") or ()}
         steps.append(
             {
                 "name": s.get("name"),
@@ -227,6 +228,17 @@ def pipeline_summary(obj: Mapping[str, Any]) -> dict[str, Any]:
                 "ready": bool(seen.get("ready")),
                 "replicas": seen.get("replicas"),
                 "readyReplicas": seen.get("readyReplicas"),
+                # The other apps that may serve the step (chosen per item by the Monitors).
+                "alternatives": [
+                    {
+                        "name": a.get("name"),
+                        "mode": a.get("mode") or "Job",
+                        "image": a.get("image"),
+                        "url": a.get("url"),
+                        "ready": bool((seen_alternatives.get(a.get("name")) or {}).get("ready")),
+                    }
+                    for a in s.get("alternatives") or ()
+                ],
             }
         )
     return {

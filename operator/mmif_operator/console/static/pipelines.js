@@ -26,7 +26,9 @@
           ready.reason ? h("div", { class: "muted" }, ready.reason + (ready.message ? ": " + ready.message : "")) : null, extra),
         h("td", {}, p.steps.map((s) => h("span", { class: "step-chip " + (s.ready ? "ready" : "not-ready"),
           title: [s.mode, s.image || s.url].filter(Boolean).join(" · ") },
-          `${s.name} (${s.mode}${s.replicas != null ? `, ${s.readyReplicas || 0}/${s.replicas}` : ""}): ${s.ready ? "ready" : "not ready"}`))),
+          `${s.name} (${s.mode}${s.replicas != null ? `, ${s.readyReplicas || 0}/${s.replicas}` : ""}): ${s.ready ? "ready" : "not ready"}`,
+          (s.alternatives || []).length ? h("span", { class: "muted alternatives" },
+            " or " + s.alternatives.map((a) => `${a.name} (${a.image || a.url}${a.ready ? "" : ", not ready"})`).join(", ")) : null))),
         h("td", {}, p.reviewRequired ? "required" : ""));
     }));
     table.hidden = list.length === 0;
