@@ -133,6 +133,11 @@ def test_a_passed_run_makes_records_with_lineage_and_the_store_is_no_workspace(p
         return obj["status"].get("phase") == "AwaitingReview"
 
     kube.eventually(awaiting, timeout=240, interval=1, what="r1 AwaitingReview")
+    # The project cannot be closed while r1 awaits its review (the cluster admin neither).
+    closing = json.dumps({"spec": {"state": "Closed"}})
+    refused = kube.kubectl("patch", "project", ns, "--type=merge", "-p", closing, check=False)
+    assert refused.returncode != 0 and "await review: r1." in refused.stderr, refused.stderr
+    assert kube.get("project", ns)["spec"].get("state", "Open") == "Open"
     patch = json.dumps({"spec": {"review": {"decision": "Pass", "comment": "checked"}}})
     decided = kube.eventually(
         lambda: (
@@ -216,3 +221,16 @@ def test_a_passed_run_makes_records_with_lineage_and_the_store_is_no_workspace(p
     refused = as_user(CONTRIBUTOR, "create", "-n", ns, "-f", "-", group=CONTRIBUTORS, input=json.dumps(squat))
     assert refused.returncode != 0
     assert f"spec.workspace.claimName: records is project {ns}'s record store" in refused.stderr
+
+    # Nothing awaits review any more: the project closes, its records stay, no new run is taken.
+    kube.kubectl("patch", "project", ns, "--type=merge", "-p", closing)
+    kube.eventually(
+        lambda: kube.get("project", ns)["status"].get("phase") == "Closed", timeout=60, what="project Closed"
+    )
+    late = as_user(
+        CONTRIBUTOR, "create", "-n", ns, "-f", "-", group=CONTRIBUTORS,
+        input=json.dumps(run("late", "reviewed", [item("media/clip.mp4")], claim_name="media")),
+    )  # fmt: skip
+    assert late.returncode != 0 and "closed" in late.stderr.lower(), late.stderr
+    kept = mmif_as_contributor("records", "-o", "json", namespace=ns)
+    assert kept.returncode == 0 and [r["id"] for r in json.loads(kept.stdout)] == [f"sha256:{sha}"]

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import kopf
 import pytest
 from pydantic import ValidationError
 
 from mmif_operator.core.crdgen import RESOURCES
 from mmif_operator.kinds.pipelinerun.model import PipelineRunSpec
 from mmif_operator.kinds.project import defaults
+from mmif_operator.kinds.project import handler as H
 from mmif_operator.kinds.project import planning as P
 from mmif_operator.kinds.project.model import ProjectSpec
 
@@ -160,3 +162,36 @@ def test_the_namespace_names_the_record_claim_and_loses_the_label_with_the_store
     assert P.namespace_label_patch({"metadata": {}}, without) == {
         "metadata": {"labels": without["metadata"]["labels"]}
     }
+
+
+# --- closure ------------------------------------------------------------------------------------
+
+
+def test_closing_is_refused_while_runs_await_review_naming_them():
+    refusal = P.closure_refusal("oral-history", "Open", "Closed", ["r2", "r1", "r2"])
+    assert refusal is not None
+    assert "project oral-history cannot be closed" in refusal
+    assert "2 PipelineRun(s) in namespace oral-history await review: r1, r2." in refusal
+    assert P.closure_refusal("oral-history", "Open", "Closed", []) is None
+    assert P.closure_refusal("oral-history", None, "Closed", []) is None
+    # Not a closure: opening again, staying closed, any other edit.
+    assert P.closure_refusal("p", "Closed", "Open", ["r1"]) is None
+    assert P.closure_refusal("p", "Closed", "Closed", ["r1"]) is None
+    assert P.closure_refusal("p", "Open", "Open", ["r1"]) is None
+    many = [f"run-{i:03d}" for i in range(P.CLOSURE_NAMES_SHOWN + 5)]
+    text = P.closure_refusal("p", None, "Closed", many) or ""
+    assert "run-019" in text and "run-020" not in text and "and 5 more" in text
+
+
+def test_the_closure_webhook_reads_the_runs_awaiting_review_of_the_projects_namespace():
+    assert H.runs_awaiting_review(name="r1", namespace="p", status={"phase": "AwaitingReview"}) == {"p": "r1"}
+    assert H.runs_awaiting_review(name="r2", namespace="p", status={"phase": "Running"}) == {}
+    index = {"p": ["r1"], "other": ["x"]}
+    closing = {"spec": {"state": "Closed"}}
+    with pytest.raises(kopf.AdmissionError) as refused:
+        H.project_closure(
+            name="p", spec=closing["spec"], old={"spec": {}}, **{P.AWAITING_REVIEW_INDEX: index}
+        )
+    assert "await review: r1." in str(refused.value) and "x" not in str(refused.value).split("review:")[1]
+    # Another namespace's runs do not hold this project.
+    H.project_closure(name="q", spec=closing["spec"], old={"spec": {}}, **{P.AWAITING_REVIEW_INDEX: index})

@@ -6,7 +6,8 @@ namespace of the Project's name, created with our uid annotation, or found ours 
 again if someone changed them), or found someone else's (`Ready=False NameConflict`, never
 touched); the two RoleBindings (server-side applied when their subjects drifted; a foreign
 binding of that name is a conflict too); then the status, through kopf's patch. Decisions:
-kinds/project/planning.py; admission: kinds/project/defaults.py.
+kinds/project/planning.py; admission: kinds/project/defaults.py (runs and analyses) and
+`project_closure` (closing is refused while runs await review).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from mmif_operator.core.runtime import state as runtime
 from mmif_operator.core.status import TRUE, find_condition
 from mmif_operator.kinds.analysisjob.model import PLURAL as ANALYSIS_PLURAL
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
+from mmif_operator.kinds.pipelinerun.model import RunPhase
 from mmif_operator.kinds.project import defaults
 from mmif_operator.kinds.project import planning as P
 from mmif_operator.kinds.project.model import PLURAL, ProjectSpec
@@ -134,6 +136,22 @@ def _admit(kind: str, namespace: str | None, spec: Any, patch: Any, index: kopf.
         raise kopf.AdmissionError(refusal, code=403)
     for field, value in defaults.defaulted_fields(dict(spec or {}), project_spec).items():
         patch.spec[field] = value
+
+
+@kopf.index(GROUP, VERSION, RUN_PLURAL)
+def runs_awaiting_review(name: str, namespace: str | None, status: Any, **_: Any) -> dict[str, str]:
+    """namespace -> the names of its PipelineRuns awaiting review (for the closure webhook)."""
+    return {namespace or "": name} if status.get("phase") == RunPhase.AWAITING_REVIEW.value else {}
+
+
+@kopf.on.validate(GROUP, VERSION, PLURAL, id="project-closure", operations=["UPDATE"])
+def project_closure(*, name: str, spec: Any, old: Any, **kwargs: Any) -> None:
+    """Closing a Project is refused while runs of its namespace await review, naming them."""
+    old_state = ((old or {}).get("spec") or {}).get("state")
+    runs = kwargs[P.AWAITING_REVIEW_INDEX].get(P.namespace_of(name), ())
+    refusal = P.closure_refusal(name, old_state, (spec or {}).get("state"), runs)
+    if refusal:
+        raise kopf.AdmissionError(refusal, code=409)
 
 
 @kopf.on.mutate(GROUP, VERSION, RUN_PLURAL, id="project-pipelineruns", operations=["CREATE"])

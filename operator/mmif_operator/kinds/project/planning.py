@@ -10,7 +10,7 @@ role bindings do carry one, so deleting the Project revokes its members' access.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,12 +26,15 @@ from mmif_operator.kinds.project.model import (
     KIND,
     Members,
     ProjectSpec,
+    ProjectState,
 )
 
 UID_ANNOTATION = "mmif.dev/project-uid"
 RECORD_CLAIM_LABEL = "mmif.dev/record-claim"  # on the namespace: the record store's claim, for the
 # ValidatingAdmissionPolicy that refuses pods mounting it read-write (manifests/policy-records.yaml)
 PROJECTS_INDEX = "projects_by_namespace"  # the kopf index (kinds/project/handler.py): namespace -> Project
+AWAITING_REVIEW_INDEX = "runs_awaiting_review"  # the kopf index: namespace -> runs awaiting review
+CLOSURE_NAMES_SHOWN = 20  # runs named in a refused closure (the rest counted)
 CONDITION_READY = "Ready"
 CONDITION_RECONCILING = "Reconciling"
 CONDITION_STALLED = "Stalled"
@@ -216,3 +219,23 @@ def record_target(entries: Sequence[Mapping[str, Any]]) -> RecordTarget | None:
         name = str(entry.get("name"))
         return RecordTarget(name, spec.project_id or name, spec.records.claim_name, spec.records.mount_path)
     return None
+
+
+def closure_refusal(
+    project: str, old_state: str | None, new_state: str | None, awaiting: Iterable[str]
+) -> str | None:
+    """Why closing `project` is refused now, or None. Closing (state `Closed`, from anything
+    else) waits for every run of its namespace awaiting review to be passed, failed or cancelled:
+    closing would otherwise strand work a person still has to decide on."""
+    if new_state != ProjectState.CLOSED.value or old_state == ProjectState.CLOSED.value:
+        return None
+    runs = sorted(set(awaiting))
+    if not runs:
+        return None
+    shown = ", ".join(runs[:CLOSURE_NAMES_SHOWN])
+    more = f" and {len(runs) - CLOSURE_NAMES_SHOWN} more" if len(runs) > CLOSURE_NAMES_SHOWN else ""
+    return (
+        f"project {project} cannot be closed while {len(runs)} PipelineRun(s) in namespace "
+        f"{namespace_of(project)} await review: {shown}{more}. Pass, fail or cancel them first "
+        f"(kubectl mmif review pass|fail RUN, kubectl mmif cancel RUN)."
+    )
