@@ -145,9 +145,9 @@ def runs_awaiting_review(name: str, namespace: str | None, status: Any, **_: Any
 
 
 @kopf.on.validate(GROUP, VERSION, PLURAL, id="project-closure", operations=["UPDATE"])
-def project_closure(*, name: str, spec: Any, old: Any, **kwargs: Any) -> None:
+def project_closure(*, name: str, spec: Any, **kwargs: Any) -> None:
     """Closing a Project is refused while runs of its namespace await review, naming them."""
-    old_state = ((old or {}).get("spec") or {}).get("state")
+    old_state = ((kwargs.get("old") or {}).get("spec") or {}).get("state")
     runs = kwargs[P.AWAITING_REVIEW_INDEX].get(P.namespace_of(name), ())
     refusal = P.closure_refusal(name, old_state, (spec or {}).get("state"), runs)
     if refusal:
