@@ -3,7 +3,8 @@ record; a second run starts an item from that record's id (the prepare pod reads
 mounted read-only) and its output MMIF holds the record's views and the new step's; once that
 run is passed too, the new record's lineage names the parent record in `inputs[].record`. A run
 naming a record the store does not hold fails that item, the id named, and its other item goes
-on. Users by impersonation."""
+on. The Project lists the records its runs start from (status.referencedRecords). Users by
+impersonation."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from mmif import Mmif
 
 from mmif_operator.records import lineage as LIN
+from tests import kube
 from tests.objects import app_identifier, apply, item, pipeline, run, step
 from tests.projects import create_as_contributor, mmif_as_contributor, pass_review, record_project
 from tests.volume import Workspace
@@ -76,3 +78,15 @@ def test_an_item_starts_from_a_record_and_its_record_names_the_parent(project_ns
     failed = manifest["items"][1]
     assert failed["reason"] == "RecordNotFound", failed
     assert UNKNOWN in failed["message"], failed
+
+    # The project lists the records its runs name, with the runs (its pass every minute).
+    def referenced():
+        refs = (kube.get("project", ns).get("status") or {}).get("referencedRecords") or {}
+        return refs if refs.get("count") == 2 else None
+
+    refs = kube.eventually(
+        referenced, timeout=90, interval=2, what=f"project {ns} lists 2 referenced records"
+    )
+    assert {r["id"]: r["runs"] for r in refs["latest"]} == {parent_id: ["r2"], UNKNOWN: ["r3"]}
+    conds = {c["type"]: c for c in kube.get("project", ns)["status"]["conditions"]}
+    assert (conds["SharedRecords"]["status"], conds["SharedRecords"]["reason"]) == ("False", "NotShared")

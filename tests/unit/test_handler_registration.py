@@ -7,7 +7,7 @@ from kopf._core.intents import registries
 
 from mmif_operator import handlers  # noqa: F401
 from mmif_operator.kinds.pipelinerun.handler import MONITORS_INDEX
-from mmif_operator.kinds.project.planning import PROJECTS_INDEX
+from mmif_operator.kinds.project.planning import PROJECTS_INDEX, RUN_RECORDS_INDEX
 
 
 def _ids(kind_registry) -> set[str]:
@@ -27,7 +27,8 @@ def test_every_handler_is_registered():
         "notify-monitor",
     }
     assert {"project-changed"} <= _ids(registry._changing)
-    assert _ids(registry._indexing) >= {PROJECTS_INDEX, MONITORS_INDEX}  # the run loop reads them by name
+    # the run loop and the project's handlers read them by name
+    assert _ids(registry._indexing) >= {PROJECTS_INDEX, MONITORS_INDEX, RUN_RECORDS_INDEX}
     assert _ids(registry._webhooks) == {
         "requester-pipelineruns",
         "requester-analysisjobs",

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import pathlib
+from datetime import UTC, datetime
 
 import pytest
 from mmif import Mmif
@@ -20,6 +21,8 @@ from pydantic import ValidationError
 from mmif_operator.kinds.pipelinerun import children as jobs
 from mmif_operator.kinds.pipelinerun.model import PipelineRunSpec
 from mmif_operator.kinds.pipelinerun.planning import record_items_problem
+from mmif_operator.kinds.project import planning as P
+from mmif_operator.kinds.project.model import MAX_REFERENCED_RECORDS, ProjectSpec, ProjectStatus
 from mmif_operator.kinds.project.planning import RecordTarget
 from mmif_operator.records import lineage as LIN
 from mmif_operator.records import store
@@ -218,3 +221,78 @@ def run_chain_from_record(app_chain, tmp_path):
     items = [{"index": 0, "name": "a", "state": "Succeeded", "finishedAt": "2026-12-01T11:00:00Z"}]
     files.atomic_write_json(layout.manifest, {"run": "run-1", "steps": ["frames"], "items": items})
     return layout, str(records), str(app_chain.workspace), parent
+
+
+# -- the project's referenced records, and records shared with other projects ----------------------
+
+A, B, C = ("sha256:" + c * 64 for c in "abc")
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def entry(run, created, *records):
+    return P.run_records_entry(run, {"items": [VIDEO, *({"record": r} for r in records)]}, created)
+
+
+def project(name, state="Open"):
+    return {"name": name, "spec": {"records": {"claimName": "records"}, "state": state}}
+
+
+def test_a_run_is_indexed_by_the_distinct_records_its_items_name():
+    assert entry("r1", "2026-12-01T10:00:00Z", A, B, A) == {
+        "run": "r1",
+        "created": "2026-12-01T10:00:00Z",
+        "records": [A, B],
+    }
+    assert entry("r2", "2026-12-01T10:00:00Z") is None  # names none: not indexed
+
+
+def test_referenced_records_are_counted_and_bounded_newest_first():
+    runs = [entry("old", "2026-12-01T09:00:00Z", A), entry("new", "2026-12-01T10:00:00Z", B, A)]
+    assert P.referenced_records(runs) == {
+        "count": 2,
+        "latest": [{"id": B, "runs": ["new"]}, {"id": A, "runs": ["new", "old"]}],
+    }
+    many = [
+        entry(f"r{n:03d}", f"2026-12-01T10:{n // 60:02d}:{n % 60:02d}Z", f"sha256:{n:064x}")
+        for n in range(100)
+    ]
+    many += [entry(f"s{n}", "2026-11-01T00:00:00Z", A) for n in range(10)]
+    out = P.referenced_records(many)
+    assert out["count"] == 101
+    assert len(out["latest"]) == MAX_REFERENCED_RECORDS
+    assert out["latest"][0] == {"id": f"sha256:{99:064x}", "runs": ["r099"]}
+    assert len(P.referenced_records([entry(f"s{n}", "t", A) for n in range(10)])["latest"][0]["runs"]) == 5
+    ProjectStatus.from_obj({"referencedRecords": out})  # fits the schema's bounds
+
+
+def test_a_record_named_by_another_open_projects_runs_is_shared_on_both():
+    projects = {"p": [project("p")], "q": [project("q")], "z": [project("z", "Closed")], "e": [project("e")]}
+    runs = {
+        "p": [entry("p1", "t", A, B)],
+        "q": [entry("q1", "t", B, C)],
+        "z": [entry("z1", "t", A)],  # Closed: not looked at
+        "e": [entry("e1", "t", C)],  # nothing in common with p
+    }
+    assert P.shared_records("p", runs["p"], projects, runs) == [("q", [B])]
+    assert P.shared_records("q", runs["q"], projects, runs) == [("e", [C]), ("p", [B])]
+    status, reason, message = P.shared_condition(ProjectSpec.from_obj({}), [("q", [B])])
+    assert (status, reason) == ("True", P.R_SHARED) and "project q" in message and B in message
+    assert P.shared_condition(ProjectSpec.from_obj({}), [])[:2] == ("False", P.R_NOT_SHARED)
+    closed = ProjectSpec.from_obj({"state": "Closed"})
+    assert P.shared_condition(closed, [("q", [B])])[:2] == ("False", P.R_CLOSED)
+    assert P.shared_records("p", [], projects, runs) == []
+
+
+def test_the_shared_records_event_is_posted_once_per_change():
+    shared = P.shared_condition(ProjectSpec.from_obj({}), [("q", [B])])
+    first, event = P.with_records_status({"conditions": []}, {"count": 1, "latest": []}, shared, NOW, 2)
+    assert event == shared[2]
+    cond = next(c for c in first["conditions"] if c["type"] == P.CONDITION_SHARED_RECORDS)
+    assert (cond["status"], cond["reason"], cond["observedGeneration"]) == ("True", P.R_SHARED, 2)
+    assert first["referencedRecords"] == {"count": 1, "latest": []}
+    again, event = P.with_records_status(first, {"count": 1, "latest": []}, shared, NOW, 2)
+    assert event is None and again["conditions"] == first["conditions"]
+    more = P.shared_condition(ProjectSpec.from_obj({}), [("q", [B]), ("r", [A])])
+    assert P.with_records_status(again, {"count": 2, "latest": []}, more, NOW, 2)[1] == more[2]
+    gone = P.shared_condition(ProjectSpec.from_obj({}), [])
+    assert P.with_records_status(again, {"count": 0, "latest": []}, gone, NOW, 2)[1] is None
