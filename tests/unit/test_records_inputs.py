@@ -296,3 +296,25 @@ def test_the_shared_records_event_is_posted_once_per_change():
     assert P.with_records_status(again, {"count": 2, "latest": []}, more, NOW, 2)[1] == more[2]
     gone = P.shared_condition(ProjectSpec.from_obj({}), [])
     assert P.with_records_status(again, {"count": 0, "latest": []}, gone, NOW, 2)[1] is None
+
+
+def test_each_project_pass_lists_its_records_and_says_it_shares_one(monkeypatch):
+    """The handler's part (kinds/project/handler.py): the two indexes in, status and Event out."""
+    from mmif_operator.kinds.project import handler as H
+
+    posted = []
+    monkeypatch.setattr(
+        H.events, "post", lambda obj, type_, reason, message: posted.append((reason, message))
+    )
+    indexes = {
+        P.PROJECTS_INDEX: {"p": [project("p")], "q": [project("q")]},
+        P.RUN_RECORDS_INDEX: {"p": [entry("p1", "t", A)], "q": [entry("q1", "t", A, B)]},
+    }
+    body = {"apiVersion": "mmif.dev/v1alpha1", "kind": "Project", "metadata": {"name": "p"}}
+    out = H._records_status("p", ProjectSpec.from_obj({}), {"conditions": []}, indexes, NOW, 1, body)
+    assert out["referencedRecords"] == {"count": 1, "latest": [{"id": A, "runs": ["p1"]}]}
+    [cond] = [c for c in out["conditions"] if c["type"] == P.CONDITION_SHARED_RECORDS]
+    assert cond["status"] == "True" and "project q" in cond["message"]
+    assert posted == [(P.EV_SHARED_RECORDS, cond["message"])]
+    H._records_status("p", ProjectSpec.from_obj({}), out, indexes, NOW, 1, body)
+    assert len(posted) == 1  # nothing new: no second Event
