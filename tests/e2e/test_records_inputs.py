@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 
 import pytest
 from mmif import Mmif
@@ -90,3 +91,41 @@ def test_an_item_starts_from_a_record_and_its_record_names_the_parent(project_ns
     assert {r["id"]: r["runs"] for r in refs["latest"]} == {parent_id: ["r2"], UNKNOWN: ["r3"]}
     conds = {c["type"]: c for c in kube.get("project", ns)["status"]["conditions"]}
     assert (conds["SharedRecords"]["status"], conds["SharedRecords"]["reason"]) == ("False", "NotShared")
+
+
+@pytest.fixture
+def other_project(cluster, operator_deployed):
+    with record_project("recin-b") as name:
+        yield name
+
+
+def test_two_open_projects_whose_runs_name_the_same_record_both_say_so(project_ns, other_project):
+    record = f"sha256:{uuid.uuid4().hex * 2}"
+    for ns in (project_ns, other_project):
+        apply(pipeline("plain", [step("frames", "timeframes")], claim_name="media"), ns)
+        create_as_contributor(run("uses", "plain", [{"name": "shared", "record": record}]), ns)
+
+    def shared(ns: str, other: str):
+        conds = (kube.get("project", ns).get("status") or {}).get("conditions") or []
+        cond = next((c for c in conds if c["type"] == "SharedRecords"), {})
+        return (
+            cond if cond.get("status") == "True" and f"project {other}" in cond.get("message", "") else None
+        )
+
+    for ns, other in ((project_ns, other_project), (other_project, project_ns)):
+        cond = kube.eventually(
+            lambda ns=ns, other=other: shared(ns, other), timeout=150, interval=2, what=f"{ns} SharedRecords"
+        )
+        assert cond["reason"] == "SharedWithOtherProjects" and record in cond["message"], cond
+        refs = kube.get("project", ns)["status"]["referencedRecords"]
+        assert refs == {"count": 1, "latest": [{"id": record, "runs": ["uses"]}]}, refs
+
+        def event(ns=ns):
+            got = kube.kubectl(
+                "get", "events", "-A", "-o", "json",
+                "--field-selector", f"involvedObject.kind=Project,involvedObject.name={ns},reason=SharedRecords",
+            )  # fmt: skip
+            return json.loads(got.stdout)["items"]
+
+        (posted, *_) = kube.eventually(event, timeout=30, interval=1, what=f"a SharedRecords Event on {ns}")
+        assert record in posted["message"], posted
