@@ -349,14 +349,14 @@ INVALID = [
         RUN,
         lambda s: s["items"][0].update(mmif="earlier/interview.mmif"),
         "spec.items[0]: Invalid value",
-        "an item needs exactly one of documents or mmif",
+        "an item needs exactly one of documents, mmif or record",
     ),
     case(
         "item-neither-documents-nor-mmif",
         RUN,
         lambda s: s["items"][1].pop("documents"),
         "spec.items[1]: Invalid value",
-        "an item needs exactly one of documents or mmif",
+        "an item needs exactly one of documents, mmif or record",
     ),
     case(
         "item-no-documents",

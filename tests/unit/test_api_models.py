@@ -121,8 +121,8 @@ def test_pipeline_rejects_invalid_spec(path, value, message):
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        ("items.0.mmif", "a.mmif", "exactly one of documents or mmif"),
-        ("items.1.mmif", None, "exactly one of documents or mmif"),
+        ("items.0.mmif", "a.mmif", "exactly one of documents, mmif or record"),
+        ("items.1.mmif", None, "exactly one of documents, mmif or record"),
         ("itemsFrom", {"path": "batch.jsonl"}, "exactly one of items or itemsFrom"),
         ("items", None, "exactly one of items or itemsFrom"),
         ("items", [], "at least 1 item"),

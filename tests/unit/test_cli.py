@@ -109,7 +109,7 @@ def test_documents_params_and_items_files_are_checked():
     jsonl = '{"documents": [{"location": "m/x.mp4", "mimeType": "video/mp4"}]}\n{"mmif": "y.mmif"}\n'
     assert [i.get("mmif") for i in runs.load_items(jsonl)] == [None, "y.mmif"]
     assert runs.load_items("items:\n- mmif: y.mmif\n") == [{"mmif": "y.mmif"}]
-    with pytest.raises(CliError, match="item 1: .*exactly one of documents or mmif"):
+    with pytest.raises(CliError, match="item 1: .*exactly one of documents, mmif or record"):
         runs.load_items('[{"mmif": "a"}, {"name": "both-missing"}]')
 
 

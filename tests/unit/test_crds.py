@@ -138,8 +138,14 @@ def test_cel_rules_name_existing_fields(kind, path, node):
         (
             "PipelineRun",
             ".spec.items[]",
-            "an item needs exactly one of documents or mmif",
-            "has(self.documents) != has(self.mmif)",
+            "an item needs exactly one of documents, mmif or record",
+            "has(self.record) || has(self.documents) != has(self.mmif)",
+        ),
+        (
+            "PipelineRun",
+            ".spec.items[]",
+            "record excludes documents and mmif: an item needs exactly one of them",
+            "!has(self.record) || (!has(self.documents) && !has(self.mmif))",
         ),
         (
             "PipelineRun",

@@ -7,7 +7,7 @@ from kopf._core.intents import registries
 
 from mmif_operator import handlers  # noqa: F401
 from mmif_operator.kinds.pipelinerun.handler import MONITORS_INDEX
-from mmif_operator.kinds.project.planning import AWAITING_REVIEW_INDEX, PROJECTS_INDEX
+from mmif_operator.kinds.project.planning import AWAITING_REVIEW_INDEX, PROJECTS_INDEX, RUN_RECORDS_INDEX
 
 
 def _ids(kind_registry) -> set[str]:
@@ -27,8 +27,13 @@ def test_every_handler_is_registered():
         "notify-monitor",
     }
     assert {"project-changed"} <= _ids(registry._changing)
-    # The run loop and the closure webhook read them by name.
-    assert _ids(registry._indexing) >= {PROJECTS_INDEX, MONITORS_INDEX, AWAITING_REVIEW_INDEX}
+    # The run loop, the closure webhook and the project's handlers read them by name.
+    assert _ids(registry._indexing) >= {
+        PROJECTS_INDEX,
+        MONITORS_INDEX,
+        AWAITING_REVIEW_INDEX,
+        RUN_RECORDS_INDEX,
+    }
     assert _ids(registry._webhooks) == {
         "requester-pipelineruns",
         "requester-analysisjobs",

@@ -153,7 +153,7 @@ def test_prepare_reports_the_first_problems_of_many(monkeypatch, ws):
     assert code == ExitCode.INVALID_INPUT
     assert term["problemCount"] == 8
     assert len(term["problems"]) == 5
-    assert term["problems"][0] == "item 0 (item-00000): needs exactly one of 'documents' and 'mmif'"
+    assert term["problems"][0] == "item 0 (item-00000): needs exactly one of 'documents', 'mmif' and 'record'"
     assert "application/pdf" in term["problems"][1]
     assert "1 to 10 entries" in term["problems"][2]
     assert "unknown field(s) 'colour'" in term["problems"][3]

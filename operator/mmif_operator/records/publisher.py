@@ -20,6 +20,7 @@ from mmif import Mmif
 
 from mmif_operator.records import lineage as LIN
 from mmif_operator.records import store
+from mmif_operator.runner.items import read_items
 from mmif_operator.runner.paths import RunLayout
 
 
@@ -73,8 +74,9 @@ class RecordsContext:
         )
 
 
-def _inputs(source_text: str | None, workspace: str) -> list[LIN.Input]:
-    """The item's documents with the sha256 of their files (None when unreadable)."""
+def _inputs(source_text: str | None, workspace: str, parent: str | None = None) -> list[LIN.Input]:
+    """The item's documents with the sha256 of their files (None when unreadable); `parent`: the
+    record the item started from (its source MMIF is that record's), named on each input."""
     if source_text is None:
         return []
     out = []
@@ -83,7 +85,7 @@ def _inputs(source_text: str | None, workspace: str) -> list[LIN.Input]:
         path = unquote(urlparse(location).path) if location.startswith("file:") else location
         sha = store.sha256_file(path) if os.path.isfile(path) else None
         rel = os.path.relpath(path, workspace) if path.startswith(workspace.rstrip("/") + "/") else path
-        out.append(LIN.Input(rel, doc.properties.mime or None, sha))
+        out.append(LIN.Input(rel, doc.properties.mime or None, sha, parent))
     return out
 
 
@@ -101,6 +103,8 @@ def publish_records(
     """One record per Succeeded item with a final MMIF: [{item, name, id}], in item order (the
     same on a retry: a record that exists is the same record)."""
     steps = list(manifest.get("steps") or [])
+    # The record each item started from (prepare wrote it in items.jsonl), for `inputs[].record`.
+    parents = {i.index: i.record for i in read_items(layout.items)} if os.path.isfile(layout.items) else {}
     out = []
     for entry in manifest.get("items") or ():
         if entry.get("state") != "Succeeded":
@@ -131,7 +135,7 @@ def publish_records(
             sha256=sha,
             size=len(data),
             path=store.object_path(sha),
-            inputs=_inputs(_read(layout.source_mmif(index)), ctx.workspace),
+            inputs=_inputs(_read(layout.source_mmif(index)), ctx.workspace, parents.get(index)),
             views=views,
         )
         LIN.validate(doc)

@@ -41,6 +41,38 @@ def sha256_file(path: str, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+class RecordUnavailable(LookupError):
+    """A record cannot be read: the store does not hold it, or its bytes are not its sha256."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+R_NOT_FOUND = "RecordNotFound"
+R_CORRUPT = "RecordCorrupt"
+
+
+def read(root: str, record_id: str) -> bytes:
+    """The MMIF of record `record_id` (`sha256:<hex>`), checked against its sha256 (a store
+    mounted read-only can still be damaged): RecordUnavailable when it is missing or damaged."""
+    sha = record_id.removeprefix("sha256:")
+    path = os.path.join(root, object_path(sha))
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise RecordUnavailable(
+            R_NOT_FOUND, f"record {record_id} is not in the project's record store"
+        ) from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha:
+        raise RecordUnavailable(
+            R_CORRUPT, f"record {record_id} in the record store has sha256 {actual}: it is damaged"
+        )
+    return data
+
+
 def object_path(sha: str) -> str:
     return os.path.join("objects", sha[:2], f"{sha}.mmif")
 

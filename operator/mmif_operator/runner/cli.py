@@ -99,7 +99,13 @@ def cmd_prepare() -> int:
     if (items_file is None) == (items_from is None):
         raise ConfigError(f"set exactly one of {env.ITEMS_FILE} and {env.ITEMS_FROM}")
     return run_prepare(
-        _abs(env.WORKSPACE), _abs(env.RUN_DIR), _get(env.RUN_UID), items_file, items_from, _termination_log()
+        _abs(env.WORKSPACE),
+        _abs(env.RUN_DIR),
+        _get(env.RUN_UID),
+        items_file,
+        items_from,
+        _termination_log(),
+        _get(env.RECORDS_DIR, required=False),
     )
 
 

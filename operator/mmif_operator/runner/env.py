@@ -26,6 +26,10 @@ ITEMS_FILE = "MMIF_ITEMS_FILE"
 #: path, relative to the workspace, of a JSON Lines file with one item a line (spec.itemsFrom.path)
 ITEMS_FROM = "MMIF_ITEMS_FROM"
 
+#: set when the run's project has a record store and items may name records: where the prepare
+#: pod mounts it read-only (records/store.py); an item naming a record without it fails
+RECORDS_DIR = "MMIF_RECORDS_DIR"
+
 # -- step ---------------------------------------------------------------------------------------
 ITEM_INDEX = "MMIF_ITEM_INDEX"
 STEP_INDEX = "MMIF_STEP_INDEX"
@@ -73,7 +77,7 @@ ANALYSIS_DIR = "MMIF_ANALYSIS_DIR"
 ANALYSIS_UID = "MMIF_ANALYSIS_UID"
 ANALYSIS_NAME = "MMIF_ANALYSIS_NAME"
 
-PREPARE = (WORKSPACE, RUN_DIR, RUN_UID, ITEMS_FILE, ITEMS_FROM, TERMINATION_LOG)
+PREPARE = (WORKSPACE, RUN_DIR, RUN_UID, ITEMS_FILE, ITEMS_FROM, RECORDS_DIR, TERMINATION_LOG)
 STEP = (
     WORKSPACE,
     RUN_DIR,

@@ -48,6 +48,8 @@ class Reason:
     OUTPUT_TOO_LARGE = "OutputTooLarge"  # the answer is longer than the runner reads: exit 3
     INVALID_ITEMS = "InvalidItems"  # prepare, exit 4
     INVALID_INPUT = "InvalidInput"  # step, exit 4
+    RECORD_NOT_FOUND = "RecordNotFound"  # step 0 of an item whose record prepare could not read: exit 4
+    RECORD_CORRUPT = "RecordCorrupt"  # ... whose record's bytes are not its sha256: exit 4
     OUTPUT_CONFLICT = "OutputConflict"
     INVALID_CONFIG = "InvalidConfig"
     RUNNER_ERROR = "RunnerError"  # unexpected exception in the runner (I/O...): exit 2

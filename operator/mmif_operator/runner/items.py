@@ -1,7 +1,8 @@
 """Items of a batch: parsing, validation against the workspace, the normalised items.jsonl.
 
-An item (docs/reference.md) is `{name?, documents: [{location, mimeType}]}` (1..10 documents) or
-`{name?, mmif: path}`; every path is relative to the workspace, has no leading "/" and no ".."
+An item (docs/reference.md) is `{name?, documents: [{location, mimeType}]}` (1..10 documents),
+`{name?, mmif: path}` or `{name?, record: "sha256:<hex>"}` (a record of the project's record store,
+copied as the item's source MMIF by prepare: runner/prepare.py); every path is relative to the workspace, has no leading "/" and no ".."
 segment, and must name an existing file inside the workspace (symlinks included).
 """
 
@@ -20,6 +21,7 @@ MAX_DOCUMENTS = 10
 MEDIA_MAJOR_TYPES = ("video", "audio", "text", "image")
 MAX_PROBLEMS = 5  # problems reported in the termination message
 _MIME = re.compile(r"^([a-z]+)/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$")
+_RECORD_ID = re.compile(r"^sha256:[0-9a-f]{64}$")  # the model's RECORD_ID_PATTERN
 
 
 def default_name(index: int) -> str:
@@ -41,10 +43,18 @@ class Item:
     name: str
     documents: tuple[DocumentSpec, ...] = ()
     mmif: str | None = None  # relative to the workspace
+    record: str | None = None  # sha256:<hex>: prepare copied that record as the source MMIF...
+    record_problem: tuple[str, str] | None = None  # ... or could not: (reason, message), which
+    # the item's first step fails with
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {"index": self.index, "name": self.name}
-        if self.mmif is not None:
+        if self.record is not None:
+            out["record"] = self.record
+            if self.record_problem is not None:
+                reason, message = self.record_problem
+                out["recordProblem"] = {"reason": reason, "message": message}
+        elif self.mmif is not None:
             out["mmif"] = self.mmif
         else:
             out["documents"] = [d.to_json() for d in self.documents]
@@ -54,7 +64,20 @@ class Item:
     def from_json(cls, obj: dict) -> Item:
         """Read back a line of items.jsonl (already validated by prepare)."""
         docs = tuple(DocumentSpec(d["location"], d["mimeType"]) for d in obj.get("documents") or ())
-        return cls(index=int(obj["index"]), name=str(obj["name"]), documents=docs, mmif=obj.get("mmif"))
+        return cls(
+            index=int(obj["index"]),
+            name=str(obj["name"]),
+            documents=docs,
+            mmif=obj.get("mmif"),
+            record=obj.get("record"),
+            record_problem=_problem(obj.get("recordProblem")),
+        )
+
+
+def _problem(obj: Any) -> tuple[str, str] | None:
+    if not isinstance(obj, dict):
+        return None
+    return str(obj.get("reason")), str(obj.get("message"))
 
 
 class ItemsError(Exception):
@@ -128,7 +151,7 @@ def validate_item(raw: Any, index: int, workspace: str) -> tuple[Item | None, li
     problems: list[str] = []
     if not isinstance(raw, dict):
         return None, [f"must be a JSON object, not {type(raw).__name__}"]
-    unknown = sorted(set(raw) - {"name", "documents", "mmif"})
+    unknown = sorted(set(raw) - {"name", "documents", "mmif", "record"})
     if unknown:
         problems.append(f"unknown field(s) {', '.join(map(repr, unknown))}")
     name = raw.get("name")
@@ -137,12 +160,15 @@ def validate_item(raw: Any, index: int, workspace: str) -> tuple[Item | None, li
     elif not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
         problems.append(f"name must be a non-empty string of at most {MAX_NAME} characters")
         name = default_name(index)
-    has_docs, has_mmif = "documents" in raw, "mmif" in raw
-    if has_docs == has_mmif:
-        problems.append("needs exactly one of 'documents' and 'mmif'")
+    has_docs, has_mmif, has_record = "documents" in raw, "mmif" in raw, "record" in raw
+    if has_docs + has_mmif + has_record != 1:
+        problems.append("needs exactly one of 'documents', 'mmif' and 'record'")
         return None, problems
     docs: list[DocumentSpec] = []
-    if has_mmif:
+    if has_record:
+        if not isinstance(raw["record"], str) or not _RECORD_ID.match(raw["record"]):
+            problems.append(f"record {raw['record']!r} is not a record id like 'sha256:<64 hex digits>'")
+    elif has_mmif:
         _check_file(workspace, raw["mmif"], "mmif", problems)
     else:
         documents = raw["documents"]
@@ -175,6 +201,7 @@ def validate_item(raw: Any, index: int, workspace: str) -> tuple[Item | None, li
         name=name,
         documents=tuple(docs),
         mmif=os.path.normpath(raw["mmif"]) if has_mmif else None,
+        record=raw["record"] if has_record else None,
     ), []
 
 

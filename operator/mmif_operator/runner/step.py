@@ -68,7 +68,8 @@ def read_input(path: str, limit: int | None = None) -> bytes:
 
 
 def input_path(cfg: StepConfig, layout: RunLayout, item: Item) -> str:
-    """Step 0 reads the source MMIF (built here from the documents once) or the item's own MMIF;
+    """Step 0 reads the source MMIF (built here from the documents once, or the record prepare
+    copied there) or the item's own MMIF;
     step k reads the MMIF of step k-1. When that one was never written (step k-1 gave invalid
     output and the run continues on failure), the newest earlier MMIF is used."""
     for k in range(cfg.step_index - 1, -1, -1):
@@ -79,6 +80,8 @@ def input_path(cfg: StepConfig, layout: RunLayout, item: Item) -> str:
     if item.mmif is not None:
         return resolve_in_workspace(cfg.workspace, item.mmif)
     path = layout.source_mmif(item.index)
+    if item.record is not None:  # prepare copied the record there (FileNotFoundError if not)
+        return path
     if not os.path.isfile(path):
         files.atomic_write(path, source.serialize(source.build_source(item, cfg.workspace)))
     return path
@@ -211,6 +214,8 @@ def run_step(cfg: StepConfig) -> int:
             sha256=None,
         )
 
+        if item.record_problem is not None:  # prepare could not read the item's record
+            return finish(ExitCode.INVALID_INPUT, *item.record_problem)
         try:
             in_path = input_path(cfg, layout, item)
             record["input"] = in_path

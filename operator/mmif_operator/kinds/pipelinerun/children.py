@@ -31,7 +31,7 @@ RUNNER_CONTAINER = "runner"
 APP_CONTAINER = "app"
 WORKSPACE_VOLUME = "workspace"
 TMP_VOLUME = "tmp"
-RECORDS_VOLUME = "records"  # the project's record store: mounted by the publish pod only
+RECORDS_VOLUME = "records"  # the project's record store: read-write in the publish pod only
 
 # Runner exit codes that are final: never retried by the Job (runner/exitcodes.py):
 # 1 app error, 3 invalid output, 4 invalid items/input, 5 output conflict, 6 invalid config.
@@ -321,9 +321,23 @@ def prepare_inputs(ctx: RunContext, run_spec: PipelineRunSpec) -> list[dict[str,
     ]
 
 
-def prepare_job(ctx: RunContext, run_spec: PipelineRunSpec, operator_image: str) -> dict[str, Any]:
+def reads_records(run_spec: PipelineRunSpec) -> bool:
+    """The prepare Job may have to read records: an inline item names one, or the items come from
+    a file (which only prepare reads)."""
+    if run_spec.items_from is not None:
+        return True
+    return any(item.record is not None for item in run_spec.items or ())
+
+
+def prepare_job(
+    ctx: RunContext, run_spec: PipelineRunSpec, operator_image: str, records: RecordTarget | None = None
+) -> dict[str, Any]:
     """The Job that normalises the batch into `<runDir>/items.jsonl` and claims `<runDir>`. Inline
-    items come from the ConfigMap of `prepare_inputs`, mounted read-only (never the environment)."""
+    items come from the ConfigMap of `prepare_inputs`, mounted read-only (never the environment).
+
+    `records`: the run's project has a record store; when items may name records
+    (`reads_records`), the prepare pod mounts it read-only and copies each named record's MMIF
+    as that item's source MMIF (runner/prepare.py)."""
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PREPARE)
     env = _runner_base_env(ctx)
     if run_spec.items_from is not None:
@@ -335,6 +349,17 @@ def prepare_job(ctx: RunContext, run_spec: PipelineRunSpec, operator_image: str)
             pod_spec, runner, names.items_config_map_name(ctx.name, ctx.uid), runner_input.ITEMS_KEY
         )
         runner["env"].append({"name": E.ITEMS_FILE, "value": path})
+    if records is not None and reads_records(run_spec):
+        runner["env"].append({"name": E.RECORDS_DIR, "value": records.mount_path})
+        runner["volumeMounts"].append(
+            {"name": RECORDS_VOLUME, "mountPath": records.mount_path, "readOnly": True}
+        )
+        pod_spec["volumes"].append(
+            {
+                "name": RECORDS_VOLUME,
+                "persistentVolumeClaim": {"claimName": records.claim_name, "readOnly": True},
+            }
+        )
     return _job(
         ctx,
         names.prepare_job_name(ctx.name),

@@ -128,8 +128,11 @@ class Document(SpecModel):
     )
 
 
+RECORD_ID_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+
 class Item(SpecModel):
-    """One unit of work: its documents, or an MMIF file to continue from."""
+    """One unit of work: its documents, an MMIF file to continue from, or a record."""
 
     name: str | None = Field(None, description="A label for the item in status and manifest.", max_length=63)
     documents: list[Document] | None = Field(
@@ -143,12 +146,28 @@ class Item(SpecModel):
         description="The path, relative to the workspace's `mountPath`, of an existing MMIF file "
         "to send through the pipeline instead of building one from documents.",
     )
+    record: str | None = Field(
+        None,
+        description="A record of the run's project's record store (its id, `sha256:<hex>`) to "
+        "start from: the prepare step copies the record's MMIF (checked against its sha256) as "
+        "the item's source MMIF, and the record published from this item names it as its parent "
+        "(lineage `inputs[].record`). Only in a namespace of a Project with `spec.records`; a "
+        "record the store does not hold fails this item (reason `RecordNotFound`), not the run.",
+        pattern=RECORD_ID_PATTERN,
+        max_length=71,
+    )
 
     cel_rules = (
         Rule(
-            "has(self.documents) != has(self.mmif)",
-            "an item needs exactly one of documents or mmif",
-            check=lambda i: (i.documents is None) != (i.mmif is None),
+            "has(self.record) || has(self.documents) != has(self.mmif)",
+            "an item needs exactly one of documents, mmif or record",
+            check=lambda i: i.record is not None or (i.documents is None) != (i.mmif is None),
+        ),
+        Rule(
+            "!has(self.record) || (!has(self.documents) && !has(self.mmif))",
+            "record excludes documents and mmif: an item needs exactly one of them",
+            check=lambda i: i.record is None or (i.documents is None and i.mmif is None),
+            field_path=".record",
         ),
     )
 

@@ -369,6 +369,24 @@ def validate_run(spec: PipelineRunSpec, pipeline_spec: PipelineSpec) -> str | No
     return None
 
 
+def record_items_problem(spec: PipelineRunSpec, records: RecordTarget | None) -> str | None:
+    """Why inline items naming a record cannot start (an InvalidSpec message), or None: a record
+    is read from the record store of the run's project, which a namespace outside a Project with
+    `spec.records` does not have. (Items of `itemsFrom` are read by prepare, which fails each
+    such item for the same reason.)"""
+    if records is not None or not spec.items:
+        return None
+    with_record = [n for n, item in enumerate(spec.items) if item.record is not None]
+    if not with_record:
+        return None
+    first = with_record[0]
+    more = f" (and {len(with_record) - 1} more item(s))" if len(with_record) > 1 else ""
+    return (
+        f"spec.items[{first}].record{more}: records are read from the record store of the run's "
+        "project, and this namespace is not a Ready Project's with spec.records"
+    )
+
+
 def pipeline_not_ready(pipeline: Mapping[str, Any] | None) -> tuple[str, str] | None:
     """(reason, message) when the Pipeline object is not Ready for its current generation (its
     `Ready` condition, written by the Pipeline's loop: Service-mode apps available); None when it
@@ -685,7 +703,7 @@ class _Planner:
                 f"PersistentVolumeClaim {claim!r} not found in namespace {ns!r}",
             )
             return
-        problem = validate_run(self.spec, pipeline)
+        problem = validate_run(self.spec, pipeline) or record_items_problem(self.spec, self.records)
         if problem:
             self._fire(EV_INVALID_SPEC, problem)
             return
@@ -717,7 +735,7 @@ class _Planner:
                 "in a file on the workspace (spec.itemsFrom) instead",
             )
             return False
-        self.plan.create.append(J.prepare_job(ctx, self.spec, self.image))
+        self.plan.create.append(J.prepare_job(ctx, self.spec, self.image, self.records))
         return True
 
     def _items_read(self) -> None:

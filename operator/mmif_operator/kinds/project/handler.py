@@ -13,12 +13,14 @@ kinds/project/planning.py; admission: kinds/project/defaults.py (runs and analys
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
+from mmif_operator.core.kube import events
 from mmif_operator.core.kube.ops import NameConflict
 from mmif_operator.core.model import GROUP, VERSION
 from mmif_operator.core.ownership import Ownership, classify, conflict_message
@@ -35,7 +37,16 @@ log = logging.getLogger(__name__)
 RESYNC_SECONDS = 60.0
 
 
-async def reconcile_project(name: str, uid: str, spec: Any, status: Any, meta: Any, patch: Any) -> None:
+async def reconcile_project(
+    name: str,
+    uid: str,
+    spec: Any,
+    status: Any,
+    meta: Any,
+    patch: Any,
+    indexes: Mapping[str, Any] | None = None,
+    body: Any = None,
+) -> None:
     generation = meta.get("generation")
     now = datetime.now(UTC)
     try:
@@ -47,7 +58,32 @@ async def reconcile_project(name: str, uid: str, spec: Any, status: Any, meta: A
         )
         return
     outcome = await _converge(name, uid, parsed)
-    patch["status"] = P.project_status(name, parsed, generation, status.get("conditions"), outcome, now)
+    out = P.project_status(name, parsed, generation, status.get("conditions"), outcome, now)
+    if indexes is not None:
+        out = _records_status(name, parsed, out, indexes, now, generation, body)
+    patch["status"] = out
+
+
+def _records_status(
+    name: str,
+    spec: ProjectSpec,
+    out: dict[str, Any],
+    indexes: Mapping[str, Any],
+    now: datetime,
+    generation: int | None,
+    body: Any,
+) -> dict[str, Any]:
+    """status.referencedRecords and SharedRecords (decided in planning.py); an Event when records
+    become shared with another Open project (that project's own pass says so on it)."""
+    projects, run_records = indexes[P.PROJECTS_INDEX], indexes[P.RUN_RECORDS_INDEX]
+    runs = {ns: list(run_records[ns]) for ns in run_records}
+    own = runs.get(P.namespace_of(name), [])
+    shared = P.shared_records(name, own, {ns: list(projects[ns]) for ns in projects}, runs)
+    condition = P.shared_condition(spec, shared)
+    out, event = P.with_records_status(out, P.referenced_records(own), condition, now, generation)
+    if event is not None and body is not None:
+        events.post(body, "Normal", P.EV_SHARED_RECORDS, event)
+    return out
 
 
 async def _converge(name: str, uid: str, spec: ProjectSpec) -> P.Outcome:
@@ -94,19 +130,24 @@ async def _converge(name: str, uid: str, spec: ProjectSpec) -> P.Outcome:
 @kopf.on.create(GROUP, VERSION, PLURAL, id="project-changed")
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="project-changed")
 async def project_changed(
-    name: str, uid: str, spec: Any, status: Any, meta: Any, patch: Any, **_: Any
+    name: str, uid: str, spec: Any, status: Any, meta: Any, patch: Any, body: Any, **kwargs: Any
 ) -> None:
-    await reconcile_project(name, uid, spec, status, meta, patch)
+    await reconcile_project(name, uid, spec, status, meta, patch, _indexes(kwargs), body)
 
 
 @kopf.timer(
     GROUP, VERSION, PLURAL, id="project-resync", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS
 )
 async def project_resync(
-    name: str, uid: str, spec: Any, status: Any, meta: Any, patch: Any, **_: Any
+    name: str, uid: str, spec: Any, status: Any, meta: Any, patch: Any, body: Any, **kwargs: Any
 ) -> None:
-    """Puts back what someone changed by hand (a deleted binding, a namespace label)."""
-    await reconcile_project(name, uid, spec, status, meta, patch)
+    """Puts back what someone changed by hand (a deleted binding, a namespace label); refreshes
+    the records the project's runs name."""
+    await reconcile_project(name, uid, spec, status, meta, patch, _indexes(kwargs), body)
+
+
+def _indexes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    return {P.PROJECTS_INDEX: kwargs[P.PROJECTS_INDEX], P.RUN_RECORDS_INDEX: kwargs[P.RUN_RECORDS_INDEX]}
 
 
 # kopf hands an index to every handler as a keyword argument named after its function, which
@@ -119,6 +160,16 @@ def projects_by_namespace(name: str, spec: Any, status: Any, **_: Any) -> dict[s
     if not ready or ready.get("status") != TRUE:
         return {}
     return {P.namespace_of(name): {"name": name, "spec": dict(spec)}}
+
+
+@kopf.index(GROUP, VERSION, RUN_PLURAL)
+def run_records_by_namespace(
+    name: str, namespace: str | None, spec: Any, meta: Any, **_: Any
+) -> dict[str, Any]:
+    """namespace -> the records a PipelineRun's inline items name (none: not indexed), for the
+    project's status.referencedRecords and SharedRecords."""
+    entry = P.run_records_entry(name, spec, meta.get("creationTimestamp"))
+    return {namespace: entry} if entry is not None and namespace else {}
 
 
 def _admit(kind: str, namespace: str | None, spec: Any, patch: Any, index: kopf.Index[str, Any]) -> None:

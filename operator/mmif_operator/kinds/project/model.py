@@ -148,6 +148,33 @@ class ProjectPhase(enum.StrEnum):
     CLOSED = "Closed"
 
 
+MAX_REFERENCED_RECORDS = 20  # status.referencedRecords.latest
+MAX_REFERENCING_RUNS = 5  # runs named per referenced record
+MAX_SHARED_RECORDS = 10  # record ids named in the SharedRecords condition's message
+
+
+class RecordReference(StatusModel):
+    """A record that runs of the project start items from."""
+
+    id: str = Field(description="The record's id, `sha256:<hex>`.", max_length=71)
+    runs: list[str] = Field(
+        default_factory=list,
+        description="The PipelineRuns of the project naming it (the newest first).",
+        max_length=MAX_REFERENCING_RUNS,
+    )
+
+
+class ReferencedRecords(StatusModel):
+    """The records that the project's runs start items from (spec.items[].record)."""
+
+    count: int = Field(0, description="How many distinct records the project's runs name.", ge=0)
+    latest: list[RecordReference] = Field(
+        default_factory=list,
+        description=f"The records named by the newest runs (at most {MAX_REFERENCED_RECORDS}).",
+        max_length=MAX_REFERENCED_RECORDS,
+    )
+
+
 class ProjectStatus(StatusModel):
     """The observed state of a Project."""
 
@@ -157,10 +184,17 @@ class ProjectStatus(StatusModel):
     phase: ProjectPhase | None = Field(None, description="`Open` or `Closed`, once the namespace is ready.")
     namespace: str | None = Field(None, description="The project's namespace (the Project's name).")
     project_id: str | None = Field(None, description="`spec.projectId`, or the Project's name.")
+    referenced_records: ReferencedRecords | None = Field(
+        None,
+        description="The records that runs of the project start items from (bounded: a count and "
+        "the newest); `SharedRecords` says when another Open project's runs name one of them too.",
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         description="`Ready` (the namespace and the role bindings are as the spec says), with "
-        "kstatus's `Reconciling` and `Stalled`.",
+        "kstatus's `Reconciling` and `Stalled`; `SharedRecords` (True: another Open project's runs "
+        "start from a record this project's runs start from; the message names the projects and "
+        "records).",
         max_length=8,
         json_schema_extra=list_map("type"),
     )

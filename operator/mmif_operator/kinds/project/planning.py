@@ -17,13 +17,16 @@ from typing import Any
 
 from mmif_operator.core import labels as L
 from mmif_operator.core.model import API_VERSION
-from mmif_operator.core.status import FALSE, TRUE, set_condition
+from mmif_operator.core.status import FALSE, TRUE, find_condition, set_condition
 from mmif_operator.kinds.project.model import (
     ADMIN_ROLE,
     ADMINS_BINDING,
     CONTRIBUTOR_ROLE,
     CONTRIBUTORS_BINDING,
     KIND,
+    MAX_REFERENCED_RECORDS,
+    MAX_REFERENCING_RUNS,
+    MAX_SHARED_RECORDS,
     Members,
     ProjectSpec,
     ProjectState,
@@ -239,3 +242,111 @@ def closure_refusal(
         f"{namespace_of(project)} await review: {shown}{more}. Pass, fail or cancel them first "
         f"(kubectl mmif review pass|fail RUN, kubectl mmif cancel RUN)."
     )
+
+
+# -- records as inputs: the project's referenced records, and records shared with others ---------
+RUN_RECORDS_INDEX = "run_records_by_namespace"  # kopf index (handler.py): namespace -> runs naming records
+CONDITION_SHARED_RECORDS = "SharedRecords"
+R_SHARED = "SharedWithOtherProjects"
+R_NOT_SHARED = "NotShared"
+R_CLOSED = "ProjectClosed"
+EV_SHARED_RECORDS = "SharedRecords"
+
+
+def run_records_entry(
+    name: str, spec: Mapping[str, Any] | None, created: str | None
+) -> dict[str, Any] | None:
+    """What the runs index keeps of a PipelineRun: the distinct records its inline items name
+    (in item order), its name and creation time; None when it names none."""
+    ids: dict[str, None] = {}
+    for item in (spec or {}).get("items") or ():
+        record = item.get("record") if isinstance(item, Mapping) else None
+        if isinstance(record, str):
+            ids[record] = None
+    if not ids:
+        return None
+    return {"run": name, "created": created or "", "records": list(ids)}
+
+
+def referenced_records(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """status.referencedRecords from the runs index's entries of the project's namespace: how
+    many distinct records, and the newest runs' records (each with its runs, newest first)."""
+    newest_first = sorted(
+        entries, key=lambda e: (str(e.get("created") or ""), str(e.get("run"))), reverse=True
+    )
+    runs_of: dict[str, list[str]] = {}
+    for entry in newest_first:
+        for record in entry.get("records") or ():
+            runs_of.setdefault(str(record), []).append(str(entry.get("run")))
+    latest = [
+        {"id": record, "runs": runs[:MAX_REFERENCING_RUNS]}
+        for record, runs in list(runs_of.items())[:MAX_REFERENCED_RECORDS]
+    ]
+    return {"count": len(runs_of), "latest": latest}
+
+
+def _ids(entries: Iterable[Mapping[str, Any]]) -> set[str]:
+    return {str(r) for e in entries for r in e.get("records") or ()}
+
+
+def shared_records(
+    name: str,
+    own_runs: Iterable[Mapping[str, Any]],
+    projects: Mapping[str, Sequence[Mapping[str, Any]]],
+    runs: Mapping[str, Iterable[Mapping[str, Any]]],
+) -> list[tuple[str, list[str]]]:
+    """The other Open projects whose runs name a record this project's runs name: [(project,
+    sorted record ids)], by project name. `projects`: the projects index (namespace -> entries);
+    `runs`: the runs index (namespace -> entries)."""
+    own = _ids(own_runs)
+    if not own:
+        return []
+    out = []
+    for namespace, entries in projects.items():
+        for entry in entries:
+            other = str(entry.get("name"))
+            if other == name:
+                continue
+            try:
+                if ProjectSpec.from_obj(entry.get("spec")).state is not ProjectState.OPEN:
+                    continue
+            except ValueError:
+                continue
+            common = sorted(own & _ids(runs.get(namespace, ())))
+            if common:
+                out.append((other, common))
+    return sorted(out)
+
+
+def shared_condition(spec: ProjectSpec, shared: Sequence[tuple[str, Sequence[str]]]) -> tuple[str, str, str]:
+    """(status, reason, message) of the SharedRecords condition."""
+    if spec.state is not ProjectState.OPEN:
+        return FALSE, R_CLOSED, "the project is Closed: records shared with other projects are not looked for"
+    if not shared:
+        return FALSE, R_NOT_SHARED, "no other Open project's runs start from this project's records"
+    parts = []
+    for other, ids in shared:
+        named = ", ".join(ids[:MAX_SHARED_RECORDS])
+        more = f" and {len(ids) - MAX_SHARED_RECORDS} more" if len(ids) > MAX_SHARED_RECORDS else ""
+        parts.append(f"project {other}: {len(ids)} record(s) ({named}{more})")
+    return TRUE, R_SHARED, "runs of other Open projects start from the same records: " + "; ".join(parts)
+
+
+def with_records_status(
+    status: dict[str, Any],
+    referenced: Mapping[str, Any],
+    condition: tuple[str, str, str],
+    now: datetime,
+    generation: int | None,
+) -> tuple[dict[str, Any], str | None]:
+    """The status patch with referencedRecords and the SharedRecords condition; and the message
+    of an Event to post (None: nothing new): when records become shared, or shared with others."""
+    old = find_condition(status.get("conditions"), CONDITION_SHARED_RECORDS)
+    out = dict(status)
+    out["referencedRecords"] = dict(referenced)
+    out["conditions"] = set_condition(
+        status.get("conditions"), CONDITION_SHARED_RECORDS, *condition, now, generation
+    )
+    changed = old is None or old.get("status") != condition[0] or old.get("message") != condition[2]
+    event = condition[2] if condition[0] == TRUE and changed else None
+    return out, event
