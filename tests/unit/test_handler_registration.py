@@ -23,6 +23,7 @@ def test_every_handler_is_registered():
         "analysis-loop",
         "notify",
         "project-resync",
+        "run-wip",
         "monitor-loop",
         "notify-monitor",
     }
