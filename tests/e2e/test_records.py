@@ -8,37 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import subprocess
-import sys
-import uuid
-from pathlib import Path
 
 import pytest
 
 from mmif_operator.records import lineage as LIN
 from tests import kube
-from tests.objects import apply, item, pipeline, run, sample, step
-from tests.volume import Workspace, ensure_volume_pod
+from tests.objects import apply, item, pipeline, run, step
+from tests.projects import (
+    ADMIN,
+    CONTRIBUTOR,
+    CONTRIBUTORS,
+    as_user,
+    create_project,
+    delete_project,
+    mmif_as,
+    mmif_as_contributor,
+)
+from tests.volume import Workspace
 
 pytestmark = pytest.mark.cluster
-
-ADMIN, CONTRIBUTOR, CONTRIBUTORS = "alice", "bob", "archive-team"
-BIN = Path(sys.executable).parent  # the venv's bin: kubectl-mmif
-
-
-def mmif_as(user: str, group: str, *args: str, namespace: str) -> subprocess.CompletedProcess:
-    """`kubectl mmif ARGS` as `user` of `group`, as they type it."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run(
-        ["kubectl", "mmif", *args, "-n", namespace, "--as", user, "--as-group", group],
-        capture_output=True, text=True, timeout=180, env=env,
-    )  # fmt: skip
-
-
-def mmif_as_contributor(*args: str, namespace: str) -> subprocess.CompletedProcess:
-    return mmif_as(CONTRIBUTOR, CONTRIBUTORS, *args, namespace=namespace)
 
 
 def store_pod(name: str, read_only: bool, command: str) -> dict:
@@ -73,40 +62,9 @@ def store_pod(name: str, read_only: bool, command: str) -> dict:
 @pytest.fixture
 def project_ns(cluster, operator_deployed):
     """A Project with a record store, Ready; its namespace holds a workspace and the store."""
-    name = f"rec-{uuid.uuid4().hex[:6]}"
-    kube.create(
-        {
-            "apiVersion": "mmif.dev/v1alpha1",
-            "kind": "Project",
-            "metadata": {"name": name},
-            "spec": {
-                "admins": {"users": [ADMIN]},
-                "contributors": {"groups": [CONTRIBUTORS]},
-                "defaults": {"legalTags": ["internal-research"], "acl": {"viewers": ["staff"]}},
-                "records": {"claimName": "records"},
-            },
-        }
-    )
-
-    def ready():
-        conds = (kube.get("project", name).get("status") or {}).get("conditions") or []
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
-
-    kube.eventually(ready, timeout=60, what=f"project {name} Ready")
-    for claim in ("media", "records"):
-        pvc = sample("workspace-pvc.yaml")
-        pvc["metadata"]["name"] = claim
-        pvc["spec"]["resources"]["requests"]["storage"] = "1Gi"
-        apply(pvc, name)
-    ensure_volume_pod(name, "media")  # the store is read through kubectl mmif (read-only) only
+    name = create_project()
     yield name
-    kube.kubectl("delete", "project", name, "--wait=false", check=False)
-    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-def as_user(user: str, *args: str, group: str | None = None, input: str | None = None):
-    who = [f"--as={user}"] + ([f"--as-group={group}"] if group else [])
-    return kube.kubectl(*who, *args, input=input, check=False)
+    delete_project(name)
 
 
 def test_a_passed_run_makes_records_with_lineage_and_the_store_is_no_workspace(project_ns, runs):
