@@ -126,54 +126,80 @@ def project_ns(cluster, operator_deployed):
     delete_project(name)
 
 
-def test_records_outlive_the_runs_wip_and_the_run(project_ns, runs):
+def events(namespace: str, name: str, reason: str) -> list[str]:
+    out = kube.kubectl(
+        "get", "events", "-n", namespace, "-o", "jsonpath={range .items[*]}{.message}{'\\n'}{end}",
+        f"--field-selector=involvedObject.name={name},reason={reason}", check=False,
+    ).stdout  # fmt: skip
+    return [line for line in out.splitlines() if line]
+
+
+def test_records_outlive_the_wip_deleted_by_hand_or_by_the_disposal_window_and_the_run(project_ns, runs):
     ns = project_ns
     media = Workspace(ns, "media")
     media.write_media({"media/clip.mp4": b"a clip\n"})
     apply(pipeline("reviewed", [step("text", "textgen")], claim_name="media", review={"required": True}), ns)
-    body = run("r1", "reviewed", [item("media/clip.mp4", name="clip")], claim_name="media")
-    created = as_user(CONTRIBUTOR, "create", "-n", ns, "-f", "-", group=CONTRIBUTORS, input=json.dumps(body))
-    assert created.returncode == 0, created.stderr
-    kube.eventually(
-        lambda: kube.get("pipelinerun", "r1", ns)["status"].get("phase") == "AwaitingReview",
-        timeout=240,
-        interval=1,
-        what="r1 AwaitingReview",
-    )
+    for name in ("r1", "r2"):
+        body = run(name, "reviewed", [item("media/clip.mp4", name="clip")], claim_name="media")
+        created = as_user(
+            CONTRIBUTOR, "create", "-n", ns, "-f", "-", group=CONTRIBUTORS, input=json.dumps(body)
+        )
+        assert created.returncode == 0, created.stderr
     patch = json.dumps({"spec": {"review": {"decision": "Pass", "comment": "ok"}}})
-    kube.eventually(
-        lambda: (
-            as_user(ADMIN, "patch", "pipelinerun", "r1", "-n", ns, "--type=merge", "-p", patch).returncode
-            == 0
-        ),
-        timeout=30,
-        interval=1,
-        what="the admin's decision accepted",
-    )
-    done = runs.wait_to_finish(ns, "r1", timeout=180)
-    assert runs.condition(done)["reason"] == "Succeeded", runs.diagnostics(ns, "r1")
-    (record,) = json.loads(media.read_file(done["status"]["manifestPath"]))["published"]["records"]
-    final = media.read_file(f"{done['status']['outputPath']}/items/00000/final.mmif")
+    for name in ("r1", "r2"):
+        kube.eventually(
+            lambda name=name: kube.get("pipelinerun", name, ns)["status"].get("phase") == "AwaitingReview",
+            timeout=240,
+            interval=1,
+            what=f"{name} AwaitingReview",
+        )
+        kube.eventually(
+            lambda name=name: (
+                as_user(ADMIN, "patch", "pipelinerun", name, "-n", ns, "--type=merge", "-p", patch).returncode
+                == 0
+            ),
+            timeout=30,
+            interval=1,
+            what="the admin's decision accepted",
+        )
+    finals, records = {}, {}
+    for name in ("r1", "r2"):
+        done = runs.wait_to_finish(ns, name, timeout=180)
+        assert runs.condition(done)["reason"] == "Succeeded", runs.diagnostics(ns, name)
+        (records[name],) = json.loads(media.read_file(done["status"]["manifestPath"]))["published"]["records"]
+        finals[name] = media.read_file(f"{done['status']['outputPath']}/items/00000/final.mmif")
 
-    # A contributor may not delete WIP (the project's admins do).
+    def the_record_is_there(name: str) -> None:
+        got = mmif_as_contributor("record", records[name]["id"], "--mmif", namespace=ns)
+        assert got.returncode == 0, got.stderr
+        assert got.stdout.encode() in (finals[name], finals[name] + b"\n")
+        found = mmif_as_contributor("records", "--run", name, "-o", "json", namespace=ns)
+        assert found.returncode == 0 and [r["id"] for r in json.loads(found.stdout)] == [records[name]["id"]]
+
+    # By hand. A contributor may not delete WIP (the project's admins do).
     denied = mmif_as(CONTRIBUTOR, CONTRIBUTORS, "wip", "delete", "r1", namespace=ns)
     assert denied.returncode == 4 and "forbidden" in denied.stderr.lower(), denied.stderr
-
     deleted = mmif_as(ADMIN, "system:authenticated", "wip", "delete", "r1", "--timeout", "120", namespace=ns)
     assert deleted.returncode == 0 and "work in progress Deleted" in deleted.stdout, (
         deleted.stdout,
         deleted.stderr,
     )
     assert media.list_files("mmif-runs/r1") == []
-
-    def the_record_is_there() -> None:
-        got = mmif_as_contributor("record", record["id"], "--mmif", namespace=ns)
-        assert got.returncode == 0, got.stderr
-        assert got.stdout.encode() in (final, final + b"\n")
-        found = mmif_as_contributor("records", "--run", "r1", "-o", "json", namespace=ns)
-        assert found.returncode == 0 and [r["id"] for r in json.loads(found.stdout)] == [record["id"]]
-
-    the_record_is_there()
+    the_record_is_there("r1")
     gone = as_user(ADMIN, "delete", "pipelinerun", "r1", "-n", ns, "--wait=true", "--timeout=120s")
     assert gone.returncode == 0, gone.stderr
-    the_record_is_there()
+    the_record_is_there("r1")
+
+    # By the project's disposal window (seconds here): a notice first, then the WIP deleted.
+    window = json.dumps({"spec": {"disposal": {"after": "PT40S", "notice": "PT35S"}}})
+    kube.kubectl("patch", "project", ns, "--type=merge", "-p", window)
+    kube.eventually(lambda: events(ns, "r2", "DisposalNotice"), timeout=60, interval=1, what="the notice")
+    assert "set spec.workInProgress: Keep" in events(ns, "r2", "DisposalNotice")[0]
+    assert wip_condition(ns, "r2") == {}, "not deleted yet at the notice"
+    assert "mmif-runs/r2/items/00000/final.mmif" in media.list_files("mmif-runs/r2")
+    kube.eventually(
+        lambda: wip_condition(ns, "r2").get("reason") == "Deleted", timeout=90, interval=1, what="r2 disposed"
+    )
+    assert kube.get("pipelinerun", "r2", ns)["spec"]["workInProgress"] == "Delete"
+    assert media.list_files("mmif-runs/r2") == []
+    the_record_is_there("r2")

@@ -335,3 +335,74 @@ def test_the_plugin_prints_a_refusal_with_the_descendants_and_exits_1():
 def test_the_plugin_gives_up_after_its_timeout():
     code, out, err, _ = run_cli([wip_cond("Deleting", status="Unknown")], "delete", "r1", "--timeout", "0.2")
     assert code == 3 and "no answer from the operator within 0.2s" in err
+
+
+# -- the project's disposal window (kinds/project/planning.py) -------------------------------
+
+
+def project(after="PT60S", notice="PT20S", end=None):
+    from mmif_operator.kinds.project.model import ProjectSpec
+
+    body = {"disposal": {"after": after, **({"notice": notice} if notice else {})}}
+    if end:
+        body["timeline"] = {"end": end}
+    return ProjectSpec.from_obj(body)
+
+
+def finished(name, at="2026-12-01T12:00:00Z", phase="Succeeded", **spec):
+    return {
+        "metadata": {"name": name, "annotations": {}},
+        "spec": spec,
+        "status": {"phase": phase, "completionTime": at, "conditions": []},
+    }
+
+
+def test_disposal_schedules_a_notice_then_the_deletion():
+    from datetime import timedelta
+
+    from mmif_operator.kinds.project import planning as PP
+
+    runs = [finished("r1")]
+    steps, nxt = PP.plan_disposal(project(), runs, NOW + timedelta(seconds=10))
+    assert steps == [] and nxt == NOW + timedelta(seconds=40), "the notice is the next thing"
+    steps, nxt = PP.plan_disposal(project(), runs, NOW + timedelta(seconds=45))
+    assert [(s.run, s.kind) for s in steps] == [("r1", "Notice")] and nxt == NOW + timedelta(seconds=60)
+    runs[0]["metadata"]["annotations"][PP.DISPOSAL_NOTICE_ANNOTATION] = "2026-12-01T12:01:00Z"
+    assert PP.plan_disposal(project(), runs, NOW + timedelta(seconds=50))[0] == [], "told once"
+    steps, _ = PP.plan_disposal(project(), runs, NOW + timedelta(seconds=61))
+    assert [(s.run, s.kind) for s in steps] == [("r1", "Dispose")]
+
+
+def test_disposal_leaves_runs_that_chose_running_ones_and_done_ones_alone():
+    from datetime import timedelta
+
+    from mmif_operator.kinds.project import planning as PP
+
+    late = NOW + timedelta(days=1)
+    deleted = finished("deleted")
+    deleted["status"]["conditions"] = [{"type": "WorkInProgress", "reason": "Deleted"}]
+    runs = [finished("kept", workInProgress="Keep"), finished("running", phase="Running"), deleted]
+    assert PP.plan_disposal(project(), runs, late) == ([], None)
+    assert PP.plan_disposal(project().model_copy(update={"disposal": None}), [finished("r")], late) == (
+        [],
+        None,
+    )
+
+
+def test_extending_the_timeline_moves_the_schedule():
+    from datetime import timedelta
+
+    from mmif_operator.kinds.project import planning as PP
+
+    runs = [finished("r1")]
+    at = NOW + timedelta(seconds=61)
+    assert PP.plan_disposal(project(end="2026-12-01T11:00:00Z"), runs, at)[0][0].kind == "Dispose"
+    steps, nxt = PP.plan_disposal(project(end="2026-12-31T00:00:00Z"), runs, at)
+    assert steps == [] and nxt == datetime(2026, 12, 31, 0, 0, 40, tzinfo=UTC)
+    assert PP.disposal_due(NOW, timedelta(days=90), None) == NOW + timedelta(days=90)
+
+
+def test_the_window_is_an_iso_8601_duration_checked_by_the_model():
+    with pytest.raises(ValueError):
+        project(after="90 days")
+    assert project(after="P90D", notice="P7D").disposal.after == "P90D"
