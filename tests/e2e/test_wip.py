@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import UTC, datetime
 
 import pytest
 
+from mmif_operator.core.status import parse_time
 from tests import kube
 from tests.objects import app_image, apply, item, pipeline, run, step
 from tests.projects import (
@@ -191,9 +193,15 @@ def test_records_outlive_the_wip_deleted_by_hand_or_by_the_disposal_window_and_t
     the_record_is_there("r1")
 
     # By the project's disposal window (seconds here): a notice first, then the WIP deleted.
-    window = json.dumps({"spec": {"disposal": {"after": "PT40S", "notice": "PT35S"}}})
+    # The window counts from r2's finish, some time ago now: due 25 s from now, told 20 s before.
+    finished = parse_time(kube.get("pipelinerun", "r2", ns)["status"]["completionTime"])
+    after = int((datetime.now(UTC) - finished).total_seconds()) + 25
+    window = json.dumps({"spec": {"disposal": {"after": f"PT{after}S", "notice": "PT20S"}}})
     kube.kubectl("patch", "project", ns, "--type=merge", "-p", window)
-    kube.eventually(lambda: events(ns, "r2", "DisposalNotice"), timeout=60, interval=1, what="the notice")
+    try:
+        kube.eventually(lambda: events(ns, "r2", "DisposalNotice"), timeout=30, interval=1, what="the notice")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{runs.operator_logs(80)}") from None
     assert "set spec.workInProgress: Keep" in events(ns, "r2", "DisposalNotice")[0]
     assert wip_condition(ns, "r2") == {}, "not deleted yet at the notice"
     assert "mmif-runs/r2/items/00000/final.mmif" in media.list_files("mmif-runs/r2")

@@ -139,14 +139,14 @@ async def project_disposal(name: str, spec: Any, meta: Any, body: Any, **_: Any)
     namespace = P.namespace_of(name)
     runs = await kube.list_custom(RUN_PLURAL, namespace, {})
     steps, upcoming = P.plan_disposal(parsed, runs, now)
+    by_name = {(r.get("metadata") or {}).get("name"): r for r in runs}
     for old in [k for k in _next_look if k[0] == name]:
         del _next_look[old]
     _next_look[key] = upcoming or datetime.max.replace(tzinfo=UTC)
     window = parsed.disposal.after if parsed.disposal else ""
     for step in steps:
         due = rfc3339(step.due)
-        run_ref = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PipelineRun",
-                   "metadata": {"name": step.run, "namespace": namespace}}  # fmt: skip
+        run_ref = by_name[step.run]
         if step.kind == P.NOTICE:
             message = (
                 f"the work in progress of run {step.run} is deleted at {due} (project {name}'s disposal "
