@@ -68,7 +68,8 @@ def test_the_field_defaults_to_keep_and_may_change_after_creation():
     spec = PipelineRunSpec.from_obj(
         {"pipelineRef": {"name": "p"}, "workspace": {"claimName": "m"}, "items": [{"mmif": "a"}]}
     )
-    assert spec.work_in_progress is WorkInProgress.KEEP
+    # Unset (no API-server default: the disposal window tells unset from an explicit Keep).
+    assert spec.work_in_progress is None and wip.wanted({}) is WorkInProgress.KEEP
     assert "workInProgress" not in IMMUTABLE_SPEC_FIELDS
     assert (
         wip.plan_wip(

@@ -269,11 +269,12 @@ class PipelineRunSpec(SpecModel):
         "`workInProgress`), nor the run's records.",
         ge=0,
     )
-    work_in_progress: WorkInProgress = Field(
-        WorkInProgress.KEEP,
+    work_in_progress: WorkInProgress | None = Field(
+        None,
         description="What becomes of the run's unpublished outputs, its folder "
         "`<mountPath>/<outputDir>/<run>/` (items, manifest, logs), once the run is finished. "
-        "`Keep`: left as they are. `Delete`: removed from the workspace. `Archive`: moved to "
+        "Unset: kept, until the project's disposal window (if any) sets `Delete`. `Keep`: kept, "
+        "also from the disposal window. `Delete`: removed from the workspace. `Archive`: moved to "
         "`<mountPath>/<outputDir>/.archive/<run>/` on the same volume (a later `Delete` removes "
         "the archive). Refused (condition `WorkInProgress`, reason `HasDescendants`, naming "
         "them) while an AnalysisJob of the run, or another run whose items come from the "

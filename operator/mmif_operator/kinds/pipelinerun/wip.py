@@ -54,7 +54,7 @@ _DOING = {WorkInProgress.DELETE: R_DELETING, WorkInProgress.ARCHIVE: R_ARCHIVING
 _FOR_THIS_GENERATION = (R_FAILED, R_PUBLISHED, R_JOB_CONFLICT)
 
 
-DEFAULT = WorkInProgress(PipelineRunSpec.model_fields["work_in_progress"].default)
+DEFAULT = WorkInProgress.KEEP  # what an unset field means (the model's default is None: unset)
 
 
 def wanted(spec: Mapping[str, Any] | None) -> WorkInProgress:
