@@ -41,10 +41,10 @@ def as_user(user: str, *args: str, group: str | None = None, input: str | None =
     return kube.kubectl(*who, *args, input=input, check=False)
 
 
-@contextmanager
-def record_project(prefix: str = "rec") -> Iterator[str]:
-    """A Project with a record store (claim `records`), Ready; its namespace (the name yielded)
-    holds a workspace claim `media` with its volume pod and the store's claim. Deleted after."""
+def create_project(prefix: str = "rec") -> str:
+    """A Project with a record store (claim `records`), Ready; its namespace holds a workspace
+    claim `media` with its volume pod and the store's claim. Its name (= its namespace); delete it
+    with `delete_project` (or use `record_project`, which does)."""
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     kube.create(
         {
@@ -72,10 +72,25 @@ def record_project(prefix: str = "rec") -> Iterator[str]:
             pvc["spec"]["resources"]["requests"]["storage"] = "1Gi"
             apply(pvc, name)
         ensure_volume_pod(name, "media")  # the store is read through kubectl mmif (read-only) only
+    except BaseException:
+        delete_project(name)
+        raise
+    return name
+
+
+def delete_project(name: str) -> None:
+    kube.kubectl("delete", "project", name, "--wait=false", check=False)
+    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@contextmanager
+def record_project(prefix: str = "rec") -> Iterator[str]:
+    """`create_project`, deleted after."""
+    name = create_project(prefix)
+    try:
         yield name
     finally:
-        kube.kubectl("delete", "project", name, "--wait=false", check=False)
-        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+        delete_project(name)
 
 
 def create_as_contributor(body: dict[str, Any], namespace: str) -> None:

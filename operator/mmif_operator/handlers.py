@@ -2,6 +2,7 @@
 
 kinds/pipeline/handler.py      one daemon per Pipeline: Service-mode app Deployments/Services, status
 kinds/pipelinerun/handler.py   one daemon per PipelineRun: plan_run, then create -> patch status -> delete
+kinds/pipelinerun/wip_handler.py   a timer per finished run asking for its work in progress deleted or archived
 kinds/analysisjob/handler.py   one daemon per AnalysisJob (plan_analysis), its Jobs' index, triggered analyses
 kinds/monitor/handler.py       one daemon per Monitor: scheduled test runs, their HealthReports, health
 notifications/handler.py       one daemon per run with pending notifications: webhook and email deliveries
@@ -20,5 +21,6 @@ from mmif_operator.kinds.analysisjob import handler as analyses  # noqa: F401
 from mmif_operator.kinds.monitor import handler as monitors  # noqa: F401
 from mmif_operator.kinds.pipeline import handler as pipelines  # noqa: F401
 from mmif_operator.kinds.pipelinerun import handler as runs  # noqa: F401
+from mmif_operator.kinds.pipelinerun import wip_handler  # noqa: F401
 from mmif_operator.kinds.project import handler as projects  # noqa: F401
 from mmif_operator.notifications import handler as notifications  # noqa: F401

@@ -232,9 +232,10 @@ def test_start_bounds_have_defaults_for_real_apps():
         PipelineSpec.from_obj(_with(PIPELINE, "steps.0.startupTimeoutSeconds", 0))
 
 
-def test_every_run_spec_field_but_status_review_and_ttl_is_immutable():
+def test_every_run_spec_field_but_status_review_ttl_and_wip_is_immutable():
     aliases = {f.alias for f in PipelineRunSpec.model_fields.values()}
-    assert set(IMMUTABLE_SPEC_FIELDS) == aliases - {"status", "review", "ttlSecondsAfterFinished"}
+    mutable = {"status", "review", "ttlSecondsAfterFinished", "workInProgress"}
+    assert set(IMMUTABLE_SPEC_FIELDS) == aliases - mutable
 
 
 def test_empty_status_parses_from_none():

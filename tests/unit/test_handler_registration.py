@@ -23,6 +23,8 @@ def test_every_handler_is_registered():
         "analysis-loop",
         "notify",
         "project-resync",
+        "project-disposal",
+        "run-wip",
         "monitor-loop",
         "notify-monitor",
     }

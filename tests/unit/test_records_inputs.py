@@ -304,7 +304,7 @@ def test_each_project_pass_lists_its_records_and_says_it_shares_one(monkeypatch)
 
     posted = []
     monkeypatch.setattr(
-        H.events, "post", lambda obj, type_, reason, message: posted.append((reason, message))
+        H.k8s_events, "post", lambda obj, type_, reason, message: posted.append((reason, message))
     )
     indexes = {
         P.PROJECTS_INDEX: {"p": [project("p")], "q": [project("q")]},

@@ -7,6 +7,7 @@
     kubectl mmif logs RUN ITEM [--step STEP]
     kubectl mmif records [--input X] [--app A] [--legal-tag T] [--run R] [--since T] [--until T]
     kubectl mmif record ID [--mmif]
+    kubectl mmif wip delete|archive|keep RUN [--no-wait]
     kubectl mmif monitors;  kubectl mmif monitor NAME [--reports N]
     kubectl mmif console [--port N] [--no-open]
 
@@ -22,7 +23,7 @@ from typing import IO
 
 from rich.console import Console
 
-from mmif_operator.cli import console, logs, monitors, records, results, runs
+from mmif_operator.cli import console, logs, monitors, records, results, runs, wip
 from mmif_operator.cli.errors import CliError
 from mmif_operator.cli.kube import Kube, Target
 
@@ -76,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
     records.add_commands(sub, common)
     monitors.add_commands(sub, common)
     console.add_commands(sub, common)
+    wip.add_commands(sub, common)
     return p
 
 

@@ -39,6 +39,7 @@ COMPONENT_PUBLISH = "publish"
 COMPONENT_APP_SERVICE = "app-service"
 COMPONENT_ANALYZE = "analyze"
 COMPONENT_ANALYSIS_MANIFEST = "analysis-manifest"
+COMPONENT_WIP = "wip"  # a finished run's dispose Job (not in RUN_COMPONENTS: the run loop never sees it)
 COMPONENT_PROJECT = "project"
 NAME_PROJECT = "mmif-project"
 COMPONENT_MONITOR_TEST = "monitor-test"  # a Monitor's test PipelineRuns

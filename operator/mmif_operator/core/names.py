@@ -104,6 +104,11 @@ def publish_job_name(run: str) -> str:
     return fit_name(run, "-publish")
 
 
+def wip_job_name(run: str, action: str) -> str:
+    """`<run>-wip-delete` / `<run>-wip-archive`: the Job disposing of a finished run's folder."""
+    return fit_name(run, f"-wip-{action.lower()}")
+
+
 def _incarnation(uid: str) -> str:
     """8 characters of an object's UID: a child named with them is never the child of a deleted
     object of the same name (one the garbage collector has not taken yet)."""

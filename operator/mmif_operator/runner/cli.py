@@ -274,6 +274,23 @@ def cmd_analysis_manifest() -> int:
     )
 
 
+def cmd_dispose() -> int:
+    from mmif_operator.runner.dispose import ARCHIVE, DELETE, DisposeConfig, run_dispose
+
+    action = _get(env.WIP_ACTION)
+    if action not in (DELETE, ARCHIVE):
+        raise ConfigError(f"{env.WIP_ACTION}={action!r}: expected {DELETE} or {ARCHIVE}")
+    cfg = DisposeConfig(
+        workspace=_abs(env.WORKSPACE),
+        run_dir=_abs(env.RUN_DIR),
+        archive_dir=_abs(env.ARCHIVE_DIR),
+        run_uid=_get(env.RUN_UID, required=False),
+        action=action,
+        termination_log=_termination_log(),
+    )
+    return run_dispose(cfg)
+
+
 COMMANDS = {
     "prepare": cmd_prepare,
     "step": cmd_step,
@@ -281,6 +298,7 @@ COMMANDS = {
     "publish": cmd_publish,
     "analyze": cmd_analyze,
     "analysis-manifest": cmd_analysis_manifest,
+    "dispose": cmd_dispose,
 }
 
 

@@ -77,6 +77,12 @@ ANALYSIS_DIR = "MMIF_ANALYSIS_DIR"
 ANALYSIS_UID = "MMIF_ANALYSIS_UID"
 ANALYSIS_NAME = "MMIF_ANALYSIS_NAME"
 
+# -- dispose (a finished run's work in progress, kinds/pipelinerun/wip.py) ---------------------
+#: `Delete` or `Archive` (spec.workInProgress)
+WIP_ACTION = "MMIF_WIP_ACTION"
+#: absolute folder the run's folder is archived to (also removed by `Delete`)
+ARCHIVE_DIR = "MMIF_ARCHIVE_DIR"
+
 PREPARE = (WORKSPACE, RUN_DIR, RUN_UID, ITEMS_FILE, ITEMS_FROM, RECORDS_DIR, TERMINATION_LOG)
 STEP = (
     WORKSPACE,
@@ -129,3 +135,4 @@ ANALYSIS_MANIFEST = (
     RUN_PHASE,
     TERMINATION_LOG,
 )
+DISPOSE = (WORKSPACE, RUN_DIR, RUN_UID, WIP_ACTION, ARCHIVE_DIR, TERMINATION_LOG)

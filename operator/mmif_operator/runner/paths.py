@@ -29,6 +29,16 @@ def run_dir(run_name: str, mount_path: str = DEFAULT_MOUNT_PATH, output_dir: str
     return posixpath.normpath(posixpath.join(mount_path, output_dir, run_name))
 
 
+ARCHIVE_DIR = ".archive"  # <outputDir>/.archive/<run>: archived runs (never a run name: DNS names)
+
+
+def archive_dir(
+    run_name: str, mount_path: str = DEFAULT_MOUNT_PATH, output_dir: str = DEFAULT_OUTPUT_DIR
+) -> str:
+    """Where `spec.workInProgress: Archive` moves the run's folder, e.g. /data/mmif-runs/.archive/run-1."""
+    return posixpath.normpath(posixpath.join(mount_path, output_dir, ARCHIVE_DIR, run_name))
+
+
 def item_dirname(item_index: int) -> str:
     return f"{item_index:05d}"
 

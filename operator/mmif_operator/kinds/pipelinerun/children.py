@@ -52,6 +52,8 @@ PUBLISH_RETRIES = 2
 PREPARE_DEADLINE_SECONDS = 3600
 MANIFEST_DEADLINE_SECONDS = 3600
 PUBLISH_DEADLINE_SECONDS = 600
+WIP_RETRIES = 2
+WIP_DEADLINE_SECONDS = 1800
 
 
 class JobOwner(Protocol):
@@ -494,6 +496,28 @@ def publish_job(
         pod_spec,
         retries=PUBLISH_RETRIES,
         deadline=PUBLISH_DEADLINE_SECONDS,
+    )
+
+
+def wip_job(ctx: RunContext, operator_image: str, action: str, archive_dir: str) -> dict[str, Any]:
+    """The Job deleting or archiving a finished run's folder (`mmif-runner dispose`,
+    kinds/pipelinerun/wip.py). Named `<run>-wip-delete` / `<run>-wip-archive`, owned by the run,
+    the same pod security as every runner Job; it mounts the workspace only (never a record store)."""
+    labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_WIP)
+    env = {
+        **_runner_base_env(ctx),
+        E.WIP_ACTION: action,
+        E.ARCHIVE_DIR: archive_dir,
+    }
+    runner = _runner_container(operator_image, "dispose", env, ctx.mount_path)
+    pod_spec = {"containers": [runner], "volumes": _volumes(ctx)}
+    return _job(
+        ctx,
+        names.wip_job_name(ctx.name, action),
+        labels,
+        pod_spec,
+        retries=WIP_RETRIES,
+        deadline=WIP_DEADLINE_SECONDS,
     )
 
 

@@ -85,6 +85,14 @@ class RunSpecStatus(enum.StrEnum):
     CANCELLED = "Cancelled"
 
 
+class WorkInProgress(enum.StrEnum):
+    """What becomes of a finished run's folder on the workspace (`spec.workInProgress`)."""
+
+    KEEP = "Keep"
+    DELETE = "Delete"
+    ARCHIVE = "Archive"
+
+
 class PipelineRef(SpecModel):
     """Names the Pipeline a run follows."""
 
@@ -195,7 +203,8 @@ IMMUTABLE_SPEC_FIELDS = (
     "legalTags",
     "acl",
 )
-"""Every spec field but `status` and `ttlSecondsAfterFinished`: set once, at creation."""
+"""Every spec field but `status`, `ttlSecondsAfterFinished` and `workInProgress`: set once, at
+creation."""
 
 
 def _immutable(field: str) -> Rule:
@@ -208,8 +217,8 @@ def _immutable(field: str) -> Rule:
 
 
 class PipelineRunSpec(SpecModel):
-    """The desired state of a PipelineRun. Only `status` and `ttlSecondsAfterFinished` may change
-    after creation."""
+    """The desired state of a PipelineRun. Only `status`, `ttlSecondsAfterFinished` and
+    `workInProgress` may change after creation."""
 
     pipeline_ref: PipelineRef = Field(description="The Pipeline the run follows.")
     workspace: RunWorkspace = Field(description="The volume holding the media and receiving the outputs.")
@@ -275,8 +284,22 @@ class PipelineRunSpec(SpecModel):
     ttl_seconds_after_finished: int | None = Field(
         None,
         description="Delete the run (and its Jobs) this many seconds after it ends. Kept "
-        "forever when unset. The outputs on the volume are never deleted.",
+        "forever when unset. The outputs on the volume are not deleted by it (see "
+        "`workInProgress`), nor the run's records.",
         ge=0,
+    )
+    work_in_progress: WorkInProgress | None = Field(
+        None,
+        description="What becomes of the run's unpublished outputs, its folder "
+        "`<mountPath>/<outputDir>/<run>/` (items, manifest, logs), once the run is finished. "
+        "Unset: kept, until the project's disposal window (if any) sets `Delete`. `Keep`: kept, "
+        "also from the disposal window. `Delete`: removed from the workspace. `Archive`: moved to "
+        "`<mountPath>/<outputDir>/.archive/<run>/` on the same volume (a later `Delete` removes "
+        "the archive). Refused (condition `WorkInProgress`, reason `HasDescendants`, naming "
+        "them) while an AnalysisJob of the run, or another run whose items come from the "
+        "folder, exists; refused (`Published`) when the folder is the run's published output (a "
+        "passed run in a namespace without a record store). A project's records are never "
+        "touched. Set it with `kubectl mmif wip delete|archive RUN`.",
     )
 
     cel_rules = (

@@ -20,12 +20,12 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from mmif_operator.core.kube import events
+from mmif_operator.core.kube import events as k8s_events
 from mmif_operator.core.kube.ops import NameConflict
 from mmif_operator.core.model import GROUP, VERSION
 from mmif_operator.core.ownership import Ownership, classify, conflict_message
 from mmif_operator.core.runtime import state as runtime
-from mmif_operator.core.status import TRUE, find_condition
+from mmif_operator.core.status import TRUE, find_condition, rfc3339
 from mmif_operator.kinds.analysisjob.model import PLURAL as ANALYSIS_PLURAL
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
 from mmif_operator.kinds.pipelinerun.model import RunPhase
@@ -82,7 +82,7 @@ def _records_status(
     condition = P.shared_condition(spec, shared)
     out, event = P.with_records_status(out, P.referenced_records(own), condition, now, generation)
     if event is not None and body is not None:
-        events.post(body, "Normal", P.EV_SHARED_RECORDS, event)
+        k8s_events.post(body, "Normal", P.EV_SHARED_RECORDS, event)
     return out
 
 
@@ -148,6 +148,69 @@ async def project_resync(
 
 def _indexes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {P.PROJECTS_INDEX: kwargs[P.PROJECTS_INDEX], P.RUN_RECORDS_INDEX: kwargs[P.RUN_RECORDS_INDEX]}
+
+
+# -- the disposal window ------------------------------------------------------------------------
+
+DISPOSAL_CHECK_SECONDS = 5.0  # how often a project with a window may look at its runs
+_next_look: dict[tuple[str, int], datetime] = {}  # (project, generation) -> when to list again
+
+
+def _has_disposal(spec: Any, status: Any, **_: Any) -> bool:
+    ready = find_condition((status or {}).get("conditions"), P.CONDITION_READY)
+    return bool((spec or {}).get("disposal")) and ready is not None and ready.get("status") == TRUE
+
+
+@kopf.timer(
+    GROUP, VERSION, PLURAL, id="project-disposal", interval=DISPOSAL_CHECK_SECONDS, when=_has_disposal
+)
+async def project_disposal(name: str, spec: Any, meta: Any, body: Any, **_: Any) -> None:
+    """The non-record disposal window: announce, then set `workInProgress: Delete` on, the
+    finished runs past it (kinds/project/planning.py `plan_disposal`; the run's own timer then
+    deletes the folder, kinds/pipelinerun/wip_handler.py). The runs are listed again only when
+    something is due or the spec changed (in memory: a restart lists once)."""
+    now = datetime.now(UTC)
+    key = (name, int(meta.get("generation") or 0))
+    if key in _next_look and now < _next_look[key]:
+        return
+    try:
+        parsed = ProjectSpec.from_obj(spec)
+    except ValidationError:
+        return  # the project's own status says so
+    kube = runtime.kube()
+    namespace = P.namespace_of(name)
+    runs = await kube.list_custom(RUN_PLURAL, namespace, {})
+    steps, upcoming = P.plan_disposal(parsed, runs, now)
+    by_name = {(r.get("metadata") or {}).get("name"): r for r in runs}
+    for old in [k for k in _next_look if k[0] == name]:
+        del _next_look[old]
+    _next_look[key] = upcoming or datetime.max.replace(tzinfo=UTC)
+    window = parsed.disposal.after if parsed.disposal else ""
+    for step in steps:
+        due = rfc3339(step.due)
+        run_ref = by_name[step.run]
+        if step.kind == P.NOTICE:
+            message = (
+                f"the work in progress of run {step.run} is deleted at {due} (project {name}'s disposal "
+                f"window {window}); set spec.workInProgress: Keep on the run to keep it"
+            )
+            patch: dict[str, Any] = {"metadata": {"annotations": {P.DISPOSAL_NOTICE_ANNOTATION: due}}}
+        else:
+            message = f"run {step.run} finished past project {name}'s disposal window ({window}, due {due}): its work in progress is deleted"
+            patch = {
+                "metadata": {"annotations": {P.DISPOSED_BY_ANNOTATION: name}},
+                "spec": {"workInProgress": "Delete"},
+            }
+        try:
+            await kube.patch_custom(RUN_PLURAL, namespace, step.run, patch)
+        except Exception as e:  # noqa: BLE001 - looked at again at the next tick
+            log.warning("project %s: disposal of run %s: %s", name, step.run, e)
+            _next_look.pop(key, None)
+            continue
+        reason = "DisposalNotice" if step.kind == P.NOTICE else "Disposed"
+        k8s_events.post(run_ref, "Warning" if step.kind == P.NOTICE else "Normal", reason, message)
+        k8s_events.post(dict(body), "Warning" if step.kind == P.NOTICE else "Normal", reason, message)
+        log.info("project %s: %s", name, message)
 
 
 # kopf hands an index to every handler as a keyword argument named after its function, which

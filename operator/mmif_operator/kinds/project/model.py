@@ -24,6 +24,7 @@ from mmif_operator.core.model import (
     Timestamp,
     list_map,
 )
+from mmif_operator.kinds.monitor.model import Duration
 
 KIND = "Project"
 PLURAL = "projects"
@@ -104,6 +105,23 @@ class RecordStore(SpecModel):
     )
 
 
+class Disposal(SpecModel):
+    """The project's non-record disposal window: work in progress left behind is deleted."""
+
+    after: Duration = Field(
+        description="How long after a run finished (or after `timeline.end`, when that is "
+        "later) the operator sets the run's `workInProgress` to `Delete`, e.g. `P90D`: an ISO "
+        "8601 duration. Only runs whose spec does not set `workInProgress` are disposed of (set "
+        "`Keep` on a run to keep it); records are never touched. Extending `timeline.end` moves "
+        "the schedule.",
+    )
+    notice: Duration | None = Field(
+        None,
+        description="How long before the deletion an Event (`DisposalNotice`, on the run and the "
+        "Project) announces it, e.g. `P7D`. No notice when unset.",
+    )
+
+
 class ProjectSpec(SpecModel):
     """The desired state of a Project."""
 
@@ -135,6 +153,11 @@ class ProjectSpec(SpecModel):
         description="The project's record store. With it, a reviewed run that passes makes a "
         "record of each item that succeeded (its final MMIF and lineage); without it, passing "
         "publishes in the run's folder only.",
+    )
+    disposal: Disposal | None = Field(
+        None,
+        description="The non-record disposal window: the work in progress of finished runs is "
+        "deleted once past it, with a notice before. Nothing is disposed of when unset.",
     )
     state: ProjectState = Field(
         ProjectState.OPEN,

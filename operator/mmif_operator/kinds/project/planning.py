@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mmif_operator.core import labels as L
 from mmif_operator.core.model import API_VERSION
-from mmif_operator.core.status import FALSE, TRUE, find_condition, set_condition
+from mmif_operator.core.status import FALSE, TRUE, find_condition, parse_time, rfc3339, set_condition
+from mmif_operator.kinds.monitor.model import parse_duration
 from mmif_operator.kinds.project.model import (
     ADMIN_ROLE,
     ADMINS_BINDING,
@@ -350,3 +351,67 @@ def with_records_status(
     changed = old is None or old.get("status") != condition[0] or old.get("message") != condition[2]
     event = condition[2] if condition[0] == TRUE and changed else None
     return out, event
+
+
+# -- the disposal window (spec.disposal) -------------------------------------------------------
+
+DISPOSAL_NOTICE_ANNOTATION = "mmif.dev/disposal-notice"  # on a run: the due time it was told of
+DISPOSED_BY_ANNOTATION = "mmif.dev/disposed-by"  # on a run: the project whose window set Delete
+NOTICE = "Notice"
+DISPOSE = "Dispose"
+_TERMINAL = ("Succeeded", "Failed", "Cancelled")
+
+
+@dataclass(frozen=True)
+class DisposalStep:
+    """One thing to do to one run: announce its disposal (`Notice`) or set it `Delete` (`Dispose`)."""
+
+    run: str
+    kind: str
+    due: datetime
+
+
+def disposal_due(finished: datetime, after: timedelta, timeline_end: datetime | None) -> datetime:
+    """When a run's work in progress goes: `after` past its finish, or past the project's end
+    when that is later (so extending the timeline moves it)."""
+    start = max(finished, timeline_end) if timeline_end is not None else finished
+    return start + after
+
+
+def plan_disposal(
+    spec: ProjectSpec, runs: Sequence[Mapping[str, Any]], now: datetime
+) -> tuple[list[DisposalStep], datetime | None]:
+    """What the window asks for now, and when to look next (the earliest future due or notice
+    time; None: nothing scheduled). Runs considered: finished, with a completion time, no
+    `spec.workInProgress` of their own and no WorkInProgress outcome yet."""
+    if spec.disposal is None:
+        return [], None
+    after = parse_duration(spec.disposal.after)
+    notice = parse_duration(spec.disposal.notice) if spec.disposal.notice else None
+    end = spec.timeline.end if spec.timeline is not None else None
+    steps: list[DisposalStep] = []
+    upcoming: list[datetime] = []
+    for run in runs:
+        meta = run.get("metadata") or {}
+        status = run.get("status") or {}
+        if "workInProgress" in (run.get("spec") or {}) or status.get("phase") not in _TERMINAL:
+            continue
+        if any(c.get("type") == "WorkInProgress" for c in status.get("conditions") or ()):
+            continue
+        finished = parse_time(status.get("completionTime"))
+        if finished is None or meta.get("deletionTimestamp"):
+            continue
+        due = disposal_due(finished, after, end)
+        if now >= due:
+            steps.append(DisposalStep(meta.get("name") or "", DISPOSE, due))
+            continue
+        upcoming.append(due)
+        if notice is None:
+            continue
+        told = (meta.get("annotations") or {}).get(DISPOSAL_NOTICE_ANNOTATION)
+        if now >= due - notice:
+            if told != rfc3339(due):
+                steps.append(DisposalStep(meta.get("name") or "", NOTICE, due))
+        else:
+            upcoming.append(due - notice)
+    return steps, min(upcoming, default=None)
