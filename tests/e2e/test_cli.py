@@ -308,7 +308,7 @@ def test_logs_of_a_step_in_flight_then_cancel(operator_deployed, namespace, work
     assert "run nap 1/1 phase=Cancelled" in proc.stdout and "cancelled=1" in proc.stdout, explain(proc)
 
 
-def test_review_pass_as_a_reviewer(operator_deployed, namespace, workspace, build, runs):
+def test_review_pass_and_fail_as_a_reviewer(operator_deployed, namespace, workspace, build, runs):
     workspace.write_media({"media/clip.mp4": "not really a video\n"})
     build.apply(
         build.pipeline(
@@ -346,6 +346,36 @@ def test_review_pass_as_a_reviewer(operator_deployed, namespace, workspace, buil
         explain(proc)
     )
     assert kube.get("pipelinerun", "rev", namespace)["spec"]["review"]["reviewer"] == REVIEWER
+
+    # `review fail`: the run ends Failed (ReviewFailed) with the reviewer's comment, and nothing
+    # is published; the command itself succeeded (exit 0: the decision was recorded).
+    proc = mmif("run", "reviewed", "media/clip.mp4", "--name", "rev2", namespace=namespace)
+    assert proc.returncode == 0, explain(proc)
+    kube.eventually(
+        lambda: (
+            (kube.get("pipelinerun", "rev2", namespace).get("status") or {}).get("phase") == "AwaitingReview"
+        ),
+        timeout=120,
+        what="rev2 AwaitingReview",
+    )
+    proc = mmif(
+        "review",
+        "fail",
+        "rev2",
+        "--comment",
+        "wrong language",
+        "--wait",
+        "--as",
+        REVIEWER,
+        namespace=namespace,
+    )
+    assert proc.returncode == 0, explain(proc) + runs.diagnostics(namespace, "rev2")
+    assert f"pipelinerun rev2: review Fail recorded (reviewer {REVIEWER}, at " in proc.stdout, explain(proc)
+    assert proc.stdout.splitlines()[0].endswith(": wrong language"), explain(proc)
+    last = proc.stdout.splitlines()[-1]
+    assert last.startswith("pipelinerun rev2: Failed (ReviewFailed)"), explain(proc)
+    failed = kube.get("pipelinerun", "rev2", namespace)
+    assert failed["status"]["review"].get("recordPath") is None, failed["status"]["review"]
 
 
 def test_monitors_and_a_monitors_reports(operator_deployed, namespace, workspace, build):

@@ -127,3 +127,7 @@ def app_service_labels(pipeline: str, step: str, instance: str) -> dict[str, str
     labels = common_labels(COMPONENT_APP_SERVICE, name=NAME_APP, instance=instance)
     labels.update(app_service_selector(pipeline, step))
     return labels
+
+
+#: The label the Job controller puts on a Job's pods: the current name, then the older one.
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")

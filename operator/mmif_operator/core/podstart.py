@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from mmif_operator.core import labels as L
 from mmif_operator.core.observed import JobKind, JobState, ObservedJob
 from mmif_operator.core.status import cut, parse_time
 
@@ -44,7 +45,6 @@ MAX_MESSAGE = 512
 CHECK_SECONDS = 30.0  # at most this long between two looks at a busy owner's pods
 MIN_CHECK_SECONDS = 1.0
 
-JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 
 # Reasons (CamelCase) an item fails with.
 R_IMAGE_PULL_FAILED = "ImagePullFailed"
@@ -99,7 +99,7 @@ def apply_start_failures(
 def job_of_pod(pod: Mapping[str, Any]) -> str | None:
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
-    for key in JOB_NAME_LABELS:
+    for key in L.JOB_NAME_LABELS:
         if labels.get(key):
             return labels[key]
     for ref in meta.get("ownerReferences") or ():

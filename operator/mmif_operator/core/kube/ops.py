@@ -34,7 +34,6 @@ REQUEST_TIMEOUT = 30.0
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "mmif-operator"
-JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 
 
 class KubeError(Exception):
@@ -282,7 +281,7 @@ class Kube:
         """The pods of Job `job_name` (by its job-name label, new or old); with `uid` (the Job's),
         only the pods that Job controls."""
         pods: builtins.list[dict[str, Any]] = []
-        for label in JOB_NAME_LABELS:
+        for label in L.JOB_NAME_LABELS:
             pods = await self.list("Pod", namespace, {label: job_name})
             if uid:
                 pods = [p for p in pods if controller_uid(p) == uid]
