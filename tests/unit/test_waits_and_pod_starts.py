@@ -252,6 +252,40 @@ def test_an_unschedulable_pod_fails_with_the_schedulers_message():
     assert f.message == f"pod run-1-00000-0-abcde not scheduled within 10 s: {msg}"
 
 
+CPU = (
+    "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: "
+    "1 No preemption victims found for incoming pod."
+)
+
+
+def test_a_pod_waiting_for_room_behind_its_running_siblings_is_queued_not_failed():
+    """Parallelism above what the node holds: the pod waits its turn while a sibling runs, and
+    fails by its bound only once none of the owner's pods runs (no capacity comes back)."""
+    late = T0 + timedelta(seconds=901)
+    queued = pod("run-1-00005-0", scheduled=("False", "Unschedulable", CPU))
+    sibling = job("run-1-00001-0", item=1, pods=1)  # its pod runs: not in the Pending list
+    check = P.check_pod_starts([sibling, job("run-1-00005-0", item=5)], [queued], bound(900), late)
+    assert check.failures == [] and check.queued == ["run-1-00005-0"]
+    done = job("run-1-00001-0", item=1, pods=1, state=JobState.SUCCEEDED)
+    (f,) = P.check_pod_starts([done, job("run-1-00005-0", item=5)], [queued], bound(900), late).failures
+    assert (f.job, f.reason) == ("run-1-00005-0", "Unschedulable") and CPU in f.message
+
+
+def test_only_a_lack_of_room_waits_behind_siblings():
+    def waits(message):
+        return P.waits_for_capacity(pod(scheduled=("False", "Unschedulable", message)))
+
+    assert waits(CPU)
+    assert waits("0/3 nodes are available: 1 Insufficient memory, 2 Too many pods.")
+    assert not waits(
+        "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector."
+    )
+    assert not waits('0/1 nodes are available: persistentvolumeclaim "media" is being deleted.')
+    assert not waits("0/1 nodes are available: 1 node(s) had untolerated taint {a: b}.")
+    assert not P.waits_for_capacity(pod(scheduled=("False", "SchedulingGated", "Insufficient cpu")))
+    assert not P.waits_for_capacity(pod())
+
+
 def test_a_subpath_the_kubelet_refuses_is_a_mount_failure():
     p = pod(
         main=waiting(

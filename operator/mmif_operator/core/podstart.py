@@ -13,7 +13,12 @@ owner's Jobs as the index shows them, the Events asked for, each Job's bound and
   `startTimeoutSeconds`) fails its Job with the reason read from the pod (`Unschedulable`,
   `ImagePullFailed`, `MountFailed`, ...) and the scheduler's or kubelet's message;
 * a Job that has made no pod at all within its bound fails with `PodCreateFailed` and the Job
-  controller's `FailedCreate` message (e.g. the PodSecurity refusal).
+  controller's `FailedCreate` message (e.g. the PodSecurity refusal);
+* but a pod the scheduler turns down for capacity alone (`Insufficient cpu`, `Too many pods`)
+  while a pod of the same owner runs is queued behind its own siblings, not stuck: capacity comes
+  back when they end (a `parallelism` above what the nodes hold is ordinary, as with Argo's). It
+  is counted in `PodStartCheck.queued` and looked at again; its bound applies once none of the
+  owner's pods runs. The owner's progress deadline still bounds the whole wait.
 
 The loop hands each failure to its planner as the Job observed failed (`as_failed`): the planner
 records the item's failure and deletes the Job, as for any failed Job. Everything is recomputed
@@ -79,6 +84,7 @@ class PodStartCheck:
     failures: list[StartFailure] = field(default_factory=list)
     want_events: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) still to read
     next_check: float = CHECK_SECONDS  # seconds until the next look
+    queued: list[str] = field(default_factory=list)  # Jobs whose pod waits for capacity behind siblings
 
 
 def as_failed(job: ObservedJob, failure: StartFailure) -> ObservedJob:
@@ -158,6 +164,25 @@ def _latest(
         if best is None or when >= key:
             best, key = ev, when
     return best
+
+
+_CAPACITY_WORDS = ("insufficient ", "too many pods")
+
+
+def waits_for_capacity(pod: Mapping[str, Any]) -> bool:
+    """Whether the scheduler turned the pod down for lack of room alone: every reason it gives
+    is a resource the nodes have too little of now (a node selector, taint or volume that no node
+    matches heals with no pod ending, and is not this)."""
+    scheduled = _condition(pod, "PodScheduled")
+    if scheduled is None or str(scheduled.get("status")) != "False":
+        return False
+    if scheduled.get("reason") != "Unschedulable":
+        return False
+    message = (scheduled.get("message") or "").lower()
+    # "0/3 nodes are available: 1 Insufficient cpu, 2 Insufficient memory. preemption: ..."
+    head = message.split("preemption:", 1)[0]
+    reasons = [r.strip() for r in head.split(":", 1)[-1].replace(".", ",").split(",") if r.strip()]
+    return bool(reasons) and all(any(w in r for w in _CAPACITY_WORDS) for r in reasons)
 
 
 def _never_heals(pod: Mapping[str, Any]) -> StartFailure | None:
@@ -287,6 +312,9 @@ def check_pod_starts(
         if job_name and not meta.get("deletionTimestamp"):
             by_job.setdefault(job_name, []).append(pod)
     next_check = CHECK_SECONDS if min_bound is None else min(CHECK_SECONDS, float(min_bound))
+    # Capacity comes back when a pod of the owner's ends: one runs when its Job is active, made a
+    # pod, and has none Pending.
+    sibling_runs = any(j.state is JobState.ACTIVE and j.pods > 0 and j.name not in by_job for j in jobs)
 
     for job in jobs:
         if job.state is not JobState.ACTIVE:
@@ -307,6 +335,9 @@ def check_pod_starts(
                 age = (now - created).total_seconds() if created is not None else 0.0
                 if age < limit:
                     next_check = min(next_check, limit - age)
+                    continue
+                if sibling_runs and waits_for_capacity(pod):
+                    out.queued.append(job.name)
                     continue
                 verdict = _why_not_started(pod, limit, events)
                 if isinstance(verdict, tuple):

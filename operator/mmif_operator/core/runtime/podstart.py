@@ -80,6 +80,7 @@ class PodStartWatch:
         self.next_at = 0.0  # time.monotonic() of the next look: the first at once
         self.task: asyncio.Future | None = None
         self._seen: set[str] = set()
+        self.queued = 0  # pods waiting for room behind the owner's running pods, at the last look
 
     def prune(self, jobs: Iterable[ObservedJob]) -> None:
         """Forget failures of Jobs no longer active in the index (recorded and deleted, or
@@ -138,6 +139,14 @@ class PodStartWatch:
                 )
             check = check_pod_starts(jobs, pods, bounds.of, now, events=events, min_bound=bounds.smallest)
         self.next_at = time.monotonic() + check.next_check
+        if len(check.queued) != self.queued:
+            log.info(
+                "%s/%s: %d pods past their start bound wait for room behind the owner's running pods",
+                self.namespace,
+                (self.owner.get("metadata") or {}).get("name"),
+                len(check.queued),
+            )
+        self.queued = len(check.queued)
         new = [f for f in check.failures if f.job not in self.failures]
         for failure in new:
             self.failures[failure.job] = failure

@@ -98,7 +98,9 @@ class App(SpecModel):
         "app may take to listen on `port` (loading a model can take minutes). Past it the item "
         "fails with a reason (`ImagePullFailed`, `Unschedulable`, `PodCreateFailed`, "
         "`MountFailed`, `AppNotListening`, ...) and the kubelet's or controller's message. An "
-        "image name that can never work (`InvalidImageName`, `ErrImageNeverPull`) fails at once.",
+        "image name that can never work (`InvalidImageName`, `ErrImageNeverPull`) fails at once. "
+        "A pod waiting for room on the nodes (`Insufficient cpu`) while a pod of the same run runs "
+        "waits its turn: the bound applies once none of the run's pods runs.",
         ge=1,
         le=86400,
     )
