@@ -3,6 +3,7 @@ run planner makes of it, the runner's record and manifest, and what admission re
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -294,14 +295,16 @@ def test_pipeline_status_shows_each_alternatives_readiness():
 def test_the_monitors_index_keys_each_monitor_by_namespace():
     from mmif_operator.kinds.pipelinerun.handler import monitors_by_namespace
 
-    got = monitors_by_namespace(
-        name="m",
-        namespace="ns",
-        spec={"target": {"app": {"image": "asr:1"}}},
-        status={
-            "health": "Degraded",
-            "activities": [{"step": "app", "app": "asr:1", "tests": 3, "passed": 2}],
-        },
+    got = asyncio.run(
+        monitors_by_namespace(
+            name="m",
+            namespace="ns",
+            spec={"target": {"app": {"image": "asr:1"}}},
+            status={
+                "health": "Degraded",
+                "activities": [{"step": "app", "app": "asr:1", "tests": 3, "passed": 2}],
+            },
+        )
     )
     assert got == {"ns": A.MonitorView("m", "asr:1", "Degraded", (("asr:1", 3, 2),))}
 

@@ -3,6 +3,7 @@ what admission does to a run or analysis in its namespace (kinds/project)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import kopf
@@ -184,8 +185,11 @@ def test_closing_is_refused_while_runs_await_review_naming_them():
 
 
 def test_the_closure_webhook_reads_the_runs_awaiting_review_of_the_projects_namespace():
-    assert H.runs_awaiting_review(name="r1", namespace="p", status={"phase": "AwaitingReview"}) == {"p": "r1"}
-    assert H.runs_awaiting_review(name="r2", namespace="p", status={"phase": "Running"}) == {}
+    def awaiting(**kw):
+        return asyncio.run(H.runs_awaiting_review(**kw))
+
+    assert awaiting(name="r1", namespace="p", status={"phase": "AwaitingReview"}) == {"p": "r1"}
+    assert awaiting(name="r2", namespace="p", status={"phase": "Running"}) == {}
     index = {"p": ["r1"], "other": ["x"]}
     closing = {"spec": {"state": "Closed"}}
     with pytest.raises(kopf.AdmissionError) as refused:

@@ -3,6 +3,12 @@
 kopf logs in on its own (it tries kubernetes_asyncio's loaders too); this client is ours, for the
 handlers' reads and writes, with its own Configuration object (the library's default is left
 alone).
+
+Like kopf's own sessions (`settings.networking.trust_env`, False by default), ours ignores the
+proxy variables and ~/.netrc: kubernetes_asyncio builds its aiohttp session with
+`trust_env=True`, and aiohttp then looks both up in a worker thread on every request (two
+executor round trips per create, delete or patch: about an eighth of the operator's CPU in the
+1,000-item benchmark, under py-spy). The API server is reached directly, as kopf reaches it.
 """
 
 from __future__ import annotations
@@ -32,4 +38,12 @@ async def make_api_client(connection_pool: int = 64) -> client.ApiClient:
     cfg.connection_pool_maxsize = connection_pool
     api = client.ApiClient(cfg)
     api.user_agent = USER_AGENT
+    without_environment_lookups(api)
     return api
+
+
+def without_environment_lookups(api: client.ApiClient) -> None:
+    """The session of `api` stops trusting the environment (see the module docstring). aiohttp
+    takes `trust_env` only at construction, and kubernetes_asyncio gives no way to pass it."""
+    session = api.rest_client.pool_manager
+    session._trust_env = False

@@ -7,6 +7,11 @@ Neither handler writes anything on the Jobs (no finalizer, no annotation): `@kop
 A Job changes about five times in its life (created, pod active, ready, finished, deleted); only
 the changes the planner reads wake the loop (`changes_plan`: finished, or gone unfinished), so a
 busy run makes passes for work, not for pod counts.
+
+Both handlers are coroutines, as are all the operator's watch and index handlers: kopf runs a
+plain function in its thread pool, which costs two thread hand-offs per Job event (about five per
+Job) and wakes the loop's `asyncio.Event` from another thread, which asyncio does not support (the
+waiting loop may notice only at its next event).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ def job_index_entry(namespace: str | None, body: Any) -> dict[tuple[str, str], O
 
 
 @kopf.index("batch", "v1", "jobs", labels={**MANAGED, **_RUN_COMPONENTS})
-def run_jobs(namespace: str | None, body: Any, **_: Any) -> dict[tuple[str, str], ObservedJob] | None:
+async def run_jobs(namespace: str | None, body: Any, **_: Any) -> dict[tuple[str, str], ObservedJob] | None:
     """The Jobs of every run, by (namespace, `mmif.dev/run` label): `ObservedJob`s only."""
     return job_index_entry(namespace, body)
 
@@ -62,7 +67,7 @@ RUN_JOB_SUMMARIES = JobSummaries()
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={**MANAGED, **_RUN_COMPONENTS})
-def job_event(namespace: str | None, labels: Any, body: Any, type: str | None, **_: Any) -> None:
+async def job_event(namespace: str | None, labels: Any, body: Any, type: str | None, **_: Any) -> None:
     """A run's Job changed (or was listed): wake the run's loop if that matters to its plan;
     count finished steps."""
     run = labels.get(L.RUN)

@@ -240,7 +240,7 @@ def analysis_index_entry(namespace: str | None, body: Any) -> dict[tuple[str, st
 
 
 @kopf.index("batch", "v1", "jobs", labels=_ANALYSIS_JOBS)
-def analysis_jobs(namespace: str | None, body: Any, **_: Any) -> dict[tuple[str, str], ObservedJob] | None:
+async def analysis_jobs(namespace: str | None, body: Any, **_: Any) -> dict[tuple[str, str], ObservedJob] | None:
     """The Jobs of every AnalysisJob, by (namespace, `mmif.dev/analysis` label)."""
     return analysis_index_entry(namespace, body)
 
@@ -249,7 +249,7 @@ ANALYSIS_JOB_SUMMARIES = JobSummaries()
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=_ANALYSIS_JOBS)
-def analysis_job_event(namespace: str | None, labels: Any, body: Any, type: str | None, **_: Any) -> None:
+async def analysis_job_event(namespace: str | None, labels: Any, body: Any, type: str | None, **_: Any) -> None:
     """An AnalysisJob's Job finished or vanished: wake its loop (jobs.py, `changes_plan`)."""
     analysis = labels.get(L.ANALYSIS)
     if ANALYSIS_JOB_SUMMARIES.update(body, deleted=type == "DELETED") and namespace and analysis:
@@ -257,7 +257,7 @@ def analysis_job_event(namespace: str | None, labels: Any, body: Any, type: str 
 
 
 @kopf.on.event(API_GROUP, VERSION, RUN_PLURAL)
-def source_run_event(name: str, namespace: str | None, type: str | None, **_: Any) -> None:
+async def source_run_event(name: str, namespace: str | None, type: str | None, **_: Any) -> None:
     """A run changed (its items' states live in its status): wake the analyses reading it."""
     runtime.ANALYSIS_WAKERS.wake_where(lambda w: w.tags.get("run") == (namespace, name))
 

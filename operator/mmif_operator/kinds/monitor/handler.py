@@ -225,7 +225,7 @@ async def monitor_loop(
 
 
 @kopf.on.event(API_GROUP, VERSION, PLURAL)
-def monitor_event(
+async def monitor_event(
     name: str, namespace: str | None, meta: Any, status: Any, type: str | None, **_: Any
 ) -> None:
     """A spec change (e.g. the interval patched) wakes the Monitor's loop at once."""
@@ -234,7 +234,7 @@ def monitor_event(
 
 
 @kopf.on.event(API_GROUP, VERSION, RUN_PLURAL, labels={L.MONITOR: kopf.PRESENT})
-def monitor_test_run_event(
+async def monitor_test_run_event(
     namespace: str | None, labels: Any, status: Any, type: str | None, **_: Any
 ) -> None:
     """A test run ended (or vanished): wake its Monitor's loop to report it."""

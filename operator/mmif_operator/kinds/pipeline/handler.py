@@ -258,7 +258,7 @@ async def pipeline_loop(
 
 
 @kopf.on.event(API_GROUP, VERSION, PLURAL)
-def pipeline_event(
+async def pipeline_event(
     name: str, namespace: str | None, meta: Any, status: Any, type: str | None, **_: Any
 ) -> None:
     """Spec changes wake the Pipeline's loop; a Pipeline that appears, or is Ready, wakes the
@@ -284,19 +284,19 @@ def _wake_pipeline(namespace: str | None, labels: Any) -> None:
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=_APP_OBJECTS)
-def app_deployment_event(namespace: str | None, labels: Any, **_: Any) -> None:
+async def app_deployment_event(namespace: str | None, labels: Any, **_: Any) -> None:
     """An app Deployment changed (replicas ready, scaled or deleted by hand): wake its Pipeline's
     loop (which corrects drift)."""
     _wake_pipeline(namespace, labels)
 
 
 @kopf.on.event("v1", "services", labels=_APP_OBJECTS)
-def app_service_event(namespace: str | None, labels: Any, **_: Any) -> None:
+async def app_service_event(namespace: str | None, labels: Any, **_: Any) -> None:
     """An app Service changed (edited or deleted by hand): wake its Pipeline's loop."""
     _wake_pipeline(namespace, labels)
 
 
 @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=_APP_OBJECTS)
-def app_network_policy_event(namespace: str | None, labels: Any, **_: Any) -> None:
+async def app_network_policy_event(namespace: str | None, labels: Any, **_: Any) -> None:
     """An app NetworkPolicy changed (edited or deleted by hand): wake its Pipeline's loop."""
     _wake_pipeline(namespace, labels)

@@ -472,7 +472,7 @@ MONITORS_INDEX = "monitors_by_namespace"  # kopf passes an index by its function
 
 
 @kopf.index(API_GROUP, VERSION, MONITOR_PLURAL)
-def monitors_by_namespace(
+async def monitors_by_namespace(
     name: str, namespace: str | None, spec: Any, status: Any, **_: Any
 ) -> dict[str, MonitorView]:
     """namespace -> what the choice among a step's alternatives reads of each Monitor there
@@ -598,7 +598,7 @@ async def run_loop(
 
 
 @kopf.on.event(API_GROUP, VERSION, RUN_PLURAL)
-def run_event(name: str, namespace: str | None, meta: Any, status: Any, type: str | None, **_: Any) -> None:
+async def run_event(name: str, namespace: str | None, meta: Any, status: Any, type: str | None, **_: Any) -> None:
     """Wake the run's loop when its spec changed (e.g. `spec.status: Cancelled`). Our own status
     patches do not change the generation, so they do not wake it."""
     assert namespace is not None  # a namespaced resource: kopf's None is for cluster-scoped ones

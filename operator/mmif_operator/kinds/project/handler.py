@@ -216,7 +216,7 @@ async def project_disposal(name: str, spec: Any, meta: Any, body: Any, **_: Any)
 # kopf hands an index to every handler as a keyword argument named after its function, which
 # must therefore be P.PROJECTS_INDEX (tests/unit/test_handler_registration.py checks it).
 @kopf.index(GROUP, VERSION, PLURAL)
-def projects_by_namespace(name: str, spec: Any, status: Any, **_: Any) -> dict[str, Any]:
+async def projects_by_namespace(name: str, spec: Any, status: Any, **_: Any) -> dict[str, Any]:
     """namespace -> the Project's spec, for admission (only Projects whose namespace is theirs:
     Ready)."""
     ready = find_condition(status.get("conditions"), P.CONDITION_READY)
@@ -226,7 +226,7 @@ def projects_by_namespace(name: str, spec: Any, status: Any, **_: Any) -> dict[s
 
 
 @kopf.index(GROUP, VERSION, RUN_PLURAL)
-def run_records_by_namespace(
+async def run_records_by_namespace(
     name: str, namespace: str | None, spec: Any, meta: Any, **_: Any
 ) -> dict[str, Any]:
     """namespace -> the records a PipelineRun's inline items name (none: not indexed), for the
@@ -253,7 +253,7 @@ def _admit(kind: str, namespace: str | None, spec: Any, patch: Any, index: kopf.
 
 
 @kopf.index(GROUP, VERSION, RUN_PLURAL)
-def runs_awaiting_review(name: str, namespace: str | None, status: Any, **_: Any) -> dict[str, str]:
+async def runs_awaiting_review(name: str, namespace: str | None, status: Any, **_: Any) -> dict[str, str]:
     """namespace -> the names of its PipelineRuns awaiting review (for the closure webhook)."""
     return {namespace or "": name} if status.get("phase") == RunPhase.AWAITING_REVIEW.value else {}
 
