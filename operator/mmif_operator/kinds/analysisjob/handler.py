@@ -240,7 +240,9 @@ def analysis_index_entry(namespace: str | None, body: Any) -> dict[tuple[str, st
 
 
 @kopf.index("batch", "v1", "jobs", labels=_ANALYSIS_JOBS)
-async def analysis_jobs(namespace: str | None, body: Any, **_: Any) -> dict[tuple[str, str], ObservedJob] | None:
+async def analysis_jobs(
+    namespace: str | None, body: Any, **_: Any
+) -> dict[tuple[str, str], ObservedJob] | None:
     """The Jobs of every AnalysisJob, by (namespace, `mmif.dev/analysis` label)."""
     return analysis_index_entry(namespace, body)
 
@@ -249,7 +251,9 @@ ANALYSIS_JOB_SUMMARIES = JobSummaries()
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=_ANALYSIS_JOBS)
-async def analysis_job_event(namespace: str | None, labels: Any, body: Any, type: str | None, **_: Any) -> None:
+async def analysis_job_event(
+    namespace: str | None, labels: Any, body: Any, type: str | None, **_: Any
+) -> None:
     """An AnalysisJob's Job finished or vanished: wake its loop (jobs.py, `changes_plan`)."""
     analysis = labels.get(L.ANALYSIS)
     if ANALYSIS_JOB_SUMMARIES.update(body, deleted=type == "DELETED") and namespace and analysis:

@@ -598,7 +598,9 @@ async def run_loop(
 
 
 @kopf.on.event(API_GROUP, VERSION, RUN_PLURAL)
-async def run_event(name: str, namespace: str | None, meta: Any, status: Any, type: str | None, **_: Any) -> None:
+async def run_event(
+    name: str, namespace: str | None, meta: Any, status: Any, type: str | None, **_: Any
+) -> None:
     """Wake the run's loop when its spec changed (e.g. `spec.status: Cancelled`). Our own status
     patches do not change the generation, so they do not wake it."""
     assert namespace is not None  # a namespaced resource: kopf's None is for cluster-scoped ones
