@@ -65,6 +65,7 @@ from mmif_operator.kinds.analysisjob import triggers
 from mmif_operator.kinds.monitor.model import PLURAL as MONITOR_PLURAL
 from mmif_operator.kinds.pipeline.model import PLURAL as PIPELINE_PLURAL
 from mmif_operator.kinds.pipeline.model import PipelineSpec
+from mmif_operator.kinds.pipelinerun import conflicts as C
 from mmif_operator.kinds.pipelinerun import images
 from mmif_operator.kinds.pipelinerun.alternatives import MonitorView
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
@@ -81,7 +82,12 @@ from mmif_operator.kinds.pipelinerun.planning import (
     request_of,
     termination_messages_needed,
 )
-from mmif_operator.kinds.project.planning import PROJECTS_INDEX, RecordTarget, record_target
+from mmif_operator.kinds.project.planning import (
+    PROJECTS_INDEX,
+    RUN_RECORDS_INDEX,
+    RecordTarget,
+    record_target,
+)
 from mmif_operator.notifications import outbox
 
 log = logging.getLogger(__name__)
@@ -93,6 +99,7 @@ PROGRESS_INTERVAL_SECONDS = 1.0
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 Wake = Callable[[str], object]  # wake the loop of the run of that name (same namespace)
+RecordRuns = Callable[[], dict[str, list[dict[str, Any]]]]  # a snapshot of the runs index
 
 
 class RequestLocks:
@@ -168,6 +175,7 @@ async def reconcile_run(
     specs: ParseCache | None = None,
     records: RecordTarget | None = None,
     monitors: Sequence[MonitorView] = (),
+    record_runs: RecordRuns | None = None,
 ) -> PassResult:
     """One pass over one run (see the module docstring). `known`: the run as the previous pass
     left it (`PassResult.latest`), instead of reading it; `deletes`: where Jobs are deleted
@@ -182,7 +190,9 @@ async def reconcile_run(
     request listed afresh; when it enters Publishing, `wake` wakes those still awaiting theirs.
     `specs`: where the run's parsed spec is kept between passes (the loop's; parsed again when
     the generation changes). `monitors`: the Monitors of the namespace, for steps with
-    alternatives (kinds/pipelinerun/alternatives.py)."""
+    alternatives (kinds/pipelinerun/alternatives.py). `record_runs`: a snapshot of the runs
+    index `run_records_by_namespace`, taken only for a run awaiting review (the conflicts of a
+    Pass: kinds/pipelinerun/conflicts.py); None: conflicts are not looked for."""
     run = dict(known) if known is not None else await kube.get_custom(RUN_PLURAL, namespace, name)
     meta = (run or {}).get("metadata") or {}
     if run is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
@@ -191,14 +201,14 @@ async def reconcile_run(
     if request is None or (run.get("status") or {}).get("phase") != AWAITING_REVIEW:
         return await _reconcile(
             kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
-            refusals, start_failures, None, specs, records, monitors,
+            refusals, start_failures, None, specs, records, monitors, record_runs,
         )  # fmt: skip
     async with REQUEST_LOCKS.hold(namespace, request):
         listed = await kube.list_custom(RUN_PLURAL, namespace, {L.REQUEST: request})
         siblings = [Sibling.from_run(r) for r in listed if (r.get("metadata") or {}).get("name") != name]
         result = await _reconcile(
             kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
-            refusals, start_failures, siblings, specs, records, monitors,
+            refusals, start_failures, siblings, specs, records, monitors, record_runs,
         )  # fmt: skip
     if result.plan is not None and result.plan.phase == PUBLISHING and result.patched and wake is not None:
         for sibling in siblings:
@@ -223,6 +233,7 @@ async def _reconcile(
     specs: ParseCache | None = None,
     records: RecordTarget | None = None,
     monitors: Sequence[MonitorView] = (),
+    record_runs: RecordRuns | None = None,
 ) -> PassResult:
     meta = run.get("metadata") or {}
     namespace, name = meta.get("namespace") or "", meta.get("name") or ""
@@ -292,6 +303,9 @@ async def _reconcile(
             pipeline_invalid=pipeline_invalid,
             records=records,
             monitors=monitors,
+            record_runs=record_runs()
+            if record_runs is not None and status.get("phase") == AWAITING_REVIEW
+            else None,
         )
     if plan.notifications:
         # Queued in the same status patch as the transition; sent beside the loop (notifications.py).
@@ -393,6 +407,8 @@ async def _reconcile(
         )
     for event in plan.events:
         post_event(run, event.type, event.reason, event.message)
+    for notice in plan.conflict_notices:
+        _post_conflict_notice(run, notice, post_event)
     _record_metrics(run, status, plan)
 
     # 5. The run just ended: sweep the Jobs the index may not show yet (e.g. created by a pass
@@ -408,6 +424,21 @@ async def _reconcile(
     elif plan.phase in TERMINAL_PHASES and (spec.get("ttlSecondsAfterFinished") is None or parsed is None):
         result.done = True  # (a TTL in a spec that does not parse is not enforced)
     return result
+
+
+def _post_conflict_notice(run: Mapping[str, Any], notice: C.Notice, post_event: EventPoster) -> None:
+    """Tell both projects of a conflict: a Warning Event `Conflict` on the other party's run and
+    on its Project, and on this run's Project (this run's own Event is its row's)."""
+    own = (run.get("metadata") or {}).get("namespace") or ""
+    other_run = {
+        "apiVersion": API_VERSION,
+        "kind": "PipelineRun",
+        "metadata": {"name": notice.run, "namespace": notice.namespace},
+    }
+    post_event(other_run, "Warning", C.EV_CONFLICT, notice.message)
+    for project in sorted({notice.namespace, own}):
+        ref = {"apiVersion": API_VERSION, "kind": "Project", "metadata": {"name": project}}
+        post_event(ref, "Warning", C.EV_CONFLICT, notice.message)
 
 
 async def _sweep(
@@ -495,6 +526,12 @@ async def run_loop(
     """The run's reconcile loop (see the module docstring)."""
     projects: kopf.Index = kwargs[PROJECTS_INDEX]  # the project of the run's namespace, if any
     monitors: kopf.Index = kwargs[MONITORS_INDEX]  # the namespace's Monitors (alternatives)
+    run_records: kopf.Index = kwargs[RUN_RECORDS_INDEX]  # runs naming records (conflicts)
+
+    def record_runs() -> dict[str, list[dict[str, Any]]]:
+        # Copied on the event loop (kopf updates the index there; the planner runs in a thread).
+        return {ns: [dict(e) for e in run_records[ns]] for ns in run_records}
+
     assert namespace is not None  # a namespaced resource: kopf's None is for cluster-scoped ones
     key = runtime.run_key(namespace, name)
     cfg = runtime.config()
@@ -536,6 +573,7 @@ async def run_loop(
             specs=specs,
             records=record_target(list(projects.get(namespace, ()))),
             monitors=tuple(monitors.get(namespace, ())),
+            record_runs=record_runs,
         )
         known = result.latest
         if result.plan is not None:
