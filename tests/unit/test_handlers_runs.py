@@ -639,3 +639,39 @@ def test_a_run_of_a_request_that_passes_wakes_its_siblings_and_is_planned_with_t
     )
     cond = next(c for c in kube2.run["status"]["conditions"] if c["type"] == "Succeeded")
     assert cond["reason"] == "Superseded" and "run-2" in cond["message"]
+
+
+def test_a_pass_meeting_conflicts_is_blocked_and_both_projects_are_told():
+    reviewed = {**PIPELINE, "review": {"required": True}}
+    kube = FakeKube(make_run(1), pipeline=reviewed)
+    for _ in range(10):
+        finish_all(kube)
+        reconcile(kube)
+        if kube.run["status"].get("phase") == "AwaitingReview":
+            break
+    assert kube.run["status"]["phase"] == "AwaitingReview"
+    parent = "sha256:" + "a" * 64
+    # (Set here, past prepare: outside a project's namespace such a run would not start.)
+    kube.run["spec"]["items"] = [{"name": "tape", "record": parent}]
+    kube.run["spec"]["review"] = {"decision": "Pass", "comment": "ok"}
+    snapshots: list[int] = []
+
+    def record_runs():
+        snapshots.append(1)
+        return {"other": [{"run": "theirs", "records": [parent], "phase": "Running", "publishes": True}]}
+
+    posted: list[tuple] = []
+    result = asyncio.run(
+        H.reconcile_run(
+            kube, "ns", "run-1", "uid-1", kube.observed(), operator_image="img", now=T0,
+            post_event=lambda obj, t, r, m: posted.append((obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"], r)),
+            record_runs=record_runs,
+        )
+    )  # fmt: skip
+    assert snapshots == [1], "the index is copied once, for a run awaiting review"
+    assert result.plan is not None and result.plan.phase == "AwaitingReview"
+    assert "run-1-publish" not in kube.jobs
+    assert kube.run["status"]["conflicts"]["conflicts"][0]["run"] == "theirs"
+    assert ("PipelineRun", "ns", "run-1", "ConflictsFound") in posted  # its row's Event
+    assert ("PipelineRun", "other", "theirs", "Conflict") in posted  # the other party's run
+    assert {(k, n) for k, _, n, r in posted if k == "Project"} == {("Project", "ns"), ("Project", "other")}
