@@ -1021,7 +1021,7 @@ class _Planner:
             f"publishing blocked by {len(found)} conflict(s){why} (condition Conflict, "
             f"status.conflicts): pass it again with onConflict Supersede (kubectl mmif review pass "
             f"{self.name} --on-conflict Supersede --comment ...), or fail it; the run fails at "
-            f"{rfc3339(deadline)} (pipelineSpec.review.timeoutSeconds)"
+            f"{rfc3339(deadline)} (pipelineSpec.review.timeoutSeconds). {text}"
         )
         if self._cond_reason() != R_PUBLISH_BLOCKED or not keep_time:
             self._fire(EV_CONFLICTS_FOUND, message)  # (its row posts the Event and the notification)
