@@ -87,6 +87,7 @@ from mmif_operator.kinds.project.planning import (
     RUN_RECORDS_INDEX,
     RecordTarget,
     record_target,
+    run_records_entry,
 )
 from mmif_operator.notifications import outbox
 
@@ -197,6 +198,94 @@ async def reconcile_run(
     meta = (run or {}).get("metadata") or {}
     if run is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
         return PassResult(done=True, gone=True)
+    if record_runs is not None and passes_from_records(run):
+        # Passes of a namespace's runs from records one at a time, each seeing the runs that
+        # entered Publishing before it (RECENT_PUBLICATIONS), even before the index does.
+        snapshot = record_runs
+        async with PUBLISH_LOCKS.hold(namespace, ""):
+            result = await _reconcile_review(
+                kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
+                refusals, start_failures, specs, records, monitors,
+                lambda: RECENT_PUBLICATIONS.overlay(snapshot()), wake,
+            )  # fmt: skip
+            if result.plan is not None and result.plan.phase == PUBLISHING and result.patched:
+                entry = run_records_entry(
+                    name,
+                    run.get("spec"),
+                    meta.get("creationTimestamp"),
+                    result.plan.status,
+                    meta.get("labels"),
+                )
+                if entry is not None:
+                    RECENT_PUBLICATIONS.add(namespace, entry)
+        return result
+    return await _reconcile_review(
+        kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
+        refusals, start_failures, specs, records, monitors, record_runs, wake,
+    )  # fmt: skip
+
+
+def passes_from_records(run: Mapping[str, Any]) -> bool:
+    """A run awaiting review, passed, whose inline items start from records: its pass may publish
+    records another such run's pass would conflict with."""
+    spec = run.get("spec") or {}
+    if (run.get("status") or {}).get("phase") != AWAITING_REVIEW:
+        return False
+    if ((spec.get("review") or {}).get("decision")) != "Pass":
+        return False
+    return any(isinstance(i, Mapping) and i.get("record") for i in spec.get("items") or ())
+
+
+class RecentPublications:
+    """The runs from records that entered Publishing in this process, for the conflicts of the
+    next passes (kinds/pipelinerun/conflicts.py) until the runs index shows them: the index is
+    fed by the watch, a few milliseconds after the status patch. Kept `KEEP_SECONDS`."""
+
+    KEEP_SECONDS = 120.0
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+
+    def add(self, namespace: str, entry: Mapping[str, Any]) -> None:
+        self._entries[(namespace, str(entry.get("run")))] = (time.monotonic(), dict(entry))
+
+    def overlay(self, snapshot: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        """`snapshot` (a copy of the runs index) with the recent entries in place of the index's."""
+        now = time.monotonic()
+        for key in [k for k, (at, _) in self._entries.items() if now - at > self.KEEP_SECONDS]:
+            del self._entries[key]
+        for (namespace, run), (_, entry) in self._entries.items():
+            others = [e for e in snapshot.get(namespace, []) if e.get("run") != run]
+            snapshot[namespace] = [*others, entry]
+        return snapshot
+
+
+PUBLISH_LOCKS = RequestLocks()  # per namespace: passes of runs from records
+RECENT_PUBLICATIONS = RecentPublications()
+
+
+async def _reconcile_review(
+    kube: Kube,
+    run: dict[str, Any],
+    observed: Iterable[ObservedJob],
+    operator_image: str,
+    now: datetime | None,
+    post_event: EventPoster,
+    recent: RecentCreates | None,
+    deletes: BackgroundDeletes | None,
+    progress_wait: float,
+    refusals: Refusals | None,
+    start_failures: Mapping[str, StartFailure] | None,
+    specs: ParseCache | None,
+    records: RecordTarget | None,
+    monitors: Sequence[MonitorView],
+    record_runs: RecordRuns | None,
+    wake: Wake | None,
+) -> PassResult:
+    """A pass; for a run of a request awaiting review, under the request's lock with its
+    siblings listed, waking those still awaiting when it enters Publishing."""
+    meta = run.get("metadata") or {}
+    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
     request = request_of(run)
     if request is None or (run.get("status") or {}).get("phase") != AWAITING_REVIEW:
         return await _reconcile(
