@@ -114,6 +114,7 @@ def test_conflicts_across_two_projects_and_after_a_newer_version_block_then_supe
 
     with record_project("cfb", store_of=a) as b:
         media_b = Workspace(b, "media")
+        media_b.write_media({"media/clip.mp4": b"not really a video\n"})  # the record's document, there too
         pipelines(b)
         # Both projects start an item from the same record; both runs reach review.
         create_as_contributor(run("rb", "frames", [{"name": "from-b", "record": parent_id}]), b)
