@@ -41,10 +41,11 @@ def as_user(user: str, *args: str, group: str | None = None, input: str | None =
     return kube.kubectl(*who, *args, input=input, check=False)
 
 
-def create_project(prefix: str = "rec") -> str:
+def create_project(prefix: str = "rec", store_of: str | None = None) -> str:
     """A Project with a record store (claim `records`), Ready; its namespace holds a workspace
     claim `media` with its volume pod and the store's claim. Its name (= its namespace); delete it
-    with `delete_project` (or use `record_project`, which does)."""
+    with `delete_project` (or use `record_project`, which does). `store_of`: another project whose
+    store this one's claim `records` mounts too (`share_store`), instead of a new volume."""
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     kube.create(
         {
@@ -66,7 +67,9 @@ def create_project(prefix: str = "rec") -> str:
 
     try:
         kube.eventually(ready, timeout=60, what=f"project {name} Ready")
-        for claim in ("media", "records"):
+        if store_of is not None:
+            share_store(store_of, name)
+        for claim in ("media", "records") if store_of is None else ("media",):
             pvc = sample("workspace-pvc.yaml")
             pvc["metadata"]["name"] = claim
             pvc["spec"]["resources"]["requests"]["storage"] = "1Gi"
@@ -78,15 +81,59 @@ def create_project(prefix: str = "rec") -> str:
     return name
 
 
+def shared_store_volume(namespace: str) -> str:
+    return f"{namespace}-shared-records"
+
+
+def share_store(source: str, namespace: str) -> None:
+    """Give `namespace` a claim `records` on the same directory as project `source`'s store: a
+    PersistentVolume of its own (Retain, no class) with the source volume's hostPath or local
+    path, bound to that claim. Two projects then read and publish records in one store (an
+    organisation's archive), so a record made in one is a record of both."""
+    pvc = kube.get("pvc", "records", source)
+    pv = kube.get("pv", pvc["spec"]["volumeName"])
+    source_spec = {k: pv["spec"][k] for k in ("hostPath", "local", "nodeAffinity") if k in pv["spec"]}
+    volume = shared_store_volume(namespace)
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": volume},
+            "spec": {
+                **source_spec,
+                "capacity": pv["spec"]["capacity"],
+                "accessModes": pv["spec"]["accessModes"],
+                "persistentVolumeReclaimPolicy": "Retain",  # the directory is the source's
+                "storageClassName": "",
+                "claimRef": {"namespace": namespace, "name": "records"},
+            },
+        }
+    )
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "records", "namespace": namespace},
+            "spec": {
+                "accessModes": pv["spec"]["accessModes"],
+                "storageClassName": "",
+                "volumeName": volume,
+                "resources": {"requests": {"storage": pv["spec"]["capacity"]["storage"]}},
+            },
+        }
+    )
+
+
 def delete_project(name: str) -> None:
     kube.kubectl("delete", "project", name, "--wait=false", check=False)
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    kube.kubectl("delete", "pv", shared_store_volume(name), "--wait=false", "--ignore-not-found", check=False)
 
 
 @contextmanager
-def record_project(prefix: str = "rec") -> Iterator[str]:
+def record_project(prefix: str = "rec", store_of: str | None = None) -> Iterator[str]:
     """`create_project`, deleted after."""
-    name = create_project(prefix)
+    name = create_project(prefix, store_of)
     try:
         yield name
     finally:

@@ -639,3 +639,86 @@ def test_a_run_of_a_request_that_passes_wakes_its_siblings_and_is_planned_with_t
     )
     cond = next(c for c in kube2.run["status"]["conditions"] if c["type"] == "Succeeded")
     assert cond["reason"] == "Superseded" and "run-2" in cond["message"]
+
+
+def test_a_pass_meeting_conflicts_is_blocked_and_both_projects_are_told():
+    reviewed = {**PIPELINE, "review": {"required": True}}
+    kube = FakeKube(make_run(1), pipeline=reviewed)
+    for _ in range(10):
+        finish_all(kube)
+        reconcile(kube)
+        if kube.run["status"].get("phase") == "AwaitingReview":
+            break
+    assert kube.run["status"]["phase"] == "AwaitingReview"
+    parent = "sha256:" + "a" * 64
+    # (Set here, past prepare: outside a project's namespace such a run would not start.)
+    kube.run["spec"]["items"] = [{"name": "tape", "record": parent}]
+    kube.run["spec"]["review"] = {"decision": "Pass", "comment": "ok"}
+    snapshots: list[int] = []
+
+    def record_runs():
+        snapshots.append(1)
+        return {"other": [{"run": "theirs", "records": [parent], "phase": "Running", "publishes": True}]}
+
+    posted: list[tuple] = []
+    result = asyncio.run(
+        H.reconcile_run(
+            kube, "ns", "run-1", "uid-1", kube.observed(), operator_image="img", now=T0,
+            post_event=lambda obj, t, r, m: posted.append((obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"], r)),
+            record_runs=record_runs,
+        )
+    )  # fmt: skip
+    assert snapshots == [1], "the index is copied once, for a run awaiting review"
+    assert result.plan is not None and result.plan.phase == "AwaitingReview"
+    assert "run-1-publish" not in kube.jobs
+    assert kube.run["status"]["conflicts"]["conflicts"][0]["run"] == "theirs"
+    assert ("PipelineRun", "ns", "run-1", "ConflictsFound") in posted  # its row's Event
+    assert ("PipelineRun", "other", "theirs", "Conflict") in posted  # the other party's run
+    assert {(k, n) for k, _, n, r in posted if k == "Project"} == {("Project", "ns"), ("Project", "other")}
+
+
+def _awaiting_from_record(name: str, parent: str) -> FakeKube:
+    reviewed = {**PIPELINE, "review": {"required": True}}
+    run = make_run(1)
+    run["metadata"].update(name=name, uid=f"uid-{name}", creationTimestamp="2025-01-01T11:00:00Z")
+    kube = FakeKube(run, pipeline=reviewed)
+    for _ in range(10):
+        finish_all(kube)
+        asyncio.run(
+            H.reconcile_run(kube, "ns", name, f"uid-{name}", kube.observed(), operator_image="img", now=T0, post_event=lambda *a: None)
+        )  # fmt: skip
+        if kube.run["status"].get("phase") == "AwaitingReview":
+            break
+    assert kube.run["status"]["phase"] == "AwaitingReview"
+    kube.run["spec"]["items"] = [{"name": "tape", "record": parent}]
+    kube.run["spec"]["review"] = {"decision": "Pass", "decidedAt": "2025-01-01T12:00:00Z"}
+    return kube
+
+
+def test_two_runs_of_one_project_passed_at_once_from_one_record_the_second_sees_the_first():
+    parent = "sha256:" + "b" * 64
+    H.RECENT_PUBLICATIONS._entries.clear()
+    first, second = _awaiting_from_record("run-a", parent), _awaiting_from_record("run-b", parent)
+    # The index still shows both awaiting review (the watch has not delivered run-a's patch yet).
+    stale = {
+        "ns": [
+            {"run": n, "records": [parent], "phase": "AwaitingReview", "publishes": True}
+            for n in ("run-a", "run-b")
+        ]
+    }
+
+    def one(kube, name):
+        return asyncio.run(
+            H.reconcile_run(kube, "ns", name, f"uid-{name}", kube.observed(), operator_image="img", now=T0, post_event=lambda *a: None, record_runs=lambda: copy.deepcopy(stale))
+        )  # fmt: skip
+
+    assert one(first, "run-a").plan.phase == "Publishing"
+    result = one(second, "run-b")
+    assert result.plan.phase == "AwaitingReview"  # blocked: run-a publishes a newer version
+    (found,) = second.run["status"]["conflicts"]["conflicts"]
+    assert (found["kind"], found["run"], found["publishedAt"]) == (
+        "NewerVersion",
+        "run-a",
+        "2025-01-01T12:00:00Z",
+    )
+    H.RECENT_PUBLICATIONS._entries.clear()

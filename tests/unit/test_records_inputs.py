@@ -242,6 +242,10 @@ def test_a_run_is_indexed_by_the_distinct_records_its_items_name():
         "run": "r1",
         "created": "2026-12-01T10:00:00Z",
         "records": [A, B],
+        "phase": None,
+        "request": None,
+        "publishes": True,  # no snapshot yet: it may publish
+        "publishedAt": None,
     }
     assert entry("r2", "2026-12-01T10:00:00Z") is None  # names none: not indexed
 

@@ -206,6 +206,12 @@ def _scenario(template: Template, source: str | None, event: str) -> dict:
             kw["now"] = T0 + timedelta(seconds=601)
         elif event == Event.SUPERSEDED:
             kw["siblings"] = [R.Sibling("run-2", "Publishing", True)]
+        elif event == Event.CONFLICTS_FOUND:
+            parent = "sha256:" + "a" * 64
+            run["spec"]["items"] = [{"record": parent, "name": "first"}, {"record": parent}]
+            run["spec"]["review"] = {"decision": "Pass", "comment": "seen"}
+            other = {"run": "other", "records": [parent], "phase": "AwaitingReview", "publishes": True}
+            kw["record_runs"] = {"other-project": [other]}
         return {"run": run, **kw}
     if source == "Publishing":
         if event == Event.PUBLISHED:

@@ -13,6 +13,7 @@ import base64
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from mmif_operator.core.runtime import state as runtime
 from mmif_operator.core.specs import API_GROUP
 from mmif_operator.kinds.analysisjob.model import PLURAL as ANALYSIS_PLURAL
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
+from mmif_operator.kinds.project.planning import PROJECTS_INDEX
 from mmif_operator.settings import Config
 
 log = logging.getLogger(__name__)
@@ -159,6 +161,14 @@ def requester_analysisjobs(
     _review("AnalysisJob", operation, userinfo, spec, old, patch)
 
 
+def _allows_ignore(project: Mapping[str, Any] | None) -> bool:
+    """The project's `spec.conflicts.allowIgnore` (an entry of the projects index)."""
+    if project is None:
+        return False
+    conflicts = (project.get("spec") or {}).get("conflicts") or {}
+    return conflicts.get("allowIgnore") is True
+
+
 @kopf.on.mutate(API_GROUP, VERSION, RUN_PLURAL, id="review-pipelineruns", operations=["CREATE", "UPDATE"])
 async def review_pipelineruns(
     *,
@@ -168,10 +178,11 @@ async def review_pipelineruns(
     old: Any = None,
     namespace: str | None = None,
     patch: Any,
-    **_: Any,
+    **kwargs: Any,
 ) -> None:
     """A review decision: only by a user who may `review` pipelineruns, only on a run awaiting
-    review; record who decided and when; reject a forged or changed reviewer or time."""
+    review; record who decided and when; reject a forged or changed reviewer or time, and an
+    `onConflict: Ignore` the run's project does not allow."""
     op = operation or ""
     old_spec = (old or {}).get("spec") if old else None
     if not review.touches_review(op, spec, old_spec):
@@ -186,7 +197,19 @@ async def review_pipelineruns(
             f"cannot check whether the user may review pipelineruns in namespace {ns}: {e}", code=503
         ) from e
     try:
-        record = review.decide(op, userinfo, ns, spec, old, answer, datetime.now(UTC))
+        projects = kwargs.get(PROJECTS_INDEX) or {}  # kopf passes every index (tests may not)
+        project = next(iter(projects.get(ns, ())), None)  # the run's project, if any
+        record = review.decide(
+            op,
+            userinfo,
+            ns,
+            spec,
+            old,
+            answer,
+            datetime.now(UTC),
+            project=project["name"] if project else None,
+            allow_ignore=_allows_ignore(project),
+        )
     except requester.Denied as e:
         raise kopf.AdmissionError(str(e), code=403) from e
     if record is not None:

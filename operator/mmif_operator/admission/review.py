@@ -12,7 +12,13 @@ it, an UPDATE that sets, changes or removes it) the webhook, in this order:
    the webhook names the field);
 3. refuses `reviewer` or `decidedAt` in the request: only the webhook writes them;
 4. refuses a decision on a run that is not in phase `AwaitingReview` (a new run has no phase);
-5. records who decided and when: `reviewer` = the user's name, `decidedAt` = now (RFC 3339, UTC).
+5. refuses `onConflict: Ignore` unless the run's project allows it (`spec.conflicts.allowIgnore`);
+6. records who decided and when: `reviewer` = the user's name, `decidedAt` = now (RFC 3339, UTC).
+
+The one change of a decision made that is admitted: a `Pass` whose publishing conflicts blocked
+(the run `AwaitingReview` with condition `Conflict` reason `ConflictsFound`) may be given
+`onConflict: Supersede` or `Ignore`, with a new comment or not; the webhook records the new
+reviewer and time (who chose to override the conflicts, and when).
 
 Every other request never reaches the webhook (the matchConditions of manifests/webhook.yaml
 send only requests that touch `spec.review`); `touches_review` is the same test, for a request
@@ -38,6 +44,9 @@ AWAITING_REVIEW = RunPhase.AWAITING_REVIEW.value
 #: The fields of `spec.review` the webhook writes; a request that sets them is refused.
 RECORDED = ("reviewer", "decidedAt")
 HOWTO = "docs/howto.md"
+#: What a reviewer may set again on a Pass that conflicts blocked.
+REDECIDABLE = ("onConflict", "comment")
+BLOCK, IGNORE = "Block", "Ignore"
 
 
 def touches_review(
@@ -87,6 +96,41 @@ def _phase(old: Mapping[str, Any] | None) -> str | None:
     return ((old or {}).get("status") or {}).get("phase") or None
 
 
+def blocked_by_conflicts(old: Mapping[str, Any] | None) -> bool:
+    """The run awaits review with its publishing blocked by conflicts (a Pass with Block)."""
+    status = (old or {}).get("status") or {}
+    if status.get("phase") != AWAITING_REVIEW:
+        return False
+    cond = next((c for c in status.get("conditions") or () if c.get("type") == "Conflict"), None)
+    return cond is not None and cond.get("status") == "True" and cond.get("reason") == "ConflictsFound"
+
+
+def _redecision(before: Mapping[str, Any], new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    """Is this change of a decision made the one admitted: Supersede or Ignore chosen on a Pass
+    that conflicts blocked, changing nothing but `onConflict` and `comment` (and leaving or
+    dropping the recorded reviewer and time, which the webhook writes again)?"""
+    if not blocked_by_conflicts(old) or before.get("decision") != "Pass" or new.get("decision") != "Pass":
+        return False
+    if (before.get("onConflict") or BLOCK) != BLOCK or (new.get("onConflict") or BLOCK) == BLOCK:
+        return False
+    for key in set(before) | set(new):
+        if key in REDECIDABLE:
+            continue
+        if key in RECORDED and new.get(key) in (None, before.get(key)):
+            continue
+        if before.get(key) != new.get(key):
+            return False
+    return True
+
+
+def ignore_refusal(project: str | None, allowed: bool) -> str:
+    where = f"project {project}" if project else "this namespace (not a project's)"
+    return (
+        f"spec.review.onConflict: Ignore is allowed only in a project whose spec.conflicts.allowIgnore "
+        f"is true, and {where} does not allow it: choose Block or Supersede"
+    )
+
+
 def decide(
     operation: str,
     userinfo: Mapping[str, Any] | None,
@@ -95,10 +139,14 @@ def decide(
     old: Mapping[str, Any] | None,
     answer: Mapping[str, Any],
     now: datetime,
+    *,
+    project: str | None = None,
+    allow_ignore: bool = False,
 ) -> dict[str, Any] | None:
     """The `spec.review` fields to write (`reviewer`, `decidedAt`), None when nothing is to
     change; `Denied` to reject. `old` is the whole old object (its status holds the phase);
-    `answer` the answered SubjectAccessReview of `access_review`."""
+    `answer` the answered SubjectAccessReview of `access_review`; `project` the run's project
+    (None: the namespace is none's) and `allow_ignore` its `spec.conflicts.allowIgnore`."""
     old_spec = (old or {}).get("spec") or {}
     if not touches_review(operation, spec, old_spec):
         return None
@@ -108,6 +156,10 @@ def decide(
         raise Denied(refused)
     new = dict((spec or {}).get("review") or {})
     before = old_spec.get("review")
+    if new.get("onConflict") == IGNORE and not allow_ignore:
+        raise Denied(ignore_refusal(project, allow_ignore))
+    if before is not None and _redecision(before, new, old):
+        return {"reviewer": user, "decidedAt": rfc3339(now)}
     if before is not None:
         made = f"the decision was made by {before.get('reviewer') or 'someone'}"
         if before.get("decidedAt"):
@@ -116,7 +168,11 @@ def decide(
             raise Denied(f"spec.review cannot be removed: {made}")
         changed = [k for k in sorted(set(before) | set(new)) if before.get(k) != new.get(k)]
         fields = ", ".join(f"spec.review.{k}" for k in changed)
-        raise Denied(f"{fields} cannot be changed: a review decision is final once made ({made})")
+        raise Denied(
+            f"{fields} cannot be changed: a review decision is final once made ({made}); only a "
+            "Pass whose publishing conflicts blocked (condition Conflict, reason ConflictsFound) "
+            "may be given onConflict Supersede or Ignore"
+        )
     forged = [k for k in RECORDED if new.get(k) is not None]
     if forged:
         fields = " and ".join(f"spec.review.{k}" for k in forged)

@@ -2,7 +2,7 @@
 
     kubectl mmif run PIPELINE [DOC... | --items FILE] [--watch]
     kubectl mmif status|watch|wait|cancel RUN
-    kubectl mmif review pass|fail RUN --comment TEXT
+    kubectl mmif review pass|fail RUN --comment TEXT [--on-conflict Block|Supersede|Ignore]
     kubectl mmif results RUN [ITEM] [--mmif | --view ID]
     kubectl mmif logs RUN ITEM [--step STEP]
     kubectl mmif records [--input X] [--app A] [--legal-tag T] [--run R] [--since T] [--until T]

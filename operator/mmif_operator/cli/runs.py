@@ -242,7 +242,14 @@ async def cmd_wait(kube: Kube, args: argparse.Namespace, ui: Any) -> int:
 
 async def cmd_review(kube: Kube, args: argparse.Namespace, ui: Any) -> int:
     decision = {"pass": "Pass", "fail": "Fail"}[args.decision]
-    patch = {"spec": {"review": {"decision": decision, "comment": args.comment}}}
+    body: dict[str, Any] = {"decision": decision, "comment": args.comment}
+    on_conflict = getattr(args, "on_conflict", None)
+    if on_conflict:
+        if decision != "Pass":
+            ui.err("--on-conflict goes with pass: a failed run publishes nothing")
+            return Exit.USAGE
+        body["onConflict"] = on_conflict
+    patch = {"spec": {"review": body}}
     run = await kube.patch_run(args.run, patch)
     review = (run.get("spec") or {}).get("review") or {}
     ui.out(
@@ -250,8 +257,13 @@ async def cmd_review(kube: Kube, args: argparse.Namespace, ui: Any) -> int:
         f" (reviewer {review.get('reviewer', '?')}, at {review.get('decidedAt', '?')}): {review.get('comment') or ''}"
     )
     if args.wait:
-        final = await live.follow(kube, args.run, _quiet(), lambda f: f.ended, args.timeout)
+        # A Pass that conflicts block stays AwaitingReview: that is an answer too.
+        final = await live.follow(
+            kube, args.run, _quiet(), lambda f: f.ended or f.reason == "PublishBlocked", args.timeout
+        )
         ui.out(final.outcome())
+        if not final.ended:
+            return Exit.AWAITING_REVIEW
         return live.exit_code(final) if decision == "Pass" else Exit.OK
     return Exit.OK
 
@@ -331,6 +343,14 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("decision", choices=["pass", "fail"])
     p.add_argument("run")
     p.add_argument("--comment", required=True, help="why, in your words (recorded with the decision)")
+    p.add_argument(
+        "--on-conflict",
+        choices=["Block", "Supersede", "Ignore"],
+        help="pass: what publishing does when it finds conflicts (default Block: nothing is "
+        "published, the run stays AwaitingReview; Supersede: publish, the lineage names them; "
+        "Ignore: publish, only where the project allows it). On a run whose publishing "
+        "conflicts blocked, pass again with Supersede or Ignore.",
+    )
     p.add_argument("--wait", action="store_true", help="then wait until the run ends")
     p.add_argument("--timeout", type=float, default=DEFAULT_WAIT_SECONDS)
     p.set_defaults(func=cmd_review)

@@ -3,7 +3,7 @@
 The CloudEvent (specversion 1.0, built with the `cloudevents` SDK):
 * `id`: the delivery's id (the same on every attempt); `type`: `dev.mmif.pipelinerun.<event>`
   (`succeeded`, `failed`, `awaiting-review`, `review-passed`, `review-failed`,
-  `publish-failed`); `source`: `/apis/mmif.dev/v1alpha1/namespaces/<ns>/pipelineruns/<name>`;
+  `publish-failed`, `conflicts-found`); `source`: `/apis/mmif.dev/v1alpha1/namespaces/<ns>/pipelineruns/<name>`;
   `subject`: the run's name; `time`: when the transition happened;
 * `data` (JSON): `run`, `namespace`, `uid`, `pipeline`, `event`, `phase`, `reason`, `message`,
   `manifestPath`, and `review` (`decision`, `comment`, `reviewer`, `decidedAt`) once decided.
@@ -52,6 +52,7 @@ EVENT_TYPES: dict[NotificationEvent, str] = {
     NotificationEvent.REVIEW_PASSED: "review-passed",
     NotificationEvent.REVIEW_FAILED: "review-failed",
     NotificationEvent.PUBLISH_FAILED: "publish-failed",
+    NotificationEvent.CONFLICTS_FOUND: "conflicts-found",
     NotificationEvent.HEALTH_CHANGED: "health-changed",
 }
 MONITOR_KIND, MONITOR_PLURAL = "Monitor", "monitors"  # kinds/monitor/model.py (imports this package)

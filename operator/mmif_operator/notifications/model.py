@@ -32,6 +32,7 @@ class NotificationEvent(enum.StrEnum):
     REVIEW_PASSED = "ReviewPassed"
     REVIEW_FAILED = "ReviewFailed"
     PUBLISH_FAILED = "PublishFailed"
+    CONFLICTS_FOUND = "ConflictsFound"
     HEALTH_CHANGED = "HealthChanged"
 
 
@@ -89,6 +90,7 @@ DEFAULT_SUBJECTS: dict[NotificationEvent, str] = {
     NotificationEvent.REVIEW_PASSED: "[mmif] {namespace}/{run} passed review",
     NotificationEvent.REVIEW_FAILED: "[mmif] {namespace}/{run} failed review",
     NotificationEvent.PUBLISH_FAILED: "[mmif] {namespace}/{run}: publishing failed",
+    NotificationEvent.CONFLICTS_FOUND: "[mmif] {namespace}/{run}: publishing blocked by conflicts",
     NotificationEvent.HEALTH_CHANGED: "[mmif] monitor {namespace}/{monitor}: {health}",
 }
 """The subject of each event's email unless the target's `messages` says otherwise; the body is
@@ -223,7 +225,8 @@ class NotificationTarget(SpecModel):
     )
     events: list[NotificationEvent] = Field(
         description="The events this target hears about: `RunSucceeded`, `RunFailed`, "
-        "`AwaitingReview`, `ReviewPassed`, `ReviewFailed`, `PublishFailed` (a Pipeline's runs), "
+        "`AwaitingReview`, `ReviewPassed`, `ReviewFailed`, `PublishFailed`, `ConflictsFound` (a "
+        "passed run whose publishing conflicts blocked) (a Pipeline's runs), "
         "`HealthChanged` (a Monitor's health). Nothing else decides which target gets what (a "
         "publish-failed list is a target with `events: [PublishFailed]`).",
         min_length=1,

@@ -144,8 +144,11 @@ def lineage(
     path: str,
     inputs: Iterable[Input],
     views: Sequence[Mapping[str, Any]],
+    supersedes: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The lineage document of the record `sha256` (validated by the caller with `validate`)."""
+    """The lineage document of the record `sha256` (validated by the caller with `validate`).
+    `supersedes`: the conflicts a review passed it over with `onConflict: Supersede`
+    ({record: the parent, kind, project, run, publishedAt}); the key is left out when there are none."""
     steps = []
     for v in views:
         entry = dict(v)
@@ -157,7 +160,7 @@ def lineage(
     requester = None
     if pub.requester and pub.requester.get("username"):
         requester = {"username": pub.requester["username"], "groups": list(pub.requester.get("groups") or [])}
-    return {
+    doc: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "record": {"id": f"sha256:{sha256}", "sha256": sha256, "size": size, "path": path},
         "project": {"name": pub.project, "projectId": pub.project_id} if pub.project else None,
@@ -184,3 +187,15 @@ def lineage(
         "acl": {k: list(v) for k, v in pub.acl.items()},
         "times": {"itemFinishedAt": pub.item_finished_at, "publishedAt": pub.decided_at},
     }
+    if supersedes:
+        doc["supersedes"] = [
+            {
+                "record": s.get("record"),
+                "kind": s.get("kind"),
+                "project": s.get("project"),
+                "run": s.get("run"),
+                "publishedAt": s.get("publishedAt"),
+            }
+            for s in supersedes
+        ]
+    return doc

@@ -37,6 +37,9 @@ class RecordsContext:
     acl: Mapping[str, Sequence[str]] = field(default_factory=dict)
     step_images: Mapping[str, str] = field(default_factory=dict)
     image_digests: Mapping[str, str] = field(default_factory=dict)  # image -> sha256:... it ran as
+    # parent record -> what a record made from it supersedes (a Pass with onConflict: Supersede,
+    # kinds/pipelinerun/conflicts.py): [{kind, project, run, publishedAt}]
+    supersedes: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, text: str) -> RecordsContext:
@@ -53,6 +56,7 @@ class RecordsContext:
             acl=dict(obj.get("acl") or {}),
             step_images=dict(obj.get("stepImages") or {}),
             image_digests=dict(obj.get("imageDigests") or {}),
+            supersedes={str(k): list(v) for k, v in (obj.get("supersedes") or {}).items()},
         )
 
     def to_json(self) -> str:
@@ -69,6 +73,7 @@ class RecordsContext:
                 "acl": {k: list(v) for k, v in self.acl.items()},
                 "stepImages": dict(self.step_images),
                 "imageDigests": dict(self.image_digests),
+                "supersedes": {k: [dict(x) for x in v] for k, v in self.supersedes.items()},
             },
             sort_keys=True,
         )
@@ -130,13 +135,15 @@ def publish_records(
             item_finished_at=entry.get("finishedAt"),
             source=layout.relative(final_path),
         )
+        parent = parents.get(index)
         doc = LIN.lineage(
             item_pub,
             sha256=sha,
             size=len(data),
             path=store.object_path(sha),
-            inputs=_inputs(_read(layout.source_mmif(index)), ctx.workspace, parents.get(index)),
+            inputs=_inputs(_read(layout.source_mmif(index)), ctx.workspace, parent),
             views=views,
+            supersedes=[{"record": parent, **s} for s in ctx.supersedes.get(parent, ())] if parent else (),
         )
         LIN.validate(doc)
         stored = store.put(ctx.dir, data, doc)

@@ -7,7 +7,7 @@ to Kubernetes. See docs/design.md ("Execution model") for the pod layout.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -454,6 +454,7 @@ def publish_job(
     run_spec: PipelineRunSpec | None = None,
     pipeline_spec: PipelineSpec | None = None,
     image_digests: Mapping[str, str] | None = None,
+    supersedes: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """The Job publishing a reviewed run's outputs (`mmif-runner publish`): it writes
     `<runDir>/review.json` (the decision, from `review` = status.review) and marks the manifest
@@ -463,7 +464,9 @@ def publish_job(
     `records`: the run's project has a record store: the publish pod, alone of all pods, mounts
     it read-write, and makes a record of each item that succeeded (records/publisher.py), with
     the run's requester, legal tags and ACL (`run_spec`), its steps' images (`pipeline_spec`) and
-    the digests they ran as (`image_digests`, from status.appImages: images.py) in each lineage."""
+    the digests they ran as (`image_digests`, from status.appImages: images.py) in each lineage;
+    `supersedes`: parent record -> the conflicts a Pass with `onConflict: Supersede` overrides
+    (kinds/pipelinerun/conflicts.py), named in the lineage of each record made from that parent."""
     labels = L.run_job_labels(ctx.name, ctx.pipeline, L.COMPONENT_PUBLISH)
     env = {
         E.RUN_DIR: ctx.run_dir,
@@ -482,7 +485,7 @@ def publish_job(
         runner["env"].append(
             {
                 "name": E.RECORDS,
-                "value": records_context(ctx, records, run_spec, pipeline_spec, image_digests),
+                "value": records_context(ctx, records, run_spec, pipeline_spec, image_digests, supersedes),
             }
         )
         runner["volumeMounts"].append({"name": RECORDS_VOLUME, "mountPath": records.mount_path})
@@ -527,6 +530,7 @@ def records_context(
     run_spec: PipelineRunSpec | None,
     pipeline_spec: PipelineSpec | None,
     image_digests: Mapping[str, str] | None = None,
+    supersedes: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> str:
     """`MMIF_RECORDS` of the publish pod: the record store and the run-wide part of each lineage."""
     requester = None
@@ -548,4 +552,5 @@ def records_context(
         acl=acl,
         step_images={s.name: s.image for s in (pipeline_spec.steps if pipeline_spec else ()) if s.image},
         image_digests=dict(image_digests or {}),
+        supersedes={k: [dict(x) for x in v] for k, v in (supersedes or {}).items()},
     ).to_json()

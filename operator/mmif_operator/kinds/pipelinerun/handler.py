@@ -65,6 +65,7 @@ from mmif_operator.kinds.analysisjob import triggers
 from mmif_operator.kinds.monitor.model import PLURAL as MONITOR_PLURAL
 from mmif_operator.kinds.pipeline.model import PLURAL as PIPELINE_PLURAL
 from mmif_operator.kinds.pipeline.model import PipelineSpec
+from mmif_operator.kinds.pipelinerun import conflicts as C
 from mmif_operator.kinds.pipelinerun import images
 from mmif_operator.kinds.pipelinerun.alternatives import MonitorView
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
@@ -81,7 +82,13 @@ from mmif_operator.kinds.pipelinerun.planning import (
     request_of,
     termination_messages_needed,
 )
-from mmif_operator.kinds.project.planning import PROJECTS_INDEX, RecordTarget, record_target
+from mmif_operator.kinds.project.planning import (
+    PROJECTS_INDEX,
+    RUN_RECORDS_INDEX,
+    RecordTarget,
+    record_target,
+    run_records_entry,
+)
 from mmif_operator.notifications import outbox
 
 log = logging.getLogger(__name__)
@@ -93,6 +100,7 @@ PROGRESS_INTERVAL_SECONDS = 1.0
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 Wake = Callable[[str], object]  # wake the loop of the run of that name (same namespace)
+RecordRuns = Callable[[], dict[str, list[dict[str, Any]]]]  # a snapshot of the runs index
 
 
 class RequestLocks:
@@ -168,6 +176,7 @@ async def reconcile_run(
     specs: ParseCache | None = None,
     records: RecordTarget | None = None,
     monitors: Sequence[MonitorView] = (),
+    record_runs: RecordRuns | None = None,
 ) -> PassResult:
     """One pass over one run (see the module docstring). `known`: the run as the previous pass
     left it (`PassResult.latest`), instead of reading it; `deletes`: where Jobs are deleted
@@ -182,23 +191,113 @@ async def reconcile_run(
     request listed afresh; when it enters Publishing, `wake` wakes those still awaiting theirs.
     `specs`: where the run's parsed spec is kept between passes (the loop's; parsed again when
     the generation changes). `monitors`: the Monitors of the namespace, for steps with
-    alternatives (kinds/pipelinerun/alternatives.py)."""
+    alternatives (kinds/pipelinerun/alternatives.py). `record_runs`: a snapshot of the runs
+    index `run_records_by_namespace`, taken only for a run awaiting review (the conflicts of a
+    Pass: kinds/pipelinerun/conflicts.py); None: conflicts are not looked for."""
     run = dict(known) if known is not None else await kube.get_custom(RUN_PLURAL, namespace, name)
     meta = (run or {}).get("metadata") or {}
     if run is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
         return PassResult(done=True, gone=True)
+    if record_runs is not None and passes_from_records(run):
+        # Passes of a namespace's runs from records one at a time, each seeing the runs that
+        # entered Publishing before it (RECENT_PUBLICATIONS), even before the index does.
+        snapshot = record_runs
+        async with PUBLISH_LOCKS.hold(namespace, ""):
+            result = await _reconcile_review(
+                kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
+                refusals, start_failures, specs, records, monitors,
+                lambda: RECENT_PUBLICATIONS.overlay(snapshot()), wake,
+            )  # fmt: skip
+            if result.plan is not None and result.plan.phase == PUBLISHING and result.patched:
+                entry = run_records_entry(
+                    name,
+                    run.get("spec"),
+                    meta.get("creationTimestamp"),
+                    result.plan.status,
+                    meta.get("labels"),
+                )
+                if entry is not None:
+                    RECENT_PUBLICATIONS.add(namespace, entry)
+        return result
+    return await _reconcile_review(
+        kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
+        refusals, start_failures, specs, records, monitors, record_runs, wake,
+    )  # fmt: skip
+
+
+def passes_from_records(run: Mapping[str, Any]) -> bool:
+    """A run awaiting review, passed, whose inline items start from records: its pass may publish
+    records another such run's pass would conflict with."""
+    spec = run.get("spec") or {}
+    if (run.get("status") or {}).get("phase") != AWAITING_REVIEW:
+        return False
+    if ((spec.get("review") or {}).get("decision")) != "Pass":
+        return False
+    return any(isinstance(i, Mapping) and i.get("record") for i in spec.get("items") or ())
+
+
+class RecentPublications:
+    """The runs from records that entered Publishing in this process, for the conflicts of the
+    next passes (kinds/pipelinerun/conflicts.py) until the runs index shows them: the index is
+    fed by the watch, a few milliseconds after the status patch. Kept `KEEP_SECONDS`."""
+
+    KEEP_SECONDS = 120.0
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+
+    def add(self, namespace: str, entry: Mapping[str, Any]) -> None:
+        self._entries[(namespace, str(entry.get("run")))] = (time.monotonic(), dict(entry))
+
+    def overlay(self, snapshot: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        """`snapshot` (a copy of the runs index) with the recent entries in place of the index's."""
+        now = time.monotonic()
+        for key in [k for k, (at, _) in self._entries.items() if now - at > self.KEEP_SECONDS]:
+            del self._entries[key]
+        for (namespace, run), (_, entry) in self._entries.items():
+            others = [e for e in snapshot.get(namespace, []) if e.get("run") != run]
+            snapshot[namespace] = [*others, entry]
+        return snapshot
+
+
+PUBLISH_LOCKS = RequestLocks()  # per namespace: passes of runs from records
+RECENT_PUBLICATIONS = RecentPublications()
+
+
+async def _reconcile_review(
+    kube: Kube,
+    run: dict[str, Any],
+    observed: Iterable[ObservedJob],
+    operator_image: str,
+    now: datetime | None,
+    post_event: EventPoster,
+    recent: RecentCreates | None,
+    deletes: BackgroundDeletes | None,
+    progress_wait: float,
+    refusals: Refusals | None,
+    start_failures: Mapping[str, StartFailure] | None,
+    specs: ParseCache | None,
+    records: RecordTarget | None,
+    monitors: Sequence[MonitorView],
+    record_runs: RecordRuns | None,
+    wake: Wake | None,
+) -> PassResult:
+    """A pass; for a run of a request awaiting review, under the request's lock with its
+    siblings listed, waking those still awaiting when it enters Publishing."""
+    meta = run.get("metadata") or {}
+    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
     request = request_of(run)
     if request is None or (run.get("status") or {}).get("phase") != AWAITING_REVIEW:
         return await _reconcile(
             kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
-            refusals, start_failures, None, specs, records, monitors,
+            refusals, start_failures, None, specs, records, monitors, record_runs,
         )  # fmt: skip
     async with REQUEST_LOCKS.hold(namespace, request):
         listed = await kube.list_custom(RUN_PLURAL, namespace, {L.REQUEST: request})
         siblings = [Sibling.from_run(r) for r in listed if (r.get("metadata") or {}).get("name") != name]
         result = await _reconcile(
             kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
-            refusals, start_failures, siblings, specs, records, monitors,
+            refusals, start_failures, siblings, specs, records, monitors, record_runs,
         )  # fmt: skip
     if result.plan is not None and result.plan.phase == PUBLISHING and result.patched and wake is not None:
         for sibling in siblings:
@@ -223,6 +322,7 @@ async def _reconcile(
     specs: ParseCache | None = None,
     records: RecordTarget | None = None,
     monitors: Sequence[MonitorView] = (),
+    record_runs: RecordRuns | None = None,
 ) -> PassResult:
     meta = run.get("metadata") or {}
     namespace, name = meta.get("namespace") or "", meta.get("name") or ""
@@ -292,6 +392,9 @@ async def _reconcile(
             pipeline_invalid=pipeline_invalid,
             records=records,
             monitors=monitors,
+            record_runs=record_runs()
+            if record_runs is not None and status.get("phase") == AWAITING_REVIEW
+            else None,
         )
     if plan.notifications:
         # Queued in the same status patch as the transition; sent beside the loop (notifications.py).
@@ -393,6 +496,8 @@ async def _reconcile(
         )
     for event in plan.events:
         post_event(run, event.type, event.reason, event.message)
+    for notice in plan.conflict_notices:
+        _post_conflict_notice(run, notice, post_event)
     _record_metrics(run, status, plan)
 
     # 5. The run just ended: sweep the Jobs the index may not show yet (e.g. created by a pass
@@ -408,6 +513,21 @@ async def _reconcile(
     elif plan.phase in TERMINAL_PHASES and (spec.get("ttlSecondsAfterFinished") is None or parsed is None):
         result.done = True  # (a TTL in a spec that does not parse is not enforced)
     return result
+
+
+def _post_conflict_notice(run: Mapping[str, Any], notice: C.Notice, post_event: EventPoster) -> None:
+    """Tell both projects of a conflict: a Warning Event `Conflict` on the other party's run and
+    on its Project, and on this run's Project (this run's own Event is its row's)."""
+    own = (run.get("metadata") or {}).get("namespace") or ""
+    other_run = {
+        "apiVersion": API_VERSION,
+        "kind": "PipelineRun",
+        "metadata": {"name": notice.run, "namespace": notice.namespace},
+    }
+    post_event(other_run, "Warning", C.EV_CONFLICT, notice.message)
+    for project in sorted({notice.namespace, own}):
+        ref = {"apiVersion": API_VERSION, "kind": "Project", "metadata": {"name": project}}
+        post_event(ref, "Warning", C.EV_CONFLICT, notice.message)
 
 
 async def _sweep(
@@ -495,6 +615,12 @@ async def run_loop(
     """The run's reconcile loop (see the module docstring)."""
     projects: kopf.Index = kwargs[PROJECTS_INDEX]  # the project of the run's namespace, if any
     monitors: kopf.Index = kwargs[MONITORS_INDEX]  # the namespace's Monitors (alternatives)
+    run_records: kopf.Index = kwargs[RUN_RECORDS_INDEX]  # runs naming records (conflicts)
+
+    def record_runs() -> dict[str, list[dict[str, Any]]]:
+        # Copied on the event loop (kopf updates the index there; the planner runs in a thread).
+        return {ns: [dict(e) for e in run_records[ns]] for ns in run_records}
+
     assert namespace is not None  # a namespaced resource: kopf's None is for cluster-scoped ones
     key = runtime.run_key(namespace, name)
     cfg = runtime.config()
@@ -536,6 +662,7 @@ async def run_loop(
             specs=specs,
             records=record_target(list(projects.get(namespace, ()))),
             monitors=tuple(monitors.get(namespace, ())),
+            record_runs=record_runs,
         )
         known = result.latest
         if result.plan is not None:

@@ -32,7 +32,7 @@ from mmif_operator.core.model import (
 from mmif_operator.core.requester import Requester
 from mmif_operator.kinds.analysisjob.model import MAX_ANALYSES
 from mmif_operator.kinds.pipeline.model import MAX_ALTERNATIVES, MAX_STEPS, PipelineSpec
-from mmif_operator.kinds.pipelinerun.review import ReviewStatus, RunReview
+from mmif_operator.kinds.pipelinerun.review import OnConflict, ReviewStatus, RunReview
 from mmif_operator.notifications.model import RunNotifications
 
 KIND = "PipelineRun"
@@ -313,9 +313,16 @@ class PipelineRunSpec(SpecModel):
             "spec.status: a cancelled run cannot be resumed",
             field_path=".status",
         ),
+        # Final once made, but for one change: a Pass whose publishing conflicts blocked may be
+        # given onConflict Supersede or Ignore (the webhook admits it only while the run is
+        # blocked, and records the new reviewer and time; admission/review.py).
         Rule(
-            "!has(oldSelf.review) || (has(self.review) && self.review == oldSelf.review)",
-            "spec.review: a review decision cannot change or be withdrawn once made",
+            "!has(oldSelf.review) || (has(self.review) && (self.review == oldSelf.review || "
+            "(self.review.decision == 'Pass' && oldSelf.review.decision == 'Pass' && "
+            "(!has(oldSelf.review.onConflict) || oldSelf.review.onConflict == 'Block') && "
+            "has(self.review.onConflict) && self.review.onConflict != 'Block')))",
+            "spec.review: a review decision cannot change or be withdrawn once made (but for "
+            "onConflict Supersede or Ignore on a Pass that conflicts blocked)",
             field_path=".review",
         ),
         *map(_immutable, IMMUTABLE_SPEC_FIELDS),
@@ -457,6 +464,53 @@ class AppImage(StatusModel):
     )
 
 
+MAX_CONFLICTS = 50  # kinds/pipelinerun/conflicts.py keeps the first this many in status.conflicts
+
+
+class ConflictKind(enum.StrEnum):
+    CONCURRENT_WORK = "ConcurrentWork"
+    NEWER_VERSION = "NewerVersion"
+
+
+class RunConflict(StatusModel):
+    """A parent record of this run's items that another run shares (kinds/pipelinerun/conflicts.py)."""
+
+    kind: ConflictKind = Field(
+        description="`ConcurrentWork`: a run of another project starts from the same record and "
+        "is work in progress there (it may still publish); `NewerVersion`: a run starting from "
+        "the record was passed and published its records (a newer version of the record) since "
+        "this run started."
+    )
+    record: str = Field(description="The parent record, `sha256:<hex>`.", max_length=71)
+    project: str = Field(description="The other run's project (its namespace).", max_length=63)
+    run: str = Field(description="The other run.", max_length=253)
+    phase: str | None = Field(None, description="The other run's phase when found.", max_length=32)
+    published_at: Timestamp | None = Field(
+        None, description="`NewerVersion`: when the other run's review passed (its records' `publishedAt`)."
+    )
+    items: list[str] = Field(
+        default_factory=list,
+        description="This run's items starting from the record (names, or `#<index>`; the first 10).",
+        max_length=10,
+    )
+    item_count: int = Field(0, description="How many of this run's items start from the record.", ge=0)
+
+
+class RunConflicts(StatusModel):
+    """The conflicts found when a passed run was about to publish, and what the review chose."""
+
+    count: int = Field(0, description="How many conflicts were found.", ge=0)
+    policy: OnConflict | None = Field(
+        None, description="The decision's `onConflict` acted on (`Block` when unset)."
+    )
+    detected_at: Timestamp | None = Field(None, description="When they were found.")
+    conflicts: list[RunConflict] = Field(
+        default_factory=list,
+        description=f"The first {MAX_CONFLICTS} conflicts (by kind, record, project, run).",
+        max_length=MAX_CONFLICTS,
+    )
+
+
 class PipelineRunStatus(StatusModel):
     """The observed state of a PipelineRun."""
 
@@ -479,7 +533,10 @@ class PipelineRunStatus(StatusModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         description="`Succeeded`: `Unknown` while the run is pending or running, then `True` or "
-        "`False`; its reason says why (e.g. `PipelineNotFound`, `ItemsFailed`, `Timeout`).",
+        "`False`; its reason says why (e.g. `PipelineNotFound`, `ItemsFailed`, `Timeout`). "
+        "`Conflict` (a reviewed run, once passed): `True` when publishing found conflicts, reason "
+        "`ConflictsFound` (blocked: nothing published), `ConflictsSuperseded` or "
+        "`ConflictsIgnored` (published); `False`, `NoConflicts`.",
         max_length=8,
         json_schema_extra=list_map("type"),
     )
@@ -566,6 +623,13 @@ class PipelineRunStatus(StatusModel):
         None,
         description="The review, for a run whose Pipeline requires one (`pipelineSpec.review`): "
         "since and until when it awaits, and the decision acted on.",
+    )
+    conflicts: RunConflicts | None = Field(
+        None,
+        description="The conflicts found when a review passed the run and it was about to publish "
+        "(condition `Conflict`): items whose parent record another project's run works from, or "
+        "that got a newer version since this run started; bounded (a count and the first "
+        f"{MAX_CONFLICTS}).",
     )
     notifications: RunNotifications | None = Field(
         None,

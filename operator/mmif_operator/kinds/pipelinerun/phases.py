@@ -65,6 +65,7 @@ class Event(enum.StrEnum):
     REVIEW_FAILED = "ReviewFailed"
     REVIEW_TIMED_OUT = "ReviewTimedOut"
     SUPERSEDED = "Superseded"  # another run of the same request passed its review
+    CONFLICTS_FOUND = "ConflictsFound"  # a Pass with onConflict Block met conflicts: nothing published
     PUBLISHED = "Published"
     PUBLISH_FAILED = "PublishFailed"
 
@@ -350,6 +351,17 @@ def with_review(template: Template) -> Template:
             ),
             Transition(AWAITING_REVIEW, Event.REVIEW_TIMED_OUT, FAILED, FALSE, "ReviewTimeout", True, _FAIL),
             Transition(AWAITING_REVIEW, Event.SUPERSEDED, FAILED, FALSE, "Superseded", True, _FAIL),
+            # Publishing would conflict (kinds/pipelinerun/conflicts.py) and the decision said
+            # Block: the run stays, for a reviewer to pass it again with Supersede (or fail it).
+            Transition(
+                AWAITING_REVIEW,
+                Event.CONFLICTS_FOUND,
+                AWAITING_REVIEW,
+                UNKNOWN,
+                "PublishBlocked",
+                False,
+                (Announce("Warning", "ConflictsFound"), Notify(NotificationEvent.CONFLICTS_FOUND)),
+            ),
             Transition(AWAITING_REVIEW, Event.CANCELLED, CANCELLED, FALSE, "Cancelled", True, (NORMAL,)),
             Transition(AWAITING_REVIEW, Event.SNAPSHOT_LOST, FAILED, FALSE, "InvalidSpec", True, _FAIL),
         ),

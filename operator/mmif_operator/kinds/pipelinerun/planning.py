@@ -43,11 +43,22 @@ from mmif_operator.core.itemstates import ItemPhase, ItemState
 from mmif_operator.core.labels import REQUEST
 from mmif_operator.core.observed import R_NAME_CONFLICT, JobKind, JobState, ObservedJob
 from mmif_operator.core.specs import InvalidSpec, ParseCache, generation_key, parse_spec
-from mmif_operator.core.status import UNKNOWN, capped, cut, find_condition, parse_time, rfc3339, set_condition
+from mmif_operator.core.status import (
+    FALSE,
+    TRUE,
+    UNKNOWN,
+    capped,
+    cut,
+    find_condition,
+    parse_time,
+    rfc3339,
+    set_condition,
+)
 from mmif_operator.kinds.pipeline.app import is_service_without_url
 from mmif_operator.kinds.pipeline.model import PipelineSpec
 from mmif_operator.kinds.pipelinerun import alternatives as A
 from mmif_operator.kinds.pipelinerun import children as J
+from mmif_operator.kinds.pipelinerun import conflicts as C
 from mmif_operator.kinds.pipelinerun.images import image_digests
 from mmif_operator.kinds.pipelinerun.model import (
     MAX_FAILURE_MESSAGE,
@@ -61,7 +72,7 @@ from mmif_operator.kinds.pipelinerun.model import (
 )
 from mmif_operator.kinds.pipelinerun.phases import Announce, Notify, Template, template_for, transition
 from mmif_operator.kinds.pipelinerun.phases import Event as PhaseEvent
-from mmif_operator.kinds.pipelinerun.review import DEFAULT_REVIEW_TIMEOUT_SECONDS, ReviewDecision
+from mmif_operator.kinds.pipelinerun.review import DEFAULT_REVIEW_TIMEOUT_SECONDS, OnConflict, ReviewDecision
 from mmif_operator.kinds.project.planning import RecordTarget
 from mmif_operator.notifications.model import NotificationEvent
 from mmif_operator.runner.paths import MANIFEST_FILE, REVIEW_FILE
@@ -112,6 +123,7 @@ EV_REVIEW_PASSED = PhaseEvent.REVIEW_PASSED.value
 EV_REVIEW_FAILED = PhaseEvent.REVIEW_FAILED.value
 EV_REVIEW_TIMED_OUT = PhaseEvent.REVIEW_TIMED_OUT.value
 EV_SUPERSEDED = PhaseEvent.SUPERSEDED.value
+EV_CONFLICTS_FOUND = PhaseEvent.CONFLICTS_FOUND.value
 EV_PUBLISHED = PhaseEvent.PUBLISHED.value
 EV_PUBLISH_FAILED = PhaseEvent.PUBLISH_FAILED.value
 
@@ -130,6 +142,10 @@ R_AWAITING_REVIEW = "AwaitingReview"
 
 MAX_EVENT_MESSAGE = 1024
 PENDING_REQUEUE_SECONDS = 30.0
+# A run whose publishing conflicts blocked looks again this often: the other run may have ended
+# (the runs index changes wake no run), and a Pass with Block publishes once nothing conflicts.
+CONFLICT_RECHECK_SECONDS = 30.0
+R_PUBLISH_BLOCKED = "PublishBlocked"
 
 # Job condition reasons → failure reasons, when the runner left no termination message.
 _JOB_REASONS = {
@@ -273,6 +289,9 @@ class RunPlan:
     notifications: list[Notification] = field(default_factory=list)
     requeue_after: float | None = None
     delete_run: bool = False
+    # Events for the other parties of conflicts just found (kinds/pipelinerun/conflicts.py):
+    # posted by the handler on their runs and Projects after the status patch.
+    conflict_notices: list[C.Notice] = field(default_factory=list)
 
     @property
     def phase_event(self) -> str | None:
@@ -516,10 +535,12 @@ class _Planner:
         pipeline_invalid: str | None = None,
         records: RecordTarget | None = None,
         monitors: Sequence[A.MonitorView] = (),
+        record_runs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     ):
         self.meta = dict(meta)
         self.records = records
         self.monitors = monitors
+        self.record_runs = record_runs
         self.choices: dict[int, A.Choice] = {}  # step index -> this pass's choice (alternatives)
         self._spec = spec  # None: it does not parse (plan_invalid_run)
         self.old = copy.deepcopy(dict(status))
@@ -911,11 +932,13 @@ class _Planner:
             )
             return
         unknown_siblings = bool(request) and self.siblings is None
+        deadline = parse_time(review.get("deadline")) or self.now
         if decision.get("decision") == ReviewDecision.PASS.value and not unknown_siblings:
+            if self._conflicts_block(decision, deadline):
+                return
             self._record_decision(review, decision)
             self._fire(EV_REVIEW_PASSED, f"the review passed the run: {comment or 'no comment'}; publishing")
             return
-        deadline = parse_time(review.get("deadline")) or self.now
         if self.now >= deadline:
             self._fire(
                 EV_REVIEW_TIMED_OUT,
@@ -937,8 +960,87 @@ class _Planner:
             # of a pass): come back at once for that.
             self.plan.requeue_after = 1.0
 
+    def _conflicts_block(self, decision: Mapping[str, Any], deadline: datetime) -> bool:
+        """A Pass, before anything is published: look for conflicts (kinds/pipelinerun/conflicts.py)
+        and record them (status.conflicts, the `Conflict` condition). With `onConflict` Block (the
+        default; also an Ignore the project does not allow) and conflicts found, the run stays
+        AwaitingReview (`ConflictsFound`, announced when the list changes) and True is returned;
+        otherwise the Pass goes on to publish."""
+        if self.record_runs is None:
+            return False
+        policy = str(decision.get("onConflict") or OnConflict.BLOCK.value)
+        items = [(item.name or f"#{n}", item.record) for n, item in enumerate(self.spec.items or ())]
+        found = C.find_conflicts(
+            self.meta.get("namespace") or "",
+            self.name,
+            self.meta.get("creationTimestamp"),
+            request_of({"metadata": self.meta}),
+            items,
+            self.record_runs,
+        )
+        not_allowed = policy == OnConflict.IGNORE.value and not (self.records and self.records.allow_ignore)
+        blocked = bool(found) and (policy == OnConflict.BLOCK.value or not_allowed)
+        old = find_condition(self.status.get("conditions"), C.CONDITION_CONFLICT) or {}
+        text = C.message(found)
+        if not found and not old:
+            return False  # nothing to say (a run with no conflicts carries no Conflict condition)
+        if blocked:
+            reason = C.R_CONFLICTS_FOUND
+        elif found:
+            reason = C.R_SUPERSEDED if policy == OnConflict.SUPERSEDE.value else C.R_IGNORED
+        else:
+            reason = C.R_NO_CONFLICTS
+        applied = OnConflict.BLOCK.value if blocked else policy
+        keep_time = old.get("reason") == reason and old.get("message") == text
+        if not keep_time or "conflicts" not in self.status:
+            self.status["conflicts"] = C.conflicts_status(found, applied, rfc3339(self.now))
+        self.status["conditions"] = set_condition(
+            self.status.get("conditions"),
+            C.CONDITION_CONFLICT,
+            TRUE if found else FALSE,
+            reason,
+            text,
+            self.now,
+            self.meta.get("generation"),
+        )
+        if found and not keep_time:
+            self.plan.conflict_notices = C.notices(
+                self.meta.get("namespace") or "", self.name, found, applied
+            )
+        if not blocked:
+            return False
+        if self.now >= deadline:
+            self._fire(
+                EV_REVIEW_TIMED_OUT,
+                f"publishing stayed blocked by {len(found)} conflict(s) until the review's deadline "
+                f"({review_timeout(self.pipeline)} s, pipelineSpec.review.timeoutSeconds): the run gave up",
+            )
+            return True
+        why = " (Ignore is not allowed by the project: spec.conflicts.allowIgnore)" if not_allowed else ""
+        message = (
+            f"publishing blocked by {len(found)} conflict(s){why} (condition Conflict, "
+            f"status.conflicts): pass it again with onConflict Supersede (kubectl mmif review pass "
+            f"{self.name} --on-conflict Supersede --comment ...), or fail it; the run fails at "
+            f"{rfc3339(deadline)} (pipelineSpec.review.timeoutSeconds). {text}"
+        )
+        if self._cond_reason() != R_PUBLISH_BLOCKED or not keep_time:
+            self._fire(EV_CONFLICTS_FOUND, message)  # (its row posts the Event and the notification)
+        else:
+            self._condition(UNKNOWN, R_PUBLISH_BLOCKED, message)
+        self.plan.requeue_after = max(
+            1.0, min(CONFLICT_RECHECK_SECONDS, (deadline - self.now).total_seconds())
+        )
+        return True
+
+    def _supersedes(self, review: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """What the records of a Pass with `onConflict: Supersede` supersede, per parent record
+        (from status.conflicts, recorded when the review passed: the same after a restart)."""
+        if review.get("onConflict") != OnConflict.SUPERSEDE.value:
+            return {}
+        return C.supersedes((self.status.get("conflicts") or {}).get("conflicts") or ())
+
     def _record_decision(self, review: dict[str, Any], decision: Mapping[str, Any]) -> None:
-        for key in ("decision", "comment", "reviewer", "decidedAt"):
+        for key in ("decision", "comment", "reviewer", "decidedAt", "onConflict"):
             if decision.get(key) is not None:
                 review[key] = decision[key]
         self.status["review"] = review
@@ -963,6 +1065,7 @@ class _Planner:
                     run_spec=self.spec,
                     pipeline_spec=self.pipeline,
                     image_digests=image_digests(self.status.get("appImages")),
+                    supersedes=self._supersedes(review),
                 )
             )
             self._condition(UNKNOWN, PUBLISHING, f"the publish Job writes {self.ctx.run_dir}/{REVIEW_FILE}")
@@ -1331,6 +1434,7 @@ def plan_run(
     pipeline_invalid: str | None = None,
     records: RecordTarget | None = None,
     monitors: Sequence[A.MonitorView] = (),
+    record_runs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> RunPlan:
     """Decide what to do for one PipelineRun.
 
@@ -1356,6 +1460,9 @@ def plan_run(
         publish Job makes a record of each item that succeeded there.
     monitors: the Monitors of the run's namespace, for the steps with `alternatives`
         (kinds/pipelinerun/alternatives.py: which app each launched item-step goes to).
+    record_runs: the runs index `run_records_by_namespace` (namespace -> entries), for the
+        conflicts a passed run meets before it publishes (kinds/pipelinerun/conflicts.py);
+        None: not looked for.
     A pending run waits for each of these until `metadata.creationTimestamp` +
     `spec.startTimeoutSeconds`, then fails with the reason it waited for.
     """
@@ -1377,6 +1484,7 @@ def plan_run(
         pipeline_invalid,
         records,
         monitors,
+        record_runs,
     ).run_plan()
 
 

@@ -42,11 +42,31 @@ class ReviewDecision(enum.StrEnum):
     FAIL = "Fail"
 
 
+class OnConflict(enum.StrEnum):
+    """What a passed run does when publishing finds conflicts (kinds/pipelinerun/conflicts.py)."""
+
+    BLOCK = "Block"
+    SUPERSEDE = "Supersede"
+    IGNORE = "Ignore"
+
+
 class RunReview(SpecModel):
-    """A reviewer's decision on the whole run. `decision` and `comment` are set by the reviewer;
-    `reviewer` and `decidedAt` by the admission webhook. Once made, a decision cannot change."""
+    """A reviewer's decision on the whole run. `decision`, `comment` and `onConflict` are set by
+    the reviewer; `reviewer` and `decidedAt` by the admission webhook. Once made, a decision
+    cannot change, but for one thing: a `Pass` whose publishing conflicts blocked (condition
+    `Conflict`, reason `ConflictsFound`) may be given `onConflict: Supersede` or `Ignore` (with a
+    new comment), which records the new reviewer and time."""
 
     decision: ReviewDecision = Field(description="`Pass` publishes the outputs; `Fail` fails the run.")
+    on_conflict: OnConflict | None = Field(
+        None,
+        description="What a `Pass` does when publishing finds conflicts (an item's parent record "
+        "that another project's run works from, or that got a newer version since this run "
+        "started): `Block` (the default) publishes nothing and the run stays `AwaitingReview` "
+        "with the `Conflict` condition listing them; `Supersede` publishes, each record's lineage "
+        "naming what it supersedes; `Ignore` publishes without naming them, only in a project "
+        "whose `spec.conflicts.allowIgnore` is true (refused at admission otherwise).",
+    )
     comment: str | None = Field(
         None, description="Why, in the reviewer's words.", max_length=MAX_REVIEW_COMMENT
     )
@@ -78,6 +98,9 @@ class ReviewStatus(StatusModel):
     reviewer: str | None = Field(None, description="Who decided.", max_length=512)
     decided_at: Timestamp | None = Field(
         None, description="When the decision was made.", json_schema_extra={"maxLength": 64}
+    )
+    on_conflict: OnConflict | None = Field(
+        None, description="The conflict policy the operator acted on (`spec.review.onConflict`)."
     )
     record_path: str | None = Field(
         None,

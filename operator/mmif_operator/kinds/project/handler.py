@@ -227,11 +227,14 @@ async def projects_by_namespace(name: str, spec: Any, status: Any, **_: Any) -> 
 
 @kopf.index(GROUP, VERSION, RUN_PLURAL)
 async def run_records_by_namespace(
-    name: str, namespace: str | None, spec: Any, meta: Any, **_: Any
+    name: str, namespace: str | None, spec: Any, meta: Any, status: Any, **_: Any
 ) -> dict[str, Any]:
     """namespace -> the records a PipelineRun's inline items name (none: not indexed), for the
-    project's status.referencedRecords and SharedRecords."""
-    entry = P.run_records_entry(name, spec, meta.get("creationTimestamp"))
+    project's status.referencedRecords and SharedRecords, and for the conflicts a run finds
+    when it publishes (kinds/pipelinerun/conflicts.py)."""
+    entry = P.run_records_entry(
+        name, spec, meta.get("creationTimestamp"), dict(status or {}), dict(meta.get("labels") or {})
+    )
     return {namespace: entry} if entry is not None and namespace else {}
 
 

@@ -122,6 +122,17 @@ class Disposal(SpecModel):
     )
 
 
+class Conflicts(SpecModel):
+    """How the project's reviewers may resolve conflicts found when a run publishes."""
+
+    allow_ignore: bool = Field(
+        False,
+        description="When true, a reviewer may pass a run with `spec.review.onConflict: Ignore`: "
+        "its records are published without naming the conflicts found. Refused at admission "
+        "when false (the default): `Block` or `Supersede` only.",
+    )
+
+
 class ProjectSpec(SpecModel):
     """The desired state of a Project."""
 
@@ -158,6 +169,11 @@ class ProjectSpec(SpecModel):
         None,
         description="The non-record disposal window: the work in progress of finished runs is "
         "deleted once past it, with a notice before. Nothing is disposed of when unset.",
+    )
+    conflicts: Conflicts | None = Field(
+        None,
+        description="How conflicts found at publish time may be resolved (`allowIgnore`); a "
+        "run's reviewer picks `onConflict` in the review decision.",
     )
     state: ProjectState = Field(
         ProjectState.OPEN,

@@ -208,6 +208,7 @@ class RecordTarget:
     project_id: str
     claim_name: str
     mount_path: str
+    allow_ignore: bool = False  # spec.conflicts.allowIgnore: a reviewer may publish ignoring conflicts
 
 
 def record_target(entries: Sequence[Mapping[str, Any]]) -> RecordTarget | None:
@@ -221,7 +222,10 @@ def record_target(entries: Sequence[Mapping[str, Any]]) -> RecordTarget | None:
         if spec.records is None:
             return None
         name = str(entry.get("name"))
-        return RecordTarget(name, spec.project_id or name, spec.records.claim_name, spec.records.mount_path)
+        allow_ignore = spec.conflicts is not None and spec.conflicts.allow_ignore
+        return RecordTarget(
+            name, spec.project_id or name, spec.records.claim_name, spec.records.mount_path, allow_ignore
+        )
     return None
 
 
@@ -255,10 +259,18 @@ EV_SHARED_RECORDS = "SharedRecords"
 
 
 def run_records_entry(
-    name: str, spec: Mapping[str, Any] | None, created: str | None
+    name: str,
+    spec: Mapping[str, Any] | None,
+    created: str | None,
+    status: Mapping[str, Any] | None = None,
+    labels: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """What the runs index keeps of a PipelineRun: the distinct records its inline items name
-    (in item order), its name and creation time; None when it names none."""
+    (in item order), its name and creation time; None when it names none. For the conflicts
+    found at publish time (kinds/pipelinerun/conflicts.py) also: its phase, its request (label
+    `mmif.dev/request`), whether it may publish records (its pipeline snapshot requires review,
+    or it has no snapshot yet) and, once a review passed it and it publishes or published, the
+    decision's time (its records' `publishedAt`)."""
     ids: dict[str, None] = {}
     for item in (spec or {}).get("items") or ():
         record = item.get("record") if isinstance(item, Mapping) else None
@@ -266,7 +278,23 @@ def run_records_entry(
             ids[record] = None
     if not ids:
         return None
-    return {"run": name, "created": created or "", "records": list(ids)}
+    status = status or {}
+    phase = status.get("phase")
+    snapshot = status.get("pipelineSpec")
+    review = status.get("review") if isinstance(status.get("review"), Mapping) else {}
+    published = None
+    if phase in ("Publishing", "Succeeded") and (review or {}).get("decision") == "Pass":
+        published = (review or {}).get("decidedAt") or status.get("completionTime")
+    publishes = not isinstance(snapshot, Mapping) or bool((snapshot.get("review") or {}).get("required"))
+    return {
+        "run": name,
+        "created": created or "",
+        "records": list(ids),
+        "phase": phase,
+        "request": (labels or {}).get(L.REQUEST),
+        "publishes": publishes,
+        "publishedAt": published,
+    }
 
 
 def referenced_records(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
