@@ -30,7 +30,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,6 +101,26 @@ PROGRESS_INTERVAL_SECONDS = 1.0
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 Wake = Callable[[str], object]  # wake the loop of the run of that name (same namespace)
 RecordRuns = Callable[[], dict[str, list[dict[str, Any]]]]  # a snapshot of the runs index
+
+
+@dataclass(frozen=True)
+class PassContext:
+    """What one pass is given besides the run and its Jobs (reconcile_run's keyword arguments,
+    described there), handed down as one value."""
+
+    operator_image: str
+    now: datetime | None = None
+    post_event: EventPoster = k8s_events.post
+    recent: RecentCreates | None = None
+    deletes: BackgroundDeletes | None = None
+    progress_wait: float = 0.0
+    refusals: Refusals | None = None
+    start_failures: Mapping[str, StartFailure] | None = None
+    wake: Wake | None = None
+    specs: ParseCache | None = None
+    records: RecordTarget | None = None
+    monitors: Sequence[MonitorView] = ()
+    record_runs: RecordRuns | None = None
 
 
 class RequestLocks:
@@ -198,16 +218,28 @@ async def reconcile_run(
     meta = (run or {}).get("metadata") or {}
     if run is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
         return PassResult(done=True, gone=True)
+    ctx = PassContext(
+        operator_image=operator_image,
+        now=now,
+        post_event=post_event,
+        recent=recent,
+        deletes=deletes,
+        progress_wait=progress_wait,
+        refusals=refusals,
+        start_failures=start_failures,
+        wake=wake,
+        specs=specs,
+        records=records,
+        monitors=monitors,
+        record_runs=record_runs,
+    )
     if record_runs is not None and passes_from_records(run):
         # Passes of a namespace's runs from records one at a time, each seeing the runs that
         # entered Publishing before it (RECENT_PUBLICATIONS), even before the index does.
         snapshot = record_runs
         async with PUBLISH_LOCKS.hold(namespace, ""):
-            result = await _reconcile_review(
-                kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
-                refusals, start_failures, specs, records, monitors,
-                lambda: RECENT_PUBLICATIONS.overlay(snapshot()), wake,
-            )  # fmt: skip
+            overlaid = replace(ctx, record_runs=lambda: RECENT_PUBLICATIONS.overlay(snapshot()))
+            result = await _reconcile_review(kube, run, observed, overlaid)
             if result.plan is not None and result.plan.phase == PUBLISHING and result.patched:
                 entry = run_records_entry(
                     name,
@@ -219,10 +251,7 @@ async def reconcile_run(
                 if entry is not None:
                     RECENT_PUBLICATIONS.add(namespace, entry)
         return result
-    return await _reconcile_review(
-        kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
-        refusals, start_failures, specs, records, monitors, record_runs, wake,
-    )  # fmt: skip
+    return await _reconcile_review(kube, run, observed, ctx)
 
 
 def passes_from_records(run: Mapping[str, Any]) -> bool:
@@ -265,22 +294,7 @@ RECENT_PUBLICATIONS = RecentPublications()
 
 
 async def _reconcile_review(
-    kube: Kube,
-    run: dict[str, Any],
-    observed: Iterable[ObservedJob],
-    operator_image: str,
-    now: datetime | None,
-    post_event: EventPoster,
-    recent: RecentCreates | None,
-    deletes: BackgroundDeletes | None,
-    progress_wait: float,
-    refusals: Refusals | None,
-    start_failures: Mapping[str, StartFailure] | None,
-    specs: ParseCache | None,
-    records: RecordTarget | None,
-    monitors: Sequence[MonitorView],
-    record_runs: RecordRuns | None,
-    wake: Wake | None,
+    kube: Kube, run: dict[str, Any], observed: Iterable[ObservedJob], ctx: PassContext
 ) -> PassResult:
     """A pass; for a run of a request awaiting review, under the request's lock with its
     siblings listed, waking those still awaiting when it enters Publishing."""
@@ -288,21 +302,20 @@ async def _reconcile_review(
     namespace, name = meta.get("namespace") or "", meta.get("name") or ""
     request = request_of(run)
     if request is None or (run.get("status") or {}).get("phase") != AWAITING_REVIEW:
-        return await _reconcile(
-            kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
-            refusals, start_failures, None, specs, records, monitors, record_runs,
-        )  # fmt: skip
+        return await _reconcile(kube, run, observed, ctx, siblings=None)
     async with REQUEST_LOCKS.hold(namespace, request):
         listed = await kube.list_custom(RUN_PLURAL, namespace, {L.REQUEST: request})
         siblings = [Sibling.from_run(r) for r in listed if (r.get("metadata") or {}).get("name") != name]
-        result = await _reconcile(
-            kube, run, observed, operator_image, now, post_event, recent, deletes, progress_wait,
-            refusals, start_failures, siblings, specs, records, monitors, record_runs,
-        )  # fmt: skip
-    if result.plan is not None and result.plan.phase == PUBLISHING and result.patched and wake is not None:
+        result = await _reconcile(kube, run, observed, ctx, siblings=siblings)
+    if (
+        result.plan is not None
+        and result.plan.phase == PUBLISHING
+        and result.patched
+        and ctx.wake is not None
+    ):
         for sibling in siblings:
             if sibling.phase == AWAITING_REVIEW:
-                wake(sibling.name)  # it is superseded now: tell it at once
+                ctx.wake(sibling.name)  # it is superseded now: tell it at once
     return result
 
 
@@ -310,26 +323,17 @@ async def _reconcile(
     kube: Kube,
     run: dict[str, Any],
     observed: Iterable[ObservedJob],
-    operator_image: str,
-    now: datetime | None,
-    post_event: EventPoster,
-    recent: RecentCreates | None,
-    deletes: BackgroundDeletes | None,
-    progress_wait: float,
-    refusals: Refusals | None,
-    start_failures: Mapping[str, StartFailure] | None,
+    ctx: PassContext,
+    *,
     siblings: list[Sibling] | None,
-    specs: ParseCache | None = None,
-    records: RecordTarget | None = None,
-    monitors: Sequence[MonitorView] = (),
-    record_runs: RecordRuns | None = None,
 ) -> PassResult:
+    post_event, recent, deletes, record_runs = ctx.post_event, ctx.recent, ctx.deletes, ctx.record_runs
     meta = run.get("metadata") or {}
     namespace, name = meta.get("namespace") or "", meta.get("name") or ""
     spec = run.get("spec") or {}
     status = run.get("status") or {}
-    refusals = refusals if refusals is not None else Refusals()
-    start_failures = start_failures or {}
+    refusals = ctx.refusals if ctx.refusals is not None else Refusals()
+    start_failures = ctx.start_failures or {}
     jobs = planned_jobs(observed, refusals, start_failures, meta.get("uid") or "")
     # Deletes and pod reads are bound to the uid of the run's own Job of that name.
     uids = {j.name: j.uid for j in jobs if j.uid and j.owned_by(meta.get("uid") or "")}
@@ -343,7 +347,7 @@ async def _reconcile(
 
     # Parsed where they enter: the run's spec and snapshot, the Pipeline's spec (core/specs.py).
     try:
-        parsed = parse_run(run, specs)
+        parsed = parse_run(run, ctx.specs)
         invalid: InvalidSpec | None = None
     except InvalidSpec as e:
         parsed, invalid = None, e
@@ -372,7 +376,7 @@ async def _reconcile(
     failed_now = set(needed)
     await applogs.keep_failed(kube, run, [j for j in jobs if j.name in failed_now], f"run {namespace}/{name}")
 
-    now = now or datetime.now(UTC)
+    now = ctx.now or datetime.now(UTC)
     if parsed is None:
         assert invalid is not None
         plan = plan_invalid_run(run, invalid, jobs, now)
@@ -384,14 +388,14 @@ async def _reconcile(
             pipeline_spec,
             jobs,
             now,
-            operator_image=operator_image,
+            operator_image=ctx.operator_image,
             termination_messages=messages,
             workspace_found=workspace_found,
             pipeline=pipeline,
             siblings=siblings,
             pipeline_invalid=pipeline_invalid,
-            records=records,
-            monitors=monitors,
+            records=ctx.records,
+            monitors=ctx.monitors,
             record_runs=record_runs()
             if record_runs is not None and status.get("phase") == AWAITING_REVIEW
             else None,
@@ -447,10 +451,9 @@ async def _reconcile(
     )
 
     # 2. The status, only if changed, only onto the version just read; progress alone waits.
-    if plan.status_patch and progress_wait > 0 and progress_only(plan, status):
-        result.requeue_after = (
-            progress_wait if result.requeue_after is None else min(result.requeue_after, progress_wait)
-        )
+    if plan.status_patch and ctx.progress_wait > 0 and progress_only(plan, status):
+        wait = ctx.progress_wait
+        result.requeue_after = wait if result.requeue_after is None else min(result.requeue_after, wait)
         return result
     if plan.status_patch:
         patched = await patch_status(kube, RUN_PLURAL, run, plan.status_patch)
@@ -503,7 +506,7 @@ async def _reconcile(
     # 5. The run just ended: sweep the Jobs the index may not show yet (e.g. created by a pass
     # that then lost a status conflict), since its loop stops now. Same rule as the planner's.
     if plan.phase in TERMINAL_PHASES and status.get("phase") not in TERMINAL_PHASES:
-        await _sweep(kube, run, plan, now, operator_image)
+        await _sweep(kube, run, plan, now, ctx.operator_image)
 
     # 6. TTL.
     if plan.delete_run:
