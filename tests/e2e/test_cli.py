@@ -9,7 +9,9 @@ update (cli/render.py), which is what these tests read.
 2. A failing run: `run --watch` exits 1 with the reason and the app's message; `wait` and `watch`
    say so; once the step's pod and Job are gone, `logs` shows the app's own log, which the
    operator kept (a ConfigMap owned by the run).
-2b. `watch` of a run started without it: its updates while it runs, the final frame, exit 0.
+2b. `run --items FILE`, then `watch` of that run: its updates while it runs, the final frame,
+   exit 0; and the same `watch` on a terminal (a pseudo-terminal): rich progress bars that
+   move from 1/3 to 3/3, then the summary.
 3. `logs` of a step in flight (the runner's and the app's containers), then `cancel --wait`.
 4. A reviewed pipeline: `run --watch` stops at AwaitingReview (exit 5); `review pass --as rita`
    records rita and the run succeeds.
@@ -17,10 +19,16 @@ update (cli/render.py), which is what these tests read.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
+import threading
 from pathlib import Path
 
 import pytest
@@ -47,6 +55,45 @@ def mmif(*args: str, namespace: str, timeout: float = 240) -> subprocess.Complet
         timeout=timeout,
         env=env,
     )
+
+
+class OnATerminal:
+    """`kubectl mmif ARGS -n NAMESPACE` on a pseudo-terminal of COLUMNS columns, as a person at a
+    terminal runs it; what it wrote is read beside it until it exits (`wait`)."""
+
+    def __init__(self, *args: str, namespace: str, columns: int = 150) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+        env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "TERM": "xterm-256color",
+            "COLUMNS": str(columns),
+        }
+        env.pop("NO_COLOR", None)
+        self.proc = subprocess.Popen(
+            ["kubectl", "mmif", *args, "-n", namespace], stdin=slave, stdout=slave, stderr=slave, env=env
+        )
+        os.close(slave)
+        self.chunks: list[bytes] = []
+        self.reader = threading.Thread(target=self._read, args=(master,), daemon=True)
+        self.reader.start()
+
+    def _read(self, master: int) -> None:
+        try:
+            while chunk := os.read(master, 65536):
+                self.chunks.append(chunk)
+        except OSError:  # EIO: the terminal's other side closed (the command exited)
+            pass
+        finally:
+            os.close(master)
+
+    def wait(self, timeout: float) -> tuple[int, str]:
+        """The exit code and the screen's text without its escape sequences."""
+        code = self.proc.wait(timeout=timeout)
+        self.reader.join(timeout=10)
+        raw = b"".join(self.chunks).decode("utf-8", errors="replace")
+        return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07", "", raw).replace("\r", "\n")
 
 
 def explain(proc: subprocess.CompletedProcess) -> str:
@@ -247,7 +294,7 @@ def test_a_failing_run_exits_non_zero_with_the_reason(operator_deployed, namespa
 
 
 def test_watch_follows_a_run_it_did_not_start_to_its_end(
-    operator_deployed, namespace, workspace, build, runs
+    operator_deployed, namespace, workspace, build, runs, tmp_path
 ):
     docs = [f"media/w-{i}.mp4" for i in range(3)]
     workspace.write_media({d: "not really a video\n" for d in docs})
@@ -259,11 +306,45 @@ def test_watch_follows_a_run_it_did_not_start_to_its_end(
         ),
         namespace,
     )
-    proc = mmif("run", "watched", *docs, "--name", "followed", "--parallelism", "1", namespace=namespace)
-    assert proc.returncode == 0 and "pipelinerun.mmif.dev/followed created" in proc.stdout, explain(proc)
+    items = tmp_path / "batch.yaml"  # the batch as a file (a YAML list, as spec.items)
+    items.write_text(
+        "".join(
+            f"- name: take-{i}\n  documents:\n  - location: {d}\n    mimeType: video/mp4\n"
+            for i, d in enumerate(docs)
+        )
+    )
+    proc = mmif(
+        "run",
+        "watched",
+        "--items",
+        str(items),
+        "--name",
+        "followed",
+        "--parallelism",
+        "1",
+        namespace=namespace,
+    )
+    assert proc.returncode == 0, explain(proc)
+    assert f"pipelinerun.mmif.dev/followed created (3 items, namespace {namespace})" in proc.stdout, explain(
+        proc
+    )
+    spec = kube.get("pipelinerun", "followed", namespace)["spec"]
+    assert [(i["name"], [d["location"] for d in i["documents"]]) for i in spec["items"]] == [
+        (f"take-{i}", [d]) for i, d in enumerate(docs)
+    ]
 
+    terminal = OnATerminal("watch", "followed", "--timeout", "180", namespace=namespace)
     proc = mmif("watch", "followed", "--timeout", "180", namespace=namespace)
     assert proc.returncode == 0, explain(proc) + runs.diagnostics(namespace, "followed")
+    code, screen = terminal.wait(timeout=60)
+    assert code == 0, screen
+    # rich progress bars (a bar of 40 cells, then done/total), the step's moving from 1/3 to 3/3
+    bars = re.findall(r"^nap\s+[━╸╺]{40}\s+([0-3])/3\s", screen, re.MULTILINE)
+    assert bars and bars[-1] == "3", screen
+    assert "1" in bars and "2" in bars, screen
+    assert bars.index("1") < bars.index("2") < bars.index("3"), screen
+    assert re.search(r"^followed\s+[━╸╺]{40}\s+3/3 Succeeded", screen, re.MULTILINE), screen
+    assert "pipelinerun followed: Succeeded, 3/3 items succeeded" in screen, screen
     lines = proc.stdout.splitlines()
     # it updated while the run went on: the items pass one by one (parallelism 1, 2 s each)
     assert in_order(lines, [f"step nap {n}/3 " for n in (1, 2, 3)]), explain(proc)
