@@ -90,7 +90,11 @@ class OnATerminal:
 
     def wait(self, timeout: float) -> tuple[int, str]:
         """The exit code and the screen's text without its escape sequences."""
-        code = self.proc.wait(timeout=timeout)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # not left running past the test
+            raise
         self.reader.join(timeout=10)
         raw = b"".join(self.chunks).decode("utf-8", errors="replace")
         return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07", "", raw).replace("\r", "\n")
