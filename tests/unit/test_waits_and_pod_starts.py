@@ -271,6 +271,23 @@ def test_a_pod_waiting_for_room_behind_its_running_siblings_is_queued_not_failed
     assert (f.job, f.reason) == ("run-1-00005-0", "Unschedulable") and CPU in f.message
 
 
+def test_a_sibling_creating_its_containers_holds_room_so_the_pod_is_still_queued():
+    """CI's 1,000-item run: on a busy 2-core node a short runner pod spends most of its life
+    scheduled but Pending (ContainerCreating), so at a look often none of the run's pods is
+    Running. Those scheduled pods free room when they end: the starved pod waits its turn."""
+    late = T0 + timedelta(seconds=901)
+    starved = pod("run-1-00005-0", scheduled=("False", "Unschedulable", CPU))
+    creating = pod("run-1-00001-0", scheduled=("True", "", ""), main=waiting("ContainerCreating"))
+    jobs = [job("run-1-00001-0", item=1), job("run-1-00005-0", item=5)]
+    check = P.check_pod_starts(jobs, [creating, starved], bound(900), late)
+    assert check.failures == [] and check.queued == ["run-1-00005-0"]
+    # A sibling that is itself waiting for room frees none: the bound applies.
+    also_starved = pod("run-1-00001-0", scheduled=("False", "Unschedulable", CPU))
+    failures = P.check_pod_starts(jobs, [also_starved, starved], bound(900), late).failures
+    assert sorted(f.job for f in failures) == ["run-1-00001-0", "run-1-00005-0"]
+    assert {f.reason for f in failures} == {"Unschedulable"}
+
+
 def test_only_a_lack_of_room_waits_behind_siblings():
     def waits(message):
         return P.waits_for_capacity(pod(scheduled=("False", "Unschedulable", message)))

@@ -15,7 +15,8 @@ owner's Jobs as the index shows them, the Events asked for, each Job's bound and
 * a Job that has made no pod at all within its bound fails with `PodCreateFailed` and the Job
   controller's `FailedCreate` message (e.g. the PodSecurity refusal);
 * but a pod the scheduler turns down for capacity alone (`Insufficient cpu`, `Too many pods`)
-  while a pod of the same owner runs is queued behind its own siblings, not stuck: capacity comes
+  while a pod of the same owner holds room on a node (it runs, or is scheduled and creating its
+  containers) is queued behind its own siblings, not stuck: capacity comes
   back when they end (a `parallelism` above what the nodes hold is ordinary, as with Argo's). It
   is counted in `PodStartCheck.queued` and looked at again; its bound applies once none of the
   owner's pods runs. The owner's progress deadline still bounds the whole wait.
@@ -166,6 +167,14 @@ def _latest(
     return best
 
 
+def _scheduled(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod is bound to a node (it holds its requests there, and frees them when it ends)."""
+    if (pod.get("spec") or {}).get("nodeName"):
+        return True
+    scheduled = _condition(pod, "PodScheduled")
+    return scheduled is not None and str(scheduled.get("status")) == "True"
+
+
 _CAPACITY_WORDS = ("insufficient ", "too many pods")
 
 
@@ -312,9 +321,15 @@ def check_pod_starts(
         if job_name and not meta.get("deletionTimestamp"):
             by_job.setdefault(job_name, []).append(pod)
     next_check = CHECK_SECONDS if min_bound is None else min(CHECK_SECONDS, float(min_bound))
-    # Capacity comes back when a pod of the owner's ends: one runs when its Job is active, made a
-    # pod, and has none Pending.
-    sibling_runs = any(j.state is JobState.ACTIVE and j.pods > 0 and j.name not in by_job for j in jobs)
+    # Capacity comes back when a pod of the owner's ends: one holds room on a node when its Job
+    # is active, made a pod, and that pod is not Pending (it runs, or has just ended) or is
+    # Pending but scheduled (creating its containers: on a busy node, most of a short pod's life).
+    sibling_runs = any(
+        j.state is JobState.ACTIVE
+        and j.pods > 0
+        and (j.name not in by_job or any(_scheduled(p) for p in by_job[j.name]))
+        for j in jobs
+    )
 
     for job in jobs:
         if job.state is not JobState.ACTIVE:
