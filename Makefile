@@ -104,7 +104,7 @@ test-cluster: venv ensure-cluster ## the tests against the real cluster
 	.venv/bin/pytest -q tests/cluster
 
 test: venv lint ensure-cluster ## every test: lint, unit tests, then the real-cluster tests
-	.venv/bin/pytest -q tests
+	.venv/bin/pytest -q --durations=40 tests
 
 demo: venv deploy ## run a real two-step pipeline over the sample media, live, and summarise the results
 	.venv/bin/python demo/demo.py
