@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from .profile import Profile
+
 
 @dataclass(frozen=True)
 class Row:
@@ -21,6 +23,7 @@ class Row:
     peak_rss_mib: float | None = None
     object_bytes: int | None = None
     outcome: str = ""
+    profile: Profile | None = None  # every client's API requests during the scenario (profile.py)
     ratio: float | None = None  # wall / baseline wall, same N
     steps_ratio: float | None = None
 
