@@ -38,3 +38,16 @@ def test_a_scenario_profile_is_the_difference_per_item_step_heaviest_writes_firs
 def test_a_counter_that_went_down_means_a_restarted_api_server():
     p = profile_between({("POST", "jobs"): 100.0}, {("POST", "jobs"): 7.0}, item_steps=7)
     assert p.by_key == {("POST", "jobs"): 7.0}
+
+
+def test_the_startup_bench_pipelines_are_valid_pipelines_with_the_delay_and_a_bound_above_it():
+    from bench.startup import pipeline_body
+    from mmif_operator.kinds.pipeline.model import PipelineSpec
+
+    for mode in ("Job", "Service"):
+        body = pipeline_body("startup", mode, steps=2, startup_seconds=20)
+        spec = PipelineSpec.model_validate(body["spec"])
+        assert [s.mode.value for s in spec.steps] == [mode, mode]
+        for s in spec.steps:
+            assert {"name": "CLAMS_STARTUP_DELAY_SECONDS", "value": "20"} in [e.model_dump() for e in s.env]
+            assert s.startup_timeout_seconds > 20

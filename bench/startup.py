@@ -1,0 +1,221 @@
+"""`python -m bench.startup`: what an app's start-up costs, on the real node (issue 15).
+
+A CLAMS app loads its model before it listens. The textgen test app waits
+`CLAMS_STARTUP_DELAY_SECONDS` first (tests/apps/README.md); this runs N items x S textgen steps
+through the operator once per mode, on the real node (real pods, real containers), and prints the
+wall time of each, its ratio to Service mode's, and the control plane's requests per item-step:
+
+* `Job`: the app in every item's step pod (the start-up paid per item-step; the yardstick of
+  one pod per item-step);
+* `Service`: one Deployment per step, started once (its readiness waited for by the operator).
+
+Run as root on the cluster's machine, with the operator deployed (`make deploy`), holding the
+cluster lock on a shared machine:
+
+    flock /tmp/mmif-cluster.lock .venv/bin/python -m bench.startup --items 100 --steps 2 --startup-seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from . import workspace as ws
+from .kube import Kube
+from .operator_run import run_path, wait_terminal
+from .profile import Profile, profile_between, profile_table, request_counts
+
+log = logging.getLogger("bench.startup")
+NAMESPACE = "mmif-bench-startup"
+IMAGE = "mmif.local/clams-textgen:dev"
+MODES = ("Job", "Service")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.startup", description=__doc__.splitlines()[0])
+    p.add_argument("--items", type=int, default=100)
+    p.add_argument("--steps", type=int, default=2)
+    p.add_argument("--startup-seconds", type=float, default=20.0, help="the app's start-up delay")
+    p.add_argument("--parallelism", type=int, default=20, help="items in flight")
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated: Job, Service")
+    p.add_argument("--keep", action="store_true", help="keep the namespace afterwards")
+    p.add_argument(
+        "--kubeconfig", default=os.environ.get("KUBECONFIG", "/var/lib/mmif-cluster/admin.kubeconfig")
+    )
+    return p.parse_args(argv)
+
+
+def pipeline_body(name: str, mode: str, steps: int, startup_seconds: float) -> dict[str, Any]:
+    """S textgen steps of one mode, each app waiting `startup_seconds` before it listens."""
+    step: dict[str, Any] = {
+        "image": IMAGE,
+        "mode": mode,
+        "env": [
+            {"name": "CLAMS_GUNICORN_WORKERS", "value": "1"},
+            {"name": "CLAMS_STARTUP_DELAY_SECONDS", "value": f"{startup_seconds:g}"},
+        ],
+        # the start-up is expected: it must not be taken for an app that cannot start
+        "startupTimeoutSeconds": int(startup_seconds) + 300,
+    }
+    if mode == "Service":
+        step["replicas"] = 1
+    return {
+        "apiVersion": "mmif.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": name, "labels": dict(ws.BENCH_LABEL)},
+        "spec": {
+            "workspace": {"claimName": ws.CLAIM},
+            "steps": [{"name": f"s{k + 1}", **step} for k in range(steps)],
+            "analyses": [],
+        },
+    }
+
+
+def run_body(name: str, pipeline: str, items: int, parallelism: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "mmif.dev/v1alpha1",
+        "kind": "PipelineRun",
+        "metadata": {"name": name, "labels": dict(ws.BENCH_LABEL)},
+        "spec": {
+            "pipelineRef": {"name": pipeline},
+            "workspace": {"claimName": ws.CLAIM},
+            "itemsFrom": {"path": ws.items_path(items)},
+            "parallelism": min(parallelism, items),
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Result:
+    mode: str
+    wall: float  # run created -> run seen terminal (a Service-mode Pipeline's Deployments made before)
+    ready: float  # Pipeline created -> Ready (Service mode: the apps started)
+    phase: str
+    succeeded: int
+    profile: Profile
+
+
+async def wait_pipeline_ready(kube: Kube, name: str, timeout: float) -> None:
+    path = f"/apis/mmif.dev/v1alpha1/namespaces/{NAMESPACE}/pipelines/{name}"
+    deadline = time.monotonic() + timeout
+    while True:
+        p = await kube.get(path) or {}
+        for c in (p.get("status") or {}).get("conditions") or ():
+            if c.get("type") == "Ready" and c.get("status") == "True":
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pipeline {name} not Ready after {timeout:.0f} s: {p.get('status')}")
+        await asyncio.sleep(0.5)
+
+
+async def api_counts(kube: Kube) -> dict:
+    status, raw = await kube.raw("GET", "/metrics")
+    if status != 200:
+        raise RuntimeError(f"GET /metrics: {status}")
+    return request_counts(raw.decode("utf-8", "replace"))
+
+
+async def scenario(kube: Kube, mode: str, args: argparse.Namespace) -> Result:
+    name = f"startup-{mode.lower()}"
+    before = await api_counts(kube)
+    t0 = time.monotonic()
+    await kube.call(
+        "POST",
+        f"/apis/mmif.dev/v1alpha1/namespaces/{NAMESPACE}/pipelines",
+        body=pipeline_body(name, mode, args.steps, args.startup_seconds),
+    )
+    await wait_pipeline_ready(kube, name, args.startup_seconds + 600)
+    ready = time.monotonic() - t0
+    started = time.monotonic()
+    await kube.call("POST", run_path(NAMESPACE), body=run_body(name, name, args.items, args.parallelism))
+    timeout = 600 + args.items * args.steps * (args.startup_seconds + 10)
+    run, ended = await wait_terminal(kube, NAMESPACE, name, timeout)
+    profile = profile_between(before, await api_counts(kube), args.items * args.steps)
+    status = run.get("status") or {}
+    log.info("%s: %s in %.1f s", mode, status.get("phase"), ended - started)
+    return Result(
+        mode=mode,
+        wall=ended - started,
+        ready=ready,
+        phase=str(status.get("phase")),
+        succeeded=int(status.get("itemsSucceeded") or 0),
+        profile=profile,
+    )
+
+
+def table(results: list[Result], items: int) -> str:
+    service = next((r for r in results if r.mode == "Service"), None)
+    lines = [
+        "| mode | app ready s | run wall s | x Service | item-steps/s | writes/item-step | outcome |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        ratio = f"{r.wall / service.wall:.2f}" if service and service.wall else "–"
+        rate = r.profile.item_steps / r.wall if r.wall else 0.0
+        lines.append(
+            f"| {r.mode} | {r.ready:.1f} | {r.wall:.1f} | {ratio} | {rate:.2f} | "
+            f"{r.profile.per_item_step(r.profile.writes):.2f} | {r.phase} {r.succeeded}/{items} |"
+        )
+    return "\n".join(lines)
+
+
+async def bench(args: argparse.Namespace) -> int:
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise SystemExit(f"unknown modes {unknown}: choose from {', '.join(MODES)}")
+    started = time.monotonic()
+    results: list[Result] = []
+    async with Kube(args.kubeconfig) as kube:
+        await ws.delete_namespace(kube, NAMESPACE)
+        await kube.call(
+            "POST",
+            "/api/v1/namespaces",
+            body={
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": NAMESPACE, "labels": dict(ws.BENCH_LABEL)},
+            },
+        )
+        try:
+            root = await ws.volume_dir(kube, NAMESPACE)
+            ws.write_batches(root, [args.items])
+            for mode in modes:
+                results.append(await scenario(kube, mode, args))
+        finally:
+            if not args.keep:
+                await ws.delete_namespace(kube, NAMESPACE)
+    print()
+    print(f"# app start-up benchmark, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} CPUs; {args.items} items x {args.steps} textgen "
+        f"steps, start-up {args.startup_seconds:g} s, parallelism {args.parallelism}; "
+        f"total {time.monotonic() - started:.0f} s"
+    )
+    print()
+    print(table(results, args.items))
+    print()
+    for r in results:
+        print(profile_table(f"{r.mode} mode", r.profile))
+        print()
+    print(json.dumps({r.mode: round(r.wall, 1) for r in results}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[bench %(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    return asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
