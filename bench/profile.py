@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from .kube import Kube
+
 METRIC = "apiserver_request_total"
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"})
 Key = tuple[str, str]  # (verb, resource[/subresource])
@@ -36,6 +38,14 @@ def request_counts(metrics_text: str) -> dict[Key, float]:
                 resource = f"{resource}/{labels['subresource']}"
             out[(labels.get("verb", "?").upper(), resource)] += sample.value
     return dict(out)
+
+
+async def read_counts(kube: Kube) -> dict[Key, float]:
+    """The API server's request counters now."""
+    status, raw = await kube.raw("GET", "/metrics")
+    if status != 200:
+        raise RuntimeError(f"GET /metrics: {status}")
+    return request_counts(raw.decode("utf-8", "replace"))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from .kill import run_kill
 from .kube import Kube
 from .measure import integrity, percentile, transition_delays
 from .operator_run import run_operator
-from .profile import profile_between, profile_table, request_counts
+from .profile import profile_between, profile_table, read_counts
 from .report import KillFigures, Row, kill_summary, table, targets, with_ratios
 from .watch import JobRecorder, record_jobs
 
@@ -81,14 +81,6 @@ async def wait_no_pods(kube: Kube, run: str, timeout: float = 600) -> None:
         await asyncio.sleep(1)
 
 
-async def api_counts(kube: Kube) -> dict:
-    """The API server's request counters now (profile.py)."""
-    status, raw = await kube.raw("GET", "/metrics")
-    if status != 200:
-        raise RuntimeError(f"GET /metrics: {status}")
-    return request_counts(raw.decode("utf-8", "replace"))
-
-
 def delays_of(recorder: JobRecorder, run: str) -> tuple[float | None, float | None, float | None]:
     d = transition_delays(recorder.steps(run))
     return percentile(d, 50), percentile(d, 95), percentile(d, 99)
@@ -108,9 +100,9 @@ async def scenario_baseline(kube: Kube, recorder: JobRecorder, baselines: dict, 
     )
     baselines[run] = b
     log.info("baseline: %d items x %d steps, parallelism %d", n, args.steps, min(n, args.parallelism))
-    before = await api_counts(kube)
+    before = await read_counts(kube)
     res = await b.run_all(timeout_for(n, args.steps))
-    profile = profile_between(before, await api_counts(kube), n * args.steps)
+    profile = profile_between(before, await read_counts(kube), n * args.steps)
     check = integrity(recorder.steps(run), {run: n}, args.steps)
     row = Row(
         items=n,
@@ -132,9 +124,9 @@ async def scenario_baseline(kube: Kube, recorder: JobRecorder, baselines: dict, 
 async def scenario_operator(kube: Kube, recorder: JobRecorder, n: int, args) -> Row:
     run = f"op-{n}"
     log.info("operator: %d items x %d steps, parallelism %d", n, args.steps, min(n, args.parallelism))
-    before = await api_counts(kube)
+    before = await read_counts(kube)
     res = await run_operator(kube, NAMESPACE, run, n, args.parallelism, timeout_for(n, args.steps))
-    profile = profile_between(before, await api_counts(kube), n * args.steps)
+    profile = profile_between(before, await read_counts(kube), n * args.steps)
     check = integrity(recorder.steps(run), {run: n}, args.steps)
     ok = int(res.status.get("itemsSucceeded") or 0)
     row = Row(

@@ -32,7 +32,7 @@ from typing import Any
 from . import workspace as ws
 from .kube import Kube
 from .operator_run import run_path, wait_terminal
-from .profile import Profile, profile_between, profile_table, request_counts
+from .profile import Profile, profile_between, profile_table, read_counts
 
 log = logging.getLogger("bench.startup")
 NAMESPACE = "mmif-bench-startup"
@@ -117,16 +117,9 @@ async def wait_pipeline_ready(kube: Kube, name: str, timeout: float) -> None:
         await asyncio.sleep(0.5)
 
 
-async def api_counts(kube: Kube) -> dict:
-    status, raw = await kube.raw("GET", "/metrics")
-    if status != 200:
-        raise RuntimeError(f"GET /metrics: {status}")
-    return request_counts(raw.decode("utf-8", "replace"))
-
-
 async def scenario(kube: Kube, mode: str, args: argparse.Namespace) -> Result:
     name = f"startup-{mode.lower()}"
-    before = await api_counts(kube)
+    before = await read_counts(kube)
     t0 = time.monotonic()
     await kube.call(
         "POST",
@@ -139,7 +132,7 @@ async def scenario(kube: Kube, mode: str, args: argparse.Namespace) -> Result:
     await kube.call("POST", run_path(NAMESPACE), body=run_body(name, name, args.items, args.parallelism))
     timeout = 600 + args.items * args.steps * (args.startup_seconds + 10)
     run, ended = await wait_terminal(kube, NAMESPACE, name, timeout)
-    profile = profile_between(before, await api_counts(kube), args.items * args.steps)
+    profile = profile_between(before, await read_counts(kube), args.items * args.steps)
     status = run.get("status") or {}
     log.info("%s: %s in %.1f s", mode, status.get("phase"), ended - started)
     return Result(
@@ -177,15 +170,7 @@ async def bench(args: argparse.Namespace) -> int:
     results: list[Result] = []
     async with Kube(args.kubeconfig) as kube:
         await ws.delete_namespace(kube, NAMESPACE)
-        await kube.call(
-            "POST",
-            "/api/v1/namespaces",
-            body={
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": NAMESPACE, "labels": dict(ws.BENCH_LABEL)},
-            },
-        )
+        await ws.create_namespace(kube, NAMESPACE)
         try:
             root = await ws.volume_dir(kube, NAMESPACE)
             ws.write_batches(root, [args.items])
