@@ -7,7 +7,7 @@ from kopf._core.intents import registries
 
 from mmif_operator import handlers  # noqa: F401
 from mmif_operator.kinds.pipelinerun.handler import MONITORS_INDEX
-from mmif_operator.kinds.project.planning import AWAITING_REVIEW_INDEX, PROJECTS_INDEX, RUN_RECORDS_INDEX
+from mmif_operator.kinds.project.planning import CLOSURE_INDEX, PROJECTS_INDEX, RUN_RECORDS_INDEX
 
 
 def _ids(kind_registry) -> set[str]:
@@ -24,6 +24,7 @@ def test_every_handler_is_registered():
         "notify",
         "project-resync",
         "project-disposal",
+        "project-closing",
         "run-wip",
         "monitor-loop",
         "notify-monitor",
@@ -33,7 +34,7 @@ def test_every_handler_is_registered():
     assert _ids(registry._indexing) >= {
         PROJECTS_INDEX,
         MONITORS_INDEX,
-        AWAITING_REVIEW_INDEX,
+        CLOSURE_INDEX,
         RUN_RECORDS_INDEX,
     }
     assert _ids(registry._webhooks) == {

@@ -168,34 +168,144 @@ def test_the_namespace_names_the_record_claim_and_loses_the_label_with_the_store
 # --- closure ------------------------------------------------------------------------------------
 
 
-def test_closing_is_refused_while_runs_await_review_naming_them():
-    refusal = P.closure_refusal("oral-history", "Open", "Closed", ["r2", "r1", "r2"])
+def test_closing_is_refused_while_runs_are_pending_running_or_await_review_naming_them():
+    refusal = P.closure_refusal(
+        "oral-history", "Open", "Closed", ["r2 (Running)", "r1 (AwaitingReview)", "r2 (Running)"]
+    )
     assert refusal is not None
     assert "project oral-history cannot be closed" in refusal
-    assert "2 PipelineRun(s) in namespace oral-history await review: r1, r2." in refusal
+    assert (
+        "2 PipelineRun(s) in namespace oral-history are pending, running or await review: "
+        "r1 (AwaitingReview), r2 (Running)." in refusal
+    )
+    assert "kubectl mmif cancel RUN" in refusal
     assert P.closure_refusal("oral-history", "Open", "Closed", []) is None
     assert P.closure_refusal("oral-history", None, "Closed", []) is None
     # Not a closure: opening again, staying closed, any other edit.
-    assert P.closure_refusal("p", "Closed", "Open", ["r1"]) is None
-    assert P.closure_refusal("p", "Closed", "Closed", ["r1"]) is None
-    assert P.closure_refusal("p", "Open", "Open", ["r1"]) is None
-    many = [f"run-{i:03d}" for i in range(P.CLOSURE_NAMES_SHOWN + 5)]
+    assert P.closure_refusal("p", "Closed", "Open", ["r1 (Pending)"]) is None
+    assert P.closure_refusal("p", "Closed", "Closed", ["r1 (Pending)"]) is None
+    assert P.closure_refusal("p", "Open", "Open", ["r1 (Pending)"]) is None
+    many = [f"run-{i:03d} (Pending)" for i in range(P.CLOSURE_NAMES_SHOWN + 5)]
     text = P.closure_refusal("p", None, "Closed", many) or ""
     assert "run-019" in text and "run-020" not in text and "and 5 more" in text
 
 
-def test_the_closure_webhook_reads_the_runs_awaiting_review_of_the_projects_namespace():
-    def awaiting(**kw):
-        return asyncio.run(H.runs_awaiting_review(**kw))
+def test_the_closure_index_keeps_the_runs_not_finished_with_their_phase():
+    def entry(**kw):
+        return asyncio.run(H.runs_holding_closure(**kw))
 
-    assert awaiting(name="r1", namespace="p", status={"phase": "AwaitingReview"}) == {"p": "r1"}
-    assert awaiting(name="r2", namespace="p", status={"phase": "Running"}) == {}
-    index = {"p": ["r1"], "other": ["x"]}
+    assert entry(name="r1", namespace="p", status={"phase": "AwaitingReview"}) == {"p": "r1 (AwaitingReview)"}
+    assert entry(name="r2", namespace="p", status={"phase": "Running"}) == {"p": "r2 (Running)"}
+    assert entry(name="r3", namespace="p", status={}) == {"p": "r3 (Pending)"}, "no phase yet: Pending"
+    for phase in ("Publishing", "Succeeded", "Failed", "Cancelled"):
+        assert entry(name="r4", namespace="p", status={"phase": phase}) == {}, phase
+
+
+def test_the_closure_webhook_reads_the_unfinished_runs_of_the_projects_namespace():
+    index = {"p": ["r1 (Running)"], "other": ["x (Pending)"]}
     closing = {"spec": {"state": "Closed"}}
     with pytest.raises(kopf.AdmissionError) as refused:
-        H.project_closure(
-            name="p", spec=closing["spec"], old={"spec": {}}, **{P.AWAITING_REVIEW_INDEX: index}
-        )
-    assert "await review: r1." in str(refused.value) and "x" not in str(refused.value).split("review:")[1]
+        H.project_closure(name="p", spec=closing["spec"], old={"spec": {}}, **{P.CLOSURE_INDEX: index})
+    assert "await review: r1 (Running)." in str(refused.value)
+    assert "x" not in str(refused.value).split("review:")[1]
     # Another namespace's runs do not hold this project.
-    H.project_closure(name="q", spec=closing["spec"], old={"spec": {}}, **{P.AWAITING_REVIEW_INDEX: index})
+    H.project_closure(name="q", spec=closing["spec"], old={"spec": {}}, **{P.CLOSURE_INDEX: index})
+
+
+def run(name, phase=None, wip=None, want=None, deleting=False):
+    status = {"phase": phase} if phase else {}
+    if wip:
+        status["conditions"] = [{"type": "WorkInProgress", "status": "False", "reason": wip}]
+    meta = {"name": name, **({"deletionTimestamp": "2026-12-01T11:00:00Z"} if deleting else {})}
+    return {"metadata": meta, "spec": {"workInProgress": want} if want else {}, "status": status}
+
+
+CLOSED = spec(state="Closed")
+
+
+def test_an_open_project_plans_no_closure_and_says_open():
+    plan = P.plan_closure("p", spec(), "Closed", [run("r", "Running")])
+    assert plan == P.ClosurePlan("Open", ("False", P.R_PROJECT_OPEN, "the project is Open"))
+
+
+def test_closing_waits_for_unfinished_runs_then_publishing_then_work_in_progress():
+    runs = [run("a", "Running"), run("b", "Publishing"), run("c", "Succeeded"), run("d")]
+    plan = P.plan_closure("p", CLOSED, "Open", runs)
+    assert plan.phase == "Closing" and not plan.closed_now
+    status, reason, message = plan.condition
+    assert (status, reason) == ("False", P.R_WAITING_FOR_RUNS)
+    assert "waiting for 2 PipelineRun(s) to finish: a (Running), d (Pending)" in message
+    assert plan.dispose == ("c",), "a finished run's work in progress goes meanwhile"
+
+    plan = P.plan_closure("p", CLOSED, "Closing", [run("b", "Publishing"), run("c", "Succeeded")])
+    assert plan.condition[:2] == ("False", P.R_WAITING_FOR_PUBLISHING)
+    assert "waiting for 1 PipelineRun(s) publishing: b" in plan.condition[2]
+
+    plan = P.plan_closure("p", CLOSED, "Closing", [run("b", "Succeeded", wip="Deleting", want="Delete")])
+    assert plan.phase == "Closing" and plan.dispose == ()
+    assert plan.condition[:2] == ("False", P.R_DELETING_WIP)
+    assert "work in progress of 1 finished PipelineRun(s): b (Delete: Deleting)" in plan.condition[2]
+
+
+def test_closing_sets_delete_on_finished_runs_left_unset_and_respects_their_own_choice():
+    runs = [
+        run("unset", "Failed"),
+        run("kept", "Succeeded", want="Keep"),
+        run("archiving", "Cancelled", want="Archive"),
+        run("gone", "Succeeded", wip="Deleted", want="Delete"),
+        run("published", "Succeeded", wip="Published", want="Delete"),
+        run("dying", "Succeeded", deleting=True),
+    ]
+    plan = P.plan_closure("p", CLOSED, "Open", runs)
+    assert plan.dispose == ("unset",)
+    assert plan.condition[1] == P.R_DELETING_WIP
+    assert (
+        "2 finished PipelineRun(s): archiving (Archive: not looked at yet), unset (set Delete now)"
+        in (plan.condition[2])
+    )
+    # The same patch as the disposal window's: one function for both.
+    assert P.disposal_patch("p") == {
+        "metadata": {"annotations": {P.DISPOSED_BY_ANNOTATION: "p"}},
+        "spec": {"workInProgress": "Delete"},
+    }
+
+
+def test_closing_ends_closed_once_nothing_is_left_and_only_once():
+    runs = [run("gone", "Succeeded", wip="Deleted", want="Delete"), run("kept", "Failed", want="Keep")]
+    plan = P.plan_closure("p", CLOSED, "Closing", runs)
+    assert plan.phase == "Closed" and plan.closed_now and plan.dispose == ()
+    assert plan.condition[:2] == ("True", P.R_PROJECT_CLOSED)
+    assert "no new PipelineRuns or AnalysisJobs in namespace p; its records are kept" in plan.condition[2]
+    assert "1 run(s) keep their work in progress" in plan.condition[2]
+    again = P.plan_closure("p", CLOSED, "Closed", None)
+    assert again.phase == "Closed" and not again.closed_now, "no second Event or notification"
+    assert P.plan_closure("p", CLOSED, None, []).closed_now, "created Closed: closed at once"
+
+
+def test_the_closure_wait_names_at_most_the_shown_runs_then_counts():
+    runs = [run(f"r{i:03d}", "Publishing") for i in range(P.CLOSURE_NAMES_SHOWN + 3)]
+    message = P.plan_closure("p", CLOSED, "Closing", runs).condition[2]
+    assert "r019" in message and "r020" not in message and "and 3 more" in message
+
+
+def test_the_closure_status_sets_phase_condition_and_closed_at():
+    base = {"phase": "Closed", "conditions": [{"type": "Ready", "status": "True"}]}
+    closing = P.plan_closure("p", CLOSED, "Open", [run("b", "Publishing")])
+    out = P.with_closure_status(base, closing, True, None, NOW, 3)
+    assert out["phase"] == "Closing" and out["closedAt"] is None
+    cond = next(c for c in out["conditions"] if c["type"] == P.CONDITION_CLOSED)
+    assert cond["status"] == "False" and cond["reason"] == P.R_WAITING_FOR_PUBLISHING
+    assert cond["observedGeneration"] == 3
+    assert any(c["type"] == "Ready" for c in out["conditions"]), "other conditions kept"
+
+    closed = P.plan_closure("p", CLOSED, "Closing", [])
+    out = P.with_closure_status(out, closed, True, None, NOW, 3)
+    assert out["phase"] == "Closed" and out["closedAt"] == "2026-12-01T12:00:00Z"
+    later = datetime(2026, 12, 2, tzinfo=UTC)
+    kept = P.plan_closure("p", CLOSED, "Closed", None)
+    stays = P.with_closure_status(out, kept, True, out["closedAt"], later, 3)
+    assert stays["closedAt"] == "2026-12-01T12:00:00Z", "kept while Closed"
+    opened = P.with_closure_status(stays, P.plan_closure("p", spec(), "Closed", None), True, "x", later, 4)
+    assert opened["phase"] == "Open" and opened["closedAt"] is None, "removed when opened again"
+    not_ready = P.with_closure_status({"phase": None}, closed, False, None, NOW, 3)
+    assert not_ready["phase"] is None, "no phase before the namespace is the project's"

@@ -127,7 +127,7 @@ RESOURCES = (
         scope="Cluster",
         printer_columns=(
             _column("Title", ".spec.title"),
-            _column("State", ".status.phase", description="Open or Closed."),
+            _column("State", ".status.phase", description="Open, Closing or Closed."),
             *_condition_columns("Ready", "Ready"),
             _column("End", ".spec.timeline.end", "date", description="When the project ends."),
             _AGE,

@@ -5,9 +5,12 @@ A pass (`reconcile_project`, on create, update, resume and every `RESYNC_SECONDS
 namespace of the Project's name, created with our uid annotation, or found ours (its labels set
 again if someone changed them), or found someone else's (`Ready=False NameConflict`, never
 touched); the two RoleBindings (server-side applied when their subjects drifted; a foreign
-binding of that name is a conflict too); then the status, through kopf's patch. Decisions:
-kinds/project/planning.py; admission: kinds/project/defaults.py (runs and analyses) and
-`project_closure` (closing is refused while runs await review).
+binding of that name is a conflict too); the closure step once `spec.state` is Closed (phase
+`Closing`: the runs are listed, the finished ones' work in progress set to be deleted, each wait
+named in the `Closed` condition, looked at again every `CLOSING_CHECK_SECONDS`; then `Closed`
+with an Event); then the status, through kopf's patch. Decisions: kinds/project/planning.py;
+admission: kinds/project/defaults.py (runs and analyses) and `project_closure` (closing is
+refused while runs are Pending, Running or await review).
 """
 
 from __future__ import annotations
@@ -28,13 +31,13 @@ from mmif_operator.core.runtime import state as runtime
 from mmif_operator.core.status import TRUE, find_condition, rfc3339
 from mmif_operator.kinds.analysisjob.model import PLURAL as ANALYSIS_PLURAL
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
-from mmif_operator.kinds.pipelinerun.model import RunPhase
 from mmif_operator.kinds.project import defaults
 from mmif_operator.kinds.project import planning as P
-from mmif_operator.kinds.project.model import PLURAL, ProjectSpec
+from mmif_operator.kinds.project.model import PLURAL, ProjectSpec, ProjectState
 
 log = logging.getLogger(__name__)
 RESYNC_SECONDS = 60.0
+CLOSING_CHECK_SECONDS = 5.0  # how often a Closing project looks at its runs again
 
 
 async def reconcile_project(
@@ -61,7 +64,44 @@ async def reconcile_project(
     out = P.project_status(name, parsed, generation, status.get("conditions"), outcome, now)
     if indexes is not None:
         out = _records_status(name, parsed, out, indexes, now, generation, body)
+    if outcome.ready:  # never look at the runs of a namespace that is not the project's
+        out = await _closure_status(name, parsed, dict(status or {}), out, now, generation, body)
     patch["status"] = out
+
+
+async def _closure_status(
+    name: str,
+    spec: ProjectSpec,
+    status: dict[str, Any],
+    out: dict[str, Any],
+    now: datetime,
+    generation: int | None,
+    body: Any,
+) -> dict[str, Any]:
+    """The closure step (kinds/project/planning.py `plan_closure`): the namespace's runs are
+    listed only while Closing; the finished runs whose work in progress is left are set
+    `Delete` (the disposal window's patch); on reaching Closed, an Event."""
+    previous = status.get("phase")
+    runs = None
+    if spec.state is ProjectState.CLOSED and previous != ProjectState.CLOSED.value:
+        runs = await runtime.kube().list_custom(RUN_PLURAL, P.namespace_of(name), {})
+    plan = P.plan_closure(name, spec, previous, runs)
+    by_name = {(r.get("metadata") or {}).get("name"): r for r in runs or ()}
+    for run in plan.dispose:
+        try:
+            await runtime.kube().patch_custom(RUN_PLURAL, P.namespace_of(name), run, P.disposal_patch(name))
+        except Exception as e:  # noqa: BLE001 - planned again at the next pass (the condition names it)
+            log.warning("project %s: closing: run %s: %s", name, run, e)
+            continue
+        message = (
+            f"project {name} is closing: the work in progress of run {run} is deleted (records are kept)"
+        )
+        k8s_events.post(by_name[run], "Normal", "Disposed", message)
+    out = P.with_closure_status(out, plan, True, status.get("closedAt"), now, generation)
+    if plan.closed_now and body is not None:
+        k8s_events.post(dict(body), "Normal", P.EV_PROJECT_CLOSED, plan.condition[2])
+        log.info("project %s: %s", name, plan.condition[2])
+    return out
 
 
 def _records_status(
@@ -146,6 +186,21 @@ async def project_resync(
     await reconcile_project(name, uid, spec, status, meta, patch, _indexes(kwargs), body)
 
 
+def _is_closing(spec: Any, status: Any, **_: Any) -> bool:
+    return (spec or {}).get("state") == ProjectState.CLOSED.value and (status or {}).get(
+        "phase"
+    ) != ProjectState.CLOSED.value
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, id="project-closing", interval=CLOSING_CHECK_SECONDS, when=_is_closing)
+async def project_closing(
+    name: str, uid: str, spec: Any, status: Any, meta: Any, patch: Any, body: Any, **kwargs: Any
+) -> None:
+    """A closing project's pass, more often than the resync: each wait of its `Closed` condition
+    (runs publishing, work in progress being deleted) is looked at again every few seconds."""
+    await reconcile_project(name, uid, spec, status, meta, patch, _indexes(kwargs), body)
+
+
 def _indexes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {P.PROJECTS_INDEX: kwargs[P.PROJECTS_INDEX], P.RUN_RECORDS_INDEX: kwargs[P.RUN_RECORDS_INDEX]}
 
@@ -197,10 +252,7 @@ async def project_disposal(name: str, spec: Any, meta: Any, body: Any, **_: Any)
             patch: dict[str, Any] = {"metadata": {"annotations": {P.DISPOSAL_NOTICE_ANNOTATION: due}}}
         else:
             message = f"run {step.run} finished past project {name}'s disposal window ({window}, due {due}): its work in progress is deleted"
-            patch = {
-                "metadata": {"annotations": {P.DISPOSED_BY_ANNOTATION: name}},
-                "spec": {"workInProgress": "Delete"},
-            }
+            patch = P.disposal_patch(name)
         try:
             await kube.patch_custom(RUN_PLURAL, namespace, step.run, patch)
         except Exception as e:  # noqa: BLE001 - looked at again at the next tick
@@ -256,16 +308,19 @@ def _admit(kind: str, namespace: str | None, spec: Any, patch: Any, index: kopf.
 
 
 @kopf.index(GROUP, VERSION, RUN_PLURAL)
-async def runs_awaiting_review(name: str, namespace: str | None, status: Any, **_: Any) -> dict[str, str]:
-    """namespace -> the names of its PipelineRuns awaiting review (for the closure webhook)."""
-    return {namespace or "": name} if status.get("phase") == RunPhase.AWAITING_REVIEW.value else {}
+async def runs_holding_closure(name: str, namespace: str | None, status: Any, **_: Any) -> dict[str, str]:
+    """namespace -> `<run> (<phase>)` of its PipelineRuns Pending, Running or AwaitingReview
+    (for the closure webhook)."""
+    entry = P.unfinished_entry(name, status)
+    return {namespace or "": entry} if entry is not None else {}
 
 
 @kopf.on.validate(GROUP, VERSION, PLURAL, id="project-closure", operations=["UPDATE"])
 def project_closure(*, name: str, spec: Any, **kwargs: Any) -> None:
-    """Closing a Project is refused while runs of its namespace await review, naming them."""
+    """Closing a Project is refused while runs of its namespace are Pending, Running or await
+    review, naming them."""
     old_state = ((kwargs.get("old") or {}).get("spec") or {}).get("state")
-    runs = kwargs[P.AWAITING_REVIEW_INDEX].get(P.namespace_of(name), ())
+    runs = kwargs[P.CLOSURE_INDEX].get(P.namespace_of(name), ())
     refusal = P.closure_refusal(name, old_state, (spec or {}).get("state"), runs)
     if refusal:
         raise kopf.AdmissionError(refusal, code=409)

@@ -178,12 +178,16 @@ class ProjectSpec(SpecModel):
     state: ProjectState = Field(
         ProjectState.OPEN,
         description="`Open`, or `Closed`: no new PipelineRuns or AnalysisJobs in the namespace "
-        "(refused at admission, naming the project). A closed project may be opened again.",
+        "(refused at admission, naming the project). Setting `Closed` is refused while runs of "
+        "the namespace are Pending, Running or AwaitingReview (naming them); then the project "
+        "closes: phase `Closing` while runs publish and the work in progress of finished runs "
+        "is deleted (records are kept), then `Closed`. A closed project may be opened again.",
     )
 
 
 class ProjectPhase(enum.StrEnum):
     OPEN = "Open"
+    CLOSING = "Closing"
     CLOSED = "Closed"
 
 
@@ -220,7 +224,12 @@ class ProjectStatus(StatusModel):
     observed_generation: int | None = Field(
         None, description="The `metadata.generation` this status was computed from.", ge=0
     )
-    phase: ProjectPhase | None = Field(None, description="`Open` or `Closed`, once the namespace is ready.")
+    phase: ProjectPhase | None = Field(
+        None,
+        description="`Open`, `Closing` (spec.state is Closed; the `Closed` condition says what it "
+        "waits for) or `Closed`, once the namespace is ready.",
+    )
+    closed_at: Timestamp | None = Field(None, description="When the project reached phase `Closed`.")
     namespace: str | None = Field(None, description="The project's namespace (the Project's name).")
     project_id: str | None = Field(None, description="`spec.projectId`, or the Project's name.")
     referenced_records: ReferencedRecords | None = Field(
@@ -231,7 +240,9 @@ class ProjectStatus(StatusModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         description="`Ready` (the namespace and the role bindings are as the spec says), with "
-        "kstatus's `Reconciling` and `Stalled`; `SharedRecords` (True: another Open project's runs "
+        "kstatus's `Reconciling` and `Stalled`; `Closed` (False `ProjectOpen`; False "
+        "`WaitingForRuns`, `WaitingForPublishing` or `DeletingWorkInProgress` while closing, the "
+        "message naming the runs; True `ProjectClosed`); `SharedRecords` (True: another Open project's runs "
         "start from a record this project's runs start from; the message names the projects and "
         "records).",
         max_length=8,

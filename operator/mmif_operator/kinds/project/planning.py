@@ -37,7 +37,7 @@ UID_ANNOTATION = "mmif.dev/project-uid"
 RECORD_CLAIM_LABEL = "mmif.dev/record-claim"  # on the namespace: the record store's claim, for the
 # ValidatingAdmissionPolicy that refuses pods mounting it read-write (manifests/policy-records.yaml)
 PROJECTS_INDEX = "projects_by_namespace"  # the kopf index (kinds/project/handler.py): namespace -> Project
-AWAITING_REVIEW_INDEX = "runs_awaiting_review"  # the kopf index: namespace -> runs awaiting review
+CLOSURE_INDEX = "runs_holding_closure"  # the kopf index: namespace -> runs not finished (closure webhook)
 CLOSURE_NAMES_SHOWN = 20  # runs named in a refused closure (the rest counted)
 CONDITION_READY = "Ready"
 CONDITION_RECONCILING = "Reconciling"
@@ -230,23 +230,189 @@ def record_target(entries: Sequence[Mapping[str, Any]]) -> RecordTarget | None:
 
 
 def closure_refusal(
-    project: str, old_state: str | None, new_state: str | None, awaiting: Iterable[str]
+    project: str, old_state: str | None, new_state: str | None, unfinished: Iterable[str]
 ) -> str | None:
     """Why closing `project` is refused now, or None. Closing (state `Closed`, from anything
-    else) waits for every run of its namespace awaiting review to be passed, failed or cancelled:
-    closing would otherwise strand work a person still has to decide on."""
+    else) waits for every run of its namespace that is Pending, Running or AwaitingReview to
+    finish, be passed, failed or cancelled: closing would otherwise strand work a person still
+    has to decide on, and nothing may run while the project closes. `unfinished`: the
+    `runs_holding_closure` index's entries of the namespace, `<run> (<phase>)`."""
     if new_state != ProjectState.CLOSED.value or old_state == ProjectState.CLOSED.value:
         return None
-    runs = sorted(set(awaiting))
+    runs = sorted(set(unfinished))
     if not runs:
         return None
-    shown = ", ".join(runs[:CLOSURE_NAMES_SHOWN])
-    more = f" and {len(runs) - CLOSURE_NAMES_SHOWN} more" if len(runs) > CLOSURE_NAMES_SHOWN else ""
     return (
         f"project {project} cannot be closed while {len(runs)} PipelineRun(s) in namespace "
-        f"{namespace_of(project)} await review: {shown}{more}. Pass, fail or cancel them first "
-        f"(kubectl mmif review pass|fail RUN, kubectl mmif cancel RUN)."
+        f"{namespace_of(project)} are pending, running or await review: {named(runs)}. Let them "
+        f"finish, or pass, fail or cancel them first (kubectl mmif review pass|fail RUN, "
+        f"kubectl mmif cancel RUN)."
     )
+
+
+def named(names: Sequence[str], shown: int = CLOSURE_NAMES_SHOWN) -> str:
+    """`a, b, c` (the first `shown`) and `and N more` for the rest."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+# -- closure: a process (spec.state Closed -> phase Closing -> Closed) ----------------------------
+CONDITION_CLOSED = "Closed"
+PHASE_CLOSING = "Closing"
+R_PROJECT_OPEN = "ProjectOpen"
+R_WAITING_FOR_RUNS = "WaitingForRuns"
+R_WAITING_FOR_PUBLISHING = "WaitingForPublishing"
+R_DELETING_WIP = "DeletingWorkInProgress"
+R_PROJECT_CLOSED = "ProjectClosed"
+EV_PROJECT_CLOSED = "ProjectClosed"
+_UNFINISHED = ("Pending", "Running", "AwaitingReview")
+# A run's WorkInProgress condition reasons (kinds/pipelinerun/wip.py) after which its folder
+# holds no work in progress to delete: deleted, archived, or the run's published output.
+_WIP_DONE = ("Deleted", "Archived", "Published")
+
+
+def unfinished_entry(name: str, status: Mapping[str, Any] | None) -> str | None:
+    """What the `runs_holding_closure` index keeps of a run that holds a closure back:
+    `<run> (<phase>)` while Pending (no phase yet included), Running or AwaitingReview."""
+    phase = (status or {}).get("phase") or "Pending"
+    return f"{name} ({phase})" if phase in _UNFINISHED else None
+
+
+def disposal_patch(project: str) -> dict[str, Any]:
+    """The patch by which a project has a finished run's work in progress deleted (its
+    disposal window and its closure alike): `spec.workInProgress: Delete`, and the annotation
+    naming the project. The run's own WIP timer then deletes the folder; records are never
+    touched (the Job mounts the workspace only)."""
+    return {
+        "metadata": {"annotations": {DISPOSED_BY_ANNOTATION: project}},
+        "spec": {"workInProgress": "Delete"},
+    }
+
+
+@dataclass(frozen=True)
+class ClosurePlan:
+    """What a pass does about closure: the phase and `Closed` condition to show, the runs to
+    set `workInProgress: Delete` on (`disposal_patch`), and whether the project just closed
+    (then: `status.closedAt`, an Event and the `ProjectClosed` notification)."""
+
+    phase: str
+    condition: tuple[str, str, str]  # status, reason, message
+    dispose: tuple[str, ...] = ()
+    closed_now: bool = False
+
+
+def plan_closure(
+    project: str, spec: ProjectSpec, previous_phase: str | None, runs: Sequence[Mapping[str, Any]] | None
+) -> ClosurePlan:
+    """The closure step, from the runs of the project's namespace (`runs`: None when they were
+    not listed, i.e. the project is Open or already Closed).
+
+    Closed in the spec: phase `Closing` while something is left, each wait named in the
+    condition's message (looked at again at every pass): runs not finished (`WaitingForRuns`:
+    admission refuses the closure while there are, but one created before it may be left),
+    runs `Publishing` (`WaitingForPublishing`: what is approved gets published), finished runs
+    whose work in progress is not deleted yet (`DeletingWorkInProgress`: the unset ones are set
+    `Delete`, as the disposal window does; a run's own `Keep`, `Delete` or `Archive` wins). Then
+    phase `Closed` (`ProjectClosed`). Records are never touched."""
+    if spec.state is not ProjectState.CLOSED:
+        return ClosurePlan(ProjectState.OPEN.value, (FALSE, R_PROJECT_OPEN, "the project is Open"))
+    closed_message = (
+        f"project {project} is Closed: no new PipelineRuns or AnalysisJobs in namespace "
+        f"{namespace_of(project)}; its records are kept"
+    )
+    if previous_phase == ProjectState.CLOSED.value or runs is None:
+        return ClosurePlan(ProjectState.CLOSED.value, (TRUE, R_PROJECT_CLOSED, closed_message))
+    unfinished: list[str] = []
+    publishing: list[str] = []
+    dispose: list[str] = []
+    deleting: list[str] = []
+    kept = 0
+    for run in sorted(runs, key=lambda r: str((r.get("metadata") or {}).get("name"))):
+        meta = run.get("metadata") or {}
+        status = run.get("status") or {}
+        name = str(meta.get("name") or "")
+        if meta.get("deletionTimestamp"):
+            continue  # being deleted: its folder with it
+        phase = status.get("phase") or "Pending"
+        if phase in _UNFINISHED:
+            unfinished.append(f"{name} ({phase})")
+            continue
+        if phase == "Publishing":
+            publishing.append(name)
+            continue
+        if phase not in _TERMINAL:
+            continue
+        wip = find_condition(status.get("conditions"), "WorkInProgress")
+        if wip is not None and wip.get("reason") in _WIP_DONE:
+            continue
+        want = (run.get("spec") or {}).get("workInProgress")
+        if want == "Keep":
+            kept += 1
+            continue
+        if not want:
+            dispose.append(name)
+            deleting.append(f"{name} (set Delete now)")
+        else:
+            why = (wip or {}).get("reason") or "not looked at yet"
+            deleting.append(f"{name} ({want}: {why})")
+    if unfinished:
+        return ClosurePlan(
+            PHASE_CLOSING,
+            (
+                FALSE,
+                R_WAITING_FOR_RUNS,
+                f"closing: waiting for {len(unfinished)} PipelineRun(s) to finish: "
+                f"{named(unfinished)} (cancel them to close sooner)",
+            ),
+            tuple(dispose),
+        )
+    if publishing:
+        return ClosurePlan(
+            PHASE_CLOSING,
+            (
+                FALSE,
+                R_WAITING_FOR_PUBLISHING,
+                f"closing: waiting for {len(publishing)} PipelineRun(s) publishing: {named(publishing)}",
+            ),
+            tuple(dispose),
+        )
+    if deleting:
+        return ClosurePlan(
+            PHASE_CLOSING,
+            (
+                FALSE,
+                R_DELETING_WIP,
+                f"closing: deleting the work in progress of {len(deleting)} finished PipelineRun(s): "
+                f"{named(deleting)} (see each run's WorkInProgress condition)",
+            ),
+            tuple(dispose),
+        )
+    if kept:
+        closed_message += f"; {kept} run(s) keep their work in progress (spec.workInProgress: Keep)"
+    return ClosurePlan(ProjectState.CLOSED.value, (TRUE, R_PROJECT_CLOSED, closed_message), closed_now=True)
+
+
+def with_closure_status(
+    status: dict[str, Any],
+    plan: ClosurePlan,
+    ready: bool,
+    closed_at: str | None,
+    now: datetime,
+    generation: int | None,
+) -> dict[str, Any]:
+    """The status patch with the closure's phase (once Ready), its `Closed` condition and
+    `closedAt` (set when the project closes, kept while Closed, removed when opened again)."""
+    out = dict(status)
+    out["conditions"] = set_condition(
+        status.get("conditions"), CONDITION_CLOSED, *plan.condition, now, generation
+    )
+    if ready:
+        out["phase"] = plan.phase
+    if plan.phase == ProjectState.CLOSED.value:
+        out["closedAt"] = rfc3339(now) if plan.closed_now or not closed_at else closed_at
+    else:
+        out["closedAt"] = None
+    return out
 
 
 # -- records as inputs: the project's referenced records, and records shared with others ---------
