@@ -28,6 +28,7 @@ def test_every_handler_is_registered():
         "run-wip",
         "monitor-loop",
         "notify-monitor",
+        "notify-project",
     }
     assert {"project-changed"} <= _ids(registry._changing)
     # The run loop, the closure webhook and the project's handlers read them by name.

@@ -292,7 +292,13 @@ def test_the_cloudevent_reads_back_with_the_sdk_in_both_modes(mode):
 
 def test_every_event_has_a_type_and_a_default_subject():
     for event in E:
-        prefix = "dev.mmif.monitor." if event is E.HEALTH_CHANGED else "dev.mmif.pipelinerun."
+        prefix = (
+            "dev.mmif.monitor."
+            if event is E.HEALTH_CHANGED
+            else "dev.mmif.project."
+            if event.value in ("DisposalNotice", "ProjectClosed", "SharedRecords")
+            else "dev.mmif.pipelinerun."
+        )
         assert messages.event_type(event).startswith(prefix)
         assert event in DEFAULT_SUBJECTS
     assert len({messages.event_type(e) for e in E}) == len(E)

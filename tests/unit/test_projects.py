@@ -309,3 +309,53 @@ def test_the_closure_status_sets_phase_condition_and_closed_at():
     assert opened["phase"] == "Open" and opened["closedAt"] is None, "removed when opened again"
     not_ready = P.with_closure_status({"phase": None}, closed, False, None, NOW, 3)
     assert not_ready["phase"] is None, "no phase before the namespace is the project's"
+
+
+class ClosureKube:
+    def __init__(self, runs):
+        self.runs, self.patched = runs, []
+
+    async def list_custom(self, plural, namespace, labels):
+        assert (plural, namespace) == ("pipelineruns", "p")
+        return self.runs
+
+    async def patch_custom(self, plural, namespace, name, patch):
+        self.patched.append((namespace, name, patch))
+
+
+def closure_pass(monkeypatch, runs, previous, queue_fails=False):
+    kube, posted, queued = ClosureKube(runs), [], []
+
+    async def queue(k, name, note, *, now=None):
+        if queue_fails:
+            raise RuntimeError("API down")
+        queued.append(note)
+        return True
+
+    monkeypatch.setattr(H.runtime, "kube", lambda: kube)
+    monkeypatch.setattr(H.notify, "queue", queue)
+    monkeypatch.setattr(H.k8s_events, "post", lambda obj, t, reason, message: posted.append(reason))
+    body = {"kind": "Project", "metadata": {"name": "p"}}
+    out = asyncio.run(H._closure_status("p", CLOSED, {"phase": previous}, {"conditions": []}, NOW, 2, body))
+    return out, kube, posted, queued
+
+
+def test_a_closing_pass_sets_delete_on_finished_runs_then_closes_with_an_event_and_a_notification(
+    monkeypatch,
+):
+    out, kube, posted, queued = closure_pass(monkeypatch, [run("done", "Succeeded")], "Open")
+    assert kube.patched == [("p", "done", P.disposal_patch("p"))]
+    assert out["phase"] == "Closing" and posted == ["Disposed"] and queued == []
+    gone = [run("done", "Succeeded", wip="Deleted", want="Delete")]
+    out, kube, posted, queued = closure_pass(monkeypatch, gone, "Closing")
+    assert out["phase"] == "Closed" and out["closedAt"] == "2026-12-01T12:00:00Z"
+    assert posted == [P.EV_PROJECT_CLOSED] and [n.key for n in queued] == ["ProjectClosed/2"]
+    out, kube, posted, queued = closure_pass(monkeypatch, [], "Closed")
+    assert out["phase"] == "Closed" and posted == [] and queued == [], "closed once"
+
+
+def test_a_closure_whose_notification_cannot_be_queued_stays_closing_saying_why(monkeypatch):
+    out, _, posted, _ = closure_pass(monkeypatch, [], "Closing", queue_fails=True)
+    assert out["phase"] == "Closing" and posted == []
+    cond = next(c for c in out["conditions"] if c["type"] == P.CONDITION_CLOSED)
+    assert cond["reason"] == P.R_NOTIFYING and "API down" in cond["message"]

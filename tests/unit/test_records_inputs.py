@@ -8,6 +8,7 @@ outside a project with a record store fails at its start with InvalidSpec, the f
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -310,15 +311,27 @@ def test_each_project_pass_lists_its_records_and_says_it_shares_one(monkeypatch)
     monkeypatch.setattr(
         H.k8s_events, "post", lambda obj, type_, reason, message: posted.append((reason, message))
     )
+    queued = []
+
+    async def queue(kube, name, note, *, now=None):
+        queued.append((name, note))
+        return True
+
+    monkeypatch.setattr(H.notify, "queue", queue)
+    monkeypatch.setattr(H.runtime, "kube", lambda: None)
     indexes = {
         P.PROJECTS_INDEX: {"p": [project("p")], "q": [project("q")]},
         P.RUN_RECORDS_INDEX: {"p": [entry("p1", "t", A)], "q": [entry("q1", "t", A, B)]},
     }
     body = {"apiVersion": "mmif.dev/v1alpha1", "kind": "Project", "metadata": {"name": "p"}}
-    out = H._records_status("p", ProjectSpec.from_obj({}), {"conditions": []}, indexes, NOW, 1, body)
+    out = asyncio.run(
+        H._records_status("p", ProjectSpec.from_obj({}), {"conditions": []}, indexes, NOW, 1, body)
+    )
     assert out["referencedRecords"] == {"count": 1, "latest": [{"id": A, "runs": ["p1"]}]}
     [cond] = [c for c in out["conditions"] if c["type"] == P.CONDITION_SHARED_RECORDS]
     assert cond["status"] == "True" and "project q" in cond["message"]
     assert posted == [(P.EV_SHARED_RECORDS, cond["message"])]
-    H._records_status("p", ProjectSpec.from_obj({}), out, indexes, NOW, 1, body)
-    assert len(posted) == 1  # nothing new: no second Event
+    [(name, note)] = queued
+    assert name == "p" and note.event.value == "SharedRecords" and note.message == cond["message"]
+    asyncio.run(H._records_status("p", ProjectSpec.from_obj({}), out, indexes, NOW, 1, body))
+    assert len(posted) == 1 and len(queued) == 1  # nothing new: no second Event nor notification

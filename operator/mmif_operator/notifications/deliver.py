@@ -90,7 +90,7 @@ class Sender:
         self, target: NotificationTarget, run: Mapping[str, Any], delivery: Delivery
     ) -> Outcome:
         """One attempt; never raises (but for cancellation)."""
-        namespace = (run.get("metadata") or {}).get("namespace") or ""
+        namespace = messages.secrets_namespace(run)
         try:
             if target.webhook is not None:
                 return await self._webhook(target.webhook, namespace, run, delivery)

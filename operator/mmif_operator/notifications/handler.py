@@ -82,8 +82,8 @@ async def close() -> None:
 
 async def targets_of(kube: Kube, run: dict[str, Any]) -> list[NotificationTarget]:
     """The run's targets: its snapshot's, else (it ended before taking one) its Pipeline's now.
-    A Monitor's: its own `spec.notifications`."""
-    if run.get("kind") == messages.MONITOR_KIND:
+    A Monitor's or a Project's: its own `spec.notifications`."""
+    if run.get("kind") in (messages.MONITOR_KIND, messages.PROJECT_KIND):
         return outbox.parse_targets(run.get("spec"))
     status = run.get("status") or {}
     if status.get("pipelineSpec"):
@@ -222,3 +222,23 @@ async def notify_monitor_loop(
         await reconcile_forever(waker, stopped, logger, kind="notifications", ref=ref, one_pass=one_pass)
     finally:
         MONITOR_NOTIFY_WAKERS.unregister(waker)
+
+
+PROJECT_NOTIFY_WAKERS = Wakers()  # the Projects' delivery loops, woken when an event is queued
+
+
+@kopf.daemon(API_GROUP, VERSION, messages.PROJECT_PLURAL, id="notify-project", when=_has_pending)
+async def notify_project_loop(name: str, uid: str, stopped: Any, logger: kopf.Logger, **_: Any) -> None:
+    """A Project's delivery loop (cluster-scoped: namespace ""): its DisposalNotice,
+    ProjectClosed and SharedRecords deliveries, exactly as a run's."""
+    waker = PROJECT_NOTIFY_WAKERS.register(("", name))
+    ref = {"apiVersion": API_VERSION, "kind": messages.PROJECT_KIND, "metadata": {"name": name, "uid": uid}}
+
+    async def one_pass(refresh: bool) -> Next:
+        wait = await deliver_pass(runtime.kube(), "", name, uid, plural=messages.PROJECT_PLURAL)
+        return Next(timeout=runtime.config().resync_seconds if wait is None else max(wait, 0.2))
+
+    try:
+        await reconcile_forever(waker, stopped, logger, kind="notifications", ref=ref, one_pass=one_pass)
+    finally:
+        PROJECT_NOTIFY_WAKERS.unregister(waker)

@@ -10,6 +10,9 @@ The CloudEvent (specversion 1.0, built with the `cloudevents` SDK):
 * a Monitor's `HealthChanged`: `type` `dev.mmif.monitor.health-changed`, `source`
   `/apis/mmif.dev/v1alpha1/namespaces/<ns>/monitors/<name>`; `data`: `monitor`, `namespace`,
   `uid`, `event`, `health`, `previousHealth`, `message` (the test and its failed activity).
+* a Project's events: `type` `dev.mmif.project.<event>` (`disposal-notice`, `closed`,
+  `shared-records`), `source` `/apis/mmif.dev/v1alpha1/projects/<name>` (cluster-scoped);
+  `data`: `project`, `namespace` (the project's), `uid`, `event`, `phase`, `reason`, `message`.
 
 An HMAC signature covers the exact body bytes sent: `X-Mmif-Signature: sha256=<hex>`.
 """
@@ -34,9 +37,12 @@ from mmif_operator.notifications.model import (
     CLOUDEVENT_TYPE_PREFIX,
     DEFAULT_BODY,
     DEFAULT_MONITOR_BODY,
+    DEFAULT_PROJECT_BODY,
     DEFAULT_SUBJECTS,
     MONITOR_CLOUDEVENT_TYPE_PREFIX,
     PLACEHOLDERS,
+    PROJECT_CLOUDEVENT_TYPE_PREFIX,
+    PROJECT_EVENTS,
     SIGNATURE_HEADER,
     CloudEventMode,
     Delivery,
@@ -54,18 +60,27 @@ EVENT_TYPES: dict[NotificationEvent, str] = {
     NotificationEvent.PUBLISH_FAILED: "publish-failed",
     NotificationEvent.CONFLICTS_FOUND: "conflicts-found",
     NotificationEvent.HEALTH_CHANGED: "health-changed",
+    NotificationEvent.DISPOSAL_NOTICE: "disposal-notice",
+    NotificationEvent.PROJECT_CLOSED: "closed",
+    NotificationEvent.SHARED_RECORDS: "shared-records",
 }
 MONITOR_KIND, MONITOR_PLURAL = "Monitor", "monitors"  # kinds/monitor/model.py (imports this package)
+PROJECT_KIND, PROJECT_PLURAL = "Project", "projects"  # kinds/project/model.py (cluster-scoped)
 RETRIED_4XX = (408, 425, 429)  # a client error that says "later"
 
 
 def event_type(event: NotificationEvent) -> str:
     if event is NotificationEvent.HEALTH_CHANGED:
         return MONITOR_CLOUDEVENT_TYPE_PREFIX + EVENT_TYPES[event]
+    if event in PROJECT_EVENTS:
+        return PROJECT_CLOUDEVENT_TYPE_PREFIX + EVENT_TYPES[event]
     return CLOUDEVENT_TYPE_PREFIX + EVENT_TYPES[event]
 
 
 def event_source(namespace: str, name: str, plural: str = RUN_PLURAL) -> str:
+    """The object's API path (namespace "": a cluster-scoped object, a Project)."""
+    if not namespace:
+        return f"/apis/{API_VERSION}/{plural}/{name}"
     return f"/apis/{API_VERSION}/namespaces/{namespace}/{plural}/{name}"
 
 
@@ -73,11 +88,32 @@ def _is_monitor(obj: Mapping[str, Any]) -> bool:
     return obj.get("kind") == MONITOR_KIND
 
 
+def _is_project(obj: Mapping[str, Any]) -> bool:
+    return obj.get("kind") == PROJECT_KIND
+
+
+def secrets_namespace(obj: Mapping[str, Any]) -> str:
+    """Where the Secrets an object's targets name are: its namespace; a Project's: the project's
+    namespace (of its name)."""
+    meta = obj.get("metadata") or {}
+    return str(meta.get("name") or "") if _is_project(obj) else str(meta.get("namespace") or "")
+
+
 def event_data(run: Mapping[str, Any], delivery: Delivery) -> dict[str, Any]:
     """The CloudEvent's data, also the values of an email's placeholders (`values`). For a
     Monitor (`run` is the Monitor): the monitor, its health after and before the change (the
     delivery's `phase` and `reason`) and the change's message."""
     meta = run.get("metadata") or {}
+    if _is_project(run):
+        return {
+            "project": meta.get("name", ""),
+            "namespace": meta.get("name", ""),
+            "uid": meta.get("uid", ""),
+            "event": delivery.event.value,
+            "phase": delivery.phase or "",
+            "reason": delivery.reason or "",
+            "message": delivery.message or "",
+        }
     if _is_monitor(run):
         return {
             "monitor": meta.get("name", ""),
@@ -119,9 +155,9 @@ def cloud_event(run: Mapping[str, Any], delivery: Delivery) -> CloudEvent:
             "id": delivery.id,
             "type": event_type(delivery.event),
             "source": event_source(
-                meta.get("namespace", ""),
+                "" if _is_project(run) else meta.get("namespace", ""),
                 meta.get("name", ""),
-                MONITOR_PLURAL if _is_monitor(run) else RUN_PLURAL,
+                MONITOR_PLURAL if _is_monitor(run) else PROJECT_PLURAL if _is_project(run) else RUN_PLURAL,
             ),
             "subject": meta.get("name", ""),
             "time": delivery.time,
@@ -180,7 +216,13 @@ def email_texts(target: EmailTarget, event: NotificationEvent) -> tuple[str, str
     """The subject and body templates of `event` for `target` (its `messages`, else the defaults)."""
     entry = next((m for m in target.messages if m.event is event), None)
     subject = entry.subject if entry is not None and entry.subject is not None else DEFAULT_SUBJECTS[event]
-    default_body = DEFAULT_MONITOR_BODY if event is NotificationEvent.HEALTH_CHANGED else DEFAULT_BODY
+    default_body = (
+        DEFAULT_MONITOR_BODY
+        if event is NotificationEvent.HEALTH_CHANGED
+        else DEFAULT_PROJECT_BODY
+        if event in PROJECT_EVENTS
+        else DEFAULT_BODY
+    )
     body = entry.body if entry is not None and entry.body is not None else default_body
     return subject, body
 
@@ -200,7 +242,9 @@ def email_message(
     msg["Message-ID"] = f"<{delivery.id}@mmif.dev>"
     msg["Date"] = email.utils.format_datetime(now or delivery.time)
     msg["X-Mmif-Event"] = delivery.event.value
-    if "monitor" in values:
+    if "project" in values:
+        msg["X-Mmif-Project"] = values["project"]
+    elif "monitor" in values:
         msg["X-Mmif-Monitor"] = f"{values['namespace']}/{values['monitor']}"
     else:
         msg["X-Mmif-Run"] = f"{values['namespace']}/{values['run']}"

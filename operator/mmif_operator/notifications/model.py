@@ -23,8 +23,10 @@ from mmif_operator.core.model import DNS_LABEL, DNS_SUBDOMAIN, SpecModel, Status
 
 
 class NotificationEvent(enum.StrEnum):
-    """A run's transitions that send notifications (the state-machine table names them), and a
-    Monitor's health changes (`HealthChanged`, sent only to a Monitor's own targets)."""
+    """A run's transitions that send notifications (the state-machine table names them), a
+    Monitor's health changes (`HealthChanged`, sent only to a Monitor's own targets), and a
+    Project's events (`DisposalNotice`, `ProjectClosed`, `SharedRecords`: sent only to a
+    Project's own targets)."""
 
     RUN_SUCCEEDED = "RunSucceeded"
     RUN_FAILED = "RunFailed"
@@ -34,6 +36,14 @@ class NotificationEvent(enum.StrEnum):
     PUBLISH_FAILED = "PublishFailed"
     CONFLICTS_FOUND = "ConflictsFound"
     HEALTH_CHANGED = "HealthChanged"
+    DISPOSAL_NOTICE = "DisposalNotice"
+    PROJECT_CLOSED = "ProjectClosed"
+    SHARED_RECORDS = "SharedRecords"
+
+
+PROJECT_EVENTS = frozenset(
+    {NotificationEvent.DISPOSAL_NOTICE, NotificationEvent.PROJECT_CLOSED, NotificationEvent.SHARED_RECORDS}
+)
 
 
 MAX_TARGETS = 8
@@ -56,6 +66,7 @@ SECRET_LABEL_VALUE = "true"
 SIGNATURE_HEADER = "X-Mmif-Signature"
 CLOUDEVENT_TYPE_PREFIX = "dev.mmif.pipelinerun."
 MONITOR_CLOUDEVENT_TYPE_PREFIX = "dev.mmif.monitor."
+PROJECT_CLOUDEVENT_TYPE_PREFIX = "dev.mmif.project."
 
 PLACEHOLDERS = (
     "run",
@@ -70,9 +81,11 @@ PLACEHOLDERS = (
     "monitor",
     "health",
     "previousHealth",
+    "project",
 )
 """What a subject or body template may name as `{placeholder}`; anything else stays as written
-(`monitor`, `health`, `previousHealth`: a Monitor's HealthChanged; `run`...: a run's events)."""
+(`monitor`, `health`, `previousHealth`: a Monitor's HealthChanged; `project`: a Project's events
+(with `namespace`, `uid`, `phase`, `event`, `reason`, `message`); `run`...: a run's events)."""
 
 DEFAULT_SUBJECT = "[mmif] {namespace}/{run}: {event}"
 DEFAULT_BODY = (
@@ -92,11 +105,16 @@ DEFAULT_SUBJECTS: dict[NotificationEvent, str] = {
     NotificationEvent.PUBLISH_FAILED: "[mmif] {namespace}/{run}: publishing failed",
     NotificationEvent.CONFLICTS_FOUND: "[mmif] {namespace}/{run}: publishing blocked by conflicts",
     NotificationEvent.HEALTH_CHANGED: "[mmif] monitor {namespace}/{monitor}: {health}",
+    NotificationEvent.DISPOSAL_NOTICE: "[mmif] project {project}: work in progress to be deleted",
+    NotificationEvent.PROJECT_CLOSED: "[mmif] project {project} closed",
+    NotificationEvent.SHARED_RECORDS: "[mmif] project {project}: records shared with other projects",
 }
 """The subject of each event's email unless the target's `messages` says otherwise; the body is
-`DEFAULT_BODY` for every run event, `DEFAULT_MONITOR_BODY` for HealthChanged."""
+`DEFAULT_BODY` for every run event, `DEFAULT_MONITOR_BODY` for HealthChanged,
+`DEFAULT_PROJECT_BODY` for a Project's events."""
 
 DEFAULT_MONITOR_BODY = "Monitor {namespace}/{monitor}: {previousHealth} -> {health}.\n\n{message}\n"
+DEFAULT_PROJECT_BODY = "Project {project} (namespace {namespace}): {event}.\n\nPhase: {phase}\n\n{message}\n"
 
 _URL = r"^https?://[^\s/?#]+([/?#][^\s]*)?$"
 _SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
@@ -188,7 +206,8 @@ class SmtpServer(SpecModel):
 
 class EmailMessage(SpecModel):
     """The subject and body of one event's email. Placeholders: `{run}`, `{namespace}`, `{uid}`,
-    `{pipeline}`, `{phase}`, `{event}`, `{reason}`, `{message}`, `{manifestPath}`."""
+    `{pipeline}`, `{phase}`, `{event}`, `{reason}`, `{message}`, `{manifestPath}` (a Project's
+    events: `{project}` instead of the run's)."""
 
     event: NotificationEvent = Field(description="The event this message is for.")
     subject: str | None = Field(None, description="The subject template.", max_length=MAX_SUBJECT)
@@ -227,7 +246,8 @@ class NotificationTarget(SpecModel):
         description="The events this target hears about: `RunSucceeded`, `RunFailed`, "
         "`AwaitingReview`, `ReviewPassed`, `ReviewFailed`, `PublishFailed`, `ConflictsFound` (a "
         "passed run whose publishing conflicts blocked) (a Pipeline's runs), "
-        "`HealthChanged` (a Monitor's health). Nothing else decides which target gets what (a "
+        "`HealthChanged` (a Monitor's health), `DisposalNotice`, `ProjectClosed`, "
+        "`SharedRecords` (a Project's). Nothing else decides which target gets what (a "
         "publish-failed list is a target with `events: [PublishFailed]`).",
         min_length=1,
         max_length=MAX_EVENTS,

@@ -193,6 +193,33 @@ def replace_event(
     return queue(box.to_dict(), notifications, targets, run_uid=uid, phase=phase, now=now)
 
 
+def queue_once(
+    outbox: Mapping[str, Any] | None,
+    notifications: Iterable[NotificationLike],
+    targets: Iterable[NotificationTarget],
+    *,
+    uid: str,
+    phase: str | None,
+    now: datetime,
+) -> dict[str, Any] | None:
+    """As `replace_event`, for a recurring event whose every occurrence has an id of its own
+    (`uid`, e.g. `<project uid>/ProjectClosed/<generation>`): None (nothing to write) when the
+    outbox already holds the deliveries of that occurrence, pending, delivered or failed. So
+    queueing an occurrence again (a pass replayed after a restart) never sends it twice, and a
+    later occurrence replaces the earlier one (the latest wins, as a Monitor's)."""
+    notifications = list(notifications)
+    targets = list(targets)
+    wanted = {
+        delivery_id(uid, NotificationEvent(n.event).value, t.name)
+        for n in notifications
+        for t in targets
+        if NotificationEvent(n.event) in t.events
+    }
+    if not wanted or wanted <= {d.id for d in load(outbox).deliveries}:
+        return None
+    return replace_event(outbox, notifications, targets, uid=uid, phase=phase, now=now)
+
+
 def due(outbox: Mapping[str, Any] | RunNotifications | None, now: datetime) -> list[Delivery]:
     """The pending deliveries whose next attempt is due at `now`."""
     return [

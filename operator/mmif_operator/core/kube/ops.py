@@ -366,7 +366,12 @@ class Kube:
     async def get_custom(
         self, plural: str, namespace: str, name: str, *, group: str = API_GROUP, version: str = "v1alpha1"
     ) -> dict[str, Any] | None:
+        """The object, or None when it does not exist; namespace "": a cluster-scoped one."""
         try:
+            if not namespace:
+                return await _call(
+                    self.custom.get_cluster_custom_object(group, version, plural, name, **self._kw())
+                )
             return await _call(
                 self.custom.get_namespaced_custom_object(
                     group, version, namespace, plural, name, **self._kw()
@@ -389,10 +394,17 @@ class Kube:
         version: str = "v1alpha1",
     ) -> dict[str, Any]:
         """Merge-patch `.status` (the status subresource). With `resource_version`, the patch
-        applies only to that version of the object (else KubeError 409)."""
+        applies only to that version of the object (else KubeError 409). Namespace "": a
+        cluster-scoped object (a Project)."""
         body: dict[str, Any] = {"status": dict(patch)}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
+        if not namespace:
+            return await _call(
+                self.custom.patch_cluster_custom_object_status(
+                    group, version, plural, name, body, **self._kw(_content_type=MERGE_PATCH)
+                )
+            )
         return await _call(
             self.custom.patch_namespaced_custom_object_status(
                 group, version, namespace, plural, name, body, **self._kw(_content_type=MERGE_PATCH)

@@ -31,7 +31,7 @@ from mmif_operator.core.runtime import state as runtime
 from mmif_operator.core.status import TRUE, find_condition, rfc3339
 from mmif_operator.kinds.analysisjob.model import PLURAL as ANALYSIS_PLURAL
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
-from mmif_operator.kinds.project import defaults
+from mmif_operator.kinds.project import defaults, notify
 from mmif_operator.kinds.project import planning as P
 from mmif_operator.kinds.project.model import PLURAL, ProjectSpec, ProjectState
 
@@ -63,7 +63,7 @@ async def reconcile_project(
     outcome = await _converge(name, uid, parsed)
     out = P.project_status(name, parsed, generation, status.get("conditions"), outcome, now)
     if indexes is not None:
-        out = _records_status(name, parsed, out, indexes, now, generation, body)
+        out = await _records_status(name, parsed, out, indexes, now, generation, body)
     if outcome.ready:  # never look at the runs of a namespace that is not the project's
         out = await _closure_status(name, parsed, dict(status or {}), out, now, generation, body)
     patch["status"] = out
@@ -86,6 +86,14 @@ async def _closure_status(
     if spec.state is ProjectState.CLOSED and previous != ProjectState.CLOSED.value:
         runs = await runtime.kube().list_custom(RUN_PLURAL, P.namespace_of(name), {})
     plan = P.plan_closure(name, spec, previous, runs)
+    if plan.closed_now:
+        # Queued before the phase says Closed: a crash in between closes (and queues) again,
+        # which adds nothing (the occurrence's delivery ids are fixed).
+        try:
+            await notify.queue(runtime.kube(), name, P.closed_note(plan, generation), now=now)
+        except Exception as e:  # noqa: BLE001 - Closing until it can be queued
+            log.warning("project %s: queueing ProjectClosed: %s", name, e)
+            plan = P.closed_not_notified(plan, str(e))
     by_name = {(r.get("metadata") or {}).get("name"): r for r in runs or ()}
     for run in plan.dispose:
         try:
@@ -104,7 +112,7 @@ async def _closure_status(
     return out
 
 
-def _records_status(
+async def _records_status(
     name: str,
     spec: ProjectSpec,
     out: dict[str, Any],
@@ -114,7 +122,8 @@ def _records_status(
     body: Any,
 ) -> dict[str, Any]:
     """status.referencedRecords and SharedRecords (decided in planning.py); an Event when records
-    become shared with another Open project (that project's own pass says so on it)."""
+    become shared with another Open project (that project's own pass says so on it), and the
+    `SharedRecords` notification."""
     projects, run_records = indexes[P.PROJECTS_INDEX], indexes[P.RUN_RECORDS_INDEX]
     runs = {ns: list(run_records[ns]) for ns in run_records}
     own = runs.get(P.namespace_of(name), [])
@@ -123,6 +132,11 @@ def _records_status(
     out, event = P.with_records_status(out, P.referenced_records(own), condition, now, generation)
     if event is not None and body is not None:
         k8s_events.post(body, "Normal", P.EV_SHARED_RECORDS, event)
+    if event is not None:
+        try:
+            await notify.queue(runtime.kube(), name, P.shared_note(event, out.get("phase")), now=now)
+        except Exception as e:  # noqa: BLE001 - the condition and the Event say it meanwhile
+            log.warning("project %s: queueing SharedRecords: %s", name, e)
     return out
 
 
@@ -241,6 +255,16 @@ async def project_disposal(name: str, spec: Any, meta: Any, body: Any, **_: Any)
         del _next_look[old]
     _next_look[key] = upcoming or datetime.max.replace(tzinfo=UTC)
     window = parsed.disposal.after if parsed.disposal else ""
+    note = P.disposal_note(name, window, steps, (body.get("status") or {}).get("phase"))
+    if note is not None:
+        # Queued before the runs' notice annotations: a crash in between tells them again,
+        # which adds nothing (the same runs and due times: the same delivery ids).
+        try:
+            await notify.queue(kube, name, note, now=now)
+        except Exception as e:  # noqa: BLE001 - looked at again at the next tick
+            log.warning("project %s: queueing DisposalNotice: %s", name, e)
+            _next_look.pop(key, None)
+            steps = [s for s in steps if s.kind != P.NOTICE]
     for step in steps:
         due = rfc3339(step.due)
         run_ref = by_name[step.run]

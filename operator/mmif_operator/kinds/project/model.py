@@ -25,6 +25,12 @@ from mmif_operator.core.model import (
     list_map,
 )
 from mmif_operator.kinds.monitor.model import Duration
+from mmif_operator.notifications.model import (
+    MAX_TARGETS,
+    PROJECT_EVENTS,
+    NotificationTarget,
+    RunNotifications,
+)
 
 KIND = "Project"
 PLURAL = "projects"
@@ -118,7 +124,8 @@ class Disposal(SpecModel):
     notice: Duration | None = Field(
         None,
         description="How long before the deletion an Event (`DisposalNotice`, on the run and the "
-        "Project) announces it, e.g. `P7D`. No notice when unset.",
+        "Project) and the `DisposalNotice` notification (`spec.notifications`) announce it, e.g. "
+        "`P7D`. No notice when unset.",
     )
 
 
@@ -175,6 +182,18 @@ class ProjectSpec(SpecModel):
         description="How conflicts found at publish time may be resolved (`allowIgnore`); a "
         "run's reviewer picks `onConflict` in the review decision.",
     )
+    notifications: list[NotificationTarget] | None = Field(
+        None,
+        description="Whom the project tells about its events, as a Pipeline's `notifications` "
+        "(webhook: a CloudEvent `dev.mmif.project.<event>`; email), with the events "
+        "`DisposalNotice` (the disposal window will delete runs' work in progress; the message "
+        "names them and when), `ProjectClosed` (the closure ended) and `SharedRecords` (another "
+        "Open project's runs start from a record this project's runs start from). Secrets named "
+        "are of the project's namespace (labelled `mmif.dev/notifications: \"true\"`). A run's "
+        "events are refused here (a Pipeline's targets hear of those).",
+        max_length=MAX_TARGETS,
+        json_schema_extra=list_map("name"),
+    )
     state: ProjectState = Field(
         ProjectState.OPEN,
         description="`Open`, or `Closed`: no new PipelineRuns or AnalysisJobs in the namespace "
@@ -182,6 +201,18 @@ class ProjectSpec(SpecModel):
         "the namespace are Pending, Running or AwaitingReview (naming them); then the project "
         "closes: phase `Closing` while runs publish and the work in progress of finished runs "
         "is deleted (records are kept), then `Closed`. A closed project may be opened again.",
+    )
+
+    cel_rules = (
+        Rule(
+            "!has(self.notifications) || self.notifications.all(n, n.events.all(e, e in "
+            + repr(sorted(e.value for e in PROJECT_EVENTS)).replace("'", '"')
+            + "))",
+            "spec.notifications: a Project's targets take only DisposalNotice, ProjectClosed and "
+            "SharedRecords",
+            check=lambda p: all(set(t.events) <= PROJECT_EVENTS for t in p.notifications or ()),
+            field_path=".notifications",
+        ),
     )
 
 
@@ -232,6 +263,11 @@ class ProjectStatus(StatusModel):
     closed_at: Timestamp | None = Field(None, description="When the project reached phase `Closed`.")
     namespace: str | None = Field(None, description="The project's namespace (the Project's name).")
     project_id: str | None = Field(None, description="`spec.projectId`, or the Project's name.")
+    notifications: RunNotifications | None = Field(
+        None,
+        description="The project's outbox: one delivery per target and event (the latest "
+        "occurrence of each event), tried with the target's retries, as a run's.",
+    )
     referenced_records: ReferencedRecords | None = Field(
         None,
         description="The records that runs of the project start items from (bounded: a count and "

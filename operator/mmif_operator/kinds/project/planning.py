@@ -10,6 +10,7 @@ role bindings do carry one, so deleting the Project revokes its members' access.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ from mmif_operator.kinds.project.model import (
     ProjectSpec,
     ProjectState,
 )
+from mmif_operator.notifications.model import NotificationEvent
 
 UID_ANNOTATION = "mmif.dev/project-uid"
 RECORD_CLAIM_LABEL = "mmif.dev/record-claim"  # on the namespace: the record store's claim, for the
@@ -264,6 +266,7 @@ R_WAITING_FOR_RUNS = "WaitingForRuns"
 R_WAITING_FOR_PUBLISHING = "WaitingForPublishing"
 R_DELETING_WIP = "DeletingWorkInProgress"
 R_PROJECT_CLOSED = "ProjectClosed"
+R_NOTIFYING = "Notifying"
 EV_PROJECT_CLOSED = "ProjectClosed"
 _UNFINISHED = ("Pending", "Running", "AwaitingReview")
 # A run's WorkInProgress condition reasons (kinds/pipelinerun/wip.py) after which its folder
@@ -390,6 +393,19 @@ def plan_closure(
     if kept:
         closed_message += f"; {kept} run(s) keep their work in progress (spec.workInProgress: Keep)"
     return ClosurePlan(ProjectState.CLOSED.value, (TRUE, R_PROJECT_CLOSED, closed_message), closed_now=True)
+
+
+def closed_not_notified(plan: ClosurePlan, error: str) -> ClosurePlan:
+    """A closure with nothing left whose `ProjectClosed` notification could not be queued:
+    still `Closing`, saying why (the next pass tries again)."""
+    return ClosurePlan(
+        PHASE_CLOSING,
+        (
+            FALSE,
+            R_NOTIFYING,
+            f"closing: nothing left, but the ProjectClosed notification could not be queued: {error}",
+        ),
+    )
 
 
 def with_closure_status(
@@ -609,3 +625,58 @@ def plan_disposal(
         else:
             upcoming.append(due - notice)
     return steps, min(upcoming, default=None)
+
+
+# -- the project's notifications (spec.notifications; queued by kinds/project/notify.py) ---------
+
+
+@dataclass(frozen=True)
+class ProjectNote:
+    """One occurrence of a project event to notify. `key` names the occurrence: its delivery
+    ids derive from it, so queueing it again (a replayed pass) sends nothing twice."""
+
+    event: NotificationEvent
+    key: str
+    reason: str
+    message: str
+    phase: str | None = None
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def closed_note(plan: ClosurePlan, generation: int | None) -> ProjectNote:
+    """`ProjectClosed`, once per closure (the generation that closed it)."""
+    return ProjectNote(
+        NotificationEvent.PROJECT_CLOSED,
+        f"{NotificationEvent.PROJECT_CLOSED.value}/{generation or 0}",
+        plan.condition[1],
+        plan.condition[2],
+        plan.phase,
+    )
+
+
+def disposal_note(
+    project: str, window: str, steps: Sequence[DisposalStep], phase: str | None
+) -> ProjectNote | None:
+    """`DisposalNotice` for the runs a disposal tick announces (None: none), one delivery naming
+    them and when each goes; the key is the runs and their due times."""
+    notices = sorted((s.run, rfc3339(s.due)) for s in steps if s.kind == NOTICE)
+    if not notices:
+        return None
+    runs = [f"{run} at {due}" for run, due in notices]
+    message = (
+        f"project {project}'s disposal window ({window}) deletes the work in progress of "
+        f"{len(runs)} run(s): {named(runs)}; set spec.workInProgress: Keep on a run to keep it "
+        f"(records are kept)"
+    )
+    key = f"{NotificationEvent.DISPOSAL_NOTICE.value}/{_digest(*(f'{r}@{d}' for r, d in notices))}"
+    return ProjectNote(NotificationEvent.DISPOSAL_NOTICE, key, "DisposalNotice", message, phase)
+
+
+def shared_note(message: str, phase: str | None) -> ProjectNote:
+    """`SharedRecords` when the SharedRecords condition becomes True or names other projects or
+    records (its message, the key)."""
+    key = f"{NotificationEvent.SHARED_RECORDS.value}/{_digest(message)}"
+    return ProjectNote(NotificationEvent.SHARED_RECORDS, key, R_SHARED, message, phase)
