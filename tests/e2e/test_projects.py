@@ -1,6 +1,7 @@
 """Projects on the real cluster with the real operator: a Project makes its namespace and binds
 its members to the shipped roles; runs created there get the project's default legal tags and
-ACL unless they name their own; a closed project refuses new runs; a namespace of the project's
+ACL unless they name their own; closing is refused while runs are not finished (named), then
+the project closes and refuses new runs; a namespace of the project's
 name that the project did not make is never taken. Users act by impersonation."""
 
 from __future__ import annotations
@@ -120,13 +121,47 @@ def test_a_project_makes_its_namespace_binds_its_members_defaults_its_runs_and_c
         what="carol bound as a contributor",
     )
 
-    # Closed: no new runs, from anyone (the cluster admin included), with the project named.
-    kube.kubectl("patch", "project", project_name, "--type=merge", "-p", '{"spec":{"state":"Closed"}}')
+    # Closing is refused while runs are not finished (here Pending: their Pipeline does not
+    # exist), naming them; nothing changes.
+    closing = '{"spec":{"state":"Closed"}}'
+    refused = kube.kubectl("patch", "project", project_name, "--type=merge", "-p", closing, check=False)
+    assert refused.returncode != 0, refused.stdout
+    assert f"project {project_name} cannot be closed while 2 PipelineRun(s)" in refused.stderr, refused.stderr
+    assert "defaulted (Pending)" in refused.stderr and "own-tags (Pending)" in refused.stderr
+    assert kube.get("project", project_name)["spec"].get("state", "Open") == "Open"
+    for name in ("defaulted", "own-tags"):
+        kube.kubectl(
+            "patch", "pipelinerun", name, "-n", project_name, "--type=merge",
+            "-p", '{"spec":{"status":"Cancelled"}}',
+        )  # fmt: skip
+    for name in ("defaulted", "own-tags"):
+        kube.eventually(
+            lambda name=name: (
+                kube.get("pipelinerun", name, project_name)["status"].get("phase") == "Cancelled"
+            ),
+            timeout=60,
+            what=f"{name} Cancelled",
+        )
+
+    # Closed (the cancelled runs never made their folders: no work in progress to delete): no
+    # new runs, from anyone (the cluster admin included), with the project named.
+    kube.eventually(
+        lambda: kube.kubectl(
+            "patch", "project", project_name, "--type=merge", "-p", closing, check=False
+        ).returncode == 0,
+        timeout=30,
+        what="the closure accepted once the runs are over (the webhook's index follows them)",
+    )  # fmt: skip
     kube.eventually(
         lambda: kube.get("project", project_name)["status"].get("phase") == "Closed",
-        timeout=60,
+        timeout=120,
         what="the project Closed",
     )
+    closed = kube.get("project", project_name)["status"]
+    assert closed["closedAt"]
+    (cond,) = [c for c in closed["conditions"] if c["type"] == "Closed"]
+    assert (cond["status"], cond["reason"]) == ("True", "ProjectClosed"), cond
+    assert "Closed" in kube.kubectl("get", "projects", project_name).stdout
     refused = create_run_as("bob", contributors, project_name, run("late", "p", [item("a.mp4")]))
     assert refused.returncode != 0
     assert f"project {project_name} is Closed" in refused.stderr

@@ -1,7 +1,9 @@
 """A finished run's work in progress on the real cluster (`spec.workInProgress`, `kubectl mmif
 wip`): refused while an AnalysisJob used the outputs (named), deleted once it is gone (the folder
 gone from the volume), archived (the folder moved); in a Project with a record store, a passed
-run's records outlive its work in progress and the run itself. Users by impersonation."""
+run's records outlive its work in progress (deleted by hand, by the disposal window, by the
+project's closure) and the run itself; the project's DisposalNotice and ProjectClosed reach its
+webhook (a receiver pod parsing them with the cloudevents SDK). Users by impersonation."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pytest
 
 from mmif_operator.core.status import parse_time
 from tests import kube
+from tests.e2e.test_notifications import RECEIVER, received, receiver_objects
 from tests.objects import app_image, apply, item, pipeline, run, step
 from tests.projects import (
     ADMIN,
@@ -136,18 +139,54 @@ def events(namespace: str, name: str, reason: str) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
-def test_records_outlive_the_wip_deleted_by_hand_or_by_the_disposal_window_and_the_run(project_ns, runs):
+def project_events(namespace: str, kind: str) -> list[dict]:
+    """The CloudEvents of type `dev.mmif.project.<kind>` the receiver pod accepted, one per id."""
+    by_id = {}
+    for record in received(namespace)["events"]:
+        if record["attributes"]["type"] == f"dev.mmif.project.{kind}":
+            by_id.setdefault(record["attributes"]["id"], record)
+    return list(by_id.values())
+
+
+def create_reviewed_run(ns: str, name: str) -> None:
+    body = run(name, "reviewed", [item("media/clip.mp4", name="clip")], claim_name="media")
+    created = as_user(CONTRIBUTOR, "create", "-n", ns, "-f", "-", group=CONTRIBUTORS, input=json.dumps(body))
+    assert created.returncode == 0, created.stderr
+
+
+PASS = json.dumps({"spec": {"review": {"decision": "Pass", "comment": "ok"}}})
+
+
+def pass_review(ns: str, name: str) -> None:
+    kube.eventually(
+        lambda: kube.get("pipelinerun", name, ns)["status"].get("phase") == "AwaitingReview",
+        timeout=240,
+        interval=1,
+        what=f"{name} AwaitingReview",
+    )
+    kube.eventually(
+        lambda: (
+            as_user(ADMIN, "patch", "pipelinerun", name, "-n", ns, "--type=merge", "-p", PASS).returncode == 0
+        ),
+        timeout=30,
+        interval=1,
+        what="the admin's decision accepted",
+    )
+
+
+def test_records_outlive_the_wip_deleted_by_hand_by_the_disposal_window_by_the_closure_and_the_run(
+    project_ns, runs
+):
     ns = project_ns
     media = Workspace(ns, "media")
     media.write_media({"media/clip.mp4": b"a clip\n"})
+    # The project's webhook: a CloudEvents receiver pod in its namespace.
+    apply(receiver_objects(RECEIVER, app_image(RECEIVER), {"http": 5000}), ns)
+    kube.wait(f"pod/{RECEIVER}", "condition=Ready", ns, timeout=120)
     apply(pipeline("reviewed", [step("text", "textgen")], claim_name="media", review={"required": True}), ns)
     for name in ("r1", "r2"):
-        body = run(name, "reviewed", [item("media/clip.mp4", name="clip")], claim_name="media")
-        created = as_user(
-            CONTRIBUTOR, "create", "-n", ns, "-f", "-", group=CONTRIBUTORS, input=json.dumps(body)
-        )
-        assert created.returncode == 0, created.stderr
-    patch = json.dumps({"spec": {"review": {"decision": "Pass", "comment": "ok"}}})
+        create_reviewed_run(ns, name)
+    patch = PASS
     for name in ("r1", "r2"):
         kube.eventually(
             lambda name=name: kube.get("pipelinerun", name, ns)["status"].get("phase") == "AwaitingReview",
@@ -196,7 +235,15 @@ def test_records_outlive_the_wip_deleted_by_hand_or_by_the_disposal_window_and_t
     # The window counts from r2's finish, some time ago now: due 25 s from now, told 20 s before.
     finished = parse_time(kube.get("pipelinerun", "r2", ns)["status"]["completionTime"])
     after = int((datetime.now(UTC) - finished).total_seconds()) + 25
-    window = json.dumps({"spec": {"disposal": {"after": f"PT{after}S", "notice": "PT20S"}}})
+    target = {
+        "name": "hook",
+        "events": ["DisposalNotice", "ProjectClosed"],
+        "webhook": {"url": f"http://{RECEIVER}.{ns}.svc:5000/"},
+        "retry": {"backoffSeconds": 1},
+    }
+    window = json.dumps(
+        {"spec": {"disposal": {"after": f"PT{after}S", "notice": "PT20S"}, "notifications": [target]}}
+    )
     kube.kubectl("patch", "project", ns, "--type=merge", "-p", window)
     try:
         kube.eventually(lambda: events(ns, "r2", "DisposalNotice"), timeout=30, interval=1, what="the notice")
@@ -211,3 +258,78 @@ def test_records_outlive_the_wip_deleted_by_hand_or_by_the_disposal_window_and_t
     assert kube.get("pipelinerun", "r2", ns)["spec"]["workInProgress"] == "Delete"
     assert media.list_files("mmif-runs/r2") == []
     the_record_is_there("r2")
+    # The notice reached the project's webhook, once, naming the run.
+    kube.eventually(
+        lambda: project_events(ns, "disposal-notice"),
+        timeout=60,
+        interval=1,
+        what="the DisposalNotice CloudEvent",
+    )
+    (notice,) = project_events(ns, "disposal-notice")
+    assert notice["attributes"]["source"] == f"/apis/mmif.dev/v1alpha1/projects/{ns}"
+    assert notice["data"]["project"] == ns and "r2 at " in notice["data"]["message"]
+
+    # By the project's closure. No window now: r3's work in progress is left for the closure.
+    kube.kubectl("patch", "project", ns, "--type=merge", "-p", '{"spec":{"disposal":null}}')
+    create_reviewed_run(ns, "r3")
+    kube.eventually(
+        lambda: kube.get("pipelinerun", "r3", ns)["status"].get("phase") == "AwaitingReview",
+        timeout=240,
+        interval=1,
+        what="r3 AwaitingReview",
+    )
+    # Closing is refused while a run awaits review, naming it.
+    refused = kube.kubectl(
+        "patch", "project", ns, "--type=merge", "-p", '{"spec":{"state":"Closed"}}', check=False
+    )
+    assert refused.returncode != 0, refused.stdout
+    assert f"project {ns} cannot be closed" in refused.stderr and "r3 (AwaitingReview)" in refused.stderr
+    assert kube.get("project", ns)["spec"].get("state", "Open") == "Open"
+    pass_review(ns, "r3")
+    done = runs.wait_to_finish(ns, "r3", timeout=180)
+    assert runs.condition(done)["reason"] == "Succeeded", runs.diagnostics(ns, "r3")
+    (records["r3"],) = json.loads(media.read_file(done["status"]["manifestPath"]))["published"]["records"]
+    finals["r3"] = media.read_file(f"{done['status']['outputPath']}/items/00000/final.mmif")
+    assert "mmif-runs/r3/items/00000/final.mmif" in media.list_files("mmif-runs/r3")
+    kube.kubectl("patch", "project", ns, "--type=merge", "-p", '{"spec":{"state":"Closed"}}')
+
+    def closed_condition() -> dict:
+        conds = (kube.get("project", ns).get("status") or {}).get("conditions") or ()
+        return next((c for c in conds if c["type"] == "Closed"), {})
+
+    try:
+        kube.eventually(
+            lambda: kube.get("project", ns)["status"].get("phase") == "Closed",
+            timeout=120,
+            interval=1,
+            what="the project Closed",
+        )
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nClosed: {closed_condition()}\n{runs.operator_logs(80)}") from None
+    closed = kube.get("project", ns)
+    assert closed["status"]["closedAt"]
+    cond = closed_condition()
+    assert (cond["status"], cond["reason"]) == ("True", "ProjectClosed"), cond
+    assert "its records are kept" in cond["message"]
+    assert wip_condition(ns, "r3").get("reason") == "Deleted"
+    assert kube.get("pipelinerun", "r3", ns)["metadata"]["annotations"]["mmif.dev/disposed-by"] == ns
+    assert media.list_files("mmif-runs/r3") == []
+    for name in ("r1", "r2", "r3"):
+        the_record_is_there(name)
+    got = kube.kubectl(
+        "get", "events", "-A", "-o", "json",
+        "--field-selector", f"involvedObject.kind=Project,involvedObject.name={ns},reason=ProjectClosed",
+    )  # fmt: skip
+    assert json.loads(got.stdout)["items"], "a ProjectClosed Event on the Project"
+    kube.eventually(
+        lambda: project_events(ns, "closed"), timeout=60, interval=1, what="the ProjectClosed CloudEvent"
+    )
+    (event,) = project_events(ns, "closed")
+    assert event["attributes"]["source"] == f"/apis/mmif.dev/v1alpha1/projects/{ns}"
+    assert event["attributes"]["subject"] == ns
+    assert event["data"]["event"] == "ProjectClosed" and event["data"]["phase"] == "Closed"
+    assert kube.get("project", ns)["status"]["notifications"]["delivered"] == 2
+    # Closed: no new run.
+    late = run("late", "reviewed", [item("media/clip.mp4", name="clip")], claim_name="media")
+    refused = as_user(CONTRIBUTOR, "create", "-n", ns, "-f", "-", group=CONTRIBUTORS, input=json.dumps(late))
+    assert refused.returncode != 0 and f"project {ns} is Closed" in refused.stderr

@@ -212,8 +212,10 @@ def test_the_closure_webhook_reads_the_unfinished_runs_of_the_projects_namespace
     H.project_closure(name="q", spec=closing["spec"], old={"spec": {}}, **{P.CLOSURE_INDEX: index})
 
 
-def run(name, phase=None, wip=None, want=None, deleting=False):
+def run(name, phase=None, wip=None, want=None, deleting=False, folder=True):
     status = {"phase": phase} if phase else {}
+    if folder:
+        status["outputPath"] = f"/data/mmif-runs/{name}"
     if wip:
         status["conditions"] = [{"type": "WorkInProgress", "status": "False", "reason": wip}]
     meta = {"name": name, **({"deletionTimestamp": "2026-12-01T11:00:00Z"} if deleting else {})}
@@ -255,6 +257,7 @@ def test_closing_sets_delete_on_finished_runs_left_unset_and_respects_their_own_
         run("gone", "Succeeded", wip="Deleted", want="Delete"),
         run("published", "Succeeded", wip="Published", want="Delete"),
         run("dying", "Succeeded", deleting=True),
+        run("never-started", "Cancelled", folder=False),
     ]
     plan = P.plan_closure("p", CLOSED, "Open", runs)
     assert plan.dispose == ("unset",)

@@ -315,7 +315,8 @@ def plan_closure(
     admission refuses the closure while there are, but one created before it may be left),
     runs `Publishing` (`WaitingForPublishing`: what is approved gets published), finished runs
     whose work in progress is not deleted yet (`DeletingWorkInProgress`: the unset ones are set
-    `Delete`, as the disposal window does; a run's own `Keep`, `Delete` or `Archive` wins). Then
+    `Delete`, as the disposal window does; a run's own `Keep`, `Delete` or `Archive` wins; a run
+    that never made its folder, `status.outputPath`, has none to delete). Then
     phase `Closed` (`ProjectClosed`). Records are never touched."""
     if spec.state is not ProjectState.CLOSED:
         return ClosurePlan(ProjectState.OPEN.value, (FALSE, R_PROJECT_OPEN, "the project is Open"))
@@ -348,6 +349,8 @@ def plan_closure(
         wip = find_condition(status.get("conditions"), "WorkInProgress")
         if wip is not None and wip.get("reason") in _WIP_DONE:
             continue
+        if not status.get("outputPath"):
+            continue  # it never made its folder (ended before its prepare Job): nothing to delete
         want = (run.get("spec") or {}).get("workInProgress")
         if want == "Keep":
             kept += 1
