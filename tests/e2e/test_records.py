@@ -92,7 +92,7 @@ def test_a_passed_run_makes_records_with_lineage_and_the_store_is_no_workspace(p
     # The project cannot be closed while r1 awaits its review (the cluster admin neither).
     closing = json.dumps({"spec": {"state": "Closed"}})
     refused = kube.kubectl("patch", "project", ns, "--type=merge", "-p", closing, check=False)
-    assert refused.returncode != 0 and "await review: r1." in refused.stderr, refused.stderr
+    assert refused.returncode != 0 and "await review: r1 (AwaitingReview)." in refused.stderr, refused.stderr
     assert kube.get("project", ns)["spec"].get("state", "Open") == "Open"
     patch = json.dumps({"spec": {"review": {"decision": "Pass", "comment": "checked"}}})
     decided = kube.eventually(

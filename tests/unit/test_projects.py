@@ -362,3 +362,13 @@ def test_a_closure_whose_notification_cannot_be_queued_stays_closing_saying_why(
     assert out["phase"] == "Closing" and posted == []
     cond = next(c for c in out["conditions"] if c["type"] == P.CONDITION_CLOSED)
     assert cond["reason"] == P.R_NOTIFYING and "API down" in cond["message"]
+
+
+def test_the_closing_timer_serves_only_ready_projects_closing():
+    ready = [{"type": "Ready", "status": "True"}]
+    assert H._is_closing({"state": "Closed"}, {"phase": "Closing", "conditions": ready})
+    assert H._is_closing({"state": "Closed"}, {"phase": "Open", "conditions": ready})
+    assert not H._is_closing({"state": "Closed"}, {"phase": "Closed", "conditions": ready})
+    assert not H._is_closing({"state": "Open"}, {"phase": "Open", "conditions": ready})
+    name_conflict = [{"type": "Ready", "status": "False", "reason": "NameConflict"}]
+    assert not H._is_closing({"state": "Closed"}, {"conditions": name_conflict})

@@ -201,9 +201,14 @@ async def project_resync(
 
 
 def _is_closing(spec: Any, status: Any, **_: Any) -> bool:
-    return (spec or {}).get("state") == ProjectState.CLOSED.value and (status or {}).get(
-        "phase"
-    ) != ProjectState.CLOSED.value
+    """Closed in the spec, not yet in the status, and the namespace the project's (Ready)."""
+    ready = find_condition((status or {}).get("conditions"), P.CONDITION_READY)
+    return (
+        (spec or {}).get("state") == ProjectState.CLOSED.value
+        and (status or {}).get("phase") != ProjectState.CLOSED.value
+        and ready is not None
+        and ready.get("status") == TRUE
+    )
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, id="project-closing", interval=CLOSING_CHECK_SECONDS, when=_is_closing)
