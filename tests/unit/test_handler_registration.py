@@ -47,5 +47,6 @@ def test_every_handler_is_registered():
         "project-pipelineruns",
         "project-analysisjobs",
         "urls-monitors",
+        "urls-projects",
         "project-closure",
     }

@@ -210,3 +210,17 @@ def test_the_delivery_pass_serves_a_cluster_scoped_project(monkeypatch):
     assert asyncio.run(NH.deliver_pass(kube, "", "p", "puid", now=T0, plural="projects")) is None
     assert sent == [("hook", E.PROJECT_CLOSED, "Project")]
     assert kube.obj["status"]["notifications"]["delivered"] == 1
+
+
+def test_a_projects_webhooks_are_checked_against_other_namespaces_app_services():
+    from mmif_operator.admission import urls
+
+    spec = {
+        "notifications": [
+            {"name": "a", "events": ["ProjectClosed"], "webhook": {"url": "http://app-x.other.svc:80/"}},
+            {"name": "b", "events": ["ProjectClosed"], "webhook": {"url": "http://rx.p.svc:5000/"}},
+        ]
+    }
+    [target] = urls.targets("Project", spec, "p")
+    assert target.service == ("other", "app-x") and target.field == "spec.notifications[0].webhook.url"
+    assert urls.targets("Project", {"notifications": [hook()]}, "p") == [], "its own namespace's"

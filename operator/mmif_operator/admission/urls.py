@@ -69,8 +69,8 @@ def is_app_service(svc: Mapping[str, Any] | None) -> bool:
 
 def url_fields(kind: str, spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     """(field path, url) of every app url in a Pipeline's, AnalysisJob's or Monitor's spec, and
-    of every notification webhook of a Pipeline or Monitor (the operator POSTs there for the
-    namespace)."""
+    of every notification webhook of a Pipeline, Monitor or Project (the operator POSTs there for
+    the namespace; a Project's: the project's namespace)."""
     spec = spec or {}
     out: list[tuple[str, str]] = []
     if kind == "Pipeline":
@@ -92,8 +92,9 @@ def url_fields(kind: str, spec: Mapping[str, Any] | None) -> list[tuple[str, str
         app = spec.get("app")
         if isinstance(app, Mapping) and app.get("url"):
             out.append(("spec.app.url", str(app["url"])))
-    elif kind == "Monitor":
-        app = (spec.get("target") or {}).get("app") if isinstance(spec.get("target"), Mapping) else None
+    elif kind in ("Monitor", "Project"):
+        target = spec.get("target")
+        app = (target or {}).get("app") if kind == "Monitor" and isinstance(target, Mapping) else None
         if isinstance(app, Mapping) and app.get("url"):
             out.append(("spec.target.app.url", str(app["url"])))
         for i, target in enumerate(spec.get("notifications") or []):

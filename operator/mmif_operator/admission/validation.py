@@ -2,7 +2,7 @@
 
 Served by the operator's webhook server (the same Service and certificate as the mutating one,
 admission/handler.py) for the ValidatingWebhookConfiguration `mmif-operator`
-(manifests/webhook.yaml), which sends only Pipelines, AnalysisJobs and Monitors that have a url. The
+(manifests/webhook.yaml), which sends only Pipelines, AnalysisJobs, Monitors and Projects that have a url. The
 decision is admission/urls.py; here, only the lookups it needs: the Service a DNS url names (one
 GET), and for a literal address the operator's app Services of every namespace (one labelled
 list). A lookup that fails refuses the object (failurePolicy Fail holds either way).
@@ -78,3 +78,10 @@ async def urls_analysisjobs(spec: Any, body: Any, namespace: str | None, **_: An
 async def urls_monitors(spec: Any, body: Any, namespace: str | None, **_: Any) -> None:
     """A Monitor's app url and notification webhooks may not name another namespace's app Service."""
     await _validate("Monitor", spec, body, namespace)
+
+
+@kopf.on.validate(API_GROUP, VERSION, "projects", id="urls-projects", operations=["CREATE", "UPDATE"])
+async def urls_projects(spec: Any, body: Any, name: str | None = None, **_: Any) -> None:
+    """A Project's notification webhooks may not name the app Service of a namespace other than
+    the project's own."""
+    await _validate("Project", spec, body, name or ((body or {}).get("metadata") or {}).get("name"))
