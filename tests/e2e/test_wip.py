@@ -291,7 +291,14 @@ def test_records_outlive_the_wip_deleted_by_hand_by_the_disposal_window_by_the_c
     (records["r3"],) = json.loads(media.read_file(done["status"]["manifestPath"]))["published"]["records"]
     finals["r3"] = media.read_file(f"{done['status']['outputPath']}/items/00000/final.mmif")
     assert "mmif-runs/r3/items/00000/final.mmif" in media.list_files("mmif-runs/r3")
-    kube.kubectl("patch", "project", ns, "--type=merge", "-p", '{"spec":{"state":"Closed"}}')
+    kube.eventually(
+        lambda: kube.kubectl(
+            "patch", "project", ns, "--type=merge", "-p", '{"spec":{"state":"Closed"}}', check=False
+        ).returncode == 0,
+        timeout=30,
+        interval=1,
+        what="the closure accepted once r3 is over (the webhook's index follows it)",
+    )  # fmt: skip
 
     def closed_condition() -> dict:
         conds = (kube.get("project", ns).get("status") or {}).get("conditions") or ()
@@ -328,7 +335,12 @@ def test_records_outlive_the_wip_deleted_by_hand_by_the_disposal_window_by_the_c
     assert event["attributes"]["source"] == f"/apis/mmif.dev/v1alpha1/projects/{ns}"
     assert event["attributes"]["subject"] == ns
     assert event["data"]["event"] == "ProjectClosed" and event["data"]["phase"] == "Closed"
-    assert kube.get("project", ns)["status"]["notifications"]["delivered"] == 2
+    kube.eventually(
+        lambda: (kube.get("project", ns)["status"].get("notifications") or {}).get("delivered") == 2,
+        timeout=30,
+        interval=1,
+        what="the project's outbox: DisposalNotice and ProjectClosed delivered",
+    )
     # Closed: no new run.
     late = run("late", "reviewed", [item("media/clip.mp4", name="clip")], claim_name="media")
     refused = as_user(CONTRIBUTOR, "create", "-n", ns, "-f", "-", group=CONTRIBUTORS, input=json.dumps(late))
