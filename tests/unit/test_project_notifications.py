@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -224,3 +225,54 @@ def test_a_projects_webhooks_are_checked_against_other_namespaces_app_services()
     [target] = urls.targets("Project", spec, "p")
     assert target.service == ("other", "app-x") and target.field == "spec.notifications[0].webhook.url"
     assert urls.targets("Project", {"notifications": [hook()]}, "p") == [], "its own namespace's"
+
+
+class _Response:
+    def __init__(self, status, body):
+        self.status, self._body, self.reason = status, json.dumps(body).encode(), ""
+
+    async def read(self):
+        return self._body
+
+    def release(self):
+        pass
+
+
+class _CustomApi:
+    """The CustomObjectsApi calls Kube makes, recording which: cluster-scoped or namespaced."""
+
+    def __init__(self):
+        self.calls = []
+
+    async def _ok(self, call, *args):
+        self.calls.append((call, args))
+        return _Response(200, {"kind": "Project"})
+
+    def get_cluster_custom_object(self, group, version, plural, name, **_):
+        return self._ok("get_cluster", plural, name)
+
+    def get_namespaced_custom_object(self, group, version, ns, plural, name, **_):
+        return self._ok("get_namespaced", ns, plural, name)
+
+    def patch_cluster_custom_object_status(self, group, version, plural, name, body, **_):
+        return self._ok("patch_cluster_status", plural, name, body)
+
+    def patch_namespaced_custom_object_status(self, group, version, ns, plural, name, body, **_):
+        return self._ok("patch_namespaced_status", ns, plural, name, body)
+
+
+def test_kube_gets_and_patches_the_status_of_a_cluster_scoped_object_with_namespace_empty():
+    from mmif_operator.core.kube import ops
+
+    kube = ops.Kube.__new__(ops.Kube)
+    kube.timeout = 1.0
+    kube.custom = _CustomApi()
+    asyncio.run(kube.get_custom("projects", "", "p"))
+    asyncio.run(kube.patch_status("projects", "", "p", {"phase": "Closed"}, resource_version="7"))
+    asyncio.run(kube.get_custom("pipelineruns", "ns", "r"))
+    body = {"status": {"phase": "Closed"}, "metadata": {"resourceVersion": "7"}}
+    assert kube.custom.calls == [
+        ("get_cluster", ("projects", "p")),
+        ("patch_cluster_status", ("projects", "p", body)),
+        ("get_namespaced", ("ns", "pipelineruns", "r")),
+    ]
