@@ -130,6 +130,21 @@ class Run:
         values.update(more)
         return self._main("step", values)
 
+    def shared(self, item, first, calls, **more):
+        """The runner of a pod the steps `first`.. share: one call of each app, in turn."""
+        values = {
+            E.WORKSPACE: str(self.ws),
+            E.RUN_DIR: self.layout.root,
+            E.RUN_UID: "uid-1",
+            E.ITEM_INDEX: str(item),
+            E.STEP_INDEX: str(first),
+            E.STEPS: ",".join(self.steps),
+            E.STEP_CALLS: json.dumps(calls),
+            E.APP_WAIT: "2",
+        }
+        values.update(more)
+        return self._main("step", values)
+
     def manifest(self, states, phase="Failed", **more):
         code, term = self._main(
             "manifest",
@@ -489,3 +504,96 @@ def test_after_an_invalid_output_the_next_step_reads_the_newest_earlier_mmif(tmp
     assert [v.metadata.app for v in Mmif(pathlib.Path(run.layout.final_mmif(0)).read_text()).views] == [
         TEXTGEN
     ]
+
+
+def test_steps_sharing_a_pod_call_each_app_in_turn_and_write_each_steps_mmif(tmp_path, monkeypatch, apps):
+    run = Run(tmp_path, monkeypatch, ["asr", "seg"], [VIDEO])
+    calls = [
+        {"url": apps["textgen"][0], "params": {}},
+        {"url": apps["timeframes"][0], "params": {"count": "2"}},
+    ]
+    code, term = run.shared(0, 0, calls)
+    assert code == ExitCode.OK, term
+    assert (term["step"], term["reason"]) == ("seg", "Succeeded")
+    assert run.record(0, 0)["state"] == run.record(0, 1)["state"] == "Succeeded"
+    assert run.record(0, 1)["input"] == run.out(0, 0)
+    final = pathlib.Path(run.layout.final_mmif(0)).read_bytes()
+    assert final == pathlib.Path(run.out(0, 1)).read_bytes()
+    mmif = Mmif(final.decode())
+    assert [v.metadata.app for v in mmif.views] == [TEXTGEN, TIMEFRAMES]
+    assert len(list(mmif.views[1].get_annotations())) == 2
+
+
+def test_a_shared_pod_stops_at_the_first_failed_step_and_names_it(tmp_path, monkeypatch, apps):
+    run = Run(tmp_path, monkeypatch, ["asr", "fail", "seg"], [BOOM])
+    calls = [
+        {"url": apps["textgen"][0], "params": {}},
+        {"url": apps["failer"][0], "params": {"failOn": "boom"}},
+        {"url": apps["timeframes"][0], "params": {}},
+    ]
+    posts = apps["timeframes"][1].posts
+    code, term = run.shared(0, 0, calls)
+    assert code == ExitCode.APP_ERROR
+    assert (term["step"], term["reason"], term["name"]) == ("fail", "AppError", "boom")
+    assert run.record(0, 0)["state"] == "Succeeded" and run.record(0, 1)["state"] == "Failed"
+    assert apps["timeframes"][1].posts == posts and not os.path.exists(run.out(0, 2))
+
+
+def test_a_retried_shared_pod_goes_on_from_its_first_step_not_done(tmp_path, monkeypatch, apps):
+    run = Run(tmp_path, monkeypatch, ["asr", "seg"], [VIDEO])
+    down = f"http://127.0.0.1:{free_port()}"
+    calls = [{"url": apps["textgen"][0], "params": {}}, {"url": down, "params": {}}]
+    code, term = run.shared(0, 0, calls, **{E.APP_WAIT: "0"})
+    assert (code, term["step"]) == (ExitCode.INFRA, "seg")
+    posts = apps["textgen"][1].posts
+    calls[1]["url"] = apps["timeframes"][0]
+    assert run.shared(0, 0, calls)[0] == ExitCode.OK
+    assert apps["textgen"][1].posts == posts  # step asr was done: not called again
+    assert run.record(0, 1)["attempt"] == 2
+
+
+def test_a_shared_pod_killed_mid_step_leaves_that_steps_name_as_its_termination_message(
+    tmp_path, monkeypatch, apps
+):
+    from mmif_operator.runner import step as runner_step
+
+    run = Run(tmp_path, monkeypatch, ["asr", "seg"], [VIDEO])
+    real = runner_step.run_step
+
+    def killed_at_seg(cfg):
+        if cfg.step == "seg":
+            raise SystemExit(143)  # SIGTERM (the Job's deadline): the runner's _on_sigterm
+        return real(cfg)
+
+    monkeypatch.setattr(runner_step, "run_step", killed_at_seg)
+    calls = [{"url": apps["textgen"][0], "params": {}}, {"url": apps["timeframes"][0], "params": {}}]
+    with pytest.raises(SystemExit):
+        run.shared(0, 0, calls)
+    assert json.loads(run.term.read_text()) == {"item": 0, "step": "seg"}
+
+
+@pytest.mark.parametrize(
+    ("calls", "problem"),
+    [
+        ("not json", "is not JSON"),
+        ("[]", "non-empty JSON list"),
+        (json.dumps([{"url": "ftp://x"}]), ".url="),
+        (json.dumps([{"url": "http://x", "timeout": 0}]), ".timeout="),
+        (json.dumps([{"url": "http://x", "params": {"a": {"b": 1}}}]), ".params"),
+        (json.dumps([{"url": "http://x"}, {"url": "http://y"}]), "has 1 step(s)"),
+    ],
+)
+def test_a_bad_step_calls_variable_is_an_invalid_config(tmp_path, monkeypatch, calls, problem):
+    run = Run(tmp_path, monkeypatch, ["asr"], [VIDEO])
+    code, term = run._main(
+        "step",
+        {
+            E.WORKSPACE: str(run.ws),
+            E.RUN_DIR: run.layout.root,
+            E.ITEM_INDEX: "0",
+            E.STEP_INDEX: "0",
+            E.STEPS: "asr",
+            E.STEP_CALLS: calls,
+        },
+    )
+    assert code == ExitCode.INVALID_CONFIG and problem in term["message"], term

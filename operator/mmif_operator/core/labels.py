@@ -16,6 +16,8 @@ RUN = "mmif.dev/run"
 PIPELINE = "mmif.dev/pipeline"
 STEP = "mmif.dev/step"
 STEP_INDEX = "mmif.dev/step-index"
+# a step Job whose pod runs the steps after its own too (they share the item's pod): the last one
+LAST_STEP_INDEX = "mmif.dev/last-step-index"
 ITEM_INDEX = "mmif.dev/item-index"
 ANALYSIS = "mmif.dev/analysis"
 APP = "mmif.dev/app"  # a Service-mode app's pods: the app's (injective) object name

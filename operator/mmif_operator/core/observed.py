@@ -100,6 +100,8 @@ class ObservedJob:
     exists: bool = True  # False: a refused create (`refused`), no such Job of ours
     created: str | None = None  # metadata.creationTimestamp (RFC 3339)
     alternative: str | None = None  # step Jobs of a step with alternatives: the app serving it
+    last_step: int | None = None  # step Jobs only: the last step its pod runs (steps sharing
+    # the item's pod: kinds/pipelinerun/shared_pods.py); `step` itself without the label
     pods: int = field(default=0, compare=False)
     # pods the Job controller made so far (active, succeeded,
     # failed): 0 long after `created` means it cannot make one.
@@ -151,6 +153,7 @@ class ObservedJob:
             uid=meta.get("uid"),
             created=meta.get("creationTimestamp"),
             alternative=labels.get(L.ALTERNATIVE) if kind is JobKind.STEP else None,
+            last_step=(_int(labels.get(L.LAST_STEP_INDEX)) or step) if kind is JobKind.STEP else None,
             pods=pods,
         )
 

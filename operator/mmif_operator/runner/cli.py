@@ -140,30 +140,67 @@ def _served_by() -> dict | None:
     return {k: str(v) for k, v in value.items() if k in ("name", "image", "url") and v}
 
 
+def _step_calls(text: str) -> list[tuple[str, dict, float]]:
+    """MMIF_STEP_CALLS: (url, params, http timeout) of each step the pod runs in turn."""
+    from mmif_operator.runner.step import parse_params
+
+    try:
+        calls = json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"{env.STEP_CALLS} is not JSON: {e}") from None
+    if not isinstance(calls, list) or not calls or not all(isinstance(c, dict) for c in calls):
+        raise ConfigError(f"{env.STEP_CALLS} must be a non-empty JSON list of objects")
+    out = []
+    for n, call in enumerate(calls):
+        url = call.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{env.STEP_CALLS}[{n}].url={url!r} is not an http(s) URL")
+        try:
+            params = parse_params(json.dumps(call.get("params") or {}))
+        except ValueError as e:
+            raise ConfigError(f"{env.STEP_CALLS}[{n}].params: {e}") from None
+        timeout = call.get("timeout", env.DEFAULT_HTTP_TIMEOUT)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ConfigError(f"{env.STEP_CALLS}[{n}].timeout={timeout!r} must be a number > 0")
+        out.append((url, params, float(timeout)))
+    return out
+
+
 def cmd_step() -> int:
-    from mmif_operator.runner.step import StepConfig, run_step
+    from mmif_operator.runner.step import StepConfig, run_steps
 
     steps = _steps()
     step_index = _int(env.STEP_INDEX)
-    if step_index >= len(steps):
-        raise ConfigError(f"{env.STEP_INDEX}={step_index} but {env.STEPS} has {len(steps)} step(s)")
-    url, params = _app_config()
-    cfg = StepConfig(
-        workspace=_abs(env.WORKSPACE),
-        run_dir=_abs(env.RUN_DIR),
-        item_index=_int(env.ITEM_INDEX),
-        step_index=step_index,
-        steps=tuple(steps),
-        app_url=url,
-        params=params,
-        http_timeout=_float(env.HTTP_TIMEOUT, env.DEFAULT_HTTP_TIMEOUT, positive=True),
-        app_wait=_float(env.APP_WAIT, env.DEFAULT_APP_WAIT),
-        termination_log=_termination_log(),
-        run_uid=_get(env.RUN_UID, required=False),
-        app_startup=_app_startup(),
-        served_by=_served_by(),
-    )
-    return run_step(cfg)
+    shared = _get(env.STEP_CALLS, required=False)
+    if shared is not None:
+        calls = _step_calls(shared)
+    else:
+        url, params = _app_config()
+        calls = [(url, params, _float(env.HTTP_TIMEOUT, env.DEFAULT_HTTP_TIMEOUT, positive=True))]
+    if step_index + len(calls) > len(steps):
+        raise ConfigError(
+            f"{env.STEP_INDEX}={step_index} with {len(calls)} step(s) to run but {env.STEPS} has "
+            f"{len(steps)} step(s)"
+        )
+    cfgs = [
+        StepConfig(
+            workspace=_abs(env.WORKSPACE),
+            run_dir=_abs(env.RUN_DIR),
+            item_index=_int(env.ITEM_INDEX),
+            step_index=step_index + n,
+            steps=tuple(steps),
+            app_url=url,
+            params=params,
+            http_timeout=timeout,
+            app_wait=_float(env.APP_WAIT, env.DEFAULT_APP_WAIT),
+            termination_log=_termination_log(),
+            run_uid=_get(env.RUN_UID, required=False),
+            app_startup=_app_startup(),
+            served_by=_served_by(),
+        )
+        for n, (url, params, timeout) in enumerate(calls)
+    ]
+    return run_steps(cfgs)
 
 
 def cmd_manifest() -> int:

@@ -49,6 +49,10 @@ DEFAULT_APP_WAIT = 300.0
 #: runner starts (the app's startupTimeoutSeconds); past them the step fails for good
 #: (AppNotListening, exit 7) instead of being retried, and APP_WAIT does not apply
 APP_STARTUP_TIMEOUT = "MMIF_APP_STARTUP_TIMEOUT"
+#: set instead of APP_URL, APP_PARAMS and HTTP_TIMEOUT when the pod runs steps STEP_INDEX..
+#: STEP_INDEX+len-1 in turn (they share the item's pod: kinds/pipelinerun/shared_pods.py): a JSON
+#: list of {"url", "params", "timeout"?}, one for each of those steps
+STEP_CALLS = "MMIF_STEP_CALLS"
 #: set when the step has alternatives: the app chosen to serve this item, a JSON object
 #: {"name", "image"?, "url"?}; written as `servedBy` into the step's result record and the manifest
 SERVED_BY = "MMIF_SERVED_BY"
@@ -94,6 +98,7 @@ STEP = (
     APP_URL,
     APP_PARAMS,
     HTTP_TIMEOUT,
+    STEP_CALLS,
     APP_WAIT,
     APP_STARTUP_TIMEOUT,
     TERMINATION_LOG,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mmif_operator.runner import appclient, claims, files, source, steplog
@@ -205,6 +206,7 @@ def run_step(cfg: StepConfig) -> int:
             step=cfg.step,
             stepIndex=cfg.step_index,
             attempt=attempt,
+            pod=os.environ.get("HOSTNAME") or None,  # which pod ran it (steps may share one)
             appUrl=cfg.app_url,
             **({"servedBy": dict(cfg.served_by)} if cfg.served_by else {}),
             app=None,
@@ -242,6 +244,21 @@ def run_step(cfg: StepConfig) -> int:
 
     finally:
         steplog.detach(log, handler)
+
+
+def run_steps(cfgs: Sequence[StepConfig]) -> int:
+    """Run the item's steps in `cfgs` in turn (steps sharing the item's pod), stopping at the
+    first that does not succeed; its exit code is the pod's. Before each step of several, the
+    termination message names it, so that a pod killed meanwhile (its deadline, a delete) tells
+    the operator at which step it stopped; each step's own summary replaces it as it ends."""
+    code = int(ExitCode.OK)
+    for cfg in cfgs:
+        if len(cfgs) > 1:
+            files.write_termination(cfg.termination_log, {"item": cfg.item_index, "step": cfg.step})
+        code = run_step(cfg)
+        if code != ExitCode.OK:
+            break
+    return code
 
 
 def parse_params(text: str | None) -> dict:

@@ -74,6 +74,18 @@ class Step(App):
         max_length=MAX_ALTERNATIVES,
         json_schema_extra=list_map("name"),
     )
+    own_pod: bool = Field(
+        False,
+        description="When true, each item runs this step in a pod of its own. By default, "
+        "consecutive steps whose apps run outside the item's pod (Service mode, or `url`) and "
+        "that have the same `nodeSelector`, `tolerations` and `retries`, and all set or all "
+        "leave out `timeoutSeconds`, run in one pod per item: the runner calls each app in "
+        "turn and writes each step's MMIF and result record as a pod of the step's own would, "
+        "and the cluster makes one pod where it would make one per step. A retried pod goes "
+        "on from the first of its steps not done yet; its deadline is the sum of its steps' "
+        "`timeoutSeconds`, and each app call is bounded by its own step's. Job-mode steps and "
+        "steps with alternatives always run in pods of their own.",
+    )
 
     cel_rules = (
         *App.cel_rules,

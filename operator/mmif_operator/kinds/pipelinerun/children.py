@@ -21,6 +21,7 @@ from mmif_operator.kinds.pipeline.model import PipelineSpec, Step
 from mmif_operator.kinds.pipelinerun.alternatives import Candidate, served_by, served_step
 from mmif_operator.kinds.pipelinerun.model import KIND as KIND_RUN
 from mmif_operator.kinds.pipelinerun.model import PipelineRunSpec, RunWorkspace
+from mmif_operator.kinds.pipelinerun.shared_pods import span_deadline
 from mmif_operator.kinds.project.planning import RecordTarget
 from mmif_operator.records.publisher import RecordsContext
 from mmif_operator.runner import env as E
@@ -248,6 +249,17 @@ def sidecar_env(step: App) -> dict[str, Any]:
     return {E.APP_STARTUP_TIMEOUT: step.startup_timeout_seconds} if uses_sidecar(step) else {}
 
 
+def _app_call(step: Step, params: Mapping[str, Mapping[str, str]], ctx: RunContext) -> dict[str, Any]:
+    """How the runner calls one step's app: `url`, `params`, `timeout` (seconds, or absent)."""
+    call: dict[str, Any] = {
+        "url": app_url(step, pipeline=ctx.pipeline, namespace=ctx.namespace),
+        "params": merged_parameters(step, params),
+    }
+    if step.timeout_seconds:
+        call["timeout"] = step.timeout_seconds
+    return call
+
+
 def step_job(
     ctx: RunContext,
     params: Mapping[str, Mapping[str, str]],
@@ -256,11 +268,14 @@ def step_job(
     step_index: int,
     operator_image: str,
     served: Candidate | None = None,
+    last: int | None = None,
 ) -> dict[str, Any]:
-    """The Job running step `step_index` of item `item_index`; `params`: the run's
-    `spec.params` (per-step overrides of the steps' `parameters`); `served`: for a step with
-    alternatives, the app chosen to serve the item (kinds/pipelinerun/alternatives.py)."""
+    """The Job running step `step_index` of item `item_index` (and the steps after it up to
+    `last`, when they share the item's pod: kinds/pipelinerun/shared_pods.py); `params`: the
+    run's `spec.params` (per-step overrides of the steps' `parameters`); `served`: for a step
+    with alternatives, the app chosen to serve the item (kinds/pipelinerun/alternatives.py)."""
     step = pipeline_spec.steps[step_index]
+    last = step_index if last is None else last
     chosen: dict[str, Any] = {}
     alternative: str | None = None
     if served is not None and step.alternatives:
@@ -280,19 +295,25 @@ def step_job(
         labels[L.ALTERNATIVE] = alternative
     env = _runner_base_env(ctx)
     env.update(
-        {
-            **chosen,
-            E.ITEM_INDEX: item_index,
-            E.STEP_INDEX: step_index,
-            E.STEPS: _step_names(pipeline_spec),
-            E.APP_URL: app_url(step, pipeline=ctx.pipeline, namespace=ctx.namespace),
-            E.APP_PARAMS: json.dumps(merged_parameters(step, params), sort_keys=True),
-            **sidecar_env(step),
-        }
+        {**chosen, E.ITEM_INDEX: item_index, E.STEP_INDEX: step_index, E.STEPS: _step_names(pipeline_spec)}
     )
-    if step.timeout_seconds:
-        # Answer within the step's deadline or count as timed out (the Job's deadline kills anyway).
-        env[E.HTTP_TIMEOUT] = step.timeout_seconds
+    deadline = step.timeout_seconds
+    if last > step_index:
+        span = pipeline_spec.steps[step_index : last + 1]
+        labels[L.LAST_STEP_INDEX] = str(last)
+        env[E.STEP_CALLS] = json.dumps([_app_call(s, params, ctx) for s in span], sort_keys=True)
+        deadline = span_deadline(span)
+    else:
+        env.update(
+            {
+                E.APP_URL: app_url(step, pipeline=ctx.pipeline, namespace=ctx.namespace),
+                E.APP_PARAMS: json.dumps(merged_parameters(step, params), sort_keys=True),
+                **sidecar_env(step),
+            }
+        )
+        if step.timeout_seconds:
+            # Answer within the step's deadline or count as timed out (the Job's deadline kills anyway).
+            env[E.HTTP_TIMEOUT] = step.timeout_seconds
     pod_spec: dict[str, Any] = {
         "containers": [_runner_container(operator_image, "step", env, ctx.mount_path)],
         "volumes": _volumes(ctx),
@@ -300,7 +321,7 @@ def step_job(
     if uses_sidecar(step):
         pod_spec["initContainers"] = [app_sidecar(step, ctx.mount_path)]
     place_pod(pod_spec, step)
-    return _job(ctx, name, labels, pod_spec, retries=step.retries, deadline=step.timeout_seconds)
+    return _job(ctx, name, labels, pod_spec, retries=step.retries, deadline=deadline)
 
 
 def prepare_inputs(ctx: RunContext, run_spec: PipelineRunSpec) -> list[dict[str, Any]]:

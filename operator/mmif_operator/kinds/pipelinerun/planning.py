@@ -73,6 +73,7 @@ from mmif_operator.kinds.pipelinerun.model import (
 from mmif_operator.kinds.pipelinerun.phases import Announce, Notify, Template, template_for, transition
 from mmif_operator.kinds.pipelinerun.phases import Event as PhaseEvent
 from mmif_operator.kinds.pipelinerun.review import DEFAULT_REVIEW_TIMEOUT_SECONDS, OnConflict, ReviewDecision
+from mmif_operator.kinds.pipelinerun.shared_pods import failed_step, pod_spans
 from mmif_operator.kinds.project.planning import RecordTarget
 from mmif_operator.notifications.model import NotificationEvent
 from mmif_operator.runner.paths import MANIFEST_FILE, REVIEW_FILE
@@ -813,6 +814,7 @@ class _Planner:
             return False
         self.pipeline = pipeline
         self.step_names = [s.name for s in pipeline.steps]
+        self.spans = pod_spans(pipeline.steps)  # step k's pod runs steps k..spans[k]
         self.ctx = J.RunContext.from_run(self.meta, self.spec)
         return True
 
@@ -1091,15 +1093,20 @@ class _Planner:
         name = msg.get("name")  # the runner's summary: {"item": <index>, "name": <item name>, ...}
         return name[:63] if isinstance(name, str) and name else None
 
-    def _outcome(self, index: int, k: int, job: ObservedJob, masks: list[int]) -> ItemState:
+    def _outcome(self, index: int, first: int, job: ObservedJob, masks: list[int]) -> ItemState:
+        """Where item `index` goes when `job`, its pod for steps `first`..`job.last_step` (as
+        its label says: the Job may be older than the pipeline snapshot's spans), finished:
+        past the last of them, or failed at the step its runner named."""
         nsteps = len(self.step_names)
+        last = min(max(first, job.last_step if job.last_step is not None else first), nsteps - 1)
         if job.state is JobState.SUCCEEDED:
-            if k + 1 < nsteps:
-                return ItemState(k + 1, ItemPhase.RUNNING)
+            if last + 1 < nsteps:
+                return ItemState(last + 1, ItemPhase.RUNNING)
             if masks[index]:
                 return ItemState(first_failed_step(masks[index]), ItemPhase.FAILED)
-            return ItemState(k, ItemPhase.SUCCEEDED)
+            return ItemState(last, ItemPhase.SUCCEEDED)
         msg = self._tm(job)
+        k = failed_step(first, last, self.step_names, msg)
         reason = msg.get("reason") if isinstance(msg.get("reason"), str) and msg.get("reason") else None
         reason = reason or _JOB_REASONS.get(job.reason or "", job.reason or "Failed")
         message = msg.get("message") or job.message or ""
@@ -1282,7 +1289,14 @@ class _Planner:
             for i, step in sorted(missing, key=lambda m: -m[1]):
                 self.plan.create.append(
                     J.step_job(
-                        self.ctx, self.spec.params, self.pipeline, i, step, self.image, self._choose(step)
+                        self.ctx,
+                        self.spec.params,
+                        self.pipeline,
+                        i,
+                        step,
+                        self.image,
+                        self._choose(step),
+                        last=self.spans[step],
                     )
                 )
 
