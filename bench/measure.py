@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .watch import JobRecord
+from .watch import JobRecord, last_step
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
@@ -32,12 +32,12 @@ def first_by_item_step(records: Iterable[JobRecord]) -> dict[tuple[str, int, int
 
 
 def transition_delays(records: Iterable[JobRecord]) -> list[float]:
-    """Per item and step k: from step k's Job seen finished (successfully) to step k+1's Job seen
-    created, in seconds."""
+    """Per item and Job: from the Job of steps k..j seen finished (successfully) to the Job of
+    step j+1 seen created, in seconds (steps sharing a pod have no transition between Jobs)."""
     first = first_by_item_step(records)
     delays = []
     for (run, item, step), rec in first.items():
-        nxt = first.get((run, item, step + 1))
+        nxt = first.get((run, item, (last_step(rec) or step) + 1))
         if nxt is not None and rec.finished is not None and rec.succeeded:
             delays.append(nxt.added - rec.finished)
     return delays
@@ -59,8 +59,10 @@ def integrity(records: Iterable[JobRecord], runs: Mapping[str, int], steps: int)
     for rec in records:
         if rec.item is None or rec.step is None or rec.run not in runs:
             continue
-        uids[(rec.run, rec.item, rec.step)].add(rec.uid)
-        if rec.step == steps - 1 and rec.succeeded:
+        last = last_step(rec) or rec.step
+        for k in range(rec.step, last + 1):  # a Job covers the steps its pod runs
+            uids[(rec.run, rec.item, k)].add(rec.uid)
+        if last == steps - 1 and rec.succeeded:
             last_ok.add((rec.run, rec.item))
     expected = sum(runs.values()) * steps
     created = sum(1 for k in uids if k[1] < runs[k[0]] and k[2] < steps)

@@ -34,9 +34,15 @@ class JobRecord:
     item: int | None
     step: int | None
     added: float
+    last: int | None = None  # the last step its pod runs (steps sharing a pod); `step` without the label
     finished: float | None = None
     succeeded: bool | None = None
     deleted: float | None = None
+
+
+def last_step(rec: JobRecord) -> int | None:
+    """The last step the Job's pod runs: its label, else its own step."""
+    return rec.last if rec.last is not None else rec.step
 
 
 def _int(value: Any) -> int | None:
@@ -73,6 +79,7 @@ class JobRecorder:
                 item=_int(labels.get(L.ITEM_INDEX)),
                 step=_int(labels.get(L.STEP_INDEX)),
                 added=now,
+                last=_int(labels.get(L.LAST_STEP_INDEX)),
             )
             self.by_uid[uid] = rec
         if kind == "DELETED" and rec.deleted is None:

@@ -8,8 +8,8 @@ from bench import apf, measure, report, workspace
 from bench.watch import JobRecorder
 
 
-def job(name, uid, item, step, conditions=(), run="r"):
-    return {
+def job(name, uid, item, step, conditions=(), run="r", last=None):
+    body = {
         "metadata": {
             "name": name,
             "uid": uid,
@@ -22,6 +22,9 @@ def job(name, uid, item, step, conditions=(), run="r"):
         },
         "status": {"conditions": [{"type": t, "status": "True"} for t in conditions]},
     }
+    if last is not None:
+        body["metadata"]["labels"]["mmif.dev/last-step-index"] = str(last)
+    return body
 
 
 def test_percentile_nearest_rank():
@@ -56,6 +59,19 @@ def test_recorder_transition_delays_and_integrity():
     rec.observe("ADDED", job("r-00000-1", "b2", 0, 1), 5.0)  # the same item-step created again
     assert measure.integrity(rec.steps(), {"r": 2}, steps=2).duplicated == 1
     assert measure.transition_delays(rec.steps()) == [0.25]  # measured on the first Job
+
+
+def test_a_job_of_steps_sharing_a_pod_covers_each_of_them():
+    rec = JobRecorder()
+    rec.observe("ADDED", job("r-00000-0", "a", 0, 0, last=1), 1.0)
+    rec.observe("MODIFIED", job("r-00000-0", "a", 0, 0, ["Complete"], last=1), 2.0)
+    rec.observe("ADDED", job("r-00000-2", "b", 0, 2), 2.5)
+    rec.observe("MODIFIED", job("r-00000-2", "b", 0, 2, ["Complete"]), 3.0)
+    rec.observe("ADDED", job("r-00001-0", "c", 1, 0, last=2), 1.0)
+    rec.observe("MODIFIED", job("r-00001-0", "c", 1, 0, ["Complete"], last=2), 1.5)
+    check = measure.integrity(rec.steps(), {"r": 2}, steps=3)
+    assert check == measure.Integrity(expected=6, created=6, duplicated=0, missing=0, items_lost=0)
+    assert measure.transition_delays(rec.steps()) == [0.5]  # item 0 from its pod of steps 0-1 to step 2
 
 
 def test_flow_schema_counts():
