@@ -662,6 +662,7 @@ def test_a_valid_pipeline_and_run_are_accepted_with_the_defaults_filled_in(admis
                 "replicas": 1,
                 "retries": 2,
                 "startupTimeoutSeconds": 900,
+                "ownPod": False,
             },
             {
                 "name": "segments",
@@ -671,6 +672,7 @@ def test_a_valid_pipeline_and_run_are_accepted_with_the_defaults_filled_in(admis
                 "replicas": 1,
                 "retries": 2,
                 "startupTimeoutSeconds": 900,
+                "ownPod": False,
             },
         ],
         "workspace": {"claimName": "media", "mountPath": "/data"},
