@@ -193,6 +193,26 @@ INVALID = [
         "replicas is only meaningful with mode Service and no url",
     ),
     case(
+        "step-autoscaling-in-job-mode",
+        PIPELINE,
+        lambda s: s["steps"][0].update(autoscaling={"minReplicas": 0}),
+        "spec.steps[0].autoscaling: Invalid value",
+        "autoscaling is only meaningful with mode Service and no url",
+    ),
+    case(
+        "step-autoscaling-min-above-replicas",
+        PIPELINE,
+        lambda s: s["steps"][1].update(mode="Service", replicas=2, autoscaling={"minReplicas": 3}),
+        "spec.steps[1].autoscaling.minReplicas: Invalid value",
+        "autoscaling.minReplicas must not exceed replicas",
+    ),
+    case(
+        "step-autoscaling-negative-delay",
+        PIPELINE,
+        lambda s: s["steps"][1].update(mode="Service", autoscaling={"scaleDownDelaySeconds": -1}),
+        "spec.steps[1].autoscaling.scaleDownDelaySeconds",
+    ),
+    case(
         "step-replicas-0",
         PIPELINE,
         lambda s: s["steps"][1].update(replicas=0),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from mmif_operator.core import labels as L
 from mmif_operator.core.kube import Kube
+from mmif_operator.core.runtime.backlog import Backlogs
 from mmif_operator.core.runtime.wakeups import Wakers
 from mmif_operator.settings import Config, get_config
 
@@ -14,6 +15,7 @@ RUN_WAKERS = Wakers()
 PIPELINE_WAKERS = Wakers()
 ANALYSIS_WAKERS = Wakers()  # tagged run=(namespace, source run name)
 NOTIFY_WAKERS = Wakers()  # the runs' delivery loops (notifications/handler.py)
+BACKLOGS = Backlogs()  # what the runs need of autoscaled steps (kinds/pipeline/scaling.py)
 
 _kube: Kube | None = None
 

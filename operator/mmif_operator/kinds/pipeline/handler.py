@@ -24,8 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,7 @@ from mmif_operator.core.runtime import state as runtime
 from mmif_operator.core.runtime.apply import patch_status
 from mmif_operator.core.runtime.loop import Next, reconcile_forever, resync_timeout
 from mmif_operator.core.specs import API_GROUP, InvalidSpec
+from mmif_operator.kinds.pipeline import scaling
 from mmif_operator.kinds.pipeline.planning import (
     CONDITION_READY,
     compute_pipeline_status,
@@ -51,6 +53,7 @@ from mmif_operator.kinds.pipeline.planning import (
     stale_app_objects,
     waiting_reasons_from_pods,
 )
+from mmif_operator.kinds.pipeline.scaling import Need
 from mmif_operator.kinds.pipelinerun.handler import EventPoster, spec_changed
 
 log = logging.getLogger(__name__)
@@ -112,7 +115,14 @@ async def reconcile_pipeline(
     *,
     now: datetime | None = None,
     post_event: EventPoster = k8s_events.post,
+    needs: Mapping[str, list[Need]] | None = None,
+    needed_at: dict[str, float] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> PipelinePass:
+    """One pass over the Pipeline `name`: its app objects as its steps want them, then its
+    status. `needs`: what the runs in flight need of its autoscaled steps (core/runtime/
+    backlog.py); `needed_at`: the loop's memory of when each such step last needed its replicas
+    (kinds/pipeline/scaling.py), updated in place."""
     pipeline = await kube.get_custom(PLURAL, namespace, name)
     meta = (pipeline or {}).get("metadata") or {}
     if pipeline is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
@@ -138,8 +148,22 @@ async def reconcile_pipeline(
         objs = await kube.list(kind, namespace, selector)
         existing[kind] = {o["metadata"]["name"]: o for o in objs if owned_by(o, puid)}
 
-    desired = desired_app_objects(parsed)
     requeue: float | None = None
+    if any(s.autoscaling is not None for s in parsed.spec.steps):
+        current = {
+            s.name: (existing["Deployment"].get(names.app_service_name(name, s.name)) or {})
+            .get("spec", {})
+            .get("replicas")
+            for s in parsed.spec.steps
+        }
+        memory = needed_at if needed_at is not None else {}
+        replicas, at, requeue = scaling.plan_replicas(
+            parsed.spec.steps, current, needs or {}, memory, clock()
+        )
+        memory.clear()
+        memory.update(at)
+        parsed = replace(parsed, spec=scaling.with_replicas(parsed.spec, replicas))
+    desired = desired_app_objects(parsed)
     step_of = {names.app_service_name(name, s.name): s.name for s in parsed.spec.steps}
     conflicts: dict[str, str] = {}
     old_status = parsed.status
@@ -169,12 +193,13 @@ async def reconcile_pipeline(
             conflicts[step] = e.message
             if e.message not in _ready_message(old_status):
                 post_event(pipeline, "Warning", "NameConflict", f"step {step}: {e.message}; not touching it")
-            requeue = NOT_READY_REQUEUE_SECONDS
+            requeue = _sooner(requeue, NOT_READY_REQUEUE_SECONDS)
             continue
         except KubeError as e:
             if not e.conflict:
                 raise
-            requeue = NOT_READY_REQUEUE_SECONDS  # an earlier same-named Pipeline's object goes
+            # an earlier same-named Pipeline's object goes
+            requeue = _sooner(requeue, NOT_READY_REQUEUE_SECONDS)
             continue
         existing[kind][obj_name] = body if created else await kube.apply(body)
         log.info(
@@ -200,11 +225,15 @@ async def reconcile_pipeline(
         status = compute_pipeline_status(
             parsed, deployments, now, waiting_reasons_from_pods(pods), conflicts=conflicts
         )
-        requeue = NOT_READY_REQUEUE_SECONDS
+        requeue = _sooner(requeue, NOT_READY_REQUEUE_SECONDS)
         until_stalled = seconds_until_stalled(status, parsed.spec, now)
         if until_stalled is not None:  # wake up in time to say Stalled
             requeue = min(requeue, until_stalled + 0.5)
     return await _write_status(kube, pipeline, status, requeue, post_event)
+
+
+def _sooner(a: float | None, b: float) -> float:
+    return b if a is None else min(a, b)
 
 
 async def _write_status(
@@ -240,10 +269,14 @@ async def pipeline_loop(
 ) -> None:
     assert namespace is not None  # a namespaced resource: kopf's None is for cluster-scoped ones
     cfg = runtime.config()
-    waker = runtime.PIPELINE_WAKERS.register(runtime.pipeline_key(namespace, name))
+    key = runtime.pipeline_key(namespace, name)
+    waker = runtime.PIPELINE_WAKERS.register(key)
+    needed_at: dict[str, float] = {}  # autoscaled steps: when each last needed its replicas
 
     async def one_pass(_refresh: bool) -> Next:
-        result = await reconcile_pipeline(runtime.kube(), namespace, name, uid)
+        result = await reconcile_pipeline(
+            runtime.kube(), namespace, name, uid, needs=runtime.BACKLOGS.needs(key), needed_at=needed_at
+        )
         return Next(stop=result.done, timeout=resync_timeout(result.requeue_after, cfg.resync_seconds))
 
     ref = {

@@ -19,7 +19,16 @@ from mmif_operator.kinds.pipeline.app import App, StepMode, is_service_without_u
 from mmif_operator.kinds.pipelinerun.review import ReviewPolicy
 from mmif_operator.notifications.model import MAX_TARGETS, NotificationTarget
 
-__all__ = ["Alternative", "App", "StepMode", "Step", "PipelineSpec", "PipelineStatus", "StepStatus"]
+__all__ = [
+    "Alternative",
+    "App",
+    "Autoscaling",
+    "StepMode",
+    "Step",
+    "PipelineSpec",
+    "PipelineStatus",
+    "StepStatus",
+]
 
 KIND = "Pipeline"
 PLURAL = "pipelines"
@@ -50,6 +59,26 @@ class Alternative(App):
             check=lambda a: not is_service_without_url(a),
             field_path=".mode",
         ),
+    )
+
+
+class Autoscaling(SpecModel):
+    """How a Service-mode step's replicas follow the work of the runs (kinds/pipeline/scaling.py)."""
+
+    min_replicas: int = Field(
+        0,
+        description="The fewest app replicas kept, even with no run needing the app. 0 removes "
+        "the app's pods (and releases their GPUs) when no run needs it; the first item of the "
+        "next run then waits for the app to start, within the step's `startupTimeoutSeconds`.",
+        ge=0,
+        le=100,
+    )
+    scale_down_delay_seconds: int = Field(
+        300,
+        description="How long the app keeps more replicas than the runs need before they are "
+        "removed: fewer app starts when runs come one after another.",
+        ge=0,
+        le=86400,
     )
 
 
@@ -86,6 +115,14 @@ class Step(App):
         "`timeoutSeconds`, and each app call is bounded by its own step's. Job-mode steps and "
         "steps with alternatives always run in pods of their own.",
     )
+    autoscaling: Autoscaling | None = Field(
+        None,
+        description="Only with mode `Service` and no `url`: the app's replicas follow the runs "
+        "of this Pipeline, between `autoscaling.minReplicas` and `replicas` (then the most). "
+        "One replica while a running run has items still to reach this step, and one per item "
+        "at the step beyond that; replicas no longer needed go after "
+        "`autoscaling.scaleDownDelaySeconds`. Without it the Deployment keeps `replicas`.",
+    )
 
     cel_rules = (
         *App.cel_rules,
@@ -98,6 +135,18 @@ class Step(App):
                 and s.name not in {a.name for a in s.alternatives}
             ),
             field_path=".alternatives",
+        ),
+        Rule(
+            "!has(self.autoscaling) || (self.mode == 'Service' && !has(self.url))",
+            "autoscaling is only meaningful with mode Service and no url",
+            check=lambda s: s.autoscaling is None or is_service_without_url(s),
+            field_path=".autoscaling",
+        ),
+        Rule(
+            "!has(self.autoscaling) || self.autoscaling.minReplicas <= self.replicas",
+            "autoscaling.minReplicas must not exceed replicas (the most replicas)",
+            check=lambda s: s.autoscaling is None or s.autoscaling.min_replicas <= s.replicas,
+            field_path=".autoscaling.minReplicas",
         ),
     )
 

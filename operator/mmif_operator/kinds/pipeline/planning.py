@@ -231,8 +231,8 @@ def compute_pipeline_status(
         or `{reason, message}` (see `waiting_reasons_from_pods`).
     conflicts: step name -> why one of its app objects cannot be made (the name is held by an
         object the Pipeline does not own): the step is not ready, whatever answers at its name.
-    A Service-mode step is ready when its Deployment has at least one available replica and no
-    conflict; the Ready condition is True when every such step is ready.
+    A Service-mode step is ready when its Deployment has at least one available replica, or is
+    scaled to zero (`autoscaling`: it starts when a run needs it), and no conflict; the Ready condition is True when every such step is ready.
     """
     meta, spec, old = pipeline.meta, pipeline.spec, pipeline.status
     ns = meta.get("namespace") or "default"
@@ -245,6 +245,7 @@ def compute_pipeline_status(
     problems: list[tuple[int, str, str]] = []  # (rank, reason, message)
     rolling: list[str] = []  # Ready steps whose Deployment is still rolling out
     service_steps = 0
+    idle: list[str] = []  # autoscaled steps at 0 replicas (no run needs them)
     for step in spec.steps:
         entry: dict[str, Any] = {"name": step.name, "mode": step.mode.value}
         if step.url:
@@ -258,8 +259,11 @@ def compute_pipeline_status(
                 url=f"http://{name}.{ns}.svc:{step.port}",
                 replicas=step.replicas,
                 readyReplicas=ready,
-                ready=available >= 1 and not conflict,
+                # scaled to zero (`autoscaling`): ready to take items, the app starts for them
+                ready=(available >= 1 or step.replicas == 0) and not conflict,
             )
+            if step.replicas == 0 and not conflict:
+                idle.append(step.name)
             if entry["ready"] and _rolling_out(by_name.get(name), step.replicas):
                 dep_status = (by_name.get(name) or {}).get("status") or {}
                 rolling.append(
@@ -296,7 +300,9 @@ def compute_pipeline_status(
     elif service_steps == 0:
         status, cond_reason, message = TRUE, R_NO_SERVICE_STEPS, "every step runs as a Job or at a url"
     else:
-        status, cond_reason, message = TRUE, R_READY, f"{service_steps} app services available"
+        status, cond_reason, message = TRUE, R_READY, f"{service_steps - len(idle)} app services available"
+        if idle:
+            message += f"; scaled to zero until a run needs them: {', '.join(idle)}"
     generation = meta.get("generation")
     conditions = set_condition(
         old.get("conditions"), CONDITION_READY, status, cond_reason, message, now, generation

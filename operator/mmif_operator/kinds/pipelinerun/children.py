@@ -249,6 +249,20 @@ def sidecar_env(step: App) -> dict[str, Any]:
     return {E.APP_STARTUP_TIMEOUT: step.startup_timeout_seconds} if uses_sidecar(step) else {}
 
 
+def app_wait_env(steps: Sequence[Step]) -> dict[str, Any]:
+    """How long the runner waits for the apps of `steps` to answer: an autoscaled app that may be
+    at zero replicas starts for the item, within its `startupTimeoutSeconds` (the runner's
+    default wait is shorter)."""
+    waits = [
+        s.startup_timeout_seconds
+        for s in steps
+        if s.autoscaling is not None and s.autoscaling.min_replicas == 0
+    ]
+    if not waits or max(waits) <= E.DEFAULT_APP_WAIT:
+        return {}
+    return {E.APP_WAIT: max(waits)}
+
+
 def _app_call(step: Step, params: Mapping[str, Mapping[str, str]], ctx: RunContext) -> dict[str, Any]:
     """How the runner calls one step's app: `url`, `params`, `timeout` (seconds, or absent)."""
     call: dict[str, Any] = {
@@ -303,12 +317,14 @@ def step_job(
         labels[L.LAST_STEP_INDEX] = str(last)
         env[E.STEP_CALLS] = json.dumps([_app_call(s, params, ctx) for s in span], sort_keys=True)
         deadline = span_deadline(span)
+        env.update(app_wait_env(span))
     else:
         env.update(
             {
                 E.APP_URL: app_url(step, pipeline=ctx.pipeline, namespace=ctx.namespace),
                 E.APP_PARAMS: json.dumps(merged_parameters(step, params), sort_keys=True),
                 **sidecar_env(step),
+                **app_wait_env([step]),
             }
         )
         if step.timeout_seconds:

@@ -63,6 +63,7 @@ from mmif_operator.core.specs import API_GROUP, InvalidSpec, ParseCache, parse_s
 from mmif_operator.kinds.analysisjob import handler as analyses
 from mmif_operator.kinds.analysisjob import triggers
 from mmif_operator.kinds.monitor.model import PLURAL as MONITOR_PLURAL
+from mmif_operator.kinds.pipeline import scaling
 from mmif_operator.kinds.pipeline.model import PLURAL as PIPELINE_PLURAL
 from mmif_operator.kinds.pipeline.model import PipelineSpec
 from mmif_operator.kinds.pipelinerun import conflicts as C
@@ -627,7 +628,8 @@ async def run_loop(
     assert namespace is not None  # a namespaced resource: kopf's None is for cluster-scoped ones
     key = runtime.run_key(namespace, name)
     cfg = runtime.config()
-    waker = runtime.RUN_WAKERS.register(key, pipeline=(spec.get("pipelineRef") or {}).get("name"))
+    pipeline_name = (spec.get("pipelineRef") or {}).get("name") or ""
+    waker = runtime.RUN_WAKERS.register(key, pipeline=pipeline_name)
     # Pods that cannot start make no Job event: looked at beside the loop (core/runtime/podstart.py).
     pods = PodStartWatch(
         namespace, {L.RUN: L.label_value(name)}, run_ref(namespace, name, uid), wake=waker.wake
@@ -668,6 +670,10 @@ async def run_loop(
             record_runs=record_runs,
         )
         known = result.latest
+        if not result.gone and not result.done:
+            report_needs(namespace, pipeline_name, name, (result.run or {}).get("status"))
+        else:
+            report_needs(namespace, pipeline_name, name, None)
         if result.plan is not None:
             waker.tags["pending"] = result.plan.phase == "Pending"  # its Pipeline's readiness wakes it
         if result.patched:
@@ -725,6 +731,20 @@ async def run_loop(
         pods.cancel()
         runtime.RUN_WAKERS.unregister(waker)
         metrics.set_in_flight(key, None)
+        report_needs(namespace, pipeline_name, name, None)
+
+
+def report_needs(namespace: str, pipeline: str, run: str, status: Mapping[str, Any] | None) -> None:
+    """Tell the Pipeline's loop what this run still needs of its autoscaled steps (None: nothing,
+    the run ended or its loop stopped); wake that loop when the replicas wanted change."""
+    status = status or {}
+    bounds = scaling.snapshot_bounds((status.get("pipelineSpec") or {}).get("steps") or ())
+    needs = {}
+    if bounds and not is_terminal(status):
+        needs = {k: v for k, v in scaling.step_needs(status.get("steps") or ()).items() if k in bounds}
+    key = runtime.pipeline_key(namespace, pipeline)
+    if runtime.BACKLOGS.report(key, run, needs, bounds):
+        runtime.PIPELINE_WAKERS.wake(key)
 
 
 @kopf.on.event(API_GROUP, VERSION, RUN_PLURAL)
