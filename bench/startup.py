@@ -7,7 +7,10 @@ wall time of each, its ratio to Service mode's, and the control plane's requests
 
 * `Job`: the app in every item's step pod (the start-up paid per item-step; the yardstick of
   one pod per item-step);
-* `Service`: one Deployment per step, started once (its readiness waited for by the operator).
+* `Service`: one Deployment per step, started once (its readiness waited for by the operator);
+* `Autoscaled`: Service mode with `autoscaling` (`minReplicas: 0`, at most `--replicas`): no app
+  pod before the run, each step's app started for it (the run pays each start-up once), and
+  the time from the run's end until every app is back to zero replicas (`to zero s`).
 
 Run as root on the cluster's machine, with the operator deployed (`make deploy`), holding the
 cluster lock on a shared machine:
@@ -37,7 +40,8 @@ from .profile import Profile, profile_between, profile_table, read_counts
 log = logging.getLogger("bench.startup")
 NAMESPACE = "mmif-bench-startup"
 IMAGE = "mmif.local/clams-textgen:dev"
-MODES = ("Job", "Service")
+MODES = ("Job", "Service", "Autoscaled")
+SCALE_DOWN_DELAY = 10  # Autoscaled: autoscaling.scaleDownDelaySeconds
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,7 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--startup-seconds", type=float, default=20.0, help="the app's start-up delay")
     p.add_argument("--parallelism", type=int, default=20, help="items in flight")
-    p.add_argument("--modes", default=",".join(MODES), help="comma-separated: Job, Service")
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated: " + ", ".join(MODES))
+    p.add_argument("--replicas", type=int, default=1, help="Service: replicas; Autoscaled: the most")
     p.add_argument("--keep", action="store_true", help="keep the namespace afterwards")
     p.add_argument(
         "--kubeconfig", default=os.environ.get("KUBECONFIG", "/var/lib/mmif-cluster/admin.kubeconfig")
@@ -54,11 +59,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def pipeline_body(name: str, mode: str, steps: int, startup_seconds: float) -> dict[str, Any]:
+def pipeline_body(
+    name: str, mode: str, steps: int, startup_seconds: float, replicas: int = 1
+) -> dict[str, Any]:
     """S textgen steps of one mode, each app waiting `startup_seconds` before it listens."""
     step: dict[str, Any] = {
         "image": IMAGE,
-        "mode": mode,
+        "mode": "Job" if mode == "Job" else "Service",
         "env": [
             {"name": "CLAMS_GUNICORN_WORKERS", "value": "1"},
             {"name": "CLAMS_STARTUP_DELAY_SECONDS", "value": f"{startup_seconds:g}"},
@@ -66,8 +73,10 @@ def pipeline_body(name: str, mode: str, steps: int, startup_seconds: float) -> d
         # the start-up is expected: it must not be taken for an app that cannot start
         "startupTimeoutSeconds": int(startup_seconds) + 300,
     }
-    if mode == "Service":
-        step["replicas"] = 1
+    if mode != "Job":
+        step["replicas"] = replicas
+    if mode == "Autoscaled":
+        step["autoscaling"] = {"minReplicas": 0, "scaleDownDelaySeconds": SCALE_DOWN_DELAY}
     return {
         "apiVersion": "mmif.dev/v1alpha1",
         "kind": "Pipeline",
@@ -102,6 +111,23 @@ class Result:
     phase: str
     succeeded: int
     profile: Profile
+    to_zero: float | None = None  # Autoscaled: run seen terminal -> every app at 0 pods
+
+
+async def wait_apps_at_zero(kube: Kube, pipeline: str, timeout: float) -> None:
+    """Every app Deployment of `pipeline` asks for 0 replicas and has no pod left."""
+    path = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments?labelSelector=mmif.dev/pipeline={pipeline}"
+    deadline = time.monotonic() + timeout
+    while True:
+        deps = (await kube.get(path) or {}).get("items") or []
+        if deps and all(
+            (d.get("spec") or {}).get("replicas") == 0 and not (d.get("status") or {}).get("replicas")
+            for d in deps
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the apps of {pipeline} not at zero after {timeout:.0f} s")
+        await asyncio.sleep(0.5)
 
 
 async def wait_pipeline_ready(kube: Kube, name: str, timeout: float) -> None:
@@ -124,7 +150,7 @@ async def scenario(kube: Kube, mode: str, args: argparse.Namespace) -> Result:
     await kube.call(
         "POST",
         f"/apis/mmif.dev/v1alpha1/namespaces/{NAMESPACE}/pipelines",
-        body=pipeline_body(name, mode, args.steps, args.startup_seconds),
+        body=pipeline_body(name, mode, args.steps, args.startup_seconds, args.replicas),
     )
     await wait_pipeline_ready(kube, name, args.startup_seconds + 600)
     ready = time.monotonic() - t0
@@ -135,6 +161,10 @@ async def scenario(kube: Kube, mode: str, args: argparse.Namespace) -> Result:
     profile = profile_between(before, await read_counts(kube), args.items * args.steps)
     status = run.get("status") or {}
     log.info("%s: %s in %.1f s", mode, status.get("phase"), ended - started)
+    to_zero = None
+    if mode == "Autoscaled":
+        await wait_apps_at_zero(kube, name, SCALE_DOWN_DELAY + 300)
+        to_zero = time.monotonic() - ended
     return Result(
         mode=mode,
         wall=ended - started,
@@ -142,21 +172,23 @@ async def scenario(kube: Kube, mode: str, args: argparse.Namespace) -> Result:
         phase=str(status.get("phase")),
         succeeded=int(status.get("itemsSucceeded") or 0),
         profile=profile,
+        to_zero=to_zero,
     )
 
 
 def table(results: list[Result], items: int) -> str:
     service = next((r for r in results if r.mode == "Service"), None)
     lines = [
-        "| mode | app ready s | run wall s | x Service | item-steps/s | writes/item-step | outcome |",
-        "|---|---|---|---|---|---|---|",
+        "| mode | app ready s | run wall s | x Service | item-steps/s | writes/item-step | to zero s | outcome |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         ratio = f"{r.wall / service.wall:.2f}" if service and service.wall else "–"
         rate = r.profile.item_steps / r.wall if r.wall else 0.0
         lines.append(
             f"| {r.mode} | {r.ready:.1f} | {r.wall:.1f} | {ratio} | {rate:.2f} | "
-            f"{r.profile.per_item_step(r.profile.writes):.2f} | {r.phase} {r.succeeded}/{items} |"
+            f"{r.profile.per_item_step(r.profile.writes):.2f} | "
+            f"{'–' if r.to_zero is None else f'{r.to_zero:.1f}'} | {r.phase} {r.succeeded}/{items} |"
         )
     return "\n".join(lines)
 
@@ -183,7 +215,8 @@ async def bench(args: argparse.Namespace) -> int:
     print(f"# app start-up benchmark, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
     print(
         f"machine: {platform.node()}, {os.cpu_count()} CPUs; {args.items} items x {args.steps} textgen "
-        f"steps, start-up {args.startup_seconds:g} s, parallelism {args.parallelism}; "
+        f"steps, start-up {args.startup_seconds:g} s, parallelism {args.parallelism}, replicas "
+        f"{args.replicas} (Autoscaled: the most, scale-down delay {SCALE_DOWN_DELAY} s); "
         f"total {time.monotonic() - started:.0f} s"
     )
     print()

@@ -44,10 +44,12 @@ def test_the_startup_bench_pipelines_are_valid_pipelines_with_the_delay_and_a_bo
     from bench.startup import pipeline_body
     from mmif_operator.kinds.pipeline.model import PipelineSpec
 
-    for mode in ("Job", "Service"):
-        body = pipeline_body("startup", mode, steps=2, startup_seconds=20)
+    for mode in ("Job", "Service", "Autoscaled"):
+        body = pipeline_body("startup", mode, steps=2, startup_seconds=20, replicas=2)
         spec = PipelineSpec.model_validate(body["spec"])
-        assert [s.mode.value for s in spec.steps] == [mode, mode]
+        assert [s.mode.value for s in spec.steps] == ["Job" if mode == "Job" else "Service"] * 2
+        assert all((s.autoscaling is not None) == (mode == "Autoscaled") for s in spec.steps)
+        assert all(s.replicas == (1 if mode == "Job" else 2) for s in spec.steps)
         for s in spec.steps:
             assert {"name": "CLAMS_STARTUP_DELAY_SECONDS", "value": "20"} in [e.model_dump() for e in s.env]
             assert s.startup_timeout_seconds > 20
