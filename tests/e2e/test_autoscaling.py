@@ -12,7 +12,7 @@ from tests import kube
 
 pytestmark = pytest.mark.cluster
 
-DELAY = 20  # autoscaling.scaleDownDelaySeconds
+DELAY = 30  # autoscaling.scaleDownDelaySeconds
 STARTUP = 8  # the app's start-up (CLAMS_STARTUP_DELAY_SECONDS)
 # Back to zero replicas within this long after the run ends: the delay, the Pipeline's pass and
 # the app pods' termination (gunicorn stops at SIGTERM).
@@ -67,7 +67,7 @@ def test_an_autoscaled_app_runs_only_while_a_run_needs_it(
     assert not status.get("failures")
 
     ended = time.monotonic()
-    # Seen a second or two after the operator saw it: the replicas are still there (the delay).
+    # Its items were done a few seconds before (the manifest came after): still there (the delay).
     assert deployment(namespace)["spec"]["replicas"] == 2
     kube.eventually(
         lambda: deployment(namespace)["spec"]["replicas"] == 0 and not app_pods(namespace),
