@@ -232,7 +232,8 @@ def compute_pipeline_status(
     conflicts: step name -> why one of its app objects cannot be made (the name is held by an
         object the Pipeline does not own): the step is not ready, whatever answers at its name.
     A Service-mode step is ready when its Deployment has at least one available replica, or is
-    scaled to zero (`autoscaling`: it starts when a run needs it), and no conflict; the Ready condition is True when every such step is ready.
+    scaled to zero (`autoscaling`: it starts when a run needs it), and no conflict; the Ready
+    condition is True when every such step is ready.
     """
     meta, spec, old = pipeline.meta, pipeline.spec, pipeline.status
     ns = meta.get("namespace") or "default"

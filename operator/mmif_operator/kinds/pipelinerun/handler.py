@@ -670,10 +670,8 @@ async def run_loop(
             record_runs=record_runs,
         )
         known = result.latest
-        if not result.gone and not result.done:
-            report_needs(namespace, pipeline_name, name, (result.run or {}).get("status"))
-        else:
-            report_needs(namespace, pipeline_name, name, None)
+        ended = result.gone or result.done
+        report_needs(namespace, pipeline_name, name, None if ended else (result.run or {}).get("status"))
         if result.plan is not None:
             waker.tags["pending"] = result.plan.phase == "Pending"  # its Pipeline's readiness wakes it
         if result.patched:
