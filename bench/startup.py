@@ -10,7 +10,9 @@ wall time of each, its ratio to Service mode's, and the control plane's requests
 * `Service`: one Deployment per step, started once (its readiness waited for by the operator);
 * `Autoscaled`: Service mode with `autoscaling` (`minReplicas: 0`, at most `--replicas`): no app
   pod before the run, each step's app started for it (the run pays each start-up once), and
-  the time from the run's end until every app is back to zero replicas (`to zero s`).
+  the time from the run's end until every app is back to zero replicas (`to zero s`);
+* `Warm`: Job mode with `warm: true`: each step's app started once for the run, in `--replicas`
+  pods the run owns (its pool), and removed when the run's items are done.
 
 Run as root on the cluster's machine, with the operator deployed (`make deploy`), holding the
 cluster lock on a shared machine:
@@ -40,7 +42,7 @@ from .profile import Profile, profile_between, profile_table, read_counts
 log = logging.getLogger("bench.startup")
 NAMESPACE = "mmif-bench-startup"
 IMAGE = "mmif.local/clams-textgen:dev"
-MODES = ("Job", "Service", "Autoscaled")
+MODES = ("Job", "Service", "Autoscaled", "Warm")
 SCALE_DOWN_DELAY = 10  # Autoscaled: autoscaling.scaleDownDelaySeconds
 
 
@@ -51,7 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--startup-seconds", type=float, default=20.0, help="the app's start-up delay")
     p.add_argument("--parallelism", type=int, default=20, help="items in flight")
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated: " + ", ".join(MODES))
-    p.add_argument("--replicas", type=int, default=1, help="Service: replicas; Autoscaled: the most")
+    p.add_argument(
+        "--replicas", type=int, default=1, help="Service: replicas; Autoscaled: the most; Warm: per run"
+    )
     p.add_argument("--keep", action="store_true", help="keep the namespace afterwards")
     p.add_argument(
         "--kubeconfig", default=os.environ.get("KUBECONFIG", "/var/lib/mmif-cluster/admin.kubeconfig")
@@ -65,7 +69,7 @@ def pipeline_body(
     """S textgen steps of one mode, each app waiting `startup_seconds` before it listens."""
     step: dict[str, Any] = {
         "image": IMAGE,
-        "mode": "Job" if mode == "Job" else "Service",
+        "mode": "Job" if mode in ("Job", "Warm") else "Service",
         "env": [
             {"name": "CLAMS_GUNICORN_WORKERS", "value": "1"},
             {"name": "CLAMS_STARTUP_DELAY_SECONDS", "value": f"{startup_seconds:g}"},
@@ -75,6 +79,8 @@ def pipeline_body(
     }
     if mode != "Job":
         step["replicas"] = replicas
+    if mode == "Warm":
+        step["warm"] = True
     if mode == "Autoscaled":
         step["autoscaling"] = {"minReplicas": 0, "scaleDownDelaySeconds": SCALE_DOWN_DELAY}
     return {

@@ -193,6 +193,13 @@ INVALID = [
         "replicas is only meaningful with mode Service and no url",
     ),
     case(
+        "step-warm-in-service-mode",
+        PIPELINE,
+        lambda s: s["steps"][1].update(mode="Service", warm=True),
+        "spec.steps[1].warm: Invalid value",
+        "warm is only meaningful with mode Job and no alternatives",
+    ),
+    case(
         "step-autoscaling-in-job-mode",
         PIPELINE,
         lambda s: s["steps"][0].update(autoscaling={"minReplicas": 0}),
@@ -683,6 +690,7 @@ def test_a_valid_pipeline_and_run_are_accepted_with_the_defaults_filled_in(admis
                 "retries": 2,
                 "startupTimeoutSeconds": 900,
                 "ownPod": False,
+                "warm": False,
             },
             {
                 "name": "segments",
@@ -693,6 +701,7 @@ def test_a_valid_pipeline_and_run_are_accepted_with_the_defaults_filled_in(admis
                 "retries": 2,
                 "startupTimeoutSeconds": 900,
                 "ownPod": False,
+                "warm": False,
             },
         ],
         "workspace": {"claimName": "media", "mountPath": "/data"},

@@ -44,10 +44,11 @@ def test_the_startup_bench_pipelines_are_valid_pipelines_with_the_delay_and_a_bo
     from bench.startup import pipeline_body
     from mmif_operator.kinds.pipeline.model import PipelineSpec
 
-    for mode in ("Job", "Service", "Autoscaled"):
+    for mode in ("Job", "Service", "Autoscaled", "Warm"):
         body = pipeline_body("startup", mode, steps=2, startup_seconds=20, replicas=2)
         spec = PipelineSpec.model_validate(body["spec"])
-        assert [s.mode.value for s in spec.steps] == ["Job" if mode == "Job" else "Service"] * 2
+        assert [s.mode.value for s in spec.steps] == ["Job" if mode in ("Job", "Warm") else "Service"] * 2
+        assert all(s.warm == (mode == "Warm") for s in spec.steps)
         assert all((s.autoscaling is not None) == (mode == "Autoscaled") for s in spec.steps)
         assert all(s.replicas == (1 if mode == "Job" else 2) for s in spec.steps)
         for s in spec.steps:

@@ -132,8 +132,17 @@ def test_cel_rules_name_existing_fields(kind, path, node):
         (
             "Pipeline",
             ".spec.steps[]",
-            "replicas is only meaningful with mode Service and no url",
-            "self.replicas == 1 || (self.mode == 'Service' && !has(self.url))",
+            "replicas is only meaningful with mode Service and no url, or with warm (a Job-mode "
+            "step's pods per run)",
+            "self.replicas == 1 || (self.mode == 'Service' && !has(self.url))"
+            " || (self.mode == 'Job' && has(self.warm) && self.warm)",
+        ),
+        (
+            "Pipeline",
+            ".spec.steps[]",
+            "warm is only meaningful with mode Job and no alternatives",
+            "!has(self.warm) || !self.warm || (self.mode == 'Job'"
+            " && (!has(self.alternatives) || size(self.alternatives) == 0))",
         ),
         (
             "PipelineRun",

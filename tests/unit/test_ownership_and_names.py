@@ -924,11 +924,20 @@ def test_the_webhook_looks_up_only_what_the_urls_name():
                     "spec": {"clusterIP": "10.96.0.12"},
                 }
                 if (ns, name) == ("b", "col-a-b--7fa0514a")
+                else {
+                    "metadata": {
+                        "name": name,
+                        "namespace": ns,
+                        "labels": {L.MANAGED_BY: L.MANAGER, L.COMPONENT: L.COMPONENT_APP_POOL},
+                    },
+                    "spec": {"clusterIP": "10.96.0.13"},
+                }
+                if (ns, name) == ("b", "run-1-s--0c1d2e3f-pool")
                 else None
             )
 
         async def list(self, kind, ns, labels):
-            self.calls.append(("list", ns, tuple(sorted(labels.items()))))
+            self.calls.append(("list", ns, labels))
             return [
                 {
                     "metadata": {"name": "col-a-b--7fa0514a", "namespace": "b"},
@@ -943,6 +952,8 @@ def test_the_webhook_looks_up_only_what_the_urls_name():
 
     why, calls = check("http://col-a-b--7fa0514a.b.svc:5000")
     assert why.startswith("spec.steps[0].url") and calls == [("get", "b", "col-a-b--7fa0514a")]
+    why, _ = check("http://run-1-s--0c1d2e3f-pool.b.svc:5000")  # a run's pool (a warm step's app)
+    assert why.startswith("spec.steps[0].url")
     why, calls = check("http://10.96.0.12:5000")
     assert why and calls[0][:2] == ("list", "")
     assert check("https://apps.example.org")[0] is None

@@ -150,6 +150,12 @@ def _scenario(template: Template, source: str | None, event: str) -> dict:
             kw.update(workspace_found=False, now=late)
         elif event == Event.PIPELINE_NOT_READY_TOO_LONG:
             kw.update(pipeline={"metadata": {"generation": 1}, "status": {}}, now=late)
+        elif event == Event.APP_POOL_NOT_MADE:
+            kw["pool_problem"] = "the app pool of step 'asr': a Deployment of that name is not ours"
+        elif event == Event.APP_POOL_NOT_MADE_TOO_LONG:
+            kw.update(
+                pool_problem="the app pool of step 'asr': a Deployment of that name is not ours", now=late
+            )
         elif event == Event.INVALID_SPEC:
             run["spec"]["params"] = {"no-such-step": {"model": "large"}}
         elif event == Event.CANCELLED:

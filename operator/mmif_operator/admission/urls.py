@@ -62,9 +62,13 @@ class AppService:
 
 
 def is_app_service(svc: Mapping[str, Any] | None) -> bool:
-    """A Service the operator keeps for a Service-mode step (by its labels)."""
+    """A Service the operator keeps for a Service-mode step, or for a run's pool of a warm
+    Job-mode step (by its labels)."""
     labels = ((svc or {}).get("metadata") or {}).get("labels") or {}
-    return labels.get(L.MANAGED_BY) == L.MANAGER and labels.get(L.COMPONENT) == L.COMPONENT_APP_SERVICE
+    return labels.get(L.MANAGED_BY) == L.MANAGER and labels.get(L.COMPONENT) in (
+        L.COMPONENT_APP_SERVICE,
+        L.COMPONENT_APP_POOL,
+    )
 
 
 def url_fields(kind: str, spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:

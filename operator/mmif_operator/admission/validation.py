@@ -25,7 +25,10 @@ from mmif_operator.kinds.analysisjob.model import PLURAL as ANALYSIS_PLURAL
 log = logging.getLogger(__name__)
 VERSION = "v1alpha1"
 PIPELINE_PLURAL = "pipelines"
-APP_SERVICES = {L.MANAGED_BY: L.MANAGER, L.COMPONENT: L.COMPONENT_APP_SERVICE}
+# The operator's app Services: Pipelines' Service-mode apps and runs' pools (warm Job-mode steps).
+APP_SERVICES = (
+    f"{L.MANAGED_BY}={L.MANAGER},{L.COMPONENT} in ({L.COMPONENT_APP_SERVICE},{L.COMPONENT_APP_POOL})"
+)
 
 
 async def check_urls(kube: Kube, kind: str, spec: Any, namespace: str) -> str | None:

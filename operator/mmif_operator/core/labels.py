@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mmif_operator.core.names import HASH_LEN, app_service_name, short_hash
+from mmif_operator.core.names import HASH_LEN, app_service_name, run_pool_name, short_hash
 
 # Keys.
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -39,6 +39,7 @@ COMPONENT_PREPARE = "prepare"
 COMPONENT_MANIFEST = "manifest"
 COMPONENT_PUBLISH = "publish"
 COMPONENT_APP_SERVICE = "app-service"
+COMPONENT_APP_POOL = "app-pool"  # a run's pool of a warm Job-mode step's app (not in RUN_COMPONENTS: no Job)
 COMPONENT_ANALYZE = "analyze"
 COMPONENT_ANALYSIS_MANIFEST = "analysis-manifest"
 COMPONENT_WIP = "wip"  # a finished run's dispose Job (not in RUN_COMPONENTS: the run loop never sees it)
@@ -129,6 +130,29 @@ def app_service_labels(pipeline: str, step: str, instance: str) -> dict[str, str
     labels = common_labels(COMPONENT_APP_SERVICE, name=NAME_APP, instance=instance)
     labels.update(app_service_selector(pipeline, step))
     return labels
+
+
+def run_pool_selector(run: str, step: str) -> dict[str, str]:
+    """The (immutable) selector of a run's app pool (a warm Job-mode step): its Deployment's pods,
+    its Service and NetworkPolicy. `mmif.dev/app` is the pool's (injective) object name."""
+    return {
+        COMPONENT: COMPONENT_APP_POOL,
+        RUN: label_value(run),
+        STEP: label_value(step),
+        APP: run_pool_name(run, step),
+    }
+
+
+def run_pool_labels(run: str, pipeline: str, step: str) -> dict[str, str]:
+    labels = common_labels(COMPONENT_APP_POOL, name=NAME_APP, instance=run_pool_name(run, step))
+    labels[PIPELINE] = label_value(pipeline)
+    labels.update(run_pool_selector(run, step))
+    return labels
+
+
+def run_step_pods(run: str) -> dict[str, str]:
+    """The labels of a run's item pods (the only clients of its app pools)."""
+    return {MANAGED_BY: MANAGER, COMPONENT: COMPONENT_STEP, RUN: label_value(run)}
 
 
 #: The label the Job controller puts on a Job's pods: the current name, then the older one.

@@ -152,6 +152,13 @@ def triggered_analysis_name(run: str, analysis: str) -> str:
     return fit_name(f"{run}-{analysis}")
 
 
+def run_pool_name(run: str, step: str) -> str:
+    """`<run>-<step>--<hash>-pool`: the Deployment, Service and NetworkPolicy of a run's pool of
+    a `warm` Job-mode step, e.g. `run-1-asr--3b9d0c1e-pool`. Hashed over the pair (marked as a
+    pool's), so it never equals a Pipeline's app name (app_service_name) in the namespace."""
+    return _hashed(f"{run}-{step}", f"pool:{run}/{step}", "-pool", MAX_NAME, letter=True)
+
+
 def app_service_name(pipeline: str, step: str) -> str:
     """`<pipeline>-<step>--<hash of (pipeline, step)>`: the Deployment, Service and NetworkPolicy
     of a Service-mode step, e.g. `col-a-b--1c0f9e2a`.

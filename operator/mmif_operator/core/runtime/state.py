@@ -16,6 +16,10 @@ PIPELINE_WAKERS = Wakers()
 ANALYSIS_WAKERS = Wakers()  # tagged run=(namespace, source run name)
 NOTIFY_WAKERS = Wakers()  # the runs' delivery loops (notifications/handler.py)
 BACKLOGS = Backlogs()  # what the runs need of autoscaled steps (kinds/pipeline/scaling.py)
+# The run uids whose app pools (kinds/pipelinerun/pools.py) this process made (-> when it last
+# checked them, monotonic), or removed once after the run left them.
+POOLS_MADE: dict[str, float] = {}
+POOLS_REMOVED: set[str] = set()
 
 _kube: Kube | None = None
 

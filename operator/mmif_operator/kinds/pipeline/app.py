@@ -27,6 +27,14 @@ def is_service_without_url(step: App) -> bool:
     return step.mode is StepMode.SERVICE and step.url is None
 
 
+REPLICAS_RULE = Rule(
+    "self.replicas == 1 || (self.mode == 'Service' && !has(self.url))",
+    "replicas is only meaningful with mode Service and no url",
+    check=lambda s: s.replicas == 1 or is_service_without_url(s),
+    field_path=".replicas",
+)
+
+
 class App(SpecModel):
     """A CLAMS app (or any container following the same MMIF-in, MMIF-out HTTP contract) and how
     it runs: the part shared by Pipeline steps and analyses."""
@@ -53,7 +61,9 @@ class App(SpecModel):
     )
     replicas: int = Field(
         1,
-        description="Only with mode `Service` and no `url`: how many app pods the Deployment keeps.",
+        description="Only with mode `Service` and no `url`: how many app pods the Deployment keeps "
+        "(with `autoscaling`, the most). For a `warm` Job-mode step of a Pipeline: how many app "
+        "pods each run starts.",
         ge=1,
         le=100,
     )
@@ -134,10 +144,5 @@ class App(SpecModel):
             check=lambda s: s.url is None or s.mode is StepMode.SERVICE,
             field_path=".url",
         ),
-        Rule(
-            "self.replicas == 1 || (self.mode == 'Service' && !has(self.url))",
-            "replicas is only meaningful with mode Service and no url",
-            check=lambda s: s.replicas == 1 or is_service_without_url(s),
-            field_path=".replicas",
-        ),
+        REPLICAS_RULE,
     )

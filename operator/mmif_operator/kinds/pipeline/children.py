@@ -78,9 +78,29 @@ def app_deployment(ctx: PipelineContext, pipeline_spec: PipelineSpec, step: Step
     workspace = pipeline_spec.workspace
     if workspace is None:  # (the model's rule already refuses it)
         raise ValueError("a Service-mode step needs the Pipeline's spec.workspace")
+    return deployment_of(
+        _metadata(ctx, step),
+        L.app_service_selector(ctx.name, step.name),
+        step,
+        claim_name=workspace.claim_name,
+        mount_path=workspace.mount_path,
+        replicas=step.replicas,
+    )
+
+
+def deployment_of(
+    meta: dict[str, Any],
+    selector: dict[str, str],
+    step: App,
+    *,
+    claim_name: str,
+    mount_path: str,
+    replicas: int,
+) -> dict[str, Any]:
+    """A Deployment of `replicas` pods of the app, mounting `claim_name` read-only at
+    `mount_path`, ready when its port takes connections: a Pipeline's Service-mode app, or a
+    run's pool of a warm Job-mode step (kinds/pipelinerun/pools.py)."""
     port = step.port
-    meta = _metadata(ctx, step)
-    selector = L.app_service_selector(ctx.name, step.name)
     container: dict[str, Any] = {
         "name": APP_CONTAINER,
         "image": step.image,
@@ -88,7 +108,7 @@ def app_deployment(ctx: PipelineContext, pipeline_spec: PipelineSpec, step: Step
         "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": READINESS_PERIOD_SECONDS},
         "env": app_env(step),
         "securityContext": security.app_security_context(step.run_as_user, step.run_as_non_root),
-        "volumeMounts": [{"name": WORKSPACE_VOLUME, "mountPath": workspace.mount_path, "readOnly": True}],
+        "volumeMounts": [{"name": WORKSPACE_VOLUME, "mountPath": mount_path, "readOnly": True}],
     }
     app_resources(step, container)
     pod_spec: dict[str, Any] = {
@@ -96,7 +116,7 @@ def app_deployment(ctx: PipelineContext, pipeline_spec: PipelineSpec, step: Step
         "volumes": [
             {
                 "name": WORKSPACE_VOLUME,
-                "persistentVolumeClaim": {"claimName": workspace.claim_name, "readOnly": True},
+                "persistentVolumeClaim": {"claimName": claim_name, "readOnly": True},
             }
         ],
     }
@@ -107,7 +127,7 @@ def app_deployment(ctx: PipelineContext, pipeline_spec: PipelineSpec, step: Step
         "kind": "Deployment",
         "metadata": meta,
         "spec": {
-            "replicas": step.replicas,
+            "replicas": replicas,
             "selector": {"matchLabels": selector},
             "template": {"metadata": {"labels": dict(meta["labels"])}, "spec": pod_spec},
         },
@@ -115,15 +135,37 @@ def app_deployment(ctx: PipelineContext, pipeline_spec: PipelineSpec, step: Step
 
 
 def app_service(ctx: PipelineContext, step: Step) -> dict[str, Any]:
-    port = step.port
+    return service_of(_metadata(ctx, step), L.app_service_selector(ctx.name, step.name), step.port)
+
+
+def service_of(meta: dict[str, Any], selector: dict[str, str], port: int) -> dict[str, Any]:
+    """A ClusterIP Service in front of the pods `selector` picks, on the app's `port`."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(ctx, step),
+        "metadata": meta,
         "spec": {
             "type": "ClusterIP",
-            "selector": L.app_service_selector(ctx.name, step.name),
+            "selector": selector,
             "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def network_policy_of(
+    meta: dict[str, Any], selector: dict[str, str], clients: dict[str, Any], port: int
+) -> dict[str, Any]:
+    """Ingress to the pods `selector` picks only from the pods `clients` selects, on `port`. A
+    `from` entry without a namespaceSelector selects pods of the policy's own namespace: no
+    other namespace reaches the app, whatever it labels its pods."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta,
+        "spec": {
+            "podSelector": {"matchLabels": selector},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": clients}], "ports": [{"protocol": "TCP", "port": port}]}],
         },
     }
 
@@ -143,20 +185,7 @@ def app_clients_selector() -> dict[str, Any]:
 
 def app_network_policy(ctx: PipelineContext, step: Step) -> dict[str, Any]:
     """Ingress to the step's app pods only from the namespace's step and analysis pods, on the
-    app port. A `from` entry without a namespaceSelector selects pods of the policy's own
-    namespace: no other namespace reaches the app, whatever it labels its pods."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _metadata(ctx, step),
-        "spec": {
-            "podSelector": {"matchLabels": L.app_service_selector(ctx.name, step.name)},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "from": [{"podSelector": app_clients_selector()}],
-                    "ports": [{"protocol": "TCP", "port": step.port}],
-                }
-            ],
-        },
-    }
+    app port (`network_policy_of`)."""
+    return network_policy_of(
+        _metadata(ctx, step), L.app_service_selector(ctx.name, step.name), app_clients_selector(), step.port
+    )

@@ -15,7 +15,7 @@ from mmif_operator.core.model import (
     list_map,
 )
 from mmif_operator.kinds.analysisjob.model import MAX_ANALYSES, AnalysisTemplate
-from mmif_operator.kinds.pipeline.app import App, StepMode, is_service_without_url
+from mmif_operator.kinds.pipeline.app import REPLICAS_RULE, App, StepMode, is_service_without_url
 from mmif_operator.kinds.pipelinerun.review import ReviewPolicy
 from mmif_operator.notifications.model import MAX_TARGETS, NotificationTarget
 
@@ -113,7 +113,20 @@ class Step(App):
         "and the cluster makes one pod where it would make one per step. A retried pod goes "
         "on from the first of its steps not done yet; its deadline is the sum of its steps' "
         "`timeoutSeconds`, and each app call is bounded by its own step's. Job-mode steps and "
-        "steps with alternatives always run in pods of their own.",
+        "steps with alternatives always run in pods of their own, and Job-mode steps too unless "
+        "they are `warm`.",
+    )
+    warm: bool = Field(
+        False,
+        description="Only with mode `Job` and no `alternatives`: each run starts the app once, in "
+        "`replicas` pods of its own (a Deployment, Service and NetworkPolicy the run owns, "
+        "mounting the run's volume read-only), and sends it every item, instead of starting a "
+        "fresh app next to each item. The pool is made when the run starts and removed when "
+        "its items are done (or the run is cancelled or times out). Items wait for the app's "
+        "start-up within `startupTimeoutSeconds`; an app error fails only its item, and an "
+        "item whose call is cut (an app pod lost mid-item) is retried like any infrastructure "
+        "failure. Only this run's item pods can reach the pool. Such steps share an item's pod "
+        "with their neighbours as Service-mode steps do (see `ownPod`).",
     )
     autoscaling: Autoscaling | None = Field(
         None,
@@ -125,7 +138,17 @@ class Step(App):
     )
 
     cel_rules = (
-        *App.cel_rules,
+        *(r for r in App.cel_rules if r is not REPLICAS_RULE),
+        Rule(
+            "self.replicas == 1 || (self.mode == 'Service' && !has(self.url))"
+            " || (self.mode == 'Job' && has(self.warm) && self.warm)",
+            "replicas is only meaningful with mode Service and no url, or with warm (a Job-mode "
+            "step's pods per run)",
+            check=lambda s: (
+                s.replicas == 1 or is_service_without_url(s) or (s.mode is StepMode.JOB and s.warm)
+            ),
+            field_path=".replicas",
+        ),
         Rule(
             "!has(self.alternatives) || self.alternatives.all(a, a.name != self.name"
             " && self.alternatives.exists_one(b, b.name == a.name))",
@@ -141,6 +164,13 @@ class Step(App):
             "autoscaling is only meaningful with mode Service and no url",
             check=lambda s: s.autoscaling is None or is_service_without_url(s),
             field_path=".autoscaling",
+        ),
+        Rule(
+            "!has(self.warm) || !self.warm || (self.mode == 'Job'"
+            " && (!has(self.alternatives) || size(self.alternatives) == 0))",
+            "warm is only meaningful with mode Job and no alternatives",
+            check=lambda s: not s.warm or (s.mode is StepMode.JOB and not s.alternatives),
+            field_path=".warm",
         ),
         Rule(
             "!has(self.autoscaling) || self.autoscaling.minReplicas <= self.replicas",

@@ -21,6 +21,7 @@ from mmif_operator.kinds.pipeline.model import PipelineSpec, Step
 from mmif_operator.kinds.pipelinerun.alternatives import Candidate, served_by, served_step
 from mmif_operator.kinds.pipelinerun.model import KIND as KIND_RUN
 from mmif_operator.kinds.pipelinerun.model import PipelineRunSpec, RunWorkspace
+from mmif_operator.kinds.pipelinerun.pools import is_warm, pool_url
 from mmif_operator.kinds.pipelinerun.shared_pods import span_deadline
 from mmif_operator.kinds.project.planning import RecordTarget
 from mmif_operator.records.publisher import RecordsContext
@@ -113,8 +114,9 @@ def run_output_path(run_name: str, workspace: RunWorkspace) -> str:
 
 
 def uses_sidecar(app: App) -> bool:
-    """Job mode: the app runs in the step pod as a native sidecar."""
-    return app.mode is not StepMode.SERVICE and not app.url
+    """Job mode: the app runs in the step pod as a native sidecar (not a warm step's: its app is
+    the run's pool, kinds/pipelinerun/pools.py)."""
+    return app.mode is not StepMode.SERVICE and not app.url and not (isinstance(app, Step) and is_warm(app))
 
 
 def merged_parameters(step: Step, params: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
@@ -214,10 +216,13 @@ def _job(
     }
 
 
-def app_url(step: Step, *, pipeline: str, namespace: str) -> str:
-    """Where the runner POSTs: the sidecar, the step's Service, or the step's `url`."""
+def app_url(step: Step, *, pipeline: str, namespace: str, run: str = "") -> str:
+    """Where the runner POSTs: the sidecar, the run's pool (a warm step), the step's Service, or
+    the step's `url`."""
     if step.url:
         return step.url
+    if is_warm(step):
+        return pool_url(run, namespace, step)
     if uses_sidecar(step):
         return f"http://127.0.0.1:{step.port}"
     svc = names.app_service_name(pipeline, step.name)
@@ -251,12 +256,12 @@ def sidecar_env(step: App) -> dict[str, Any]:
 
 def app_wait_env(steps: Sequence[Step]) -> dict[str, Any]:
     """How long the runner waits for the apps of `steps` to answer: an autoscaled app that may be
-    at zero replicas starts for the item, within its `startupTimeoutSeconds` (the runner's
-    default wait is shorter)."""
+    at zero replicas, or a run's pool (a warm step), starts while the item waits, within its
+    `startupTimeoutSeconds` (the runner's default wait is shorter)."""
     waits = [
         s.startup_timeout_seconds
         for s in steps
-        if s.autoscaling is not None and s.autoscaling.min_replicas == 0
+        if (s.autoscaling is not None and s.autoscaling.min_replicas == 0) or is_warm(s)
     ]
     if not waits or max(waits) <= E.DEFAULT_APP_WAIT:
         return {}
@@ -266,7 +271,7 @@ def app_wait_env(steps: Sequence[Step]) -> dict[str, Any]:
 def _app_call(step: Step, params: Mapping[str, Mapping[str, str]], ctx: RunContext) -> dict[str, Any]:
     """How the runner calls one step's app: `url`, `params`, `timeout` (seconds, or absent)."""
     call: dict[str, Any] = {
-        "url": app_url(step, pipeline=ctx.pipeline, namespace=ctx.namespace),
+        "url": app_url(step, pipeline=ctx.pipeline, namespace=ctx.namespace, run=ctx.name),
         "params": merged_parameters(step, params),
     }
     if step.timeout_seconds:
@@ -321,7 +326,7 @@ def step_job(
     else:
         env.update(
             {
-                E.APP_URL: app_url(step, pipeline=ctx.pipeline, namespace=ctx.namespace),
+                E.APP_URL: app_url(step, pipeline=ctx.pipeline, namespace=ctx.namespace, run=ctx.name),
                 E.APP_PARAMS: json.dumps(merged_parameters(step, params), sort_keys=True),
                 **sidecar_env(step),
                 **app_wait_env([step]),

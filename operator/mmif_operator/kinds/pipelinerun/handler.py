@@ -67,13 +67,15 @@ from mmif_operator.kinds.pipeline import scaling
 from mmif_operator.kinds.pipeline.model import PLURAL as PIPELINE_PLURAL
 from mmif_operator.kinds.pipeline.model import PipelineSpec
 from mmif_operator.kinds.pipelinerun import conflicts as C
-from mmif_operator.kinds.pipelinerun import images
+from mmif_operator.kinds.pipelinerun import images, pools
 from mmif_operator.kinds.pipelinerun.alternatives import MonitorView
+from mmif_operator.kinds.pipelinerun.children import RunContext
 from mmif_operator.kinds.pipelinerun.model import PLURAL as RUN_PLURAL
 from mmif_operator.kinds.pipelinerun.planning import (
     AWAITING_REVIEW,
     PUBLISHING,
     TERMINAL_PHASES,
+    Run,
     RunPlan,
     Sibling,
     parse_run,
@@ -81,6 +83,7 @@ from mmif_operator.kinds.pipelinerun.planning import (
     plan_run,
     progress_only,
     request_of,
+    stage_of,
     termination_messages_needed,
 )
 from mmif_operator.kinds.project.planning import (
@@ -377,6 +380,25 @@ async def _reconcile(
     failed_now = set(needed)
     await applogs.keep_failed(kube, run, [j for j in jobs if j.name in failed_now], f"run {namespace}/{name}")
 
+    # The warm steps' app pools (pools.py): made while the run may still send them items; the
+    # run starts only once they are.
+    uid = meta.get("uid") or ""
+    pool_objects = _pool_objects(meta, parsed, pipeline_spec)
+    pool_problem: str | None = None
+    stage_before = stage_of(status)
+    checked = runtime.POOLS_MADE.get(uid)
+    if (
+        pool_objects
+        and pools.lives_in(stage_before)
+        and (checked is None or time.monotonic() - checked >= pools.CHECK_SECONDS)
+    ):
+        pool_problem = await pools.ensure(kube, pool_objects, uid)
+        if pool_problem is None:
+            runtime.POOLS_MADE[uid] = time.monotonic()
+            runtime.POOLS_REMOVED.discard(uid)
+        elif stage_before not in (None, "Pending"):  # (a pending run waits on a condition)
+            post_event(run, "Warning", "AppPoolNotMade", pool_problem)
+
     now = ctx.now or datetime.now(UTC)
     if parsed is None:
         assert invalid is not None
@@ -400,6 +422,7 @@ async def _reconcile(
             record_runs=record_runs()
             if record_runs is not None and status.get("phase") == AWAITING_REVIEW
             else None,
+            pool_problem=pool_problem,
         )
     if plan.notifications:
         # Queued in the same status patch as the transition; sent beside the loop (notifications.py).
@@ -421,6 +444,7 @@ async def _reconcile(
             parsed.spec.pipeline_ref.name,
             jobs,
             meta.get("uid") or "",
+            run=name,
         )
         found = await images.read_app_images(kube, namespace, reads, f"run {namespace}/{name}")
         if (app_images := images.merged(status.get("appImages"), found)) is not None:
@@ -452,6 +476,12 @@ async def _reconcile(
     )
 
     # 2. The status, only if changed, only onto the version just read; progress alone waits.
+    # The run leaves the stages of its app pools: they go first, so that no ended run holds an
+    # app whatever happens after (a pass that then loses its patch only removes them again).
+    if pool_objects and not pools.lives_in(stage_of(plan.status)) and uid not in runtime.POOLS_REMOVED:
+        await pools.remove(kube, pool_objects, uid)
+        runtime.POOLS_REMOVED.add(uid)
+        runtime.POOLS_MADE.pop(uid, None)
     if plan.status_patch and ctx.progress_wait > 0 and progress_only(plan, status):
         wait = ctx.progress_wait
         result.requeue_after = wait if result.requeue_after is None else min(result.requeue_after, wait)
@@ -517,6 +547,31 @@ async def _reconcile(
     elif plan.phase in TERMINAL_PHASES and (spec.get("ttlSecondsAfterFinished") is None or parsed is None):
         result.done = True  # (a TTL in a spec that does not parse is not enforced)
     return result
+
+
+def _pool_objects(
+    meta: Mapping[str, Any], parsed: Run | None, pipeline_spec: PipelineSpec | None
+) -> list[dict[str, Any]]:
+    """The app pools of the run's warm steps (pools.py), from its snapshot once it started."""
+    if parsed is None:
+        return []
+    warm = pools.warm_steps(parsed.snapshot or pipeline_spec)
+    if not warm:
+        return []
+    rc = RunContext.from_run(meta, parsed.spec)
+    return [
+        obj
+        for step in warm
+        for obj in pools.pool_objects(
+            run=rc.name,
+            namespace=rc.namespace,
+            owner=rc.owner_reference(),
+            pipeline=rc.pipeline,
+            claim_name=rc.claim_name,
+            mount_path=rc.mount_path,
+            step=step,
+        )
+    ]
 
 
 def _post_conflict_notice(run: Mapping[str, Any], notice: C.Notice, post_event: EventPoster) -> None:

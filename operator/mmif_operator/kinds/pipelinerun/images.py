@@ -45,10 +45,11 @@ def reads_needed(
     pipeline: str,
     jobs: Iterable[ObservedJob],
     owner_uid: str,
+    run: str = "",
 ) -> list[Read]:
     """The reads this pass makes: for each (step, image) with no entry yet, one pod list (a
     Job-mode app: of one of its finished step Jobs observed now, succeeded first; a Service-mode
-    step: of its Deployment's pods). A step Job runs the step's own app, or the alternative its
+    step: of its Deployment's pods; a warm step: of the pods of the pool of `run`). A step Job runs the step's own app, or the alternative its
     `mmif.dev/alternative` label names."""
     if spec is None or not any(_may_run_an_image(step) for step in spec.steps):
         return []  # url steps only (the benchmark's shape): no loop over the Jobs at all
@@ -71,6 +72,8 @@ def reads_needed(
     for step in spec.steps:
         if step.mode is StepMode.SERVICE and step.image and not step.url and step.name not in known_steps:
             out.append(Read(step=step.name, selector=L.app_service_selector(pipeline, step.name)))
+        elif step.warm and run and step.name not in known_steps:  # the run's pool (pools.py)
+            out.append(Read(step=step.name, selector=L.run_pool_selector(run, step.name)))
     for (k, image), job in sorted(finished.items(), key=lambda kv: kv[0]):
         name = spec.steps[k].name
         if (name, image) not in have:
@@ -91,6 +94,8 @@ def _image_of_job(step: Step, alternative: str | None) -> str | None:
         app = next((a for a in step.alternatives or () if a.name == alternative), None)
     if app is None or app.url or not app.image or app.mode is StepMode.SERVICE:
         return None
+    if app is step and step.warm:
+        return None  # its app is the run's pool, read from the pool's pods
     return app.image
 
 

@@ -44,6 +44,8 @@ class Event(enum.StrEnum):
     PIPELINE_NOT_FOUND_TOO_LONG = "PipelineNotFoundTooLong"
     WORKSPACE_NOT_FOUND_TOO_LONG = "WorkspaceNotFoundTooLong"
     PIPELINE_NOT_READY_TOO_LONG = "PipelineNotReadyTooLong"
+    APP_POOL_NOT_MADE = "AppPoolNotMade"  # a warm step's pool cannot be made (kinds/pipelinerun/pools.py)
+    APP_POOL_NOT_MADE_TOO_LONG = "AppPoolNotMadeTooLong"
     INVALID_SPEC = "InvalidSpec"
     STARTED = "Started"
     PREPARED = "Prepared"  # the prepare Job listed the batch
@@ -266,10 +268,12 @@ _RUN_WORKFLOW_ROWS = (
     Transition(PENDING,          Event.PIPELINE_NOT_FOUND,          PENDING,          UNKNOWN, "PipelineNotFound",  False, (WARNING,)),
     Transition(PENDING,          Event.WORKSPACE_NOT_FOUND,         PENDING,          UNKNOWN, "WorkspaceNotFound", False, (WARNING,)),
     Transition(PENDING,          Event.PIPELINE_NOT_READY,          PENDING,          UNKNOWN, "PipelineNotReady",  False, (WARNING,)),
+    Transition(PENDING,          Event.APP_POOL_NOT_MADE,           PENDING,          UNKNOWN, "AppPoolNotMade",    False, (WARNING,)),
     # Waiting is bounded (spec.startTimeoutSeconds): then the run fails with what it waited for.
     Transition(PENDING,          Event.PIPELINE_NOT_FOUND_TOO_LONG, FAILED,           FALSE,   "PipelineNotFound",  True, _FAIL),
     Transition(PENDING,          Event.WORKSPACE_NOT_FOUND_TOO_LONG, FAILED,          FALSE,   "WorkspaceNotFound", True, _FAIL),
     Transition(PENDING,          Event.PIPELINE_NOT_READY_TOO_LONG, FAILED,           FALSE,   "PipelineNotReady",  True, _FAIL),
+    Transition(PENDING,          Event.APP_POOL_NOT_MADE_TOO_LONG,  FAILED,           FALSE,   "AppPoolNotMade",    True, _FAIL),
     Transition(PENDING,          Event.INVALID_SPEC,                FAILED,           FALSE,   "InvalidSpec",       True, _FAIL),
     Transition(PENDING,          Event.STARTED,                     PREPARING,        UNKNOWN, "Running",           False, (Announce("Normal", "Started"),)),
     Transition(PENDING,          Event.CANCELLED,                   CANCELLED,        FALSE,   "Cancelled",         True, (NORMAL,)),

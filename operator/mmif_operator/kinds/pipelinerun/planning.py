@@ -104,6 +104,8 @@ EV_PIPELINE_NOT_READY = PhaseEvent.PIPELINE_NOT_READY.value
 EV_PIPELINE_NOT_FOUND_TOO_LONG = PhaseEvent.PIPELINE_NOT_FOUND_TOO_LONG.value
 EV_WORKSPACE_NOT_FOUND_TOO_LONG = PhaseEvent.WORKSPACE_NOT_FOUND_TOO_LONG.value
 EV_PIPELINE_NOT_READY_TOO_LONG = PhaseEvent.PIPELINE_NOT_READY_TOO_LONG.value
+EV_APP_POOL_NOT_MADE = PhaseEvent.APP_POOL_NOT_MADE.value
+EV_APP_POOL_NOT_MADE_TOO_LONG = PhaseEvent.APP_POOL_NOT_MADE_TOO_LONG.value
 EV_INVALID_SPEC = PhaseEvent.INVALID_SPEC.value
 EV_STARTED = PhaseEvent.STARTED.value
 EV_PREPARE_FAILED = PhaseEvent.PREPARE_FAILED.value
@@ -537,8 +539,10 @@ class _Planner:
         records: RecordTarget | None = None,
         monitors: Sequence[A.MonitorView] = (),
         record_runs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+        pool_problem: str | None = None,
     ):
         self.meta = dict(meta)
+        self.pool_problem = pool_problem
         self.records = records
         self.monitors = monitors
         self.record_runs = record_runs
@@ -736,6 +740,9 @@ class _Planner:
                 EV_PIPELINE_NOT_READY_TOO_LONG,
                 f"Pipeline {ref!r} is not Ready: {not_ready[0]}: {not_ready[1]}",
             )
+            return
+        if self.pool_problem is not None:
+            self._waiting(EV_APP_POOL_NOT_MADE, EV_APP_POOL_NOT_MADE_TOO_LONG, self.pool_problem)
             return
         self.status["pipelineSpec"] = snapshot_of(pipeline)
         self.status["startTime"] = rfc3339(self.now)
@@ -1449,6 +1456,7 @@ def plan_run(
     records: RecordTarget | None = None,
     monitors: Sequence[A.MonitorView] = (),
     record_runs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    pool_problem: str | None = None,
 ) -> RunPlan:
     """Decide what to do for one PipelineRun.
 
@@ -1477,6 +1485,8 @@ def plan_run(
     record_runs: the runs index `run_records_by_namespace` (namespace -> entries), for the
         conflicts a passed run meets before it publishes (kinds/pipelinerun/conflicts.py);
         None: not looked for.
+    pool_problem: why the app pools of the warm steps cannot be made (kinds/pipelinerun/pools.py,
+        `ensure`), while the run is pending: it starts only once they are. None: made, or none.
     A pending run waits for each of these until `metadata.creationTimestamp` +
     `spec.startTimeoutSeconds`, then fails with the reason it waited for.
     """
@@ -1499,6 +1509,7 @@ def plan_run(
         records,
         monitors,
         record_runs,
+        pool_problem,
     ).run_plan()
 
 

@@ -1,7 +1,7 @@
 """Which consecutive steps of a pipeline share one pod per item (`Step.ownPod`, docs/design.md).
 
-A step's app runs outside the item's pod in Service mode or at a `url`: the item's pod only runs
-the runner, which POSTs the MMIF. Consecutive such steps that would be placed alike and retried
+A step's app runs outside the item's pod in Service mode, at a `url` or in a warm Job-mode
+step's pool (pools.py): the item's pod only runs the runner, which POSTs the MMIF. Consecutive such steps that would be placed alike and retried
 alike gain nothing from pods of their own, and each pod costs the cluster about fifteen writes
 (the Job, its pod, their status, events, deletes). So they share one: the runner calls each app
 in turn. Every decision of that lives here, as pure functions of the pipeline's steps.
@@ -19,9 +19,10 @@ from mmif_operator.kinds.pipeline.model import Step
 
 def shares_pod(step: Step) -> bool:
     """Whether the step may share an item's pod with its neighbours: its app runs outside the
-    pod (Service mode or `url`), it has no alternatives (each item's app is chosen when it is
-    launched) and it does not ask for a pod of its own."""
-    return step.mode is StepMode.SERVICE and not step.alternatives and not step.own_pod
+    pod (Service mode, `url`, or a warm Job-mode step's pool), it has no alternatives (each
+    item's app is chosen when it is launched) and it does not ask for a pod of its own."""
+    outside = step.mode is StepMode.SERVICE or (step.mode is StepMode.JOB and step.warm)
+    return outside and not step.alternatives and not step.own_pod
 
 
 def _pod_key(step: Step) -> str:
