@@ -12,7 +12,8 @@ wall time of each, its ratio to Service mode's, and the control plane's requests
   pod before the run, each step's app started for it (the run pays each start-up once), and
   the time from the run's end until every app is back to zero replicas (`to zero s`);
 * `Warm`: Job mode with `warm: true`: each step's app started once for the run, in `--replicas`
-  pods the run owns (its pool), and removed when the run's items are done.
+  pods the run owns (its pool), and removed when the run's items are done (`to zero s`: from
+  the run's end until its pools and their pods are gone).
 
 Run as root on the cluster's machine, with the operator deployed (`make deploy`), holding the
 cluster lock on a shared machine:
@@ -117,7 +118,7 @@ class Result:
     phase: str
     succeeded: int
     profile: Profile
-    to_zero: float | None = None  # Autoscaled: run seen terminal -> every app at 0 pods
+    to_zero: float | None = None  # Autoscaled: run seen terminal -> every app at 0 pods; Warm: pools gone
 
 
 async def wait_apps_at_zero(kube: Kube, pipeline: str, timeout: float) -> None:
@@ -133,6 +134,22 @@ async def wait_apps_at_zero(kube: Kube, pipeline: str, timeout: float) -> None:
             return
         if time.monotonic() > deadline:
             raise RuntimeError(f"the apps of {pipeline} not at zero after {timeout:.0f} s")
+        await asyncio.sleep(0.5)
+
+
+async def wait_pools_gone(kube: Kube, run: str, timeout: float) -> None:
+    """The run's app pools (warm steps) and their pods are gone."""
+    sel = f"app.kubernetes.io/component=app-pool,mmif.dev/run={run}"
+    paths = [
+        f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments?labelSelector={sel}",
+        f"/api/v1/namespaces/{NAMESPACE}/pods?labelSelector={sel}",
+    ]
+    deadline = time.monotonic() + timeout
+    while True:
+        if not any([(await kube.get(p) or {}).get("items") for p in paths]):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the app pools of {run} still there after {timeout:.0f} s")
         await asyncio.sleep(0.5)
 
 
@@ -170,6 +187,9 @@ async def scenario(kube: Kube, mode: str, args: argparse.Namespace) -> Result:
     to_zero = None
     if mode == "Autoscaled":
         await wait_apps_at_zero(kube, name, SCALE_DOWN_DELAY + 300)
+        to_zero = time.monotonic() - ended
+    elif mode == "Warm":
+        await wait_pools_gone(kube, name, 300)
         to_zero = time.monotonic() - ended
     return Result(
         mode=mode,
