@@ -35,16 +35,7 @@ def _ctx():
 
 def _objects(step_fields=None):
     ctx = _ctx()
-    step = spec(warm("asr", replicas=2, **(step_fields or {}))).steps[0]
-    return ctx, pools.pool_objects(
-        run=ctx.name,
-        namespace=ctx.namespace,
-        owner=ctx.owner_reference(),
-        pipeline=ctx.pipeline,
-        claim_name=ctx.claim_name,
-        mount_path=ctx.mount_path,
-        step=step,
-    )
+    return ctx, pools.run_pools(ctx, spec(warm("asr", replicas=2, **(step_fields or {}))))
 
 
 def test_a_pool_is_a_deployment_service_and_policy_of_the_run_named_apart_from_pipeline_apps():

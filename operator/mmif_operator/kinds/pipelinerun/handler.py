@@ -555,23 +555,10 @@ def _pool_objects(
     """The app pools of the run's warm steps (pools.py), from its snapshot once it started."""
     if parsed is None:
         return []
-    warm = pools.warm_steps(parsed.snapshot or pipeline_spec)
-    if not warm:
+    spec = parsed.snapshot or pipeline_spec
+    if not pools.warm_steps(spec):
         return []
-    rc = RunContext.from_run(meta, parsed.spec)
-    return [
-        obj
-        for step in warm
-        for obj in pools.pool_objects(
-            run=rc.name,
-            namespace=rc.namespace,
-            owner=rc.owner_reference(),
-            pipeline=rc.pipeline,
-            claim_name=rc.claim_name,
-            mount_path=rc.mount_path,
-            step=step,
-        )
-    ]
+    return pools.run_pools(RunContext.from_run(meta, parsed.spec), spec)
 
 
 def _post_conflict_notice(run: Mapping[str, Any], notice: C.Notice, post_event: EventPoster) -> None:

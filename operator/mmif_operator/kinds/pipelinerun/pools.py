@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from mmif_operator.core import labels as L
 from mmif_operator.core import names
@@ -58,37 +58,54 @@ def pool_url(run: str, namespace: str, step: Step) -> str:
     return f"http://{names.run_pool_name(run, step.name)}.{namespace}.svc:{step.port}"
 
 
-def pool_objects(
-    *,
-    run: str,
-    namespace: str,
-    owner: dict[str, Any],
-    pipeline: str,
-    claim_name: str,
-    mount_path: str,
-    step: Step,
-) -> list[dict[str, Any]]:
+class PoolOwner(Protocol):
+    """What a pool needs of its run (a kinds/pipelinerun/children.RunContext)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def pipeline(self) -> str: ...
+    @property
+    def claim_name(self) -> str: ...
+    @property
+    def mount_path(self) -> str: ...
+    def owner_reference(self) -> dict[str, Any]: ...
+
+
+def pool_objects(run: PoolOwner, step: Step) -> list[dict[str, Any]]:
     """The Deployment, Service and NetworkPolicy of the run's pool of `step` (`POOL_KINDS` order):
     `step.replicas` app pods mounting the run's volume read-only at the run's mount path (the
     paths in its MMIF resolve as in the item pods), reachable only from this run's item pods."""
-    name = names.run_pool_name(run, step.name)
-    selector = L.run_pool_selector(run, step.name)
+    name = names.run_pool_name(run.name, step.name)
+    selector = L.run_pool_selector(run.name, step.name)
 
     def meta() -> dict[str, Any]:
         return {
             "name": name,
-            "namespace": namespace,
-            "labels": L.run_pool_labels(run, pipeline, step.name),
-            "ownerReferences": [dict(owner)],
+            "namespace": run.namespace,
+            "labels": L.run_pool_labels(run.name, run.pipeline, step.name),
+            "ownerReferences": [run.owner_reference()],
         }
 
     return [
         apps.deployment_of(
-            meta(), selector, step, claim_name=claim_name, mount_path=mount_path, replicas=step.replicas
+            meta(),
+            selector,
+            step,
+            claim_name=run.claim_name,
+            mount_path=run.mount_path,
+            replicas=step.replicas,
         ),
         apps.service_of(meta(), selector, step.port),
-        apps.network_policy_of(meta(), selector, {"matchLabels": L.run_step_pods(run)}, step.port),
+        apps.network_policy_of(meta(), selector, {"matchLabels": L.run_step_pods(run.name)}, step.port),
     ]
+
+
+def run_pools(run: PoolOwner, spec: PipelineSpec | None) -> list[dict[str, Any]]:
+    """The objects of every pool of the run (its warm steps', in step order)."""
+    return [obj for step in warm_steps(spec) for obj in pool_objects(run, step)]
 
 
 def is_ours(obj: dict[str, Any] | None, uid_of_run: str) -> bool:
