@@ -44,6 +44,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--items", default="100,1000,10000", help="comma-separated N (default 100,1000,10000)")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument(
+        "--step-mode",
+        default="Service",
+        choices=ws.STEP_MODES,
+        help="Service: Service mode with url (default); Warm: Job mode with warm (a pool per run)",
+    )
+    p.add_argument(
         "--parallelism", type=int, default=1000, help="items in flight (default 1000, the most a run allows)"
     )
     p.add_argument(
@@ -96,7 +102,13 @@ async def scenario_baseline(kube: Kube, recorder: JobRecorder, baselines: dict, 
     run = f"base-{n}"
     await asyncio.to_thread(op.scale, 0)
     b = Baseline(
-        kube, NAMESPACE, run, ws.run_spec(n, args.parallelism), ws.pipeline_spec(args.steps), n, DEFAULT_IMAGE
+        kube,
+        NAMESPACE,
+        run,
+        ws.run_spec(n, args.parallelism),
+        ws.pipeline_spec(args.steps, args.step_mode),
+        n,
+        DEFAULT_IMAGE,
     )
     baselines[run] = b
     log.info("baseline: %d items x %d steps, parallelism %d", n, args.steps, min(n, args.parallelism))
@@ -171,7 +183,7 @@ async def bench(args) -> int:
                 per_run = max(1, args.kill_in_flight // args.kill_runs)
                 kill_items = per_run + per_run // 5  # items keep waiting while the operator is down
             ws.write_batches(root, sorted(set(sizes + ([kill_items] if kill_items else []))))
-            await ws.create_pipeline(kube, NAMESPACE, args.steps)
+            await ws.create_pipeline(kube, NAMESPACE, args.steps, args.step_mode)
             await apf.install(kube)
             baselines: dict[str, Baseline] = {}
             recorder = JobRecorder(
@@ -227,7 +239,7 @@ async def bench(args) -> int:
     print(
         f"machine: {platform.node()}, {os.cpu_count()} CPUs, "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; "
-        f"steps {args.steps}, parallelism {args.parallelism}, kwok completion delay {args.delay_ms} ms; "
+        f"steps {args.steps} ({args.step_mode}), parallelism {args.parallelism}, kwok completion delay {args.delay_ms} ms; "
         f"total {time.monotonic() - started:.0f} s"
     )
     print()

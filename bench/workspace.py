@@ -25,13 +25,22 @@ KWOK_PLACEMENT = {
 BENCH_LABEL = {"mmif.dev/bench": "true"}
 
 
-def pipeline_spec(steps: int) -> dict[str, Any]:
+STEP_MODES = ("Service", "Warm")
+WARM_IMAGE = "mmif.local/bench-app:never-pulled"  # kwok pretends to run it
+
+
+def pipeline_spec(steps: int, step_mode: str = "Service") -> dict[str, Any]:
+    """S steps on the kwok nodes: Service mode with `url` (no app object at all), or Job mode with
+    `warm: true` (each run's pool: a Deployment, Service and NetworkPolicy per step, its pods on
+    kwok nodes too). Either way the item's pod holds only the runner and the steps share it."""
     # `analyses: []` spelled out: the CRD's CEL rule on spec.analyses fails with "no such key"
     # when the field is absent (it has no default in the schema).
+    if step_mode == "Warm":
+        app: dict[str, Any] = {"mode": "Job", "image": WARM_IMAGE, "warm": True}
+    else:
+        app = {"mode": "Service", "url": STEP_URL}
     return {
-        "steps": [
-            {"name": f"s{k + 1}", "mode": "Service", "url": STEP_URL, **KWOK_PLACEMENT} for k in range(steps)
-        ],
+        "steps": [{"name": f"s{k + 1}", **app, **KWOK_PLACEMENT} for k in range(steps)],
         "analyses": [],
     }
 
@@ -131,7 +140,7 @@ def write_batches(root: str, sizes: list[int]) -> None:
             os.chmod(os.path.join(dirpath, name), 0o644)
 
 
-async def create_pipeline(kube: Kube, namespace: str, steps: int) -> None:
+async def create_pipeline(kube: Kube, namespace: str, steps: int, step_mode: str = "Service") -> None:
     created = await kube.call(
         "POST",
         f"/apis/mmif.dev/v1alpha1/namespaces/{namespace}/pipelines",
@@ -139,7 +148,7 @@ async def create_pipeline(kube: Kube, namespace: str, steps: int) -> None:
             "apiVersion": "mmif.dev/v1alpha1",
             "kind": "Pipeline",
             "metadata": {"name": PIPELINE, "labels": dict(BENCH_LABEL)},
-            "spec": pipeline_spec(steps),
+            "spec": pipeline_spec(steps, step_mode),
         },
     )
     if not all(s.get("tolerations") for s in created["spec"]["steps"]):

@@ -183,3 +183,18 @@ def test_bench_objects():
 
     PipelineSpec.from_obj(spec)
     PipelineRunSpec.from_obj(run["spec"])
+
+
+def test_the_warm_bench_pipeline_shares_one_pod_per_item_and_puts_its_pools_on_kwok():
+    from mmif_operator.kinds.pipeline.model import PipelineSpec
+    from mmif_operator.kinds.pipelinerun import pools
+    from mmif_operator.kinds.pipelinerun.shared_pods import pod_spans
+    from tests.unit.test_pools import _ctx
+
+    spec = PipelineSpec.from_obj(workspace.pipeline_spec(3, "Warm"))
+    assert [s.mode.value for s in spec.steps] == ["Job"] * 3 and all(s.warm for s in spec.steps)
+    assert pod_spans(spec.steps) == (2, 2, 2)
+    deployments = [o for o in pools.run_pools(_ctx(), spec) if o["kind"] == "Deployment"]
+    assert len(deployments) == 3
+    for dep in deployments:
+        assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"type": "kwok"}
