@@ -15,6 +15,9 @@ wall time of each, its ratio to Service mode's, and the control plane's requests
   pods the run owns (its pool), and removed when the run's items are done (`to zero s`: from
   the run's end until its pools and their pods are gone).
 
+`--disrupt` (Warm): once half the items succeeded, one app pod of each pool is deleted and the
+operator SIGKILLed; the run must still succeed with every item, no item-step's Job made twice.
+
 Run as root on the cluster's machine, with the operator deployed (`make deploy`), holding the
 cluster lock on a shared machine:
 
@@ -35,10 +38,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from . import operator_process as op
 from . import workspace as ws
 from .kube import Kube
+from .measure import integrity
 from .operator_run import run_path, wait_terminal
 from .profile import Profile, profile_between, profile_table, read_counts
+from .watch import JobRecorder, record_jobs
 
 log = logging.getLogger("bench.startup")
 NAMESPACE = "mmif-bench-startup"
@@ -56,6 +62,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated: " + ", ".join(MODES))
     p.add_argument(
         "--replicas", type=int, default=1, help="Service: replicas; Autoscaled: the most; Warm: per run"
+    )
+    p.add_argument(
+        "--disrupt",
+        action="store_true",
+        help="Warm: once half the items succeeded, delete one app pod of each pool and SIGKILL the "
+        "operator; count item-steps whose Job was made twice, and items lost",
     )
     p.add_argument("--keep", action="store_true", help="keep the namespace afterwards")
     p.add_argument(
@@ -119,6 +131,7 @@ class Result:
     succeeded: int
     profile: Profile
     to_zero: float | None = None  # Autoscaled: run seen terminal -> every app at 0 pods; Warm: pools gone
+    disrupted: str | None = None  # --disrupt: what was done mid-batch and what it cost
 
 
 async def wait_apps_at_zero(kube: Kube, pipeline: str, timeout: float) -> None:
@@ -153,6 +166,36 @@ async def wait_pools_gone(kube: Kube, run: str, timeout: float) -> None:
         await asyncio.sleep(0.5)
 
 
+POOL_PODS = "app.kubernetes.io/component=app-pool,mmif.dev/run={run}"
+
+
+async def disrupt(kube: Kube, run: str, items: int, timeout: float) -> tuple[int, float]:
+    """Once half the run's items succeeded: delete one app pod of each of its pools (their
+    Deployments make new ones; the items they were serving fail their call and are retried),
+    then SIGKILL the operator. (pool pods deleted, seconds until the new operator process)."""
+    deadline = time.monotonic() + timeout
+    path = f"/apis/mmif.dev/v1alpha1/namespaces/{NAMESPACE}/pipelineruns/{run}"
+    while int(((await kube.get(path) or {}).get("status") or {}).get("itemsSucceeded") or 0) < items // 2:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{run}: half its items never succeeded")
+        await asyncio.sleep(0.2)
+    pods = (
+        await kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods?labelSelector={POOL_PODS.format(run=run)}") or {}
+    ).get("items") or []
+    one_per_step: dict[str, str] = {}
+    for pod in pods:
+        meta = pod["metadata"]
+        one_per_step.setdefault((meta.get("labels") or {}).get("mmif.dev/step", ""), meta["name"])
+    for name in one_per_step.values():
+        await kube.call("DELETE", f"/api/v1/namespaces/{NAMESPACE}/pods/{name}")
+    pid, pod_uid = await asyncio.to_thread(op.operator_pid)
+    killed_at = time.monotonic()
+    op.sigkill(pid)
+    _, new_at = await asyncio.to_thread(op.wait_new_pid, pid, pod_uid)
+    log.info("%s: deleted pool pods %s, operator SIGKILLed", run, sorted(one_per_step.values()))
+    return len(one_per_step), new_at - killed_at
+
+
 async def wait_pipeline_ready(kube: Kube, name: str, timeout: float) -> None:
     path = f"/apis/mmif.dev/v1alpha1/namespaces/{NAMESPACE}/pipelines/{name}"
     deadline = time.monotonic() + timeout
@@ -177,10 +220,35 @@ async def scenario(kube: Kube, mode: str, args: argparse.Namespace) -> Result:
     )
     await wait_pipeline_ready(kube, name, args.startup_seconds + 600)
     ready = time.monotonic() - t0
+    recorder = JobRecorder()
+    ready_watch = asyncio.Event()
+    watch = asyncio.ensure_future(
+        record_jobs(kube, NAMESPACE, "app.kubernetes.io/managed-by=mmif-operator", recorder, ready_watch)
+    )
+    await asyncio.wait_for(ready_watch.wait(), 30)
     started = time.monotonic()
     await kube.call("POST", run_path(NAMESPACE), body=run_body(name, name, args.items, args.parallelism))
     timeout = 600 + args.items * args.steps * (args.startup_seconds + 10)
-    run, ended = await wait_terminal(kube, NAMESPACE, name, timeout)
+    disrupting = (
+        asyncio.ensure_future(disrupt(kube, name, args.items, timeout))
+        if args.disrupt and mode == "Warm"
+        else None
+    )
+    try:
+        run, ended = await wait_terminal(kube, NAMESPACE, name, timeout)
+        disrupted = None
+        if disrupting is not None:
+            deleted, new_after = await disrupting
+            await asyncio.sleep(2)  # the last Job events
+            check = integrity(recorder.steps(name), {name: args.items}, args.steps)
+            disrupted = (
+                f"{deleted} pool pods deleted and the operator SIGKILLed at half the items (new "
+                f"process after {new_after:.1f} s): {check.duplicated} item-steps with a Job made "
+                f"twice, {check.missing} never made, {check.items_lost} items lost"
+            )
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
     profile = profile_between(before, await read_counts(kube), args.items * args.steps)
     status = run.get("status") or {}
     log.info("%s: %s in %.1f s", mode, status.get("phase"), ended - started)
@@ -199,6 +267,7 @@ async def scenario(kube: Kube, mode: str, args: argparse.Namespace) -> Result:
         succeeded=int(status.get("itemsSucceeded") or 0),
         profile=profile,
         to_zero=to_zero,
+        disrupted=disrupted,
     )
 
 
@@ -248,6 +317,10 @@ async def bench(args: argparse.Namespace) -> int:
     print()
     print(table(results, args.items))
     print()
+    for r in results:
+        if r.disrupted:
+            print(f"{r.mode}: {r.disrupted}")
+            print()
     for r in results:
         print(profile_table(f"{r.mode} mode", r.profile))
         print()
