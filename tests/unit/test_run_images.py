@@ -96,6 +96,14 @@ def test_steps_already_known_and_url_steps_are_not_read_again():
     assert images.reads_needed(None, None, "p", [job("j", 0)], OWNER) == []
 
 
+def test_a_warm_step_is_read_from_its_runs_pool_not_from_its_item_jobs():
+    from mmif_operator.core import labels as L
+
+    s = spec({"name": "asr", "image": "whisper:v1", "warm": True})
+    reads = images.reads_needed(None, s, "p", [job("j", 0)], OWNER, run="run-1")
+    assert reads == [images.Read(step="asr", selector=L.run_pool_selector("run-1", "asr"))]
+
+
 def test_image_of_takes_the_app_container_of_a_pod_that_ran_it_sidecar_or_not():
     assert images.image_of([pod("a:v1", None), pod("a:v1", f"a@{DIGEST}")]) == ("a:v1", f"a@{DIGEST}")
     assert images.image_of([pod("a:v1", f"a@{DIGEST}", sidecar=True)]) == ("a:v1", f"a@{DIGEST}")
