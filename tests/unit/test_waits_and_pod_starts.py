@@ -288,6 +288,44 @@ def test_a_sibling_creating_its_containers_holds_room_so_the_pod_is_still_queued
     assert {f.reason for f in failures} == {"Unschedulable"}
 
 
+def test_a_pod_waiting_for_room_a_minute_is_named_so_its_run_holds_new_items():
+    """CI's 1,000-item run, again: the scheduler tries a new pod before one it turned down, so a
+    run that kept starting items starved its oldest pods until their bound failed them. The look
+    names every pod that has waited for room a minute or more, before or past its bound, so that
+    the run holds its new items meanwhile; a pod failing now is not among them, and a pod
+    waiting a few seconds (the churn of a full node) is not either, but is looked at again when
+    it would be."""
+    young = pod(
+        "run-1-00007-0", scheduled=("False", "Unschedulable", CPU), created=T0 + timedelta(seconds=840)
+    )
+    fresh = pod(
+        "run-1-00008-0", scheduled=("False", "Unschedulable", CPU), created=T0 + timedelta(seconds=861)
+    )
+    old = pod("run-1-00005-0", scheduled=("False", "Unschedulable", CPU))
+    elsewhere = pod(
+        "run-1-00006-0",
+        scheduled=(
+            "False",
+            "Unschedulable",
+            "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity.",
+        ),
+    )
+    sibling = job("run-1-00001-0", item=1, pods=1)
+    jobs = [sibling, *(job(f"run-1-0000{i}-0", item=i) for i in (5, 6, 7))]
+    late = T0 + timedelta(seconds=901)
+    check = P.check_pod_starts(jobs, [young, old, elsewhere], bound(900), late)
+    assert sorted(check.waiting_for_room) == ["run-1-00005-0", "run-1-00007-0"]
+    assert [f.job for f in check.failures] == ["run-1-00006-0"]  # a selector no node matches
+    assert check.next_check <= P.ROOM_CHECK_SECONDS
+    soon = P.check_pod_starts([sibling, job("run-1-00008-0", item=8)], [fresh], bound(900), late)
+    assert soon.waiting_for_room == [] and soon.next_check == pytest.approx(20.0)  # 40 s old
+    # No sibling holds room any more: the old pod fails by its bound, and is no longer waiting.
+    alone = P.check_pod_starts([jobs[1], jobs[3]], [young, old], bound(900), late)
+    assert [f.job for f in alone.failures] == ["run-1-00005-0"]
+    assert alone.waiting_for_room == ["run-1-00007-0"]
+    assert P.check_pod_starts(jobs, [], bound(900), late).waiting_for_room == []
+
+
 def test_only_a_lack_of_room_waits_behind_siblings():
     def waits(message):
         return P.waits_for_capacity(pod(scheduled=("False", "Unschedulable", message)))
@@ -419,6 +457,32 @@ def test_a_start_failure_fails_its_item_with_the_reason_and_the_run_goes_on():
     assert any(e.reason == "StepFailed" and "ImagePullFailed" in e.message for e in p.events)
 
 
+def test_a_run_holding_its_starts_keeps_its_items_in_flight_going_and_says_why():
+    """While a pod of the run waits for room, no pending item starts (its Job would only queue
+    beside, and be tried before, the pods already waiting); the items in flight go on to their
+    next step, and the run's condition says why the rest wait."""
+    run = make_run(n=4, parallelism=4)
+    plan(run, T0, pipeline=pipeline_obj())
+    prepare = ObservedJob.from_job(J.prepare_job(T.ctx(run), T.runspec(run["spec"]), "img"))
+    p = plan(
+        run,
+        T0,
+        observed=[dataclasses.replace(prepare, state=JobState.SUCCEEDED)],
+        termination_messages={prepare.name: {"itemCount": 4}},
+        hold_starts=True,
+    )
+    assert p.create == [] and run["status"]["steps"][0]["running"] == 0
+    assert "4 wait until the pods waiting for room on the nodes are placed" in cond(run)["message"]
+    p = plan(run, T0, observed=[])
+    jobs = [ObservedJob.from_job(b) for b in p.create]
+    assert sorted(j.item for j in jobs) == [0, 1, 2, 3]
+    # Item 0 finishes its first step while the others' pods wait: its second step still starts.
+    first = next(j for j in jobs if j.item == 0)
+    observed = [dataclasses.replace(first, state=JobState.SUCCEEDED), *(j for j in jobs if j.item != 0)]
+    p = plan(run, T0 + timedelta(seconds=5), observed=observed, hold_starts=True)
+    assert [(ObservedJob.from_job(b).item, ObservedJob.from_job(b).step) for b in p.create] == [(0, 1)]
+
+
 # --- the watch beside the loop ---------------------------------------------------------------------
 
 
@@ -465,6 +529,30 @@ def test_the_watch_reads_events_only_for_what_it_cannot_explain_and_wakes_the_lo
     assert again == [] and woken == [1] and len(posted) == 1
     watch.prune([pulling])  # recorded and deleted: forgotten
     assert stuck.name not in watch.failures
+
+
+def test_the_watch_wakes_the_loop_when_a_pod_starts_and_stops_waiting_for_room():
+    waiting_pod = pod("run-1-00001-0", scheduled=("False", "Unschedulable", CPU))
+    cluster = Cluster([waiting_pod], {})
+    woken = []
+    watch = PodStartWatch(
+        "ns",
+        {"mmif.dev/run": "run-1"},
+        {"metadata": {"name": "run-1"}},
+        wake=lambda: woken.append(1),
+        post_event=lambda *a: None,
+    )
+    jobs = [job("run-1-00000-0", pods=1), job("run-1-00001-0", item=1)]
+    bounds = P.Bounds(lambda _j: 900, 900)
+    asyncio.run(watch.look(cluster, jobs, bounds, now=T0 + timedelta(seconds=3)))
+    assert watch.waiting_for_room == 0 and woken == []  # the churn of a full node
+    asyncio.run(watch.look(cluster, jobs, bounds, now=T0 + timedelta(seconds=61)))
+    assert watch.waiting_for_room == 1 and woken == [1] and watch.seconds_left() <= P.ROOM_CHECK_SECONDS
+    asyncio.run(watch.look(cluster, jobs, bounds, now=T0 + timedelta(seconds=66)))
+    assert woken == [1]  # still waiting: nothing new to plan
+    cluster.pods = []  # placed
+    asyncio.run(watch.look(cluster, jobs, bounds, now=T0 + timedelta(seconds=71)))
+    assert watch.waiting_for_room == 0 and woken == [1, 1]
 
 
 # --- the manifest says why, also when no pod could ----------------------------------------------

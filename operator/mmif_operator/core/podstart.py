@@ -21,6 +21,14 @@ owner's Jobs as the index shows them, the Events asked for, each Job's bound and
   is counted in `PodStartCheck.queued` and looked at again; its bound applies once none of the
   owner's pods runs. The owner's progress deadline still bounds the whole wait.
 
+Every Job whose pod has waited for capacity alone for `ROOM_HOLD_SECONDS` or more is also named
+in `PodStartCheck.waiting_for_room`: while one is, the run starts no new item (`hold_starts` in
+kinds/pipelinerun/planning.py) and the pods are looked at every `ROOM_CHECK_SECONDS`. The
+scheduler tries a new pod before one it turned down (that one waits out a back-off), so a run
+that kept starting items as room came back could starve its oldest pods: they would wait, behind
+their own younger siblings, until their bound failed them. A pod waiting a few seconds is the
+ordinary churn of a full node, and holds nothing.
+
 The loop hands each failure to its planner as the Job observed failed (`as_failed`): the planner
 records the item's failure and deletes the Job, as for any failed Job. Everything is recomputed
 from pods, Jobs and Events, so a restarted operator decides the same.
@@ -50,6 +58,8 @@ if TYPE_CHECKING:
 MAX_MESSAGE = 512
 CHECK_SECONDS = 30.0  # at most this long between two looks at a busy owner's pods
 MIN_CHECK_SECONDS = 1.0
+ROOM_HOLD_SECONDS = 60.0  # a pod waiting for room this long holds its run's new items
+ROOM_CHECK_SECONDS = 5.0  # between two looks while it does
 
 
 # Reasons (CamelCase) an item fails with.
@@ -86,6 +96,8 @@ class PodStartCheck:
     want_events: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) still to read
     next_check: float = CHECK_SECONDS  # seconds until the next look
     queued: list[str] = field(default_factory=list)  # Jobs whose pod waits for capacity behind siblings
+    # Jobs whose pod has waited for capacity alone ROOM_HOLD_SECONDS or more (no item starts meanwhile).
+    waiting_for_room: list[str] = field(default_factory=list)
 
 
 def as_failed(job: ObservedJob, failure: StartFailure) -> ObservedJob:
@@ -348,6 +360,11 @@ def check_pod_starts(
                 pod = pending[-1]  # the newest attempt: an earlier one may be going away
                 created = parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
                 age = (now - created).total_seconds() if created is not None else 0.0
+                if waits_for_capacity(pod):
+                    if age >= ROOM_HOLD_SECONDS:
+                        out.waiting_for_room.append(job.name)
+                    else:
+                        next_check = min(next_check, ROOM_HOLD_SECONDS - age)
                 if age < limit:
                     next_check = min(next_check, limit - age)
                     continue
@@ -386,6 +403,11 @@ def check_pod_starts(
             )
         if failure is not None:
             out.failures.append(dataclasses.replace(failure, job=job.name))
+    failed = {f.job for f in out.failures}
+    out.waiting_for_room = [j for j in out.waiting_for_room if j not in failed]
+    if out.waiting_for_room:
+        # The run holds its new items until these are placed: look again soon to let them go.
+        next_check = min(next_check, ROOM_CHECK_SECONDS)
     out.next_check = max(MIN_CHECK_SECONDS, next_check)
     return out
 

@@ -81,6 +81,7 @@ class PodStartWatch:
         self.task: asyncio.Future | None = None
         self._seen: set[str] = set()
         self.queued = 0  # pods waiting for room behind the owner's running pods, at the last look
+        self.waiting_for_room = 0  # pods waiting for room at any age, at the last look (holds new items)
 
     def prune(self, jobs: Iterable[ObservedJob]) -> None:
         """Forget failures of Jobs no longer active in the index (recorded and deleted, or
@@ -147,6 +148,18 @@ class PodStartWatch:
                 len(check.queued),
             )
         self.queued = len(check.queued)
+        held = bool(self.waiting_for_room)
+        self.waiting_for_room = len(check.waiting_for_room)
+        if held != bool(self.waiting_for_room):
+            log.info(
+                "%s/%s: %s",
+                self.namespace,
+                (self.owner.get("metadata") or {}).get("name"),
+                f"{self.waiting_for_room} pods wait for room on the nodes: new items wait behind them"
+                if self.waiting_for_room
+                else "no pod waits for room: new items start again",
+            )
+            self.wake()
         new = [f for f in check.failures if f.job not in self.failures]
         for failure in new:
             self.failures[failure.job] = failure

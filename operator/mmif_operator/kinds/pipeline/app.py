@@ -110,7 +110,8 @@ class App(SpecModel):
         "`MountFailed`, `AppNotListening`, ...) and the kubelet's or controller's message. An "
         "image name that can never work (`InvalidImageName`, `ErrImageNeverPull`) fails at once. "
         "A pod waiting for room on the nodes (`Insufficient cpu`) while a pod of the same run runs "
-        "waits its turn: the bound applies once none of the run's pods runs.",
+        "waits its turn: the bound applies once none of the run's pods runs, and once such a "
+        "pod has waited a minute the run starts no new item until it is placed.",
         ge=1,
         le=86400,
     )

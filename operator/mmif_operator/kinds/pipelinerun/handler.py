@@ -125,6 +125,7 @@ class PassContext:
     records: RecordTarget | None = None
     monitors: Sequence[MonitorView] = ()
     record_runs: RecordRuns | None = None
+    hold_starts: bool = False
 
 
 class RequestLocks:
@@ -201,6 +202,7 @@ async def reconcile_run(
     records: RecordTarget | None = None,
     monitors: Sequence[MonitorView] = (),
     record_runs: RecordRuns | None = None,
+    hold_starts: bool = False,
 ) -> PassResult:
     """One pass over one run (see the module docstring). `known`: the run as the previous pass
     left it (`PassResult.latest`), instead of reading it; `deletes`: where Jobs are deleted
@@ -217,7 +219,8 @@ async def reconcile_run(
     the generation changes). `monitors`: the Monitors of the namespace, for steps with
     alternatives (kinds/pipelinerun/alternatives.py). `record_runs`: a snapshot of the runs
     index `run_records_by_namespace`, taken only for a run awaiting review (the conflicts of a
-    Pass: kinds/pipelinerun/conflicts.py); None: conflicts are not looked for."""
+    Pass: kinds/pipelinerun/conflicts.py); None: conflicts are not looked for. `hold_starts`:
+    a pod of the run waits for room on the nodes (core/podstart.py): no new item starts."""
     run = dict(known) if known is not None else await kube.get_custom(RUN_PLURAL, namespace, name)
     meta = (run or {}).get("metadata") or {}
     if run is None or (uid and meta.get("uid") != uid) or meta.get("deletionTimestamp"):
@@ -236,6 +239,7 @@ async def reconcile_run(
         records=records,
         monitors=monitors,
         record_runs=record_runs,
+        hold_starts=hold_starts,
     )
     if record_runs is not None and passes_from_records(run):
         # Passes of a namespace's runs from records one at a time, each seeing the runs that
@@ -423,6 +427,7 @@ async def _reconcile(
             if record_runs is not None and status.get("phase") == AWAITING_REVIEW
             else None,
             pool_problem=pool_problem,
+            hold_starts=ctx.hold_starts,
         )
     if plan.notifications:
         # Queued in the same status patch as the transition; sent beside the loop (notifications.py).
@@ -710,6 +715,7 @@ async def run_loop(
             records=record_target(list(projects.get(namespace, ()))),
             monitors=tuple(monitors.get(namespace, ())),
             record_runs=record_runs,
+            hold_starts=pods.waiting_for_room > 0,
         )
         known = result.latest
         ended = result.gone or result.done

@@ -540,9 +540,11 @@ class _Planner:
         monitors: Sequence[A.MonitorView] = (),
         record_runs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
         pool_problem: str | None = None,
+        hold_starts: bool = False,
     ):
         self.meta = dict(meta)
         self.pool_problem = pool_problem
+        self.hold_starts = hold_starts
         self.records = records
         self.monitors = monitors
         self.record_runs = record_runs
@@ -1278,7 +1280,7 @@ class _Planner:
         if not all_terminal:
             limit = self.spec.parallelism
             in_flight = sum(1 for s in states if s.phase is ItemPhase.RUNNING)
-            if in_flight < limit:
+            if in_flight < limit and not self.hold_starts:
                 for i, st in enumerate(states):
                     if in_flight >= limit:
                         break
@@ -1331,7 +1333,10 @@ class _Planner:
         elif all_terminal:
             self._fire(EV_ITEMS_DONE, f"{counts.done}/{n} items done; writing the manifest")
         else:
-            self._condition(UNKNOWN, R_RUNNING, f"{counts.done}/{n} items done, {counts.running} in flight")
+            message = f"{counts.done}/{n} items done, {counts.running} in flight"
+            if self.hold_starts and counts.pending:
+                message += f"; {counts.pending} wait until the pods waiting for room on the nodes are placed"
+            self._condition(UNKNOWN, R_RUNNING, message)
             self._deadline_requeue()
 
     # -- the manifest ---------------------------------------------------------------------
@@ -1457,6 +1462,7 @@ def plan_run(
     monitors: Sequence[A.MonitorView] = (),
     record_runs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     pool_problem: str | None = None,
+    hold_starts: bool = False,
 ) -> RunPlan:
     """Decide what to do for one PipelineRun.
 
@@ -1487,6 +1493,9 @@ def plan_run(
         None: not looked for.
     pool_problem: why the app pools of the warm steps cannot be made (kinds/pipelinerun/pools.py,
         `ensure`), while the run is pending: it starts only once they are. None: made, or none.
+    hold_starts: a pod of the run waits for room on the nodes (core/podstart.py,
+        `waiting_for_room`): no pending item starts until it is placed (the items in flight go
+        on), so the scheduler gives the room that comes back to the oldest pods first.
     A pending run waits for each of these until `metadata.creationTimestamp` +
     `spec.startTimeoutSeconds`, then fails with the reason it waited for.
     """
@@ -1510,6 +1519,7 @@ def plan_run(
         monitors,
         record_runs,
         pool_problem,
+        hold_starts,
     ).run_plan()
 
 
