@@ -89,6 +89,19 @@ def plan(run, now, pipeline_spec=PIPELINE, **kw):
     return p
 
 
+def prepared(run, count, **kw):
+    """Plan the run to its start and then past its prepare Job (`count` items); that plan."""
+    plan(run, T0, pipeline=pipeline_obj())
+    prepare = ObservedJob.from_job(J.prepare_job(T.ctx(run), T.runspec(run["spec"]), "img"))
+    return plan(
+        run,
+        T0,
+        observed=[dataclasses.replace(prepare, state=JobState.SUCCEEDED)],
+        termination_messages={prepare.name: {"itemCount": count}},
+        **kw,
+    )
+
+
 # --- a pending run waits for a bounded time, then fails with the reason it waited for -----------
 
 
@@ -429,15 +442,7 @@ def test_the_bounds_come_from_the_steps_and_the_run():
 
 def test_a_start_failure_fails_its_item_with_the_reason_and_the_run_goes_on():
     run = make_run(n=2)
-    pipe = pipeline_obj()
-    plan(run, T0, pipeline=pipe)  # Running, prepare Job
-    prepare = ObservedJob.from_job(J.prepare_job(T.ctx(run), T.runspec(run["spec"]), "img"))
-    p = plan(
-        run,
-        T0,
-        observed=[dataclasses.replace(prepare, state=JobState.SUCCEEDED)],
-        termination_messages={prepare.name: {"itemCount": 2}},
-    )
+    prepared(run, 2)
     p = plan(run, T0, observed=[])
     jobs = [ObservedJob.from_job(b) for b in p.create]
     assert sorted(j.item for j in jobs) == [0, 1]
@@ -462,15 +467,7 @@ def test_a_run_holding_its_starts_keeps_its_items_in_flight_going_and_says_why()
     beside, and be tried before, the pods already waiting); the items in flight go on to their
     next step, and the run's condition says why the rest wait."""
     run = make_run(n=4, parallelism=4)
-    plan(run, T0, pipeline=pipeline_obj())
-    prepare = ObservedJob.from_job(J.prepare_job(T.ctx(run), T.runspec(run["spec"]), "img"))
-    p = plan(
-        run,
-        T0,
-        observed=[dataclasses.replace(prepare, state=JobState.SUCCEEDED)],
-        termination_messages={prepare.name: {"itemCount": 4}},
-        hold_starts=True,
-    )
+    p = prepared(run, 4, hold_starts=True)
     assert p.create == [] and run["status"]["steps"][0]["running"] == 0
     assert "4 wait until the pods waiting for room on the nodes are placed" in cond(run)["message"]
     p = plan(run, T0, observed=[])
@@ -562,14 +559,7 @@ def test_failures_no_pod_wrote_are_kept_compactly_for_the_manifest_and_runner_fa
     from mmif_operator.core import failurereasons as FR
 
     run = make_run(n=3)
-    plan(run, T0, pipeline=pipeline_obj())
-    prepare = ObservedJob.from_job(J.prepare_job(T.ctx(run), T.runspec(run["spec"]), "img"))
-    p = plan(
-        run,
-        T0,
-        observed=[dataclasses.replace(prepare, state=JobState.SUCCEEDED)],
-        termination_messages={prepare.name: {"itemCount": 3}},
-    )
+    prepared(run, 3)
     jobs = {j.item: j for j in map(ObservedJob.from_job, plan(run, T0).create)}
     assert sorted(jobs) == [0, 1]  # parallelism 2
     start = {jobs[0].name: P.StartFailure(jobs[0].name, "ImagePullFailed", "pod a: ErrImagePull: nope")}
