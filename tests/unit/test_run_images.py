@@ -200,3 +200,15 @@ def test_read_app_images_reads_each_pod_list_once_and_survives_a_failed_read():
     assert kube.calls == [("job", "j", "u"), ("list", "Pod", {"a": "b"})]
     failing = FakeKube({}, [], fail=True)
     assert asyncio.run(images.read_app_images(failing, "ns", reads[:1], "run ns/r")) == {}  # type: ignore[arg-type]
+
+
+def test_a_pool_or_deployment_with_no_image_yet_is_listed_again_only_every_few_seconds():
+    pool = images.Read(step="asr", selector={"app": "pool"})
+    job = images.Read(step="ocr", image="ocr:1", job="run-i0-s1", job_uid="u1")
+    listed: dict[str, float] = {}
+    assert images.due([pool, job], listed, now=100.0) == [pool, job]
+    # The pool's pods had no imageID (still starting): a pass a second later lists them not
+    # again; a finished Job's pods are read at once, every time (the Job is deleted soon).
+    assert images.due([pool, job], listed, now=101.0) == [job]
+    assert images.due([pool], listed, now=100.0 + images.RETRY_SECONDS - 0.1) == []
+    assert images.due([pool], listed, now=100.0 + images.RETRY_SECONDS) == [pool]

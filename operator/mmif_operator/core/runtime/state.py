@@ -20,6 +20,19 @@ BACKLOGS = Backlogs()  # what the runs need of autoscaled steps (kinds/pipeline/
 # checked them, monotonic), or removed once after the run left them.
 POOLS_MADE: dict[str, float] = {}
 POOLS_REMOVED: set[str] = set()
+# Per run uid: step -> when its Deployment's or pool's pods were last listed for the app's image
+# (kinds/pipelinerun/images.py, `due`).
+IMAGE_LISTS: dict[str, dict[str, float]] = {}
+
+
+def forget_run(uid: str) -> None:
+    """Drop what this process kept about run `uid`, when its loop ends (a later loop, after a
+    restart or a change of spec, starts again from the status: a pool is read before it is
+    made or removed)."""
+    POOLS_MADE.pop(uid, None)
+    POOLS_REMOVED.discard(uid)
+    IMAGE_LISTS.pop(uid, None)
+
 
 _kube: Kube | None = None
 

@@ -451,6 +451,7 @@ async def _reconcile(
             meta.get("uid") or "",
             run=name,
         )
+        reads = images.due(reads, runtime.IMAGE_LISTS.setdefault(uid, {}), time.monotonic())
         found = await images.read_app_images(kube, namespace, reads, f"run {namespace}/{name}")
         if (app_images := images.merged(status.get("appImages"), found)) is not None:
             plan.status["appImages"] = plan.status_patch["appImages"] = app_images
@@ -778,6 +779,7 @@ async def run_loop(
         runtime.RUN_WAKERS.unregister(waker)
         metrics.set_in_flight(key, None)
         report_needs(namespace, pipeline_name, name, None)
+        runtime.forget_run(uid)
 
 
 def report_needs(namespace: str, pipeline: str, run: str, status: Mapping[str, Any] | None) -> None:

@@ -13,7 +13,7 @@ each has one. Decisions here are pure
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,9 @@ from mmif_operator.kinds.pipelinerun.children import APP_CONTAINER
 from mmif_operator.kinds.pipelinerun.model import MAX_APP_IMAGES
 
 log = logging.getLogger(__name__)
+
+# A step's Deployment or pool pods listed with no imageID yet: listed again this long after.
+RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,21 @@ def reads_needed(
         name = spec.steps[k].name
         if (name, image) not in have:
             out.append(Read(step=name, image=image, job=job.name, job_uid=job.uid))
+    return out
+
+
+def due(reads: Sequence[Read], listed: MutableMapping[str, float], now: float) -> list[Read]:
+    """The `reads` to make at `now` (monotonic seconds). A finished Job's pods are read at once
+    (the Job is deleted soon); the pods of a step's Deployment or pool at most every
+    `RETRY_SECONDS`: `listed` (step -> when they were last listed, kept by the caller per run)
+    is updated for those returned."""
+    out: list[Read] = []
+    for read in reads:
+        if read.job is None:
+            if now - listed.get(read.step, float("-inf")) < RETRY_SECONDS:
+                continue
+            listed[read.step] = now
+        out.append(read)
     return out
 
 
