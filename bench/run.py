@@ -130,6 +130,7 @@ async def scenario_baseline(kube: Kube, recorder: JobRecorder, baselines: dict, 
     )
     log.info("baseline %d: %.1f s", n, row.wall)
     await wait_no_pods(kube, run)
+    log.info("deleted the %d Events the scenario left", await ws.clear_events(kube, NAMESPACE))
     return row
 
 
@@ -158,6 +159,7 @@ async def scenario_operator(kube: Kube, recorder: JobRecorder, n: int, args) -> 
     )
     log.info("operator %d: %.1f s, %s", n, row.wall, row.outcome)
     await wait_no_pods(kube, run)
+    log.info("deleted the %d Events the scenario left", await ws.clear_events(kube, NAMESPACE))
     return row
 
 

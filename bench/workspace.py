@@ -89,6 +89,17 @@ async def delete_namespace(kube: Kube, name: str, timeout: float = 600) -> None:
         await asyncio.sleep(1)
 
 
+async def clear_events(kube: Kube, namespace: str) -> int:
+    """Delete the namespace's Events (one delete-collection call); how many there were. Run
+    between scenarios, so that each starts on the same cluster: 10,000 items leave ~20,000-60,000
+    Events behind (the Job controller's, the scheduler's, the operator's), which live an hour."""
+    listed = await kube.call("GET", f"/api/v1/namespaces/{namespace}/events", params={"limit": 1})
+    left = int((listed.get("metadata") or {}).get("remainingItemCount") or 0)
+    count = left + len(listed.get("items") or ())
+    await kube.call("DELETE", f"/api/v1/namespaces/{namespace}/events", allow=(404,))
+    return count
+
+
 async def volume_dir(kube: Kube, namespace: str, timeout: float = 120) -> str:
     """Create the claim, wait until bound; the PV's directory on this machine (local-path in
     shared-filesystem mode: a directory under /var/lib/mmif-cluster/volumes)."""
