@@ -212,3 +212,5 @@ def test_a_pool_or_deployment_with_no_image_yet_is_listed_again_only_every_few_s
     assert images.due([pool, job], listed, now=101.0) == [job]
     assert images.due([pool], listed, now=100.0 + images.RETRY_SECONDS - 0.1) == []
     assert images.due([pool], listed, now=100.0 + images.RETRY_SECONDS) == [pool]
+    # Every item done (the pools go in this pass, and an ended run reads no more): listed now.
+    assert images.due([pool], listed, now=100.0 + images.RETRY_SECONDS + 1, last_chance=True) == [pool]

@@ -451,7 +451,11 @@ async def _reconcile(
             meta.get("uid") or "",
             run=name,
         )
-        reads = images.due(reads, runtime.IMAGE_LISTS.setdefault(uid, {}), time.monotonic())
+        if reads:
+            done = plan.item_states is not None and all(s.phase.terminal for s in plan.item_states)
+            reads = images.due(
+                reads, runtime.IMAGE_LISTS.setdefault(uid, {}), time.monotonic(), last_chance=done
+            )
         found = await images.read_app_images(kube, namespace, reads, f"run {namespace}/{name}")
         if (app_images := images.merged(status.get("appImages"), found)) is not None:
             plan.status["appImages"] = plan.status_patch["appImages"] = app_images

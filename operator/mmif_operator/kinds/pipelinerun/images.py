@@ -84,15 +84,18 @@ def reads_needed(
     return out
 
 
-def due(reads: Sequence[Read], listed: MutableMapping[str, float], now: float) -> list[Read]:
+def due(
+    reads: Sequence[Read], listed: MutableMapping[str, float], now: float, *, last_chance: bool = False
+) -> list[Read]:
     """The `reads` to make at `now` (monotonic seconds). A finished Job's pods are read at once
     (the Job is deleted soon); the pods of a step's Deployment or pool at most every
-    `RETRY_SECONDS`: `listed` (step -> when they were last listed, kept by the caller per run)
-    is updated for those returned."""
+    `RETRY_SECONDS`, unless this is the `last_chance` (every item is done: a run's pools go
+    now, and a run that ends reads no more). `listed` (step -> when they were last listed, kept
+    by the caller per run) is updated for those returned."""
     out: list[Read] = []
     for read in reads:
         if read.job is None:
-            if now - listed.get(read.step, float("-inf")) < RETRY_SECONDS:
+            if not last_chance and now - listed.get(read.step, float("-inf")) < RETRY_SECONDS:
                 continue
             listed[read.step] = now
         out.append(read)
