@@ -89,14 +89,28 @@ async def delete_namespace(kube: Kube, name: str, timeout: float = 600) -> None:
         await asyncio.sleep(1)
 
 
-async def clear_events(kube: Kube, namespace: str) -> int:
-    """Delete the namespace's Events (one delete-collection call); how many there were. Run
+async def clear_events(kube: Kube, namespace: str, timeout: float = 900) -> int:
+    """Delete the namespace's Events and wait until they are gone; how many there were. Run
     between scenarios, so that each starts on the same cluster: 10,000 items leave ~20,000-60,000
-    Events behind (the Job controller's, the scheduler's, the operator's), which live an hour."""
-    listed = await kube.call("GET", f"/api/v1/namespaces/{namespace}/events", params={"limit": 1})
-    left = int((listed.get("metadata") or {}).get("remainingItemCount") or 0)
-    count = left + len(listed.get("items") or ())
-    await kube.call("DELETE", f"/api/v1/namespaces/{namespace}/events", allow=(404,))
+    Events behind (the Job controller's, the scheduler's, the operator's), which live an hour.
+    Deleting ~56,000 takes the API server longer than its request timeout (a 504, the deletion
+    going on): the call is made again until none is left, within `timeout`."""
+    path = f"/api/v1/namespaces/{namespace}/events"
+
+    async def left() -> int:
+        listed = await kube.call("GET", path, params={"limit": 1})
+        return int((listed.get("metadata") or {}).get("remainingItemCount") or 0) + len(
+            listed.get("items") or ()
+        )
+
+    count = await left()
+    deadline = time.monotonic() + timeout
+    while await left() > 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the Events of {namespace} are still there after {timeout:.0f}s")
+        status, raw = await kube.raw("DELETE", path, timeout=180)  # longer than the server's 60 s
+        if status >= 400 and status not in (404, 504):
+            raise RuntimeError(f"deleting the Events of {namespace}: HTTP {status} {raw[:200]!r}")
     return count
 
 
