@@ -103,14 +103,15 @@ async def clear_events(kube: Kube, namespace: str, timeout: float = 900) -> int:
             listed.get("items") or ()
         )
 
-    count = await left()
+    count = remaining = await left()
     deadline = time.monotonic() + timeout
-    while await left() > 0:
+    while remaining:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the Events of {namespace} are still there after {timeout:.0f}s")
         status, raw = await kube.raw("DELETE", path, timeout=180)  # longer than the server's 60 s
         if status >= 400 and status not in (404, 504):
             raise RuntimeError(f"deleting the Events of {namespace}: HTTP {status} {raw[:200]!r}")
+        remaining = await left()
     return count
 
 

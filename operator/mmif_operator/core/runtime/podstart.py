@@ -81,9 +81,8 @@ class PodStartWatch:
         self.task: asyncio.Future | None = None
         self._seen: set[str] = set()
         self.queued = 0  # pods waiting for room behind the owner's running pods, at the last look
-        self.waiting_for_room = (
-            0  # pods waiting for room a minute or more, at the last look (holds new items)
-        )
+        # pods waiting for room a minute or more, at the last look (holds new items)
+        self.waiting_for_room = 0
 
     def prune(self, jobs: Iterable[ObservedJob]) -> None:
         """Forget failures of Jobs no longer active in the index (recorded and deleted, or
