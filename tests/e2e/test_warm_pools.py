@@ -12,6 +12,7 @@ import pytest
 from mmif import Mmif
 
 from tests import kube
+from tests.e2e.test_cli import explain, mmif
 
 pytestmark = pytest.mark.cluster
 
@@ -96,3 +97,9 @@ def test_a_warm_steps_app_runs_once_per_run_in_a_pool_the_run_owns_and_removes(
 
     # Its items are done: the pools are gone (their pods too).
     kube.eventually(lambda: not pool_objects(namespace), timeout=90, what="the run's pools removed")
+
+    # The failed item-step's app log outlives the pool: the pool's, kept when the step failed.
+    proc = mmif("logs", "warm-1", "boom-2", "--step", "check", namespace=namespace)
+    assert proc.returncode == 0, explain(proc)
+    assert "step check: the app in the run's pool (Deployment warm-1-check" in proc.stdout, explain(proc)
+    assert "failer: refusing document" in proc.stdout and "it contains 'boom'" in proc.stdout, explain(proc)

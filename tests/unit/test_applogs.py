@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import copy
 
-from mmif_operator.core import applogs
+from mmif_operator.core import applogs, names
 from mmif_operator.core.kube.ops import KubeError
+from mmif_operator.core.observed import JobKind, JobState, ObservedJob
+from mmif_operator.core.runtime import applogs as runtime_applogs
+from mmif_operator.kinds.pipeline.model import Step
 from mmif_operator.results import logs as shared
 from tests.unit.test_handlers_runs import FakeKube, finish_all, make_run, reconcile
 
@@ -263,3 +266,123 @@ def test_a_wrong_step_is_a_usage_error():
         assert e.usage and "has no step 'nope' (steps: asr, ner)" in str(e)
     else:
         raise AssertionError("no error")
+
+
+# -- warm steps: the app is the run's pool ----------------------------------------------------------
+
+WARM_STEPS = [
+    Step.model_validate({"name": "transcript", "image": "t:1", "warm": True}),
+    Step.model_validate({"name": "check", "image": "c:1", "warm": True}),
+]
+
+
+def pool_pod(name, owner_kind="ReplicaSet", owner=""):
+    ref = {"kind": owner_kind, "name": owner, "controller": True}
+    return {"metadata": {"name": name, "ownerReferences": [ref]}}
+
+
+def test_only_the_pools_own_pods_are_read_at_most_a_few():
+    pool = names.run_pool_name("run-1", "check")
+    pods = [
+        pool_pod("b", owner=f"{pool}-1"),
+        pool_pod("a", owner=f"{pool}-2"),
+        pool_pod("made-by-hand", owner_kind="Job", owner=f"{pool}-1"),
+        pool_pod("other-pool", owner="run-1-transcript-77"),
+        {"metadata": {"name": "no-owner"}},
+    ]
+    assert applogs.pool_pods(pods, pool) == ["a", "b"]
+    many = [pool_pod(f"p{i}", owner=f"{pool}-1") for i in range(9)]
+    assert len(applogs.pool_pods(many, pool)) == applogs.MAX_POOL_PODS
+
+
+def test_a_pool_failure_keeps_each_pods_tail_under_its_name_within_the_bound():
+    text = applogs.pool_text([("p1", "x" * 40_000 + "\nlast of p1\n"), ("p2", "")])
+    assert len(text.encode()) <= applogs.TAIL_BYTES
+    assert applogs.POOL_HEADER.format("p1") in text and text.index("p1") < text.index("p2")
+    assert "last of p1" in text and "(the app wrote nothing to its log)" in text
+    assert applogs.pool_text([]) == ""
+
+
+class PoolKube:
+    """What keep_failed reads and writes for a warm step: the pool's pods, their logs, the
+    run's ConfigMap."""
+
+    def __init__(self, pods):
+        self.pool = names.run_pool_name("run-1", "check")
+        self.pods = pods(self.pool)
+        self.config_maps: dict[str, dict] = {}
+        self.selectors: list = []
+        self.log_reads: list[str] = []
+
+    async def list(self, kind, ns, labels=None, fields=None):
+        assert kind == "Pod"
+        self.selectors.append(dict(labels))
+        return self.pods
+
+    async def job_pods(self, ns, name, uid=None):
+        raise AssertionError("a warm step's item pod has no app container to read")
+
+    async def pod_log(self, ns, pod, container, tail_lines=None):
+        assert container == "app"
+        self.log_reads.append(pod)
+        return f"failer: refusing document d1 (pod {pod})\n"
+
+    async def get(self, kind, ns, name):
+        return self.config_maps.get(name)
+
+    async def create(self, body):
+        self.config_maps[body["metadata"]["name"]] = copy.deepcopy(body)
+        return body
+
+
+def test_a_warm_steps_failure_keeps_the_pools_log_under_the_step_the_runner_named():
+    kube = PoolKube(lambda pool: [pool_pod(f"{pool}-5d8f-abcde", owner=f"{pool}-5d8f"), pool_pod("fake")])
+    run = {"metadata": {"name": "run-1", "namespace": "ns", "uid": "uid-1"}}
+    # one pod per item ran both warm steps (steps 0..1); it failed at `check`
+    job = ObservedJob("run-1-00002-0", JobKind.STEP, JobState.FAILED, item=2, step=0, last_step=1)
+    message = '{"step": "check", "reason": "AppError"}'
+    written = asyncio.run(
+        runtime_applogs.keep_failed(kube, run, [job], "run ns/run-1", {job.name: message}, WARM_STEPS)
+    )
+    assert written == 1
+    assert kube.selectors == [{**kube.selectors[0], "mmif.dev/step": "check"}]
+    assert kube.log_reads == [f"{kube.pool}-5d8f-abcde"]  # not the pod someone labelled alike
+    (data,) = [cm["data"] for cm in kube.config_maps.values()]
+    assert list(data) == ["00002-1.log"]  # the step it failed at, not the pod's first
+    assert "failer: refusing document d1" in data["00002-1.log"]
+    assert applogs.POOL_HEADER.format(f"{kube.pool}-5d8f-abcde") in data["00002-1.log"]
+
+
+def test_a_pool_without_pods_keeps_nothing():
+    kube = PoolKube(lambda pool: [])
+    run = {"metadata": {"name": "run-1", "namespace": "ns", "uid": "uid-1"}}
+    job = ObservedJob("run-1-00000-1", JobKind.STEP, JobState.FAILED, item=0, step=1, last_step=1)
+    assert asyncio.run(runtime_applogs.keep_failed(kube, run, [job], "w", {}, WARM_STEPS)) == 0
+    assert kube.config_maps == {}
+
+
+WARM_RUN = {
+    "metadata": {"name": "run-1", "namespace": "ns", "uid": "uid-1"},
+    "spec": {"pipelineRef": {"name": "pipe"}, "workspace": {"claimName": "media"}, "items": [{"name": "a"}]},
+    "status": {
+        "outputPath": "/data/mmif-runs/run-1",
+        "pipelineSpec": {
+            "steps": [{"name": "asr", "mode": "Job", "warm": True}, {"name": "ner", "mode": "Job"}]
+        },
+    },
+}
+
+
+def test_a_warm_step_names_the_runs_pool_live_and_its_kept_log_once_gone():
+    pool = names.run_pool_name("run-1", "asr")
+    pod = shared.Pod("run-1-00000-0-x", ("runner",), "2025")
+    runner, where = asyncio.run(shared.gather(WARM_RUN, "a", "asr", Source([pod])))
+    assert (runner.source, runner.container) == ("pod", "runner")
+    assert where.source == "none" and f"the app runs in the run's pool (Deployment {pool}" in where.title
+    assert f"kubectl logs deploy/{pool} -n ns" in where.title
+
+    _, kept = asyncio.run(shared.gather(WARM_RUN, "a", "asr", Source(data={"00000-0.log": "boom\n"})))
+    assert kept.source == "kept" and kept.text == "boom\n"
+    assert f"the app in the run's pool (Deployment {pool}), kept by the operator" in kept.title
+    _, none = asyncio.run(shared.gather(WARM_RUN, "a", "asr", Source(data={})))
+    assert none.source == "none" and f"its app ran in the run's pool {pool}" in none.title

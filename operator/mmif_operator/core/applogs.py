@@ -16,6 +16,12 @@ Bounds, so that a 10,000-item batch that all fails cannot blow up API writes or 
 Successful item-steps are not kept (their logs hold nothing the result does not say); a
 Service-mode step's app is a long-lived Deployment whose log is the Deployment's.
 
+A warm Job-mode step's app runs in the run's pool (kinds/pipelinerun/pools.py), which serves every
+item of the run and is removed once they are done: for its failed item-step the operator keeps
+the tail of each pool pod's `app` log (at most `MAX_POOL_PODS` pods, `TAIL_BYTES` in all), read
+when the failure is seen, so lines of other items the pool served then may be among them (each
+part says which pod it is from). Only pods of the pool's own ReplicaSets count (`pool_pods`).
+
 Idempotent: a key is written once (a pass skips item-steps whose key exists), and a pass that
 wrote it and then lost its status patch (or the process) finds it there and writes nothing again.
 All pure here: names, keys, the choice of what to keep, the tail, the ConfigMap body.
@@ -24,7 +30,7 @@ All pure here: names, keys, the choice of what to keep, the tail, the ConfigMap 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mmif_operator.core import labels as L
@@ -37,6 +43,9 @@ TAIL_LINES = 400
 #: failed item-steps whose app log a run keeps (the first to fail)
 MAX_KEPT = 40
 COMPONENT = "app-logs"
+#: the pool pods read for a failed item-step of a warm step
+MAX_POOL_PODS = 4
+POOL_HEADER = "[the app's log in pool pod {}, which serves every item of the run: lines of other items may be among these]\n"
 CUT = "[... earlier lines not kept: the last {} bytes of the app's log follow]\n"
 _KEY = re.compile(r"^(\d{5,})-(\d+)\.log$")
 
@@ -95,3 +104,37 @@ def config_map(
         },
         "data": dict(data),
     }
+
+
+def pool_pods(pods: Iterable[Mapping[str, Any]], pool: str, limit: int = MAX_POOL_PODS) -> list[str]:
+    """The names of the pods of Deployment `pool` (a run's app pool) among `pods` (listed by the
+    pool's labels): those a ReplicaSet of that Deployment (`<pool>-<hash>`) controls, by name,
+    at most `limit`. A pod someone labelled alike is not the pool's."""
+    out = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        owner = next((o for o in meta.get("ownerReferences") or () if o.get("controller")), None)
+        if (
+            owner is not None
+            and owner.get("kind") == "ReplicaSet"
+            and str(owner.get("name") or "").startswith(f"{pool}-")
+            and meta.get("name")
+        ):
+            out.append(str(meta["name"]))
+    return sorted(out)[:limit]
+
+
+def pool_text(logs: Sequence[tuple[str, str]], limit: int = TAIL_BYTES) -> str:
+    """The kept text of a warm step's failure: each pool pod's (name, log), its tail, under a
+    line naming the pod; `limit` bytes in all."""
+    if not logs:
+        return ""
+    each = limit // len(logs)
+    parts = []
+    for pod, text in logs:
+        header = POOL_HEADER.format(pod)
+        parts.append(
+            header
+            + tail(text or "(the app wrote nothing to its log)\n", max(256, each - len(header.encode())))
+        )
+    return "".join(parts)

@@ -10,7 +10,10 @@ For each step of the item:
   failed**: the operator keeps its tail in the run's app-log ConfigMap (core/applogs.py). A
   successful item-step's app log is not kept (by design: it says nothing the result does not),
   nor one past the run's bound of kept logs; a Service-mode step's app is a long-lived
-  Deployment, whose log is the Deployment's (`kubectl logs deploy/...`). Each case says so.
+  Deployment, whose log is the Deployment's (`kubectl logs deploy/...`); a warm Job-mode step's
+  app is the run's pool, a Deployment that lives while the run's items run (its log is the
+  pool's while it lives; of a failed item-step, the tail of the pool pods' log when it failed,
+  kept like a sidecar's). Each case says so.
 """
 
 from __future__ import annotations
@@ -106,6 +109,16 @@ def service_deployment(run: dict[str, Any], step_index: int) -> str | None:
     return names.app_service_name(pipeline, step["name"])
 
 
+def pool_deployment(run: dict[str, Any], step_index: int) -> str | None:
+    """The run's pool serving step `step_index` when it is a warm Job-mode step (None otherwise)."""
+    snapshot = (run.get("status") or {}).get("pipelineSpec") or {}
+    steps = snapshot.get("steps") or []
+    step = steps[step_index] if 0 <= step_index < len(steps) else {}
+    if step.get("mode", "Job") != "Job" or not step.get("warm") or step.get("url"):
+        return None
+    return names.run_pool_name((run.get("metadata") or {}).get("name") or "", step["name"])
+
+
 def kept_section(
     run: dict[str, Any], data: dict[str, str] | None, index: int, label: str, step: str, k: int
 ) -> Section:
@@ -124,14 +137,25 @@ def kept_section(
         )
     cm = applogs.config_map_name(meta.get("name") or "", meta.get("uid") or "")
     key = applogs.key(index, k)
+    pool = pool_deployment(run, k)
     if data and key in data:
+        where = "the app" if pool is None else f"the app in the run's pool (Deployment {pool})"
         return Section(
             step,
-            f"{head}: the app, kept by the operator when the step failed (ConfigMap {cm}, key {key}; "
+            f"{head}: {where}, kept by the operator when the step failed (ConfigMap {cm}, key {key}; "
             f"at most its last {applogs.TAIL_BYTES // 1024} KiB)",
             data[key],
             KEPT,
             APP_CONTAINER,
+        )
+    if pool is not None and data is None:  # its pod is live: where the app's log is
+        ns = meta.get("namespace") or "NAMESPACE"
+        return Section(
+            step,
+            f"{head}: the app runs in the run's pool (Deployment {pool}, removed once every item is "
+            f"done); its log is the pool's: kubectl logs deploy/{pool} -n {ns}",
+            "",
+            NONE,
         )
     kept = len([k for k in (data or {}) if applogs.parse_key(k)])
     why = (
@@ -139,7 +163,8 @@ def kept_section(
         if kept >= applogs.MAX_KEPT
         else "the operator keeps the app's log of failed item-steps only"
     )
-    return Section(step, f"{head}: the step's pod is gone and the app's log was not kept ({why})", "", NONE)
+    gone = "the step's pod is gone" + ("" if pool is None else f" (its app ran in the run's pool {pool})")
+    return Section(step, f"{head}: {gone} and the app's log was not kept ({why})", "", NONE)
 
 
 async def gather(run: dict[str, Any], item: str, step: str | None, source: Source) -> list[Section]:
@@ -160,7 +185,7 @@ async def gather(run: dict[str, Any], item: str, step: str | None, source: Sourc
         live = await _live(source, name, index, k, item, s) if index is not None else []
         if live:
             out.extend(live)
-            if service_deployment(run, k) is not None:
+            if service_deployment(run, k) is not None or pool_deployment(run, k) is not None:
                 out.append(kept_section(run, None, index or 0, item, s, k))  # says where its log is
             continue
         args = ["log", "--run-dir", folder, "--steps", ",".join(steps), "--item", item, "--step", s]

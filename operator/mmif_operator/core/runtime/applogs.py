@@ -10,16 +10,21 @@ never stops the pass (the run's outcome does not depend on its logs).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from mmif_operator.core import applogs
+from mmif_operator.core import applogs, names
+from mmif_operator.core import labels as L
 from mmif_operator.core.kube.ops import Kube, KubeError, NameConflict, owned_by
 from mmif_operator.core.model import API_VERSION
 from mmif_operator.core.observed import JobKind, ObservedJob
 from mmif_operator.core.runtime.loop import bounded
+from mmif_operator.kinds.pipeline.model import Step
 from mmif_operator.kinds.pipelinerun.children import APP_CONTAINER, KIND_RUN
+from mmif_operator.kinds.pipelinerun.planning import parse_termination_message
+from mmif_operator.kinds.pipelinerun.pools import is_warm
+from mmif_operator.kinds.pipelinerun.shared_pods import failed_step
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +60,56 @@ async def _read(kube: Kube, namespace: str, job: ObservedJob) -> str | None:
     return applogs.tail(text or "(the app wrote nothing to its log)\n")
 
 
+async def _read_pool(kube: Kube, namespace: str, run: str, step: str) -> str | None:
+    """The kept text of a failed item-step of warm step `step`: the tail of its pool pods' app
+    logs now; None when the pool has no pod."""
+    pool = names.run_pool_name(run, step)
+    pods = applogs.pool_pods(await kube.list("Pod", namespace, L.run_pool_selector(run, step)), pool)
+    logs: list[tuple[str, str]] = []
+    for pod in pods:
+        try:
+            text = await kube.pod_log(namespace, pod, APP_CONTAINER, tail_lines=applogs.TAIL_LINES)
+        except KubeError as e:
+            text = f"(the operator could not read the app's log of pod {pod}: {e.message or e})\n"
+        logs.append((pod, text))
+    return applogs.pool_text(logs) or None
+
+
+def failed_at(job: ObservedJob, message: Any, steps: Sequence[Step]) -> int:
+    """The step at which step Job `job` failed: its own, or, when its pod ran several steps
+    (shared_pods.py), the one its runner named in `message` (its termination message)."""
+    first = job.step or 0
+    last = job.last_step if job.last_step is not None else first
+    if last <= first or not steps:
+        return first
+    names_ = [s.name for s in steps]
+    return failed_step(first, min(last, len(steps) - 1), names_, parse_termination_message(message))
+
+
 async def keep_failed(
     kube: Kube,
     run: Mapping[str, Any],
     jobs: Iterable[ObservedJob],
     what: str,
+    messages: Mapping[str, Any] | None = None,
+    steps: Sequence[Step] = (),
 ) -> int:
-    """Keep the app logs of the failed step Jobs `jobs` in the run's ConfigMap; how many were
-    written now."""
-    failed = {
-        (j.item, j.step): j
-        for j in jobs
-        if j.kind is JobKind.STEP and j.item is not None and j.step is not None
-    }
-    if not failed:
-        return 0
+    """Keep the app logs of the failed step Jobs `jobs` in the run's ConfigMap, under the step
+    each failed at (`messages`: their termination messages; `steps`: the run's pipeline
+    snapshot's); how many were written now."""
     meta = run.get("metadata") or {}
     namespace, name, uid = meta.get("namespace") or "", meta.get("name") or "", meta.get("uid") or ""
+    failed: dict[tuple[int, int], Callable[[], Awaitable[str | None]]] = {}
+    for j in jobs:
+        if j.kind is not JobKind.STEP or j.item is None or j.step is None:
+            continue
+        k = failed_at(j, (messages or {}).get(j.name), steps)
+        if 0 <= k < len(steps) and is_warm(steps[k]):
+            failed[(j.item, k)] = partial(_read_pool, kube, namespace, name, steps[k].name)
+        else:
+            failed[(j.item, k)] = partial(_read, kube, namespace, j)
+    if not failed:
+        return 0
     cm_name = applogs.config_map_name(name, uid)
     try:
         existing = await kube.get("ConfigMap", namespace, cm_name)
@@ -81,7 +119,7 @@ async def keep_failed(
         chosen = applogs.to_keep(failed, ((existing or {}).get("data") or {}).keys())
         if not chosen:
             return 0
-        texts = await bounded([partial(_read, kube, namespace, failed[c]) for c in chosen])
+        texts = await bounded([failed[c] for c in chosen])
         data: dict[str, str] = {}
         for (item, step), text in zip(chosen, texts, strict=True):
             if isinstance(text, BaseException):

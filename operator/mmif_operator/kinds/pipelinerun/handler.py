@@ -382,7 +382,14 @@ async def _reconcile(
     # The app's log of each newly failed step, kept before the plan accounts for the failure
     # (so before its Job is deleted): core/runtime/applogs.py.
     failed_now = set(needed)
-    await applogs.keep_failed(kube, run, [j for j in jobs if j.name in failed_now], f"run {namespace}/{name}")
+    await applogs.keep_failed(
+        kube,
+        run,
+        [j for j in jobs if j.name in failed_now],
+        f"run {namespace}/{name}",
+        messages,
+        parsed.snapshot.steps if parsed is not None and parsed.snapshot is not None else (),
+    )
 
     # The warm steps' app pools (pools.py): made while the run may still send them items; the
     # run starts only once they are.
